@@ -1,0 +1,250 @@
+//! `workflow_param.json` and `step_param.json`: the keys paw knows are typed, every other key is kept
+//! in file order so that templates can use it (the seed needed subclassing for that).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::json::JsonFile;
+
+pub const WORKFLOW_PARAM_FILE: &str = "workflow_param.json";
+pub const STEP_PARAM_FILE: &str = "step_param.json";
+
+/// The seed's WorkflowParam fields, in its order. Templates see each of them, `null` when not given,
+/// as the seed's dataclass did.
+const SEED_WORKFLOW_KEYS: [&str; 14] = [
+    "workflow_id",
+    "vpc_name",
+    "is_default_vpc",
+    "subnet_name",
+    "security_group_name",
+    "ec2_iam_role_name",
+    "root_base_ami_id",
+    "root_base_ami_name",
+    "profile_name",
+    "region_name",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_tags",
+];
+
+/// A value that must never be printed or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Static credentials written in workflow_param.json (accepted for the seed's sake, with a warning).
+#[derive(Debug, Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkflowParam {
+    pub path: PathBuf,
+    pub workflow_id: String,
+    pub root_base_ami_id: String,
+    pub root_base_ami_name: String,
+    pub profile_name: Option<String>,
+    pub region_name: Option<String>,
+    pub credentials: Option<StaticCredentials>,
+    pub aws_tags: Vec<(String, String)>,
+    /// `"catalog": "sqlite:PATH"` or `"dynamodb:TABLE"`; the command line and PAW_CATALOG win.
+    pub catalog: Option<String>,
+    file: JsonFile,
+}
+
+impl WorkflowParam {
+    pub fn load(path: &Path) -> Result<WorkflowParam> {
+        let file = JsonFile::load(path)?;
+        let workflow_id = file.required_string("workflow_id", "paw-2024-06-13-12-00-00")?;
+        let root_base_ami_id = file.required_string("root_base_ami_id", "ami-0975ad60e5054592a")?;
+        let root_base_ami_name = file.required_string(
+            "root_base_ami_name",
+            "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240607",
+        )?;
+        if !root_base_ami_id.starts_with("ami-") {
+            return Err(file
+                .key_error(
+                    "root_base_ami_id",
+                    format!("\"root_base_ami_id\" is \"{root_base_ami_id}\", not an AMI id"),
+                )
+                .help("an AMI id looks like ami-0975ad60e5054592a; `paw base-ami find` lists them"));
+        }
+        for key in ["vpc_name", "subnet_name", "security_group_name", "ec2_iam_role_name"] {
+            file.optional_string(key)?;
+        }
+        if let Some(flag) = file.optional_string("is_default_vpc")?
+            && flag != "true"
+            && flag != "false"
+        {
+            return Err(file
+                .key_error("is_default_vpc", format!("\"is_default_vpc\" is \"{flag}\""))
+                .help("write \"true\" or \"false\" (a string, as the seed expects)"));
+        }
+        let credentials = match (
+            file.optional_string("aws_access_key_id")?,
+            file.optional_string("aws_secret_access_key")?,
+        ) {
+            (Some(access_key_id), Some(secret)) => Some(StaticCredentials {
+                access_key_id,
+                secret_access_key: Secret(secret),
+                session_token: file.optional_string("aws_session_token")?.map(Secret),
+            }),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(file
+                    .key_error("aws_access_key_id", "only one of aws_access_key_id / aws_secret_access_key is given")
+                    .help("give both, or better neither: use a profile or the environment"));
+            }
+        };
+        Ok(WorkflowParam {
+            path: path.to_path_buf(),
+            workflow_id,
+            root_base_ami_id,
+            root_base_ami_name,
+            profile_name: file.optional_string("profile_name")?,
+            region_name: file.optional_string("region_name")?,
+            credentials,
+            aws_tags: file.string_map("aws_tags")?,
+            catalog: file.optional_string("catalog")?,
+            file,
+        })
+    }
+
+    /// What templates see as `builder.workflow_param`: the file's keys in order, the seed's other
+    /// fields as null, and `aws_region`.
+    pub fn template_value(&self, aws_region: &str) -> Map<String, Value> {
+        let mut map = self.file.object.clone();
+        for key in SEED_WORKFLOW_KEYS {
+            map.entry(key).or_insert(Value::Null);
+        }
+        map.insert("aws_region".into(), Value::String(aws_region.into()));
+        map
+    }
+
+    /// Every key but `workflow_id`, in file order: what decides the AMIs a workflow makes.
+    pub fn keys_without_workflow_id(&self) -> Map<String, Value> {
+        let mut map = self.file.object.clone();
+        map.shift_remove("workflow_id");
+        map
+    }
+
+    pub fn json(&self) -> &JsonFile {
+        &self.file
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StepParam {
+    pub path: PathBuf,
+    pub step_id: String,
+    pub previous_step_id: Option<String>,
+    pub metadata: Map<String, Value>,
+    /// Files outside the step folder that the step's AMI depends on (glob patterns, relative to it).
+    pub inputs: Vec<String>,
+    file: JsonFile,
+}
+
+impl StepParam {
+    pub fn load(path: &Path) -> Result<StepParam> {
+        let file = JsonFile::load(path)?;
+        Ok(StepParam {
+            path: path.to_path_buf(),
+            step_id: file.required_string("step_id", "step1")?,
+            previous_step_id: file.optional_string("previous_step_id")?,
+            metadata: file.optional_map("metadata")?,
+            inputs: file.string_list("inputs")?,
+            file,
+        })
+    }
+
+    /// What templates see as `builder.step_param`.
+    pub fn template_value(&self) -> Map<String, Value> {
+        let mut map = self.file.object.clone();
+        map.entry("previous_step_id").or_insert(Value::Null);
+        map.entry("metadata").or_insert(Value::Object(Map::new()));
+        map
+    }
+
+    pub fn json(&self) -> &JsonFile {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workflow_param(text: &str) -> Result<WorkflowParam> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WORKFLOW_PARAM_FILE);
+        std::fs::write(&path, text).unwrap();
+        WorkflowParam::load(&path)
+    }
+
+    const MINIMAL: &str = r#"{"workflow_id": "w1", "root_base_ami_id": "ami-1", "root_base_ami_name": "base/"}"#;
+
+    #[test]
+    fn unknown_keys_reach_templates_in_order() {
+        let text = r#"{"zeta": 1, "workflow_id": "w1", "root_base_ami_id": "ami-1",
+            "root_base_ami_name": "b", "aws_tags": {"b": "1", "a": "2"}, "alpha": {"x": true}}"#;
+        let param = workflow_param(text).unwrap();
+        assert_eq!(param.aws_tags, [("b".to_string(), "1".to_string()), ("a".into(), "2".into())]);
+        let value = param.template_value("eu-west-1");
+        let keys: Vec<_> = value.keys().map(String::as_str).collect();
+        assert_eq!(&keys[..6], ["zeta", "workflow_id", "root_base_ami_id", "root_base_ami_name", "aws_tags", "alpha"]);
+        assert_eq!(value["vpc_name"], Value::Null);
+        assert_eq!(value["aws_region"], "eu-west-1");
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let text = MINIMAL.replace('}', r#", "aws_access_key_id": "AKIA1", "aws_secret_access_key": "hunter2"}"#);
+        let param = workflow_param(&text).unwrap();
+        let debug = format!("{:?}", param.credentials);
+        assert!(debug.contains("AKIA1") && !debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn is_default_vpc_must_be_a_string_flag() {
+        let err = workflow_param(&MINIMAL.replace('}', r#", "is_default_vpc": true}"#)).unwrap_err();
+        assert_eq!(err.message, "\"is_default_vpc\" must be a string, found a boolean (true)");
+        let err = workflow_param(&MINIMAL.replace('}', r#", "is_default_vpc": "yes"}"#)).unwrap_err();
+        assert_eq!(err.message, "\"is_default_vpc\" is \"yes\"");
+    }
+
+    #[test]
+    fn required_keys_are_named() {
+        let err = workflow_param(r#"{"workflow_id": "w"}"#).unwrap_err();
+        assert_eq!(err.message, "missing required key \"root_base_ami_id\"");
+    }
+
+    #[test]
+    fn step_defaults_match_the_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STEP_PARAM_FILE);
+        std::fs::write(&path, r#"{"step_id": "s", "extra": [1]}"#).unwrap();
+        let step = StepParam::load(&path).unwrap();
+        assert_eq!(step.previous_step_id, None);
+        let value = step.template_value();
+        assert_eq!(value["metadata"], serde_json::json!({}));
+        assert_eq!(value["extra"], serde_json::json!([1]));
+    }
+}

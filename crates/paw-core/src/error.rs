@@ -1,0 +1,123 @@
+//! One error type for the whole library: what is wrong, where (file, line, column), and what to do.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What kind of thing went wrong; lets callers (and the exit code) tell input errors from failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A workflow_param.json / step_param.json that cannot be used.
+    Config,
+    /// The step graph: duplicates, unknown parents, cycles, unsafe ids.
+    Graph,
+    /// A Jinja2 template that does not render.
+    Template,
+    /// A rendered file that is not valid HCL, or that packer rejects.
+    Validation,
+    /// An EC2 limit (AMI name, tags) that would be broken.
+    Limit,
+    /// The packer process failed or could not be run.
+    Packer,
+    /// The catalog could not be read or written.
+    Catalog,
+    /// An AWS call failed.
+    Aws,
+    /// The user interrupted the run.
+    Interrupted,
+    /// The user asked for something that cannot be done in the current state.
+    Usage,
+    /// Reading or writing a file failed.
+    Io,
+}
+
+/// A place in a file; `line` and `column` start at 1, and 0 means "not known".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Location { path: path.into(), line: 0, column: 0 }
+    }
+
+    pub fn at(path: impl Into<PathBuf>, line: usize, column: usize) -> Self {
+        Location { path: path.into(), line, column }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if self.column > 0 {
+                write!(f, ":{}", self.column)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub location: Option<Location>,
+    pub message: String,
+    pub help: Option<String>,
+    /// Extra text shown under the message as it is (packer's own output, for one).
+    pub details: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, location: None, message: message.into(), help: None, details: None }
+    }
+
+    pub fn at(mut self, location: Location) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    pub fn in_file(self, path: &Path) -> Self {
+        self.at(Location::file(path))
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+
+    pub fn io(path: &Path, action: &str, err: std::io::Error) -> Self {
+        Error::new(ErrorKind::Io, format!("cannot {action}: {err}")).in_file(path)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(details) = &self.details {
+            for line in details.trim_end().lines() {
+                write!(f, "\n  | {line}")?;
+            }
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}

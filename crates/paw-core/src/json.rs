@@ -1,0 +1,216 @@
+//! JSON with comments and trailing commas, read so that every error points at a file, line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind, Location, Result};
+
+/// A JSON object read from a file, with the comment-free text kept to locate keys in error messages.
+#[derive(Debug, Clone)]
+pub struct JsonFile {
+    pub path: PathBuf,
+    /// The file's text with comments and trailing commas blanked out; line and column are unchanged.
+    text: String,
+    pub object: Map<String, Value>,
+}
+
+impl JsonFile {
+    pub fn load(path: &Path) -> Result<JsonFile> {
+        let bytes = std::fs::read(path).map_err(|err| Error::io(path, "read the file", err))?;
+        let mut text = String::from_utf8(bytes).map_err(|_| {
+            config_error("the file is not UTF-8 text").in_file(path).help("save it as UTF-8 JSON")
+        })?;
+        if text.trim().is_empty() {
+            return Err(config_error("the file is empty; it must hold a JSON object")
+                .in_file(path)
+                .help("write a JSON object such as {\"key\": \"value\"}"));
+        }
+        json_strip_comments::strip(&mut text).map_err(|_| {
+            config_error("a /* comment */ is not closed")
+                .in_file(path)
+                .help("close the comment with */")
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|err| {
+            let message = err.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message);
+            let help = if err.is_eof() {
+                "the file ends too early: look for a missing closing brace, bracket or quote"
+            } else {
+                "fix the JSON syntax there (comments and trailing commas are allowed)"
+            };
+            config_error(format!("invalid JSON: {message}"))
+                .at(Location::at(path, err.line(), err.column()))
+                .help(help)
+        })?;
+        let Value::Object(object) = value else {
+            return Err(config_error(format!(
+                "the file must hold a JSON object ({{ ... }}), found {}",
+                type_name(&value)
+            ))
+            .in_file(path));
+        };
+        Ok(JsonFile { path: path.to_path_buf(), text, object })
+    }
+
+    /// Where a top-level key is written, for messages about its value.
+    pub fn key_location(&self, key: &str) -> Location {
+        let needle = serde_json::to_string(key).expect("a string serialises");
+        let mut search_from = 0;
+        while let Some(found) = self.text[search_from..].find(&needle) {
+            let start = search_from + found;
+            let after = self.text[start + needle.len()..].trim_start();
+            if after.starts_with(':') {
+                let before = &self.text[..start];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                return Location::at(&self.path, line, column);
+            }
+            search_from = start + needle.len();
+        }
+        Location::file(&self.path)
+    }
+
+    /// An error about the value of `key`, located where the key is written.
+    pub fn key_error(&self, key: &str, message: impl Into<String>) -> Error {
+        config_error(message).at(self.key_location(key))
+    }
+
+    pub fn optional_string(&self, key: &str) -> Result<Option<String>> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(self.wrong_type(key, "a string", other)),
+        }
+    }
+
+    pub fn required_string(&self, key: &str, example: &str) -> Result<String> {
+        match self.optional_string(key)? {
+            Some(text) if !text.trim().is_empty() => Ok(text),
+            Some(_) => Err(self
+                .key_error(key, format!("\"{key}\" is empty"))
+                .help(format!("give it a value, e.g. \"{key}\": \"{example}\""))),
+            None => Err(config_error(format!("missing required key \"{key}\""))
+                .in_file(&self.path)
+                .help(format!("add it, e.g. \"{key}\": \"{example}\""))),
+        }
+    }
+
+    /// A map of strings to strings, in the file's order.
+    pub fn string_map(&self, key: &str) -> Result<Vec<(String, String)>> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(name, value)| match value {
+                    Value::String(text) => Ok((name.clone(), text.clone())),
+                    other => Err(self
+                        .key_error(
+                            key,
+                            format!(
+                                "\"{key}\".\"{name}\" must be a string, found {}",
+                                type_name(other)
+                            ),
+                        )
+                        .help(format!("quote the value: \"{name}\": \"{}\"", plain(other)))),
+                })
+                .collect(),
+            Some(other) => Err(self.wrong_type(key, "a map of strings", other)),
+        }
+    }
+
+    pub fn optional_map(&self, key: &str) -> Result<Map<String, Value>> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(map)) => Ok(map.clone()),
+            Some(other) => Err(self.wrong_type(key, "a map ({ ... })", other)),
+        }
+    }
+
+    pub fn string_list(&self, key: &str) -> Result<Vec<String>> {
+        match self.object.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                Ok(items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+            }
+            Some(other) => Err(self.wrong_type(key, "a list of strings", other)),
+        }
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> Error {
+        self.key_error(key, format!("\"{key}\" must be {expected}, found {}", type_name(found)))
+    }
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+fn type_name(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(flag) => format!("a boolean ({flag})"),
+        Value::Number(number) => format!("a number ({number})"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a map".into(),
+    }
+}
+
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<JsonFile> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        std::fs::write(&path, text).unwrap();
+        JsonFile::load(&path)
+    }
+
+    #[test]
+    fn comments_and_trailing_commas_are_accepted() {
+        let file = load("// top\n{\n  \"a\": \"x\", /* b */\n  \"b\": [1, 2,],\n}\n").unwrap();
+        assert_eq!(file.object["a"], "x");
+        assert_eq!(file.object["b"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_line() {
+        let err = load("{\n  \"a\": \"x\"\n  \"b\": 1\n}").unwrap_err();
+        let location = err.location.unwrap();
+        assert_eq!((location.line, location.column), (3, 3));
+        assert!(err.message.starts_with("invalid JSON: expected `,` or `}`"), "{}", err.message);
+    }
+
+    #[test]
+    fn keys_are_located_even_after_comments() {
+        let file = load("{\n // \"a\": 1\n  \"a\" : 2}").unwrap();
+        let location = file.key_location("a");
+        assert_eq!((location.line, location.column), (3, 3));
+    }
+
+    #[test]
+    fn key_order_is_kept() {
+        let file = load("{\"z\": 1, \"a\": 2, \"m\": 3}").unwrap();
+        let keys: Vec<_> = file.object.keys().cloned().collect();
+        assert_eq!(keys, ["z", "a", "m"]);
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let file = load("{\n\"t\": {\"k\": 5}, \"s\": true}").unwrap();
+        let err = file.string_map("t").unwrap_err();
+        assert_eq!(err.message, "\"t\".\"k\" must be a string, found a number (5)");
+        assert_eq!(err.location.unwrap().line, 2);
+        let err = file.optional_string("s").unwrap_err();
+        assert_eq!(err.message, "\"s\" must be a string, found a boolean (true)");
+    }
+}

@@ -1,0 +1,13 @@
+//! paw's core: workflow folders, templates, the step graph, packer, the catalog and the build engine.
+//! No AWS SDK in here: EC2 and the catalog are reached through traits.
+
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod limits;
+pub mod packer;
+pub mod render;
+pub mod scaffold;
+pub mod workflow;
+
+pub use error::{Error, ErrorKind, Location, Result};

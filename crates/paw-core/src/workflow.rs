@@ -1,0 +1,262 @@
+//! A workflow folder: workflow_param.json plus one sub-folder per step, linked into a tree by
+//! `previous_step_id`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::config::{STEP_PARAM_FILE, StepParam, WORKFLOW_PARAM_FILE, WorkflowParam};
+use crate::error::{Error, ErrorKind, Result};
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub parent: Option<String>,
+    pub dir: PathBuf,
+    pub param: StepParam,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub root: PathBuf,
+    pub param: WorkflowParam,
+    /// In build order: parents first, siblings by step id.
+    steps: Vec<Step>,
+}
+
+impl Workflow {
+    pub fn load(root: &Path) -> Result<Workflow> {
+        let param_path = root.join(WORKFLOW_PARAM_FILE);
+        if !param_path.is_file() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("no {WORKFLOW_PARAM_FILE} in {}", root.display()),
+            )
+            .help("point paw at a workflow folder with -w DIR, or create one with `paw init DIR`"));
+        }
+        let param = WorkflowParam::load(&param_path)?;
+        let mut steps = Vec::new();
+        for dir in step_dirs(root)? {
+            let step_param = StepParam::load(&dir.join(STEP_PARAM_FILE))?;
+            steps.push(Step {
+                id: step_param.step_id.clone(),
+                parent: step_param.previous_step_id.clone(),
+                dir,
+                param: step_param,
+            });
+        }
+        if steps.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("no steps: no sub-folder of {} holds a {STEP_PARAM_FILE}", root.display()),
+            )
+            .help("add a step folder with a step_param.json and a templates/ folder (see `paw init`)"));
+        }
+        let steps = order_steps(steps)?;
+        Ok(Workflow { root: root.to_path_buf(), param, steps })
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|step| step.id == id)
+    }
+
+    /// The named steps in build order, or all of them when none is named.
+    pub fn select(&self, ids: &[String]) -> Result<Vec<&Step>> {
+        if let Some(unknown) = ids.iter().find(|id| self.step(id).is_none()) {
+            let known: Vec<_> = self.steps.iter().map(|step| step.id.as_str()).collect();
+            return Err(Error::new(ErrorKind::Usage, format!("no step \"{unknown}\" in this workflow"))
+                .help(format!("the steps are: {}", known.join(", "))));
+        }
+        Ok(self
+            .steps
+            .iter()
+            .filter(|step| ids.is_empty() || ids.contains(&step.id))
+            .collect())
+    }
+
+    /// Where paw keeps its own files for this workflow (catalog, logs); ignored by git.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".paw")
+    }
+}
+
+/// Sub-folders that hold a step_param.json, by name; hidden folders are paw's or git's own.
+fn step_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(root).map_err(|err| Error::io(root, "list the folder", err))?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|err| Error::io(root, "list the folder", err))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.path().join(STEP_PARAM_FILE).is_file() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// A step id becomes part of file names and AMI names: keep it to a plain file-name component.
+pub fn check_step_id(id: &str) -> std::result::Result<(), String> {
+    let first_ok = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "step id \"{id}\" is not a safe file-name component: use letters, digits, '-', '_' and '.', starting with a letter or digit"
+        ))
+    }
+}
+
+/// Checks the graph and puts the steps in build order: a depth-first walk from the roots,
+/// siblings by step id, so that each branch stays together.
+fn order_steps(steps: Vec<Step>) -> Result<Vec<Step>> {
+    let mut by_id: BTreeMap<String, Step> = BTreeMap::new();
+    for step in steps {
+        check_step_id(&step.id).map_err(|message| {
+            Error::new(ErrorKind::Graph, message).at(step.param.json().key_location("step_id"))
+        })?;
+        if let Some(existing) = by_id.get(&step.id) {
+            return Err(Error::new(
+                ErrorKind::Graph,
+                format!("duplicate step id \"{}\", also used by {}", step.id, existing.param.path.display()),
+            )
+            .at(step.param.json().key_location("step_id"))
+            .help("every step needs its own step_id"));
+        }
+        by_id.insert(step.id.clone(), step);
+    }
+    let mut children: HashMap<Option<&str>, Vec<&str>> = HashMap::new();
+    for step in by_id.values() {
+        if let Some(parent) = &step.parent
+            && !by_id.contains_key(parent)
+        {
+            let known: Vec<_> = by_id.keys().map(String::as_str).collect();
+            return Err(Error::new(
+                ErrorKind::Graph,
+                format!("step \"{}\" names previous_step_id \"{parent}\", which no step has", step.id),
+            )
+            .at(step.param.json().key_location("previous_step_id"))
+            .help(format!("use one of: {}, or null for a first step", known.join(", "))));
+        }
+        // BTreeMap iteration is by id, so every child list is sorted.
+        children.entry(step.parent.as_deref()).or_default().push(&step.id);
+    }
+    let mut order: Vec<String> = Vec::with_capacity(by_id.len());
+    let mut stack: Vec<&str> = children.get(&None).cloned().unwrap_or_default();
+    stack.reverse();
+    while let Some(id) = stack.pop() {
+        order.push(id.to_string());
+        if let Some(kids) = children.get(&Some(id)) {
+            stack.extend(kids.iter().rev());
+        }
+    }
+    if order.len() < by_id.len() {
+        // Every step has at most one parent, so steps that no root reaches sit on a cycle.
+        let stuck = by_id.keys().find(|id| !order.contains(id)).expect("a step is unreached");
+        let cycle = cycle_from(stuck, &by_id);
+        let step = &by_id[cycle[0].as_str()];
+        return Err(Error::new(
+            ErrorKind::Graph,
+            format!("the steps form a cycle: {}", cycle.join(" -> ")),
+        )
+        .at(step.param.json().key_location("previous_step_id"))
+        .help("one of these steps must start from another one, or have previous_step_id null"));
+    }
+    Ok(order.into_iter().map(|id| by_id.remove(&id).expect("ordered ids exist")).collect())
+}
+
+/// Follows parents from `start` until a step repeats; returns the cycle, closed, e.g. a -> b -> a.
+fn cycle_from(start: &str, by_id: &BTreeMap<String, Step>) -> Vec<String> {
+    let mut path = vec![start.to_string()];
+    loop {
+        let parent = by_id[path.last().expect("path is not empty").as_str()]
+            .parent
+            .clone()
+            .expect("a step on a cycle has a parent");
+        if let Some(first) = path.iter().position(|id| *id == parent) {
+            let mut cycle = path.split_off(first);
+            cycle.push(parent);
+            return cycle;
+        }
+        path.push(parent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_workflow(steps: &[(&str, &str, Option<&str>)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(WORKFLOW_PARAM_FILE),
+            r#"{"workflow_id": "w", "root_base_ami_id": "ami-1", "root_base_ami_name": "base"}"#,
+        )
+        .unwrap();
+        for (folder, id, parent) in steps {
+            std::fs::create_dir(dir.path().join(folder)).unwrap();
+            let parent = parent.map_or("null".to_string(), |p| format!("\"{p}\""));
+            std::fs::write(
+                dir.path().join(folder).join(STEP_PARAM_FILE),
+                format!("{{\"step_id\": \"{id}\",\n \"previous_step_id\": {parent}}}"),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    fn order(steps: &[(&str, &str, Option<&str>)]) -> Result<Vec<String>> {
+        let dir = write_workflow(steps);
+        Workflow::load(dir.path()).map(|w| w.steps().iter().map(|s| s.id.clone()).collect())
+    }
+
+    #[test]
+    fn parents_come_first_and_siblings_by_id() {
+        let ids = order(&[
+            ("z", "worker", Some("runtime")),
+            ("a", "web", Some("runtime")),
+            ("m", "runtime", Some("base")),
+            ("b", "base", None),
+            ("c", "tools", Some("base")),
+        ])
+        .unwrap();
+        assert_eq!(ids, ["base", "runtime", "web", "worker", "tools"]);
+    }
+
+    #[test]
+    fn a_cycle_is_named() {
+        let err = order(&[("a", "a", None), ("b", "b", Some("c")), ("c", "c", Some("b"))]).unwrap_err();
+        assert_eq!(err.message, "the steps form a cycle: b -> c -> b");
+        assert_eq!(err.location.unwrap().line, 2);
+    }
+
+    #[test]
+    fn unknown_parent_and_duplicates_are_refused() {
+        let err = order(&[("a", "a", None), ("b", "b", Some("nope"))]).unwrap_err();
+        assert_eq!(err.message, "step \"b\" names previous_step_id \"nope\", which no step has");
+        let err = order(&[("a", "same", None), ("b", "same", None)]).unwrap_err();
+        assert!(err.message.starts_with("duplicate step id \"same\""), "{}", err.message);
+    }
+
+    #[test]
+    fn step_ids_must_be_file_name_components() {
+        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b", "ä"] {
+            assert!(check_step_id(bad).is_err(), "{bad}");
+        }
+        for good in ["step1", "S_2", "a.b-c", "9"] {
+            assert!(check_step_id(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn folder_names_need_not_equal_step_ids() {
+        let dir = write_workflow(&[("01-base", "base", None)]);
+        let workflow = Workflow::load(dir.path()).unwrap();
+        assert!(workflow.steps()[0].dir.ends_with("01-base"));
+        assert!(workflow.select(&["nope".into()]).is_err());
+    }
+}

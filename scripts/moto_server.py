@@ -1,0 +1,66 @@
+"""Starts moto's AWS API emulator on loopback with the two fixes paw's tests need.
+
+1. Images made by CreateImage report RootDeviceType "standard", and packer refuses such a source AMI
+   ("Expected 'ebs', got 'standard'"); make "ebs" the default so that chained steps build.
+2. CreateImage with a snapshot TagSpecification is not implemented; paw tags snapshots with CreateTags
+   after the image exists, so nothing needs patching for that.
+
+Usage: python moto_server.py PORT_FILE — binds a free port on 127.0.0.1, writes it to PORT_FILE once
+the server answers, and serves until killed.
+"""
+
+import inspect
+import socket
+import sys
+import threading
+import time
+import urllib.request
+
+from moto.ec2.models import amis
+from moto.server import ThreadedMotoServer
+
+
+def make_ebs_the_default_root_device_type():
+    init = amis.Ami.__init__
+    names = [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    ]
+    defaults = list(init.__defaults__)
+    defaults[names.index("root_device_type")] = "ebs"
+    init.__defaults__ = tuple(defaults)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main():
+    port_file = sys.argv[1]
+    make_ebs_the_default_root_device_type()
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2)
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+    with open(port_file + ".tmp", "w") as out:
+        out.write(str(port))
+    # Renamed into place so that a reader never sees a half-written port.
+    import os
+
+    os.replace(port_file + ".tmp", port_file)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
