@@ -75,16 +75,11 @@ impl WorkflowParam {
         let file = JsonFile::load(path)?;
         let workflow_id = file.required_string("workflow_id", "paw-2024-06-13-12-00-00")?;
         let root_base_ami_id = file.required_string("root_base_ami_id", "ami-0975ad60e5054592a")?;
-        let root_base_ami_name = file.required_string(
-            "root_base_ami_name",
-            "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240607",
-        )?;
+        let root_base_ami_name = file
+            .required_string("root_base_ami_name", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240607")?;
         if !root_base_ami_id.starts_with("ami-") {
             return Err(file
-                .key_error(
-                    "root_base_ami_id",
-                    format!("\"root_base_ami_id\" is \"{root_base_ami_id}\", not an AMI id"),
-                )
+                .key_error("root_base_ami_id", format!("\"root_base_ami_id\" is \"{root_base_ami_id}\", not an AMI id"))
                 .help("an AMI id looks like ami-0975ad60e5054592a; `paw base-ami find` lists them"));
         }
         for key in ["vpc_name", "subnet_name", "security_group_name", "ec2_iam_role_name"] {
@@ -98,22 +93,23 @@ impl WorkflowParam {
                 .key_error("is_default_vpc", format!("\"is_default_vpc\" is \"{flag}\""))
                 .help("write \"true\" or \"false\" (a string, as the seed expects)"));
         }
-        let credentials = match (
-            file.optional_string("aws_access_key_id")?,
-            file.optional_string("aws_secret_access_key")?,
-        ) {
-            (Some(access_key_id), Some(secret)) => Some(StaticCredentials {
-                access_key_id,
-                secret_access_key: Secret(secret),
-                session_token: file.optional_string("aws_session_token")?.map(Secret),
-            }),
-            (None, None) => None,
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(file
-                    .key_error("aws_access_key_id", "only one of aws_access_key_id / aws_secret_access_key is given")
-                    .help("give both, or better neither: use a profile or the environment"));
-            }
-        };
+        let credentials =
+            match (file.optional_string("aws_access_key_id")?, file.optional_string("aws_secret_access_key")?) {
+                (Some(access_key_id), Some(secret)) => Some(StaticCredentials {
+                    access_key_id,
+                    secret_access_key: Secret(secret),
+                    session_token: file.optional_string("aws_session_token")?.map(Secret),
+                }),
+                (None, None) => None,
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(file
+                        .key_error(
+                            "aws_access_key_id",
+                            "only one of aws_access_key_id / aws_secret_access_key is given",
+                        )
+                        .help("give both, or better neither: use a profile or the environment"));
+                }
+            };
         Ok(WorkflowParam {
             path: path.to_path_buf(),
             workflow_id,

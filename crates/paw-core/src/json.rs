@@ -17,21 +17,20 @@ pub struct JsonFile {
 
 impl JsonFile {
     pub fn load(path: &Path) -> Result<JsonFile> {
-        let bytes = std::fs::read(path).map_err(|err| Error::io(path, "read the file", err))?;
-        let mut text = String::from_utf8(bytes).map_err(|_| {
-            config_error("the file is not UTF-8 text").in_file(path).help("save it as UTF-8 JSON")
-        })?;
+        let mut text = read_text(path)?;
         if text.trim().is_empty() {
             return Err(config_error("the file is empty; it must hold a JSON object")
                 .in_file(path)
                 .help("write a JSON object such as {\"key\": \"value\"}"));
         }
-        json_strip_comments::strip(&mut text).map_err(|_| {
-            config_error("a /* comment */ is not closed")
-                .in_file(path)
-                .help("close the comment with */")
-        })?;
+        let original = text.clone();
+        json_strip_comments::strip(&mut text).map_err(|_| unclosed_comment(path, &original, 0))?;
         let value: Value = serde_json::from_str(&text).map_err(|err| {
+            // Stripping blanks an unclosed /* comment up to the end, which then reads as a short file.
+            let content_end = text.trim_end().len();
+            if err.is_eof() && original[content_end..].trim_start().starts_with("/*") {
+                return unclosed_comment(path, &original, content_end);
+            }
             let message = err.to_string();
             let message = message.split(" at line ").next().unwrap_or(&message);
             let help = if err.is_eof() {
@@ -39,9 +38,7 @@ impl JsonFile {
             } else {
                 "fix the JSON syntax there (comments and trailing commas are allowed)"
             };
-            config_error(format!("invalid JSON: {message}"))
-                .at(Location::at(path, err.line(), err.column()))
-                .help(help)
+            config_error(format!("invalid JSON: {message}")).at(Location::at(path, err.line(), err.column())).help(help)
         })?;
         let Value::Object(object) = value else {
             return Err(config_error(format!(
@@ -105,13 +102,7 @@ impl JsonFile {
                 .map(|(name, value)| match value {
                     Value::String(text) => Ok((name.clone(), text.clone())),
                     other => Err(self
-                        .key_error(
-                            key,
-                            format!(
-                                "\"{key}\".\"{name}\" must be a string, found {}",
-                                type_name(other)
-                            ),
-                        )
+                        .key_error(key, format!("\"{key}\".\"{name}\" must be a string, found {}", type_name(other)))
                         .help(format!("quote the value: \"{name}\": \"{}\"", plain(other)))),
                 })
                 .collect(),
@@ -140,6 +131,21 @@ impl JsonFile {
     fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> Error {
         self.key_error(key, format!("\"{key}\" must be {expected}, found {}", type_name(found)))
     }
+}
+
+/// A file's text; a file that is not UTF-8 is bad input, not an I/O failure.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|err| Error::io(path, "read the file", err))?;
+    String::from_utf8(bytes)
+        .map_err(|_| config_error("the file is not UTF-8 text").in_file(path).help("save it as UTF-8"))
+}
+
+fn unclosed_comment(path: &Path, text: &str, search_from: usize) -> Error {
+    let start = text[search_from..].find("/*").map_or(0, |found| search_from + found);
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    config_error("a /* comment */ is not closed").at(Location::at(path, line, column)).help("close the comment with */")
 }
 
 fn config_error(message: impl Into<String>) -> Error {

@@ -15,10 +15,7 @@ pub fn check_ami_name(name: &str) -> Result<(), String> {
             AMI_NAME_LENGTH.end()
         ));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || AMI_NAME_SYMBOLS.contains(*c)))
-    {
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || AMI_NAME_SYMBOLS.contains(*c))) {
         return Err(format!(
             "AMI name \"{name}\" contains {bad:?}; EC2 allows only letters, digits and {AMI_NAME_SYMBOLS:?}"
         ));

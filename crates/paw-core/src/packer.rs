@@ -108,10 +108,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let start = text.find(|c: char| c.is_ascii_digit())?;
-    let mut numbers = text[start..]
-        .split(|c: char| !c.is_ascii_digit())
-        .take(3)
-        .map(|part| part.parse::<u32>().ok());
+    let mut numbers = text[start..].split(|c: char| !c.is_ascii_digit()).take(3).map(|part| part.parse::<u32>().ok());
     Some((numbers.next()??, numbers.next()??, numbers.next().flatten().unwrap_or(0)))
 }
 
@@ -181,12 +178,11 @@ mod tests {
     fn machine_readable_lines() {
         let line = MachineLine::parse("1795825823,,ui,say,No volumes to clean up%!(PACKER_COMMA) skipping").unwrap();
         assert_eq!(line.ui_text(), Some(("say", "No volumes to clean up, skipping")));
-        let line = MachineLine::parse("1795825823,amazon-ebs.step,artifact,0,id,us-east-1:ami-70125797d49c74e85").unwrap();
+        let line =
+            MachineLine::parse("1795825823,amazon-ebs.step,artifact,0,id,us-east-1:ami-70125797d49c74e85").unwrap();
         assert_eq!(line.artifact_amis(), [("us-east-1".to_string(), "ami-70125797d49c74e85".to_string())]);
-        let line = MachineLine::parse(
-            "1,amazon-ebs.x,artifact,0,id,eu-west-1:ami-2%!(PACKER_COMMA)us-east-1:ami-1",
-        )
-        .unwrap();
+        let line =
+            MachineLine::parse("1,amazon-ebs.x,artifact,0,id,eu-west-1:ami-2%!(PACKER_COMMA)us-east-1:ami-1").unwrap();
         assert_eq!(line.artifact_amis().len(), 2);
         assert_eq!(MachineLine::parse("==> plain text"), None);
         let line = MachineLine::parse("1,,ui,say,a\\nb").unwrap();

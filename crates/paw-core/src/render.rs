@@ -27,10 +27,7 @@ pub struct SourceAmi {
 
 impl SourceAmi {
     pub fn placeholder(parent: &str) -> SourceAmi {
-        SourceAmi {
-            id: PLACEHOLDER_AMI_ID.to_string(),
-            name: format!("paw-placeholder/{parent}-is-not-built-yet"),
-        }
+        SourceAmi { id: PLACEHOLDER_AMI_ID.to_string(), name: format!("paw-placeholder/{parent}-is-not-built-yet") }
     }
 
     pub fn is_placeholder(&self) -> bool {
@@ -40,12 +37,7 @@ impl SourceAmi {
 
 /// The seed's naming rule: `<root_base_ami_name without trailing "/">/<workflow_id>/<step_id>`.
 pub fn output_ami_name(workflow: &Workflow, step: &Step) -> String {
-    format!(
-        "{}/{}/{}",
-        workflow.param.root_base_ami_name.trim_end_matches('/'),
-        workflow.param.workflow_id,
-        step.id
-    )
+    format!("{}/{}/{}", workflow.param.root_base_ami_name.trim_end_matches('/'), workflow.param.workflow_id, step.id)
 }
 
 /// The tags of a step's AMI: the seed's, then `aws_tags`, then paw's own (which nothing overrides).
@@ -78,12 +70,12 @@ pub fn check_limits(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Res
     let mut tags = ami_tags(workflow, step, source);
     limits::set_tag(&mut tags, "paw:fingerprint", "");
     limits::check_tags(&tags).map_err(|message| {
-        Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id))
-            .at(json.key_location("aws_tags"))
-            .help(format!(
+        Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id)).at(json.key_location("aws_tags")).help(
+            format!(
                 "paw adds {} tags of its own to aws_tags; keep the total within EC2's limits",
                 tags.len() - workflow.param.aws_tags.len()
-            ))
+            ),
+        )
     })
 }
 
@@ -111,8 +103,7 @@ pub fn render_step(workflow: &Workflow, step: &Step, source: &SourceAmi, aws_reg
     template_files(step)?
         .into_iter()
         .map(|template| {
-            let source = std::fs::read_to_string(&template)
-                .map_err(|err| Error::io(&template, "read the template", err))?;
+            let source = crate::json::read_text(&template)?;
             let file_name = template.file_name().expect("a template has a name").to_string_lossy();
             Ok(Rendered {
                 path: step.dir.join(format!("{}{file_name}", step.id)),
@@ -152,9 +143,7 @@ fn render_template(path: &Path, source: &str, context: &Value) -> Result<String>
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.set_formatter(|out, _state, value| {
-        out.write_str(&python_str(value)).map_err(minijinja::Error::from)
-    });
+    env.set_formatter(|out, _state, value| out.write_str(&python_str(value)).map_err(minijinja::Error::from));
     let name = path.display().to_string();
     env.template_from_named_str(&name, source)
         .and_then(|template| template.render(minijinja::context! { builder => context }))
@@ -171,11 +160,9 @@ fn template_error(path: &Path, source: &str, err: &minijinja::Error) -> Error {
                 .at(location)
                 .help("define the key in workflow_param.json or step_param.json, or guard it with `is defined`")
         }
-        minijinja::ErrorKind::SyntaxError => {
-            Error::new(ErrorKind::Template, format!("template syntax error{detail}"))
-                .at(location)
-                .help("fix the Jinja2 syntax on that line")
-        }
+        minijinja::ErrorKind::SyntaxError => Error::new(ErrorKind::Template, format!("template syntax error{detail}"))
+            .at(location)
+            .help("fix the Jinja2 syntax on that line"),
         kind => Error::new(ErrorKind::Template, format!("template error: {kind}{detail}")).at(location),
     }
 }
@@ -235,14 +222,14 @@ pub fn check_hcl(files: &[Rendered]) -> Result<HclSummary> {
     let mut requires_plugins = false;
     for file in files {
         let body = hcl::parse(&file.text).map_err(|err| match err {
-            hcl::Error::Parse(parse) => Error::new(
-                ErrorKind::Validation,
-                format!("not valid HCL after rendering: {}", parse.message()),
-            )
-            .at(Location::at(&file.path, parse.location().line(), parse.location().column()))
-            .help("fix the template that produced this file, then render again"),
-            other => Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {other}"))
-                .in_file(&file.path),
+            hcl::Error::Parse(parse) => {
+                Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {}", parse.message()))
+                    .at(Location::at(&file.path, parse.location().line(), parse.location().column()))
+                    .help("fix the template that produced this file, then render again")
+            }
+            other => {
+                Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {other}")).in_file(&file.path)
+            }
         })?;
         requires_plugins |= body
             .blocks()
@@ -355,10 +342,8 @@ mod tests {
     fn renders_byte_for_byte_as_jinja2() {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/render");
         let workflow = Workflow::load(&fixture.join("workflow")).unwrap();
-        let sources = [
-            ("step_a", "ami-0123456789abcdef0", "base/images/"),
-            ("step_b", "ami-0fedcba9876543210", "parent-ami"),
-        ];
+        let sources =
+            [("step_a", "ami-0123456789abcdef0", "base/images/"), ("step_b", "ami-0fedcba9876543210", "parent-ami")];
         for (step_id, id, name) in sources {
             let step = workflow.step(step_id).unwrap();
             let source = SourceAmi { id: id.into(), name: name.into() };

@@ -20,9 +20,12 @@ pub fn init(dir: &Path) -> Result<Vec<String>> {
     if let Ok(mut entries) = std::fs::read_dir(dir)
         && entries.next().is_some()
     {
-        return Err(Error::new(ErrorKind::Usage, "the folder is not empty; paw init writes only into a new or empty folder")
-            .in_file(dir)
-            .help("name a new folder, e.g. `paw init workflow`"));
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "the folder is not empty; paw init writes only into a new or empty folder",
+        )
+        .in_file(dir)
+        .help("name a new folder, e.g. `paw init workflow`"));
     }
     for (name, text) in FILES {
         let path = dir.join(name);

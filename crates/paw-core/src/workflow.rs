@@ -27,11 +27,8 @@ impl Workflow {
     pub fn load(root: &Path) -> Result<Workflow> {
         let param_path = root.join(WORKFLOW_PARAM_FILE);
         if !param_path.is_file() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("no {WORKFLOW_PARAM_FILE} in {}", root.display()),
-            )
-            .help("point paw at a workflow folder with -w DIR, or create one with `paw init DIR`"));
+            return Err(Error::new(ErrorKind::Config, format!("no {WORKFLOW_PARAM_FILE} in {}", root.display()))
+                .help("point paw at a workflow folder with -w DIR, or create one with `paw init DIR`"));
         }
         let param = WorkflowParam::load(&param_path)?;
         let mut steps = Vec::new();
@@ -70,11 +67,7 @@ impl Workflow {
             return Err(Error::new(ErrorKind::Usage, format!("no step \"{unknown}\" in this workflow"))
                 .help(format!("the steps are: {}", known.join(", "))));
         }
-        Ok(self
-            .steps
-            .iter()
-            .filter(|step| ids.is_empty() || ids.contains(&step.id))
-            .collect())
+        Ok(self.steps.iter().filter(|step| ids.is_empty() || ids.contains(&step.id)).collect())
     }
 
     /// Where paw keeps its own files for this workflow (catalog, logs); ignored by git.
@@ -116,9 +109,8 @@ pub fn check_step_id(id: &str) -> std::result::Result<(), String> {
 fn order_steps(steps: Vec<Step>) -> Result<Vec<Step>> {
     let mut by_id: BTreeMap<String, Step> = BTreeMap::new();
     for step in steps {
-        check_step_id(&step.id).map_err(|message| {
-            Error::new(ErrorKind::Graph, message).at(step.param.json().key_location("step_id"))
-        })?;
+        check_step_id(&step.id)
+            .map_err(|message| Error::new(ErrorKind::Graph, message).at(step.param.json().key_location("step_id")))?;
         if let Some(existing) = by_id.get(&step.id) {
             return Err(Error::new(
                 ErrorKind::Graph,
@@ -159,12 +151,9 @@ fn order_steps(steps: Vec<Step>) -> Result<Vec<Step>> {
         let stuck = by_id.keys().find(|id| !order.contains(id)).expect("a step is unreached");
         let cycle = cycle_from(stuck, &by_id);
         let step = &by_id[cycle[0].as_str()];
-        return Err(Error::new(
-            ErrorKind::Graph,
-            format!("the steps form a cycle: {}", cycle.join(" -> ")),
-        )
-        .at(step.param.json().key_location("previous_step_id"))
-        .help("one of these steps must start from another one, or have previous_step_id null"));
+        return Err(Error::new(ErrorKind::Graph, format!("the steps form a cycle: {}", cycle.join(" -> ")))
+            .at(step.param.json().key_location("previous_step_id"))
+            .help("one of these steps must start from another one, or have previous_step_id null"));
     }
     Ok(order.into_iter().map(|id| by_id.remove(&id).expect("ordered ids exist")).collect())
 }

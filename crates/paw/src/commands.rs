@@ -122,7 +122,9 @@ async fn aws_region(workflow: &Workflow) -> anyhow::Result<String> {
 /// placeholder for the parent's AMI.
 fn render_source(workflow: &Workflow, step: &Step) -> SourceAmi {
     match &step.parent {
-        None => SourceAmi { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() },
+        None => {
+            SourceAmi { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
+        }
         Some(parent) => SourceAmi::placeholder(parent),
     }
 }

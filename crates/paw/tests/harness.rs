@@ -1,0 +1,152 @@
+//! A small builder for running the real `paw` binary against a workflow in a temporary folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The folder of the repository's examples.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// The packer the tests run: PAW_PACKER, else `packer` on PATH. Missing → the test fails with the
+/// command that installs it; it never passes by skipping.
+pub fn packer() -> PathBuf {
+    if let Some(path) = std::env::var_os("PAW_PACKER") {
+        return PathBuf::from(path);
+    }
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("packer")).find(|p| p.is_file()));
+    found.expect("packer is not installed: run scripts/setup (it runs `apt-get install -y packer`)")
+}
+
+pub struct Paw {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(self.code, 0, "paw failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", self.stdout))
+    }
+}
+
+impl Paw {
+    /// An empty temporary folder to run paw in.
+    pub fn new() -> Paw {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let cwd = dir.path().to_path_buf();
+        Paw { dir, env: Vec::new(), cwd }
+    }
+
+    /// A copy of `examples/<name>` at `wf/` in a temporary folder.
+    pub fn example(name: &str) -> Paw {
+        let paw = Paw::new();
+        copy_tree(&examples_dir().join(name), &paw.path("wf"));
+        paw
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> &Self {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap_or_else(|err| panic!("{relative}: {err}"))
+    }
+
+    /// Replaces `from` with `to` in a file, and checks that `from` was there.
+    pub fn edit(&self, relative: &str, from: &str, to: &str) -> &Self {
+        let text = self.read(relative);
+        assert!(text.contains(from), "{relative} has no {from:?}");
+        self.write(relative, &text.replacen(from, to, 1))
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn cwd(mut self, relative: &str) -> Self {
+        self.cwd = self.path(relative);
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("paw"));
+        command.args(args).current_dir(&self.cwd);
+        // No AWS configuration of the machine leaks in, and nothing ever asks EC2's metadata service.
+        for key in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "PAW_CATALOG", "PAW_PACKER"] {
+            command.env_remove(key);
+        }
+        command
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.path(".aws-config-none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.path(".aws-credentials-none"))
+            .env("PAW_PACKER", packer());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let output = command.output().expect("paw runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Every file below the folder with its content, to tell what a run changed.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        collect(self.dir.path(), self.dir.path(), &mut files);
+        files
+    }
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else {
+            files.insert(path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap_or_default());
+        }
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().map(Result::unwrap) {
+        let target = to.join(entry.file_name());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // paw's state and rendered outputs of a local run of the example are not part of it.
+        let rendered = !name.starts_with('.') && (name.ends_with("pkr.hcl") || name.ends_with("pkrvars.hcl"));
+        if name == ".paw" || rendered {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! What works with no AWS at all: steps, render, validate (with the real packer), init.
+
+use crate::harness::Paw;
+
+#[test]
+fn steps_lists_the_chain_in_build_order() {
+    let paw = Paw::example("chain");
+    let run = paw.run(&["-w", "wf", "steps", "--json"]);
+    let steps = run.success().json();
+    let ids: Vec<_> = steps.as_array().unwrap().iter().map(|s| s["step_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["step1", "step2", "step3"]);
+    assert_eq!(steps[1]["previous_step_id"], "step1");
+    assert_eq!(steps[0]["metadata"]["what_is_included"], "the Python runtime");
+    let table = paw.run(&["steps", "-w", "wf"]);
+    assert!(table.success().stdout.contains("step2   step1"), "{}", table.stdout);
+}
+
+#[test]
+fn render_writes_outputs_and_removes_stale_ones() {
+    let paw = Paw::example("chain");
+    paw.write("wf/step1/stale.pkr.hcl", "old");
+    paw.write("wf/step1/keep.txt", "mine");
+    paw.run(&["-w", "wf", "render", "step1"]).success();
+    assert!(!paw.path("wf/step1/stale.pkr.hcl").exists());
+    assert_eq!(paw.read("wf/step1/keep.txt"), "mine");
+    let vars = paw.read("wf/step1/step1.pkrvars.hcl");
+    assert!(vars.contains(r#"source_ami_id = "ami-785db401""#), "{vars}");
+    assert!(vars.contains(r#"output_ami_name = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721/paw-2024-06-13-12-00-00/step1""#));
+    assert!(vars.contains(r#"aws_region = "us-east-1""#));
+    let template = paw.read("wf/step1/step1.pkr.hcl");
+    assert!(template.contains(r#""echo 'installing python3-pip'","#), "{template}");
+    assert!(paw.path("wf/step1/step1.variables.pkr.hcl").is_file());
+    // Only the named step was rendered.
+    assert!(!paw.path("wf/step2/step2.pkr.hcl").exists());
+}
+
+#[test]
+fn a_step_whose_parent_has_no_ami_renders_with_a_placeholder() {
+    let paw = Paw::example("chain");
+    let run = paw.run(&["-w", "wf", "render", "--json"]);
+    let report = run.success().json();
+    assert_eq!(report[1]["source_ami_id"], "ami-00000000000000000");
+    assert!(paw.read("wf/step2/step2.pkrvars.hcl").contains(r#"source_ami_id = "ami-00000000000000000""#));
+}
+
+#[test]
+fn validate_runs_the_real_packer_on_every_step() {
+    let paw = Paw::example("chain");
+    let run = paw.run(&["validate", "-w", "wf"]);
+    run.success();
+    for step in ["step1", "step2", "step3"] {
+        assert!(
+            run.stdout.contains(&format!("{step}: 3 files rendered, HCL ok, packer validate ok (packer 1.6.6)")),
+            "{}",
+            run.stdout
+        );
+    }
+    let json = paw.run(&["validate", "-w", "wf", "--json", "step3"]).success().json();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["packer"], "ok");
+}
+
+#[test]
+fn validate_without_packer_says_the_check_was_skipped() {
+    let paw = Paw::example("chain").env("PAW_PACKER", "").env("PATH", "/nonexistent");
+    let run = paw.run(&["-w", "wf", "validate"]);
+    run.success();
+    assert!(run.stdout.contains("step1: 3 files rendered, HCL ok, packer validate skipped"), "{}", run.stdout);
+    assert!(run.stderr.contains("the packer check was skipped: no packer found"), "{}", run.stderr);
+}
+
+#[test]
+fn required_plugins_make_paw_run_packer_init_first_on_packer_1_7_and_later() {
+    // A stand-in packer that reports 1.9.0 and logs its arguments: this checks paw's invocation only;
+    // the real packer's init needs the network.
+    let paw = Paw::example("chain");
+    let log = paw.path("packer.log");
+    paw.write(
+        "fake-packer",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = version ]; then echo 'Packer v1.9.0'; exit 0; fi\necho \"$@\" >> {}\n",
+            log.display()
+        ),
+    );
+    std::fs::set_permissions(paw.path("fake-packer"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    paw.edit(
+        "wf/step1/templates/.pkr.hcl",
+        "source \"amazon-ebs\"",
+        "packer {\n  required_plugins {\n    amazon = {\n      source  = \"github.com/hashicorp/amazon\"\n      version = \"~> 1\"\n    }\n  }\n}\n\nsource \"amazon-ebs\"",
+    );
+    let fake = paw.path("fake-packer").display().to_string();
+    let paw = paw.env("PAW_PACKER", fake);
+    paw.run(&["-w", "wf", "validate", "step1", "step2"]).success();
+    assert_eq!(
+        paw.read("packer.log"),
+        "init .\nvalidate -var-file=step1.pkrvars.hcl .\nvalidate -var-file=step2.pkrvars.hcl .\n"
+    );
+}
+
+#[test]
+fn init_scaffolds_a_workflow_that_validates_straight_away() {
+    let paw = Paw::new();
+    let run = paw.run(&["init", "fresh"]);
+    assert!(run.success().stdout.contains("created fresh/step1/templates/.pkr.hcl"), "{}", run.stdout);
+    let run = paw.run(&["-w", "fresh", "validate"]);
+    assert!(run.success().stdout.contains("step1: 3 files rendered, HCL ok, packer validate ok"), "{}", run.stdout);
+    assert!(paw.read("fresh/.gitignore").contains(".paw/"));
+    assert!(paw.read("fresh/step1/.gitignore").contains("/*.pkr.hcl"));
+}
+
+#[test]
+fn the_default_workflow_is_the_current_folder_or_workflow() {
+    let paw = Paw::example("chain").cwd("wf");
+    paw.run(&["steps"]).success();
+    let paw = Paw::new();
+    paw.run(&["init", "workflow"]).success();
+    let run = paw.run(&["steps", "--json"]);
+    assert_eq!(run.success().json()[0]["folder"], "workflow/step1");
+}
+
+#[test]
+fn the_region_comes_from_the_environment_when_the_params_have_none() {
+    let paw = Paw::example("chain");
+    paw.edit("wf/workflow_param.json", "\"region_name\": \"us-east-1\",", "");
+    let paw = paw.env("AWS_REGION", "ap-southeast-2");
+    paw.run(&["-w", "wf", "render", "step1"]).success();
+    assert!(paw.read("wf/step1/step1.pkrvars.hcl").contains(r#"aws_region = "ap-southeast-2""#));
+}
