@@ -1,3 +1,46 @@
 //! paw's AWS side: region and credential resolution, EC2 and DynamoDB, on the AWS SDK for Rust.
 
+pub mod ec2;
 pub mod region;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use paw_core::config::WorkflowParam;
+
+/// The SDK's configuration for this workflow: its region, `profile_name` when given, the seed's
+/// static credentials when the params hold them, else the standard chain. `AWS_ENDPOINT_URL`
+/// (the local emulator) is honoured by the SDK itself.
+pub async fn sdk_config(param: Option<&WorkflowParam>, region: &str) -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
+    if let Some(profile) = param.and_then(|param| param.profile_name.as_deref()) {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(credentials) = param.and_then(|param| param.credentials.as_ref()) {
+        loader = loader.credentials_provider(Credentials::new(
+            credentials.access_key_id.clone(),
+            credentials.secret_access_key.expose().to_string(),
+            credentials.session_token.as_ref().map(|token| token.expose().to_string()),
+            None,
+            "workflow_param.json",
+        ));
+    }
+    loader.load().await
+}
+
+/// Environment variables that give packer the same region, profile and credentials as paw.
+pub fn packer_env(param: &WorkflowParam, region: &str) -> Vec<(String, String)> {
+    let mut env =
+        vec![("AWS_REGION".to_string(), region.to_string()), ("AWS_DEFAULT_REGION".to_string(), region.to_string())];
+    if let Some(profile) = &param.profile_name {
+        env.push(("AWS_PROFILE".into(), profile.clone()));
+    }
+    if let Some(credentials) = &param.credentials {
+        env.push(("AWS_ACCESS_KEY_ID".into(), credentials.access_key_id.clone()));
+        env.push(("AWS_SECRET_ACCESS_KEY".into(), credentials.secret_access_key.expose().to_string()));
+        if let Some(token) = &credentials.session_token {
+            env.push(("AWS_SESSION_TOKEN".into(), token.expose().to_string()));
+        }
+    }
+    env
+}

@@ -1,7 +1,10 @@
 //! paw's core: workflow folders, templates, the step graph, packer, the catalog and the build engine.
 //! No AWS SDK in here: EC2 and the catalog are reached through traits.
 
+pub mod catalog;
 pub mod config;
+pub mod ec2;
+pub mod engine;
 pub mod error;
 pub mod json;
 pub mod limits;

@@ -1,8 +1,12 @@
 //! The `packer` binary: finding it, `init`, `validate`, and reading `-machine-readable` output.
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -70,6 +74,109 @@ impl Packer {
         self.run_checked(step_dir, &args, "packer validate")
     }
 
+    /// The arguments of `packer build` for a step, run in its folder.
+    pub fn build_args(&self, var_files: &[PathBuf], debug: bool) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["build".into(), "-machine-readable".into()];
+        if debug {
+            args.push("-debug".into());
+        }
+        args.extend(var_file_args(var_files));
+        args.push(".".into());
+        args
+    }
+
+    /// Runs `packer build`, hands every line of packer's text to `on_line` as it comes, and keeps the
+    /// raw output in `log_path`. On `cancel`, packer's process group gets SIGINT, as from a terminal,
+    /// and paw waits for packer to clean up (instance, key pair, security group).
+    pub async fn build(
+        &self,
+        request: &BuildRequest<'_>,
+        on_line: &(dyn Fn(&str) + Send + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutput> {
+        let log_path = request.log_path;
+        if let Some(parent) = log_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the log folder", err))?;
+        }
+        let mut log = std::fs::File::create(log_path).map_err(|err| Error::io(log_path, "create the log", err))?;
+        let mut child = tokio::process::Command::new(&self.path)
+            .args(self.build_args(request.var_files, request.debug))
+            .current_dir(request.step_dir)
+            .env("CHECKPOINT_DISABLE", "1")
+            .envs(request.env.iter().map(|(key, value)| (key, value)))
+            .stdin(if request.debug { Stdio::inherit() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C reaches packer once, through paw, which then waits.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display())))?;
+        let pid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let (mut stdout_open, mut stderr_open, mut interrupted) = (true, true, false);
+        let mut amis = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        while stdout_open || stderr_open {
+            let line = tokio::select! {
+                line = stdout.next_line(), if stdout_open => line,
+                line = stderr.next_line(), if stderr_open => line.map(|line| line.map(|text| format!("stderr: {text}"))),
+                () = cancel.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    // The whole group: packer 1.6 runs its build in a child process (panicwrap).
+                    if let Some(pid) = pid {
+                        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT);
+                    }
+                    on_line("interrupted: waiting for packer to clean up");
+                    continue;
+                }
+            };
+            let Some(line) = line.map_err(|err| Error::io(log_path, "read packer's output", err))? else {
+                // One stream ended; which one does not matter once both have.
+                if stdout_open {
+                    stdout_open = false
+                } else {
+                    stderr_open = false
+                }
+                continue;
+            };
+            let _ = writeln!(log, "{line}");
+            match MachineLine::parse(&line) {
+                Some(parsed) => {
+                    amis.extend(parsed.artifact_amis());
+                    if let Some((kind, text)) = parsed.ui_text() {
+                        for text_line in text.lines().filter(|text_line| !text_line.trim().is_empty()) {
+                            on_line(text_line);
+                            if kind == "error" {
+                                errors.push(text_line.to_string());
+                            }
+                        }
+                    }
+                }
+                None => on_line(&line),
+            }
+        }
+        let status =
+            child.wait().await.map_err(|err| Error::new(ErrorKind::Packer, format!("packer did not finish: {err}")))?;
+        let failure = if interrupted {
+            Some(
+                Error::new(ErrorKind::Interrupted, "interrupted; packer cleaned up and stopped")
+                    .help(format!("packer's full output is in {}", log_path.display())),
+            )
+        } else if !status.success() {
+            let details = errors.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n");
+            Some(
+                Error::new(ErrorKind::Packer, format!("packer build failed ({status})"))
+                    .details(details)
+                    .help(format!("packer's full output is in {}", log_path.display())),
+            )
+        } else {
+            None
+        };
+        Ok(BuildOutput { amis, failure })
+    }
+
     fn run_checked(&self, dir: &Path, args: &[OsString], what: &str) -> Result<()> {
         let output = Command::new(&self.path)
             .args(args)
@@ -87,6 +194,25 @@ impl Packer {
             .details(text)
             .help("packer's message above names the file and line to fix"))
     }
+}
+
+/// What one `packer build` needs besides the packer itself.
+pub struct BuildRequest<'a> {
+    pub step_dir: &'a Path,
+    pub var_files: &'a [PathBuf],
+    /// `-debug`: packer pauses for Enter at every step.
+    pub debug: bool,
+    /// Variables for packer's environment (region, profile, credentials); never printed.
+    pub env: &'a [(String, String)],
+    pub log_path: &'a Path,
+}
+
+/// What a `packer build` left behind: the AMIs of its artifact report as `(region, ami)`, and why it
+/// failed, if it did. A failed or interrupted build may still have made AMIs.
+#[derive(Debug)]
+pub struct BuildOutput {
+    pub amis: Vec<(String, String)>,
+    pub failure: Option<Error>,
 }
 
 /// `-var-file=NAME` for each file, by file name, since packer runs in the step folder.

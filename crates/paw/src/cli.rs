@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "paw", version, about = "Build chains of AWS AMIs with Packer: render, validate, build, tag, record.")]
@@ -14,6 +14,11 @@ pub struct Cli {
     /// Print data as JSON (for scripts) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Where AMIs are recorded: sqlite:PATH or dynamodb:TABLE [default: "catalog" in
+    /// workflow_param.json, else sqlite:<workflow>/.paw/catalog.sqlite]
+    #[arg(long, global = true, env = "PAW_CATALOG", value_name = "URI")]
+    pub catalog: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -33,11 +38,105 @@ pub enum Command {
         /// Step ids.
         steps: Vec<String>,
     },
+    /// Build the steps' AMIs, parents first, then tag and record them (all steps when none is named).
+    Build {
+        /// Step ids; a named step's parent must already have an AMI in the catalog.
+        steps: Vec<String>,
+        /// Stop before `packer build` and print the exact packer command.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run `packer build -debug`, which pauses for Enter at every packer step.
+        #[arg(long)]
+        packer_debug: bool,
+    },
+    /// The AMIs in the catalog.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// Find root base AMIs.
+    #[command(subcommand, name = "base-ami")]
+    BaseAmi(BaseAmiCommand),
     /// Create a new workflow folder with one step, in the seed's layout.
     Init {
         /// The folder to create; it must be new or empty.
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// List recorded AMIs: all steps of a workflow, or one step across workflows (--step).
+    List {
+        /// Only this workflow [default: workflow_param.json's, unless --step is given]
+        #[arg(long)]
+        workflow_id: Option<String>,
+        /// Only this step.
+        #[arg(long)]
+        step: Option<String>,
+    },
+    /// Show one step's AMI record.
+    Show {
+        step: String,
+        /// [default: workflow_param.json's]
+        #[arg(long)]
+        workflow_id: Option<String>,
+    },
+    /// Create the step's AMI from a stopped EC2 instance, and record it.
+    FromInstance {
+        step: String,
+        #[arg(long, value_name = "ID")]
+        instance_id: String,
+        /// Record the AMI and return at once, without waiting for it (its snapshots stay untagged).
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the AMI to become available.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Deregister the step's AMI (after a y/N prompt); the record is kept as `deregistered`.
+    Delete {
+        step: String,
+        /// [default: workflow_param.json's]
+        #[arg(long)]
+        workflow_id: Option<String>,
+        /// Delete the AMI's EBS snapshots too.
+        #[arg(long)]
+        delete_snapshots: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaseAmiCommand {
+    /// Available EBS/HVM AMIs by name pattern and owner, newest first.
+    Find {
+        /// A name pattern with * wildcards, e.g. 'ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*'
+        #[arg(long)]
+        name: String,
+        /// The owner's account id [default: Canonical's]
+        #[arg(long, default_value = "099720109477")]
+        owner: String,
+        #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+        arch: Arch,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
 }
 
 pub fn parse() -> Cli {

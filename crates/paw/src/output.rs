@@ -2,6 +2,7 @@
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
+use paw_core::engine::{Event, Reporter};
 use serde_json::Value;
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
@@ -15,4 +16,48 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
 
 pub fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialise"));
+}
+
+/// Renders the engine's events as lines prefixed with their step, aligned. Packer's output goes to
+/// stdout, or to stderr when stdout carries JSON.
+pub struct TextReporter {
+    width: usize,
+    to_stderr: bool,
+}
+
+impl TextReporter {
+    pub fn new<'a>(step_ids: impl Iterator<Item = &'a str>, to_stderr: bool) -> TextReporter {
+        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr }
+    }
+
+    fn line(&self, step: &str, text: &str) {
+        let line = format!("{step:>width$} | {text}", width = self.width);
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
+impl Reporter for TextReporter {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::StepStarted { step, source } => {
+                self.line(step, &format!("=== building from {} ({})", source.id, source.name))
+            }
+            Event::Packer { step, line } => self.line(step, line),
+            Event::DryRun { step, command } => {
+                self.line(step, &format!("dry run: would run in the step folder: {command}"))
+            }
+            Event::Built { step, ami_id } => self.line(step, &format!("=== built {ami_id}, tagged and recorded")),
+            Event::Failed { step, error } => {
+                for (index, text) in format!("{error}").lines().enumerate() {
+                    self.line(step, &if index == 0 { format!("=== FAILED: {text}") } else { text.to_string() });
+                }
+            }
+            Event::Skipped { step, reason } => self.line(step, &format!("=== skipped: {reason}")),
+            Event::CleanedUp { step, what } => self.line(step, &format!("=== cleanup: {what}")),
+        }
+    }
 }

@@ -92,6 +92,16 @@ impl Paw {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("paw runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The paw command, ready to run, for tests that drive the process themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin!("paw"));
         command.args(args).current_dir(&self.cwd);
         // No AWS configuration of the machine leaks in, and nothing ever asks EC2's metadata service.
@@ -106,12 +116,8 @@ impl Paw {
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        let output = command.output().expect("paw runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command.stdin(std::process::Stdio::null());
+        command
     }
 
     /// Every file below the folder with its content, to tell what a run changed.

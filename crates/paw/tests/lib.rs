@@ -1,5 +1,7 @@
 //! paw's integration tests: the real `paw` binary on workflows made in temporary folders.
 
+mod aws;
 mod bad_input;
+mod emulator;
 mod harness;
 mod offline;

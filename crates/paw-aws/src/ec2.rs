@@ -1,0 +1,231 @@
+//! EC2 on the AWS SDK for Rust: paw-core's `Ec2` trait.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use paw_core::ec2::{BaseAmiQuery, Ec2, Image};
+use paw_core::{Error, ErrorKind, Result};
+use serde_json::{Value, json};
+
+pub struct AwsEc2 {
+    client: Client,
+}
+
+impl AwsEc2 {
+    pub fn new(config: &aws_config::SdkConfig) -> AwsEc2 {
+        AwsEc2 { client: Client::new(config) }
+    }
+}
+
+/// An SDK error as one clear message: the action, AWS's code and message, and what to do.
+pub fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or_default().to_string();
+    let message = err
+        .message()
+        .map(str::to_string)
+        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
+    let error = Error::new(
+        ErrorKind::Aws,
+        format!("{action} failed: {}{message}", if code.is_empty() { String::new() } else { format!("{code}: ") }),
+    );
+    match code.as_str() {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
+            error.help(format!("the AWS credentials in use lack the permission {action}; see the README's IAM policy"))
+        }
+        "AuthFailure" | "UnrecognizedClientException" | "ExpiredToken" => {
+            error.help("check the AWS credentials: profile_name, AWS_PROFILE, or the environment")
+        }
+        "" => error.help("check the network and AWS_ENDPOINT_URL, and that credentials and a region are set"),
+        _ => error,
+    }
+}
+
+fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.code().is_some_and(|code| code.ends_with(".NotFound") || code.ends_with(".Malformed"))
+}
+
+fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
+    let tags: Vec<(String, String)> = image
+        .tags()
+        .iter()
+        .map(|tag| (tag.key().unwrap_or_default().to_string(), tag.value().unwrap_or_default().to_string()))
+        .collect();
+    let snapshot_ids: Vec<String> = image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|mapping| mapping.ebs()?.snapshot_id().map(str::to_string))
+        .collect();
+    let mappings: Vec<Value> = image
+        .block_device_mappings()
+        .iter()
+        .map(|mapping| {
+            json!({
+                "DeviceName": mapping.device_name(),
+                "Ebs": mapping.ebs().map(|ebs| json!({
+                    "SnapshotId": ebs.snapshot_id(),
+                    "VolumeSize": ebs.volume_size(),
+                    "VolumeType": ebs.volume_type().map(|kind| kind.as_str()),
+                    "DeleteOnTermination": ebs.delete_on_termination(),
+                })),
+            })
+        })
+        .collect();
+    let data = json!({
+        "ImageId": image.image_id(),
+        "Name": image.name(),
+        "Description": image.description(),
+        "State": image.state().map(|state| state.as_str()),
+        "CreationDate": image.creation_date(),
+        "DeprecationTime": image.deprecation_time(),
+        "OwnerId": image.owner_id(),
+        "Public": image.public(),
+        "Architecture": image.architecture().map(|arch| arch.as_str()),
+        "ImageType": image.image_type().map(|kind| kind.as_str()),
+        "RootDeviceType": image.root_device_type().map(|kind| kind.as_str()),
+        "RootDeviceName": image.root_device_name(),
+        "VirtualizationType": image.virtualization_type().map(|kind| kind.as_str()),
+        "Hypervisor": image.hypervisor().map(|kind| kind.as_str()),
+        "BlockDeviceMappings": mappings,
+        "Tags": tags.iter().map(|(key, value)| json!({"Key": key, "Value": value})).collect::<Vec<_>>(),
+    });
+    Image {
+        id: image.image_id().unwrap_or_default().to_string(),
+        name: image.name().unwrap_or_default().to_string(),
+        state: image.state().map(|state| state.as_str().to_string()).unwrap_or_default(),
+        creation_date: image.creation_date().unwrap_or_default().to_string(),
+        deprecation_time: image.deprecation_time().map(str::to_string),
+        snapshot_ids,
+        tags,
+        data,
+    }
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect()
+}
+
+#[async_trait]
+impl Ec2 for AwsEc2 {
+    async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
+        match self.client.describe_images().image_ids(image_id).send().await {
+            Ok(output) => Ok(output.images().first().map(image_from_sdk)),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(aws_error("ec2:DescribeImages", err)),
+        }
+    }
+
+    async fn find_image_by_name(&self, name: &str) -> Result<Option<Image>> {
+        let output = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(filter("name", name))
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DescribeImages", err))?;
+        Ok(output.images().iter().find(|image| image.name() == Some(name)).map(image_from_sdk))
+    }
+
+    async fn find_base_amis(&self, query: &BaseAmiQuery) -> Result<Vec<Image>> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .owners(&query.owner)
+            .filters(filter("name", &query.name_pattern))
+            .filters(filter("architecture", &query.architecture))
+            .filters(filter("state", "available"))
+            .filters(filter("root-device-type", "ebs"))
+            .filters(filter("virtualization-type", "hvm"))
+            .into_paginator()
+            .send();
+        let mut images = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| aws_error("ec2:DescribeImages", err))?;
+            images.extend(page.images().iter().map(image_from_sdk));
+        }
+        // ISO 8601 dates sort as text.
+        images.sort_by(|a, b| b.creation_date.cmp(&a.creation_date));
+        Ok(images)
+    }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<()> {
+        self.client
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:CreateTags", err))?;
+        Ok(())
+    }
+
+    async fn deregister_image(&self, image_id: &str, snapshot_ids: &[String]) -> Result<()> {
+        self.client
+            .deregister_image()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DeregisterImage", err))?;
+        for snapshot in snapshot_ids {
+            self.client
+                .delete_snapshot()
+                .snapshot_id(snapshot)
+                .send()
+                .await
+                .map_err(|err| aws_error("ec2:DeleteSnapshot", err))?;
+        }
+        Ok(())
+    }
+
+    async fn instance_state(&self, instance_id: &str) -> Result<Option<String>> {
+        match self.client.describe_instances().instance_ids(instance_id).send().await {
+            Ok(output) => Ok(output
+                .reservations()
+                .iter()
+                .flat_map(|reservation| reservation.instances())
+                .find_map(|instance| instance.state()?.name().map(|name| name.as_str().to_string()))),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(aws_error("ec2:DescribeInstances", err)),
+        }
+    }
+
+    async fn create_image(&self, instance_id: &str, name: &str, tags: &[(String, String)]) -> Result<String> {
+        let output = self
+            .client
+            .create_image()
+            .instance_id(instance_id)
+            .name(name)
+            .tag_specifications(
+                TagSpecification::builder().resource_type(ResourceType::Image).set_tags(Some(sdk_tags(tags))).build(),
+            )
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:CreateImage", err))?;
+        output
+            .image_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::new(ErrorKind::Aws, "ec2:CreateImage returned no image id"))
+    }
+
+    async fn wait_until_available(&self, image_id: &str, timeout: Duration) -> Result<Image> {
+        self.client.wait_until_image_available().image_ids(image_id).wait(timeout).await.map_err(|err| {
+            Error::new(ErrorKind::Aws, format!("{image_id} did not become available within {}s: {err}", timeout.as_secs()))
+                .help("it may still become available: check later with `aws ec2 describe-images`, or wait longer with --timeout")
+        })?;
+        self.describe_image(image_id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Aws, format!("{image_id} is available but cannot be described")))
+    }
+}

@@ -1,0 +1,69 @@
+//! What paw needs from EC2, as a trait: paw-aws implements it on the AWS SDK.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// An AMI as EC2 describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub creation_date: String,
+    pub deprecation_time: Option<String>,
+    pub snapshot_ids: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    /// The image in the API's own shape (`ImageId`, `Name`, ...), for the catalog's `details`.
+    pub data: Value,
+}
+
+impl Image {
+    /// The catalog's `details`: the image with a `tags` map and the raw `data`.
+    pub fn details(&self) -> Value {
+        let tags: serde_json::Map<String, Value> =
+            self.tags.iter().map(|(key, value)| (key.clone(), Value::String(value.clone()))).collect();
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "creation_date": self.creation_date,
+            "tags": tags,
+            "data": self.data,
+        })
+    }
+}
+
+/// The filters of the seed's root base AMI finder.
+#[derive(Debug, Clone)]
+pub struct BaseAmiQuery {
+    pub name_pattern: String,
+    pub owner: String,
+    pub architecture: String,
+}
+
+#[async_trait]
+pub trait Ec2: Send + Sync {
+    async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
+
+    /// The image of this account with exactly this name (names are unique per region).
+    async fn find_image_by_name(&self, name: &str) -> Result<Option<Image>>;
+
+    /// Available EBS/HVM images matching the query, newest first.
+    async fn find_base_amis(&self, query: &BaseAmiQuery) -> Result<Vec<Image>>;
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<()>;
+
+    /// Deregisters the image, then deletes `snapshot_ids` (pass none to keep them).
+    async fn deregister_image(&self, image_id: &str, snapshot_ids: &[String]) -> Result<()>;
+
+    /// The instance's state name (`running`, `stopped`, ...), or None when there is no such instance.
+    async fn instance_state(&self, instance_id: &str) -> Result<Option<String>>;
+
+    /// CreateImage with the image's tags; returns the new image id.
+    async fn create_image(&self, instance_id: &str, name: &str, tags: &[(String, String)]) -> Result<String>;
+
+    /// Waits until the image is available, at most `timeout`.
+    async fn wait_until_available(&self, image_id: &str, timeout: std::time::Duration) -> Result<Image>;
+}

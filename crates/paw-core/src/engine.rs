@@ -1,0 +1,387 @@
+//! The build engine. Per step, in the manner of Packer's own `multistep`: source AMI → render →
+//! validate → name check → `packer build` → find the AMI → tag it and its snapshots → record it.
+//! Once packer has made an AMI, any failure before it is recorded deregisters it again, so that no
+//! AMI is ever made and then lost track of. The engine reports what happens as events; the binary
+//! decides how they look.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{self, Catalog, ImageRecord, ImageStatus};
+use crate::ec2::{Ec2, Image};
+use crate::error::{Error, ErrorKind, Result};
+use crate::packer::{BuildRequest, Packer};
+use crate::render::{self, SourceAmi};
+use crate::workflow::{Step, Workflow};
+
+/// What the engine tells its reporter, as it happens.
+#[derive(Debug)]
+pub enum Event<'a> {
+    StepStarted {
+        step: &'a str,
+        source: &'a SourceAmi,
+    },
+    /// One line of packer's own output.
+    Packer {
+        step: &'a str,
+        line: &'a str,
+    },
+    /// A dry run stops here: the exact command packer would have run, in the step folder.
+    DryRun {
+        step: &'a str,
+        command: &'a str,
+    },
+    Built {
+        step: &'a str,
+        ami_id: &'a str,
+    },
+    Failed {
+        step: &'a str,
+        error: &'a Error,
+    },
+    /// A step not started because its parent did not finish, or the run was interrupted.
+    Skipped {
+        step: &'a str,
+        reason: &'a str,
+    },
+    /// Something the engine undid after a failure.
+    CleanedUp {
+        step: &'a str,
+        what: &'a str,
+    },
+}
+
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: Event<'_>);
+}
+
+/// Everything a build talks to.
+pub struct Engine<'a> {
+    pub workflow: &'a Workflow,
+    pub region: String,
+    pub ec2: &'a dyn Ec2,
+    pub catalog: &'a dyn Catalog,
+    pub packer: Packer,
+    /// Region, profile and credentials for packer's environment.
+    pub packer_env: Vec<(String, String)>,
+    pub reporter: &'a dyn Reporter,
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    pub dry_run: bool,
+    pub packer_debug: bool,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Built { ami_id: String, packer_time: Duration, paw_time: Duration },
+    DryRun,
+    Failed(Error),
+    Skipped(String),
+}
+
+#[derive(Debug)]
+pub struct StepOutcome {
+    pub step_id: String,
+    pub outcome: Outcome,
+}
+
+/// The AMI a step starts from for rendering and validation: the root base AMI, the parent's
+/// recorded AMI, or a placeholder while the parent has none.
+pub async fn render_source(workflow: &Workflow, catalog: Option<&dyn Catalog>, step: &Step) -> Result<SourceAmi> {
+    let Some(parent) = &step.parent else {
+        return Ok(root_source(workflow));
+    };
+    let record = match catalog {
+        Some(catalog) => available(catalog, &workflow.param.workflow_id, parent).await?,
+        None => None,
+    };
+    Ok(record.map_or_else(
+        || SourceAmi::placeholder(parent),
+        |record| SourceAmi { id: record.ami_id, name: record.ami_name },
+    ))
+}
+
+/// The source AMI of a build: the root base AMI, or the parent's available record.
+pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<SourceAmi> {
+    let Some(parent) = &step.parent else {
+        return Ok(root_source(workflow));
+    };
+    let workflow_id = &workflow.param.workflow_id;
+    match available(catalog, workflow_id, parent).await? {
+        Some(record) => Ok(SourceAmi { id: record.ami_id, name: record.ami_name }),
+        None => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "step \"{}\" starts from step \"{parent}\", which has no AMI in {} for workflow \"{workflow_id}\"",
+                step.id,
+                catalog.uri()
+            ),
+        )
+        .help(format!("build the parent first: `paw build {parent}`, or the whole chain: `paw build`"))),
+    }
+}
+
+fn root_source(workflow: &Workflow) -> SourceAmi {
+    SourceAmi { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
+}
+
+async fn available(catalog: &dyn Catalog, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+    Ok(catalog.get(workflow_id, step_id).await?.filter(|record| record.status == ImageStatus::Available))
+}
+
+impl Engine<'_> {
+    /// Builds the steps in order. A failed step skips its descendants; other branches carry on.
+    pub async fn build(&self, steps: &[&Step], options: BuildOptions) -> Vec<StepOutcome> {
+        let mut not_done: HashSet<String> = HashSet::new();
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for step in steps {
+            let skip_reason = if self.cancel.is_cancelled() {
+                Some("interrupted".to_string())
+            } else {
+                step.parent
+                    .as_ref()
+                    .filter(|parent| not_done.contains(*parent))
+                    .map(|parent| format!("{parent} did not finish"))
+            };
+            let outcome = match skip_reason {
+                Some(reason) => {
+                    self.reporter.event(Event::Skipped { step: &step.id, reason: &reason });
+                    Outcome::Skipped(reason)
+                }
+                None => match self.build_step(step, options).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        self.reporter.event(Event::Failed { step: &step.id, error: &error });
+                        Outcome::Failed(error)
+                    }
+                },
+            };
+            if !matches!(outcome, Outcome::Built { .. }) {
+                not_done.insert(step.id.clone());
+            }
+            outcomes.push(StepOutcome { step_id: step.id.clone(), outcome });
+        }
+        outcomes
+    }
+
+    async fn build_step(&self, step: &Step, options: BuildOptions) -> Result<Outcome> {
+        let started = Instant::now();
+        let workflow = self.workflow;
+        let source = recorded_source(workflow, self.catalog, step).await?;
+        self.reporter.event(Event::StepStarted { step: &step.id, source: &source });
+        let source_image = self.ec2.describe_image(&source.id).await?;
+        if source_image.is_none_or(|image| image.state != "available") {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "step \"{}\" starts from AMI {} ({}), which is not available in {}",
+                    step.id, source.id, source.name, self.region
+                ),
+            )
+            .help(match step.parent {
+                None => "set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them".to_string(),
+                Some(ref parent) => format!("the parent's AMI is gone: rebuild it with `paw build {parent}`"),
+            }));
+        }
+        let prepared = render::prepare_step(workflow, step, source, &self.region)?;
+        self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins)?;
+        let ami_name = render::output_ami_name(workflow, step);
+        check_name_free(self.ec2, workflow, step, &ami_name).await?;
+        if options.dry_run {
+            let args = self.packer.build_args(&prepared.var_files(), options.packer_debug);
+            let command = std::iter::once(self.packer.path.as_os_str())
+                .chain(args.iter().map(|arg| arg.as_os_str()))
+                .map(|arg| arg.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.reporter.event(Event::DryRun { step: &step.id, command: &command });
+            return Ok(Outcome::DryRun);
+        }
+        let log_path = self.log_path(step);
+        let packer_started = Instant::now();
+        let on_line = |line: &str| self.reporter.event(Event::Packer { step: &step.id, line });
+        let request = BuildRequest {
+            step_dir: &step.dir,
+            var_files: &prepared.var_files(),
+            debug: options.packer_debug,
+            env: &self.packer_env,
+            log_path: &log_path,
+        };
+        let output = self.packer.build(&request, &on_line, &self.cancel).await?;
+        let packer_time = packer_started.elapsed();
+        if let Some(failure) = output.failure {
+            // An interrupt can come too late to stop packer: what it made is not recorded, so it goes.
+            for (_, ami_id) in &output.amis {
+                self.undo_image(step, ami_id).await;
+            }
+            return Err(failure);
+        }
+        let amis = output.amis;
+        let ami_id =
+            amis.iter().find(|(region, _)| *region == self.region).map(|(_, ami)| ami.clone()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Packer,
+                    format!("packer reported no AMI in {} (it reported {amis:?})", self.region),
+                )
+                .help(format!("packer's full output is in {}", log_path.display()))
+            })?;
+        // From here the AMI exists: record it, or deregister it again.
+        match self.finish(step, &prepared.source, &ami_name, &ami_id).await {
+            Ok(()) => {
+                self.reporter.event(Event::Built { step: &step.id, ami_id: &ami_id });
+                Ok(Outcome::Built { ami_id, packer_time, paw_time: started.elapsed().saturating_sub(packer_time) })
+            }
+            Err(error) => {
+                self.undo_image(step, &ami_id).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Checks packer's AMI against EC2, tags it and its snapshots, and records it.
+    async fn finish(&self, step: &Step, source: &SourceAmi, ami_name: &str, ami_id: &str) -> Result<()> {
+        let image =
+            self.ec2.find_image_by_name(ami_name).await?.filter(|image| image.id == ami_id).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Aws,
+                    format!("packer reported {ami_id}, but EC2 has no such AMI named \"{ami_name}\""),
+                )
+            })?;
+        let tags = render::ami_tags(self.workflow, step, source);
+        let mut resources = vec![image.id.clone()];
+        resources.extend(image.snapshot_ids.iter().cloned());
+        self.ec2.create_tags(&resources, &tags).await?;
+        let image = self.ec2.describe_image(ami_id).await?.unwrap_or(image);
+        let record = image_record(self.workflow, step, source, &self.region, &image);
+        self.catalog.record(&record).await
+    }
+
+    /// Deregisters an AMI this run made but could not record, with its snapshots.
+    async fn undo_image(&self, step: &Step, ami_id: &str) {
+        let snapshots = match self.ec2.describe_image(ami_id).await {
+            Ok(Some(image)) => image.snapshot_ids,
+            _ => Vec::new(),
+        };
+        let what = match self.ec2.deregister_image(ami_id, &snapshots).await {
+            Ok(()) => format!("deregistered {ami_id} and deleted its snapshots {snapshots:?}"),
+            Err(err) => format!("could not deregister {ami_id} ({err}); deregister it by hand"),
+        };
+        self.reporter.event(Event::CleanedUp { step: &step.id, what: &what });
+    }
+
+    fn log_path(&self, step: &Step) -> PathBuf {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        self.workflow
+            .state_dir()
+            .join("logs")
+            .join(&self.workflow.param.workflow_id)
+            .join(format!("{}-{stamp}.log", step.id))
+    }
+}
+
+/// The catalog record of a step's AMI.
+pub fn image_record(workflow: &Workflow, step: &Step, source: &SourceAmi, region: &str, image: &Image) -> ImageRecord {
+    ImageRecord {
+        workflow_id: workflow.param.workflow_id.clone(),
+        step_id: step.id.clone(),
+        ami_id: image.id.clone(),
+        ami_name: image.name.clone(),
+        create_at: catalog::now_create_at(),
+        aws_console_url: catalog::console_url(region, &image.id),
+        base_ami_id: source.id.clone(),
+        base_ami_name: source.name.clone(),
+        root_base_ami_id: workflow.param.root_base_ami_id.clone(),
+        root_base_ami_name: workflow.param.root_base_ami_name.clone(),
+        details: image.details(),
+        metadata: step.param.metadata.clone(),
+        region: region.to_string(),
+        status: ImageStatus::Available,
+        fingerprint: None,
+        reused_from: None,
+    }
+}
+
+/// EC2 names are unique per region: stop before building when the step's name is taken.
+async fn check_name_free(ec2: &dyn Ec2, workflow: &Workflow, step: &Step, ami_name: &str) -> Result<()> {
+    match ec2.find_image_by_name(ami_name).await? {
+        None => Ok(()),
+        Some(existing) => Err(Error::new(
+            ErrorKind::Usage,
+            format!("the AMI name \"{ami_name}\" is already taken by {}", existing.id),
+        )
+        .help(format!(
+            "use a new workflow_id in {}, or deregister that AMI with `paw images delete {}`",
+            workflow.param.path.display(),
+            step.id
+        ))),
+    }
+}
+
+/// The seed's manual path: an AMI of a stopped instance, with the step's name and tags, recorded as
+/// soon as it exists (so that it is never lost), then waited for and its snapshots tagged.
+pub async fn image_from_instance(
+    workflow: &Workflow,
+    region: &str,
+    ec2: &dyn Ec2,
+    catalog: &dyn Catalog,
+    step: &Step,
+    instance_id: &str,
+    wait: Option<Duration>,
+) -> Result<ImageRecord> {
+    let source = recorded_source(workflow, catalog, step).await?;
+    render::check_limits(workflow, step, &source)?;
+    match ec2.instance_state(instance_id).await?.as_deref() {
+        Some("stopped") => {}
+        None => {
+            return Err(Error::new(ErrorKind::Usage, format!("there is no instance {instance_id} in {region}"))
+                .help("check the instance id and the region"));
+        }
+        Some(state) => {
+            return Err(Error::new(ErrorKind::Usage, format!("instance {instance_id} is {state}, not stopped")).help(
+                format!("stop it first: `aws ec2 stop-instances --instance-ids {instance_id}`, then run this again"),
+            ));
+        }
+    }
+    let ami_name = render::output_ami_name(workflow, step);
+    check_name_free(ec2, workflow, step, &ami_name).await?;
+    let tags = render::ami_tags(workflow, step, &source);
+    let ami_id = ec2.create_image(instance_id, &ami_name, &tags).await?;
+    let image = ec2.describe_image(&ami_id).await?.ok_or_else(|| {
+        Error::new(ErrorKind::Aws, format!("CreateImage returned {ami_id}, but EC2 does not describe it"))
+    })?;
+    catalog.record(&image_record(workflow, step, &source, region, &image)).await?;
+    let Some(timeout) = wait else {
+        return Ok(catalog.get(&workflow.param.workflow_id, &step.id).await?.expect("just recorded"));
+    };
+    let image = ec2.wait_until_available(&ami_id, timeout).await?;
+    if !image.snapshot_ids.is_empty() {
+        ec2.create_tags(&image.snapshot_ids, &tags).await?;
+    }
+    Ok(catalog.get(&workflow.param.workflow_id, &step.id).await?.expect("just recorded"))
+}
+
+/// Deregisters a recorded AMI, and its snapshots when asked; the record stays, `deregistered`.
+/// Returns the deleted snapshots.
+pub async fn delete_image(
+    ec2: &dyn Ec2,
+    catalog: &dyn Catalog,
+    record: &ImageRecord,
+    delete_snapshots: bool,
+) -> Result<Vec<String>> {
+    // An AMI already gone from EC2 only needs its record marked.
+    let mut snapshots = Vec::new();
+    if let Some(image) = ec2.describe_image(&record.ami_id).await? {
+        if delete_snapshots {
+            snapshots = image.snapshot_ids;
+        }
+        ec2.deregister_image(&record.ami_id, &snapshots).await?;
+    }
+    catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
+    Ok(snapshots)
+}

@@ -1,0 +1,275 @@
+//! paw against the local AWS API emulator with the real packer: build, tag, record, and the
+//! seed's AMI operations.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+
+use crate::emulator::Emulator;
+use crate::harness::Paw;
+
+const ROOT_AMI: &str = "ami-785db401";
+const ROOT_NAME: &str = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721";
+const WORKFLOW_ID: &str = "paw-2024-06-13-12-00-00";
+
+fn images(paw: &Paw) -> Vec<serde_json::Value> {
+    paw.run(&["-w", "wf", "images", "list", "--json"]).success().json().as_array().unwrap().clone()
+}
+
+fn record<'a>(records: &'a [serde_json::Value], step: &str) -> &'a serde_json::Value {
+    records
+        .iter()
+        .find(|record| record["step_id"] == step)
+        .unwrap_or_else(|| panic!("no record of {step}: {records:#?}"))
+}
+
+#[test]
+fn the_example_chain_builds_tags_and_records_three_amis() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let run = paw.run(&["-w", "wf", "build"]);
+    run.success();
+    assert!(
+        run.stdout.contains("step1 | ==> step1.amazon-ebs.step1: Launching a source AWS instance..."),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("step3 |     step3.amazon-ebs.step3: installing the application for step3"));
+    for step in ["step1", "step2", "step3"] {
+        assert!(
+            run.stdout.lines().any(|line| line.contains(step) && line.contains("built") && line.contains("ami-")),
+            "{}",
+            run.stdout
+        );
+    }
+
+    let records = images(&paw);
+    assert_eq!(records.len(), 3);
+    let ec2 = emulator.ec2();
+    let mut parent: Option<&serde_json::Value> = None;
+    for step in ["step1", "step2", "step3"] {
+        let record = record(&records, step);
+        let ami = record["ami_id"].as_str().unwrap();
+        let name = format!("{ROOT_NAME}/{WORKFLOW_ID}/{step}");
+        assert_eq!(record["ami_name"], name);
+        assert_eq!(record["status"], "available");
+        assert_eq!(record["region"], "us-east-1");
+        assert_eq!(record["root_base_ami_id"], ROOT_AMI);
+        assert_eq!(record["details"]["data"]["ImageId"], ami);
+        assert_eq!(record["details"]["tags"]["paw:step_id"], step);
+        assert!(record["aws_console_url"].as_str().unwrap().ends_with(&format!("#ImageDetails:imageId={ami}")));
+        let create_at = record["create_at"].as_str().unwrap();
+        assert!(
+            create_at.len() == 31 && create_at.ends_with("+0000") && create_at.as_bytes()[19] == b'.',
+            "{create_at}"
+        );
+        // Lineage: each step starts from its parent's AMI.
+        let (base_id, base_name) = match parent {
+            None => (ROOT_AMI.to_string(), ROOT_NAME.to_string()),
+            Some(parent) => {
+                (parent["ami_id"].as_str().unwrap().to_string(), parent["ami_name"].as_str().unwrap().to_string())
+            }
+        };
+        assert_eq!(record["base_ami_id"], base_id.as_str());
+        assert_eq!(record["base_ami_name"], base_name.as_str());
+        // Tags on the AMI and on every one of its snapshots.
+        let (tags, snapshots) = ec2.image(ami).expect("the AMI exists");
+        assert_eq!(tags["Name"], name);
+        assert_eq!(tags["packer:base_ami_id"], base_id);
+        assert_eq!(tags["packer:root_base_ami_name"], ROOT_NAME);
+        assert_eq!(tags["paw:workflow_id"], WORKFLOW_ID);
+        assert_eq!(tags["paw:step_id"], step);
+        assert_eq!(tags["bus:team"], "platform");
+        assert!(!snapshots.is_empty());
+        for snapshot in snapshots {
+            assert_eq!(ec2.snapshot(&snapshot).expect("the snapshot exists"), tags, "{snapshot}");
+        }
+        parent = Some(record);
+    }
+    // Newest first, and the full packer output is kept.
+    assert_eq!(records[0]["step_id"], "step3");
+    let logs = std::fs::read_dir(paw.path(&format!("wf/.paw/logs/{WORKFLOW_ID}"))).unwrap().count();
+    assert_eq!(logs, 3);
+    assert!(ec2.live_instances().is_empty());
+
+    // One step across workflows, and one step's record.
+    let across = paw.run(&["-w", "wf", "images", "list", "--step", "step2", "--json"]).success().json();
+    assert_eq!(across.as_array().unwrap().len(), 1);
+    let shown = paw.run(&["-w", "wf", "images", "show", "step2", "--json"]).success().json();
+    assert_eq!(shown["ami_id"], record(&records, "step2")["ami_id"]);
+    let table = paw.run(&["-w", "wf", "images", "list"]);
+    assert!(table.success().stdout.contains("step1"), "{}", table.stdout);
+}
+
+#[test]
+fn a_named_step_needs_its_parents_ami_in_the_catalog() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let run = paw.run(&["-w", "wf", "build", "step2"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("step \"step2\" starts from step \"step1\", which has no AMI in sqlite:wf/.paw/catalog.sqlite"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("build the parent first: `paw build step1`"));
+    assert!(run.stderr.contains("error: 1 of 1 steps failed: step2"), "{}", run.stderr);
+
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    paw.run(&["-w", "wf", "build", "step2"]).success();
+    let records = images(&paw);
+    assert_eq!(record(&records, "step2")["base_ami_id"], record(&records, "step1")["ami_id"]);
+}
+
+#[test]
+fn dry_run_prints_the_packer_command_and_builds_nothing() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let run = paw.run(&["-w", "wf", "build", "step1", "--dry-run"]);
+    run.success();
+    assert!(run.stdout.contains("build -machine-readable -var-file=step1.pkrvars.hcl ."), "{}", run.stdout);
+    assert!(run.stdout.contains("dry run"));
+    assert!(paw.path("wf/step1/step1.pkr.hcl").is_file());
+    assert!(images(&paw).is_empty());
+}
+
+#[test]
+fn a_taken_ami_name_stops_the_build_before_packer_runs() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    let ami = images(&paw)[0]["ami_id"].as_str().unwrap().to_string();
+    // Another catalog that does not know the AMI: EC2 still does.
+    let run = paw.run(&["-w", "wf", "--catalog", "sqlite:other.sqlite", "build", "step1"]);
+    assert_eq!(run.code, 2);
+    let name = format!("{ROOT_NAME}/{WORKFLOW_ID}/step1");
+    assert!(run.stdout.contains(&format!("the AMI name \"{name}\" is already taken by {ami}")), "{}", run.stdout);
+    assert!(run.stdout.contains(
+        "use a new workflow_id in wf/workflow_param.json, or deregister that AMI with `paw images delete step1`"
+    ));
+    assert!(!run.stdout.contains("Launching a source AWS instance"));
+}
+
+#[test]
+fn a_source_ami_that_does_not_exist_is_a_clear_error() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit("wf/workflow_param.json", ROOT_AMI, "ami-0123456789abcdef0");
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.contains("step \"step1\" starts from AMI ami-0123456789abcdef0"), "{}", run.stdout);
+    assert!(run.stdout.contains("which is not available in us-east-1"));
+    assert!(run.stdout.contains("step2 | === skipped: step1 did not finish"));
+    assert!(images(&paw).is_empty());
+}
+
+#[test]
+fn an_interrupted_build_records_nothing_and_leaves_no_instance_running() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit("wf/step1/templates/.pkr.hcl", "    inline = [", "    inline = [\n      \"sleep 60\",");
+    let mut child = paw.command(&["-w", "wf", "build"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Wait until packer's instance is up and the provisioner is running, then press Ctrl-C.
+    for line in stdout.by_ref() {
+        let line = line.unwrap();
+        let running = line.contains("Running local shell script");
+        seen.push(line);
+        if running {
+            break;
+        }
+    }
+    assert!(seen.last().is_some_and(|line| line.contains("Running local shell script")), "{seen:#?}");
+    assert_eq!(emulator.ec2().live_instances().len(), 1);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let rest: Vec<String> = stdout.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:#?}");
+    assert!(rest.iter().any(|line| line.contains("interrupted: waiting for packer to clean up")), "{rest:#?}");
+    assert!(rest.iter().any(|line| line.contains("Terminating the source AWS instance")), "{rest:#?}");
+    assert!(rest.iter().any(|line| line.contains("step2 | === skipped: interrupted")), "{rest:#?}");
+    assert!(images(&paw).is_empty());
+    assert!(emulator.ec2().live_instances().is_empty());
+}
+
+#[test]
+fn from_instance_refuses_a_running_instance_and_records_a_stopped_one() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let ec2 = emulator.ec2();
+    let instance = ec2.run_instance(ROOT_AMI);
+    let run = paw.run(&["-w", "wf", "images", "from-instance", "step1", "--instance-id", &instance]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains(&format!("instance {instance} is running, not stopped")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("aws ec2 stop-instances --instance-ids {instance}")));
+    assert!(images(&paw).is_empty());
+
+    ec2.stop_instance(&instance);
+    let run = paw.run(&["-w", "wf", "images", "from-instance", "step1", "--instance-id", &instance, "--timeout", "60"]);
+    assert!(run.success().stdout.contains("created ami-"), "{}", run.stdout);
+    let records = images(&paw);
+    let ami = record(&records, "step1")["ami_id"].as_str().unwrap();
+    assert_eq!(record(&records, "step1")["ami_name"], format!("{ROOT_NAME}/{WORKFLOW_ID}/step1"));
+    let (tags, snapshots) = ec2.image(ami).unwrap();
+    assert_eq!(tags["paw:step_id"], "step1");
+    assert_eq!(tags["packer:base_ami_id"], ROOT_AMI);
+    for snapshot in snapshots {
+        assert_eq!(ec2.snapshot(&snapshot).unwrap()["paw:step_id"], "step1");
+    }
+    // The next step builds from it.
+    paw.run(&["-w", "wf", "build", "step2"]).success();
+    assert_eq!(record(&images(&paw), "step2")["base_ami_id"], ami);
+
+    let run = paw.run(&["-w", "wf", "images", "from-instance", "step3", "--instance-id", "i-0000000000000dead"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("there is no instance i-0000000000000dead in us-east-1"), "{}", run.stderr);
+}
+
+#[test]
+fn delete_deregisters_the_ami_and_its_snapshots_and_keeps_the_record() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    let ami = images(&paw)[0]["ami_id"].as_str().unwrap().to_string();
+    let ec2 = emulator.ec2();
+    let (_, snapshots) = ec2.image(&ami).unwrap();
+
+    let run = paw.run(&["-w", "wf", "images", "delete", "step1", "--delete-snapshots"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("refusing to deregister"), "{}", run.stderr);
+    assert!(run.stderr.contains("pass --yes"));
+    assert!(ec2.image(&ami).is_some());
+
+    let run = paw.run(&["-w", "wf", "images", "delete", "step1", "--delete-snapshots", "--yes", "--json"]);
+    let report = run.success().json();
+    assert_eq!(report["deleted_snapshots"], serde_json::json!(snapshots));
+    assert!(ec2.image(&ami).is_none());
+    for snapshot in &snapshots {
+        assert!(ec2.snapshot(snapshot).is_none(), "{snapshot} is still there");
+    }
+    let records = images(&paw);
+    assert_eq!(records[0]["status"], "deregistered");
+    // A deregistered AMI is never a source again.
+    let run = paw.run(&["-w", "wf", "build", "step2"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.contains("which has no AMI in"), "{}", run.stdout);
+}
+
+#[test]
+fn base_ami_find_lists_canonicals_images_newest_first() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let run = paw.run(&["-w", "wf", "base-ami", "find", "--name", "ubuntu/images/hvm-ssd/ubuntu-*", "--json"]);
+    let found = run.success().json();
+    let ids: Vec<_> = found.as_array().unwrap().iter().map(|image| image["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&ROOT_AMI) && ids.contains(&"ami-1e749f67"), "{found:#}");
+    let dates: Vec<_> =
+        found.as_array().unwrap().iter().map(|image| image["creation_date"].as_str().unwrap()).collect();
+    assert!(dates.windows(2).all(|pair| pair[0] >= pair[1]), "{dates:?}");
+    let none =
+        paw.run(&["-w", "wf", "base-ami", "find", "--name", "ubuntu/*", "--arch", "arm64", "--json"]).success().json();
+    assert_eq!(none, serde_json::json!([]));
+    let table = paw.run(&["-w", "wf", "base-ami", "find", "--name", "ubuntu/images/hvm-ssd/ubuntu-xenial-*"]);
+    assert!(table.success().stdout.contains(ROOT_NAME), "{}", table.stdout);
+}

@@ -1,0 +1,138 @@
+//! The local AWS API emulator (moto, started by scripts/moto_server.py) and a small EC2 client on the
+//! AWS SDK to check what paw did. One emulator per test: no test sees another's AMIs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+
+use crate::harness::Paw;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    /// Starts the emulator on a free loopback port; fails (never skips) when it is not installed.
+    pub fn start() -> Emulator {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.is_file(),
+            "the AWS API emulator is not installed: run scripts/setup (it creates .venv with moto)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let child = Command::new(python)
+            .arg(root.join("scripts/moto_server.py"))
+            .arg(&port_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "the emulator did not start within 60s");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Emulator { child, endpoint: format!("http://127.0.0.1:{}", port.trim()), _dir: dir }
+    }
+
+    /// paw's environment for this emulator: its endpoint and made-up credentials.
+    pub fn configure(&self, paw: Paw) -> Paw {
+        paw.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+    }
+
+    pub fn ec2(&self) -> Ec2 {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let config = runtime.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(&self.endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
+                .load(),
+        );
+        Ec2 { client: aws_sdk_ec2::Client::new(&config), runtime }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the tests ask EC2 directly.
+pub struct Ec2 {
+    client: aws_sdk_ec2::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+pub type Tags = std::collections::BTreeMap<String, String>;
+
+fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
+    tags.iter().map(|tag| (tag.key().unwrap().to_string(), tag.value().unwrap_or_default().to_string())).collect()
+}
+
+impl Ec2 {
+    /// The image's tags and snapshot ids, or None when EC2 has no such image.
+    pub fn image(&self, image_id: &str) -> Option<(Tags, Vec<String>)> {
+        let output = self.runtime.block_on(self.client.describe_images().image_ids(image_id).send()).ok()?;
+        let image = output.images().first()?;
+        let snapshots = image
+            .block_device_mappings()
+            .iter()
+            .filter_map(|mapping| mapping.ebs()?.snapshot_id().map(str::to_string))
+            .collect();
+        Some((tag_map(image.tags()), snapshots))
+    }
+
+    /// The snapshot's tags, or None when it does not exist.
+    pub fn snapshot(&self, snapshot_id: &str) -> Option<Tags> {
+        let output = self.runtime.block_on(self.client.describe_snapshots().snapshot_ids(snapshot_id).send()).ok()?;
+        output.snapshots().first().map(|snapshot| tag_map(snapshot.tags()))
+    }
+
+    /// Ids of the instances that are pending or running.
+    pub fn live_instances(&self) -> Vec<String> {
+        let filter = Filter::builder().name("instance-state-name").values("pending").values("running").build();
+        let output = self.runtime.block_on(self.client.describe_instances().filters(filter).send()).unwrap();
+        output.reservations().iter().flat_map(|r| r.instances()).map(|i| i.instance_id().unwrap().to_string()).collect()
+    }
+
+    pub fn run_instance(&self, image_id: &str) -> String {
+        let output = self
+            .runtime
+            .block_on(
+                self.client
+                    .run_instances()
+                    .image_id(image_id)
+                    .min_count(1)
+                    .max_count(1)
+                    .instance_type("t2.micro".into())
+                    .send(),
+            )
+            .unwrap();
+        output.instances()[0].instance_id().unwrap().to_string()
+    }
+
+    pub fn stop_instance(&self, instance_id: &str) {
+        self.runtime.block_on(self.client.stop_instances().instance_ids(instance_id).send()).unwrap();
+        let output = self.runtime.block_on(self.client.describe_instances().instance_ids(instance_id).send()).unwrap();
+        let state = output.reservations()[0].instances()[0].state().unwrap().name().unwrap().clone();
+        assert_eq!(state, InstanceStateName::Stopped);
+    }
+}
