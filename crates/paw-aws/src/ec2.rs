@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+
+use crate::aws_error;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use paw_core::ec2::{BaseAmiQuery, Ec2, Image};
 use paw_core::{Error, ErrorKind, Result};
@@ -18,33 +20,6 @@ pub struct AwsEc2 {
 impl AwsEc2 {
     pub fn new(config: &aws_config::SdkConfig) -> AwsEc2 {
         AwsEc2 { client: Client::new(config) }
-    }
-}
-
-/// An SDK error as one clear message: the action, AWS's code and message, and what to do.
-pub fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let code = err.code().unwrap_or_default().to_string();
-    let message = err
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
-    let error = Error::new(
-        ErrorKind::Aws,
-        format!("{action} failed: {}{message}", if code.is_empty() { String::new() } else { format!("{code}: ") }),
-    );
-    match code.as_str() {
-        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
-            error.help(format!("the AWS credentials in use lack the permission {action}; see the README's IAM policy"))
-        }
-        "AuthFailure" | "UnrecognizedClientException" | "ExpiredToken" => {
-            error.help("check the AWS credentials: profile_name, AWS_PROFILE, or the environment")
-        }
-        "" => error.help("check the network and AWS_ENDPOINT_URL, and that credentials and a region are set"),
-        _ => error,
     }
 }
 

@@ -1,11 +1,14 @@
 //! paw's AWS side: region and credential resolution, EC2 and DynamoDB, on the AWS SDK for Rust.
 
+pub mod dynamodb;
 pub mod ec2;
 pub mod region;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use paw_core::config::WorkflowParam;
+use paw_core::{Error, ErrorKind};
 
 /// The SDK's configuration for this workflow: its region, `profile_name` when given, the seed's
 /// static credentials when the params hold them, else the standard chain. `AWS_ENDPOINT_URL`
@@ -43,4 +46,31 @@ pub fn packer_env(param: &WorkflowParam, region: &str) -> Vec<(String, String)> 
         }
     }
     env
+}
+
+/// An SDK error as one clear message: the action, AWS's code and message, and what to do.
+pub fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or_default().to_string();
+    let message = err
+        .message()
+        .map(str::to_string)
+        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
+    let error = Error::new(
+        ErrorKind::Aws,
+        format!("{action} failed: {}{message}", if code.is_empty() { String::new() } else { format!("{code}: ") }),
+    );
+    match code.as_str() {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
+            error.help(format!("the AWS credentials in use lack the permission {action}; see the README's IAM policy"))
+        }
+        "AuthFailure" | "UnrecognizedClientException" | "ExpiredToken" => {
+            error.help("check the AWS credentials: profile_name, AWS_PROFILE, or the environment")
+        }
+        "" => error.help("check the network and AWS_ENDPOINT_URL, and that credentials and a region are set"),
+        _ => error,
+    }
 }

@@ -118,6 +118,45 @@ pub trait Catalog: Send + Sync {
 
     /// Marks a record deregistered; it stays for history.
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()>;
+
+    /// Every step id the catalog has records of, or None when the backend cannot list them without
+    /// reading everything (DynamoDB: paw never scans a table).
+    async fn step_ids(&self) -> Result<Option<Vec<String>>>;
+}
+
+/// What `copy_records` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrateReport {
+    pub copied: usize,
+    /// Records the target already had, the same AMI in the same state.
+    pub already_there: usize,
+    /// Records the target has with another AMI that is still available: left alone.
+    pub conflicts: Vec<String>,
+}
+
+/// Copies every record of the given steps (across all workflows) from one catalog to another.
+/// Running it again copies nothing.
+pub async fn copy_records(from: &dyn Catalog, to: &dyn Catalog, step_ids: &[String]) -> Result<MigrateReport> {
+    let mut report = MigrateReport::default();
+    for step_id in step_ids {
+        for record in from.list_step(step_id).await? {
+            match to.get(&record.workflow_id, &record.step_id).await? {
+                Some(existing) if existing.ami_id == record.ami_id && existing.status == record.status => {
+                    report.already_there += 1;
+                }
+                Some(existing) if existing.ami_id == record.ami_id && record.status == ImageStatus::Deregistered => {
+                    to.mark_deregistered(&record.workflow_id, &record.step_id).await?;
+                    report.copied += 1;
+                }
+                _ => match to.record(&record).await {
+                    Ok(()) => report.copied += 1,
+                    Err(err) if err.kind == ErrorKind::Catalog => report.conflicts.push(err.message),
+                    Err(err) => return Err(err),
+                },
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// An already-recorded AMI for the same step: what the conflict error says.
@@ -194,7 +233,7 @@ impl SqliteCatalog {
             .busy_timeout(std::time::Duration::from_secs(30))
             .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
             .map_err(|err| sqlite_error(path, err))?;
-        migrate(&mut connection, path)?;
+        apply_migrations(&mut connection, path)?;
         Ok(SqliteCatalog { path: path.to_path_buf(), connection: Mutex::new(connection) })
     }
 
@@ -206,7 +245,7 @@ impl SqliteCatalog {
     }
 }
 
-fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
+fn apply_migrations(connection: &mut Connection, path: &Path) -> Result<()> {
     let fail = |err| sqlite_error(path, err);
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
     let version: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(fail)?;
@@ -328,6 +367,14 @@ impl Catalog for SqliteCatalog {
         transaction.commit().map_err(fail)
     }
 
+    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        let mut statement = connection.prepare("SELECT DISTINCT step_id FROM images ORDER BY step_id").map_err(fail)?;
+        let ids = statement.query_map([], |row| row.get(0)).map_err(fail)?;
+        Ok(Some(ids.collect::<rusqlite::Result<Vec<String>>>().map_err(fail)?))
+    }
+
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         connection
@@ -337,5 +384,61 @@ impl Catalog for SqliteCatalog {
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_passes_the_catalog_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/catalog.sqlite");
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let other = SqliteCatalog::open(&path).unwrap();
+        crate::catalog_conformance::check(&catalog, &other, "wf").await;
+    }
+
+    #[test]
+    fn the_schema_version_is_recorded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        drop(SqliteCatalog::open(&path).unwrap());
+        let connection = Connection::open(&path).unwrap();
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        let err = SqliteCatalog::open(&path).err().unwrap();
+        assert!(err.message.contains("schema version 99, newer than this paw knows"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn migrate_copies_once_and_reports_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = SqliteCatalog::open(&dir.path().join("from.sqlite")).unwrap();
+        let to = SqliteCatalog::open(&dir.path().join("to.sqlite")).unwrap();
+        use crate::catalog_conformance::sample_record;
+        from.record(&sample_record("w1", "s1", "ami-1", "2026-01-01T00:00:01.000000+0000")).await.unwrap();
+        from.record(&sample_record("w2", "s1", "ami-2", "2026-01-01T00:00:02.000000+0000")).await.unwrap();
+        from.record(&sample_record("w1", "s2", "ami-3", "2026-01-01T00:00:03.000000+0000")).await.unwrap();
+        to.record(&sample_record("w2", "s1", "ami-other", "2026-01-01T00:00:04.000000+0000")).await.unwrap();
+        let steps = from.step_ids().await.unwrap().unwrap();
+        assert_eq!(steps, ["s1", "s2"]);
+        let report = copy_records(&from, &to, &steps).await.unwrap();
+        assert_eq!((report.copied, report.already_there, report.conflicts.len()), (2, 0, 1));
+        assert!(report.conflicts[0].contains("already has AMI ami-other"), "{:?}", report.conflicts);
+        assert_eq!(to.get("w1", "s2").await.unwrap().unwrap(), from.get("w1", "s2").await.unwrap().unwrap());
+        let again = copy_records(&from, &to, &steps).await.unwrap();
+        assert_eq!((again.copied, again.already_there), (0, 2));
+    }
+
+    #[test]
+    fn catalog_uris() {
+        assert_eq!("sqlite:a/b.sqlite".parse::<CatalogUri>().unwrap(), CatalogUri::Sqlite("a/b.sqlite".into()));
+        assert_eq!("dynamodb:t".parse::<CatalogUri>().unwrap(), CatalogUri::DynamoDb("t".into()));
+        assert!("postgres:x".parse::<CatalogUri>().is_err());
+        assert!("sqlite:".parse::<CatalogUri>().is_err());
     }
 }

@@ -2,6 +2,8 @@
 //! No AWS SDK in here: EC2 and the catalog are reached through traits.
 
 pub mod catalog;
+#[cfg(any(test, feature = "conformance"))]
+pub mod catalog_conformance;
 pub mod config;
 pub mod ec2;
 pub mod engine;

@@ -55,6 +55,9 @@ pub enum Command {
     /// Find root base AMIs.
     #[command(subcommand, name = "base-ami")]
     BaseAmi(BaseAmiCommand),
+    /// The catalog itself.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Create a new workflow folder with one step, in the seed's layout.
     Init {
         /// The folder to create; it must be new or empty.
@@ -104,6 +107,22 @@ pub enum ImagesCommand {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Copy every record from one catalog to another (SQLite ⇄ DynamoDB); safe to run again.
+    Migrate {
+        /// The catalog to read: sqlite:PATH or dynamodb:TABLE.
+        #[arg(long, value_name = "URI")]
+        from: String,
+        /// The catalog to write: sqlite:PATH or dynamodb:TABLE (created when missing).
+        #[arg(long, value_name = "URI")]
+        to: String,
+        /// Steps to copy besides the workflow folder's (a DynamoDB source cannot list its steps without a scan).
+        #[arg(long = "step", value_name = "STEP")]
+        steps: Vec<String>,
     },
 }
 

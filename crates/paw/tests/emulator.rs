@@ -55,16 +55,34 @@ impl Emulator {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
     }
 
+    /// The AWS SDK's configuration for this emulator.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+
     pub fn ec2(&self) -> Ec2 {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let config = runtime.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(&self.endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
-                .load(),
-        );
+        let config = runtime.block_on(self.sdk_config());
         Ec2 { client: aws_sdk_ec2::Client::new(&config), runtime }
+    }
+
+    /// Runs the seed's own DynamoDB model (tests/seed_catalog.py) against this emulator.
+    pub fn seed_catalog(&self, args: &[&str]) -> String {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seed_catalog.py"))
+            .arg(&self.endpoint)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .expect("the seed's model runs");
+        assert!(output.status.success(), "seed_catalog.py {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod aws;
 mod bad_input;
+mod dynamodb;
 mod emulator;
 mod harness;
 mod offline;

@@ -41,7 +41,7 @@ fn print_records(records: &[ImageRecord], json: bool) {
 pub async fn list(globals: &Globals, workflow_id: Option<String>, step: Option<String>) -> anyhow::Result<()> {
     // A workflow folder is needed only for defaults: the workflow id, and the catalog's place.
     let needs_workflow = globals.catalog.is_none() || (workflow_id.is_none() && step.is_none());
-    let workflow = if needs_workflow { Some(globals.load()?) } else { None };
+    let workflow = if needs_workflow { Some(globals.load()?) } else { globals.optional_workflow()? };
     let catalog = globals.open_catalog(workflow.as_ref()).await?;
     let records = match (workflow_id, step) {
         (Some(workflow_id), Some(step)) => catalog.get(&workflow_id, &step).await?.into_iter().collect(),
@@ -176,8 +176,8 @@ fn confirm(what: &str) -> anyhow::Result<bool> {
 }
 
 pub async fn find_base_ami(globals: &Globals, name: String, owner: String, arch: Arch) -> anyhow::Result<()> {
-    // The workflow gives the region and the profile; without -w it is optional.
-    let workflow = if globals.workflow.is_some() { Some(globals.load()?) } else { globals.load().ok() };
+    // The workflow gives the region and the profile.
+    let workflow = globals.optional_workflow()?;
     let region = aws_region(workflow.as_ref()).await?;
     let config = paw_aws::sdk_config(workflow.as_ref().map(|workflow| &workflow.param), &region).await;
     let ec2 = paw_aws::ec2::AwsEc2::new(&config);

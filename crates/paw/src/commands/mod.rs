@@ -1,17 +1,19 @@
 //! One function per subcommand; each turns the parsed arguments into library calls and output.
 
 mod build;
+mod catalog;
 mod images;
 mod offline;
 
 use std::path::{Path, PathBuf};
 
+use paw_aws::dynamodb::DynamoCatalog;
 use paw_core::catalog::{Catalog, CatalogUri, SqliteCatalog};
 use paw_core::config::WORKFLOW_PARAM_FILE;
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind};
 
-use crate::cli::{BaseAmiCommand, Cli, Command, ImagesCommand};
+use crate::cli::{BaseAmiCommand, CatalogCommand, Cli, Command, ImagesCommand};
 
 /// Exit codes, documented in the README.
 pub const EXIT_FAILURE: i32 = 1;
@@ -76,6 +78,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::BaseAmi(BaseAmiCommand::Find { name, owner, arch }) => {
             images::find_base_ami(&globals, name, owner, arch).await
         }
+        Command::Catalog(CatalogCommand::Migrate { from, to, steps }) => {
+            catalog::migrate(&globals, &from, &to, steps).await
+        }
     }
 }
 
@@ -96,6 +101,12 @@ impl Globals {
             );
         }
         Ok(workflow)
+    }
+
+    /// The workflow when one is named with -w or is at the default place; commands that work
+    /// without one (the workflow only supplies defaults) use this.
+    fn optional_workflow(&self) -> anyhow::Result<Option<Workflow>> {
+        if self.workflow.is_some() { self.load().map(Some) } else { Ok(self.load().ok()) }
     }
 
     /// `--catalog` / PAW_CATALOG, else workflow_param.json's "catalog" (relative to the workflow),
@@ -120,24 +131,40 @@ impl Globals {
     }
 
     async fn open_catalog(&self, workflow: Option<&Workflow>) -> anyhow::Result<Box<dyn Catalog>> {
-        match self.catalog_uri(workflow)? {
-            CatalogUri::Sqlite(path) => Ok(Box::new(SqliteCatalog::open(&path)?)),
-            CatalogUri::DynamoDb(table) => Err(Error::new(
-                ErrorKind::Usage,
-                format!("dynamodb:{table}: this paw does not have the DynamoDB catalog yet"),
-            )
-            .help("use the embedded catalog (sqlite:PATH)")
-            .into()),
-        }
+        open_catalog(self.catalog_uri(workflow)?, workflow).await
     }
 
-    /// The catalog for reading only, when there is one: rendering never creates a catalog.
+    /// The catalog for reading only, when there is one: rendering never creates or changes a catalog.
     async fn existing_catalog(&self, workflow: &Workflow) -> anyhow::Result<Option<Box<dyn Catalog>>> {
-        match self.catalog_uri(Some(workflow))? {
-            CatalogUri::Sqlite(path) if !path.is_file() => Ok(None),
-            _ => self.open_catalog(Some(workflow)).await.map(Some),
-        }
+        Ok(match self.catalog_uri(Some(workflow))? {
+            CatalogUri::Sqlite(path) if !path.is_file() => None,
+            CatalogUri::Sqlite(path) => Some(Box::new(SqliteCatalog::open(&path)?)),
+            CatalogUri::DynamoDb(table) => {
+                let config = aws_config_for(Some(workflow)).await?;
+                DynamoCatalog::open_existing(&config, &table)
+                    .await?
+                    .map(|catalog| Box::new(catalog) as Box<dyn Catalog>)
+            }
+        })
     }
+}
+
+/// Opens (and, for DynamoDB, creates or completes) a catalog; the workflow, when given, supplies the
+/// region and the profile.
+async fn open_catalog(uri: CatalogUri, workflow: Option<&Workflow>) -> anyhow::Result<Box<dyn Catalog>> {
+    Ok(match uri {
+        CatalogUri::Sqlite(path) => Box::new(SqliteCatalog::open(&path)?),
+        CatalogUri::DynamoDb(table) => {
+            let config = aws_config_for(workflow).await?;
+            Box::new(DynamoCatalog::open(&config, &table, &|notice| eprintln!("paw: {notice}")).await?)
+        }
+    })
+}
+
+/// The AWS SDK's configuration for the workflow's region, profile and credentials.
+async fn aws_config_for(workflow: Option<&Workflow>) -> anyhow::Result<aws_config::SdkConfig> {
+    let region = aws_region(workflow).await?;
+    Ok(paw_aws::sdk_config(workflow.map(|workflow| &workflow.param), &region).await)
 }
 
 /// `region_name` from the params, else the AWS SDK's standard resolution.

@@ -1,0 +1,357 @@
+//! The team catalog in DynamoDB, in the seed's table layout: key `workflow_id` / `step_id`, GSI
+//! `step_id_index` (`step_id`, `create_at`), every attribute a string (`details` and `metadata` as
+//! JSON). paw's own fields are extra attributes, and paw adds two indexes of its own. Every read is a
+//! GetItem or a Query on a key or an index; nothing scans the table.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableDescription,
+};
+use paw_core::catalog::{Catalog, ImageRecord, ImageStatus, conflict_error};
+use paw_core::{Error, ErrorKind, Result};
+use serde_json::Value;
+
+use crate::aws_error;
+
+/// The seed's index: one step across workflows, newest first.
+pub const STEP_INDEX: &str = "step_id_index";
+/// paw's: all steps of a workflow, newest first.
+pub const WORKFLOW_INDEX: &str = "paw_workflow_id_index";
+/// paw's: AMIs by the fingerprint of their inputs, newest first (sparse: only paw's items).
+pub const FINGERPRINT_INDEX: &str = "paw_fingerprint_index";
+
+const INDEXES: [(&str, &str); 3] =
+    [(STEP_INDEX, "step_id"), (WORKFLOW_INDEX, "workflow_id"), (FINGERPRINT_INDEX, "fingerprint")];
+const WAIT: Duration = Duration::from_secs(600);
+
+pub struct DynamoCatalog {
+    client: Client,
+    table: String,
+}
+
+fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("name and type are set")
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("name and type are set")
+}
+
+fn all_attributes() -> Projection {
+    Projection::builder().projection_type(ProjectionType::All).build()
+}
+
+fn attribute_definitions() -> Vec<AttributeDefinition> {
+    ["workflow_id", "step_id", "create_at", "fingerprint"].into_iter().map(string_attribute).collect()
+}
+
+fn has_index(table: &TableDescription, name: &str) -> bool {
+    table.global_secondary_indexes().iter().any(|index| index.index_name() == Some(name))
+}
+
+impl DynamoCatalog {
+    /// The table when it exists, as it is: for reading, nothing is created or changed.
+    pub async fn open_existing(config: &aws_config::SdkConfig, table: &str) -> Result<Option<DynamoCatalog>> {
+        let catalog = DynamoCatalog { client: Client::new(config), table: table.to_string() };
+        match catalog.client.describe_table().table_name(table).send().await {
+            Ok(_) => Ok(Some(catalog)),
+            Err(err) if err.as_service_error().is_some_and(|err| err.is_resource_not_found_exception()) => Ok(None),
+            Err(err) => Err(aws_error("dynamodb:DescribeTable", err)),
+        }
+    }
+
+    /// Opens the table, creating it when it is missing and adding paw's indexes when they are;
+    /// `notice` hears about each such change, once.
+    pub async fn open(
+        config: &aws_config::SdkConfig,
+        table: &str,
+        notice: &(dyn Fn(&str) + Sync),
+    ) -> Result<DynamoCatalog> {
+        let catalog = DynamoCatalog { client: Client::new(config), table: table.to_string() };
+        match catalog.client.describe_table().table_name(table).send().await {
+            Ok(output) => {
+                let description = output.table().cloned().unwrap_or_else(|| TableDescription::builder().build());
+                catalog.check_key_schema(&description)?;
+                for (index, hash_key) in INDEXES {
+                    if !has_index(&description, index) {
+                        catalog.add_index(index, hash_key).await?;
+                        notice(&format!(
+                            "added the index {index} to the DynamoDB table {table} (once; the table is otherwise unchanged)"
+                        ));
+                    }
+                }
+            }
+            Err(err) if err.as_service_error().is_some_and(|err| err.is_resource_not_found_exception()) => {
+                catalog.create_table().await?;
+                notice(&format!("created the DynamoDB table {table} (PAY_PER_REQUEST)"));
+            }
+            Err(err) => return Err(aws_error("dynamodb:DescribeTable", err)),
+        }
+        Ok(catalog)
+    }
+
+    fn check_key_schema(&self, table: &TableDescription) -> Result<()> {
+        let expected = [key("workflow_id", KeyType::Hash), key("step_id", KeyType::Range)];
+        if table.key_schema() != expected {
+            return Err(Error::new(
+                ErrorKind::Catalog,
+                format!(
+                    "the DynamoDB table {} is not a paw catalog: its key is not workflow_id (hash) / step_id (range)",
+                    self.table
+                ),
+            )
+            .help("name another table: --catalog dynamodb:TABLE"));
+        }
+        Ok(())
+    }
+
+    fn index(name: &str, hash_key: &str) -> GlobalSecondaryIndex {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash_key, KeyType::Hash))
+            .key_schema(key("create_at", KeyType::Range))
+            .projection(all_attributes())
+            .build()
+            .expect("name and key are set")
+    }
+
+    async fn create_table(&self) -> Result<()> {
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .key_schema(key("workflow_id", KeyType::Hash))
+            .key_schema(key("step_id", KeyType::Range))
+            .set_attribute_definitions(Some(attribute_definitions()))
+            .billing_mode(BillingMode::PayPerRequest);
+        for (index, hash_key) in INDEXES {
+            request = request.global_secondary_indexes(Self::index(index, hash_key));
+        }
+        request.send().await.map_err(|err| aws_error("dynamodb:CreateTable", err))?;
+        self.client.wait_until_table_exists().table_name(&self.table).wait(WAIT).await.map_err(|err| {
+            Error::new(ErrorKind::Aws, format!("the DynamoDB table {} did not become ACTIVE: {err}", self.table))
+        })?;
+        Ok(())
+    }
+
+    async fn add_index(&self, name: &str, hash_key: &str) -> Result<()> {
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(name)
+            .key_schema(key(hash_key, KeyType::Hash))
+            .key_schema(key("create_at", KeyType::Range))
+            .projection(all_attributes())
+            .build()
+            .expect("name, key and projection are set");
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .set_attribute_definitions(Some(attribute_definitions()))
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:UpdateTable", err))?;
+        // A new index is usable once it is ACTIVE; DynamoDB fills it from the table meanwhile.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let output = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|err| aws_error("dynamodb:DescribeTable", err))?;
+            let active =
+                output.table().into_iter().flat_map(|table| table.global_secondary_indexes()).any(|index| {
+                    index.index_name() == Some(name) && index.index_status() == Some(&IndexStatus::Active)
+                });
+            if active {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::new(
+                    ErrorKind::Aws,
+                    format!("the index {name} of {} did not become ACTIVE", self.table),
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// A Query on an index, newest first, every page.
+    async fn query_index(&self, index: &str, hash_key: &str, value: &str) -> Result<Vec<ImageRecord>> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#key = :value")
+            .expression_attribute_names("#key", hash_key)
+            .expression_attribute_values(":value", AttributeValue::S(value.to_string()))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(|err| aws_error("dynamodb:Query", err))?;
+        items.iter().map(|item| from_item(&self.table, item)).collect()
+    }
+
+    /// Records by the fingerprint of their inputs, newest first.
+    pub async fn list_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(FINGERPRINT_INDEX, "fingerprint", fingerprint).await
+    }
+}
+
+fn to_item(record: &ImageRecord) -> HashMap<String, AttributeValue> {
+    let text = |value: &str| AttributeValue::S(value.to_string());
+    let mut item = HashMap::from([
+        ("workflow_id".to_string(), text(&record.workflow_id)),
+        ("step_id".to_string(), text(&record.step_id)),
+        ("ami_id".to_string(), text(&record.ami_id)),
+        ("ami_name".to_string(), text(&record.ami_name)),
+        ("create_at".to_string(), text(&record.create_at)),
+        ("aws_console_url".to_string(), text(&record.aws_console_url)),
+        ("base_ami_id".to_string(), text(&record.base_ami_id)),
+        ("base_ami_name".to_string(), text(&record.base_ami_name)),
+        ("root_base_ami_id".to_string(), text(&record.root_base_ami_id)),
+        ("root_base_ami_name".to_string(), text(&record.root_base_ami_name)),
+        ("details".to_string(), text(&record.details.to_string())),
+        ("metadata".to_string(), text(&Value::Object(record.metadata.clone()).to_string())),
+        ("region".to_string(), text(&record.region)),
+        ("status".to_string(), text(record.status.as_str())),
+    ]);
+    // Index keys cannot be empty strings: absent values are absent attributes.
+    if let Some(fingerprint) = &record.fingerprint {
+        item.insert("fingerprint".into(), text(fingerprint));
+    }
+    if let Some(reused_from) = &record.reused_from {
+        item.insert("reused_from".into(), text(reused_from));
+    }
+    item
+}
+
+/// An item as paw or the seed wrote it; the seed's items have no status (available) and no region
+/// (read from their console URL).
+fn from_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<ImageRecord> {
+    let bad = |what: String| Error::new(ErrorKind::Catalog, format!("an item of the DynamoDB table {table} {what}"));
+    let optional = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).cloned();
+    let required = |name: &str| optional(name).ok_or_else(|| bad(format!("has no string attribute {name}")));
+    let json = |name: &str| -> Result<Value> {
+        serde_json::from_str(&required(name)?).map_err(|err| bad(format!("has {name} that is not JSON: {err}")))
+    };
+    let console_url = required("aws_console_url")?;
+    let region = optional("region").unwrap_or_else(|| {
+        console_url.trim_start_matches("https://").split('.').next().unwrap_or_default().to_string()
+    });
+    let metadata = match json("metadata")? {
+        Value::Object(map) => map,
+        _ => return Err(bad("has metadata that is not a JSON object".into())),
+    };
+    Ok(ImageRecord {
+        workflow_id: required("workflow_id")?,
+        step_id: required("step_id")?,
+        ami_id: required("ami_id")?,
+        ami_name: required("ami_name")?,
+        create_at: required("create_at")?,
+        aws_console_url: console_url,
+        base_ami_id: required("base_ami_id")?,
+        base_ami_name: required("base_ami_name")?,
+        root_base_ami_id: required("root_base_ami_id")?,
+        root_base_ami_name: required("root_base_ami_name")?,
+        details: json("details")?,
+        metadata,
+        region,
+        status: optional("status").map_or(Ok(ImageStatus::Available), |status| status.parse())?,
+        fingerprint: optional("fingerprint"),
+        reused_from: optional("reused_from"),
+    })
+}
+
+#[async_trait]
+impl Catalog for DynamoCatalog {
+    fn uri(&self) -> String {
+        format!("dynamodb:{}", self.table)
+    }
+
+    async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
+            .key("step_id", AttributeValue::S(step_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:GetItem", err))?;
+        output.item().map(|item| from_item(&self.table, item)).transpose()
+    }
+
+    async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(WORKFLOW_INDEX, "workflow_id", workflow_id).await
+    }
+
+    async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(STEP_INDEX, "step_id", step_id).await
+    }
+
+    async fn record(&self, record: &ImageRecord) -> Result<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            // The conditional write is what lets one of two racing paw processes win: an item that is
+            // available (or the seed's, which has no status) is never overwritten.
+            .condition_expression("attribute_not_exists(workflow_id) OR #status = :deregistered")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":deregistered", AttributeValue::S(ImageStatus::Deregistered.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|err| err.is_conditional_check_failed_exception()) => {
+                let existing = self.get(&record.workflow_id, &record.step_id).await?;
+                Err(match existing {
+                    Some(existing) => conflict_error(&self.uri(), &existing),
+                    None => {
+                        Error::new(ErrorKind::Catalog, "the conditional write failed, yet no item is there; try again")
+                    }
+                })
+            }
+            Err(err) => Err(aws_error("dynamodb:PutItem", err)),
+        }
+    }
+
+    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
+    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
+            .key("step_id", AttributeValue::S(step_id.to_string()))
+            .update_expression("SET #status = :deregistered")
+            .condition_expression("attribute_exists(workflow_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":deregistered", AttributeValue::S(ImageStatus::Deregistered.as_str().into()))
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! What every catalog backend must do, as one suite that each backend's tests run against it.
+
+use serde_json::json;
+
+use crate::catalog::{Catalog, ImageRecord, ImageStatus};
+use crate::error::ErrorKind;
+
+/// A record with recognisable values; `create_at` decides the order of listings.
+pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: &str) -> ImageRecord {
+    ImageRecord {
+        workflow_id: workflow_id.into(),
+        step_id: step_id.into(),
+        ami_id: ami_id.into(),
+        ami_name: format!("base/{workflow_id}/{step_id}"),
+        create_at: create_at.into(),
+        aws_console_url: format!(
+            "https://us-east-1.console.aws.amazon.com/ec2/home?region=us-east-1#ImageDetails:imageId={ami_id}"
+        ),
+        base_ami_id: "ami-base".into(),
+        base_ami_name: "base".into(),
+        root_base_ami_id: "ami-root".into(),
+        root_base_ami_name: "root".into(),
+        details: json!({"id": ami_id, "tags": {"b": "1", "a": "2"}, "data": {"ImageId": ami_id, "Nested": [1, null]}}),
+        metadata: json!({"what": "it's \"quoted\"", "n": 1}).as_object().unwrap().clone(),
+        region: "us-east-1".into(),
+        status: ImageStatus::Available,
+        fingerprint: Some(format!("fp-{step_id}")),
+        reused_from: None,
+    }
+}
+
+/// Runs the suite. `prefix` keeps its workflow ids apart from anything else in the catalog;
+/// `other` is a second handle on the same catalog, as a second paw process would have.
+pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
+    let (wf_a, wf_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    assert_eq!(catalog.get(&wf_a, "s1").await.unwrap(), None);
+    assert!(catalog.list_workflow(&wf_a).await.unwrap().is_empty());
+
+    let r1 = sample_record(&wf_a, "s1", "ami-1", "2026-01-01T00:00:01.000000+0000");
+    let r2 = sample_record(&wf_a, "s2", "ami-2", "2026-01-01T00:00:02.000000+0000");
+    let mut r3 = sample_record(&wf_b, "s1", "ami-3", "2026-01-01T00:00:03.000000+0000");
+    r3.reused_from = Some(wf_a.clone());
+    r3.fingerprint = None;
+    for record in [&r1, &r2, &r3] {
+        catalog.record(record).await.unwrap();
+    }
+    assert_eq!(catalog.get(&wf_a, "s1").await.unwrap().as_ref(), Some(&r1));
+    assert_eq!(other.get(&wf_b, "s1").await.unwrap().as_ref(), Some(&r3));
+
+    let ids = |records: Vec<ImageRecord>| records.into_iter().map(|r| r.ami_id).collect::<Vec<_>>();
+    assert_eq!(ids(catalog.list_workflow(&wf_a).await.unwrap()), ["ami-2", "ami-1"]);
+    let across: Vec<_> = ids(catalog.list_step("s1").await.unwrap());
+    let ours: Vec<_> = across.iter().filter(|id| *id == "ami-1" || *id == "ami-3").collect();
+    assert_eq!(ours, ["ami-3", "ami-1"], "newest first");
+
+    // An available record is never overwritten.
+    let again = sample_record(&wf_a, "s1", "ami-9", "2026-01-01T00:00:09.000000+0000");
+    let err = catalog.record(&again).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Catalog);
+    assert!(err.message.contains("already has AMI ami-1"), "{}", err.message);
+    assert_eq!(catalog.get(&wf_a, "s1").await.unwrap().unwrap().ami_id, "ami-1");
+
+    // A deregistered one stays until a new AMI of the step replaces it.
+    catalog.mark_deregistered(&wf_a, "s1").await.unwrap();
+    assert_eq!(catalog.get(&wf_a, "s1").await.unwrap().unwrap().status, ImageStatus::Deregistered);
+    catalog.record(&again).await.unwrap();
+    assert_eq!(catalog.get(&wf_a, "s1").await.unwrap().unwrap().ami_id, "ami-9");
+
+    // Two processes recording the same step at once: one wins, the other is told.
+    let first = sample_record(&wf_b, "race", "ami-first", "2026-01-01T00:00:10.000000+0000");
+    let second = sample_record(&wf_b, "race", "ami-second", "2026-01-01T00:00:10.000000+0000");
+    let (a, b) = tokio::join!(catalog.record(&first), other.record(&second));
+    assert!(a.is_ok() != b.is_ok(), "exactly one write wins: {a:?} {b:?}");
+    let winner = catalog.get(&wf_b, "race").await.unwrap().unwrap().ami_id;
+    assert_eq!(winner, if a.is_ok() { "ami-first" } else { "ami-second" });
+}

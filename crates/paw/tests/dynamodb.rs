@@ -1,0 +1,152 @@
+//! The DynamoDB catalog on the emulator: the catalog suite, whole builds, the seed's own model
+//! reading and writing the same table, and migration both ways.
+
+use paw_aws::dynamodb::DynamoCatalog;
+
+use crate::emulator::Emulator;
+use crate::harness::Paw;
+
+const TABLE: &str = "packer_ami_workflow_example";
+
+#[test]
+fn dynamodb_passes_the_catalog_suite() {
+    let emulator = Emulator::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = emulator.sdk_config().await;
+        let notices = std::sync::Mutex::new(Vec::new());
+        let notice = |text: &str| notices.lock().unwrap().push(text.to_string());
+        let catalog = DynamoCatalog::open(&config, TABLE, &notice).await.unwrap();
+        let other = DynamoCatalog::open(&config, TABLE, &notice).await.unwrap();
+        assert_eq!(*notices.lock().unwrap(), [format!("created the DynamoDB table {TABLE} (PAY_PER_REQUEST)")]);
+        paw_core::catalog_conformance::check(&catalog, &other, "suite").await;
+    });
+}
+
+#[test]
+fn the_chain_builds_with_a_dynamodb_catalog_that_the_seed_reads() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let catalog = format!("dynamodb:{TABLE}");
+    let run = paw.run(&["-w", "wf", "--catalog", &catalog, "build"]);
+    run.success();
+    assert!(run.stderr.contains(&format!("paw: created the DynamoDB table {TABLE}")), "{}", run.stderr);
+    assert!(!paw.path("wf/.paw/catalog.sqlite").exists());
+    let records = paw.run(&["-w", "wf", "--catalog", &catalog, "images", "list", "--json"]).success().json();
+    let steps: Vec<_> = records.as_array().unwrap().iter().map(|r| r["step_id"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["step3", "step2", "step1"]);
+
+    // The seed's AmiData.get_image reads what paw wrote.
+    let seed = emulator.seed_catalog(&[TABLE, "read", "paw-2024-06-13-12-00-00", "step2"]);
+    let seed: serde_json::Value = serde_json::from_str(&seed).unwrap();
+    let step2 = &records[1];
+    for field in [
+        "ami_id",
+        "ami_name",
+        "aws_console_url",
+        "base_ami_id",
+        "base_ami_name",
+        "root_base_ami_id",
+        "details",
+        "metadata",
+    ] {
+        assert_eq!(seed[field], step2[field], "{field}");
+    }
+    assert_eq!(seed["metadata"]["what_is_included"], "the libraries the application needs");
+    // The same instant, in Python's spelling.
+    let create_at = step2["create_at"].as_str().unwrap();
+    assert_eq!(seed["create_at"].as_str().unwrap().replace("+00:00", "+0000"), create_at);
+}
+
+#[test]
+fn items_the_seed_wrote_are_listed_by_paw() {
+    let emulator = Emulator::start();
+    emulator.seed_catalog(&[TABLE, "write", "wf-seed", "step1", "ami-0000000000000aaa1"]);
+    emulator.seed_catalog(&[TABLE, "write", "wf-seed", "step2", "ami-0000000000000aaa2"]);
+    let paw = emulator.configure(Paw::example("chain"));
+    let catalog = format!("dynamodb:{TABLE}");
+    let run = paw.run(&["-w", "wf", "--catalog", &catalog, "images", "list", "--workflow-id", "wf-seed", "--json"]);
+    let records = run.success().json();
+    assert!(
+        run.stderr.contains(&format!("paw: added the index paw_workflow_id_index to the DynamoDB table {TABLE}")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("paw_fingerprint_index"));
+    let amis: Vec<_> = records.as_array().unwrap().iter().map(|r| r["ami_id"].as_str().unwrap()).collect();
+    assert_eq!(amis, ["ami-0000000000000aaa2", "ami-0000000000000aaa1"]);
+    assert_eq!(records[0]["status"], "available");
+    assert_eq!(records[0]["region"], "us-east-1");
+    assert_eq!(records[0]["metadata"]["written_by"], "the seed");
+    // The indexes are added once.
+    let run = paw.run(&["-w", "wf", "--catalog", &catalog, "images", "list", "--step", "step1", "--json"]);
+    assert_eq!(run.success().json()[0]["workflow_id"], "wf-seed");
+    assert!(!run.stderr.contains("added the index"), "{}", run.stderr);
+    // A seed item is never overwritten by paw.
+    let shown =
+        paw.run(&["-w", "wf", "--catalog", &catalog, "images", "show", "step2", "--workflow-id", "wf-seed", "--json"]);
+    assert_eq!(shown.success().json()["ami_name"], "root/wf-seed/step2");
+}
+
+#[test]
+fn the_catalog_key_in_workflow_param_chooses_dynamodb_and_the_command_line_wins() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit(
+        "wf/workflow_param.json",
+        "\"instance_type\"",
+        &format!("\"catalog\": \"dynamodb:{TABLE}\", \"instance_type\""),
+    );
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    let seed = emulator.seed_catalog(&[TABLE, "read", "paw-2024-06-13-12-00-00", "step1"]);
+    assert!(seed.contains("\"step_id\": \"step1\""), "{seed}");
+    let local = paw.run(&["-w", "wf", "--catalog", "sqlite:local.sqlite", "images", "list", "--json"]).success().json();
+    assert_eq!(local, serde_json::json!([]));
+}
+
+#[test]
+fn migrate_copies_records_both_ways_once() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build", "step1", "step2"]).success();
+    let dynamo = format!("dynamodb:{TABLE}");
+    let run = paw.run(&["-w", "wf", "catalog", "migrate", "--from", "sqlite:wf/.paw/catalog.sqlite", "--to", &dynamo]);
+    assert!(
+        run.success().stdout.contains("copied 2 records from sqlite:wf/.paw/catalog.sqlite to dynamodb:"),
+        "{}",
+        run.stdout
+    );
+    let again = paw.run(&[
+        "-w",
+        "wf",
+        "catalog",
+        "migrate",
+        "--from",
+        "sqlite:wf/.paw/catalog.sqlite",
+        "--to",
+        &dynamo,
+        "--json",
+    ]);
+    assert_eq!(again.success().json()["copied"], 0);
+    assert_eq!(again.json()["already_there"], 2);
+
+    let back = paw.run(&["-w", "wf", "catalog", "migrate", "--from", &dynamo, "--to", "sqlite:copy.sqlite", "--json"]);
+    assert_eq!(back.success().json()["copied"], 2);
+    let original = paw.run(&["-w", "wf", "images", "list", "--json"]).success().json();
+    let copy = paw.run(&["-w", "wf", "--catalog", "sqlite:copy.sqlite", "images", "list", "--json"]).success().json();
+    assert_eq!(original, copy);
+
+    // Without a workflow folder or --step, a DynamoDB source cannot say which steps it has.
+    let bare = emulator.configure(Paw::new()).env("AWS_REGION", "us-east-1");
+    let run = bare.run(&["catalog", "migrate", "--from", &dynamo, "--to", "sqlite:x.sqlite"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot list its steps without scanning the table"), "{}", run.stderr);
+    let run = bare.run(&["catalog", "migrate", "--from", &dynamo, "--to", "sqlite:x.sqlite", "--step", "step1"]);
+    assert!(run.success().stdout.contains("copied 1 records"), "{}", run.stdout);
+}
+
+#[test]
+fn no_code_path_scans_a_table() {
+    let source = include_str!("../../paw-aws/src/dynamodb.rs");
+    assert!(!source.contains(".scan()") && !source.contains("Scan"), "the DynamoDB catalog must only Query");
+}
