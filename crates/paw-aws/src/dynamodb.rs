@@ -207,11 +207,6 @@ impl DynamoCatalog {
             .map_err(|err| aws_error("dynamodb:Query", err))?;
         items.iter().map(|item| from_item(&self.table, item)).collect()
     }
-
-    /// Records by the fingerprint of their inputs, newest first.
-    pub async fn list_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
-        self.query_index(FINGERPRINT_INDEX, "fingerprint", fingerprint).await
-    }
 }
 
 fn to_item(record: &ImageRecord) -> HashMap<String, AttributeValue> {
@@ -238,6 +233,9 @@ fn to_item(record: &ImageRecord) -> HashMap<String, AttributeValue> {
     }
     if let Some(reused_from) = &record.reused_from {
         item.insert("reused_from".into(), text(reused_from));
+    }
+    if let Some(inputs) = &record.fingerprint_inputs {
+        item.insert("fingerprint_inputs".into(), text(&serde_json::json!(inputs).to_string()));
     }
     item
 }
@@ -275,6 +273,12 @@ fn from_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<Imag
         region,
         status: optional("status").map_or(Ok(ImageStatus::Available), |status| status.parse())?,
         fingerprint: optional("fingerprint"),
+        fingerprint_inputs: optional("fingerprint_inputs")
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|err| bad(format!("has fingerprint_inputs that are not JSON: {err}")))
+            })
+            .transpose()?,
         reused_from: optional("reused_from"),
     })
 }
@@ -305,6 +309,10 @@ impl Catalog for DynamoCatalog {
 
     async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
         self.query_index(STEP_INDEX, "step_id", step_id).await
+    }
+
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(FINGERPRINT_INDEX, "fingerprint", fingerprint).await
     }
 
     async fn record(&self, record: &ImageRecord) -> Result<()> {

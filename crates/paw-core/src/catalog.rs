@@ -2,6 +2,7 @@
 //! next step, and people, can find it. One trait; SQLite (embedded, the default) implements it here,
 //! DynamoDB in paw-aws.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -67,6 +68,8 @@ pub struct ImageRecord {
     pub region: String,
     pub status: ImageStatus,
     pub fingerprint: Option<String>,
+    /// Each input of the fingerprint and its hash, to tell later what changed.
+    pub fingerprint_inputs: Option<BTreeMap<String, String>>,
     /// The workflow whose AMI this record reuses, when paw reused it instead of building.
     pub reused_from: Option<String>,
 }
@@ -90,6 +93,7 @@ impl ImageRecord {
             "region": self.region,
             "status": self.status.as_str(),
             "fingerprint": self.fingerprint,
+            "fingerprint_inputs": self.fingerprint_inputs,
             "reused_from": self.reused_from,
         })
     }
@@ -111,6 +115,9 @@ pub trait Catalog: Send + Sync {
 
     /// One step across all workflows, newest first.
     async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>>;
+
+    /// The records of AMIs made from exactly these inputs, newest first.
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>>;
 
     /// Adds a record. A record of the same workflow and step that is still `available` is never
     /// overwritten: that is an error (another paw may have recorded it meanwhile).
@@ -197,8 +204,11 @@ pub struct SqliteCatalog {
     connection: Mutex<Connection>,
 }
 
+const IN_MEMORY: &str = ":memory:";
+
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &["CREATE TABLE images (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE images (
         workflow_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
         ami_id TEXT NOT NULL,
@@ -218,10 +228,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE images (
         PRIMARY KEY (workflow_id, step_id)
     );
     CREATE INDEX images_by_step ON images (step_id, create_at);
-    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);"];
+    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);",
+    "ALTER TABLE images ADD COLUMN fingerprint_inputs TEXT;",
+];
 
 const COLUMNS: &str = "workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id, \
-     base_ami_name, root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint, reused_from";
+     base_ami_name, root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint, reused_from, \
+     fingerprint_inputs";
 
 impl SqliteCatalog {
     pub fn open(path: &Path) -> Result<SqliteCatalog> {
@@ -233,6 +246,14 @@ impl SqliteCatalog {
             .busy_timeout(std::time::Duration::from_secs(30))
             .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
             .map_err(|err| sqlite_error(path, err))?;
+        apply_migrations(&mut connection, path)?;
+        Ok(SqliteCatalog { path: path.to_path_buf(), connection: Mutex::new(connection) })
+    }
+
+    /// An empty catalog in memory that stands in for `path` until something is recorded there:
+    /// reading commands (render, plan) never create a catalog.
+    pub fn stand_in(path: &Path) -> Result<SqliteCatalog> {
+        let mut connection = Connection::open(IN_MEMORY).map_err(|err| sqlite_error(path, err))?;
         apply_migrations(&mut connection, path)?;
         Ok(SqliteCatalog { path: path.to_path_buf(), connection: Mutex::new(connection) })
     }
@@ -290,6 +311,10 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
         status: status.parse().map_err(|err| conversion_error(13, err))?,
         fingerprint: row.get(14)?,
         reused_from: row.get(15)?,
+        fingerprint_inputs: row
+            .get::<_, Option<String>>(16)?
+            .map(|text| serde_json::from_str(&text).map_err(|err| conversion_error(16, err)))
+            .transpose()?,
     })
 }
 
@@ -323,6 +348,11 @@ impl Catalog for SqliteCatalog {
         self.query(&sql, &[&step_id])
     }
 
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+        let sql = format!("SELECT {COLUMNS} FROM images WHERE fingerprint = ?1 ORDER BY create_at DESC, workflow_id");
+        self.query(&sql, &[&fingerprint])
+    }
+
     async fn record(&self, record: &ImageRecord) -> Result<()> {
         let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let fail = |err| sqlite_error(&self.path, err);
@@ -343,7 +373,7 @@ impl Catalog for SqliteCatalog {
         }
         transaction
             .execute(
-                &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+                &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
                 params![
                     record.workflow_id,
                     record.step_id,
@@ -361,6 +391,7 @@ impl Catalog for SqliteCatalog {
                     record.status.as_str(),
                     record.fingerprint,
                     record.reused_from,
+                    record.fingerprint_inputs.as_ref().map(|inputs| serde_json::json!(inputs).to_string()),
                 ],
             )
             .map_err(fail)?;

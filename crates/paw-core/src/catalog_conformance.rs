@@ -25,6 +25,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         region: "us-east-1".into(),
         status: ImageStatus::Available,
         fingerprint: Some(format!("fp-{step_id}")),
+        fingerprint_inputs: Some([("templates/.pkr.hcl".to_string(), "abc".to_string())].into()),
         reused_from: None,
     }
 }
@@ -41,6 +42,7 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     let mut r3 = sample_record(&wf_b, "s1", "ami-3", "2026-01-01T00:00:03.000000+0000");
     r3.reused_from = Some(wf_a.clone());
     r3.fingerprint = None;
+    r3.fingerprint_inputs = None;
     for record in [&r1, &r2, &r3] {
         catalog.record(record).await.unwrap();
     }
@@ -52,6 +54,17 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     let across: Vec<_> = ids(catalog.list_step("s1").await.unwrap());
     let ours: Vec<_> = across.iter().filter(|id| *id == "ami-1" || *id == "ami-3").collect();
     assert_eq!(ours, ["ami-3", "ami-1"], "newest first");
+
+    // By fingerprint, newest first; records without one are not found.
+    let mut r4 = sample_record(&wf_b, "s2", "ami-4", "2026-01-01T00:00:04.000000+0000");
+    r4.fingerprint = r1.fingerprint.clone();
+    catalog.record(&r4).await.unwrap();
+    let fingerprint = r1.fingerprint.clone().unwrap();
+    let same: Vec<_> = ids(catalog.find_by_fingerprint(&fingerprint).await.unwrap())
+        .into_iter()
+        .filter(|id| id == "ami-1" || id == "ami-4")
+        .collect();
+    assert_eq!(same, ["ami-4", "ami-1"]);
 
     // An available record is never overwritten.
     let again = sample_record(&wf_a, "s1", "ami-9", "2026-01-01T00:00:09.000000+0000");

@@ -4,16 +4,22 @@
 //! AMI is ever made and then lost track of. The engine reports what happens as events; the binary
 //! decides how they look.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, Catalog, ImageRecord, ImageStatus};
 use crate::ec2::{Ec2, Image};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::{self, Fingerprint};
+use crate::limits;
 use crate::packer::{BuildRequest, Packer};
+use crate::plan::{Action, PlannedStep};
 use crate::render::{self, SourceAmi};
 use crate::workflow::{Step, Workflow};
 
@@ -38,6 +44,15 @@ pub enum Event<'a> {
         step: &'a str,
         ami_id: &'a str,
     },
+    UpToDate {
+        step: &'a str,
+        ami_id: &'a str,
+    },
+    Reused {
+        step: &'a str,
+        ami_id: &'a str,
+        from: &'a str,
+    },
     Failed {
         step: &'a str,
         error: &'a Error,
@@ -47,7 +62,7 @@ pub enum Event<'a> {
         step: &'a str,
         reason: &'a str,
     },
-    /// Something the engine undid after a failure.
+    /// Something the engine undid or replaced.
     CleanedUp {
         step: &'a str,
         what: &'a str,
@@ -71,18 +86,47 @@ pub struct Engine<'a> {
     pub cancel: CancellationToken,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct BuildOptions {
     pub dry_run: bool,
     pub packer_debug: bool,
+    /// Deregister this workflow's AMIs whose inputs changed, and rebuild them.
+    pub force: bool,
+    /// With `force`: delete the deregistered AMIs' snapshots too.
+    pub delete_snapshots: bool,
+    /// How many packer builds may run at once.
+    pub jobs: usize,
 }
 
 #[derive(Debug)]
 pub enum Outcome {
-    Built { ami_id: String, packer_time: Duration, paw_time: Duration },
+    Built { ami: SourceAmi, packer_time: Duration, paw_time: Duration },
+    UpToDate { ami: SourceAmi },
+    Reused { ami: SourceAmi, from: String },
     DryRun,
     Failed(Error),
     Skipped(String),
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Built { .. } => "built",
+            Outcome::UpToDate { .. } => "up-to-date",
+            Outcome::Reused { .. } => "reused",
+            Outcome::DryRun => "dry-run",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+
+    /// The AMI the step has after this run, for its children to start from.
+    fn ami(&self) -> Option<&SourceAmi> {
+        match self {
+            Outcome::Built { ami, .. } | Outcome::UpToDate { ami } | Outcome::Reused { ami, .. } => Some(ami),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -93,14 +137,11 @@ pub struct StepOutcome {
 
 /// The AMI a step starts from for rendering and validation: the root base AMI, the parent's
 /// recorded AMI, or a placeholder while the parent has none.
-pub async fn render_source(workflow: &Workflow, catalog: Option<&dyn Catalog>, step: &Step) -> Result<SourceAmi> {
+pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<SourceAmi> {
     let Some(parent) = &step.parent else {
         return Ok(root_source(workflow));
     };
-    let record = match catalog {
-        Some(catalog) => available(catalog, &workflow.param.workflow_id, parent).await?,
-        None => None,
-    };
+    let record = available(catalog, &workflow.param.workflow_id, parent).await?;
     Ok(record.map_or_else(
         || SourceAmi::placeholder(parent),
         |record| SourceAmi { id: record.ami_id, name: record.ami_name },
@@ -127,7 +168,7 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
     }
 }
 
-fn root_source(workflow: &Workflow) -> SourceAmi {
+pub(crate) fn root_source(workflow: &Workflow) -> SourceAmi {
     SourceAmi { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
 }
 
@@ -135,64 +176,182 @@ async fn available(catalog: &dyn Catalog, workflow_id: &str, step_id: &str) -> R
     Ok(catalog.get(workflow_id, step_id).await?.filter(|record| record.status == ImageStatus::Available))
 }
 
-impl Engine<'_> {
-    /// Builds the steps in order. A failed step skips its descendants; other branches carry on.
-    pub async fn build(&self, steps: &[&Step], options: BuildOptions) -> Vec<StepOutcome> {
-        let mut not_done: HashSet<String> = HashSet::new();
-        let mut outcomes = Vec::with_capacity(steps.len());
-        for step in steps {
-            let skip_reason = if self.cancel.is_cancelled() {
-                Some("interrupted".to_string())
-            } else {
-                step.parent
-                    .as_ref()
-                    .filter(|parent| not_done.contains(*parent))
-                    .map(|parent| format!("{parent} did not finish"))
-            };
-            let outcome = match skip_reason {
-                Some(reason) => {
-                    self.reporter.event(Event::Skipped { step: &step.id, reason: &reason });
-                    Outcome::Skipped(reason)
-                }
-                None => match self.build_step(step, options).await {
-                    Ok(outcome) => outcome,
-                    Err(error) => {
-                        self.reporter.event(Event::Failed { step: &step.id, error: &error });
-                        Outcome::Failed(error)
-                    }
-                },
-            };
-            if !matches!(outcome, Outcome::Built { .. }) {
-                not_done.insert(step.id.clone());
+/// This workflow's AMIs that the plan would replace: refused unless `--force`.
+pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options: &BuildOptions) -> Result<()> {
+    let replaced: Vec<String> = plan
+        .iter()
+        .filter_map(|planned| match &planned.action {
+            Action::Build { reason, replaces: Some(record) } => {
+                Some(format!("{} has {}, but {reason}", planned.step.id, record.ami_id))
             }
-            outcomes.push(StepOutcome { step_id: step.id.clone(), outcome });
+            _ => None,
+        })
+        .collect();
+    if replaced.is_empty() || options.force || options.dry_run {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Usage,
+        format!("workflow \"{}\" already has AMIs that its inputs no longer match", workflow.param.workflow_id),
+    )
+    .details(replaced.join("\n"))
+    .help(format!(
+        "either set a new workflow_id in {} and build again (the unchanged steps are reused), or run `paw build --force` \
+         to deregister those AMIs (add --delete-snapshots to delete their snapshots too) and rebuild them",
+        workflow.param.path.display()
+    )))
+}
+
+impl Engine<'_> {
+    /// Runs the plan: a step starts as soon as its parent is done, with at most `jobs` packer
+    /// builds at once. A failed step skips its descendants; other branches carry on. The outcomes
+    /// come in the plan's order.
+    pub async fn run(&self, plan: &[PlannedStep<'_>], options: BuildOptions) -> Vec<StepOutcome> {
+        let packer_slots = Semaphore::new(options.jobs.max(1));
+        let in_plan: HashSet<&str> = plan.iter().map(|planned| planned.step.id.as_str()).collect();
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
+        let mut waiting: Vec<&PlannedStep<'_>> = plan.iter().collect();
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Plan order is parents first, so one pass settles every step that can be settled now.
+            let mut still_waiting = Vec::new();
+            for planned in waiting {
+                let parent = planned.step.parent.as_deref().filter(|parent| in_plan.contains(parent));
+                let parent_outcome = parent.map(|parent| outcomes.get(parent));
+                let skip = match parent_outcome {
+                    Some(None) => {
+                        still_waiting.push(planned);
+                        continue;
+                    }
+                    _ if self.cancel.is_cancelled() => Some("interrupted".to_string()),
+                    Some(Some(outcome)) if outcome.ami().is_none() && !matches!(outcome, Outcome::DryRun) => {
+                        Some(format!("{} did not finish", parent.expect("a parent outcome has a parent")))
+                    }
+                    _ => None,
+                };
+                if let Some(reason) = skip {
+                    self.reporter.event(Event::Skipped { step: &planned.step.id, reason: &reason });
+                    outcomes.insert(planned.step.id.clone(), Outcome::Skipped(reason));
+                    continue;
+                }
+                let parent_ami = parent_outcome.flatten().and_then(Outcome::ami).cloned();
+                let step = planned.step.id.clone();
+                let slots = &packer_slots;
+                running.push(async move { (step, self.run_step(planned, parent_ami, options, slots).await) });
+            }
+            waiting = still_waiting;
+            match running.next().await {
+                Some((step, outcome)) => {
+                    outcomes.insert(step, outcome);
+                }
+                None => break,
+            }
         }
-        outcomes
+        plan.iter()
+            .map(|planned| StepOutcome {
+                step_id: planned.step.id.clone(),
+                outcome: outcomes.remove(&planned.step.id).expect("every planned step has an outcome"),
+            })
+            .collect()
     }
 
-    async fn build_step(&self, step: &Step, options: BuildOptions) -> Result<Outcome> {
+    async fn run_step(
+        &self,
+        planned: &PlannedStep<'_>,
+        parent_ami: Option<SourceAmi>,
+        options: BuildOptions,
+        packer_slots: &Semaphore,
+    ) -> Outcome {
+        let step = planned.step;
+        let result = match &planned.action {
+            Action::UpToDate { record } => self.check_still_there(step, record).await.map(|()| {
+                self.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
+                Outcome::UpToDate { ami: SourceAmi { id: record.ami_id.clone(), name: record.ami_name.clone() } }
+            }),
+            Action::Reuse { record } => self.reuse(planned, record, options).await,
+            Action::Build { replaces, .. } => {
+                // The plan's source, or the AMI the parent just got; a dry run's parent has none.
+                let source = planned
+                    .source
+                    .clone()
+                    .or(parent_ami)
+                    .unwrap_or_else(|| SourceAmi::placeholder(step.parent.as_deref().unwrap_or_default()));
+                self.build_step(step, source, replaces.as_ref(), options, packer_slots).await
+            }
+        };
+        result.unwrap_or_else(|error| {
+            self.reporter.event(Event::Failed { step: &step.id, error: &error });
+            Outcome::Failed(error)
+        })
+    }
+
+    /// A recorded AMI is only as good as EC2 says.
+    async fn check_still_there(&self, step: &Step, record: &ImageRecord) -> Result<()> {
+        match self.ec2.describe_image(&record.ami_id).await? {
+            Some(image) if image.state == "available" => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::Usage,
+                format!("{} of step \"{}\" is in the catalog but not available in EC2", record.ami_id, step.id),
+            )
+            .help(format!(
+                "mark it gone with `paw images delete {} --workflow-id {} --yes`, then build again",
+                step.id, record.workflow_id
+            ))),
+        }
+    }
+
+    /// Records another workflow's AMI for this one: no packer, no new AMI, no renaming.
+    async fn reuse(&self, planned: &PlannedStep<'_>, record: &ImageRecord, options: BuildOptions) -> Result<Outcome> {
+        let step = planned.step;
+        self.check_still_there(step, record).await?;
+        if !options.dry_run {
+            let reused = ImageRecord {
+                workflow_id: self.workflow.param.workflow_id.clone(),
+                create_at: catalog::now_create_at(),
+                metadata: step.param.metadata.clone(),
+                reused_from: Some(record.workflow_id.clone()),
+                status: ImageStatus::Available,
+                ..record.clone()
+            };
+            self.catalog.record(&reused).await?;
+        }
+        self.reporter.event(Event::Reused { step: &step.id, ami_id: &record.ami_id, from: &record.workflow_id });
+        Ok(Outcome::Reused {
+            ami: SourceAmi { id: record.ami_id.clone(), name: record.ami_name.clone() },
+            from: record.workflow_id.clone(),
+        })
+    }
+
+    async fn build_step(
+        &self,
+        step: &Step,
+        source: SourceAmi,
+        replaces: Option<&ImageRecord>,
+        options: BuildOptions,
+        packer_slots: &Semaphore,
+    ) -> Result<Outcome> {
         let started = Instant::now();
         let workflow = self.workflow;
-        let source = recorded_source(workflow, self.catalog, step).await?;
         self.reporter.event(Event::StepStarted { step: &step.id, source: &source });
-        let source_image = self.ec2.describe_image(&source.id).await?;
-        if source_image.is_none_or(|image| image.state != "available") {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!(
-                    "step \"{}\" starts from AMI {} ({}), which is not available in {}",
-                    step.id, source.id, source.name, self.region
-                ),
-            )
-            .help(match step.parent {
-                None => "set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them".to_string(),
-                Some(ref parent) => format!("the parent's AMI is gone: rebuild it with `paw build {parent}`"),
-            }));
+        if !source.is_placeholder() {
+            let source_image = self.ec2.describe_image(&source.id).await?;
+            if source_image.is_none_or(|image| image.state != "available") {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!(
+                        "step \"{}\" starts from AMI {} ({}), which is not available in {}",
+                        step.id, source.id, source.name, self.region
+                    ),
+                )
+                .help(match step.parent {
+                    None => "set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them".to_string(),
+                    Some(ref parent) => format!("the parent's AMI is gone: rebuild it with `paw build {parent}`"),
+                }));
+            }
         }
+        let fingerprint = fingerprint::fingerprint(workflow, step, &source.id)?;
         let prepared = render::prepare_step(workflow, step, source, &self.region)?;
         self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins)?;
-        let ami_name = render::output_ami_name(workflow, step);
-        check_name_free(self.ec2, workflow, step, &ami_name).await?;
         if options.dry_run {
             let args = self.packer.build_args(&prepared.var_files(), options.packer_debug);
             let command = std::iter::once(self.packer.path.as_os_str())
@@ -203,7 +362,20 @@ impl Engine<'_> {
             self.reporter.event(Event::DryRun { step: &step.id, command: &command });
             return Ok(Outcome::DryRun);
         }
+        if let Some(old) = replaces {
+            // Only with --force (check_replacements refused the run otherwise).
+            let snapshots = delete_image(self.ec2, self.catalog, old, options.delete_snapshots).await?;
+            let what =
+                format!("--force: deregistered {} (inputs changed); deleted snapshots: {snapshots:?}", old.ami_id);
+            self.reporter.event(Event::CleanedUp { step: &step.id, what: &what });
+        }
+        let ami_name = render::output_ami_name(workflow, step);
+        check_name_free(self.ec2, workflow, step, &ami_name).await?;
         let log_path = self.log_path(step);
+        let _slot = packer_slots.acquire().await.expect("the semaphore is never closed");
+        if self.cancel.is_cancelled() {
+            return Err(Error::new(ErrorKind::Interrupted, "interrupted before packer started"));
+        }
         let packer_started = Instant::now();
         let on_line = |line: &str| self.reporter.event(Event::Packer { step: &step.id, line });
         let request = BuildRequest {
@@ -232,10 +404,14 @@ impl Engine<'_> {
                 .help(format!("packer's full output is in {}", log_path.display()))
             })?;
         // From here the AMI exists: record it, or deregister it again.
-        match self.finish(step, &prepared.source, &ami_name, &ami_id).await {
+        match self.finish(step, &prepared.source, &ami_name, &ami_id, &fingerprint).await {
             Ok(()) => {
                 self.reporter.event(Event::Built { step: &step.id, ami_id: &ami_id });
-                Ok(Outcome::Built { ami_id, packer_time, paw_time: started.elapsed().saturating_sub(packer_time) })
+                Ok(Outcome::Built {
+                    ami: SourceAmi { id: ami_id, name: ami_name },
+                    packer_time,
+                    paw_time: started.elapsed().saturating_sub(packer_time),
+                })
             }
             Err(error) => {
                 self.undo_image(step, &ami_id).await;
@@ -245,7 +421,14 @@ impl Engine<'_> {
     }
 
     /// Checks packer's AMI against EC2, tags it and its snapshots, and records it.
-    async fn finish(&self, step: &Step, source: &SourceAmi, ami_name: &str, ami_id: &str) -> Result<()> {
+    async fn finish(
+        &self,
+        step: &Step,
+        source: &SourceAmi,
+        ami_name: &str,
+        ami_id: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<()> {
         let image =
             self.ec2.find_image_by_name(ami_name).await?.filter(|image| image.id == ami_id).ok_or_else(|| {
                 Error::new(
@@ -253,12 +436,15 @@ impl Engine<'_> {
                     format!("packer reported {ami_id}, but EC2 has no such AMI named \"{ami_name}\""),
                 )
             })?;
-        let tags = render::ami_tags(self.workflow, step, source);
+        let mut tags = render::ami_tags(self.workflow, step, source);
+        limits::set_tag(&mut tags, render::FINGERPRINT_TAG, &fingerprint.digest);
         let mut resources = vec![image.id.clone()];
         resources.extend(image.snapshot_ids.iter().cloned());
         self.ec2.create_tags(&resources, &tags).await?;
         let image = self.ec2.describe_image(ami_id).await?.unwrap_or(image);
-        let record = image_record(self.workflow, step, source, &self.region, &image);
+        let mut record = image_record(self.workflow, step, source, &self.region, &image);
+        record.fingerprint = Some(fingerprint.digest.clone());
+        record.fingerprint_inputs = Some(fingerprint.inputs.clone());
         self.catalog.record(&record).await
     }
 
@@ -303,6 +489,7 @@ pub fn image_record(workflow: &Workflow, step: &Step, source: &SourceAmi, region
         region: region.to_string(),
         status: ImageStatus::Available,
         fingerprint: None,
+        fingerprint_inputs: None,
         reused_from: None,
     }
 }

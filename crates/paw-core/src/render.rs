@@ -40,6 +40,9 @@ pub fn output_ami_name(workflow: &Workflow, step: &Step) -> String {
     format!("{}/{}/{}", workflow.param.root_base_ami_name.trim_end_matches('/'), workflow.param.workflow_id, step.id)
 }
 
+/// The tag that holds a built AMI's fingerprint.
+pub const FINGERPRINT_TAG: &str = "paw:fingerprint";
+
 /// The tags of a step's AMI: the seed's, then `aws_tags`, then paw's own (which nothing overrides).
 pub fn ami_tags(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Vec<(String, String)> {
     let param = &workflow.param;
@@ -68,7 +71,7 @@ pub fn check_limits(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Res
     })?;
     // The paw:fingerprint tag is added at build time; count it now so that it cannot tip the limit.
     let mut tags = ami_tags(workflow, step, source);
-    limits::set_tag(&mut tags, "paw:fingerprint", "");
+    limits::set_tag(&mut tags, FINGERPRINT_TAG, "");
     limits::check_tags(&tags).map_err(|message| {
         Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id)).at(json.key_location("aws_tags")).help(
             format!(

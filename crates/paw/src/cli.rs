@@ -38,7 +38,13 @@ pub enum Command {
         /// Step ids.
         steps: Vec<String>,
     },
-    /// Build the steps' AMIs, parents first, then tag and record them (all steps when none is named).
+    /// Per step, in build order: up-to-date, reuse (another workflow's AMI), or build, and why.
+    /// Changes nothing; needs no packer.
+    Plan {
+        /// Step ids; all steps when none is named.
+        steps: Vec<String>,
+    },
+    /// Build what the plan says, parents first and branches in parallel; tag and record the AMIs.
     Build {
         /// Step ids; a named step's parent must already have an AMI in the catalog.
         steps: Vec<String>,
@@ -48,6 +54,15 @@ pub enum Command {
         /// Run `packer build -debug`, which pauses for Enter at every packer step.
         #[arg(long)]
         packer_debug: bool,
+        /// Deregister this workflow's AMIs whose inputs changed, and rebuild them and their descendants.
+        #[arg(long)]
+        force: bool,
+        /// With --force: delete the deregistered AMIs' snapshots too.
+        #[arg(long, requires = "force")]
+        delete_snapshots: bool,
+        /// How many packer builds may run at once.
+        #[arg(long, short, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
     },
     /// The AMIs in the catalog.
     #[command(subcommand)]

@@ -51,6 +51,10 @@ impl Reporter for TextReporter {
                 self.line(step, &format!("dry run: would run in the step folder: {command}"))
             }
             Event::Built { step, ami_id } => self.line(step, &format!("=== built {ami_id}, tagged and recorded")),
+            Event::UpToDate { step, ami_id } => self.line(step, &format!("=== up to date: {ami_id}")),
+            Event::Reused { step, ami_id, from } => {
+                self.line(step, &format!("=== reused {ami_id} of workflow {from} (same inputs), recorded"))
+            }
             Event::Failed { step, error } => {
                 for (index, text) in format!("{error}").lines().enumerate() {
                     self.line(step, &if index == 0 { format!("=== FAILED: {text}") } else { text.to_string() });

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use paw_aws::dynamodb::DynamoCatalog;
 use paw_core::catalog::{Catalog, CatalogUri, SqliteCatalog};
 use paw_core::config::WORKFLOW_PARAM_FILE;
+use paw_core::engine::BuildOptions;
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind};
 
@@ -60,7 +61,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Steps => offline::steps(&globals.load()?, globals.json),
         Command::Render { steps } => offline::render(&globals, &steps).await,
         Command::Validate { steps } => offline::validate(&globals, &steps).await,
-        Command::Build { steps, dry_run, packer_debug } => build::build(&globals, &steps, dry_run, packer_debug).await,
+        Command::Plan { steps } => build::plan(&globals, &steps).await,
+        Command::Build { steps, dry_run, packer_debug, force, delete_snapshots, jobs } => {
+            let options = BuildOptions { dry_run, packer_debug, force, delete_snapshots, jobs: usize::from(jobs) };
+            build::build(&globals, &steps, options).await
+        }
         Command::Images(ImagesCommand::List { workflow_id, step }) => images::list(&globals, workflow_id, step).await,
         Command::Images(ImagesCommand::Show { step, workflow_id }) => images::show(&globals, &step, workflow_id).await,
         Command::Images(ImagesCommand::FromInstance { step, instance_id, no_wait, timeout }) => {
@@ -134,18 +139,22 @@ impl Globals {
         open_catalog(self.catalog_uri(workflow)?, workflow).await
     }
 
-    /// The catalog for reading only, when there is one: rendering never creates or changes a catalog.
-    async fn existing_catalog(&self, workflow: &Workflow) -> anyhow::Result<Option<Box<dyn Catalog>>> {
-        Ok(match self.catalog_uri(Some(workflow))? {
-            CatalogUri::Sqlite(path) if !path.is_file() => None,
-            CatalogUri::Sqlite(path) => Some(Box::new(SqliteCatalog::open(&path)?)),
+    /// The catalog for reading only: render and plan never create or change one, so a catalog
+    /// that does not exist yet reads as an empty one.
+    async fn catalog_for_reading(&self, workflow: &Workflow) -> anyhow::Result<Box<dyn Catalog>> {
+        let stand_in =
+            |path: &Path| -> anyhow::Result<Box<dyn Catalog>> { Ok(Box::new(SqliteCatalog::stand_in(path)?)) };
+        match self.catalog_uri(Some(workflow))? {
+            CatalogUri::Sqlite(path) if !path.is_file() => stand_in(&path),
+            CatalogUri::Sqlite(path) => Ok(Box::new(SqliteCatalog::open(&path)?)),
             CatalogUri::DynamoDb(table) => {
                 let config = aws_config_for(Some(workflow)).await?;
-                DynamoCatalog::open_existing(&config, &table)
-                    .await?
-                    .map(|catalog| Box::new(catalog) as Box<dyn Catalog>)
+                match DynamoCatalog::open_existing(&config, &table).await? {
+                    Some(catalog) => Ok(Box::new(catalog)),
+                    None => stand_in(Path::new(&format!("dynamodb:{table} (not created yet)"))),
+                }
             }
-        })
+        }
     }
 }
 

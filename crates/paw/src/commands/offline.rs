@@ -62,10 +62,10 @@ async fn prepare_all(
     ids: &[String],
 ) -> anyhow::Result<Vec<(String, Prepared)>> {
     let region = aws_region(Some(workflow)).await?;
-    let catalog = globals.existing_catalog(workflow).await?;
+    let catalog = globals.catalog_for_reading(workflow).await?;
     let mut prepared = Vec::new();
     for step in workflow.select(ids)? {
-        let source = engine::render_source(workflow, catalog.as_deref(), step).await?;
+        let source = engine::render_source(workflow, catalog.as_ref(), step).await?;
         prepared.push((step.id.clone(), render::prepare_step(workflow, step, source, &region)?));
     }
     Ok(prepared)

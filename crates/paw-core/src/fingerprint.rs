@@ -1,0 +1,259 @@
+//! A step's fingerprint: a blake3 hash of everything that decides its AMI, the same on every machine.
+//!
+//! Inputs, each hashed on its own so that a change can be named:
+//! - every file of the step folder (path, executable bit, content), except the rendered outputs,
+//!   `.paw/`, and what the step's `.gitignore` files ignore (step_param.json is one of the files);
+//! - the files outside the folder that step_param.json's `"inputs"` globs match;
+//! - workflow_param.json's keys but `workflow_id`, as canonical JSON (key order does not matter);
+//! - the resolved source AMI id.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::workflow::{Step, Workflow};
+
+pub const SOURCE_AMI_INPUT: &str = "source_ami";
+pub const WORKFLOW_PARAM_INPUT: &str = "workflow_param.json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// The hash of all inputs: what `paw:fingerprint` and the catalog hold.
+    pub digest: String,
+    /// Each input's name and its own hash (the source AMI's id as it is).
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    fn from_inputs(inputs: BTreeMap<String, String>) -> Fingerprint {
+        let mut hasher = blake3::Hasher::new();
+        for (name, value) in &inputs {
+            // Lengths first, so that no two different input sets hash the same stream.
+            for part in [name, value] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        Fingerprint { digest: hasher.finalize().to_hex().to_string(), inputs }
+    }
+
+    /// The inputs that differ from an earlier fingerprint's, by name: changed, added or removed.
+    pub fn changed_since(&self, earlier: &BTreeMap<String, String>) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inputs
+            .iter()
+            .filter(|(name, value)| earlier.get(*name) != Some(*value))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.extend(
+            earlier.keys().filter(|name| !self.inputs.contains_key(*name)).map(|name| format!("{name} (removed)")),
+        );
+        names
+    }
+}
+
+pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fingerprint> {
+    let mut inputs = BTreeMap::new();
+    for (relative, path) in step_files(step)? {
+        inputs.insert(relative, file_hash(&path)?);
+    }
+    for (relative, path) in declared_inputs(step)? {
+        inputs.insert(format!("inputs:{relative}"), file_hash(&path)?);
+    }
+    let params = canonical(&Value::Object(workflow.param.keys_without_workflow_id()));
+    inputs.insert(WORKFLOW_PARAM_INPUT.into(), blake3::hash(params.to_string().as_bytes()).to_hex().to_string());
+    inputs.insert(SOURCE_AMI_INPUT.into(), source_ami_id.to_string());
+    Ok(Fingerprint::from_inputs(inputs))
+}
+
+/// The step folder's files that decide its AMI, by path relative to the folder, `/`-separated.
+fn step_files(step: &Step) -> Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    let walker = ignore::WalkBuilder::new(&step.dir)
+        .hidden(false)
+        .parents(false)
+        .ignore(false)
+        .git_global(false)
+        .git_exclude(false)
+        .git_ignore(true)
+        .require_git(false)
+        .filter_entry(|entry| entry.file_name() != ".paw" && entry.file_name() != ".git")
+        .build();
+    for entry in walker {
+        let entry = entry.map_err(|err| {
+            Error::new(ErrorKind::Io, format!("cannot read the step folder: {err}")).in_file(&step.dir)
+        })?;
+        if !entry.file_type().is_some_and(|kind| kind.is_file()) {
+            continue;
+        }
+        let relative = relative_name(entry.path().strip_prefix(&step.dir).expect("the walk stays in the folder"));
+        if !is_rendered_output(&relative) {
+            files.push((relative, entry.path().to_path_buf()));
+        }
+    }
+    Ok(files)
+}
+
+/// `<step_id>*.pkr.hcl` / `.pkrvars.hcl` straight in the step folder: outputs of rendering.
+fn is_rendered_output(relative: &str) -> bool {
+    !relative.contains('/')
+        && !relative.starts_with('.')
+        && (relative.ends_with("pkr.hcl") || relative.ends_with("pkrvars.hcl"))
+}
+
+fn relative_name(path: &Path) -> String {
+    path.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// The files step_param.json's `"inputs"` globs match, relative to the step folder as written.
+fn declared_inputs(step: &Step) -> Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    for pattern in &step.param.inputs {
+        let bad = |message: String| {
+            Error::new(ErrorKind::Config, message)
+                .at(step.param.json().key_location("inputs"))
+                .help("\"inputs\" lists glob patterns relative to the step folder, e.g. \"../common/*.sh\"")
+        };
+        let full = step.dir.join(pattern);
+        let matches = glob::glob(&full.to_string_lossy())
+            .map_err(|err| bad(format!("\"{pattern}\" is not a glob pattern: {err}")))?;
+        let before = files.len();
+        for path in matches {
+            let path = path.map_err(|err| bad(format!("cannot read a match of \"{pattern}\": {err}")))?;
+            if path.is_file() {
+                let relative = path.strip_prefix(&step.dir).map(relative_name).unwrap_or_else(|_| relative_name(&path));
+                files.push((relative, path));
+            }
+        }
+        if files.len() == before {
+            return Err(bad(format!("the input \"{pattern}\" of step \"{}\" matches no file", step.id)));
+        }
+    }
+    Ok(files)
+}
+
+/// blake3 of a file's executable bit and content; other mode bits vary with the umask, not the AMI.
+fn file_hash(path: &Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let content = std::fs::read(path).map_err(|err| Error::io(path, "read the file", err))?;
+    let executable =
+        std::fs::metadata(path).map_err(|err| Error::io(path, "read the file", err))?.permissions().mode() & 0o111 != 0;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&[u8::from(executable)]);
+    hasher.update(&content);
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// JSON with every object's keys sorted, so that reordering keys changes nothing.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: BTreeMap<&String, Value> = map.iter().map(|(key, value)| (key, canonical(value))).collect();
+            Value::Object(sorted.into_iter().map(|(key, value)| (key.clone(), value)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{STEP_PARAM_FILE, WORKFLOW_PARAM_FILE};
+
+    fn workflow_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join(WORKFLOW_PARAM_FILE),
+            r#"{"workflow_id": "w1", "root_base_ami_id": "ami-1", "root_base_ami_name": "base", "a": 1, "b": 2}"#,
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("s/templates")).unwrap();
+        std::fs::create_dir_all(root.join("common")).unwrap();
+        std::fs::write(root.join("s").join(STEP_PARAM_FILE), r#"{"step_id": "s", "inputs": ["../common/*.sh"]}"#)
+            .unwrap();
+        std::fs::write(root.join("s/templates/.pkr.hcl"), "source {}").unwrap();
+        std::fs::write(root.join("s/.gitignore"), "/*.pkr.hcl\n/*.pkrvars.hcl\n*.tmp\n").unwrap();
+        std::fs::write(root.join("common/setup.sh"), "echo hi").unwrap();
+        dir
+    }
+
+    fn fp(dir: &Path, source: &str) -> Fingerprint {
+        let workflow = Workflow::load(dir).unwrap();
+        fingerprint(&workflow, &workflow.steps()[0], source).unwrap()
+    }
+
+    #[test]
+    fn what_counts_and_what_does_not() {
+        let dir = workflow_dir();
+        let root = dir.path();
+        let base = fp(root, "ami-1");
+        let names: Vec<_> = base.inputs.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                ".gitignore",
+                "inputs:../common/setup.sh",
+                "source_ami",
+                "step_param.json",
+                "templates/.pkr.hcl",
+                "workflow_param.json"
+            ]
+        );
+        // Rendered outputs, ignored files, paw's state and the workflow id change nothing.
+        std::fs::write(root.join("s/s.pkr.hcl"), "rendered").unwrap();
+        std::fs::write(root.join("s/scratch.tmp"), "x").unwrap();
+        std::fs::create_dir_all(root.join("s/.paw")).unwrap();
+        std::fs::write(root.join("s/.paw/x"), "x").unwrap();
+        let params = std::fs::read_to_string(root.join(WORKFLOW_PARAM_FILE)).unwrap();
+        std::fs::write(
+            root.join(WORKFLOW_PARAM_FILE),
+            params.replace("\"w1\"", "\"w2\"").replace("\"a\": 1, \"b\": 2", "\"b\": 2, \"a\": 1"),
+        )
+        .unwrap();
+        assert_eq!(fp(root, "ami-1"), base);
+
+        // Content, the executable bit, declared inputs, params and the source AMI all do.
+        let changed = |edit: &dyn Fn()| {
+            edit();
+            let now = fp(root, "ami-1");
+            assert_ne!(now.digest, base.digest);
+            now.changed_since(&base.inputs)
+        };
+        assert_eq!(
+            changed(&|| std::fs::write(root.join("s/templates/.pkr.hcl"), "source { }").unwrap()),
+            ["templates/.pkr.hcl"]
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(root.join("s/templates/.pkr.hcl"), "source {}").unwrap();
+        assert_eq!(
+            changed(&|| std::fs::set_permissions(root.join("common/setup.sh"), std::fs::Permissions::from_mode(0o755))
+                .unwrap()),
+            ["inputs:../common/setup.sh"]
+        );
+        assert_eq!(
+            changed(&|| std::fs::write(root.join("s/new.sh"), "x").unwrap()),
+            ["inputs:../common/setup.sh", "new.sh"]
+        );
+        assert_eq!(fp(root, "ami-2").changed_since(&fp(root, "ami-1").inputs), ["source_ami"]);
+    }
+
+    #[test]
+    fn an_input_that_matches_nothing_is_an_error() {
+        let dir = workflow_dir();
+        std::fs::remove_file(dir.path().join("common/setup.sh")).unwrap();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let err = fingerprint(&workflow, &workflow.steps()[0], "ami-1").unwrap_err();
+        assert_eq!(err.message, "the input \"../common/*.sh\" of step \"s\" matches no file");
+    }
+
+    #[test]
+    fn removed_inputs_are_named() {
+        let now = Fingerprint::from_inputs(BTreeMap::from([("a".to_string(), "1".to_string())]));
+        let earlier = BTreeMap::from([("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())]);
+        assert_eq!(now.changed_since(&earlier), ["b (removed)"]);
+    }
+}
