@@ -363,10 +363,15 @@ impl Engine<'_> {
             return Ok(Outcome::DryRun);
         }
         if let Some(old) = replaces {
-            // Only with --force (check_replacements refused the run otherwise).
-            let snapshots = delete_image(self.ec2, self.catalog, old, options.delete_snapshots).await?;
-            let what =
-                format!("--force: deregistered {} (inputs changed); deleted snapshots: {snapshots:?}", old.ami_id);
+            // Only with --force (check_replacements refused the run otherwise). A reused AMI
+            // belongs to the workflow that built it: only this workflow's record of it goes.
+            let what = if let Some(owner) = &old.reused_from {
+                self.catalog.mark_deregistered(&old.workflow_id, &old.step_id).await?;
+                format!("--force: dropped the reuse of {} (it stays, for workflow {owner})", old.ami_id)
+            } else {
+                let snapshots = delete_image(self.ec2, self.catalog, old, options.delete_snapshots).await?;
+                format!("--force: deregistered {} (inputs changed); deleted snapshots: {snapshots:?}", old.ami_id)
+            };
             self.reporter.event(Event::CleanedUp { step: &step.id, what: &what });
         }
         let ami_name = render::output_ami_name(workflow, step);
@@ -561,6 +566,25 @@ pub async fn delete_image(
     record: &ImageRecord,
     delete_snapshots: bool,
 ) -> Result<Vec<String>> {
+    // Other workflows may have reused this AMI: deregistering it would pull it from under them.
+    let mut users = Vec::new();
+    if let Some(fingerprint) = &record.fingerprint {
+        for other in catalog.find_by_fingerprint(fingerprint).await? {
+            let same_record = other.workflow_id == record.workflow_id && other.step_id == record.step_id;
+            if other.ami_id == record.ami_id && other.status == ImageStatus::Available && !same_record {
+                users.push(format!("workflow {} step {}", other.workflow_id, other.step_id));
+            }
+        }
+    }
+    if !users.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{} is also recorded for {}; deregistering it would break them", record.ami_id, users.join(", ")),
+        )
+        .help(
+            "delete those records' AMIs first (`paw images delete STEP --workflow-id ID`), or use a new workflow_id",
+        ));
+    }
     // An AMI already gone from EC2 only needs its record marked.
     let mut snapshots = Vec::new();
     if let Some(image) = ec2.describe_image(&record.ami_id).await? {

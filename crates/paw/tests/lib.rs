@@ -5,4 +5,5 @@ mod bad_input;
 mod dynamodb;
 mod emulator;
 mod harness;
+mod incremental;
 mod offline;

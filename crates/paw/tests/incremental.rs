@@ -1,0 +1,266 @@
+//! Rebuild only what changed, reuse what another workflow built, build branches in parallel.
+
+use crate::emulator::Emulator;
+use crate::harness::{Paw, Run};
+
+const WORKFLOW_ID: &str = "paw-2024-06-13-12-00-00";
+
+fn set_workflow_id(paw: &Paw, id: &str) {
+    paw.edit("wf/workflow_param.json", WORKFLOW_ID, id);
+}
+
+/// How many times packer ran for a workflow: one log per build.
+fn packer_runs(paw: &Paw, workflow_id: &str) -> usize {
+    std::fs::read_dir(paw.path(&format!("wf/.paw/logs/{workflow_id}"))).map_or(0, |dir| dir.count())
+}
+
+fn records(paw: &Paw, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["-w", "wf", "images", "list", "--json"];
+    args.extend(extra);
+    paw.run(&args).success().json().as_array().unwrap().clone()
+}
+
+fn ami_of<'a>(records: &'a [serde_json::Value], step: &str) -> &'a str {
+    records.iter().find(|record| record["step_id"] == step).unwrap()["ami_id"].as_str().unwrap()
+}
+
+fn actions(run: &Run) -> Vec<(String, String)> {
+    let plan = run.json();
+    plan.as_array()
+        .unwrap()
+        .iter()
+        .map(|step| (step["step_id"].as_str().unwrap().to_string(), step["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn plan_needs_no_packer_and_changes_nothing() {
+    let paw = Paw::example("chain").env("PAW_PACKER", "").env("PATH", "/nonexistent");
+    let before = paw.snapshot();
+    let run = paw.run(&["-w", "wf", "plan", "--json"]);
+    let plan = run.success().json();
+    assert_eq!(paw.snapshot(), before, "plan wrote something");
+    assert_eq!(plan[0]["action"], "build");
+    assert_eq!(plan[0]["reason"], "no AMI yet");
+    assert_eq!(plan[0]["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(plan[0]["source_ami_id"], "ami-785db401");
+    assert_eq!(plan[1]["reason"], "the parent step step1 is rebuilt");
+    assert_eq!(plan[1]["fingerprint"], serde_json::Value::Null);
+    let table = paw.run(&["-w", "wf", "plan"]);
+    assert!(table.success().stdout.contains("step3   build    the parent step step2 is rebuilt"), "{}", table.stdout);
+}
+
+#[test]
+fn an_unchanged_workflow_builds_nothing_the_second_time() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    assert_eq!(packer_runs(&paw, WORKFLOW_ID), 3);
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]);
+    assert_eq!(actions(&plan), pairs(&[("step1", "up-to-date"), ("step2", "up-to-date"), ("step3", "up-to-date")]));
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("0 built, 0 reused, 3 up-to-date, 0 failed, 0 skipped"), "{}", run.stdout);
+    assert_eq!(packer_runs(&paw, WORKFLOW_ID), 3);
+    // The fingerprint is on the AMI as a tag and in the record.
+    let records = records(&paw, &[]);
+    let ami = ami_of(&records, "step2");
+    let (tags, _) = emulator.ec2().image(ami).unwrap();
+    let record = records.iter().find(|record| record["step_id"] == "step2").unwrap();
+    assert_eq!(tags["paw:fingerprint"], record["fingerprint"].as_str().unwrap());
+    assert_eq!(plan.json()[1]["fingerprint"], record["fingerprint"]);
+}
+
+#[test]
+fn a_new_workflow_id_with_nothing_changed_reuses_every_ami_without_packer() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    let first = records(&paw, &[]);
+    set_workflow_id(&paw, "paw-2024-06-14-00-00-00");
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]);
+    assert_eq!(actions(&plan), pairs(&[("step1", "reuse"), ("step2", "reuse"), ("step3", "reuse")]));
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("0 built, 3 reused, 0 up-to-date"), "{}", run.stdout);
+    assert_eq!(packer_runs(&paw, "paw-2024-06-14-00-00-00"), 0);
+    let second = records(&paw, &[]);
+    for step in ["step1", "step2", "step3"] {
+        assert_eq!(ami_of(&second, step), ami_of(&first, step));
+        let record = second.iter().find(|record| record["step_id"] == step).unwrap();
+        assert_eq!(record["workflow_id"], "paw-2024-06-14-00-00-00");
+        assert_eq!(record["reused_from"], WORKFLOW_ID);
+    }
+    // And the next run of the new workflow finds everything up to date.
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("3 up-to-date"), "{}", run.stdout);
+}
+
+#[test]
+fn changing_the_middle_step_rebuilds_it_and_the_steps_below_only() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    let first = records(&paw, &[]);
+    set_workflow_id(&paw, "paw-2");
+    paw.edit(
+        "wf/step2/templates/.pkr.hcl",
+        "instance_type = var.instance_type",
+        "instance_type = var.instance_type # bigger disk next time",
+    );
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]);
+    assert_eq!(actions(&plan), pairs(&[("step1", "reuse"), ("step2", "build"), ("step3", "build")]));
+    let reason = plan.json()[1]["reason"].as_str().unwrap().to_string();
+    assert_eq!(
+        reason,
+        format!("changed since {} of workflow {WORKFLOW_ID}: templates/.pkr.hcl", ami_of(&first, "step2"))
+    );
+    assert_eq!(plan.json()[2]["reason"], "the parent step step2 is rebuilt");
+
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("2 built, 1 reused, 0 up-to-date"), "{}", run.stdout);
+    assert_eq!(packer_runs(&paw, "paw-2"), 2);
+    let second = records(&paw, &["--workflow-id", "paw-2"]);
+    assert_eq!(ami_of(&second, "step1"), ami_of(&first, "step1"));
+    assert_ne!(ami_of(&second, "step2"), ami_of(&first, "step2"));
+    let step3 = second.iter().find(|record| record["step_id"] == "step3").unwrap();
+    assert_eq!(step3["base_ami_id"], ami_of(&second, "step2"));
+}
+
+#[test]
+fn changed_inputs_under_the_same_workflow_id_need_force() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    let first = records(&paw, &[]);
+    let old_step2 = ami_of(&first, "step2").to_string();
+    let ec2 = emulator.ec2();
+    let (_, old_snapshots) = ec2.image(&old_step2).unwrap();
+    paw.edit("wf/step2/step_param.json", "\"libssl3\"", "\"libssl3\", \"libyaml-0-2\"");
+
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("workflow \"{WORKFLOW_ID}\" already has AMIs that its inputs no longer match"))
+    );
+    assert!(
+        run.stderr.contains(&format!("step2 has {old_step2}, but changed since {old_step2}: step_param.json")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("step3 has"));
+    assert!(run.stderr.contains("set a new workflow_id") && run.stderr.contains("paw build --force"));
+    assert_eq!(packer_runs(&paw, WORKFLOW_ID), 3);
+
+    let run = paw.run(&["-w", "wf", "build", "--force", "--delete-snapshots"]);
+    assert!(run.success().stdout.contains("2 built, 0 reused, 1 up-to-date"), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("--force: deregistered {old_step2}")), "{}", run.stdout);
+    assert!(ec2.image(&old_step2).is_none());
+    for snapshot in old_snapshots {
+        assert!(ec2.snapshot(&snapshot).is_none());
+    }
+    let second = records(&paw, &[]);
+    assert_eq!(ami_of(&second, "step1"), ami_of(&first, "step1"));
+    assert_ne!(ami_of(&second, "step2"), old_step2);
+    assert_eq!(second.iter().filter(|record| record["status"] == "available").count(), 3);
+}
+
+/// Each provisioner notes when it ran, in `marks/<step>`, and takes two seconds.
+fn mark_provisioner(paw: &Paw, step: &str) {
+    let marks = paw.path("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let file = marks.join(step);
+    paw.edit(
+        &format!("wf/{step}/templates/.pkr.hcl"),
+        "    inline = [",
+        &format!(
+            "    inline = [\n      \"date +%s.%N >> {0}\",\n      \"sleep 2\",\n      \"date +%s.%N >> {0}\",",
+            file.display()
+        ),
+    );
+}
+
+fn window(paw: &Paw, step: &str) -> (f64, f64) {
+    let text = paw.read(&format!("marks/{step}"));
+    let times: Vec<f64> = text.lines().map(|line| line.parse().unwrap()).collect();
+    (times[0], times[1])
+}
+
+#[test]
+fn siblings_build_at_the_same_time() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("fanout"));
+    mark_provisioner(&paw, "web");
+    mark_provisioner(&paw, "worker");
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("4 built, 0 reused"), "{}", run.stdout);
+    let (web, worker) = (window(&paw, "web"), window(&paw, "worker"));
+    assert!(web.0 < worker.1 && worker.0 < web.1, "web {web:?} and worker {worker:?} did not overlap");
+    // Every line of packer's output says which step it is from.
+    assert!(run.stdout.contains("   web | ==> web.amazon-ebs.web: Launching"), "{}", run.stdout);
+    assert!(run.stdout.contains("worker | ==> worker.amazon-ebs.worker: Launching"));
+}
+
+#[test]
+fn jobs_1_builds_one_step_at_a_time() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("fanout"));
+    mark_provisioner(&paw, "web");
+    mark_provisioner(&paw, "worker");
+    paw.run(&["-w", "wf", "build", "--jobs", "1"]).success();
+    let (web, worker) = (window(&paw, "web"), window(&paw, "worker"));
+    assert!(web.1 <= worker.0 || worker.1 <= web.0, "web {web:?} and worker {worker:?} overlapped with --jobs 1");
+}
+
+#[test]
+fn a_failed_branch_spares_the_other_and_fails_the_run() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("fanout"));
+    paw.edit(
+        "wf/web/templates/.pkr.hcl",
+        "    inline = [",
+        "    inline = [\n      \"echo the web step breaks\",\n      \"exit 3\",",
+    );
+    let run = paw.run(&["-w", "wf", "build", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary = run.json();
+    let result =
+        |step: &str| summary.as_array().unwrap().iter().find(|s| s["step_id"] == step).unwrap()["result"].clone();
+    assert_eq!(result("base"), "built");
+    assert_eq!(result("runtime"), "built");
+    assert_eq!(result("web"), "failed");
+    assert_eq!(result("worker"), "built");
+    assert!(run.stderr.contains("web |     web.amazon-ebs.web: the web step breaks"), "{}", run.stderr);
+    assert!(run.stderr.contains("error: 1 of 4 steps failed: web"));
+    let records = records(&paw, &[]);
+    assert_eq!(records.len(), 3);
+    assert!(emulator.ec2().live_instances().is_empty());
+}
+
+#[test]
+fn an_ami_that_another_workflow_reuses_is_not_deleted_from_under_it() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    set_workflow_id(&paw, "paw-2");
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    let ami = ami_of(&records(&paw, &[]), "step1").to_string();
+    let run = paw.run(&["-w", "wf", "images", "delete", "step1", "--workflow-id", WORKFLOW_ID, "--yes"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains(&format!("{ami} is also recorded for workflow paw-2 step step1")), "{}", run.stderr);
+    assert!(emulator.ec2().image(&ami).is_some());
+    // The workflow that only reused it can let go with --force, and the AMI stays for the other.
+    paw.edit("wf/step1/step_param.json", "\"python3-venv\"", "\"python3-venv\", \"python3-dev\"");
+    let run = paw.run(&["-w", "wf", "build", "step1", "--force"]);
+    assert!(
+        run.success()
+            .stdout
+            .contains(&format!("--force: dropped the reuse of {ami} (it stays, for workflow {WORKFLOW_ID})")),
+        "{}",
+        run.stdout
+    );
+    assert!(emulator.ec2().image(&ami).is_some());
+    assert_ne!(ami_of(&records(&paw, &[]), "step1"), ami);
+}
