@@ -4,18 +4,23 @@
    ("Expected 'ebs', got 'standard'"); make "ebs" the default so that chained steps build.
 2. CreateImage with a snapshot TagSpecification is not implemented; paw tags snapshots with CreateTags
    after the image exists, so nothing needs patching for that.
+3. DynamoDB's conditional writes are atomic; moto's threaded server checks the condition and writes
+   without a lock, so two racing writers can both "win". One lock around DynamoDB's writes restores
+   the real service's guarantee, which paw's concurrent-write test relies on.
 
 Usage: python moto_server.py PORT_FILE — binds a free port on 127.0.0.1, writes it to PORT_FILE once
 the server answers, and serves until killed.
 """
 
 import inspect
+import os
 import socket
 import sys
 import threading
 import time
 import urllib.request
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import amis
 from moto.server import ThreadedMotoServer
 
@@ -32,6 +37,18 @@ def make_ebs_the_default_root_device_type():
     init.__defaults__ = tuple(defaults)
 
 
+def make_dynamodb_writes_atomic():
+    lock = threading.Lock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        unlocked = getattr(DynamoDBBackend, name)
+
+        def locked(*args, _unlocked=unlocked, **kwargs):
+            with lock:
+                return _unlocked(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -41,6 +58,7 @@ def free_port():
 def main():
     port_file = sys.argv[1]
     make_ebs_the_default_root_device_type()
+    make_dynamodb_writes_atomic()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -56,8 +74,6 @@ def main():
     with open(port_file + ".tmp", "w") as out:
         out.write(str(port))
     # Renamed into place so that a reader never sees a half-written port.
-    import os
-
     os.replace(port_file + ".tmp", port_file)
     threading.Event().wait()
 

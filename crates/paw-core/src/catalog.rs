@@ -201,6 +201,8 @@ impl FromStr for CatalogUri {
 /// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once.
 pub struct SqliteCatalog {
     path: PathBuf,
+    /// What messages call it: `sqlite:PATH`, or what a stand-in stands in for.
+    uri: String,
     connection: Mutex<Connection>,
 }
 
@@ -247,15 +249,17 @@ impl SqliteCatalog {
             .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
             .map_err(|err| sqlite_error(path, err))?;
         apply_migrations(&mut connection, path)?;
-        Ok(SqliteCatalog { path: path.to_path_buf(), connection: Mutex::new(connection) })
+        let uri = format!("sqlite:{}", path.display());
+        Ok(SqliteCatalog { path: path.to_path_buf(), uri, connection: Mutex::new(connection) })
     }
 
-    /// An empty catalog in memory that stands in for `path` until something is recorded there:
+    /// An empty catalog in memory that stands in for `uri` until something is recorded there:
     /// reading commands (render, plan) never create a catalog.
-    pub fn stand_in(path: &Path) -> Result<SqliteCatalog> {
-        let mut connection = Connection::open(IN_MEMORY).map_err(|err| sqlite_error(path, err))?;
+    pub fn stand_in(uri: &str) -> Result<SqliteCatalog> {
+        let path = Path::new(IN_MEMORY);
+        let mut connection = Connection::open(path).map_err(|err| sqlite_error(path, err))?;
         apply_migrations(&mut connection, path)?;
-        Ok(SqliteCatalog { path: path.to_path_buf(), connection: Mutex::new(connection) })
+        Ok(SqliteCatalog { path: path.to_path_buf(), uri: uri.to_string(), connection: Mutex::new(connection) })
     }
 
     fn query(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<ImageRecord>> {
@@ -330,7 +334,7 @@ fn conversion_error(index: usize, err: impl std::error::Error + Send + Sync + 's
 #[async_trait]
 impl Catalog for SqliteCatalog {
     fn uri(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        self.uri.clone()
     }
 
     async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
@@ -429,6 +433,37 @@ mod tests {
         let catalog = SqliteCatalog::open(&path).unwrap();
         let other = SqliteCatalog::open(&path).unwrap();
         crate::catalog_conformance::check(&catalog, &other, "wf").await;
+    }
+
+    /// Eight writers, each with its own connection as a separate paw process has, race to record
+    /// the same step: exactly one wins.
+    #[test]
+    fn concurrent_writers_of_one_step_have_exactly_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        SqliteCatalog::open(&path).unwrap();
+        let start = std::sync::Barrier::new(8);
+        let wins = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..8)
+                .map(|writer| {
+                    let (path, start) = (&path, &start);
+                    scope.spawn(move || {
+                        let catalog = SqliteCatalog::open(path).unwrap();
+                        let record = crate::catalog_conformance::sample_record(
+                            "wf",
+                            "race",
+                            &format!("ami-{writer}"),
+                            "2026-01-01T00:00:00.000000+0000",
+                        );
+                        start.wait();
+                        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                        runtime.block_on(catalog.record(&record)).is_ok()
+                    })
+                })
+                .collect();
+            writers.into_iter().map(|writer| writer.join().unwrap()).filter(|won| *won).count()
+        });
+        assert_eq!(wins, 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! reading and writing the same table, and migration both ways.
 
 use paw_aws::dynamodb::DynamoCatalog;
+use paw_core::catalog::Catalog as _;
 
 use crate::emulator::Emulator;
 use crate::harness::Paw;
@@ -149,4 +150,37 @@ fn migrate_copies_records_both_ways_once() {
 fn no_code_path_scans_a_table() {
     let source = include_str!("../../paw-aws/src/dynamodb.rs");
     assert!(!source.contains(".scan()") && !source.contains("Scan"), "the DynamoDB catalog must only Query");
+}
+
+#[test]
+fn racing_writers_of_one_step_have_exactly_one_winner() {
+    let emulator = Emulator::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = emulator.sdk_config().await;
+        let quiet = |_: &str| {};
+        let first = DynamoCatalog::open(&config, TABLE, &quiet).await.unwrap();
+        let mut writers = Vec::new();
+        for writer in 0..8 {
+            let catalog = DynamoCatalog::open(&config, TABLE, &quiet).await.unwrap();
+            let record = paw_core::catalog_conformance::sample_record(
+                "wf",
+                "race",
+                &format!("ami-{writer}"),
+                "2026-01-01T00:00:00.000000+0000",
+            );
+            writers.push(tokio::spawn(async move { catalog.record(&record).await }));
+        }
+        let mut wins = 0;
+        let mut losses = Vec::new();
+        for writer in writers {
+            match writer.await.unwrap() {
+                Ok(()) => wins += 1,
+                Err(err) => losses.push(err.message),
+            }
+        }
+        assert_eq!(wins, 1, "{losses:?}");
+        let winner = first.get("wf", "race").await.unwrap().unwrap().ami_id;
+        assert!(losses.iter().all(|loss| loss.contains(&format!("already has AMI {winner}"))), "{losses:?}");
+    });
 }

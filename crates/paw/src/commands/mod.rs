@@ -143,15 +143,15 @@ impl Globals {
     /// that does not exist yet reads as an empty one.
     async fn catalog_for_reading(&self, workflow: &Workflow) -> anyhow::Result<Box<dyn Catalog>> {
         let stand_in =
-            |path: &Path| -> anyhow::Result<Box<dyn Catalog>> { Ok(Box::new(SqliteCatalog::stand_in(path)?)) };
+            |uri: String| -> anyhow::Result<Box<dyn Catalog>> { Ok(Box::new(SqliteCatalog::stand_in(&uri)?)) };
         match self.catalog_uri(Some(workflow))? {
-            CatalogUri::Sqlite(path) if !path.is_file() => stand_in(&path),
+            CatalogUri::Sqlite(path) if !path.is_file() => stand_in(format!("sqlite:{}", path.display())),
             CatalogUri::Sqlite(path) => Ok(Box::new(SqliteCatalog::open(&path)?)),
             CatalogUri::DynamoDb(table) => {
                 let config = aws_config_for(Some(workflow)).await?;
                 match DynamoCatalog::open_existing(&config, &table).await? {
                     Some(catalog) => Ok(Box::new(catalog)),
-                    None => stand_in(Path::new(&format!("dynamodb:{table} (not created yet)"))),
+                    None => stand_in(format!("dynamodb:{table}")),
                 }
             }
         }
