@@ -6,6 +6,7 @@ pub mod region;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use paw_core::config::WorkflowParam;
 use paw_core::{Error, ErrorKind};
@@ -49,25 +50,28 @@ pub fn packer_env(param: &WorkflowParam, region: &str) -> Vec<(String, String)> 
 }
 
 /// An SDK error as one clear message: the action, AWS's code and message, and what to do.
-pub fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> Error
+pub fn aws_error<E>(action: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let code = err.code().unwrap_or_default().to_string();
-    let message = err
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
-    let error = Error::new(
-        ErrorKind::Aws,
-        format!("{action} failed: {}{message}", if code.is_empty() { String::new() } else { format!("{code}: ") }),
-    );
-    match code.as_str() {
-        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
-            error.help(format!("the AWS credentials in use lack the permission {action}; see the README's IAM policy"))
-        }
-        "AuthFailure" | "UnrecognizedClientException" | "ExpiredToken" => {
+    let status = err.raw_response().map(|response| response.status().as_u16());
+    // A 403 whose body the SDK cannot read (an emulator's, or a proxy's) is still a denial.
+    let denied = matches!(code.as_str(), "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException")
+        || (code.is_empty() && status == Some(403));
+    let message = match err.message() {
+        Some(message) => message.to_string(),
+        None if denied => "access denied (HTTP 403)".to_string(),
+        None => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+    };
+    let code = if code.is_empty() { String::new() } else { format!("{code}: ") };
+    let error = Error::new(ErrorKind::Aws, format!("{action} failed: {code}{message}"));
+    if denied {
+        return error
+            .help(format!("the AWS credentials in use lack the permission {action}; see the README's IAM policy"));
+    }
+    match code.trim_end_matches(": ") {
+        "AuthFailure" | "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredToken" => {
             error.help("check the AWS credentials: profile_name, AWS_PROFILE, or the environment")
         }
         "" => error.help("check the network and AWS_ENDPOINT_URL, and that credentials and a region are set"),

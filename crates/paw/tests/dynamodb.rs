@@ -184,3 +184,23 @@ fn racing_writers_of_one_step_have_exactly_one_winner() {
         assert!(losses.iter().all(|loss| loss.contains(&format!("already has AMI {winner}"))), "{losses:?}");
     });
 }
+
+#[test]
+fn a_missing_permission_is_named() {
+    let emulator = Emulator::start_enforcing_iam();
+    let (key, secret) = emulator.iam_user(&["dynamodb:DescribeTable", "ec2:DescribeImages"]);
+    let paw =
+        emulator.configure(Paw::example("chain")).env("AWS_ACCESS_KEY_ID", key).env("AWS_SECRET_ACCESS_KEY", secret);
+    let run = paw.run(&["-w", "wf", "--catalog", &format!("dynamodb:{TABLE}"), "images", "list"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("error: dynamodb:CreateTable failed"), "{}", run.stderr);
+    assert!(run.stderr.contains("help: the AWS credentials in use lack the permission dynamodb:CreateTable"));
+    let run = paw.run(&["-w", "wf", "images", "from-instance", "step1", "--instance-id", "i-0123456789abcdef0"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("lack the permission ec2:DescribeInstances"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&secret_of(&paw)), "a secret was printed");
+}
+
+fn secret_of(paw: &Paw) -> String {
+    paw.env_value("AWS_SECRET_ACCESS_KEY").expect("set above")
+}

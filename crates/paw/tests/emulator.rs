@@ -22,6 +22,30 @@ pub struct Emulator {
 impl Emulator {
     /// Starts the emulator on a free loopback port; fails (never skips) when it is not installed.
     pub fn start() -> Emulator {
+        Emulator::start_with(&[])
+    }
+
+    /// An emulator that checks IAM permissions, after three unsigned calls to set up a user
+    /// (`iam_user`).
+    pub fn start_enforcing_iam() -> Emulator {
+        Emulator::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")])
+    }
+
+    /// A user allowed only `actions`: its access key and secret.
+    pub fn iam_user(&self, actions: &[&str]) -> (String, String) {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iam_user.py"))
+            .arg(&self.endpoint)
+            .args(actions)
+            .output()
+            .expect("iam_user.py runs");
+        assert!(output.status.success(), "iam_user.py: {}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (key, secret) = text.trim().split_once(' ').expect("a key and a secret");
+        (key.to_string(), secret.to_string())
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Emulator {
         let root = repo_root();
         let python = root.join(".venv/bin/python");
         assert!(
@@ -33,6 +57,7 @@ impl Emulator {
         let child = Command::new(python)
             .arg(root.join("scripts/moto_server.py"))
             .arg(&port_file)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

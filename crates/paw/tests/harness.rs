@@ -86,6 +86,11 @@ impl Paw {
         self
     }
 
+    /// The last value given to `env` for `key`.
+    pub fn env_value(&self, key: &str) -> Option<String> {
+        self.env.iter().rev().find(|(name, _)| name == key).map(|(_, value)| value.clone())
+    }
+
     pub fn cwd(mut self, relative: &str) -> Self {
         self.cwd = self.path(relative);
         self
