@@ -135,10 +135,21 @@ impl WorkflowParam {
         map
     }
 
-    /// Every key but `workflow_id`, in file order: what decides the AMIs a workflow makes.
-    pub fn keys_without_workflow_id(&self) -> Map<String, Value> {
+    /// The keys that decide the AMIs a workflow makes, in file order: all but the run's name and
+    /// who runs it (profile, credentials) and where it is recorded, which differ between teammates
+    /// and runs without changing an image.
+    pub fn keys_deciding_images(&self) -> Map<String, Value> {
         let mut map = self.file.object.clone();
-        map.shift_remove("workflow_id");
+        for key in [
+            "workflow_id",
+            "profile_name",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
+            "catalog",
+        ] {
+            map.shift_remove(key);
+        }
         map
     }
 

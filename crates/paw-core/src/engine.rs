@@ -352,6 +352,11 @@ impl Engine<'_> {
         let fingerprint = fingerprint::fingerprint(workflow, step, &source.id)?;
         let prepared = render::prepare_step(workflow, step, source, &self.region)?;
         self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins)?;
+        let ami_name = render::output_ami_name(workflow, step);
+        // An AMI that --force replaces still holds the name until it is deregistered, below.
+        if replaces.is_none() {
+            check_name_free(self.ec2, workflow, step, &ami_name).await?;
+        }
         if options.dry_run {
             let args = self.packer.build_args(&prepared.var_files(), options.packer_debug);
             let command = std::iter::once(self.packer.path.as_os_str())
@@ -373,9 +378,8 @@ impl Engine<'_> {
                 format!("--force: deregistered {} (inputs changed); deleted snapshots: {snapshots:?}", old.ami_id)
             };
             self.reporter.event(Event::CleanedUp { step: &step.id, what: &what });
+            check_name_free(self.ec2, workflow, step, &ami_name).await?;
         }
-        let ami_name = render::output_ami_name(workflow, step);
-        check_name_free(self.ec2, workflow, step, &ami_name).await?;
         let log_path = self.log_path(step);
         let _slot = packer_slots.acquire().await.expect("the semaphore is never closed");
         if self.cancel.is_cancelled() {

@@ -4,7 +4,8 @@
 //! - every file of the step folder (path, executable bit, content), except the rendered outputs,
 //!   `.paw/`, and what the step's `.gitignore` files ignore (step_param.json is one of the files);
 //! - the files outside the folder that step_param.json's `"inputs"` globs match;
-//! - workflow_param.json's keys but `workflow_id`, as canonical JSON (key order does not matter);
+//! - workflow_param.json's keys but `workflow_id` and those of who runs it and where it is recorded
+//!   (`profile_name`, the credential keys, `catalog`), as canonical JSON (key order does not matter);
 //! - the resolved source AMI id.
 
 use std::collections::BTreeMap;
@@ -62,7 +63,7 @@ pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Res
     for (relative, path) in declared_inputs(step)? {
         inputs.insert(format!("inputs:{relative}"), file_hash(&path)?);
     }
-    let params = canonical(&Value::Object(workflow.param.keys_without_workflow_id()));
+    let params = canonical(&Value::Object(workflow.param.keys_deciding_images()));
     inputs.insert(WORKFLOW_PARAM_INPUT.into(), blake3::hash(params.to_string().as_bytes()).to_hex().to_string());
     inputs.insert(SOURCE_AMI_INPUT.into(), source_ami_id.to_string());
     Ok(Fingerprint::from_inputs(inputs))
@@ -79,6 +80,8 @@ fn step_files(step: &Step) -> Result<Vec<(String, PathBuf)>> {
         .git_exclude(false)
         .git_ignore(true)
         .require_git(false)
+        // A linked file counts by what it links to, as packer reads it.
+        .follow_links(true)
         .filter_entry(|entry| entry.file_name() != ".paw" && entry.file_name() != ".git")
         .build();
     for entry in walker {
