@@ -131,3 +131,104 @@ async fn decide(
     };
     Ok(Action::Build { reason, replaces: None })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::SqliteCatalog;
+    use crate::catalog_conformance::sample_record;
+    use crate::config::{STEP_PARAM_FILE, WORKFLOW_PARAM_FILE};
+
+    /// a -> b, with templates; the workflow id is `id`.
+    fn write_workflow(root: &std::path::Path, id: &str) {
+        std::fs::write(
+            root.join(WORKFLOW_PARAM_FILE),
+            format!(r#"{{"workflow_id": "{id}", "root_base_ami_id": "ami-root", "root_base_ami_name": "root"}}"#),
+        )
+        .unwrap();
+        for (step, parent) in [("a", "null"), ("b", "\"a\"")] {
+            std::fs::create_dir_all(root.join(step).join("templates")).unwrap();
+            std::fs::write(
+                root.join(step).join(STEP_PARAM_FILE),
+                format!(r#"{{"step_id": "{step}", "previous_step_id": {parent}}}"#),
+            )
+            .unwrap();
+            std::fs::write(root.join(step).join("templates/.pkr.hcl"), "build {}").unwrap();
+        }
+    }
+
+    async fn actions(workflow: &Workflow, catalog: &dyn Catalog) -> Vec<(String, String)> {
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        plan(workflow, catalog, "us-east-1", &steps)
+            .await
+            .unwrap()
+            .iter()
+            .map(|planned| (planned.action.name().to_string(), planned.action.reason()))
+            .collect()
+    }
+
+    /// Records what a build of every planned step would have recorded.
+    async fn record_all(workflow: &Workflow, catalog: &dyn Catalog) {
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        let mut source = "ami-root".to_string();
+        for step in steps {
+            let fingerprint = fingerprint::fingerprint(workflow, step, &source).unwrap();
+            let ami = format!("ami-{}-{}", workflow.param.workflow_id, step.id);
+            let mut record =
+                sample_record(&workflow.param.workflow_id, &step.id, &ami, &crate::catalog::now_create_at());
+            record.fingerprint = Some(fingerprint.digest);
+            record.fingerprint_inputs = Some(fingerprint.inputs);
+            catalog.record(&record).await.unwrap();
+            source = ami;
+        }
+    }
+
+    #[tokio::test]
+    async fn build_then_up_to_date_then_reuse_then_partial_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        write_workflow(dir.path(), "w1");
+        let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(
+            got,
+            [("build".into(), "no AMI yet".into()), ("build".into(), "the parent step a is rebuilt".into())]
+        );
+
+        record_all(&workflow, &catalog).await;
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(got[0], ("up-to-date".to_string(), "ami-w1-a has this fingerprint".to_string()));
+        assert_eq!(got[1].0, "up-to-date");
+
+        write_workflow(dir.path(), "w2");
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(got[0], ("reuse".to_string(), "ami-w1-a of workflow w1 has this fingerprint".to_string()));
+        assert_eq!(got[1], ("reuse".to_string(), "ami-w1-b of workflow w1 has this fingerprint".to_string()));
+
+        std::fs::write(dir.path().join("b/templates/.pkr.hcl"), "build { }").unwrap();
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(got[0].0, "reuse");
+        assert_eq!(
+            got[1],
+            ("build".to_string(), "changed since ami-w1-b of workflow w1: templates/.pkr.hcl".to_string())
+        );
+
+        // Under the first workflow's id the same change would replace its AMI.
+        write_workflow(dir.path(), "w1");
+        std::fs::write(dir.path().join("b/templates/.pkr.hcl"), "build { }").unwrap();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        let planned = plan(&workflow, &catalog, "us-east-1", &steps).await.unwrap();
+        assert_eq!(planned[0].action.name(), "up-to-date");
+        assert!(
+            matches!(&planned[1].action, Action::Build { replaces: Some(record), .. } if record.ami_id == "ami-w1-b")
+        );
+        // AMIs of another region are never reused.
+        write_workflow(dir.path(), "w3");
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        let planned = plan(&workflow, &catalog, "eu-west-1", &steps).await.unwrap();
+        assert_eq!(planned[0].action.name(), "build");
+    }
+}
