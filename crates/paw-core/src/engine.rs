@@ -551,15 +551,23 @@ pub async fn image_from_instance(
     let image = ec2.describe_image(&ami_id).await?.ok_or_else(|| {
         Error::new(ErrorKind::Aws, format!("CreateImage returned {ami_id}, but EC2 does not describe it"))
     })?;
-    catalog.record(&image_record(workflow, step, &source, region, &image)).await?;
-    let Some(timeout) = wait else {
-        return Ok(catalog.get(&workflow.param.workflow_id, &step.id).await?.expect("just recorded"));
-    };
-    let image = ec2.wait_until_available(&ami_id, timeout).await?;
-    if !image.snapshot_ids.is_empty() {
-        ec2.create_tags(&image.snapshot_ids, &tags).await?;
+    let record = image_record(workflow, step, &source, region, &image);
+    if let Err(err) = catalog.record(&record).await {
+        // Not recorded, so not kept: an AMI nobody can find is a cost nobody sees.
+        return Err(match ec2.deregister_image(&ami_id, &[]).await {
+            Ok(()) => err.details(format!("{ami_id} was deregistered again")),
+            Err(undo) => err.details(format!(
+                "{ami_id} is not recorded and could not be deregistered ({undo}); deregister it by hand"
+            )),
+        });
     }
-    Ok(catalog.get(&workflow.param.workflow_id, &step.id).await?.expect("just recorded"))
+    if let Some(timeout) = wait {
+        let image = ec2.wait_until_available(&ami_id, timeout).await?;
+        if !image.snapshot_ids.is_empty() {
+            ec2.create_tags(&image.snapshot_ids, &tags).await?;
+        }
+    }
+    Ok(record)
 }
 
 /// Deregisters a recorded AMI, and its snapshots when asked; the record stays, `deregistered`.
