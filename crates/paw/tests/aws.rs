@@ -128,6 +128,12 @@ fn dry_run_prints_the_packer_command_and_builds_nothing() {
     let run = paw.run(&["-w", "wf", "build", "step1", "--dry-run"]);
     run.success();
     assert!(run.stdout.contains("build -machine-readable -var-file=step1.pkrvars.hcl ."), "{}", run.stdout);
+    let debug = paw.run(&["-w", "wf", "build", "step1", "--dry-run", "--packer-debug"]);
+    assert!(
+        debug.success().stdout.contains("build -machine-readable -debug -var-file=step1.pkrvars.hcl ."),
+        "{}",
+        debug.stdout
+    );
     assert!(run.stdout.contains("dry run"));
     assert!(paw.path("wf/step1/step1.pkr.hcl").is_file());
     assert!(images(&paw).is_empty());
@@ -221,6 +227,16 @@ fn from_instance_refuses_a_running_instance_and_records_a_stopped_one() {
     paw.run(&["-w", "wf", "build", "step2"]).success();
     assert_eq!(record(&images(&paw), "step2")["base_ami_id"], ami);
 
+    // --no-wait records the AMI at once.
+    let second = ec2.run_instance(ami);
+    ec2.stop_instance(&second);
+    let run =
+        paw.run(&["-w", "wf", "images", "from-instance", "step3", "--instance-id", &second, "--no-wait", "--json"]);
+    let made = run.success().json();
+    assert_eq!(made["step_id"], "step3");
+    assert_eq!(made["base_ami_id"], record(&images(&paw), "step2")["ami_id"]);
+    assert!(ec2.image(made["ami_id"].as_str().unwrap()).is_some());
+
     let run = paw.run(&["-w", "wf", "images", "from-instance", "step3", "--instance-id", "i-0000000000000dead"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("there is no instance i-0000000000000dead in us-east-1"), "{}", run.stderr);
@@ -272,4 +288,54 @@ fn base_ami_find_lists_canonicals_images_newest_first() {
     assert_eq!(none, serde_json::json!([]));
     let table = paw.run(&["-w", "wf", "base-ami", "find", "--name", "ubuntu/images/hvm-ssd/ubuntu-xenial-*"]);
     assert!(table.success().stdout.contains(ROOT_NAME), "{}", table.stdout);
+}
+
+#[test]
+fn credentials_and_region_from_a_profile_or_the_params_and_no_secret_is_printed() {
+    let emulator = Emulator::start();
+    // A profile with the region and the credentials; nothing in the environment.
+    let paw = Paw::example("chain").env("AWS_ENDPOINT_URL", &emulator.endpoint);
+    paw.write(".aws-config-none", "[profile emulator]\nregion = us-east-1\n");
+    paw.write(
+        ".aws-credentials-none",
+        "[emulator]\naws_access_key_id = testing\naws_secret_access_key = profile-secret-1234\n",
+    );
+    paw.edit("wf/workflow_param.json", "\"region_name\": \"us-east-1\",", "\"profile_name\": \"emulator\",");
+    let run = paw.run(&["-w", "wf", "build", "step1"]);
+    run.success();
+    assert!(run.stdout.contains("step1.amazon-ebs.step1: Creating AMI"), "{}", run.stdout);
+
+    // The seed's credential keys: accepted, with a warning, and never printed or logged.
+    let paw = Paw::example("chain").env("AWS_ENDPOINT_URL", &emulator.endpoint);
+    paw.edit(
+        "wf/workflow_param.json",
+        "\"region_name\": \"us-east-1\",",
+        "\"region_name\": \"us-east-1\", \"aws_access_key_id\": \"testing\", \"aws_secret_access_key\": \"params-secret-5678\",",
+    );
+    paw.edit("wf/workflow_param.json", "paw-2024-06-13-12-00-00", "paw-from-params");
+    let run = paw.run(&["-w", "wf", "build", "step1"]);
+    run.success();
+    assert!(run.stderr.contains("holds AWS credentials; secrets don't belong in files"), "{}", run.stderr);
+    let logs: String = paw
+        .snapshot()
+        .iter()
+        .filter(|(path, _)| path.to_string_lossy().contains(".paw/logs"))
+        .map(|(_, content)| String::from_utf8_lossy(content).into_owned())
+        .collect();
+    assert!(!logs.is_empty());
+    for text in [&run.stdout, &run.stderr, &logs] {
+        assert!(!text.contains("params-secret-5678"), "a secret was printed or logged");
+    }
+}
+
+#[test]
+fn paw_catalog_in_the_environment_chooses_the_catalog() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let catalog = paw.path("elsewhere.sqlite").display().to_string();
+    let paw = paw.env("PAW_CATALOG", format!("sqlite:{catalog}"));
+    paw.run(&["-w", "wf", "build", "step1"]).success();
+    assert!(paw.path("elsewhere.sqlite").is_file());
+    assert!(!paw.path("wf/.paw/catalog.sqlite").exists());
+    assert_eq!(images(&paw).len(), 1);
 }
