@@ -98,6 +98,11 @@ fn the_example_chain_builds_tags_and_records_three_amis() {
     assert_eq!(shown["ami_id"], record(&records, "step2")["ami_id"]);
     let table = paw.run(&["-w", "wf", "images", "list"]);
     assert!(table.success().stdout.contains("step1"), "{}", table.stdout);
+
+    // Rendering now starts step2 from step1's recorded AMI, not a placeholder.
+    paw.run(&["-w", "wf", "render", "step2"]).success();
+    let step1_ami = record(&records, "step1")["ami_id"].as_str().unwrap();
+    assert!(paw.read("wf/step2/step2.pkrvars.hcl").contains(&format!("source_ami_id = \"{step1_ami}\"")));
 }
 
 #[test]
