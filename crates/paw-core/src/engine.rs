@@ -276,7 +276,8 @@ impl Engine<'_> {
                     .clone()
                     .or(parent_ami)
                     .unwrap_or_else(|| SourceAmi::placeholder(step.parent.as_deref().unwrap_or_default()));
-                self.build_step(step, source, replaces.as_ref(), options, packer_slots).await
+                let fingerprint = planned.fingerprint.as_ref();
+                self.build_step(step, source, fingerprint, replaces.as_ref(), options, packer_slots).await
             }
         };
         result.unwrap_or_else(|error| {
@@ -326,6 +327,8 @@ impl Engine<'_> {
         &self,
         step: &Step,
         source: SourceAmi,
+        // The plan's, when it knew the source; else computed once the parent's new AMI is known.
+        planned_fingerprint: Option<&Fingerprint>,
         replaces: Option<&ImageRecord>,
         options: BuildOptions,
         packer_slots: &Semaphore,
@@ -349,16 +352,20 @@ impl Engine<'_> {
                 }));
             }
         }
-        let fingerprint = fingerprint::fingerprint(workflow, step, &source.id)?;
+        let fingerprint = match planned_fingerprint {
+            Some(fingerprint) => fingerprint.clone(),
+            None => fingerprint::fingerprint(workflow, step, &source.id)?,
+        };
         let prepared = render::prepare_step(workflow, step, source, &self.region)?;
-        self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins)?;
+        let var_files = prepared.var_files();
+        self.packer.validate(&step.dir, &var_files, prepared.hcl.requires_plugins)?;
         let ami_name = render::output_ami_name(workflow, step);
         // An AMI that --force replaces still holds the name until it is deregistered, below.
         if replaces.is_none() {
             check_name_free(self.ec2, workflow, step, &ami_name).await?;
         }
         if options.dry_run {
-            let args = self.packer.build_args(&prepared.var_files(), options.packer_debug);
+            let args = self.packer.build_args(&var_files, options.packer_debug);
             let command = std::iter::once(self.packer.path.as_os_str())
                 .chain(args.iter().map(|arg| arg.as_os_str()))
                 .map(|arg| arg.to_string_lossy())
@@ -389,7 +396,7 @@ impl Engine<'_> {
         let on_line = |line: &str| self.reporter.event(Event::Packer { step: &step.id, line });
         let request = BuildRequest {
             step_dir: &step.dir,
-            var_files: &prepared.var_files(),
+            var_files: &var_files,
             debug: options.packer_debug,
             env: &self.packer_env,
             log_path: &log_path,

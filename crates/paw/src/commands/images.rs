@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use paw_core::catalog::{ImageRecord, ImageStatus};
+use paw_core::catalog::{Catalog, ImageRecord, ImageStatus};
 use paw_core::ec2::{BaseAmiQuery, Ec2 as _};
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, engine};
@@ -55,13 +55,12 @@ pub async fn list(globals: &Globals, workflow_id: Option<String>, step: Option<S
 
 /// The record of one step, or an error saying how to make one.
 async fn find_record(
-    globals: &Globals,
+    catalog: &dyn Catalog,
     workflow: &Workflow,
     step: &str,
     workflow_id: Option<String>,
 ) -> anyhow::Result<ImageRecord> {
     let workflow_id = default_workflow_id(workflow_id, workflow);
-    let catalog = globals.open_catalog(Some(workflow)).await?;
     catalog.get(&workflow_id, step).await?.ok_or_else(|| {
         Error::new(
             ErrorKind::Usage,
@@ -74,7 +73,8 @@ async fn find_record(
 
 pub async fn show(globals: &Globals, step: &str, workflow_id: Option<String>) -> anyhow::Result<()> {
     let workflow = globals.load()?;
-    let record = find_record(globals, &workflow, step, workflow_id).await?;
+    let catalog = globals.open_catalog(Some(&workflow)).await?;
+    let record = find_record(catalog.as_ref(), &workflow, step, workflow_id).await?;
     if globals.json {
         output::print_json(&record.to_json());
         return Ok(());
@@ -123,7 +123,8 @@ pub async fn delete(
     yes: bool,
 ) -> anyhow::Result<()> {
     let workflow = globals.load()?;
-    let record = find_record(globals, &workflow, step, workflow_id).await?;
+    let catalog = globals.open_catalog(Some(&workflow)).await?;
+    let record = find_record(catalog.as_ref(), &workflow, step, workflow_id).await?;
     if record.status == ImageStatus::Deregistered {
         return Err(Error::new(
             ErrorKind::Usage,
@@ -144,7 +145,6 @@ pub async fn delete(
     let region = &record.region;
     let config = paw_aws::sdk_config(Some(&workflow.param), region).await;
     let ec2 = paw_aws::ec2::AwsEc2::new(&config);
-    let catalog = globals.open_catalog(Some(&workflow)).await?;
     let snapshots = engine::delete_image(&ec2, catalog.as_ref(), &record, delete_snapshots).await?;
     if globals.json {
         output::print_json(&json!({"ami_id": record.ami_id, "deleted_snapshots": snapshots, "status": "deregistered"}));
