@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::render::SourceAmi;
 
 /// The seed's `create_at` format, always UTC: `2026-11-27T23:48:07.000000+0000`.
 pub const CREATE_AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f%z";
@@ -75,6 +76,11 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
+    /// This record's AMI as the source of a child step.
+    pub fn as_source(&self) -> SourceAmi {
+        SourceAmi { id: self.ami_id.clone(), name: self.ami_name.clone() }
+    }
+
     /// The seed's field names plus paw's, as `paw images --json` prints them.
     pub fn to_json(&self) -> Value {
         serde_json::json!({

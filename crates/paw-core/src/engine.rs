@@ -142,10 +142,7 @@ pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &St
         return Ok(root_source(workflow));
     };
     let record = available(catalog, &workflow.param.workflow_id, parent).await?;
-    Ok(record.map_or_else(
-        || SourceAmi::placeholder(parent),
-        |record| SourceAmi { id: record.ami_id, name: record.ami_name },
-    ))
+    Ok(record.map_or_else(|| SourceAmi::placeholder(parent), |record| record.as_source()))
 }
 
 /// The source AMI of a build: the root base AMI, or the parent's available record.
@@ -155,7 +152,7 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
     };
     let workflow_id = &workflow.param.workflow_id;
     match available(catalog, workflow_id, parent).await? {
-        Some(record) => Ok(SourceAmi { id: record.ami_id, name: record.ami_name }),
+        Some(record) => Ok(record.as_source()),
         None => Err(Error::new(
             ErrorKind::Usage,
             format!(
@@ -266,7 +263,7 @@ impl Engine<'_> {
         let result = match &planned.action {
             Action::UpToDate { record } => self.check_still_there(step, record).await.map(|()| {
                 self.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
-                Outcome::UpToDate { ami: SourceAmi { id: record.ami_id.clone(), name: record.ami_name.clone() } }
+                Outcome::UpToDate { ami: record.as_source() }
             }),
             Action::Reuse { record } => self.reuse(planned, record, options).await,
             Action::Build { replaces, .. } => {
@@ -317,10 +314,7 @@ impl Engine<'_> {
             self.catalog.record(&reused).await?;
         }
         self.reporter.event(Event::Reused { step: &step.id, ami_id: &record.ami_id, from: &record.workflow_id });
-        Ok(Outcome::Reused {
-            ami: SourceAmi { id: record.ami_id.clone(), name: record.ami_name.clone() },
-            from: record.workflow_id.clone(),
-        })
+        Ok(Outcome::Reused { ami: record.as_source(), from: record.workflow_id.clone() })
     }
 
     async fn build_step(

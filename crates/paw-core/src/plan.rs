@@ -69,9 +69,7 @@ pub async fn plan<'a>(
             None => Some(root_source(workflow)),
             Some(parent) => match index.get(parent.as_str()).map(|at| &planned[*at].action) {
                 Some(Action::Build { .. }) => None,
-                Some(Action::UpToDate { record } | Action::Reuse { record }) => {
-                    Some(SourceAmi { id: record.ami_id.clone(), name: record.ami_name.clone() })
-                }
+                Some(Action::UpToDate { record } | Action::Reuse { record }) => Some(record.as_source()),
                 None => Some(recorded_source(workflow, catalog, step).await?),
             },
         };
