@@ -101,7 +101,7 @@ impl Ec2 for AwsEc2 {
         }
     }
 
-    async fn find_image_by_name(&self, name: &str) -> Result<Option<Image>> {
+    async fn images_named(&self, name: &str) -> Result<Vec<Image>> {
         let output = self
             .client
             .describe_images()
@@ -110,7 +110,7 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|err| aws_error("ec2:DescribeImages", err))?;
-        Ok(output.images().iter().find(|image| image.name() == Some(name)).map(image_from_sdk))
+        Ok(output.images().iter().filter(|image| image.name() == Some(name)).map(image_from_sdk).collect())
     }
 
     async fn find_base_amis(&self, query: &BaseAmiQuery) -> Result<Vec<Image>> {

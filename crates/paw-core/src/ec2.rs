@@ -47,8 +47,9 @@ pub struct BaseAmiQuery {
 pub trait Ec2: Send + Sync {
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
 
-    /// The image of this account with exactly this name (names are unique per region).
-    async fn find_image_by_name(&self, name: &str) -> Result<Option<Image>>;
+    /// The images of this account with exactly this name: one at most on EC2, which keeps names
+    /// unique per region; the emulator lets two racing CreateImage calls take the same name.
+    async fn images_named(&self, name: &str) -> Result<Vec<Image>>;
 
     /// Available EBS/HVM images matching the query, newest first.
     async fn find_base_amis(&self, query: &BaseAmiQuery) -> Result<Vec<Image>>;

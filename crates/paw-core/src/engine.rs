@@ -62,6 +62,11 @@ pub enum Event<'a> {
         step: &'a str,
         reason: &'a str,
     },
+    /// Something the engine found out and acted on, which the user should know.
+    Notice {
+        step: &'a str,
+        what: &'a str,
+    },
     /// Something the engine undid or replaced.
     CleanedUp {
         step: &'a str,
@@ -100,12 +105,46 @@ pub struct BuildOptions {
 
 #[derive(Debug)]
 pub enum Outcome {
-    Built { ami: SourceAmi, packer_time: Duration, paw_time: Duration },
-    UpToDate { ami: SourceAmi },
-    Reused { ami: SourceAmi, from: String },
+    Built {
+        ami: SourceAmi,
+        packer_time: Duration,
+        paw_time: Duration,
+    },
+    UpToDate {
+        ami: SourceAmi,
+    },
+    Reused {
+        ami: SourceAmi,
+        from: String,
+    },
     DryRun,
-    Failed(Error),
+    /// `amis`: the AMIs the failed build made, or may have made, and what paw did with each.
+    Failed {
+        error: Error,
+        amis: Vec<LeftAmi>,
+    },
     Skipped(String),
+}
+
+/// An AMI a failed step made, or may have made, and what paw did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftAmi {
+    pub ami_id: String,
+    /// e.g. "deregistered, snapshots deleted: [...]", or why it was left in EC2.
+    pub fate: String,
+}
+
+/// Why a step failed, with the AMIs it left behind.
+#[derive(Debug)]
+struct StepFailure {
+    error: Error,
+    amis: Vec<LeftAmi>,
+}
+
+impl From<Error> for StepFailure {
+    fn from(error: Error) -> StepFailure {
+        StepFailure { error, amis: Vec::new() }
+    }
 }
 
 impl Outcome {
@@ -115,7 +154,7 @@ impl Outcome {
             Outcome::UpToDate { .. } => "up-to-date",
             Outcome::Reused { .. } => "reused",
             Outcome::DryRun => "dry-run",
-            Outcome::Failed(_) => "failed",
+            Outcome::Failed { .. } => "failed",
             Outcome::Skipped(_) => "skipped",
         }
     }
@@ -260,12 +299,14 @@ impl Engine<'_> {
         packer_slots: &Semaphore,
     ) -> Outcome {
         let step = planned.step;
-        let result = match &planned.action {
-            Action::UpToDate { record } => self.check_still_there(step, record).await.map(|()| {
-                self.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
-                Outcome::UpToDate { ami: record.as_source() }
-            }),
-            Action::Reuse { record } => self.reuse(planned, record, options).await,
+        let result: std::result::Result<Outcome, StepFailure> = match &planned.action {
+            Action::UpToDate { record } => {
+                self.check_still_there(step, record).await.map_err(StepFailure::from).map(|()| {
+                    self.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
+                    Outcome::UpToDate { ami: record.as_source() }
+                })
+            }
+            Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
             Action::Build { replaces, .. } => {
                 // The plan's source, or the AMI the parent just got; a dry run's parent has none.
                 let source = planned
@@ -277,9 +318,9 @@ impl Engine<'_> {
                 self.build_step(step, source, fingerprint, replaces.as_ref(), options, packer_slots).await
             }
         };
-        result.unwrap_or_else(|error| {
+        result.unwrap_or_else(|StepFailure { error, amis }| {
             self.reporter.event(Event::Failed { step: &step.id, error: &error });
-            Outcome::Failed(error)
+            Outcome::Failed { error, amis }
         })
     }
 
@@ -326,7 +367,7 @@ impl Engine<'_> {
         replaces: Option<&ImageRecord>,
         options: BuildOptions,
         packer_slots: &Semaphore,
-    ) -> Result<Outcome> {
+    ) -> std::result::Result<Outcome, StepFailure> {
         let started = Instant::now();
         let workflow = self.workflow;
         self.reporter.event(Event::StepStarted { step: &step.id, source: &source });
@@ -343,7 +384,8 @@ impl Engine<'_> {
                 .help(match step.parent {
                     None => "set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them".to_string(),
                     Some(ref parent) => format!("the parent's AMI is gone: rebuild it with `paw build {parent}`"),
-                }));
+                })
+                .into());
             }
         }
         let fingerprint = match planned_fingerprint {
@@ -384,9 +426,10 @@ impl Engine<'_> {
         let log_path = self.log_path(step);
         let _slot = packer_slots.acquire().await.expect("the semaphore is never closed");
         if self.cancel.is_cancelled() {
-            return Err(Error::new(ErrorKind::Interrupted, "interrupted before packer started"));
+            return Err(Error::new(ErrorKind::Interrupted, "interrupted before packer started").into());
         }
         let packer_started = Instant::now();
+        let packer_started_at = chrono::Utc::now();
         let on_line = |line: &str| self.reporter.event(Event::Packer { step: &step.id, line });
         let request = BuildRequest {
             step_dir: &step.dir,
@@ -397,22 +440,27 @@ impl Engine<'_> {
         };
         let output = self.packer.build(&request, &on_line, &self.cancel).await?;
         let packer_time = packer_started.elapsed();
+        let (here, elsewhere): (Vec<_>, Vec<_>) =
+            output.amis.into_iter().partition(|(region, _)| *region == self.region);
+        let reported: Vec<String> = here.into_iter().map(|(_, ami_id)| ami_id).collect();
         if let Some(failure) = output.failure {
-            // An interrupt can come too late to stop packer: what it made is not recorded, so it goes.
-            for (_, ami_id) in &output.amis {
-                self.undo_image(step, ami_id).await;
+            // An interrupt or a failing post-processor can come after packer made the AMI: what it
+            // made is not recorded, so it goes.
+            let mut amis = Vec::new();
+            for ami_id in &reported {
+                amis.push(self.undo_image(step, ami_id).await);
             }
-            return Err(failure);
+            amis.extend(self.unreported_images(&ami_name, &reported, packer_started_at).await);
+            amis.extend(elsewhere.into_iter().map(|(region, ami_id)| LeftAmi {
+                ami_id,
+                fate: format!("left in {region}: paw acts on {} only", self.region),
+            }));
+            return Err(StepFailure { error: failure, amis });
         }
-        let amis = output.amis;
-        let ami_id =
-            amis.iter().find(|(region, _)| *region == self.region).map(|(_, ami)| ami.clone()).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Packer,
-                    format!("packer reported no AMI in {} (it reported {amis:?})", self.region),
-                )
-                .help(format!("packer's full output is in {}", log_path.display()))
-            })?;
+        let ami_id = match reported.first() {
+            Some(ami_id) => ami_id.clone(),
+            None => self.adopt_unreported(step, &ami_name, packer_started_at, &log_path).await?,
+        };
         // From here the AMI exists: record it, or deregister it again.
         match self.finish(step, &prepared.source, &ami_name, &ami_id, &fingerprint).await {
             Ok(()) => {
@@ -423,10 +471,65 @@ impl Engine<'_> {
                     paw_time: started.elapsed().saturating_sub(packer_time),
                 })
             }
-            Err(error) => {
-                self.undo_image(step, &ami_id).await;
-                Err(error)
+            Err(error) => Err(StepFailure { error, amis: vec![self.undo_image(step, &ami_id).await] }),
+        }
+    }
+
+    /// Packer succeeded, but its output named no AMI in this region (lost output, or a template
+    /// without one): the AMI is looked up by its name. It is this run's when it is the only one of
+    /// that name and was made after packer started — the name was free when the step began, and
+    /// EC2 keeps names unique, so no other build can have made it.
+    async fn adopt_unreported(
+        &self,
+        step: &Step,
+        ami_name: &str,
+        packer_started_at: chrono::DateTime<chrono::Utc>,
+        log_path: &std::path::Path,
+    ) -> std::result::Result<String, StepFailure> {
+        let images = self.ec2.images_named(ami_name).await?;
+        let no_ami = |what: String| {
+            Error::new(ErrorKind::Packer, format!("packer succeeded but reported no AMI in {}; {what}", self.region))
+                .help(format!("packer's full output is in {}", log_path.display()))
+        };
+        match images.as_slice() {
+            [] => Err(no_ami(format!("EC2 has no AMI named \"{ami_name}\" either")).into()),
+            [image] if made_since(image, packer_started_at) => {
+                let what = format!(
+                    "packer's output named no AMI; {} is named \"{ami_name}\" and was made by this run: recording it",
+                    image.id
+                );
+                self.reporter.event(Event::Notice { step: &step.id, what: &what });
+                Ok(image.id.clone())
             }
+            _ => Err(StepFailure {
+                error: no_ami(format!(
+                    "EC2 has {} AMI(s) named \"{ami_name}\" that paw cannot prove are this run's",
+                    images.len()
+                )),
+                amis: images.iter().map(|image| unproven(image, ami_name)).collect(),
+            }),
+        }
+    }
+
+    /// After a failed build: the AMIs named like the step's that packer did not report. Another
+    /// run may own them (a failed CreateImage is what a race for the name looks like), so they are
+    /// named, never deregistered.
+    async fn unreported_images(
+        &self,
+        ami_name: &str,
+        reported: &[String],
+        packer_started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<LeftAmi> {
+        match self.ec2.images_named(ami_name).await {
+            Ok(images) => images
+                .iter()
+                .filter(|image| !reported.contains(&image.id) && made_since(image, packer_started_at))
+                .map(|image| unproven(image, ami_name))
+                .collect(),
+            Err(err) => vec![LeftAmi {
+                ami_id: "?".into(),
+                fate: format!("could not look for AMIs named \"{ami_name}\": {err}"),
+            }],
         }
     }
 
@@ -440,7 +543,7 @@ impl Engine<'_> {
         fingerprint: &Fingerprint,
     ) -> Result<()> {
         let image =
-            self.ec2.find_image_by_name(ami_name).await?.filter(|image| image.id == ami_id).ok_or_else(|| {
+            self.ec2.images_named(ami_name).await?.into_iter().find(|image| image.id == ami_id).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Aws,
                     format!("packer reported {ami_id}, but EC2 has no such AMI named \"{ami_name}\""),
@@ -459,16 +562,17 @@ impl Engine<'_> {
     }
 
     /// Deregisters an AMI this run made but could not record, with its snapshots.
-    async fn undo_image(&self, step: &Step, ami_id: &str) {
+    async fn undo_image(&self, step: &Step, ami_id: &str) -> LeftAmi {
         let snapshots = match self.ec2.describe_image(ami_id).await {
             Ok(Some(image)) => image.snapshot_ids,
             _ => Vec::new(),
         };
-        let what = match self.ec2.deregister_image(ami_id, &snapshots).await {
-            Ok(()) => format!("deregistered {ami_id} and deleted its snapshots {snapshots:?}"),
-            Err(err) => format!("could not deregister {ami_id} ({err}); deregister it by hand"),
+        let fate = match self.ec2.deregister_image(ami_id, &snapshots).await {
+            Ok(()) => format!("deregistered, snapshots deleted: {snapshots:?}"),
+            Err(err) => format!("could not be deregistered ({err}); deregister it by hand"),
         };
-        self.reporter.event(Event::CleanedUp { step: &step.id, what: &what });
+        self.reporter.event(Event::CleanedUp { step: &step.id, what: &format!("{ami_id}: {fate}") });
+        LeftAmi { ami_id: ami_id.to_string(), fate }
     }
 
     fn log_path(&self, step: &Step) -> PathBuf {
@@ -478,6 +582,23 @@ impl Engine<'_> {
             .join("logs")
             .join(&self.workflow.param.workflow_id)
             .join(format!("{}-{stamp}.log", step.id))
+    }
+}
+
+/// Whether EC2 says the image was made at or after `since` (to the second, as EC2 keeps it).
+fn made_since(image: &Image, since: chrono::DateTime<chrono::Utc>) -> bool {
+    chrono::DateTime::parse_from_rfc3339(&image.creation_date)
+        .is_ok_and(|created| created.timestamp() >= since.timestamp())
+}
+
+fn unproven(image: &Image, ami_name: &str) -> LeftAmi {
+    LeftAmi {
+        ami_id: image.id.clone(),
+        fate: format!(
+            "left in EC2: named \"{ami_name}\", made {}, but not proven this run's; if it is, \
+             `aws ec2 deregister-image --image-id {}` removes it",
+            image.creation_date, image.id
+        ),
     }
 }
 
@@ -506,7 +627,7 @@ pub fn image_record(workflow: &Workflow, step: &Step, source: &SourceAmi, region
 
 /// EC2 names are unique per region: stop before building when the step's name is taken.
 async fn check_name_free(ec2: &dyn Ec2, workflow: &Workflow, step: &Step, ami_name: &str) -> Result<()> {
-    match ec2.find_image_by_name(ami_name).await? {
+    match ec2.images_named(ami_name).await?.first() {
         None => Ok(()),
         Some(existing) => Err(Error::new(
             ErrorKind::Usage,

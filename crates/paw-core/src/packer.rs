@@ -118,10 +118,18 @@ impl Packer {
         let (mut stdout_open, mut stderr_open, mut interrupted) = (true, true, false);
         let mut amis = Vec::new();
         let mut errors: Vec<String> = Vec::new();
+        // Each stream is read to its own end: packer may close stderr long before it writes its
+        // artifact report (the AMI ids) to stdout.
         while stdout_open || stderr_open {
             let line = tokio::select! {
-                line = stdout.next_line(), if stdout_open => line,
-                line = stderr.next_line(), if stderr_open => line.map(|line| line.map(|text| format!("stderr: {text}"))),
+                line = stdout.next_line(), if stdout_open => match line {
+                    Ok(Some(text)) => Some(text),
+                    end => { stdout_open = false; stream_end("stdout", end) }
+                },
+                line = stderr.next_line(), if stderr_open => match line {
+                    Ok(Some(text)) => Some(format!("stderr: {text}")),
+                    end => { stderr_open = false; stream_end("stderr", end) }
+                },
                 () = cancel.cancelled(), if !interrupted => {
                     interrupted = true;
                     // The whole group: packer 1.6 runs its build in a child process (panicwrap).
@@ -132,15 +140,7 @@ impl Packer {
                     continue;
                 }
             };
-            let Some(line) = line.map_err(|err| Error::io(log_path, "read packer's output", err))? else {
-                // One stream ended; which one does not matter once both have.
-                if stdout_open {
-                    stdout_open = false
-                } else {
-                    stderr_open = false
-                }
-                continue;
-            };
+            let Some(line) = line else { continue };
             let _ = writeln!(log, "{line}");
             match MachineLine::parse(&line) {
                 Some(parsed) => {
@@ -224,6 +224,12 @@ pub fn var_file_args(var_files: &[PathBuf]) -> impl Iterator<Item = OsString> + 
     })
 }
 
+/// The line to log when a stream of packer's ends: none at its end of file, the reason when it
+/// could not be read (packer is still waited for, so that it can clean up).
+fn stream_end(stream: &str, end: std::io::Result<Option<String>>) -> Option<String> {
+    end.err().map(|err| format!("paw: cannot read packer's {stream} any further: {err}"))
+}
+
 fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
@@ -292,6 +298,46 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stand-in packer: a shell script whose `build` runs `body`.
+    fn stand_in(dir: &Path, body: &str) -> Packer {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("packer");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Packer { path, version: (1, 6, 6) }
+    }
+
+    async fn build_with(body: &str) -> (BuildOutput, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let packer = stand_in(dir.path(), body);
+        let log_path = dir.path().join("logs/step.log");
+        let request =
+            BuildRequest { step_dir: dir.path(), var_files: &[], debug: false, env: &[], log_path: &log_path };
+        let output = packer.build(&request, &|_| {}, &CancellationToken::new()).await.unwrap();
+        (output, std::fs::read_to_string(&log_path).unwrap())
+    }
+
+    const ARTIFACT: &str = "1,amazon-ebs.step,artifact,0,id,us-east-1:ami-0123";
+
+    /// packer may close stderr before it writes the artifact report: stdout is still read to its end.
+    #[tokio::test]
+    async fn stderr_closing_first_loses_no_output() {
+        let body = format!("echo 'to stderr' >&2\nexec 2>&-\nsleep 0.3\necho 1,,ui,say,done\necho {ARTIFACT}");
+        let (output, log) = build_with(&body).await;
+        assert_eq!(output.amis, [("us-east-1".to_string(), "ami-0123".to_string())]);
+        assert!(output.failure.is_none());
+        assert_eq!(log, format!("stderr: to stderr\n1,,ui,say,done\n{ARTIFACT}\n"));
+    }
+
+    #[tokio::test]
+    async fn stdout_closing_first_loses_no_output() {
+        let body = format!("echo {ARTIFACT}\nexec 1>&-\nsleep 0.3\necho 'late' >&2\nexit 3");
+        let (output, log) = build_with(&body).await;
+        assert_eq!(output.amis.len(), 1);
+        assert!(output.failure.unwrap().to_string().contains("packer build failed"));
+        assert_eq!(log, format!("{ARTIFACT}\nstderr: late\n"));
+    }
 
     #[test]
     fn versions() {

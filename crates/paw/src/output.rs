@@ -61,6 +61,7 @@ impl Reporter for TextReporter {
                 }
             }
             Event::Skipped { step, reason } => self.line(step, &format!("=== skipped: {reason}")),
+            Event::Notice { step, what } => self.line(step, &format!("=== note: {what}")),
             Event::CleanedUp { step, what } => self.line(step, &format!("=== cleanup: {what}")),
         }
     }

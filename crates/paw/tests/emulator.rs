@@ -156,6 +156,12 @@ impl Ec2 {
         output.reservations().iter().flat_map(|r| r.instances()).map(|i| i.instance_id().unwrap().to_string()).collect()
     }
 
+    /// Every AMI of this account in the emulator, as (id, name).
+    pub fn own_images(&self) -> Vec<(String, String)> {
+        let output = self.runtime.block_on(self.client.describe_images().owners("self").send()).unwrap();
+        output.images().iter().map(|i| (i.image_id().unwrap().to_string(), i.name().unwrap().to_string())).collect()
+    }
+
     pub fn run_instance(&self, image_id: &str) -> String {
         let output = self
             .runtime

@@ -7,3 +7,4 @@ mod emulator;
 mod harness;
 mod incremental;
 mod offline;
+mod packer_output;

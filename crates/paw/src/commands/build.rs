@@ -95,7 +95,14 @@ fn report(outcomes: &[StepOutcome], json: bool) {
                         entry["ami_id"] = json!(ami.id);
                         entry["reused_from"] = json!(from);
                     }
-                    Outcome::Failed(error) => entry["error"] = json!(error.to_string()),
+                    Outcome::Failed { error, amis } => {
+                        entry["error"] = json!(error.to_string());
+                        entry["amis"] = json!(
+                            amis.iter()
+                                .map(|left| json!({"ami_id": left.ami_id, "fate": left.fate}))
+                                .collect::<Vec<_>>()
+                        );
+                    }
                     Outcome::Skipped(reason) => entry["reason"] = json!(reason),
                     Outcome::DryRun => {}
                 }
@@ -119,13 +126,25 @@ fn report(outcomes: &[StepOutcome], json: bool) {
                 Outcome::UpToDate { ami } => ("up-to-date".into(), ami.id.clone(), dash(), dash()),
                 Outcome::Reused { ami, from } => (format!("reused from {from}"), ami.id.clone(), dash(), dash()),
                 Outcome::DryRun => ("dry run".into(), dash(), dash(), dash()),
-                Outcome::Failed(_) => ("FAILED".into(), dash(), dash(), dash()),
+                Outcome::Failed { amis, .. } if !amis.is_empty() => {
+                    let ids: Vec<&str> = amis.iter().map(|left| left.ami_id.as_str()).collect();
+                    ("FAILED (AMIs below)".into(), ids.join(" "), dash(), dash())
+                }
+                Outcome::Failed { .. } => ("FAILED".into(), dash(), dash(), dash()),
                 Outcome::Skipped(reason) => (format!("skipped: {reason}"), dash(), dash(), dash()),
             };
             vec![step.step_id.clone(), result, ami, packer, paw]
         })
         .collect();
     println!("{}", output::table(&["STEP", "RESULT", "AMI", "PACKER (s)", "PAW (s)"], rows));
+    // What became of the AMIs that failed steps made: nothing is left in EC2 unsaid.
+    for step in outcomes {
+        if let Outcome::Failed { amis, .. } = &step.outcome {
+            for left in amis {
+                println!("{}: {}: {}", step.step_id, left.ami_id, left.fate);
+            }
+        }
+    }
     let count = |name: &str| outcomes.iter().filter(|step| step.outcome.name() == name).count();
     println!(
         "{} built, {} reused, {} up-to-date, {} failed, {} skipped",
@@ -142,7 +161,7 @@ fn failure(outcomes: &[StepOutcome]) -> anyhow::Result<()> {
     let failed: Vec<(&str, &Error)> = outcomes
         .iter()
         .filter_map(|step| match &step.outcome {
-            Outcome::Failed(error) => Some((step.step_id.as_str(), error)),
+            Outcome::Failed { error, .. } => Some((step.step_id.as_str(), error)),
             _ => None,
         })
         .collect();
