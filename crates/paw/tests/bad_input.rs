@@ -250,6 +250,27 @@ const CASES: &[Case] = &[
         expect: &["wf/step1/templates/.pkrvars.hcl:4: undefined name in `builder.workflow_param.instance_size`"],
     },
     Case {
+        name: "Python's % on a string",
+        setup: |p| {
+            p.edit("wf/step2/templates/.pkr.hcl", "{{ package }}", "{{ \"%s\" % package }}");
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &[
+            "wf/step2/templates/.pkr.hcl:24: paw does not support Python's `%` operator on strings",
+            "help: use the format filter",
+        ],
+    },
+    Case {
+        name: "a Jinja2 filter paw refuses",
+        setup: |p| {
+            p.edit("wf/step3/templates/.pkr.hcl", "{{ builder.step_param.step_id }}", "{{ [1, 2] | random }}");
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &["wf/step3/templates/.pkr.hcl:2: paw does not support Jinja2's `random` filter"],
+    },
+    Case {
         name: "bad HCL after rendering",
         setup: |p| {
             p.edit(

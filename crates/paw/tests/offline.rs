@@ -43,6 +43,23 @@ fn a_step_whose_parent_has_no_ami_renders_with_a_placeholder() {
     assert!(paw.read("wf/step2/step2.pkrvars.hcl").contains(r#"source_ami_id = "ami-00000000000000000""#));
 }
 
+/// The seed's idiom: a key only some steps set guards a provisioner. Jinja2 treats the missing key
+/// as false; so does paw, and the workflow validates with the real packer.
+#[test]
+fn a_key_only_some_steps_set_can_guard_a_block() {
+    let paw = Paw::example("chain");
+    let guard = "  provisioner \"shell-local\" {\n    inline = [";
+    let guarded = "{%- if builder.step_param.metadata.run_script %}\n  provisioner \"shell-local\" {\n                       script = \"{{ builder.step_param.metadata.run_script }}\"\n  }\n{%- endif %}\n";
+    for step in ["step1", "step2"] {
+        paw.edit(&format!("wf/{step}/templates/.pkr.hcl"), guard, &format!("{guarded}{guard}"));
+    }
+    paw.edit("wf/step2/step_param.json", "\"metadata\": {", "\"metadata\": {\n        \"run_script\": \"setup.sh\",");
+    paw.write("wf/step2/setup.sh", "#!/bin/sh\necho setup\n");
+    paw.run(&["-w", "wf", "validate"]).success();
+    assert!(!paw.read("wf/step1/step1.pkr.hcl").contains("script ="));
+    assert!(paw.read("wf/step2/step2.pkr.hcl").contains("    script = \"setup.sh\"\n  }\n  provisioner"));
+}
+
 #[test]
 fn validate_runs_the_real_packer_on_every_step() {
     let paw = Paw::example("chain");

@@ -1,11 +1,13 @@
 //! Renders a step's Jinja2 templates exactly as the seed does (Jinja2 3, `builder` context), then
 //! checks that the result parses as HCL.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+mod jinja;
 
-use minijinja::value::{Serde, ValueKind};
-use minijinja::{Environment, UndefinedBehavior, Value};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use minijinja::value::Serde;
+use minijinja::{Environment, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, ErrorKind, Location, Result};
@@ -143,13 +145,14 @@ fn is_rendered_name(path: &Path) -> bool {
 }
 
 fn render_template(path: &Path, source: &str, context: &Value) -> Result<String> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.set_formatter(|out, _state, value| out.write_str(&python_str(value)).map_err(minijinja::Error::from));
-    let name = path.display().to_string();
-    env.template_from_named_str(&name, source)
-        .and_then(|template| template.render(minijinja::context! { builder => context }))
+    render_template_with(path, source, minijinja::context! { builder => context })
+}
+
+/// Renders one template with `context` as its globals, as Jinja2's `Template(source).render(**context)`.
+fn render_template_with(path: &Path, source: &str, context: Value) -> Result<String> {
+    static JINJA2: LazyLock<Environment<'static>> = LazyLock::new(jinja::environment);
+    JINJA2
+        .render_named_str(&path.display().to_string(), source, context)
         .map_err(|err| template_error(path, source, &err))
 }
 
@@ -166,7 +169,20 @@ fn template_error(path: &Path, source: &str, err: &minijinja::Error) -> Error {
         minijinja::ErrorKind::SyntaxError => Error::new(ErrorKind::Template, format!("template syntax error{detail}"))
             .at(location)
             .help("fix the Jinja2 syntax on that line"),
-        kind => Error::new(ErrorKind::Template, format!("template error: {kind}{detail}")).at(location),
+        // minijinja has no `%` on strings; Python's %-formatting is the format filter's job.
+        minijinja::ErrorKind::InvalidOperation if detail.contains("% operator on unsupported types string") => {
+            Error::new(ErrorKind::Template, "paw does not support Python's `%` operator on strings")
+                .at(location)
+                .help("use the format filter, which Jinja2 has too: `\"%s-%d\" | format(a, b)`")
+        }
+        minijinja::ErrorKind::InvalidOperation if detail.starts_with(": paw does not support") => {
+            Error::new(ErrorKind::Template, &detail[2..])
+                .at(location)
+                .help("paw renders as Jinja2 3.1 does, or refuses; see \"Differences from the seed\" in the README")
+        }
+        kind => Error::new(ErrorKind::Template, format!("template error: {kind}{detail}"))
+            .at(location)
+            .help("paw renders as Jinja2 3.1 does, and refuses what it cannot render the same; see the README"),
     }
 }
 
@@ -242,103 +258,9 @@ pub fn check_hcl(files: &[Rendered]) -> Result<HclSummary> {
     Ok(HclSummary { requires_plugins })
 }
 
-/// Formats a value as Python's `str()` does, so output matches Jinja2's byte for byte.
-fn python_str(value: &Value) -> String {
-    match value.as_str() {
-        Some(text) => text.to_string(),
-        None => python_repr(value),
-    }
-}
-
-/// Python's `repr()`, as Jinja2 shows values inside lists and dicts.
-fn python_repr(value: &Value) -> String {
-    match value.kind() {
-        ValueKind::Undefined => String::new(),
-        ValueKind::None => "None".into(),
-        ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
-        ValueKind::Number if value.is_integer() => value.to_string(),
-        ValueKind::Number => python_float(f64::try_from(value.clone()).unwrap_or(f64::NAN)),
-        ValueKind::String => python_string_repr(value.as_str().unwrap_or_default()),
-        ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<String> = value.try_iter().into_iter().flatten().map(|item| python_repr(&item)).collect();
-            format!("[{}]", items.join(", "))
-        }
-        ValueKind::Map => {
-            let items: Vec<String> = value
-                .try_iter()
-                .into_iter()
-                .flatten()
-                .map(|key| {
-                    let item = value.get_item(&key).unwrap_or_default();
-                    format!("{}: {}", python_repr(&key), python_repr(&item))
-                })
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        _ => value.to_string(),
-    }
-}
-
-fn python_float(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let magnitude = x.abs();
-    if magnitude >= 1e16 || (magnitude != 0.0 && magnitude < 1e-4) {
-        let formatted = format!("{x:e}");
-        let (mantissa, exponent) = formatted.split_once('e').expect("{:e} has an exponent");
-        let (sign, digits) = match exponent.strip_prefix('-') {
-            Some(digits) => ('-', digits),
-            None => ('+', exponent),
-        };
-        return format!("{mantissa}e{sign}{digits:0>2}");
-    }
-    let formatted = x.to_string();
-    if formatted.contains('.') { formatted } else { format!("{formatted}.0") }
-}
-
-fn python_string_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_reprs() {
-        let value = Value::from(Serde(serde_json::json!({
-            "s": "it's", "q": "a\"b'c", "n": null, "t": true, "i": 3, "f": 0.5, "l": [1, "x", false]
-        })));
-        assert_eq!(
-            python_str(&value),
-            r#"{'s': "it's", 'q': 'a"b\'c', 'n': None, 't': True, 'i': 3, 'f': 0.5, 'l': [1, 'x', False]}"#
-        );
-        assert_eq!(python_str(&Value::from("plain")), "plain");
-    }
 
     /// The expected files come from Jinja2 3 itself: tests/render/generate_expected.py.
     #[test]
@@ -360,13 +282,101 @@ mod tests {
         }
     }
 
+    /// One case of tests/jinja/corpus.txt (its format is described at its top).
+    struct CorpusCase {
+        name: String,
+        context: Json,
+        refused: Option<String>,
+        template: String,
+    }
+
+    fn corpus_cases(text: &str) -> Vec<CorpusCase> {
+        let mut cases: Vec<CorpusCase> = Vec::new();
+        for line in text.split('\n') {
+            if let Some(header) = line.strip_prefix("### ") {
+                let mut parts = header.split(" | ");
+                let name = parts.next().unwrap().trim().to_string();
+                let context = serde_json::from_str(parts.next().unwrap_or("{}")).unwrap();
+                let refused = parts.next().map(|part| part.strip_prefix("refused: ").unwrap().to_string());
+                cases.push(CorpusCase { name, context, refused, template: String::new() });
+            } else if let Some(case) = cases.last_mut() {
+                case.template.push_str(line);
+                case.template.push('\n');
+            }
+        }
+        for case in &mut cases {
+            case.template.truncate(case.template.len() - 1);
+            if case.template.ends_with('\n') {
+                case.template.pop();
+            }
+        }
+        cases
+    }
+
+    /// Every case renders as Jinja2 3 does (tests/jinja/expected.json, written by Jinja2 itself),
+    /// or fails as Jinja2 does, or is one paw refuses on purpose, with a message that says so.
     #[test]
-    fn python_floats() {
-        assert_eq!(python_float(5.0), "5.0");
-        assert_eq!(python_float(1e16), "1e+16");
-        assert_eq!(python_float(1e15), "1000000000000000.0");
-        assert_eq!(python_float(1.5e-5), "1.5e-05");
-        assert_eq!(python_float(0.0001), "0.0001");
-        assert_eq!(python_float(-2.25), "-2.25");
+    fn the_corpus_renders_as_jinja2_does() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jinja");
+        let cases = corpus_cases(&std::fs::read_to_string(dir.join("corpus.txt")).unwrap());
+        let generated: Json =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        let expected = generated["cases"].as_object().unwrap();
+        assert_eq!(cases.len(), expected.len(), "run generate_expected.py after changing the corpus");
+        let mut failures = Vec::new();
+        for case in &cases {
+            let path = Path::new(&case.name);
+            let result = render_template_with(path, &case.template, Value::from(Serde(&case.context)));
+            let jinja2 = &expected[&case.name];
+            let failure = match (&result, jinja2.get("output").and_then(Json::as_str), &case.refused) {
+                (Ok(text), Some(output), None) if text == output => continue,
+                (Err(err), None, None) if jinja2.get("error").is_some() => {
+                    let _ = err;
+                    continue;
+                }
+                (Err(err), _, Some(refused)) if err.to_string().contains(refused.as_str()) => continue,
+                (Ok(text), _, _) => format!("rendered {text:?}"),
+                (Err(err), _, _) => format!("failed: {err}"),
+            };
+            failures.push(format!("{}: {failure}\n    Jinja2: {jinja2}", case.name));
+        }
+        assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    }
+
+    /// Every built-in filter, test and global of Jinja2 (as expected.json lists them) has a case.
+    #[test]
+    fn the_corpus_covers_every_jinja2_builtin() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jinja");
+        let corpus = std::fs::read_to_string(dir.join("corpus.txt")).unwrap();
+        let generated: Json =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        let names = |kind: &str| -> Vec<String> {
+            generated["jinja2"][kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|name| name.as_str().unwrap().to_string())
+                .collect()
+        };
+        let used = |patterns: &[String]| patterns.iter().any(|pattern| corpus.contains(pattern.as_str()));
+        let mut missing = Vec::new();
+        for filter in names("filters") {
+            if !used(&[format!("| {filter}"), format!("|{filter}")]) {
+                missing.push(format!("filter {filter}"));
+            }
+        }
+        for test in names("tests") {
+            if !used(&[format!("is {test} "), format!("is not {test} "), format!("(\"{test}\""), format!("is {test}(")])
+            {
+                missing.push(format!("test {test}"));
+            }
+        }
+        for global in names("globals") {
+            if !used(&[format!("{global}(")]) {
+                missing.push(format!("global {global}"));
+            }
+        }
+        assert_eq!(names("filters").len(), 54);
+        assert!(missing.is_empty(), "the corpus has no case for: {missing:?}");
     }
 }

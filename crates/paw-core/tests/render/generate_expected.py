@@ -1,8 +1,15 @@
-"""Writes expected/: what Jinja2 3 itself renders for the fixture workflow (run once; commit the output).
+"""Writes what Jinja2 3 itself renders, for paw's byte-for-byte tests (run it; commit the output):
 
-The context is built as the seed builds it: `builder` with the source AMI, the output AMI name, and
-workflow_param / step_param as the JSON files' keys in order, the seed's unset fields as None, and
-aws_region. Usage: python generate_expected.py (needs jinja2 3).
+- expected/: the fixture workflow's templates. The context is built as the seed builds it: `builder`
+  with the source AMI, the output AMI name, and workflow_param / step_param as the JSON files' keys
+  in order, the seed's unset fields as None, and aws_region.
+- ../jinja/expected.json: every case of the parity corpus ../jinja/corpus.txt, as `{"output": text}`,
+  or `{"error": "Type: message"}` where Jinja2 refuses the template; and the names of Jinja2's
+  built-in filters, tests and globals, which paw's test checks the corpus uses, every one.
+
+Templates are rendered as the seed renders them: `jinja2.Template(text).render(...)`, Jinja2's
+defaults (its lenient Undefined, no trim_blocks or lstrip_blocks, the last newline dropped).
+Usage: .venv/bin/python crates/paw-core/tests/render/generate_expected.py (needs jinja2 3).
 """
 
 import json
@@ -33,7 +40,7 @@ def main():
     for key in SEED_WORKFLOW_KEYS:
         workflow.setdefault(key, None)
     workflow["aws_region"] = REGION
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment()
     for step_id, (source_id, source_name) in SOURCES.items():
         step_dir = HERE / "workflow" / step_id
         step = load_json(step_dir / "step_param.json")
@@ -51,5 +58,39 @@ def main():
             (HERE / "expected" / f"{step_id}{template.name}").write_text(text)
 
 
+def corpus_cases(text):
+    """The cases of corpus.txt as (name, context, template); the format is described at its top."""
+    cases, current = [], None
+    for line in text.split("\n"):
+        if line.startswith("### "):
+            name, _, rest = line[4:].partition(" | ")
+            context = rest.split(" | ")[0] or "{}"
+            current = [name.strip(), json.loads(context), []]
+            cases.append(current)
+        elif current is not None:
+            current[2].append(line)
+    return [(name, context, "\n".join(lines).removesuffix("\n")) for name, context, lines in cases]
+
+
+def corpus():
+    corpus_dir = HERE.parent / "jinja"
+    expected = {}
+    for name, context, template in corpus_cases((corpus_dir / "corpus.txt").read_text()):
+        try:
+            expected[name] = {"output": jinja2.Template(template).render(**context)}
+        except Exception as error:  # what Jinja2 refuses, paw must refuse too
+            expected[name] = {"error": f"{type(error).__name__}: {error}"}
+    env = jinja2.Environment()
+    builtins = {
+        "version": jinja2.__version__,
+        "filters": sorted(env.filters),
+        "tests": sorted(env.tests),
+        "globals": sorted(env.globals),
+    }
+    text = json.dumps({"jinja2": builtins, "cases": expected}, indent=1, ensure_ascii=False) + "\n"
+    (corpus_dir / "expected.json").write_text(text)
+
+
 if __name__ == "__main__":
     main()
+    corpus()
