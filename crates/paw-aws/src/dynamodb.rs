@@ -14,9 +14,8 @@ use aws_sdk_dynamodb::types::{
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TableDescription,
 };
-use paw_core::catalog::{Catalog, ImageRecord, ImageStatus, conflict_error};
+use paw_core::catalog::{Catalog, ImageRecord, ImageStatus, Recorded};
 use paw_core::{Error, ErrorKind, Result};
-use serde_json::Value;
 
 use crate::aws_error;
 
@@ -210,77 +209,13 @@ impl DynamoCatalog {
 }
 
 fn to_item(record: &ImageRecord) -> HashMap<String, AttributeValue> {
-    let text = |value: &str| AttributeValue::S(value.to_string());
-    let mut item = HashMap::from([
-        ("workflow_id".to_string(), text(&record.workflow_id)),
-        ("step_id".to_string(), text(&record.step_id)),
-        ("ami_id".to_string(), text(&record.ami_id)),
-        ("ami_name".to_string(), text(&record.ami_name)),
-        ("create_at".to_string(), text(&record.create_at)),
-        ("aws_console_url".to_string(), text(&record.aws_console_url)),
-        ("base_ami_id".to_string(), text(&record.base_ami_id)),
-        ("base_ami_name".to_string(), text(&record.base_ami_name)),
-        ("root_base_ami_id".to_string(), text(&record.root_base_ami_id)),
-        ("root_base_ami_name".to_string(), text(&record.root_base_ami_name)),
-        ("details".to_string(), text(&record.details.to_string())),
-        ("metadata".to_string(), text(&Value::Object(record.metadata.clone()).to_string())),
-        ("region".to_string(), text(&record.region)),
-        ("status".to_string(), text(record.status.as_str())),
-    ]);
-    // Index keys cannot be empty strings: absent values are absent attributes.
-    if let Some(fingerprint) = &record.fingerprint {
-        item.insert("fingerprint".into(), text(fingerprint));
-    }
-    if let Some(reused_from) = &record.reused_from {
-        item.insert("reused_from".into(), text(reused_from));
-    }
-    if let Some(inputs) = &record.fingerprint_inputs {
-        item.insert("fingerprint_inputs".into(), text(&serde_json::json!(inputs).to_string()));
-    }
-    item
+    record.to_attributes().into_iter().map(|(name, text)| (name, AttributeValue::S(text))).collect()
 }
 
-/// An item as paw or the seed wrote it; the seed's items have no status (available) and no region
-/// (read from their console URL).
+/// An item as paw or the seed wrote it: every attribute a string.
 fn from_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<ImageRecord> {
-    let bad = |what: String| Error::new(ErrorKind::Catalog, format!("an item of the DynamoDB table {table} {what}"));
-    let optional = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).cloned();
-    let required = |name: &str| optional(name).ok_or_else(|| bad(format!("has no string attribute {name}")));
-    let json = |name: &str| -> Result<Value> {
-        serde_json::from_str(&required(name)?).map_err(|err| bad(format!("has {name} that is not JSON: {err}")))
-    };
-    let console_url = required("aws_console_url")?;
-    let region = optional("region").unwrap_or_else(|| {
-        console_url.trim_start_matches("https://").split('.').next().unwrap_or_default().to_string()
-    });
-    let metadata = match json("metadata")? {
-        Value::Object(map) => map,
-        _ => return Err(bad("has metadata that is not a JSON object".into())),
-    };
-    Ok(ImageRecord {
-        workflow_id: required("workflow_id")?,
-        step_id: required("step_id")?,
-        ami_id: required("ami_id")?,
-        ami_name: required("ami_name")?,
-        create_at: required("create_at")?,
-        aws_console_url: console_url,
-        base_ami_id: required("base_ami_id")?,
-        base_ami_name: required("base_ami_name")?,
-        root_base_ami_id: required("root_base_ami_id")?,
-        root_base_ami_name: required("root_base_ami_name")?,
-        details: json("details")?,
-        metadata,
-        region,
-        status: optional("status").map_or(Ok(ImageStatus::Available), |status| status.parse())?,
-        fingerprint: optional("fingerprint"),
-        fingerprint_inputs: optional("fingerprint_inputs")
-            .map(|text| {
-                serde_json::from_str(&text)
-                    .map_err(|err| bad(format!("has fingerprint_inputs that are not JSON: {err}")))
-            })
-            .transpose()?,
-        reused_from: optional("reused_from"),
-    })
+    let attributes = item.iter().filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())));
+    ImageRecord::from_attributes(attributes, &format!("the DynamoDB table {table}"))
 }
 
 #[async_trait]
@@ -315,7 +250,7 @@ impl Catalog for DynamoCatalog {
         self.query_index(FINGERPRINT_INDEX, "fingerprint", fingerprint).await
     }
 
-    async fn record(&self, record: &ImageRecord) -> Result<()> {
+    async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
         let result = self
             .client
             .put_item()
@@ -329,15 +264,15 @@ impl Catalog for DynamoCatalog {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Recorded::Written),
             Err(err) if err.as_service_error().is_some_and(|err| err.is_conditional_check_failed_exception()) => {
-                let existing = self.get(&record.workflow_id, &record.step_id).await?;
-                Err(match existing {
-                    Some(existing) => conflict_error(&self.uri(), &existing),
-                    None => {
-                        Error::new(ErrorKind::Catalog, "the conditional write failed, yet no item is there; try again")
-                    }
-                })
+                match self.get(&record.workflow_id, &record.step_id).await? {
+                    Some(existing) => Ok(Recorded::Taken(Box::new(existing))),
+                    None => Err(Error::new(
+                        ErrorKind::Catalog,
+                        "the conditional write failed, yet no item is there; try again",
+                    )),
+                }
             }
             Err(err) => Err(aws_error("dynamodb:PutItem", err)),
         }

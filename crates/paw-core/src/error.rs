@@ -30,6 +30,23 @@ pub enum ErrorKind {
     Io,
 }
 
+impl ErrorKind {
+    /// The process's exit code for an error of this kind (the README's table): 2 for bad input,
+    /// 130 for an interrupt, 1 for anything that failed while running.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Interrupted => 130,
+            ErrorKind::Config
+            | ErrorKind::Graph
+            | ErrorKind::Template
+            | ErrorKind::Validation
+            | ErrorKind::Limit
+            | ErrorKind::Usage => 2,
+            ErrorKind::Packer | ErrorKind::Catalog | ErrorKind::Aws | ErrorKind::Io => 1,
+        }
+    }
+}
+
 /// A place in a file; `line` and `column` start at 1, and 0 means "not known".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -61,7 +78,7 @@ impl fmt::Display for Location {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub kind: ErrorKind,
     pub location: Option<Location>,

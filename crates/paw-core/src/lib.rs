@@ -1,20 +1,23 @@
-//! paw's core: workflow folders, templates, the step graph, packer, the catalog and the build engine.
-//! No AWS SDK in here: EC2 and the catalog are reached through traits.
+//! paw's core, in the order data flows: workflow folders and their params (`config`, `workflow`,
+//! `json`), what each step's AMI is (`ami`, `source`), its templates (`render`), its inputs
+//! (`fingerprint`), what to do (`plan`), doing it (`build`, with `packer`), the images afterwards
+//! (`ops`), and where they are recorded (`catalog`). No AWS SDK in here: EC2 and the catalog are
+//! reached through traits.
 
+pub mod ami;
+pub mod build;
 pub mod catalog;
-#[cfg(any(test, feature = "conformance"))]
-pub mod catalog_conformance;
 pub mod config;
 pub mod ec2;
-pub mod engine;
 pub mod error;
 pub mod fingerprint;
 pub mod json;
-pub mod limits;
+pub mod ops;
 pub mod packer;
 pub mod plan;
 pub mod render;
 pub mod scaffold;
+pub mod source;
 pub mod workflow;
 
 pub use error::{Error, ErrorKind, Location, Result};

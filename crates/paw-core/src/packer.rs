@@ -3,9 +3,11 @@
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
+use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -13,16 +15,40 @@ use crate::error::{Error, ErrorKind, Result};
 /// The environment variable that names the packer binary; PATH is searched when it is not set.
 pub const PACKER_ENV: &str = "PAW_PACKER";
 
+/// What the build needs of packer; the engine's unit tests use a fake.
+#[async_trait]
+pub trait Packer: Send + Sync {
+    /// For messages: `packer 1.6.6`.
+    fn describe(&self) -> String;
+
+    /// The exact command `build` runs in the step folder, for `--dry-run`.
+    fn build_command(&self, var_files: &[PathBuf], debug: bool) -> String;
+
+    /// `packer validate` in the step folder with its var files (`packer init` first when the
+    /// template requires plugins); packer's own message on failure.
+    async fn validate(&self, step_dir: &Path, var_files: &[PathBuf], requires_plugins: bool) -> Result<()>;
+
+    /// Runs `packer build`, hands every line of packer's text to `on_line` as it comes, and keeps
+    /// the raw output in the request's log. On `cancel`, packer is interrupted and waited for.
+    async fn build(
+        &self,
+        request: &BuildRequest<'_>,
+        on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<BuildOutput>;
+}
+
+/// The real packer binary.
 #[derive(Debug, Clone)]
-pub struct Packer {
+pub struct PackerBinary {
     pub path: PathBuf,
     /// (major, minor, patch), from `packer version`.
     pub version: (u32, u32, u32),
 }
 
-impl Packer {
+impl PackerBinary {
     /// The packer named by PAW_PACKER, else the first on PATH; `None` when there is none.
-    pub fn locate() -> Result<Option<Packer>> {
+    pub async fn locate() -> Result<Option<PackerBinary>> {
         let path = match std::env::var_os(PACKER_ENV).filter(|value| !value.is_empty()) {
             Some(path) => PathBuf::from(path),
             None => match find_on_path("packer") {
@@ -30,7 +56,7 @@ impl Packer {
                 None => return Ok(None),
             },
         };
-        let output = Command::new(&path).arg("version").output().map_err(|err| {
+        let output = Command::new(&path).arg("version").output().await.map_err(|err| {
             Error::new(ErrorKind::Packer, format!("cannot run packer at {}: {err}", path.display()))
                 .help(format!("set {PACKER_ENV} to a packer binary, or install packer"))
         })?;
@@ -39,7 +65,7 @@ impl Packer {
             Error::new(ErrorKind::Packer, format!("cannot read the version of {}", path.display()))
                 .details(text.to_string())
         })?;
-        Ok(Some(Packer { path, version }))
+        Ok(Some(PackerBinary { path, version }))
     }
 
     pub fn version_string(&self) -> String {
@@ -52,8 +78,33 @@ impl Packer {
         self.version >= (1, 7, 0)
     }
 
-    /// `packer validate` in the step folder with its var files; packer's own message on failure.
-    pub fn validate(&self, step_dir: &Path, var_files: &[PathBuf], requires_plugins: bool) -> Result<()> {
+    async fn run_checked(&self, dir: &Path, args: &[OsString], what: &str) -> Result<()> {
+        let output = Command::new(&self.path)
+            .args(args)
+            .current_dir(dir)
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .await
+            .map_err(|err| Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display())))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        Err(Error::new(ErrorKind::Validation, format!("{what} failed"))
+            .in_file(dir)
+            .details(text)
+            .help("packer's message above names the file and line to fix"))
+    }
+}
+
+#[async_trait]
+impl Packer for PackerBinary {
+    fn describe(&self) -> String {
+        format!("packer {}", self.version_string())
+    }
+
+    async fn validate(&self, step_dir: &Path, var_files: &[PathBuf], requires_plugins: bool) -> Result<()> {
         if requires_plugins {
             if !self.supports_init() {
                 return Err(Error::new(
@@ -66,32 +117,28 @@ impl Packer {
                 .in_file(step_dir)
                 .help("use packer 1.7 or newer, or drop the required_plugins block for older packers"));
             }
-            self.run_checked(step_dir, &["init".into(), ".".into()], "packer init")?;
+            self.run_checked(step_dir, &["init".into(), ".".into()], "packer init").await?;
         }
         let mut args: Vec<OsString> = vec!["validate".into()];
         args.extend(var_file_args(var_files));
         args.push(".".into());
-        self.run_checked(step_dir, &args, "packer validate")
+        self.run_checked(step_dir, &args, "packer validate").await
     }
 
-    /// The arguments of `packer build` for a step, run in its folder.
-    pub fn build_args(&self, var_files: &[PathBuf], debug: bool) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["build".into(), "-machine-readable".into()];
-        if debug {
-            args.push("-debug".into());
-        }
-        args.extend(var_file_args(var_files));
-        args.push(".".into());
-        args
+    fn build_command(&self, var_files: &[PathBuf], debug: bool) -> String {
+        std::iter::once(self.path.as_os_str().to_os_string())
+            .chain(build_args(var_files, debug))
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
-    /// Runs `packer build`, hands every line of packer's text to `on_line` as it comes, and keeps the
-    /// raw output in `log_path`. On `cancel`, packer's process group gets SIGINT, as from a terminal,
-    /// and paw waits for packer to clean up (instance, key pair, security group).
-    pub async fn build(
+    /// On `cancel`, packer's process group gets SIGINT, as from a terminal, and paw waits for
+    /// packer to clean up (instance, key pair, security group).
+    async fn build(
         &self,
         request: &BuildRequest<'_>,
-        on_line: &(dyn Fn(&str) + Send + Sync),
+        on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync),
         cancel: &CancellationToken,
     ) -> Result<BuildOutput> {
         let log_path = request.log_path;
@@ -99,8 +146,8 @@ impl Packer {
             std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the log folder", err))?;
         }
         let mut log = std::fs::File::create(log_path).map_err(|err| Error::io(log_path, "create the log", err))?;
-        let mut child = tokio::process::Command::new(&self.path)
-            .args(self.build_args(request.var_files, request.debug))
+        let mut child = Command::new(&self.path)
+            .args(build_args(request.var_files, request.debug))
             .current_dir(request.step_dir)
             .env("CHECKPOINT_DISABLE", "1")
             .envs(request.env.iter().map(|(key, value)| (key, value)))
@@ -176,24 +223,6 @@ impl Packer {
         };
         Ok(BuildOutput { amis, failure })
     }
-
-    fn run_checked(&self, dir: &Path, args: &[OsString], what: &str) -> Result<()> {
-        let output = Command::new(&self.path)
-            .args(args)
-            .current_dir(dir)
-            .env("CHECKPOINT_DISABLE", "1")
-            .output()
-            .map_err(|err| Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display())))?;
-        if output.status.success() {
-            return Ok(());
-        }
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        Err(Error::new(ErrorKind::Validation, format!("{what} failed"))
-            .in_file(dir)
-            .details(text)
-            .help("packer's message above names the file and line to fix"))
-    }
 }
 
 /// What one `packer build` needs besides the packer itself.
@@ -213,6 +242,17 @@ pub struct BuildRequest<'a> {
 pub struct BuildOutput {
     pub amis: Vec<(String, String)>,
     pub failure: Option<Error>,
+}
+
+/// The arguments of `packer build` for a step, run in its folder.
+fn build_args(var_files: &[PathBuf], debug: bool) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["build".into(), "-machine-readable".into()];
+    if debug {
+        args.push("-debug".into());
+    }
+    args.extend(var_file_args(var_files));
+    args.push(".".into());
+    args
 }
 
 /// `-var-file=NAME` for each file, by file name, since packer runs in the step folder.
@@ -300,12 +340,12 @@ mod tests {
     use super::*;
 
     /// A stand-in packer: a shell script whose `build` runs `body`.
-    fn stand_in(dir: &Path, body: &str) -> Packer {
+    fn stand_in(dir: &Path, body: &str) -> PackerBinary {
         use std::os::unix::fs::PermissionsExt as _;
         let path = dir.join("packer");
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Packer { path, version: (1, 6, 6) }
+        PackerBinary { path, version: (1, 6, 6) }
     }
 
     async fn build_with(body: &str) -> (BuildOutput, String) {

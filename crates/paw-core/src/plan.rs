@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use crate::ami::SourceAmi;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus};
-use crate::engine::{recorded_source, root_source};
 use crate::error::Result;
 use crate::fingerprint::{self, Fingerprint};
-use crate::render::SourceAmi;
+use crate::source::{recorded_source, root_source};
 use crate::workflow::{Step, Workflow};
 
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ async fn decide(
 mod tests {
     use super::*;
     use crate::catalog::SqliteCatalog;
-    use crate::catalog_conformance::sample_record;
+    use crate::catalog::conformance::sample_record;
     use crate::config::{STEP_PARAM_FILE, WORKFLOW_PARAM_FILE};
 
     /// a -> b, with templates; the workflow id is `id`.

@@ -1,7 +1,8 @@
-//! The `paw` command line: arguments → a validated configuration → one library call.
+//! The `paw` command line: arguments → one context → one library call → one report.
 
 mod cli;
 mod commands;
+mod context;
 mod output;
 
 fn main() {

@@ -1,21 +1,45 @@
-//! How results reach people (tables, plain lines) and scripts (JSON on stdout).
+//! How results reach people (tables, plain lines) and scripts (JSON on stdout): every command
+//! returns a `Report`, and `print` renders it one way or the other. The build's live events are
+//! rendered by `TextReporter`.
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
-use paw_core::engine::{Event, Reporter};
+use paw_core::Error;
+use paw_core::build::{Event, Reporter};
 use serde_json::Value;
 
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
+/// What a command found or did.
+pub trait Report {
+    /// For scripts: printed as JSON on stdout with --json.
+    fn json(&self) -> Value;
+
+    /// For people: tables and lines.
+    fn text(&self) -> String;
+
+    /// The command's error once its report is printed (failed build steps, left-alone records).
+    fn error(&self) -> Option<Error> {
+        None
+    }
+}
+
+pub fn print(report: &dyn Report, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.json()).expect("JSON values serialise"));
+    } else {
+        let text = report.text();
+        if !text.is_empty() {
+            println!("{}", text.trim_end());
+        }
+    }
+}
+
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
     table.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
     for row in rows {
         table.add_row(row);
     }
-    table
-}
-
-pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialise"));
+    table.to_string()
 }
 
 /// Renders the engine's events as lines prefixed with their step, aligned. Packer's output goes to
@@ -46,6 +70,8 @@ impl Reporter for TextReporter {
             Event::StepStarted { step, source } => {
                 self.line(step, &format!("=== building from {} ({})", source.id, source.name))
             }
+            // Each stage is visible in what it prints; the stages themselves are for progress views.
+            Event::Stage { .. } => {}
             Event::Packer { step, line } => self.line(step, line),
             Event::DryRun { step, command } => {
                 self.line(step, &format!("dry run: would run in the step folder: {command}"))

@@ -290,7 +290,7 @@ const CASES: &[Case] = &[
         },
         args: VALIDATE,
         code: 2,
-        expect: &["step \"step2\" is not valid: wf/step2: packer validate failed", "instance_flavour"],
+        expect: &["wf/step2: packer validate failed", "instance_flavour"],
     },
     Case {
         name: "required_plugins on packer 1.6",

@@ -20,7 +20,7 @@ fn dynamodb_passes_the_catalog_suite() {
         let catalog = DynamoCatalog::open(&config, TABLE, &notice).await.unwrap();
         let other = DynamoCatalog::open(&config, TABLE, &notice).await.unwrap();
         assert_eq!(*notices.lock().unwrap(), [format!("created the DynamoDB table {TABLE} (PAY_PER_REQUEST)")]);
-        paw_core::catalog_conformance::check(&catalog, &other, "suite").await;
+        paw_core::catalog::conformance::check(&catalog, &other, "suite").await;
     });
 }
 
@@ -163,7 +163,7 @@ fn racing_writers_of_one_step_have_exactly_one_winner() {
         let mut writers = Vec::new();
         for writer in 0..8 {
             let catalog = DynamoCatalog::open(&config, TABLE, &quiet).await.unwrap();
-            let record = paw_core::catalog_conformance::sample_record(
+            let record = paw_core::catalog::conformance::sample_record(
                 "wf",
                 "race",
                 &format!("ami-{writer}"),

@@ -10,86 +10,18 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 use serde_json::{Map, Value as Json};
 
+use crate::ami::{self, SourceAmi};
 use crate::error::{Error, ErrorKind, Location, Result};
-use crate::limits;
 use crate::workflow::{Step, Workflow};
 
 const TEMPLATES_DIR: &str = "templates";
 const RENDERED_SUFFIXES: [&str; 2] = ["pkr.hcl", "pkrvars.hcl"];
-/// Stands in for the AMI of a parent that is not built yet: well-formed, so validation accepts it,
-/// and owned by nobody, so a build from it can never start.
-pub const PLACEHOLDER_AMI_ID: &str = "ami-00000000000000000";
-
-/// The AMI a step starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceAmi {
-    pub id: String,
-    pub name: String,
-}
-
-impl SourceAmi {
-    pub fn placeholder(parent: &str) -> SourceAmi {
-        SourceAmi { id: PLACEHOLDER_AMI_ID.to_string(), name: format!("paw-placeholder/{parent}-is-not-built-yet") }
-    }
-
-    pub fn is_placeholder(&self) -> bool {
-        self.id == PLACEHOLDER_AMI_ID
-    }
-}
-
-/// The seed's naming rule: `<root_base_ami_name without trailing "/">/<workflow_id>/<step_id>`.
-pub fn output_ami_name(workflow: &Workflow, step: &Step) -> String {
-    format!("{}/{}/{}", workflow.param.root_base_ami_name.trim_end_matches('/'), workflow.param.workflow_id, step.id)
-}
-
-/// The tag that holds a built AMI's fingerprint.
-pub const FINGERPRINT_TAG: &str = "paw:fingerprint";
-
-/// The tags of a step's AMI: the seed's, then `aws_tags`, then paw's own (which nothing overrides).
-pub fn ami_tags(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Vec<(String, String)> {
-    let param = &workflow.param;
-    let mut tags = vec![
-        ("Name".to_string(), output_ami_name(workflow, step)),
-        ("packer:base_ami_id".to_string(), source.id.clone()),
-        ("packer:base_ami_name".to_string(), source.name.clone()),
-        ("packer:root_base_ami_id".to_string(), param.root_base_ami_id.clone()),
-        ("packer:root_base_ami_name".to_string(), param.root_base_ami_name.clone()),
-    ];
-    for (key, value) in &param.aws_tags {
-        limits::set_tag(&mut tags, key, value);
-    }
-    limits::set_tag(&mut tags, "paw:workflow_id", &param.workflow_id);
-    limits::set_tag(&mut tags, "paw:step_id", &step.id);
-    tags
-}
-
-/// EC2's limits on the step's AMI name and tags, checked before anything runs.
-pub fn check_limits(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Result<()> {
-    let json = workflow.param.json();
-    limits::check_ami_name(&output_ami_name(workflow, step)).map_err(|message| {
-        Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id))
-            .at(json.key_location("root_base_ami_name"))
-            .help("the name is <root_base_ami_name>/<workflow_id>/<step_id>: shorten or rename one of them")
-    })?;
-    // The paw:fingerprint tag is added at build time; count it now so that it cannot tip the limit.
-    let mut tags = ami_tags(workflow, step, source);
-    limits::set_tag(&mut tags, FINGERPRINT_TAG, "");
-    limits::check_tags(&tags).map_err(|message| {
-        Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id)).at(json.key_location("aws_tags")).help(
-            format!(
-                "paw adds {} tags of its own to aws_tags; keep the total within EC2's limits",
-                tags.len() - workflow.param.aws_tags.len()
-            ),
-        )
-    })
-}
-
 /// What templates see as `builder`.
 pub fn builder_context(workflow: &Workflow, step: &Step, source: &SourceAmi, aws_region: &str) -> Json {
     let mut builder = Map::new();
     builder.insert("source_ami_id".into(), source.id.clone().into());
     builder.insert("source_ami_name".into(), source.name.clone().into());
-    builder.insert("output_ami_name".into(), output_ami_name(workflow, step).into());
+    builder.insert("output_ami_name".into(), ami::output_ami_name(workflow, step).into());
     builder.insert("workflow_param".into(), workflow.param.template_value(aws_region).into());
     builder.insert("step_param".into(), step.param.template_value().into());
     Json::Object(builder)
@@ -222,7 +154,7 @@ impl Prepared {
 
 /// Everything up to packer: EC2's limits, render, write, HCL check.
 pub fn prepare_step(workflow: &Workflow, step: &Step, source: SourceAmi, aws_region: &str) -> Result<Prepared> {
-    check_limits(workflow, step, &source)?;
+    ami::check_limits(workflow, step, &source)?;
     let files = render_step(workflow, step, &source, aws_region)?;
     write_rendered(step, &files)?;
     let hcl = check_hcl(&files)?;

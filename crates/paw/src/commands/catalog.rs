@@ -2,18 +2,25 @@
 
 use std::collections::BTreeSet;
 
-use paw_core::catalog::{self, CatalogUri};
+use paw_core::catalog::{self, CatalogUri, MigrateReport};
 use paw_core::{Error, ErrorKind};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Globals, open_catalog};
-use crate::output;
+use crate::context::Context;
+use crate::output::Report;
 
-pub async fn migrate(globals: &Globals, from: &str, to: &str, steps: Vec<String>) -> anyhow::Result<()> {
+pub struct Migrated {
+    report: MigrateReport,
+    from: String,
+    to: String,
+    step_ids: Vec<String>,
+}
+
+pub async fn migrate(cx: &Context, from: &str, to: &str, steps: Vec<String>) -> paw_core::Result<Migrated> {
     // The workflow, when there is one, gives the region and its step ids.
-    let workflow = globals.optional_workflow()?;
-    let source = open_catalog(from.parse::<CatalogUri>()?, workflow.as_ref()).await?;
-    let target = open_catalog(to.parse::<CatalogUri>()?, workflow.as_ref()).await?;
+    let workflow = cx.optional_workflow()?;
+    let source = cx.open_catalog(from.parse::<CatalogUri>()?).await?;
+    let target = cx.open_catalog(to.parse::<CatalogUri>()?).await?;
     let mut step_ids: BTreeSet<String> = steps.into_iter().collect();
     step_ids.extend(workflow.iter().flat_map(|workflow| workflow.steps().iter().map(|step| step.id.clone())));
     match source.step_ids().await? {
@@ -23,33 +30,38 @@ pub async fn migrate(globals: &Globals, from: &str, to: &str, steps: Vec<String>
                 ErrorKind::Usage,
                 format!("{from} cannot list its steps without scanning the table"),
             )
-            .help("run this from the workflow folder (-w DIR), or name the steps with --step")
-            .into());
+            .help("run this from the workflow folder (-w DIR), or name the steps with --step"));
         }
         None => {}
     }
     let step_ids: Vec<String> = step_ids.into_iter().collect();
     let report = catalog::copy_records(source.as_ref(), target.as_ref(), &step_ids).await?;
-    if globals.json {
-        output::print_json(&json!({
-            "copied": report.copied, "already_there": report.already_there, "conflicts": report.conflicts,
-        }));
-    } else {
-        println!(
-            "copied {} records from {} to {} ({} already there; steps: {})",
-            report.copied,
-            source.uri(),
-            target.uri(),
-            report.already_there,
-            step_ids.join(", ")
-        );
+    Ok(Migrated { report, from: source.uri(), to: target.uri(), step_ids })
+}
+
+impl Report for Migrated {
+    fn json(&self) -> Value {
+        let MigrateReport { copied, already_there, conflicts } = &self.report;
+        json!({ "copied": copied, "already_there": already_there, "conflicts": conflicts })
     }
-    if report.conflicts.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::new(ErrorKind::Catalog, format!("{} records were left alone:", report.conflicts.len()))
-            .details(report.conflicts.join("\n"))
-            .help("the target has another, available AMI for those steps; deregister it there first, or keep it")
-            .into())
+
+    fn text(&self) -> String {
+        format!(
+            "copied {} records from {} to {} ({} already there; steps: {})",
+            self.report.copied,
+            self.from,
+            self.to,
+            self.report.already_there,
+            self.step_ids.join(", ")
+        )
+    }
+
+    fn error(&self) -> Option<Error> {
+        let conflicts = &self.report.conflicts;
+        (!conflicts.is_empty()).then(|| {
+            Error::new(ErrorKind::Catalog, format!("{} records were left alone:", conflicts.len()))
+                .details(conflicts.join("\n"))
+                .help("the target has another, available AMI for those steps; deregister it there first, or keep it")
+        })
     }
 }

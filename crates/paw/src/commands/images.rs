@@ -3,134 +3,157 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use paw_core::catalog::{Catalog, ImageRecord, ImageStatus};
-use paw_core::ec2::{BaseAmiQuery, Ec2 as _};
-use paw_core::workflow::Workflow;
-use paw_core::{Error, ErrorKind, engine};
-use serde_json::json;
+use paw_core::catalog::{ImageRecord, ImageStatus};
+use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image};
+use paw_core::{Error, ErrorKind, build, ops};
+use serde_json::{Value, json};
 
-use super::{Globals, aws_region};
 use crate::cli::Arch;
-use crate::output;
+use crate::context::Context;
+use crate::output::{Report, table};
 
-fn default_workflow_id(given: Option<String>, workflow: &Workflow) -> String {
-    given.unwrap_or_else(|| workflow.param.workflow_id.clone())
-}
+pub struct Records(Vec<ImageRecord>);
 
-fn print_records(records: &[ImageRecord], json: bool) {
-    if json {
-        output::print_json(&json!(records.iter().map(ImageRecord::to_json).collect::<Vec<_>>()));
-        return;
-    }
-    let rows = records
-        .iter()
-        .map(|record| {
-            vec![
-                record.workflow_id.clone(),
-                record.step_id.clone(),
-                record.ami_id.clone(),
-                record.status.as_str().to_string(),
-                record.create_at.clone(),
-                record.ami_name.clone(),
-            ]
-        })
-        .collect();
-    println!("{}", output::table(&["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME"], rows));
-}
-
-pub async fn list(globals: &Globals, workflow_id: Option<String>, step: Option<String>) -> anyhow::Result<()> {
-    // A workflow folder is needed only for defaults: the workflow id, and the catalog's place.
-    let needs_workflow = globals.catalog.is_none() || (workflow_id.is_none() && step.is_none());
-    let workflow = if needs_workflow { Some(globals.load()?) } else { globals.optional_workflow()? };
-    let catalog = globals.open_catalog(workflow.as_ref()).await?;
-    let records = match (workflow_id, step) {
+pub async fn list(cx: &Context, workflow_id: Option<String>, step: Option<String>) -> paw_core::Result<Records> {
+    let catalog = cx.catalog().await?;
+    Ok(Records(match (workflow_id, step) {
         (Some(workflow_id), Some(step)) => catalog.get(&workflow_id, &step).await?.into_iter().collect(),
         (Some(workflow_id), None) => catalog.list_workflow(&workflow_id).await?,
         (None, Some(step)) => catalog.list_step(&step).await?,
-        (None, None) => catalog.list_workflow(&workflow.expect("loaded above").param.workflow_id).await?,
-    };
-    print_records(&records, globals.json);
-    Ok(())
+        (None, None) => catalog.list_workflow(&cx.workflow()?.param.workflow_id).await?,
+    }))
+}
+
+impl Report for Records {
+    fn json(&self) -> Value {
+        json!(self.0.iter().map(ImageRecord::to_json).collect::<Vec<_>>())
+    }
+
+    fn text(&self) -> String {
+        let rows = self
+            .0
+            .iter()
+            .map(|record| {
+                vec![
+                    record.workflow_id.clone(),
+                    record.step_id.clone(),
+                    record.ami_id.clone(),
+                    record.status.as_str().to_string(),
+                    record.create_at.clone(),
+                    record.ami_name.clone(),
+                ]
+            })
+            .collect();
+        table(&["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME"], rows)
+    }
 }
 
 /// The record of one step, or an error saying how to make one.
-async fn find_record(
-    catalog: &dyn Catalog,
-    workflow: &Workflow,
-    step: &str,
-    workflow_id: Option<String>,
-) -> anyhow::Result<ImageRecord> {
-    let workflow_id = default_workflow_id(workflow_id, workflow);
+async fn find_record(cx: &Context, step: &str, workflow_id: Option<String>) -> paw_core::Result<ImageRecord> {
+    let workflow_id = match workflow_id {
+        Some(workflow_id) => workflow_id,
+        None => cx.workflow()?.param.workflow_id.clone(),
+    };
+    let catalog = cx.catalog().await?;
     catalog.get(&workflow_id, step).await?.ok_or_else(|| {
         Error::new(
             ErrorKind::Usage,
             format!("no AMI of step \"{step}\" of workflow \"{workflow_id}\" in {}", catalog.uri()),
         )
         .help("`paw images list` shows what the catalog has; `paw build` makes AMIs")
-        .into()
     })
 }
 
-pub async fn show(globals: &Globals, step: &str, workflow_id: Option<String>) -> anyhow::Result<()> {
-    let workflow = globals.load()?;
-    let catalog = globals.open_catalog(Some(&workflow)).await?;
-    let record = find_record(catalog.as_ref(), &workflow, step, workflow_id).await?;
-    if globals.json {
-        output::print_json(&record.to_json());
-        return Ok(());
+pub struct Shown(ImageRecord);
+
+pub async fn show(cx: &Context, step: &str, workflow_id: Option<String>) -> paw_core::Result<Shown> {
+    Ok(Shown(find_record(cx, step, workflow_id).await?))
+}
+
+impl Report for Shown {
+    fn json(&self) -> Value {
+        self.0.to_json()
     }
-    let rows = record
-        .to_json()
-        .as_object()
-        .expect("a record is an object")
-        .iter()
-        .map(|(key, value)| vec![key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_string)])
-        .collect();
-    println!("{}", output::table(&["FIELD", "VALUE"], rows));
-    Ok(())
+
+    fn text(&self) -> String {
+        let rows = self
+            .0
+            .to_json()
+            .as_object()
+            .expect("a record is an object")
+            .iter()
+            .map(|(key, value)| vec![key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_string)])
+            .collect();
+        table(&["FIELD", "VALUE"], rows)
+    }
+}
+
+pub struct FromInstance {
+    record: ImageRecord,
+    instance_id: String,
+    catalog: String,
+    waited: bool,
+}
+
+/// Reports nothing as it goes: from-instance's stages say what they do in their errors.
+struct Quiet;
+
+impl build::Reporter for Quiet {
+    fn event(&self, _: build::Event<'_>) {}
 }
 
 pub async fn from_instance(
-    globals: &Globals,
+    cx: &Context,
     step_id: &str,
     instance_id: &str,
     wait: Option<Duration>,
-) -> anyhow::Result<()> {
-    let workflow = globals.load()?;
+) -> paw_core::Result<FromInstance> {
+    let workflow = cx.workflow()?;
     let step = workflow.select(&[step_id.to_string()])?[0];
-    let region = aws_region(Some(&workflow)).await?;
-    let config = paw_aws::sdk_config(Some(&workflow.param), &region).await;
-    let ec2 = paw_aws::ec2::AwsEc2::new(&config);
-    let catalog = globals.open_catalog(Some(&workflow)).await?;
-    let record =
-        engine::image_from_instance(&workflow, &region, &ec2, catalog.as_ref(), step, instance_id, wait).await?;
-    if globals.json {
-        output::print_json(&record.to_json());
-    } else {
-        println!("{step_id}: created {} from {instance_id} and recorded it in {}", record.ami_id, catalog.uri());
-        if wait.is_none() {
-            println!("not waiting: the AMI may still be pending, and its snapshots are not tagged");
-        }
+    let ec2 = cx.ec2(None).await?;
+    let catalog = cx.catalog().await?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stages_cx =
+        build::Context { workflow, region: cx.region().await?, ec2: &ec2, catalog, reporter: &Quiet, cancel: &cancel };
+    let record = ops::image_from_instance(&stages_cx, step, instance_id, wait).await?;
+    Ok(FromInstance { record, instance_id: instance_id.to_string(), catalog: catalog.uri(), waited: wait.is_some() })
+}
+
+impl Report for FromInstance {
+    fn json(&self) -> Value {
+        self.record.to_json()
     }
-    Ok(())
+
+    fn text(&self) -> String {
+        let mut text = format!(
+            "{}: created {} from {} and recorded it in {}",
+            self.record.step_id, self.record.ami_id, self.instance_id, self.catalog
+        );
+        if !self.waited {
+            text.push_str("\nnot waiting: the AMI may still be pending, and its snapshots are not tagged");
+        }
+        text
+    }
+}
+
+pub enum Deleted {
+    NothingDone,
+    Deregistered { ami_id: String, snapshots: Vec<String> },
 }
 
 pub async fn delete(
-    globals: &Globals,
+    cx: &Context,
     step: &str,
     workflow_id: Option<String>,
     delete_snapshots: bool,
     yes: bool,
-) -> anyhow::Result<()> {
-    let workflow = globals.load()?;
-    let catalog = globals.open_catalog(Some(&workflow)).await?;
-    let record = find_record(catalog.as_ref(), &workflow, step, workflow_id).await?;
+) -> paw_core::Result<Deleted> {
+    let record = find_record(cx, step, workflow_id).await?;
     if record.status == ImageStatus::Deregistered {
         return Err(Error::new(
             ErrorKind::Usage,
             format!("{} of step \"{step}\" is already deregistered", record.ami_id),
-        )
-        .into());
+        ));
     }
     let what = format!(
         "deregister {} ({}){}",
@@ -139,69 +162,80 @@ pub async fn delete(
         if delete_snapshots { " and delete its snapshots" } else { "" }
     );
     if !yes && !confirm(&what)? {
-        println!("nothing done");
-        return Ok(());
+        return Ok(Deleted::NothingDone);
     }
-    let region = &record.region;
-    let config = paw_aws::sdk_config(Some(&workflow.param), region).await;
-    let ec2 = paw_aws::ec2::AwsEc2::new(&config);
-    let snapshots = engine::delete_image(&ec2, catalog.as_ref(), &record, delete_snapshots).await?;
-    if globals.json {
-        output::print_json(&json!({"ami_id": record.ami_id, "deleted_snapshots": snapshots, "status": "deregistered"}));
-    } else {
-        println!(
-            "deregistered {}; deleted snapshots: {}",
-            record.ami_id,
-            if snapshots.is_empty() { "none".to_string() } else { snapshots.join(", ") }
-        );
+    let ec2 = cx.ec2(Some(&record.region)).await?;
+    let snapshots = ops::delete_image(&ec2, cx.catalog().await?, &record, delete_snapshots).await?;
+    Ok(Deleted::Deregistered { ami_id: record.ami_id, snapshots })
+}
+
+impl Report for Deleted {
+    fn json(&self) -> Value {
+        match self {
+            Deleted::NothingDone => json!({"status": "unchanged"}),
+            Deleted::Deregistered { ami_id, snapshots } => {
+                json!({"ami_id": ami_id, "deleted_snapshots": snapshots, "status": "deregistered"})
+            }
+        }
     }
-    Ok(())
+
+    fn text(&self) -> String {
+        match self {
+            Deleted::NothingDone => "nothing done".into(),
+            Deleted::Deregistered { ami_id, snapshots } => format!(
+                "deregistered {ami_id}; deleted snapshots: {}",
+                if snapshots.is_empty() { "none".to_string() } else { snapshots.join(", ") }
+            ),
+        }
+    }
 }
 
 /// A y/N question on the terminal; without a terminal there is nobody to ask, so paw refuses.
-fn confirm(what: &str) -> anyhow::Result<bool> {
+fn confirm(what: &str) -> paw_core::Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::new(
             ErrorKind::Usage,
             format!("refusing to {what} without confirmation: there is no terminal to ask on"),
         )
-        .help("pass --yes to confirm")
-        .into());
+        .help("pass --yes to confirm"));
     }
+    let failed = |err: std::io::Error| Error::new(ErrorKind::Io, format!("cannot ask on the terminal: {err}"));
     eprint!("{what}? [y/N] ");
-    std::io::stderr().flush()?;
+    std::io::stderr().flush().map_err(failed)?;
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
+    std::io::stdin().lock().read_line(&mut answer).map_err(failed)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-pub async fn find_base_ami(globals: &Globals, name: String, owner: String, arch: Arch) -> anyhow::Result<()> {
-    // The workflow gives the region and the profile.
-    let workflow = globals.optional_workflow()?;
-    let region = aws_region(workflow.as_ref()).await?;
-    let config = paw_aws::sdk_config(workflow.as_ref().map(|workflow| &workflow.param), &region).await;
-    let ec2 = paw_aws::ec2::AwsEc2::new(&config);
-    let images =
-        ec2.find_base_amis(&BaseAmiQuery { name_pattern: name, owner, architecture: arch.as_str().into() }).await?;
-    if globals.json {
-        let images: Vec<_> = images
+pub struct BaseAmis(Vec<Image>);
+
+pub async fn find_base_ami(cx: &Context, name: String, owner: String, arch: Arch) -> paw_core::Result<BaseAmis> {
+    let query = BaseAmiQuery { name_pattern: name, owner, architecture: arch.as_str().into() };
+    Ok(BaseAmis(cx.ec2(None).await?.find_base_amis(&query).await?))
+}
+
+impl Report for BaseAmis {
+    fn json(&self) -> Value {
+        json!(self
+            .0
             .iter()
             .map(|image| json!({"id": image.id, "name": image.name, "creation_date": image.creation_date, "deprecation_time": image.deprecation_time}))
-            .collect();
-        output::print_json(&json!(images));
-        return Ok(());
+            .collect::<Vec<_>>())
     }
-    let rows = images
-        .iter()
-        .map(|image| {
-            vec![
-                image.id.clone(),
-                image.name.clone(),
-                image.creation_date.clone(),
-                image.deprecation_time.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    println!("{}", output::table(&["ID", "NAME", "CREATED", "DEPRECATED"], rows));
-    Ok(())
+
+    fn text(&self) -> String {
+        let rows = self
+            .0
+            .iter()
+            .map(|image| {
+                vec![
+                    image.id.clone(),
+                    image.name.clone(),
+                    image.creation_date.clone(),
+                    image.deprecation_time.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        table(&["ID", "NAME", "CREATED", "DEPRECATED"], rows)
+    }
 }

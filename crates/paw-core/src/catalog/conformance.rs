@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::catalog::{Catalog, ImageRecord, ImageStatus};
+use super::{Catalog, ImageRecord, ImageStatus, Recorded};
 use crate::error::ErrorKind;
 
 /// A record with recognisable values; `create_at` decides the order of listings.
@@ -78,6 +78,10 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     assert_eq!(catalog.get(&wf_a, "s1").await.unwrap().unwrap().status, ImageStatus::Deregistered);
     catalog.record(&again).await.unwrap();
     assert_eq!(catalog.get(&wf_a, "s1").await.unwrap().unwrap().ami_id, "ami-9");
+
+    // try_record says so, with the record that is there.
+    let taken = catalog.try_record(&again).await.unwrap();
+    assert_eq!(taken, Recorded::Taken(Box::new(catalog.get(&wf_a, "s1").await.unwrap().unwrap())));
 
     // A second process that recorded the same step a moment later is told, and changes nothing.
     // (Each backend's own tests race real concurrent writers where the backend is the real thing.)

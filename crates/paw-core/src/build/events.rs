@@ -1,0 +1,193 @@
+//! What a build tells the world: events as they happen (a reporter renders them), and each
+//! step's outcome at the end.
+
+use std::time::Duration;
+
+use crate::ami::SourceAmi;
+use crate::error::{Error, ErrorKind};
+
+/// What the engine tells its reporter, as it happens.
+#[derive(Debug)]
+pub enum Event<'a> {
+    StepStarted {
+        step: &'a str,
+        source: &'a SourceAmi,
+    },
+    /// One line of packer's own output.
+    Packer {
+        step: &'a str,
+        line: &'a str,
+    },
+    /// A dry run stops here: the exact command packer would have run, in the step folder.
+    DryRun {
+        step: &'a str,
+        command: &'a str,
+    },
+    Built {
+        step: &'a str,
+        ami_id: &'a str,
+    },
+    UpToDate {
+        step: &'a str,
+        ami_id: &'a str,
+    },
+    Reused {
+        step: &'a str,
+        ami_id: &'a str,
+        from: &'a str,
+    },
+    Failed {
+        step: &'a str,
+        error: &'a Error,
+    },
+    /// A step not started because its parent did not finish, or the run was interrupted.
+    Skipped {
+        step: &'a str,
+        reason: &'a str,
+    },
+    /// A step enters a stage of its build (`stages.rs`), e.g. "running packer build".
+    Stage {
+        step: &'a str,
+        stage: &'static str,
+    },
+    /// Something the engine found out and acted on, which the user should know.
+    Notice {
+        step: &'a str,
+        what: &'a str,
+    },
+    /// Something the engine undid or replaced.
+    CleanedUp {
+        step: &'a str,
+        what: &'a str,
+    },
+}
+
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: Event<'_>);
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Built {
+        ami: SourceAmi,
+        packer_time: Duration,
+        paw_time: Duration,
+    },
+    UpToDate {
+        ami: SourceAmi,
+    },
+    Reused {
+        ami: SourceAmi,
+        from: String,
+    },
+    DryRun,
+    /// `amis`: the AMIs the failed build made, or may have made, and what paw did with each.
+    Failed {
+        error: Error,
+        amis: Vec<LeftAmi>,
+    },
+    Skipped(String),
+}
+
+/// An AMI a failed step made, or may have made, and what paw did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftAmi {
+    pub ami_id: String,
+    /// e.g. "deregistered, snapshots deleted: [...]", or why it was left in EC2.
+    pub fate: String,
+}
+
+/// Why a step failed, with the AMIs it left behind.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// Boxed: a step's result is passed up through every stage.
+    pub error: Box<Error>,
+    pub amis: Vec<LeftAmi>,
+}
+
+impl From<Error> for StepFailure {
+    fn from(error: Error) -> StepFailure {
+        StepFailure { error: Box::new(error), amis: Vec::new() }
+    }
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Built { .. } => "built",
+            Outcome::UpToDate { .. } => "up-to-date",
+            Outcome::Reused { .. } => "reused",
+            Outcome::DryRun => "dry-run",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+
+    /// The AMI the step has after this run, for its children to start from.
+    pub fn ami(&self) -> Option<&SourceAmi> {
+        match self {
+            Outcome::Built { ami, .. } | Outcome::UpToDate { ami } | Outcome::Reused { ami, .. } => Some(ami),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct StepOutcome {
+    pub step_id: String,
+    pub outcome: Outcome,
+}
+
+/// How many steps ended which way.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub built: usize,
+    pub reused: usize,
+    pub up_to_date: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    pub fn of(outcomes: &[StepOutcome]) -> Summary {
+        let mut summary = Summary::default();
+        for step in outcomes {
+            match step.outcome {
+                Outcome::Built { .. } => summary.built += 1,
+                Outcome::Reused { .. } => summary.reused += 1,
+                Outcome::UpToDate { .. } => summary.up_to_date += 1,
+                Outcome::Failed { .. } => summary.failed += 1,
+                Outcome::Skipped(_) => summary.skipped += 1,
+                Outcome::DryRun => {}
+            }
+        }
+        summary
+    }
+
+    /// The run's error when a step failed: interrupted wins (exit 130), else the first failure's
+    /// kind decides the exit code.
+    pub fn error(outcomes: &[StepOutcome]) -> Option<Error> {
+        let failed: Vec<(&str, &Error)> = outcomes
+            .iter()
+            .filter_map(|step| match &step.outcome {
+                Outcome::Failed { error, .. } => Some((step.step_id.as_str(), error)),
+                _ => None,
+            })
+            .collect();
+        let (_, first) = failed.first()?;
+        let interrupted = failed.iter().any(|(_, error)| error.kind == ErrorKind::Interrupted);
+        let kind = if interrupted { ErrorKind::Interrupted } else { first.kind };
+        let ids: Vec<&str> = failed.iter().map(|(id, _)| *id).collect();
+        Some(
+            Error::new(kind, format!("{} of {} steps failed: {}", failed.len(), outcomes.len(), ids.join(", ")))
+                .help("each step's error is above; fix it and run `paw build` again"),
+        )
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Summary { built, reused, up_to_date, failed, skipped } = self;
+        write!(f, "{built} built, {reused} reused, {up_to_date} up-to-date, {failed} failed, {skipped} skipped")
+    }
+}

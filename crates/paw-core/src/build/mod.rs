@@ -1,0 +1,269 @@
+//! `paw build`: the plan, carried out. Every step about to be built is rendered and validated
+//! first, all at once, so that a broken template stops the run before any instance starts. Then a
+//! step starts as soon as its parent is done, with at most `jobs` packer builds at once; each step
+//! to build runs the stages of `stages.rs`. The engine reports what happens as events; the binary
+//! decides how they look.
+
+pub mod events;
+pub mod stages;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::Semaphore;
+
+pub use events::{Event, LeftAmi, Outcome, Reporter, StepFailure, StepOutcome, Summary};
+pub use stages::Context;
+
+use crate::ami::SourceAmi;
+use crate::catalog::{ImageRecord, ImageStatus, now_create_at};
+use crate::error::{Error, ErrorKind, Result};
+use crate::packer::Packer;
+use crate::plan::{Action, PlannedStep};
+use crate::render;
+use crate::workflow::{Step, Workflow};
+use stages::{BuildStages, StepRun};
+
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    pub dry_run: bool,
+    pub packer_debug: bool,
+    /// Deregister this workflow's AMIs whose inputs changed, and rebuild them.
+    pub force: bool,
+    /// With `force`: delete the deregistered AMIs' snapshots too.
+    pub delete_snapshots: bool,
+    /// How many packer builds (and, before them, validations) may run at once.
+    pub jobs: usize,
+}
+
+/// Everything a build talks to.
+pub struct Engine<'a> {
+    pub cx: Context<'a>,
+    pub packer: &'a dyn Packer,
+    /// Region, profile and credentials for packer's environment.
+    pub packer_env: Vec<(String, String)>,
+}
+
+/// This workflow's AMIs that the plan would replace: refused unless `--force`.
+pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options: &BuildOptions) -> Result<()> {
+    let replaced: Vec<String> = plan
+        .iter()
+        .filter_map(|planned| match &planned.action {
+            Action::Build { reason, replaces: Some(record) } => {
+                Some(format!("{} has {}, but {reason}", planned.step.id, record.ami_id))
+            }
+            _ => None,
+        })
+        .collect();
+    if replaced.is_empty() || options.force || options.dry_run {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Usage,
+        format!("workflow \"{}\" already has AMIs that its inputs no longer match", workflow.param.workflow_id),
+    )
+    .details(replaced.join("\n"))
+    .help(format!(
+        "either set a new workflow_id in {} and build again (the unchanged steps are reused), or run `paw build --force` \
+         to deregister those AMIs (add --delete-snapshots to delete their snapshots too) and rebuild them",
+        workflow.param.path.display()
+    )))
+}
+
+impl Engine<'_> {
+    /// Runs the plan. Fails, before anything is made, when a step to build does not render or
+    /// validate; otherwise a failed step skips its descendants, other branches carry on, and the
+    /// outcomes come in the plan's order.
+    pub async fn run(&self, plan: &[PlannedStep<'_>], options: BuildOptions) -> Result<Vec<StepOutcome>> {
+        self.validate_all(plan, options.jobs).await?;
+        let packer_slots = Semaphore::new(options.jobs.max(1));
+        let in_plan: HashSet<&str> = plan.iter().map(|planned| planned.step.id.as_str()).collect();
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
+        let mut waiting: Vec<&PlannedStep<'_>> = plan.iter().collect();
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Plan order is parents first, so one pass settles every step that can be settled now.
+            let mut still_waiting = Vec::new();
+            for planned in waiting {
+                let parent = planned.step.parent.as_deref().filter(|parent| in_plan.contains(parent));
+                let parent_outcome = parent.map(|parent| outcomes.get(parent));
+                let skip = match parent_outcome {
+                    Some(None) => {
+                        still_waiting.push(planned);
+                        continue;
+                    }
+                    _ if self.cx.cancel.is_cancelled() => Some("interrupted".to_string()),
+                    Some(Some(outcome)) if outcome.ami().is_none() && !matches!(outcome, Outcome::DryRun) => {
+                        Some(format!("{} did not finish", parent.expect("a parent outcome has a parent")))
+                    }
+                    _ => None,
+                };
+                if let Some(reason) = skip {
+                    self.cx.reporter.event(Event::Skipped { step: &planned.step.id, reason: &reason });
+                    outcomes.insert(planned.step.id.clone(), Outcome::Skipped(reason));
+                    continue;
+                }
+                let parent_ami = parent_outcome.flatten().and_then(Outcome::ami).cloned();
+                let step = planned.step.id.clone();
+                let slots = &packer_slots;
+                running.push(async move { (step, self.run_step(planned, parent_ami, options, slots).await) });
+            }
+            waiting = still_waiting;
+            match running.next().await {
+                Some((step, outcome)) => {
+                    outcomes.insert(step, outcome);
+                }
+                None => break,
+            }
+        }
+        Ok(plan
+            .iter()
+            .map(|planned| StepOutcome {
+                step_id: planned.step.id.clone(),
+                outcome: outcomes.remove(&planned.step.id).expect("every planned step has an outcome"),
+            })
+            .collect())
+    }
+
+    /// Fail fast: every step to build, rendered (its parent's AMI a placeholder while the parent
+    /// is still to be built) and validated, `jobs` at a time. The first broken step in plan order
+    /// is the error; the others are named in it.
+    async fn validate_all(&self, plan: &[PlannedStep<'_>], jobs: usize) -> Result<()> {
+        let to_build = plan.iter().filter(|planned| matches!(planned.action, Action::Build { .. }));
+        let checks = futures_util::stream::iter(to_build.map(|planned| async move {
+            let step = planned.step;
+            let source = planned.source.clone().unwrap_or_else(|| placeholder_for(step));
+            self.cx.reporter.event(Event::Stage { step: &step.id, stage: "validating" });
+            let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region)?;
+            self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await
+        }))
+        .buffered(jobs.max(1));
+        let mut failures: Vec<Error> = checks.filter_map(|result| async move { result.err() }).collect().await;
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let first = failures.remove(0);
+        if failures.is_empty() {
+            return Err(first);
+        }
+        let others: Vec<String> = failures.iter().map(|error| error.to_string()).collect();
+        let details = format!("{} more step(s) fail too:\n{}", others.len(), others.join("\n"));
+        Err(match first.details {
+            Some(ref own) => {
+                let own = own.clone();
+                first.details(format!("{own}\n{details}"))
+            }
+            None => first.details(details),
+        })
+    }
+
+    async fn run_step(
+        &self,
+        planned: &PlannedStep<'_>,
+        parent_ami: Option<SourceAmi>,
+        options: BuildOptions,
+        packer_slots: &Semaphore,
+    ) -> Outcome {
+        let step = planned.step;
+        let result: std::result::Result<Outcome, StepFailure> = match &planned.action {
+            Action::UpToDate { record } => {
+                self.check_still_there(step, record).await.map_err(StepFailure::from).map(|()| {
+                    self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
+                    Outcome::UpToDate { ami: record.as_source() }
+                })
+            }
+            Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
+            Action::Build { replaces, .. } => {
+                // The plan's source, or the AMI the parent just got; a dry run's parent has none.
+                let source = planned.source.clone().or(parent_ami).unwrap_or_else(|| placeholder_for(step));
+                let mut run = StepRun::new(self.cx.workflow, step, source);
+                run.fingerprint = planned.fingerprint.clone();
+                run.replaces = replaces.as_ref();
+                self.build_step(&mut run, options, packer_slots).await
+            }
+        };
+        result.unwrap_or_else(|StepFailure { error, amis }| {
+            self.cx.reporter.event(Event::Failed { step: &step.id, error: &error });
+            Outcome::Failed { error: *error, amis }
+        })
+    }
+
+    async fn build_step(
+        &self,
+        run: &mut StepRun<'_>,
+        options: BuildOptions,
+        packer_slots: &Semaphore,
+    ) -> std::result::Result<Outcome, StepFailure> {
+        let started = Instant::now();
+        self.cx.reporter.event(Event::StepStarted { step: &run.step.id, source: &run.source });
+        let stages = BuildStages {
+            // Validated by validate_all; only the source AMI's id differs now.
+            validate_with: None,
+            packer: self.packer,
+            packer_env: &self.packer_env,
+            packer_debug: options.packer_debug,
+            packer_slots,
+            dry_run: options.dry_run,
+            delete_snapshots: options.delete_snapshots,
+            log_path: self.log_path(run.step),
+        };
+        stages.run(&self.cx, run).await?;
+        if options.dry_run {
+            return Ok(Outcome::DryRun);
+        }
+        let image = run.image.as_ref().expect("a build that ran all its stages made an AMI");
+        self.cx.reporter.event(Event::Built { step: &run.step.id, ami_id: &image.id });
+        Ok(Outcome::Built {
+            ami: SourceAmi { id: image.id.clone(), name: run.ami_name.clone() },
+            packer_time: run.packer_time,
+            paw_time: started.elapsed().saturating_sub(run.packer_time),
+        })
+    }
+
+    /// A recorded AMI is only as good as EC2 says.
+    async fn check_still_there(&self, step: &Step, record: &ImageRecord) -> Result<()> {
+        match self.cx.ec2.describe_image(&record.ami_id).await? {
+            Some(image) if image.state == "available" => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::Usage,
+                format!("{} of step \"{}\" is in the catalog but not available in EC2", record.ami_id, step.id),
+            )
+            .help(format!(
+                "mark it gone with `paw images delete {} --workflow-id {} --yes`, then build again",
+                step.id, record.workflow_id
+            ))),
+        }
+    }
+
+    /// Records another workflow's AMI for this one: no packer, no new AMI, no renaming.
+    async fn reuse(&self, planned: &PlannedStep<'_>, record: &ImageRecord, options: BuildOptions) -> Result<Outcome> {
+        let step = planned.step;
+        self.check_still_there(step, record).await?;
+        if !options.dry_run {
+            let reused = ImageRecord {
+                workflow_id: self.cx.workflow.param.workflow_id.clone(),
+                create_at: now_create_at(),
+                metadata: step.param.metadata.clone(),
+                reused_from: Some(record.workflow_id.clone()),
+                status: ImageStatus::Available,
+                ..record.clone()
+            };
+            self.cx.catalog.record(&reused).await?;
+        }
+        self.cx.reporter.event(Event::Reused { step: &step.id, ami_id: &record.ami_id, from: &record.workflow_id });
+        Ok(Outcome::Reused { ami: record.as_source(), from: record.workflow_id.clone() })
+    }
+
+    fn log_path(&self, step: &Step) -> PathBuf {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let workflow = self.cx.workflow;
+        workflow.state_dir().join("logs").join(&workflow.param.workflow_id).join(format!("{}-{stamp}.log", step.id))
+    }
+}
+
+fn placeholder_for(step: &Step) -> SourceAmi {
+    SourceAmi::placeholder(step.parent.as_deref().unwrap_or_default())
+}

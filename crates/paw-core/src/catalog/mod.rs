@@ -1,0 +1,135 @@
+//! The catalog: one record per (workflow_id, step_id) of every AMI paw made or adopted, so that the
+//! next step, and people, can find it. One trait; SQLite (embedded, the default) implements it here,
+//! DynamoDB in paw-aws; `conformance` is the suite both pass.
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod migrate;
+mod record;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+
+pub use migrate::{MigrateReport, copy_records};
+pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
+pub use sqlite::SqliteCatalog;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::workflow::Workflow;
+
+/// What `try_record` did.
+#[derive(Debug, PartialEq)]
+pub enum Recorded {
+    Written,
+    /// The step already has this available record (another paw may have recorded it meanwhile):
+    /// nothing was written.
+    Taken(Box<ImageRecord>),
+}
+
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Where the records live, for messages: `sqlite:PATH` or `dynamodb:TABLE`.
+    fn uri(&self) -> String;
+
+    async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>>;
+
+    /// All steps of one workflow, newest first.
+    async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>>;
+
+    /// One step across all workflows, newest first.
+    async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>>;
+
+    /// The records of AMIs made from exactly these inputs, newest first.
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>>;
+
+    /// Adds a record, unless the same workflow and step has one that is still `available`: that
+    /// one is never overwritten, in one atomic step for every process.
+    async fn try_record(&self, record: &ImageRecord) -> Result<Recorded>;
+
+    /// `try_record`, with a record already there as an error.
+    async fn record(&self, record: &ImageRecord) -> Result<()> {
+        match self.try_record(record).await? {
+            Recorded::Written => Ok(()),
+            Recorded::Taken(existing) => Err(conflict_error(&self.uri(), &existing)),
+        }
+    }
+
+    /// Marks a record deregistered; it stays for history.
+    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()>;
+
+    /// Every step id the catalog has records of, or None when the backend cannot list them without
+    /// reading everything (DynamoDB: paw never scans a table).
+    async fn step_ids(&self) -> Result<Option<Vec<String>>>;
+}
+
+/// An already-recorded AMI for the same step: what the conflict error says.
+pub fn conflict_error(catalog: &str, existing: &ImageRecord) -> Error {
+    Error::new(
+        ErrorKind::Catalog,
+        format!(
+            "the catalog {catalog} already has AMI {} for step \"{}\" of workflow \"{}\"",
+            existing.ami_id, existing.step_id, existing.workflow_id
+        ),
+    )
+    .help("another paw run recorded it first; use a new workflow_id, or `paw images delete` that AMI first")
+}
+
+/// Which catalog to use: `sqlite:PATH` or `dynamodb:TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogUri {
+    Sqlite(PathBuf),
+    DynamoDb(String),
+}
+
+impl FromStr for CatalogUri {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text.split_once(':') {
+            Some(("sqlite", path)) if !path.is_empty() => Ok(CatalogUri::Sqlite(PathBuf::from(path))),
+            Some(("dynamodb", table)) if !table.is_empty() => Ok(CatalogUri::DynamoDb(table.to_string())),
+            _ => Err(Error::new(ErrorKind::Usage, format!("\"{text}\" is not a catalog"))
+                .help("write sqlite:PATH (e.g. sqlite:.paw/catalog.sqlite) or dynamodb:TABLE")),
+        }
+    }
+}
+
+impl CatalogUri {
+    /// The catalog of a run: `explicit` (`--catalog` / PAW_CATALOG), else workflow_param.json's
+    /// "catalog" (a relative SQLite path is relative to the workflow folder), else the embedded
+    /// SQLite catalog in the workflow's `.paw/`.
+    pub fn resolve(explicit: Option<&str>, workflow: Option<&Workflow>) -> Result<CatalogUri> {
+        if let Some(uri) = explicit {
+            return uri.parse();
+        }
+        let Some(workflow) = workflow else {
+            return Err(Error::new(ErrorKind::Usage, "no catalog: there is no workflow folder here")
+                .help("name one with -w DIR, or a catalog with --catalog sqlite:PATH|dynamodb:TABLE"));
+        };
+        Ok(match &workflow.param.catalog {
+            Some(uri) => {
+                match uri.parse::<CatalogUri>().map_err(|err| err.at(workflow.param.json().key_location("catalog")))? {
+                    CatalogUri::Sqlite(path) => CatalogUri::Sqlite(workflow.root.join(path)),
+                    other => other,
+                }
+            }
+            None => CatalogUri::Sqlite(workflow.state_dir().join("catalog.sqlite")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_uris() {
+        assert_eq!("sqlite:a/b.sqlite".parse::<CatalogUri>().unwrap(), CatalogUri::Sqlite("a/b.sqlite".into()));
+        assert_eq!("dynamodb:t".parse::<CatalogUri>().unwrap(), CatalogUri::DynamoDb("t".into()));
+        assert!("postgres:x".parse::<CatalogUri>().is_err());
+        assert!("sqlite:".parse::<CatalogUri>().is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! One AMI of one step of one workflow, as the catalog keeps it: the seed's fields plus paw's own.
+//! Its fields are written down once, here; the JSON output and both backends map through serde.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ami::SourceAmi;
+use crate::ec2::Image;
+use crate::error::{Error, ErrorKind, Result};
+use crate::workflow::{Step, Workflow};
+
+/// The seed's `create_at` format, always UTC: `2026-11-27T23:48:07.000000+0000`.
+pub const CREATE_AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f%z";
+
+pub fn now_create_at() -> String {
+    chrono::Utc::now().format(CREATE_AT_FORMAT).to_string()
+}
+
+pub fn console_url(region: &str, ami_id: &str) -> String {
+    format!("https://{region}.console.aws.amazon.com/ec2/home?region={region}#ImageDetails:imageId={ami_id}")
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStatus {
+    /// The seed's items have no status: theirs are available.
+    #[default]
+    Available,
+    /// Deregistered in EC2; kept for the record and never used as a source again.
+    Deregistered,
+}
+
+impl ImageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Available => "available",
+            ImageStatus::Deregistered => "deregistered",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub workflow_id: String,
+    pub step_id: String,
+    pub ami_id: String,
+    pub ami_name: String,
+    pub create_at: String,
+    pub aws_console_url: String,
+    pub base_ami_id: String,
+    pub base_ami_name: String,
+    pub root_base_ami_id: String,
+    pub root_base_ami_name: String,
+    /// The image as EC2 described it: `{"id", "name", ..., "tags": {...}, "data": {...}}`.
+    #[serde(deserialize_with = "json_or_text")]
+    pub details: Value,
+    /// The step's metadata map.
+    #[serde(deserialize_with = "json_or_text")]
+    pub metadata: Map<String, Value>,
+    /// Empty in the seed's items; `from_attributes` reads it from their console URL.
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub status: ImageStatus,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// Each input of the fingerprint and its hash, to tell later what changed.
+    #[serde(default, deserialize_with = "optional_json_or_text")]
+    pub fingerprint_inputs: Option<BTreeMap<String, String>>,
+    /// The workflow whose AMI this record reuses, when paw reused it instead of building.
+    #[serde(default)]
+    pub reused_from: Option<String>,
+}
+
+/// A JSON value, or a string holding one (as the catalogs store nested values).
+fn json_or_text<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::String(text) => serde_json::from_str(&text).map_err(serde::de::Error::custom),
+        value => serde_json::from_value(value).map_err(serde::de::Error::custom),
+    }
+}
+
+fn optional_json_or_text<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::String(text) => serde_json::from_str(&text).map(Some).map_err(serde::de::Error::custom),
+        value => serde_json::from_value(value).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+impl ImageRecord {
+    /// The record of a step's AMI that this run made.
+    pub fn of_image(workflow: &Workflow, step: &Step, source: &SourceAmi, region: &str, image: &Image) -> ImageRecord {
+        ImageRecord {
+            workflow_id: workflow.param.workflow_id.clone(),
+            step_id: step.id.clone(),
+            ami_id: image.id.clone(),
+            ami_name: image.name.clone(),
+            create_at: now_create_at(),
+            aws_console_url: console_url(region, &image.id),
+            base_ami_id: source.id.clone(),
+            base_ami_name: source.name.clone(),
+            root_base_ami_id: workflow.param.root_base_ami_id.clone(),
+            root_base_ami_name: workflow.param.root_base_ami_name.clone(),
+            details: image.details(),
+            metadata: step.param.metadata.clone(),
+            region: region.to_string(),
+            status: ImageStatus::Available,
+            fingerprint: None,
+            fingerprint_inputs: None,
+            reused_from: None,
+        }
+    }
+
+    /// This record's AMI as the source of a child step.
+    pub fn as_source(&self) -> SourceAmi {
+        SourceAmi { id: self.ami_id.clone(), name: self.ami_name.clone() }
+    }
+
+    /// The seed's field names plus paw's, as `paw images --json` prints them.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a record serialises")
+    }
+
+    /// The record as the catalogs store it, in the seed's layout: every attribute a string, nested
+    /// values as JSON text, absent values absent (DynamoDB index keys cannot be empty).
+    pub fn to_attributes(&self) -> BTreeMap<String, String> {
+        let Value::Object(fields) = self.to_json() else { unreachable!("a record serialises to an object") };
+        fields
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                Value::Null => None,
+                Value::String(text) => Some((name, text)),
+                nested => Some((name, nested.to_string())),
+            })
+            .collect()
+    }
+
+    /// A record from its stored attributes, paw's or the seed's (no status: available; no region:
+    /// the console URL's). `place` names the catalog in the error.
+    pub fn from_attributes(attributes: impl IntoIterator<Item = (String, String)>, place: &str) -> Result<ImageRecord> {
+        let fields: Map<String, Value> =
+            attributes.into_iter().map(|(name, text)| (name, Value::String(text))).collect();
+        let mut record: ImageRecord = serde_json::from_value(Value::Object(fields))
+            .map_err(|err| Error::new(ErrorKind::Catalog, format!("a record of {place} cannot be read: {err}")))?;
+        if record.region.is_empty() {
+            let host = record.aws_console_url.trim_start_matches("https://");
+            record.region = host.split('.').next().unwrap_or_default().to_string();
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_attributes_read_back_and_the_seeds_items_too() {
+        let record = crate::catalog::conformance::sample_record("wf", "s1", "ami-1", "2026-01-01T00:00:01.000000+0000");
+        let attributes = record.to_attributes();
+        assert_eq!(attributes["status"], "available");
+        assert!(attributes["metadata"].starts_with('{'));
+        assert!(!attributes.contains_key("reused_from"));
+        assert_eq!(ImageRecord::from_attributes(attributes.clone(), "t").unwrap(), record);
+
+        let mut seed = attributes;
+        for paw_only in ["status", "region", "fingerprint", "fingerprint_inputs"] {
+            seed.remove(paw_only);
+        }
+        let read = ImageRecord::from_attributes(seed, "t").unwrap();
+        assert_eq!((read.status, read.region.as_str(), read.fingerprint), (ImageStatus::Available, "us-east-1", None));
+
+        let mut broken = record.to_attributes();
+        broken.insert("metadata".into(), "{not json".into());
+        let err = ImageRecord::from_attributes(broken, "sqlite:x").unwrap_err();
+        assert!(err.message.starts_with("a record of sqlite:x cannot be read: "), "{}", err.message);
+    }
+}

@@ -1,0 +1,248 @@
+//! The embedded catalog: one SQLite file per workflow by default, WAL, safe with several paw
+//! processes at once. Its columns are the record's stored attributes, by name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Catalog, ImageRecord, Recorded};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once.
+pub struct SqliteCatalog {
+    path: PathBuf,
+    /// What messages call it: `sqlite:PATH`, or what a stand-in stands in for.
+    uri: String,
+    connection: Mutex<Connection>,
+}
+
+const IN_MEMORY: &str = ":memory:";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE images (
+        workflow_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        ami_id TEXT NOT NULL,
+        ami_name TEXT NOT NULL,
+        create_at TEXT NOT NULL,
+        aws_console_url TEXT NOT NULL,
+        base_ami_id TEXT NOT NULL,
+        base_ami_name TEXT NOT NULL,
+        root_base_ami_id TEXT NOT NULL,
+        root_base_ami_name TEXT NOT NULL,
+        details TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        region TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered')),
+        fingerprint TEXT,
+        reused_from TEXT,
+        PRIMARY KEY (workflow_id, step_id)
+    );
+    CREATE INDEX images_by_step ON images (step_id, create_at);
+    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);",
+    "ALTER TABLE images ADD COLUMN fingerprint_inputs TEXT;",
+];
+
+impl SqliteCatalog {
+    pub fn open(path: &Path) -> Result<SqliteCatalog> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the catalog's folder", err))?;
+        }
+        let mut connection = Connection::open(path).map_err(|err| sqlite_error(path, err))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
+            .map_err(|err| sqlite_error(path, err))?;
+        apply_migrations(&mut connection, path)?;
+        let uri = format!("sqlite:{}", path.display());
+        Ok(SqliteCatalog { path: path.to_path_buf(), uri, connection: Mutex::new(connection) })
+    }
+
+    /// An empty catalog in memory that stands in for `uri` until something is recorded there:
+    /// reading commands (render, plan) never create a catalog.
+    pub fn stand_in(uri: &str) -> Result<SqliteCatalog> {
+        let path = Path::new(IN_MEMORY);
+        let mut connection = Connection::open(path).map_err(|err| sqlite_error(path, err))?;
+        apply_migrations(&mut connection, path)?;
+        Ok(SqliteCatalog { path: path.to_path_buf(), uri: uri.to_string(), connection: Mutex::new(connection) })
+    }
+
+    fn query(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<ImageRecord>> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let mut statement = connection.prepare(sql).map_err(|err| sqlite_error(&self.path, err))?;
+        let rows = statement.query_map(params, row_attributes).map_err(|err| sqlite_error(&self.path, err))?;
+        rows.map(|row| ImageRecord::from_attributes(row.map_err(|err| sqlite_error(&self.path, err))?, &self.uri))
+            .collect()
+    }
+}
+
+/// A row as the record's attributes: every column that is not NULL, by name.
+fn row_attributes(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<(String, String)>> {
+    let columns: Vec<&str> = row.as_ref().column_names().collect();
+    let mut attributes = Vec::with_capacity(columns.len());
+    for (index, name) in columns.iter().enumerate() {
+        if let Some(text) = row.get::<_, Option<String>>(index)? {
+            attributes.push((name.to_string(), text));
+        }
+    }
+    Ok(attributes)
+}
+
+fn apply_migrations(connection: &mut Connection, path: &Path) -> Result<()> {
+    let fail = |err| sqlite_error(path, err);
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+    let version: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(fail)?;
+    let applied = usize::try_from(version).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(Error::new(
+            ErrorKind::Catalog,
+            format!("the catalog has schema version {applied}, newer than this paw knows"),
+        )
+        .in_file(path)
+        .help("upgrade paw"));
+    }
+    for migration in &MIGRATIONS[applied..] {
+        transaction.execute_batch(migration).map_err(fail)?;
+    }
+    transaction.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(fail)?;
+    transaction.commit().map_err(fail)
+}
+
+fn sqlite_error(path: &Path, err: rusqlite::Error) -> Error {
+    Error::new(ErrorKind::Catalog, format!("the catalog failed: {err}"))
+        .in_file(path)
+        .help("check that the file is a paw catalog and is writable")
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    fn uri(&self) -> String {
+        self.uri.clone()
+    }
+
+    async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+        let sql = "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2";
+        Ok(self.query(sql, &[&workflow_id, &step_id])?.into_iter().next())
+    }
+
+    async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
+        let sql = "SELECT * FROM images WHERE workflow_id = ?1 ORDER BY create_at DESC, step_id";
+        self.query(sql, &[&workflow_id])
+    }
+
+    async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
+        let sql = "SELECT * FROM images WHERE step_id = ?1 ORDER BY create_at DESC, workflow_id";
+        self.query(sql, &[&step_id])
+    }
+
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+        let sql = "SELECT * FROM images WHERE fingerprint = ?1 ORDER BY create_at DESC, workflow_id";
+        self.query(sql, &[&fingerprint])
+    }
+
+    async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
+        let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        // IMMEDIATE takes the write lock first, so the check and the write are one step for every process.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        let existing = transaction
+            .query_row(
+                "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2 AND status = 'available'",
+                [&record.workflow_id, &record.step_id],
+                row_attributes,
+            )
+            .optional()
+            .map_err(fail)?;
+        if let Some(existing) = existing {
+            return Ok(Recorded::Taken(Box::new(ImageRecord::from_attributes(existing, &self.uri)?)));
+        }
+        let attributes = record.to_attributes();
+        let names: Vec<&str> = attributes.keys().map(String::as_str).collect();
+        let placeholders: Vec<String> = (1..=names.len()).map(|index| format!("?{index}")).collect();
+        let sql = format!("INSERT OR REPLACE INTO images ({}) VALUES ({})", names.join(", "), placeholders.join(", "));
+        transaction.execute(&sql, rusqlite::params_from_iter(attributes.values())).map_err(fail)?;
+        transaction.commit().map_err(fail)?;
+        Ok(Recorded::Written)
+    }
+
+    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        let mut statement = connection.prepare("SELECT DISTINCT step_id FROM images ORDER BY step_id").map_err(fail)?;
+        let ids = statement.query_map([], |row| row.get(0)).map_err(fail)?;
+        Ok(Some(ids.collect::<rusqlite::Result<Vec<String>>>().map_err(fail)?))
+    }
+
+    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        connection
+            .execute(
+                "UPDATE images SET status = 'deregistered' WHERE workflow_id = ?1 AND step_id = ?2",
+                [workflow_id, step_id],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_passes_the_catalog_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/catalog.sqlite");
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let other = SqliteCatalog::open(&path).unwrap();
+        crate::catalog::conformance::check(&catalog, &other, "wf").await;
+    }
+
+    /// Eight writers, each with its own connection as a separate paw process has, race to record
+    /// the same step: exactly one wins.
+    #[test]
+    fn concurrent_writers_of_one_step_have_exactly_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        SqliteCatalog::open(&path).unwrap();
+        let start = std::sync::Barrier::new(8);
+        let wins = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..8)
+                .map(|writer| {
+                    let (path, start) = (&path, &start);
+                    scope.spawn(move || {
+                        let catalog = SqliteCatalog::open(path).unwrap();
+                        let record = crate::catalog::conformance::sample_record(
+                            "wf",
+                            "race",
+                            &format!("ami-{writer}"),
+                            "2026-01-01T00:00:00.000000+0000",
+                        );
+                        start.wait();
+                        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                        runtime.block_on(catalog.record(&record)).is_ok()
+                    })
+                })
+                .collect();
+            writers.into_iter().map(|writer| writer.join().unwrap()).filter(|won| *won).count()
+        });
+        assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn the_schema_version_is_recorded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        drop(SqliteCatalog::open(&path).unwrap());
+        let connection = Connection::open(&path).unwrap();
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        let err = SqliteCatalog::open(&path).err().unwrap();
+        assert!(err.message.contains("schema version 99, newer than this paw knows"), "{}", err.message);
+    }
+}

@@ -1,0 +1,132 @@
+//! The seed's manual path: a step's AMI made from a stopped instance, with the step's name and
+//! tags, recorded as soon as it exists (so that it is never lost), then waited for and its
+//! snapshots tagged. It shares the build's stages where the two do the same thing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::ami;
+use crate::build::events::{LeftAmi, StepFailure};
+use crate::build::stages::{self, Context, NameFree, Record, Stage, StepRun, run_stages};
+use crate::catalog::ImageRecord;
+use crate::error::{Error, ErrorKind, Result};
+use crate::source;
+use crate::workflow::Step;
+
+pub async fn image_from_instance(
+    cx: &Context<'_>,
+    step: &Step,
+    instance_id: &str,
+    wait: Option<Duration>,
+) -> Result<ImageRecord> {
+    let source = source::recorded_source(cx.workflow, cx.catalog, step).await?;
+    let mut run = StepRun::new(cx.workflow, step, source);
+    let stopped = InstanceStopped { instance_id };
+    let create = CreateImage { instance_id };
+    let tag_snapshots = TagSnapshots { wait };
+    let result = run_stages(cx, &[&Limits, &stopped, &NameFree, &create, &Record, &tag_snapshots], &mut run).await;
+    result.map_err(|StepFailure { error, amis }| {
+        let fates: Vec<String> = amis.iter().map(|left| format!("{}: {}", left.ami_id, left.fate)).collect();
+        if fates.is_empty() { *error } else { error.details(fates.join("\n")) }
+    })?;
+    Ok(run.recorded.expect("Record ran"))
+}
+
+/// EC2's limits on the step's AMI name and tags.
+struct Limits;
+
+#[async_trait]
+impl Stage for Limits {
+    fn name(&self) -> &'static str {
+        "checking EC2's limits"
+    }
+
+    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        Ok(ami::check_limits(cx.workflow, run.step, &run.source)?)
+    }
+}
+
+struct InstanceStopped<'a> {
+    instance_id: &'a str,
+}
+
+#[async_trait]
+impl Stage for InstanceStopped<'_> {
+    fn name(&self) -> &'static str {
+        "checking the instance"
+    }
+
+    async fn run(&self, cx: &Context<'_>, _run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        let instance_id = self.instance_id;
+        match cx.ec2.instance_state(instance_id).await?.as_deref() {
+            Some("stopped") => Ok(()),
+            None => Err(Error::new(ErrorKind::Usage, format!("there is no instance {instance_id} in {}", cx.region))
+                .help("check the instance id and the region")
+                .into()),
+            Some(state) => Err(Error::new(ErrorKind::Usage, format!("instance {instance_id} is {state}, not stopped"))
+                .help(format!(
+                    "stop it first: `aws ec2 stop-instances --instance-ids {instance_id}`, then run this again"
+                ))
+                .into()),
+        }
+    }
+}
+
+/// CreateImage with the step's name and tags. Not recorded, not kept: an AMI nobody can find is a
+/// cost nobody sees.
+struct CreateImage<'a> {
+    instance_id: &'a str,
+}
+
+#[async_trait]
+impl Stage for CreateImage<'_> {
+    fn name(&self) -> &'static str {
+        "creating the AMI"
+    }
+
+    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        let tags = ami::ami_tags(cx.workflow, run.step, &run.source);
+        let ami_id = cx.ec2.create_image(self.instance_id, &run.ami_name, &tags).await?;
+        let image = cx.ec2.describe_image(&ami_id).await?.ok_or_else(|| {
+            Error::new(ErrorKind::Aws, format!("CreateImage returned {ami_id}, but EC2 does not describe it"))
+        });
+        match image {
+            Ok(image) => {
+                run.image = Some(image);
+                Ok(())
+            }
+            Err(error) => {
+                Err(StepFailure { error: Box::new(error), amis: vec![stages::undo_image(cx, run.step, &ami_id).await] })
+            }
+        }
+    }
+
+    async fn cleanup(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+        stages::undo_unrecorded(cx, run).await
+    }
+}
+
+/// Once the AMI is available (at most `wait`), its snapshots get the step's tags; without a
+/// wait, they stay untagged.
+struct TagSnapshots {
+    wait: Option<Duration>,
+}
+
+#[async_trait]
+impl Stage for TagSnapshots {
+    fn name(&self) -> &'static str {
+        "waiting for the AMI"
+    }
+
+    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        let Some(timeout) = self.wait else { return Ok(()) };
+        let ami_id = &run.image.as_ref().expect("CreateImage ran").id;
+        let image = cx.ec2.wait_until_available(ami_id, timeout).await?;
+        if !image.snapshot_ids.is_empty() {
+            let tags = ami::ami_tags(cx.workflow, run.step, &run.source);
+            cx.ec2.create_tags(&image.snapshot_ids, &tags).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! Which AMI a step starts from: the root base AMI for a first step, else its parent's recorded AMI.
+
+use crate::ami::SourceAmi;
+use crate::catalog::{Catalog, ImageRecord, ImageStatus};
+use crate::error::{Error, ErrorKind, Result};
+use crate::workflow::{Step, Workflow};
+
+/// The AMI a step starts from for rendering and validation: the root base AMI, the parent's
+/// recorded AMI, or a placeholder while the parent has none.
+pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<SourceAmi> {
+    let Some(parent) = &step.parent else {
+        return Ok(root_source(workflow));
+    };
+    let record = available(catalog, &workflow.param.workflow_id, parent).await?;
+    Ok(record.map_or_else(|| SourceAmi::placeholder(parent), |record| record.as_source()))
+}
+
+/// The source AMI of a build: the root base AMI, or the parent's available record.
+pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<SourceAmi> {
+    let Some(parent) = &step.parent else {
+        return Ok(root_source(workflow));
+    };
+    let workflow_id = &workflow.param.workflow_id;
+    match available(catalog, workflow_id, parent).await? {
+        Some(record) => Ok(record.as_source()),
+        None => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "step \"{}\" starts from step \"{parent}\", which has no AMI in {} for workflow \"{workflow_id}\"",
+                step.id,
+                catalog.uri()
+            ),
+        )
+        .help(format!("build the parent first: `paw build {parent}`, or the whole chain: `paw build`"))),
+    }
+}
+
+pub fn root_source(workflow: &Workflow) -> SourceAmi {
+    SourceAmi { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
+}
+
+async fn available(catalog: &dyn Catalog, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+    Ok(catalog.get(workflow_id, step_id).await?.filter(|record| record.status == ImageStatus::Available))
+}

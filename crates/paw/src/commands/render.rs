@@ -1,0 +1,104 @@
+//! `paw render` and `paw validate`: the templates, rendered from each step's source AMI (its
+//! parent's recorded AMI when there is one, so they read the catalog), checked, and validated.
+
+use paw_core::packer::{Packer as _, PackerBinary};
+use paw_core::render::{self, Prepared};
+use paw_core::source;
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::output::Report;
+
+/// Renders and checks the named steps, each from its parent's recorded AMI when there is one.
+async fn prepare_all(cx: &Context, ids: &[String]) -> paw_core::Result<Vec<(String, Prepared)>> {
+    let workflow = cx.workflow()?;
+    let region = cx.region().await?;
+    let catalog = cx.catalog_for_reading().await?;
+    let mut prepared = Vec::new();
+    for step in workflow.select(ids)? {
+        let source = source::render_source(workflow, catalog.as_ref(), step).await?;
+        prepared.push((step.id.clone(), render::prepare_step(workflow, step, source, region)?));
+    }
+    Ok(prepared)
+}
+
+pub struct Rendered(Vec<(String, Prepared)>);
+
+pub async fn render(cx: &Context, ids: &[String]) -> paw_core::Result<Rendered> {
+    Ok(Rendered(prepare_all(cx, ids).await?))
+}
+
+fn file_names(prepared: &Prepared) -> Vec<String> {
+    prepared.files.iter().map(|file| file.path.display().to_string()).collect()
+}
+
+impl Report for Rendered {
+    fn json(&self) -> Value {
+        json!(
+            self.0
+                .iter()
+                .map(|(step_id, prepared)| json!({
+                    "step_id": step_id, "source_ami_id": prepared.source.id, "files": file_names(prepared)
+                }))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn text(&self) -> String {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(step_id, prepared)| format!("{step_id}: rendered {}", file_names(prepared).join(", ")))
+            .collect();
+        lines.join("\n")
+    }
+}
+
+pub struct Validated {
+    steps: Vec<(String, Prepared)>,
+    /// `packer N.N.N`, or None when there is no packer and its check was skipped.
+    packer: Option<String>,
+}
+
+pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validated> {
+    let workflow = cx.workflow()?;
+    let packer = PackerBinary::locate().await?;
+    let steps = prepare_all(cx, ids).await?;
+    if let Some(packer) = &packer {
+        for (step_id, prepared) in &steps {
+            let step = workflow.step(step_id).expect("prepared steps exist");
+            packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await?;
+        }
+    } else {
+        eprintln!("warning: the packer check was skipped: no packer found (set PAW_PACKER or put packer on PATH)");
+    }
+    Ok(Validated { steps, packer: packer.map(|packer| packer.describe()) })
+}
+
+impl Report for Validated {
+    fn json(&self) -> Value {
+        json!(
+            self.steps
+                .iter()
+                .map(|(step_id, prepared)| json!({
+                    "step_id": step_id,
+                    "files": prepared.files.iter().map(|file| &file.path).collect::<Vec<_>>(),
+                    "hcl": "ok",
+                    "packer": if self.packer.is_some() { "ok" } else { "skipped" },
+                }))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn text(&self) -> String {
+        let check = self.packer.as_ref().map_or_else(|| "skipped".to_string(), |packer| format!("ok ({packer})"));
+        let lines: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(step_id, prepared)| {
+                format!("{step_id}: {} files rendered, HCL ok, packer validate {check}", prepared.files.len())
+            })
+            .collect();
+        lines.join("\n")
+    }
+}

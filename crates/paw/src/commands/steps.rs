@@ -1,0 +1,78 @@
+//! `paw init` and `paw steps`: the workflow folder itself.
+
+use std::path::{Path, PathBuf};
+
+use paw_core::config::WORKFLOW_PARAM_FILE;
+use paw_core::workflow::Workflow;
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::output::{Report, table};
+
+pub struct Created {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+pub fn init(dir: &Path) -> paw_core::Result<Created> {
+    let files = paw_core::scaffold::init(dir)?;
+    Ok(Created { dir: dir.to_path_buf(), files: files.into_iter().map(|file| dir.join(file)).collect() })
+}
+
+impl Report for Created {
+    fn json(&self) -> Value {
+        json!({ "created": self.files })
+    }
+
+    fn text(&self) -> String {
+        let mut lines: Vec<String> = self.files.iter().map(|file| format!("created {}", file.display())).collect();
+        lines.push(format!(
+            "next: edit {}, then run `paw validate -w {}`",
+            self.dir.join(WORKFLOW_PARAM_FILE).display(),
+            self.dir.display()
+        ));
+        lines.join("\n")
+    }
+}
+
+pub struct Steps<'a>(&'a Workflow);
+
+pub fn steps(cx: &Context) -> paw_core::Result<Steps<'_>> {
+    Ok(Steps(cx.workflow()?))
+}
+
+impl Report for Steps<'_> {
+    fn json(&self) -> Value {
+        let steps: Vec<_> = self
+            .0
+            .steps()
+            .iter()
+            .map(|step| {
+                json!({
+                    "step_id": step.id,
+                    "previous_step_id": step.parent,
+                    "folder": step.dir,
+                    "metadata": step.param.metadata,
+                })
+            })
+            .collect();
+        json!(steps)
+    }
+
+    fn text(&self) -> String {
+        let rows = self
+            .0
+            .steps()
+            .iter()
+            .map(|step| {
+                vec![
+                    step.id.clone(),
+                    step.parent.clone().unwrap_or_else(|| "-".into()),
+                    step.dir.display().to_string(),
+                    Value::Object(step.param.metadata.clone()).to_string(),
+                ]
+            })
+            .collect();
+        table(&["STEP", "PARENT", "FOLDER", "METADATA"], rows)
+    }
+}

@@ -1,0 +1,155 @@
+//! What every command works with, resolved once from the global options: the workflow folder
+//! (when there is one) and, when a command first needs them, the region, the AWS SDK's
+//! configuration, EC2 and the catalog.
+
+use std::path::{Path, PathBuf};
+
+use paw_aws::dynamodb::DynamoCatalog;
+use paw_aws::ec2::AwsEc2;
+use paw_core::catalog::{Catalog, CatalogUri, SqliteCatalog};
+use paw_core::config::WORKFLOW_PARAM_FILE;
+use paw_core::workflow::Workflow;
+use paw_core::{Error, ErrorKind, Result};
+use tokio::sync::OnceCell;
+
+use crate::cli::Cli;
+
+pub struct Context {
+    /// Data for scripts (JSON on stdout) instead of tables.
+    pub json: bool,
+    /// The workflow, or why there is none.
+    workflow: std::result::Result<Workflow, Error>,
+    /// Whether the workflow folder was named (-w): then a broken one is an error for every command.
+    workflow_named: bool,
+    catalog_arg: Option<String>,
+    region: OnceCell<String>,
+    sdk_config: OnceCell<aws_config::SdkConfig>,
+    catalog: OnceCell<Box<dyn Catalog>>,
+}
+
+impl Context {
+    pub fn new(cli: &Cli) -> Context {
+        // -w DIR, else the current folder if it is a workflow, else ./workflow.
+        let dir = cli.workflow.clone().unwrap_or_else(|| {
+            if Path::new(WORKFLOW_PARAM_FILE).is_file() { PathBuf::from(".") } else { PathBuf::from("workflow") }
+        });
+        let workflow = Workflow::load(&dir);
+        if let Ok(workflow) = &workflow
+            && workflow.param.credentials.is_some()
+        {
+            eprintln!(
+                "warning: {} holds AWS credentials; secrets don't belong in files: use a profile (profile_name) or the environment",
+                workflow.param.path.display()
+            );
+        }
+        Context {
+            json: cli.json,
+            workflow,
+            workflow_named: cli.workflow.is_some(),
+            catalog_arg: cli.catalog.clone(),
+            region: OnceCell::new(),
+            sdk_config: OnceCell::new(),
+            catalog: OnceCell::new(),
+        }
+    }
+
+    /// The workflow folder; an error for the commands that need one when there is none.
+    pub fn workflow(&self) -> Result<&Workflow> {
+        self.workflow.as_ref().map_err(Clone::clone)
+    }
+
+    /// The workflow when one is named with -w or is at the default place; for commands that work
+    /// without one (the workflow only supplies defaults).
+    pub fn optional_workflow(&self) -> Result<Option<&Workflow>> {
+        match &self.workflow {
+            Ok(workflow) => Ok(Some(workflow)),
+            Err(err) if self.workflow_named => Err(err.clone()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// `region_name` from the params, else the AWS SDK's standard resolution.
+    pub async fn region(&self) -> Result<&str> {
+        let region = self
+            .region
+            .get_or_try_init(|| async {
+                let param = self.optional_workflow()?.map(|workflow| &workflow.param);
+                let region_name = param.and_then(|param| param.region_name.as_deref());
+                let profile_name = param.and_then(|param| param.profile_name.as_deref());
+                paw_aws::region::resolve(region_name, profile_name).await.ok_or_else(|| {
+                    let error = Error::new(ErrorKind::Config, "no AWS region is set").help(
+                        "add \"region_name\": \"us-east-1\" to workflow_param.json, set AWS_REGION, or give your AWS profile a region",
+                    );
+                    match param {
+                        Some(param) => error.in_file(&param.path),
+                        None => error,
+                    }
+                })
+            })
+            .await?;
+        Ok(region)
+    }
+
+    /// The AWS SDK's configuration for the workflow's region, profile and credentials.
+    pub async fn sdk_config(&self) -> Result<&aws_config::SdkConfig> {
+        self.sdk_config
+            .get_or_try_init(|| async {
+                let region = self.region().await?;
+                let param = self.optional_workflow()?.map(|workflow| &workflow.param);
+                Ok(paw_aws::sdk_config(param, region).await)
+            })
+            .await
+    }
+
+    /// EC2 in the workflow's region, or in `region` when an image lives elsewhere.
+    pub async fn ec2(&self, region: Option<&str>) -> Result<AwsEc2> {
+        let config = self.sdk_config().await?;
+        Ok(match region {
+            Some(region) if region != self.region().await? => {
+                AwsEc2::new(&config.to_builder().region(aws_config::Region::new(region.to_string())).build())
+            }
+            _ => AwsEc2::new(config),
+        })
+    }
+
+    /// Without --catalog, the workflow says where its catalog is, so there must be one.
+    fn catalog_uri(&self) -> Result<CatalogUri> {
+        let workflow = match &self.catalog_arg {
+            Some(_) => self.optional_workflow()?,
+            None => Some(self.workflow()?),
+        };
+        CatalogUri::resolve(self.catalog_arg.as_deref(), workflow)
+    }
+
+    /// The catalog, opened (and, for DynamoDB, created or completed) once.
+    pub async fn catalog(&self) -> Result<&dyn Catalog> {
+        let catalog = self.catalog.get_or_try_init(|| async { self.open_catalog(self.catalog_uri()?).await }).await?;
+        Ok(catalog.as_ref())
+    }
+
+    /// Opens a catalog named by its URI (for `catalog migrate`).
+    pub async fn open_catalog(&self, uri: CatalogUri) -> Result<Box<dyn Catalog>> {
+        Ok(match uri {
+            CatalogUri::Sqlite(path) => Box::new(SqliteCatalog::open(&path)?),
+            CatalogUri::DynamoDb(table) => Box::new(
+                DynamoCatalog::open(self.sdk_config().await?, &table, &|notice| eprintln!("paw: {notice}")).await?,
+            ),
+        })
+    }
+
+    /// The catalog for reading only: render and plan never create or change one, so a catalog
+    /// that does not exist yet reads as an empty one.
+    pub async fn catalog_for_reading(&self) -> Result<Box<dyn Catalog>> {
+        let stand_in = |uri: String| -> Result<Box<dyn Catalog>> { Ok(Box::new(SqliteCatalog::stand_in(&uri)?)) };
+        match self.catalog_uri()? {
+            CatalogUri::Sqlite(path) if !path.is_file() => stand_in(format!("sqlite:{}", path.display())),
+            CatalogUri::Sqlite(path) => Ok(Box::new(SqliteCatalog::open(&path)?)),
+            CatalogUri::DynamoDb(table) => {
+                match DynamoCatalog::open_existing(self.sdk_config().await?, &table).await? {
+                    Some(catalog) => Ok(Box::new(catalog)),
+                    None => stand_in(format!("dynamodb:{table}")),
+                }
+            }
+        }
+    }
+}
