@@ -264,3 +264,17 @@ fn an_ami_that_another_workflow_reuses_is_not_deleted_from_under_it() {
     assert!(emulator.ec2().image(&ami).is_some());
     assert_ne!(ami_of(&records(&paw, &[]), "step1"), ami);
 }
+
+/// Fail fast: a template error in the last step stops the run before the first packer build.
+#[test]
+fn a_broken_last_step_stops_the_build_before_any_instance_starts() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit("wf/step3/templates/.pkr.hcl", "region        = var.aws_region", "region        = var.aws_regoin");
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("wf/step3: packer validate failed"), "{}", run.stderr);
+    assert_eq!(packer_runs(&paw, WORKFLOW_ID), 0);
+    assert_eq!(emulator.ec2().own_images(), []);
+    assert_eq!(emulator.ec2().live_instances(), Vec::<String>::new());
+}

@@ -267,3 +267,6 @@ impl Engine<'_> {
 fn placeholder_for(step: &Step) -> SourceAmi {
     SourceAmi::placeholder(step.parent.as_deref().unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,442 @@
+//! The engine on fakes: an EC2 in memory, a packer that makes its AMI there (or fails, or is
+//! interrupted, as a test says), and an in-memory catalog. The end-to-end tests run the same
+//! engine against the emulator with the real packer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::stages::{Context, Stage, StepRun, run_stages};
+use super::*;
+use crate::catalog::conformance::sample_record;
+use crate::catalog::{Catalog, SqliteCatalog};
+use crate::ec2::{BaseAmiQuery, Ec2, Image};
+use crate::packer::{BuildOutput, BuildRequest, Packer};
+use crate::plan;
+use crate::workflow::Workflow;
+
+const REGION: &str = "us-east-1";
+const ROOT_AMI: &str = "ami-785db401";
+
+#[derive(Default)]
+struct FakeEc2 {
+    images: Mutex<BTreeMap<String, Image>>,
+    made: AtomicUsize,
+    /// "deregister ami-…" and "tag ami-…", in order.
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeEc2 {
+    fn with_root() -> FakeEc2 {
+        let ec2 = FakeEc2::default();
+        ec2.insert(ROOT_AMI, "ubuntu/root");
+        ec2
+    }
+
+    fn insert(&self, id: &str, name: &str) -> Image {
+        let image = Image {
+            id: id.to_string(),
+            name: name.to_string(),
+            state: "available".into(),
+            creation_date: chrono::Utc::now().to_rfc3339(),
+            deprecation_time: None,
+            snapshot_ids: vec![format!("snap-{id}")],
+            tags: Vec::new(),
+            data: serde_json::Value::Null,
+        };
+        self.images.lock().unwrap().insert(id.to_string(), image.clone());
+        image
+    }
+
+    fn make(&self, name: &str) -> Image {
+        let id = format!("ami-{:017}", self.made.fetch_add(1, Ordering::SeqCst) + 1);
+        self.insert(&id, name)
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.images.lock().unwrap().contains_key(id)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Ec2 for FakeEc2 {
+    async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
+        Ok(self.images.lock().unwrap().get(image_id).cloned())
+    }
+
+    async fn images_named(&self, name: &str) -> Result<Vec<Image>> {
+        Ok(self.images.lock().unwrap().values().filter(|image| image.name == name).cloned().collect())
+    }
+
+    async fn find_base_amis(&self, _: &BaseAmiQuery) -> Result<Vec<Image>> {
+        Ok(Vec::new())
+    }
+
+    async fn create_tags(&self, resource_ids: &[String], _: &[(String, String)]) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("tag {}", resource_ids[0]));
+        Ok(())
+    }
+
+    async fn deregister_image(&self, image_id: &str, _: &[String]) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("deregister {image_id}"));
+        self.images.lock().unwrap().remove(image_id);
+        Ok(())
+    }
+
+    async fn instance_state(&self, _: &str) -> Result<Option<String>> {
+        Ok(Some("stopped".into()))
+    }
+
+    async fn create_image(&self, _: &str, name: &str, _: &[(String, String)]) -> Result<String> {
+        Ok(self.make(name).id)
+    }
+
+    async fn wait_until_available(&self, image_id: &str, _: std::time::Duration) -> Result<Image> {
+        Ok(self.describe_image(image_id).await?.expect("the image exists"))
+    }
+}
+
+/// What the fake packer does for a step.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    Build,
+    /// Makes the AMI, then fails (as a failing post-processor does).
+    FailAfterAmi,
+    /// Makes the AMI while the user presses Ctrl-C: reports it, and fails as interrupted.
+    InterruptedAfterAmi,
+    /// `packer validate` fails.
+    Invalid,
+}
+
+struct FakePacker<'a> {
+    ec2: &'a FakeEc2,
+    cancel: &'a CancellationToken,
+    behaviour: HashMap<&'static str, Behaviour>,
+    builds: Mutex<Vec<String>>,
+}
+
+impl<'a> FakePacker<'a> {
+    fn new(ec2: &'a FakeEc2, cancel: &'a CancellationToken, behaviour: &[(&'static str, Behaviour)]) -> Self {
+        FakePacker { ec2, cancel, behaviour: behaviour.iter().copied().collect(), builds: Mutex::new(Vec::new()) }
+    }
+
+    fn behaviour(&self, step_dir: &Path) -> Behaviour {
+        let step = step_dir.file_name().unwrap().to_string_lossy();
+        self.behaviour.get(step.as_ref()).copied().unwrap_or(Behaviour::Build)
+    }
+}
+
+/// The AMI name the rendered variables give packer.
+fn output_ami_name(step_dir: &Path) -> String {
+    let step = step_dir.file_name().unwrap().to_string_lossy();
+    let vars = std::fs::read_to_string(step_dir.join(format!("{step}.pkrvars.hcl"))).unwrap();
+    let line = vars.lines().find(|line| line.starts_with("output_ami_name")).unwrap();
+    line.split('"').nth(1).unwrap().to_string()
+}
+
+#[async_trait]
+impl Packer for FakePacker<'_> {
+    fn describe(&self) -> String {
+        "fake packer".into()
+    }
+
+    fn build_command(&self, _: &[PathBuf], _: bool) -> String {
+        "packer build .".into()
+    }
+
+    async fn validate(&self, step_dir: &Path, _: &[PathBuf], _: bool) -> Result<()> {
+        match self.behaviour(step_dir) {
+            Behaviour::Invalid => Err(Error::new(ErrorKind::Validation, "packer validate failed").in_file(step_dir)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn build(
+        &self,
+        request: &BuildRequest<'_>,
+        _: &(dyn for<'l> Fn(&'l str) + Send + Sync),
+        _: &CancellationToken,
+    ) -> Result<BuildOutput> {
+        let behaviour = self.behaviour(request.step_dir);
+        self.builds.lock().unwrap().push(request.step_dir.file_name().unwrap().to_string_lossy().into());
+        let image = self.ec2.make(&output_ami_name(request.step_dir));
+        let amis = vec![(REGION.to_string(), image.id)];
+        let failure = match behaviour {
+            Behaviour::Build | Behaviour::Invalid => None,
+            Behaviour::FailAfterAmi => Some(Error::new(ErrorKind::Packer, "packer build failed (exit status: 1)")),
+            Behaviour::InterruptedAfterAmi => {
+                self.cancel.cancel();
+                Some(Error::new(ErrorKind::Interrupted, "interrupted; packer cleaned up and stopped"))
+            }
+        };
+        Ok(BuildOutput { amis, failure })
+    }
+}
+
+/// Remembers the events that tell the order of things: stages, cleanups, outcomes.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn event(&self, event: Event<'_>) {
+        let line = match event {
+            Event::Stage { step, stage } => format!("{step}: {stage}"),
+            Event::CleanedUp { step, what } => format!("{step}: cleanup {what}"),
+            Event::Failed { step, .. } => format!("{step}: failed"),
+            Event::Skipped { step, reason } => format!("{step}: skipped ({reason})"),
+            Event::Built { step, .. } => format!("{step}: built"),
+            _ => return,
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+impl Recorder {
+    fn lines(&self, step: &str) -> Vec<String> {
+        let prefix = format!("{step}: ");
+        self.0.lock().unwrap().iter().filter_map(|line| line.strip_prefix(&prefix).map(str::to_string)).collect()
+    }
+}
+
+fn copy_example(name: &str, to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
+    for entry in walk(&from) {
+        let target = to.join(entry.strip_prefix(&from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, target).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        if entry.is_dir() && name != ".paw" {
+            files.extend(walk(&entry));
+        } else if entry.is_file() && (name.starts_with('.') || !name.ends_with(".hcl")) {
+            files.push(entry);
+        }
+    }
+    files
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    workflow: Workflow,
+    catalog: SqliteCatalog,
+    ec2: FakeEc2,
+    cancel: CancellationToken,
+    reporter: Recorder,
+}
+
+impl Fixture {
+    fn new(example: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        copy_example(example, dir.path());
+        let workflow = Workflow::load(dir.path()).unwrap();
+        Fixture {
+            _dir: dir,
+            workflow,
+            catalog: SqliteCatalog::stand_in("sqlite:test").unwrap(),
+            ec2: FakeEc2::with_root(),
+            cancel: CancellationToken::new(),
+            reporter: Recorder::default(),
+        }
+    }
+
+    fn cx(&self) -> Context<'_> {
+        Context {
+            workflow: &self.workflow,
+            region: REGION,
+            ec2: &self.ec2,
+            catalog: &self.catalog,
+            reporter: &self.reporter,
+            cancel: &self.cancel,
+        }
+    }
+
+    async fn plan(&self) -> Vec<PlannedStep<'_>> {
+        let steps: Vec<&Step> = self.workflow.steps().iter().collect();
+        plan::plan(&self.workflow, &self.catalog, REGION, &steps).await.unwrap()
+    }
+
+    async fn build(&self, packer: &FakePacker<'_>, force: bool) -> Result<Vec<(String, String)>> {
+        let plan = self.plan().await;
+        let engine = Engine { cx: self.cx(), packer, packer_env: Vec::new() };
+        let options = BuildOptions { dry_run: false, packer_debug: false, force, delete_snapshots: false, jobs: 2 };
+        let outcomes = engine.run(&plan, options).await?;
+        Ok(outcomes.into_iter().map(|step| (step.step_id, step.outcome.name().to_string())).collect())
+    }
+
+    async fn ami_of(&self, step: &str) -> String {
+        self.catalog.get(&self.workflow.param.workflow_id, step).await.unwrap().unwrap().ami_id
+    }
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// A stage that notes when it runs and when it is cleaned up, and fails when told to.
+struct Noting<'a> {
+    name: &'static str,
+    fails: bool,
+    log: &'a Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Stage for Noting<'_> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn run(&self, _: &Context<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        self.log.lock().unwrap().push(format!("run {}", self.name));
+        if self.fails { Err(Error::new(ErrorKind::Packer, "it failed").into()) } else { Ok(()) }
+    }
+
+    async fn cleanup(&self, _: &Context<'_>, _: &mut StepRun<'_>) -> Vec<LeftAmi> {
+        self.log.lock().unwrap().push(format!("cleanup {}", self.name));
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn stages_that_ran_are_cleaned_up_in_reverse_order_on_failure_and_on_interrupt() {
+    let fixture = Fixture::new("chain");
+    let step = fixture.workflow.step("step1").unwrap();
+    let log = Mutex::new(Vec::new());
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| Noting { name, fails: name == "c", log: &log });
+    let mut run = StepRun::new(&fixture.workflow, step, SourceAmi::placeholder("x"));
+    let failure = run_stages(&fixture.cx(), &[&a, &b, &c, &d], &mut run).await.unwrap_err();
+    assert_eq!(failure.error.message, "it failed");
+    assert_eq!(*log.lock().unwrap(), ["run a", "run b", "run c", "cleanup c", "cleanup b", "cleanup a"]);
+
+    // An interrupt between stages: the next one does not start; those that ran are undone.
+    log.lock().unwrap().clear();
+    let interrupt = Interrupt(&fixture.cancel);
+    let b = Noting { name: "b", fails: false, log: &log };
+    let failure = run_stages(&fixture.cx(), &[&a, &interrupt, &b], &mut run).await.unwrap_err();
+    assert_eq!(failure.error.kind, ErrorKind::Interrupted);
+    assert_eq!(*log.lock().unwrap(), ["run a", "cleanup a"]);
+}
+
+/// A stage during which the user presses Ctrl-C.
+struct Interrupt<'a>(&'a CancellationToken);
+
+#[async_trait]
+impl Stage for Interrupt<'_> {
+    fn name(&self) -> &'static str {
+        "interrupt"
+    }
+
+    async fn run(&self, _: &Context<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        self.0.cancel();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_ran() {
+    let fixture = Fixture::new("chain");
+    let plan = fixture.plan().await;
+    // Another paw records step1 while this one builds it.
+    let workflow_id = &fixture.workflow.param.workflow_id;
+    fixture
+        .catalog
+        .record(&sample_record(workflow_id, "step1", "ami-other", "2026-01-01T00:00:00.000000+0000"))
+        .await
+        .unwrap();
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new() };
+    let options = BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 };
+    let outcomes = engine.run(&plan, options).await.unwrap();
+    let Outcome::Failed { error, amis } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };
+    assert!(error.message.contains("already has AMI ami-other"), "{error}");
+    let made = &amis[0].ami_id;
+    assert!(amis[0].fate.starts_with("deregistered"), "{amis:?}");
+    assert!(!fixture.ec2.has(made));
+    let lines = fixture.reporter.lines("step1");
+    let recording = lines.iter().position(|line| line == "recording").unwrap();
+    assert_eq!(lines[recording + 1], format!("cleanup {made}: deregistered, snapshots deleted: [\"snap-{made}\"]"));
+    assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("deregister {made}")]);
+    assert_eq!(outcomes[1].outcome.name(), "skipped");
+}
+
+#[tokio::test]
+async fn a_failed_step_skips_its_descendants_and_the_other_branches_carry_on() {
+    let fixture = Fixture::new("fanout");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("web", Behaviour::FailAfterAmi)]);
+    let outcomes = fixture.build(&packer, false).await.unwrap();
+    assert_eq!(outcomes, pairs(&[("base", "built"), ("runtime", "built"), ("web", "failed"), ("worker", "built")]));
+    // The failed build's AMI is gone; every AMI left is recorded.
+    let recorded: Vec<String> = {
+        let mut ids = Vec::new();
+        for step in ["base", "runtime", "worker"] {
+            ids.push(fixture.ami_of(step).await);
+        }
+        ids
+    };
+    let in_ec2: Vec<String> =
+        fixture.ec2.images.lock().unwrap().keys().filter(|id| id.as_str() != ROOT_AMI).cloned().collect();
+    assert_eq!(in_ec2.len(), 3);
+    assert!(in_ec2.iter().all(|id| recorded.contains(id)));
+
+    let fixture = Fixture::new("chain");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("step2", Behaviour::FailAfterAmi)]);
+    let outcomes = fixture.build(&packer, false).await.unwrap();
+    assert_eq!(outcomes, pairs(&[("step1", "built"), ("step2", "failed"), ("step3", "skipped")]));
+    assert_eq!(fixture.reporter.lines("step3"), ["validating", "skipped (step2 did not finish)"]);
+}
+
+#[tokio::test]
+async fn an_interrupt_deregisters_what_packer_made_and_starts_nothing_more() {
+    let fixture = Fixture::new("chain");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("step2", Behaviour::InterruptedAfterAmi)]);
+    let outcomes = fixture.build(&packer, false).await.unwrap();
+    assert_eq!(outcomes, pairs(&[("step1", "built"), ("step2", "failed"), ("step3", "skipped")]));
+    assert_eq!(fixture.reporter.lines("step3"), ["validating", "skipped (interrupted)"]);
+    let images = fixture.ec2.images.lock().unwrap().len();
+    assert_eq!(images, 2, "the root and step1's AMI");
+    assert_eq!(*packer.builds.lock().unwrap(), ["step1", "step2"]);
+}
+
+#[tokio::test]
+async fn force_replaces_a_changed_step_and_rebuilds_its_descendants() {
+    let fixture = Fixture::new("chain");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    fixture.build(&packer, false).await.unwrap();
+    let (old2, old3) = (fixture.ami_of("step2").await, fixture.ami_of("step3").await);
+    let step2 = fixture.workflow.step("step2").unwrap();
+    std::fs::write(step2.dir.join("notes.txt"), "a new input").unwrap();
+
+    let refused = check_replacements(
+        &fixture.workflow,
+        &fixture.plan().await,
+        &BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 },
+    );
+    assert_eq!(refused.unwrap_err().kind, ErrorKind::Usage);
+    let outcomes = fixture.build(&packer, true).await.unwrap();
+    assert_eq!(outcomes, pairs(&[("step1", "up-to-date"), ("step2", "built"), ("step3", "built")]));
+    assert!(!fixture.ec2.has(&old2) && !fixture.ec2.has(&old3));
+    assert_ne!(fixture.ami_of("step2").await, old2);
+}
+
+#[tokio::test]
+async fn a_step_that_does_not_validate_stops_the_run_before_any_build() {
+    let fixture = Fixture::new("chain");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("step3", Behaviour::Invalid)]);
+    let err = fixture.build(&packer, false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Validation);
+    assert!(err.to_string().contains("step3: packer validate failed"), "{err}");
+    assert!(packer.builds.lock().unwrap().is_empty());
+    assert_eq!(fixture.ec2.images.lock().unwrap().len(), 1, "only the root AMI");
+}
