@@ -50,20 +50,34 @@ impl JsonFile {
         Ok(JsonFile { path: path.to_path_buf(), text, object })
     }
 
-    /// Where a top-level key is written, for messages about its value.
+    /// Where a top-level key is written, for messages about its value: a key of the same name
+    /// nested in another value, or inside a string, is not it.
     pub fn key_location(&self, key: &str) -> Location {
-        let needle = serde_json::to_string(key).expect("a string serialises");
-        let mut search_from = 0;
-        while let Some(found) = self.text[search_from..].find(&needle) {
-            let start = search_from + found;
-            let after = self.text[start + needle.len()..].trim_start();
-            if after.starts_with(':') {
-                let before = &self.text[..start];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                return Location::at(&self.path, line, column);
+        let (text, bytes) = (&self.text, self.text.as_bytes());
+        let mut depth = 0usize;
+        let mut at = 0;
+        while at < bytes.len() {
+            match bytes[at] {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                b'"' => {
+                    let start = at;
+                    at += 1;
+                    while at < bytes.len() && bytes[at] != b'"' {
+                        at += if bytes[at] == b'\\' { 2 } else { 1 };
+                    }
+                    let literal = &text[start..(at + 1).min(text.len())];
+                    let is_key = depth == 1 && text[(at + 1).min(text.len())..].trim_start().starts_with(':');
+                    if is_key && serde_json::from_str::<String>(literal).is_ok_and(|name| name == key) {
+                        let before = &text[..start];
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                        return Location::at(&self.path, line, column);
+                    }
+                }
+                _ => {}
             }
-            search_from = start + needle.len();
+            at += 1;
         }
         Location::file(&self.path)
     }
@@ -201,6 +215,16 @@ mod tests {
         let file = load("{\n // \"a\": 1\n  \"a\" : 2}").unwrap();
         let location = file.key_location("a");
         assert_eq!((location.line, location.column), (3, 3));
+    }
+
+    /// A nested key of the same name, or the name inside a string, earlier in the file, is not
+    /// the top-level key.
+    #[test]
+    fn only_top_level_keys_are_located() {
+        let file = load("{\n  \"aws_tags\": {\"catalog\": \"x\"},\n  \"note\": \"\\\"catalog\\\": no\",\n  \"catalog\": 5\n}").unwrap();
+        let location = file.key_location("catalog");
+        assert_eq!((location.line, location.column), (4, 3));
+        assert_eq!(file.key_location("missing").line, 0);
     }
 
     #[test]
