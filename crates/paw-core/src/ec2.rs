@@ -20,6 +20,22 @@ pub struct Image {
 }
 
 impl Image {
+    /// The image as EC2 describes it after CreateTags: each tag set (replacing one of the same
+    /// key), in `tags` and in the raw `data`.
+    pub fn add_tags(&mut self, tags: &[(String, String)]) {
+        for (key, value) in tags {
+            match self.tags.iter_mut().find(|(existing, _)| existing == key) {
+                Some(tag) => tag.1 = value.clone(),
+                None => self.tags.push((key.clone(), value.clone())),
+            }
+        }
+        if let Some(data) = self.data.as_object_mut() {
+            let raw: Vec<Value> =
+                self.tags.iter().map(|(key, value)| serde_json::json!({"Key": key, "Value": value})).collect();
+            data.insert("Tags".into(), Value::Array(raw));
+        }
+    }
+
     /// The catalog's `details`: the image with a `tags` map and the raw `data`.
     pub fn details(&self) -> Value {
         let tags: serde_json::Map<String, Value> =

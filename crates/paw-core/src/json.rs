@@ -221,7 +221,9 @@ mod tests {
     /// the top-level key.
     #[test]
     fn only_top_level_keys_are_located() {
-        let file = load("{\n  \"aws_tags\": {\"catalog\": \"x\"},\n  \"note\": \"\\\"catalog\\\": no\",\n  \"catalog\": 5\n}").unwrap();
+        let file =
+            load("{\n  \"aws_tags\": {\"catalog\": \"x\"},\n  \"note\": \"\\\"catalog\\\": no\",\n  \"catalog\": 5\n}")
+                .unwrap();
         let location = file.key_location("catalog");
         assert_eq!((location.line, location.column), (4, 3));
         assert_eq!(file.key_location("missing").line, 0);

@@ -178,8 +178,10 @@ impl Engine<'_> {
             Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
             Action::Build { replaces, .. } => {
                 // The plan's source, or the AMI the parent just got; a dry run's parent has none.
+                let fresh = planned.source.is_none() && parent_ami.is_some();
                 let source = planned.source.clone().or(parent_ami).unwrap_or_else(|| placeholder_for(step));
                 let mut run = StepRun::new(self.cx.workflow, step, source);
+                run.source_is_fresh = fresh;
                 run.fingerprint = planned.fingerprint.clone();
                 run.replaces = replaces.as_ref();
                 self.build_step(&mut run, options, packer_slots).await
@@ -200,8 +202,6 @@ impl Engine<'_> {
         let started = Instant::now();
         self.cx.reporter.event(Event::StepStarted { step: &run.step.id, source: &run.source });
         let stages = BuildStages {
-            // Validated by validate_all; only the source AMI's id differs now.
-            validate_with: None,
             packer: self.packer,
             packer_env: &self.packer_env,
             packer_debug: options.packer_debug,

@@ -35,6 +35,8 @@ pub struct Context<'a> {
 pub struct StepRun<'a> {
     pub step: &'a Step,
     pub source: SourceAmi,
+    /// The source is the AMI the parent got in this run: known to be available.
+    pub source_is_fresh: bool,
     pub ami_name: String,
     pub fingerprint: Option<Fingerprint>,
     /// This workflow's AMI of the step that `--force` replaces.
@@ -52,6 +54,7 @@ impl<'a> StepRun<'a> {
         StepRun {
             step,
             source,
+            source_is_fresh: false,
             ami_name: ami::output_ami_name(workflow, step),
             fingerprint: None,
             replaces: None,
@@ -96,10 +99,8 @@ pub async fn run_stages(cx: &Context<'_>, stages: &[&dyn Stage], run: &mut StepR
     Ok(())
 }
 
-/// What `paw build` does for a step to be built: `validate_with` is None when the step was
-/// validated before the run began (fail fast); a dry run stops before anything is made.
+/// What `paw build` does for a step to be built; a dry run stops before anything is made.
 pub struct BuildStages<'a> {
-    pub validate_with: Option<&'a dyn Packer>,
     pub packer: &'a dyn Packer,
     pub packer_env: &'a [(String, String)],
     pub packer_debug: bool,
@@ -114,7 +115,7 @@ impl BuildStages<'_> {
     pub async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let source = SourceAvailable;
         let fingerprint = ComputeFingerprint;
-        let render = Render { validate_with: self.validate_with };
+        let render = Render;
         let name = NameFree;
         if self.dry_run {
             let command = DryRun { packer: self.packer, debug: self.packer_debug };
@@ -143,7 +144,7 @@ impl Stage for SourceAvailable {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        if run.source.is_placeholder() {
+        if run.source.is_placeholder() || run.source_is_fresh {
             return Ok(());
         }
         let image = cx.ec2.describe_image(&run.source.id).await?;
@@ -182,24 +183,19 @@ impl Stage for ComputeFingerprint {
     }
 }
 
-/// EC2's limits, the templates rendered and written, the HCL checked; `packer validate` unless
-/// the run validated the step before it began.
-pub struct Render<'a> {
-    pub validate_with: Option<&'a dyn Packer>,
-}
+/// EC2's limits, the templates rendered from the source AMI and written, the HCL checked.
+/// (`packer validate` ran for every step before the build began: only the source AMI's id has
+/// changed since.)
+pub struct Render;
 
 #[async_trait]
-impl Stage for Render<'_> {
+impl Stage for Render {
     fn name(&self) -> &'static str {
         "rendering"
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let prepared = render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region)?;
-        if let Some(packer) = self.validate_with {
-            packer.validate(&run.step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await?;
-        }
-        run.prepared = Some(prepared);
+        run.prepared = Some(render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region)?);
         Ok(())
     }
 }
@@ -461,7 +457,7 @@ impl Stage for TagImage {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let image = run.image.as_ref().expect("PackerBuild ran");
+        let image = run.image.as_mut().expect("PackerBuild ran");
         let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
         if let Some(fingerprint) = &run.fingerprint {
             ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &fingerprint.digest);
@@ -469,6 +465,8 @@ impl Stage for TagImage {
         let mut resources = vec![image.id.clone()];
         resources.extend(image.snapshot_ids.iter().cloned());
         cx.ec2.create_tags(&resources, &tags).await?;
+        // The record describes the image as it is now, without asking EC2 again.
+        image.add_tags(&tags);
         Ok(())
     }
 }
@@ -483,10 +481,8 @@ impl Stage for Record {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let made = run.image.as_ref().expect("the AMI exists before it is recorded");
-        // EC2's description as it is now, tags included.
-        let image = cx.ec2.describe_image(&made.id).await?.unwrap_or_else(|| made.clone());
-        let mut record = ImageRecord::of_image(cx.workflow, run.step, &run.source, cx.region, &image);
+        let image = run.image.as_ref().expect("the AMI exists before it is recorded");
+        let mut record = ImageRecord::of_image(cx.workflow, run.step, &run.source, cx.region, image);
         if let Some(fingerprint) = &run.fingerprint {
             record.fingerprint = Some(fingerprint.digest.clone());
             record.fingerprint_inputs = Some(fingerprint.inputs.clone());
