@@ -18,9 +18,6 @@ pub const PACKER_ENV: &str = "PAW_PACKER";
 /// What the build needs of packer; the engine's unit tests use a fake.
 #[async_trait]
 pub trait Packer: Send + Sync {
-    /// For messages: `packer 1.6.6`.
-    fn describe(&self) -> String;
-
     /// The exact command `build` runs in the step folder, for `--dry-run`.
     fn build_command(&self, var_files: &[PathBuf], debug: bool) -> String;
 
@@ -39,43 +36,51 @@ pub trait Packer: Send + Sync {
 }
 
 /// The real packer binary.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PackerBinary {
     pub path: PathBuf,
-    /// (major, minor, patch), from `packer version`.
-    pub version: (u32, u32, u32),
+    /// (major, minor, patch), from `packer version`, asked once and only when needed: a build
+    /// needs it only for `packer init`.
+    version: tokio::sync::OnceCell<(u32, u32, u32)>,
 }
 
 impl PackerBinary {
     /// The packer named by PAW_PACKER, else the first on PATH; `None` when there is none.
-    pub async fn locate() -> Result<Option<PackerBinary>> {
+    pub fn locate() -> Option<PackerBinary> {
         let path = match std::env::var_os(PACKER_ENV).filter(|value| !value.is_empty()) {
             Some(path) => PathBuf::from(path),
-            None => match find_on_path("packer") {
-                Some(path) => path,
-                None => return Ok(None),
-            },
+            None => find_on_path("packer")?,
         };
-        let output = Command::new(&path).arg("version").output().await.map_err(|err| {
-            Error::new(ErrorKind::Packer, format!("cannot run packer at {}: {err}", path.display()))
-                .help(format!("set {PACKER_ENV} to a packer binary, or install packer"))
-        })?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let version = parse_version(&text).ok_or_else(|| {
-            Error::new(ErrorKind::Packer, format!("cannot read the version of {}", path.display()))
-                .details(text.to_string())
-        })?;
-        Ok(Some(PackerBinary { path, version }))
+        Some(PackerBinary::at(path))
     }
 
-    pub fn version_string(&self) -> String {
-        let (major, minor, patch) = self.version;
-        format!("{major}.{minor}.{patch}")
+    pub fn at(path: PathBuf) -> PackerBinary {
+        PackerBinary { path, version: tokio::sync::OnceCell::new() }
     }
 
-    /// `packer init` exists from 1.7 on, as do `required_plugins` blocks.
-    pub fn supports_init(&self) -> bool {
-        self.version >= (1, 7, 0)
+    /// (major, minor, patch) from `packer version`.
+    pub async fn version(&self) -> Result<(u32, u32, u32)> {
+        let version = self
+            .version
+            .get_or_try_init(|| async {
+                let output = Command::new(&self.path).arg("version").output().await.map_err(|err| {
+                    Error::new(ErrorKind::Packer, format!("cannot run packer at {}: {err}", self.path.display()))
+                        .help(format!("set {PACKER_ENV} to a packer binary, or install packer"))
+                })?;
+                let text = String::from_utf8_lossy(&output.stdout);
+                parse_version(&text).ok_or_else(|| {
+                    Error::new(ErrorKind::Packer, format!("cannot read the version of {}", self.path.display()))
+                        .details(text.to_string())
+                })
+            })
+            .await?;
+        Ok(*version)
+    }
+
+    /// For messages: `packer 1.6.6`.
+    pub async fn describe(&self) -> Result<String> {
+        let (major, minor, patch) = self.version().await?;
+        Ok(format!("packer {major}.{minor}.{patch}"))
     }
 
     async fn run_checked(&self, dir: &Path, args: &[OsString], what: &str) -> Result<()> {
@@ -100,18 +105,15 @@ impl PackerBinary {
 
 #[async_trait]
 impl Packer for PackerBinary {
-    fn describe(&self) -> String {
-        format!("packer {}", self.version_string())
-    }
-
     async fn validate(&self, step_dir: &Path, var_files: &[PathBuf], requires_plugins: bool) -> Result<()> {
         if requires_plugins {
-            if !self.supports_init() {
+            // `packer init` exists from 1.7 on, as do `required_plugins` blocks.
+            if self.version().await? < (1, 7, 0) {
                 return Err(Error::new(
                     ErrorKind::Validation,
                     format!(
-                        "the template has a `packer {{ required_plugins {{ ... }} }}` block, which packer {} does not know",
-                        self.version_string()
+                        "the template has a `packer {{ required_plugins {{ ... }} }}` block, which {} does not know",
+                        self.describe().await?
                     ),
                 )
                 .in_file(step_dir)
@@ -345,7 +347,7 @@ mod tests {
         let path = dir.join("packer");
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        PackerBinary { path, version: (1, 6, 6) }
+        PackerBinary::at(path)
     }
 
     async fn build_with(body: &str) -> (BuildOutput, String) {

@@ -144,10 +144,6 @@ fn output_ami_name(step_dir: &Path) -> String {
 
 #[async_trait]
 impl Packer for FakePacker<'_> {
-    fn describe(&self) -> String {
-        "fake packer".into()
-    }
-
     fn build_command(&self, _: &[PathBuf], _: bool) -> String {
         "packer build .".into()
     }

@@ -51,7 +51,7 @@ pub struct Built(Vec<StepOutcome>);
 pub async fn build(cx: &Context, ids: &[String], options: BuildOptions) -> paw_core::Result<Built> {
     let workflow = cx.workflow()?;
     let steps = workflow.select(ids)?;
-    let packer = PackerBinary::locate().await?.ok_or_else(|| {
+    let packer = PackerBinary::locate().ok_or_else(|| {
         Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
     })?;
     let region = cx.region().await?;

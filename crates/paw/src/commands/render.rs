@@ -62,7 +62,7 @@ pub struct Validated {
 
 pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validated> {
     let workflow = cx.workflow()?;
-    let packer = PackerBinary::locate().await?;
+    let packer = PackerBinary::locate();
     let steps = prepare_all(cx, ids).await?;
     if let Some(packer) = &packer {
         for (step_id, prepared) in &steps {
@@ -72,7 +72,11 @@ pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validate
     } else {
         eprintln!("warning: the packer check was skipped: no packer found (set PAW_PACKER or put packer on PATH)");
     }
-    Ok(Validated { steps, packer: packer.map(|packer| packer.describe()) })
+    let packer = match &packer {
+        Some(packer) => Some(packer.describe().await?),
+        None => None,
+    };
+    Ok(Validated { steps, packer })
 }
 
 impl Report for Validated {
