@@ -47,6 +47,12 @@ impl ErrorKind {
     }
 }
 
+/// The exit code of a run that a signal stopped: 128 + the signal's number, as a shell reports it
+/// (SIGINT 130, SIGTERM 143, SIGHUP 129).
+pub fn signal_exit_code(signal: i32) -> i32 {
+    128 + signal
+}
+
 /// A place in a file; `line` and `column` start at 1, and 0 means "not known".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod context;
 mod output;
+mod signals;
 
 fn main() {
     std::process::exit(commands::run(cli::parse()));

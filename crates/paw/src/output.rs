@@ -4,7 +4,11 @@
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use paw_core::Error;
+use paw_core::build::stages::PACKER_BUILD;
 use paw_core::build::{Event, Reporter};
 use serde_json::Value;
 
@@ -47,11 +51,17 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 pub struct TextReporter {
     width: usize,
     to_stderr: bool,
+    /// The steps whose packer is running, for a second signal to name.
+    in_packer: Mutex<BTreeSet<String>>,
 }
 
 impl TextReporter {
     pub fn new<'a>(step_ids: impl Iterator<Item = &'a str>, to_stderr: bool) -> TextReporter {
-        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr }
+        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr, in_packer: Mutex::default() }
+    }
+
+    pub fn steps_in_packer(&self) -> Vec<String> {
+        self.in_packer.lock().expect("not poisoned").iter().cloned().collect()
     }
 
     fn line(&self, step: &str, text: &str) {
@@ -66,6 +76,19 @@ impl TextReporter {
 
 impl Reporter for TextReporter {
     fn event(&self, event: Event<'_>) {
+        let packer_state = match &event {
+            Event::Stage { step, stage } => Some((*step, *stage == PACKER_BUILD)),
+            Event::Failed { step, .. } | Event::Built { step, .. } => Some((*step, false)),
+            _ => None,
+        };
+        if let Some((step, in_packer)) = packer_state {
+            let mut steps = self.in_packer.lock().expect("not poisoned");
+            if in_packer {
+                steps.insert(step.to_string())
+            } else {
+                steps.remove(step)
+            };
+        }
         match event {
             Event::StepStarted { step, source } => {
                 self.line(step, &format!("=== building from {} ({})", source.id, source.name))

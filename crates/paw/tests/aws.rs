@@ -174,15 +174,16 @@ fn a_source_ami_that_does_not_exist_is_a_clear_error() {
     assert!(images(&paw).is_empty());
 }
 
-#[test]
-fn an_interrupted_build_records_nothing_and_leaves_no_instance_running() {
-    let emulator = Emulator::start();
-    let paw = emulator.configure(Paw::example("chain"));
+/// Starts a build whose first step provisions for a minute, and returns it once packer's instance
+/// is up and the provisioner runs.
+fn build_stuck_in_provisioning(
+    emulator: &Emulator,
+    paw: &Paw,
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     paw.edit("wf/step1/templates/.pkr.hcl", "    inline = [", "    inline = [\n      \"sleep 60\",");
     let mut child = paw.command(&["-w", "wf", "build"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
-    // Wait until packer's instance is up and the provisioner is running, then press Ctrl-C.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in stdout.by_ref() {
         let line = line.unwrap();
         let running = line.contains("Running local shell script");
@@ -193,15 +194,64 @@ fn an_interrupted_build_records_nothing_and_leaves_no_instance_running() {
     }
     assert!(seen.last().is_some_and(|line| line.contains("Running local shell script")), "{seen:#?}");
     assert_eq!(emulator.ec2().live_instances().len(), 1);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    (child, stdout)
+}
+
+/// Ctrl-C, `docker stop` (SIGTERM) and a closed terminal (SIGHUP) all stop a build the same way:
+/// packer cleans up, nothing is recorded, the exit code is 128 + the signal.
+#[test]
+fn a_signal_during_provisioning_records_nothing_and_leaves_no_instance_running() {
+    use nix::sys::signal::Signal;
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
+        let emulator = Emulator::start();
+        let paw = emulator.configure(Paw::example("chain"));
+        let (mut child, stdout) = build_stuck_in_provisioning(&emulator, &paw);
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let rest: Vec<String> = stdout.map(Result::unwrap).collect();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{signal}: {rest:#?}\n{stderr}");
+        assert!(stderr.contains(&format!("paw: {signal}: stopping; packer cleans up")), "{stderr}");
+        assert!(rest.iter().any(|line| line.contains("interrupted: waiting for packer to clean up")), "{rest:#?}");
+        assert!(rest.iter().any(|line| line.contains("Terminating the source AWS instance")), "{rest:#?}");
+        assert!(rest.iter().any(|line| line.contains("step2 | === skipped: interrupted")), "{rest:#?}");
+        assert!(images(&paw).is_empty());
+        assert!(emulator.ec2().live_instances().is_empty(), "{signal}");
+        assert!(emulator.ec2().own_images().is_empty(), "{signal}");
+    }
+}
+
+/// A second signal while packer cleans up: paw says what it waits for, and keeps waiting. (A
+/// stand-in packer that takes two seconds to clean up; the emulator's cleanup is too quick.)
+#[test]
+fn a_second_signal_names_what_is_still_being_cleaned_up() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let paw = Paw::example("chain");
+    paw.write(
+        "slow-packer",
+        "#!/bin/sh\n[ \"$1\" = build ] || exit 0\n\
+         trap 'kill $provisioner; echo 1,,ui,say,cleaning up; sleep 2; exit 1' INT\n\
+         echo 1,,ui,say,provisioning\nsleep 60 >/dev/null 2>&1 &\nprovisioner=$!\nwait\n",
+    );
+    std::fs::set_permissions(paw.path("slow-packer"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let emulator = Emulator::start();
+    let slow_packer = paw.path("slow-packer").to_string_lossy().into_owned();
+    let paw = emulator.configure(paw).env("PAW_PACKER", slow_packer);
+    let mut child = paw.command(&["-w", "wf", "build"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(stdout.by_ref().map(Result::unwrap).any(|line| line.ends_with("| provisioning")));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let rest: Vec<String> = stdout.map(Result::unwrap).collect();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{rest:#?}");
-    assert!(rest.iter().any(|line| line.contains("interrupted: waiting for packer to clean up")), "{rest:#?}");
-    assert!(rest.iter().any(|line| line.contains("Terminating the source AWS instance")), "{rest:#?}");
-    assert!(rest.iter().any(|line| line.contains("step2 | === skipped: interrupted")), "{rest:#?}");
-    assert!(images(&paw).is_empty());
-    assert!(emulator.ec2().live_instances().is_empty());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{rest:#?}\n{stderr}");
+    assert!(stderr.contains("paw: SIGTERM: still waiting for packer to clean up: step1"), "{stderr}");
+    assert!(rest.iter().any(|line| line.ends_with("| cleaning up")), "{rest:#?}");
 }
 
 #[test]

@@ -280,6 +280,9 @@ impl Stage for ReplaceOld {
     }
 }
 
+/// The name of the stage in which packer runs: what an interrupt waits for.
+pub const PACKER_BUILD: &str = "running packer build";
+
 /// `packer build`, at most `--jobs` at once. Its AMI is the one packer reports, or, should the
 /// report be lost, the one AMI of the step's name made since packer started. Cleanup deregisters
 /// an AMI that was not recorded.
@@ -294,7 +297,7 @@ pub struct PackerBuild<'a> {
 #[async_trait]
 impl Stage for PackerBuild<'_> {
     fn name(&self) -> &'static str {
-        "running packer build"
+        PACKER_BUILD
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {

@@ -1,6 +1,8 @@
 //! `paw plan` and `paw build`: the plan, then the engine on the AWS SDK, with live output and a
 //! summary.
 
+use std::sync::Arc;
+
 use paw_core::build::{self, BuildOptions, Engine, Outcome, StepOutcome, Summary};
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep};
@@ -10,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::output::{Report, TextReporter, table};
+use crate::signals;
 
 pub struct Plan<'a>(Vec<PlannedStep<'a>>);
 
@@ -61,15 +64,11 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions) -> paw_c
     build::check_replacements(workflow, &plan, &options)?;
 
     let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
-    let reporter = TextReporter::new(steps.iter().map(|step| step.id.as_str()), cx.json);
+    let reporter = Arc::new(TextReporter::new(steps.iter().map(|step| step.id.as_str()), cx.json));
+    signals::stop_on_signals(cancel.clone(), reporter.clone())
+        .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
     let engine = Engine {
-        cx: build::Context { workflow, region, ec2: &ec2, catalog, reporter: &reporter, cancel: &cancel },
+        cx: build::Context { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
         packer: &packer,
         packer_env: paw_aws::packer_env(&workflow.param, region),
     };

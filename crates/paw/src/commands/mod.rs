@@ -13,7 +13,8 @@ use crate::cli::{BaseAmiCommand, CatalogCommand, Cli, Command, ImagesCommand};
 use crate::context::Context;
 use crate::output::{self, Report};
 
-/// Runs the command line; the exit code is the error kind's (paw_core::ErrorKind::exit_code).
+/// Runs the command line; the exit code is the error kind's (paw_core::ErrorKind::exit_code), or,
+/// for a run a signal stopped, the signal's.
 pub fn run(cli: Cli) -> i32 {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
     let cx = Context::new(&cli);
@@ -25,7 +26,10 @@ pub fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("error: {err}");
-            err.kind.exit_code()
+            match (err.kind, crate::signals::received()) {
+                (paw_core::ErrorKind::Interrupted, Some(signal)) => paw_core::error::signal_exit_code(signal),
+                (kind, _) => kind.exit_code(),
+            }
         }
     }
 }
