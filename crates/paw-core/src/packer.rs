@@ -1,7 +1,6 @@
 //! The `packer` binary: finding it, `init`, `validate`, and reading `-machine-readable` output.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -135,8 +134,10 @@ impl Packer for PackerBinary {
             .join(" ")
     }
 
-    /// On `cancel`, packer's process group gets SIGINT, as from a terminal, and paw waits for
-    /// packer to clean up (instance, key pair, security group).
+    /// packer writes straight to the log, which paw follows, so packer's output does not depend
+    /// on paw being alive; should paw die, a small watcher (`WATCHER`) interrupts packer so that it
+    /// still cleans up. On `cancel`, packer's process group gets SIGINT, as from a terminal, and
+    /// paw waits for packer to clean up (instance, key pair, security group).
     async fn build(
         &self,
         request: &BuildRequest<'_>,
@@ -147,67 +148,96 @@ impl Packer for PackerBinary {
         if let Some(parent) = log_path.parent() {
             std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the log folder", err))?;
         }
-        let mut log = std::fs::File::create(log_path).map_err(|err| Error::io(log_path, "create the log", err))?;
-        let mut child = Command::new(&self.path)
+        let output = std::fs::File::create(log_path).map_err(|err| Error::io(log_path, "create the log", err))?;
+        let errors_output = output.try_clone().map_err(|err| Error::io(log_path, "create the log", err))?;
+        // Everything that can fail is done before packer starts: from then on, paw waits for it.
+        let mut log = BufReader::new(tokio::fs::File::from_std(
+            std::fs::File::open(log_path).map_err(|err| Error::io(log_path, "read the log", err))?,
+        ));
+        let cannot_run = |err: std::io::Error| {
+            Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display()))
+                .help(format!("set {PACKER_ENV} to a packer binary, or install packer"))
+        };
+        let mut packer = Command::new(&self.path)
             .args(build_args(request.var_files, request.debug))
             .current_dir(request.step_dir)
             .env("CHECKPOINT_DISABLE", "1")
             .envs(request.env.iter().map(|(key, value)| (key, value)))
             .stdin(if request.debug { Stdio::inherit() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(output)
+            .stderr(errors_output)
             // Its own process group: a Ctrl-C reaches packer once, through paw, which then waits.
             .process_group(0)
-            .kill_on_drop(true)
             .spawn()
-            .map_err(|err| Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display())))?;
-        let pid = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
-        let (mut stdout_open, mut stderr_open, mut interrupted) = (true, true, false);
+            .map_err(cannot_run)?;
+        let group = packer.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+        // Dropped, and so stopped, with this call: it matters only while packer runs. packer runs
+        // now, so a watcher that cannot start is a warning, not an error that would leave packer.
+        let _watcher = group.and_then(|group| {
+            let watcher = Command::new("/bin/sh")
+                .args(["-c", WATCHER, "paw-packer-watcher"])
+                .arg(std::process::id().to_string())
+                .arg(group.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .kill_on_drop(true)
+                .spawn();
+            watcher
+                .inspect_err(|err| {
+                    on_line(&format!("paw: cannot watch packer ({err}); should paw die, stop packer by hand"))
+                })
+                .ok()
+        });
+        let (mut line, mut exited, mut interrupted) = (String::new(), None, false);
         let mut amis = Vec::new();
         let mut errors: Vec<String> = Vec::new();
-        // Each stream is read to its own end: packer may close stderr long before it writes its
-        // artifact report (the AMI ids) to stdout.
-        while stdout_open || stderr_open {
-            let line = tokio::select! {
-                line = stdout.next_line(), if stdout_open => match line {
-                    Ok(Some(text)) => Some(text),
-                    end => { stdout_open = false; stream_end("stdout", end) }
-                },
-                line = stderr.next_line(), if stderr_open => match line {
-                    Ok(Some(text)) => Some(format!("stderr: {text}")),
-                    end => { stderr_open = false; stream_end("stderr", end) }
-                },
-                () = cancel.cancelled(), if !interrupted => {
-                    interrupted = true;
-                    // The whole group: packer 1.6 runs its build in a child process (panicwrap).
-                    if let Some(pid) = pid {
-                        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT);
+        // Follow the log to packer's exit and then to the log's end: every line packer wrote is read.
+        loop {
+            let read = log.read_line(&mut line).await.map_err(|err| Error::io(log_path, "read the log", err))?;
+            let complete = line.ends_with('\n');
+            if read == 0 && exited.is_none() {
+                tokio::select! {
+                    status = packer.wait() => exited = Some(status.map_err(cannot_run)?),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                    () = cancel.cancelled(), if !interrupted => {
+                        interrupted = true;
+                        // The whole group: packer 1.6 runs its build in a child process (panicwrap).
+                        if let Some(group) = group {
+                            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
+                        }
+                        on_line("interrupted: waiting for packer to clean up");
                     }
-                    on_line("interrupted: waiting for packer to clean up");
-                    continue;
                 }
-            };
-            let Some(line) = line else { continue };
-            let _ = writeln!(log, "{line}");
-            match MachineLine::parse(&line) {
-                Some(parsed) => {
-                    amis.extend(parsed.artifact_amis());
-                    if let Some((kind, text)) = parsed.ui_text() {
-                        for text_line in text.lines().filter(|text_line| !text_line.trim().is_empty()) {
-                            on_line(text_line);
-                            if kind == "error" {
-                                errors.push(text_line.to_string());
+                continue;
+            }
+            if !complete && read > 0 {
+                continue;
+            }
+            if !line.is_empty() {
+                let text = line.trim_end_matches(['\n', '\r']);
+                match MachineLine::parse(text) {
+                    Some(parsed) => {
+                        amis.extend(parsed.artifact_amis());
+                        if let Some((kind, text)) = parsed.ui_text() {
+                            for text_line in text.lines().filter(|text_line| !text_line.trim().is_empty()) {
+                                on_line(text_line);
+                                if kind == "error" {
+                                    errors.push(text_line.to_string());
+                                }
                             }
                         }
                     }
+                    None => on_line(text),
                 }
-                None => on_line(&line),
+                line.clear();
+            }
+            if read == 0 {
+                break;
             }
         }
-        let status =
-            child.wait().await.map_err(|err| Error::new(ErrorKind::Packer, format!("packer did not finish: {err}")))?;
+        let status = exited.expect("the loop ends once packer has exited");
         let failure = if interrupted {
             Some(
                 Error::new(ErrorKind::Interrupted, "interrupted; packer cleaned up and stopped")
@@ -215,8 +245,9 @@ impl Packer for PackerBinary {
             )
         } else if !status.success() {
             let details = errors.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n");
+            let code = status.code().map_or_else(|| status.to_string(), |code| format!("exit status: {code}"));
             Some(
-                Error::new(ErrorKind::Packer, format!("packer build failed ({status})"))
+                Error::new(ErrorKind::Packer, format!("packer build failed ({code})"))
                     .details(details)
                     .help(format!("packer's full output is in {}", log_path.display())),
             )
@@ -226,6 +257,18 @@ impl Packer for PackerBinary {
         Ok(BuildOutput { amis, failure })
     }
 }
+
+/// Watches paw (the first argument) for packer's process group (the second): should paw die while
+/// packer runs, this shell is re-parented, and it interrupts packer, once, so that packer still
+/// cleans up (packer writes to the log, not to paw, so it does not die with paw).
+const WATCHER: &str = r#"
+paw=$1 packer=$2
+while kill -0 "$packer" 2>/dev/null; do
+    read -r _ _ _ parent _ </proc/$$/stat
+    if [ "$parent" != "$paw" ]; then kill -INT -"$packer"; exit 0; fi
+    sleep 0.2
+done
+"#;
 
 /// What one `packer build` needs besides the packer itself.
 pub struct BuildRequest<'a> {
@@ -264,12 +307,6 @@ pub fn var_file_args(var_files: &[PathBuf]) -> impl Iterator<Item = OsString> + 
         arg.push(file.file_name().unwrap_or(file.as_os_str()));
         arg
     })
-}
-
-/// The line to log when a stream of packer's ends: none at its end of file, the reason when it
-/// could not be read (packer is still waited for, so that it can clean up).
-fn stream_end(stream: &str, end: std::io::Result<Option<String>>) -> Option<String> {
-    end.err().map(|err| format!("paw: cannot read packer's {stream} any further: {err}"))
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -369,7 +406,7 @@ mod tests {
         let (output, log) = build_with(&body).await;
         assert_eq!(output.amis, [("us-east-1".to_string(), "ami-0123".to_string())]);
         assert!(output.failure.is_none());
-        assert_eq!(log, format!("stderr: to stderr\n1,,ui,say,done\n{ARTIFACT}\n"));
+        assert_eq!(log, format!("to stderr\n1,,ui,say,done\n{ARTIFACT}\n"));
     }
 
     #[tokio::test]
@@ -378,7 +415,7 @@ mod tests {
         let (output, log) = build_with(&body).await;
         assert_eq!(output.amis.len(), 1);
         assert!(output.failure.unwrap().to_string().contains("packer build failed"));
-        assert_eq!(log, format!("{ARTIFACT}\nstderr: late\n"));
+        assert_eq!(log, format!("{ARTIFACT}\nlate\n"));
     }
 
     #[test]

@@ -223,6 +223,36 @@ fn a_signal_during_provisioning_records_nothing_and_leaves_no_instance_running()
     }
 }
 
+/// paw killed outright (SIGKILL, the OOM killer) while packer provisions: packer does not depend on
+/// paw, and its supervisor interrupts it, so it still terminates its instance; the next build runs.
+#[test]
+fn packer_cleans_up_even_when_paw_is_killed() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let (mut child, _stdout) = build_stuck_in_provisioning(&emulator, &paw);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(child.wait().unwrap().code(), None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !emulator.ec2().live_instances().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "packer's instance still runs a minute after paw died");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let logs = paw.path(&format!("wf/.paw/logs/{WORKFLOW_ID}"));
+    let log = std::fs::read_dir(&logs).unwrap().next().unwrap().unwrap().path();
+    // packer finishes its cleanup after paw is gone; its last lines reach the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap().contains("Cleanly cancelled builds after being interrupted") {
+        assert!(std::time::Instant::now() < deadline, "{}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("Terminating the source AWS instance"));
+    assert!(images(&paw).is_empty());
+    assert!(emulator.ec2().own_images().is_empty());
+    paw.edit("wf/step1/templates/.pkr.hcl", "      \"sleep 60\",\n", "");
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("3 built, 0 reused"), "{}", run.stdout);
+}
+
 /// A second signal while packer cleans up: paw says what it waits for, and keeps waiting. (A
 /// stand-in packer that takes two seconds to clean up; the emulator's cleanup is too quick.)
 #[test]
