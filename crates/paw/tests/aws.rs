@@ -155,9 +155,15 @@ fn a_taken_ami_name_stops_the_build_before_packer_runs() {
     assert_eq!(run.code, 2);
     let name = format!("{ROOT_NAME}/{WORKFLOW_ID}/step1");
     assert!(run.stdout.contains(&format!("the AMI name \"{name}\" is already taken by {ami}")), "{}", run.stdout);
-    assert!(run.stdout.contains(
-        "use a new workflow_id in wf/workflow_param.json, or deregister that AMI with `paw images delete step1`"
-    ));
+    // The other catalog does not know the AMI: `paw images delete` could not remove it.
+    assert!(
+        run.stdout.contains(&format!(
+            "as the catalog does not know that AMI (a run stopped after packer made it?), look at it, then \
+             deregister it with `aws ec2 deregister-image --image-id {ami}`"
+        )),
+        "{}",
+        run.stdout
+    );
     assert!(!run.stdout.contains("Launching a source AWS instance"));
 }
 

@@ -219,18 +219,16 @@ impl Stage for NameFree {
 }
 
 async fn check_name_free(cx: &Context<'_>, run: &StepRun<'_>) -> Result<()> {
-    match cx.ec2.images_named(&run.ami_name).await?.first() {
-        None => Ok(()),
-        Some(existing) => Err(Error::new(
-            ErrorKind::Usage,
-            format!("the AMI name \"{}\" is already taken by {}", run.ami_name, existing.id),
-        )
+    let Some(existing) = cx.ec2.images_named(&run.ami_name).await?.into_iter().next() else { return Ok(()) };
+    // Had the catalog this AMI as the step's, the plan would not build the step: so it does not,
+    // and `paw images delete` cannot remove it. A run stopped after packer made it, or a person.
+    Err(Error::new(ErrorKind::Usage, format!("the AMI name \"{}\" is already taken by {}", run.ami_name, existing.id))
         .help(format!(
-            "use a new workflow_id in {}, or deregister that AMI with `paw images delete {}`",
+            "use a new workflow_id in {}, or, as the catalog does not know that AMI (a run stopped after packer made \
+             it?), look at it, then deregister it with `aws ec2 deregister-image --image-id {}`",
             cx.workflow.param.path.display(),
-            run.step.id
-        ))),
-    }
+            existing.id
+        )))
 }
 
 /// A dry run's last stage: the exact packer command, and nothing made.
