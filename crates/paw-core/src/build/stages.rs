@@ -113,15 +113,10 @@ pub struct BuildStages<'a> {
 impl BuildStages<'_> {
     /// The pipeline, in order.
     pub async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let source = SourceAvailable;
-        let fingerprint = ComputeFingerprint;
-        let render = Render;
-        let name = NameFree;
         if self.dry_run {
             let command = DryRun { packer: self.packer, debug: self.packer_debug };
-            return run_stages(cx, &[&source, &fingerprint, &render, &name, &command], run).await;
+            return run_stages(cx, &[&SourceAvailable, &ComputeFingerprint, &Render, &NameFree, &command], run).await;
         }
-        let replace = ReplaceOld { delete_snapshots: self.delete_snapshots };
         let packer = PackerBuild {
             packer: self.packer,
             env: self.packer_env,
@@ -129,8 +124,17 @@ impl BuildStages<'_> {
             slots: self.packer_slots,
             log_path: &self.log_path,
         };
-        let (tag, record) = (TagImage, Record);
-        run_stages(cx, &[&source, &fingerprint, &render, &name, &replace, &packer, &tag, &record], run).await
+        let stages: [&dyn Stage; 8] = [
+            &SourceAvailable,
+            &ComputeFingerprint,
+            &Render,
+            &NameFree,
+            &ReplaceOld { delete_snapshots: self.delete_snapshots },
+            &packer,
+            &TagImage,
+            &Record,
+        ];
+        run_stages(cx, &stages, run).await
     }
 }
 
