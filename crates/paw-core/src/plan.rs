@@ -20,6 +20,8 @@ pub enum Action {
     /// Build it: `reason` says why; `replaces` is this workflow's AMI of the step, made from other
     /// inputs, which only `--force` may deregister.
     Build { reason: String, replaces: Option<ImageRecord> },
+    /// A manual step (no templates/) without an AMI yet: a person makes it from an instance.
+    Manual,
 }
 
 impl Action {
@@ -28,16 +30,23 @@ impl Action {
             Action::UpToDate { .. } => "up-to-date",
             Action::Reuse { .. } => "reuse",
             Action::Build { .. } => "build",
+            Action::Manual => "manual",
         }
     }
 
     pub fn reason(&self) -> String {
         match self {
+            Action::UpToDate { record } if record.fingerprint.is_none() => {
+                format!("{} was made by hand (a manual step's AMI)", record.ami_id)
+            }
             Action::UpToDate { record } => format!("{} has this fingerprint", record.ami_id),
             Action::Reuse { record } => {
                 format!("{} of workflow {} has this fingerprint", record.ami_id, record.workflow_id)
             }
             Action::Build { reason, .. } => reason.clone(),
+            Action::Manual => {
+                "a manual step: make its AMI with `paw images from-instance STEP --instance-id ID`".into()
+            }
         }
     }
 }
@@ -65,18 +74,28 @@ pub async fn plan<'a>(
     for step in steps {
         let existing =
             catalog.get(workflow_id, &step.id).await?.filter(|record| record.status == ImageStatus::Available);
-        let source = match &step.parent {
-            None => Some(root_source(workflow)),
-            Some(parent) => match index.get(parent.as_str()).map(|at| &planned[*at].action) {
-                Some(Action::Build { .. }) => None,
-                Some(Action::UpToDate { record } | Action::Reuse { record }) => Some(record.as_source()),
-                None => Some(recorded_source(workflow, catalog, step).await?),
-            },
+        let parent_action = step.parent.as_deref().and_then(|parent| index.get(parent)).map(|at| &planned[*at].action);
+        if step.manual {
+            // A person made its AMI: it stays up to date for as long as it is available.
+            let action = existing.map_or(Action::Manual, |record| Action::UpToDate { record });
+            index.insert(&step.id, planned.len());
+            planned.push(PlannedStep { step, action, source: None, fingerprint: None });
+            continue;
+        }
+        let source = match (&step.parent, parent_action) {
+            (None, _) => Some(root_source(workflow)),
+            (Some(_), Some(Action::Build { .. } | Action::Manual)) => None,
+            (Some(_), Some(Action::UpToDate { record } | Action::Reuse { record })) => Some(record.as_source()),
+            (Some(_), None) => Some(recorded_source(workflow, catalog, step).await?),
         };
         let (action, fingerprint) = match &source {
             None => {
                 let parent = step.parent.as_deref().unwrap_or_default();
-                (Action::Build { reason: format!("the parent step {parent} is rebuilt"), replaces: existing }, None)
+                let reason = match parent_action {
+                    Some(Action::Manual) => format!("waits for the manual step {parent}"),
+                    _ => format!("the parent step {parent} is rebuilt"),
+                };
+                (Action::Build { reason, replaces: existing }, None)
             }
             Some(source) => {
                 let fingerprint = fingerprint::fingerprint(workflow, step, &source.id)?;

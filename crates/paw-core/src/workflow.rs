@@ -7,12 +7,18 @@ use std::path::{Path, PathBuf};
 use crate::config::{STEP_PARAM_FILE, StepParam, WORKFLOW_PARAM_FILE, WorkflowParam};
 use crate::error::{Error, ErrorKind, Result};
 
+/// The folder of a step's Jinja2 templates.
+pub const TEMPLATES_DIR: &str = "templates";
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub id: String,
     pub parent: Option<String>,
     pub dir: PathBuf,
     pub param: StepParam,
+    /// No `templates/`: the step's AMI is made by hand, from an instance (the seed's
+    /// `create_image_manually`; `paw images from-instance`), never by packer.
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +43,7 @@ impl Workflow {
             steps.push(Step {
                 id: step_param.step_id.clone(),
                 parent: step_param.previous_step_id.clone(),
+                manual: !dir.join(TEMPLATES_DIR).exists(),
                 dir,
                 param: step_param,
             });

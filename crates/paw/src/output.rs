@@ -110,6 +110,9 @@ impl Reporter for TextReporter {
                 }
             }
             Event::Skipped { step, reason } => self.line(step, &format!("=== skipped: {reason}")),
+            Event::Manual { step } => {
+                self.line(step, "=== manual step: no AMI yet; a person makes it from an instance")
+            }
             Event::Notice { step, what } => self.line(step, &format!("=== note: {what}")),
             Event::CleanedUp { step, what } => self.line(step, &format!("=== cleanup: {what}")),
         }

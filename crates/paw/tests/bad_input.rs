@@ -360,9 +360,10 @@ const CASES: &[Case] = &[
         expect: &["tag key \"aws:team\" starts with \"aws:\", which AWS reserves"],
     },
     Case {
-        name: "missing templates folder",
+        name: "templates is not a folder",
         setup: |p| {
             std::fs::remove_dir_all(p.path("wf/step2/templates")).unwrap();
+            p.write("wf/step2/templates", "not a folder");
         },
         args: VALIDATE,
         code: 2,

@@ -278,3 +278,50 @@ fn a_broken_last_step_stops_the_build_before_any_instance_starts() {
     assert_eq!(emulator.ec2().own_images(), []);
     assert_eq!(emulator.ec2().live_instances(), Vec::<String>::new());
 }
+
+/// The seed's manual step: a step folder without templates/. paw builds what comes before it, a
+/// person makes its AMI from an instance, then paw builds what comes after it.
+#[test]
+fn a_manual_step_waits_for_its_ami_from_an_instance_then_its_descendants_build() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    std::fs::remove_dir_all(paw.path("wf/step3/templates")).unwrap();
+    crate::harness::copy_tree(
+        &crate::harness::examples_dir().join("chain/step2/templates"),
+        &paw.path("wf/step4/templates"),
+    );
+    paw.write(
+        "wf/step4/step_param.json",
+        r#"{"step_id": "step4", "previous_step_id": "step3", "metadata": {}, "packages": ["curl"]}"#,
+    );
+
+    let run = paw.run(&["-w", "wf", "validate"]);
+    assert!(run.success().stdout.contains("step3: a manual step (no templates/): nothing to render"), "{}", run.stdout);
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]).success().json();
+    assert_eq!((plan[2]["step_id"].as_str(), plan[2]["action"].as_str()), (Some("step3"), Some("manual")));
+    assert_eq!(plan[3]["reason"], "waits for the manual step step3");
+
+    let run = paw.run(&["-w", "wf", "build"]);
+    let stdout = &run.success().stdout;
+    assert!(stdout.contains("2 built, 0 reused, 0 up-to-date, 0 failed, 1 skipped, 1 manual"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "step3 is a manual step: make its AMI with `paw images from-instance step3 --instance-id ID`; \
+             then `paw build` builds step4"
+        ),
+        "{stdout}"
+    );
+
+    // A person makes step3's AMI from an instance of step2's.
+    let ec2 = emulator.ec2();
+    let instance = ec2.run_instance(ami_of(&records(&paw, &[]), "step2"));
+    ec2.stop_instance(&instance);
+    paw.run(&["-w", "wf", "images", "from-instance", "step3", "--instance-id", &instance, "--timeout", "60"]).success();
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]).success().json();
+    assert_eq!(plan[2]["action"], "up-to-date");
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("1 built, 0 reused, 3 up-to-date"), "{}", run.stdout);
+    let records = records(&paw, &[]);
+    let step4 = records.iter().find(|record| record["step_id"] == "step4").unwrap();
+    assert_eq!(step4["base_ami_id"], ami_of(&records, "step3"));
+}

@@ -40,6 +40,10 @@ pub enum Event<'a> {
         step: &'a str,
         error: &'a Error,
     },
+    /// A manual step without an AMI: a person makes it (`paw images from-instance`).
+    Manual {
+        step: &'a str,
+    },
     /// A step not started because its parent did not finish, or the run was interrupted.
     Skipped {
         step: &'a str,
@@ -81,6 +85,8 @@ pub enum Outcome {
         from: String,
     },
     DryRun,
+    /// A manual step that has no AMI yet; its descendants wait for it.
+    Manual,
     /// `amis`: the AMIs the failed build made, or may have made, and what paw did with each.
     Failed {
         error: Error,
@@ -118,6 +124,7 @@ impl Outcome {
             Outcome::UpToDate { .. } => "up-to-date",
             Outcome::Reused { .. } => "reused",
             Outcome::DryRun => "dry-run",
+            Outcome::Manual => "manual",
             Outcome::Failed { .. } => "failed",
             Outcome::Skipped(_) => "skipped",
         }
@@ -146,6 +153,7 @@ pub struct Summary {
     pub up_to_date: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub manual: usize,
 }
 
 impl Summary {
@@ -158,6 +166,7 @@ impl Summary {
                 Outcome::UpToDate { .. } => summary.up_to_date += 1,
                 Outcome::Failed { .. } => summary.failed += 1,
                 Outcome::Skipped(_) => summary.skipped += 1,
+                Outcome::Manual => summary.manual += 1,
                 Outcome::DryRun => {}
             }
         }
@@ -187,7 +196,11 @@ impl Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Summary { built, reused, up_to_date, failed, skipped } = self;
-        write!(f, "{built} built, {reused} reused, {up_to_date} up-to-date, {failed} failed, {skipped} skipped")
+        let Summary { built, reused, up_to_date, failed, skipped, manual } = self;
+        write!(f, "{built} built, {reused} reused, {up_to_date} up-to-date, {failed} failed, {skipped} skipped")?;
+        if *manual > 0 {
+            write!(f, ", {manual} manual (waiting for an AMI from an instance)")?;
+        }
+        Ok(())
     }
 }

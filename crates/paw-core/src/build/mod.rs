@@ -96,6 +96,13 @@ impl Engine<'_> {
                         continue;
                     }
                     _ if self.cx.cancel.is_cancelled() => Some("interrupted".to_string()),
+                    Some(Some(Outcome::Manual)) => {
+                        Some(format!("waits for the manual step {}", parent.expect("a parent outcome has a parent")))
+                    }
+                    // What waits for a manual step waits for it all the way down.
+                    Some(Some(Outcome::Skipped(reason))) if reason.starts_with("waits for the manual step") => {
+                        Some(reason.clone())
+                    }
                     Some(Some(outcome)) if outcome.ami().is_none() && !matches!(outcome, Outcome::DryRun) => {
                         Some(format!("{} did not finish", parent.expect("a parent outcome has a parent")))
                     }
@@ -176,6 +183,10 @@ impl Engine<'_> {
                 })
             }
             Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
+            Action::Manual => {
+                self.cx.reporter.event(Event::Manual { step: &step.id });
+                Ok(Outcome::Manual)
+            }
             Action::Build { replaces, .. } => {
                 // The plan's source, or the AMI the parent just got; a dry run's parent has none.
                 let fresh = planned.source.is_none() && parent_ami.is_some();

@@ -12,9 +12,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::ami::{self, SourceAmi};
 use crate::error::{Error, ErrorKind, Location, Result};
-use crate::workflow::{Step, Workflow};
+use crate::workflow::{Step, TEMPLATES_DIR, Workflow};
 
-const TEMPLATES_DIR: &str = "templates";
 const RENDERED_SUFFIXES: [&str; 2] = ["pkr.hcl", "pkrvars.hcl"];
 /// What templates see as `builder`.
 pub fn builder_context(workflow: &Workflow, step: &Step, source: &SourceAmi, aws_region: &str) -> Json {

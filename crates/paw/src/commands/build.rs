@@ -102,7 +102,7 @@ impl Report for Built {
                         );
                     }
                     Outcome::Skipped(reason) => entry["reason"] = json!(reason),
-                    Outcome::DryRun => {}
+                    Outcome::DryRun | Outcome::Manual => {}
                 }
                 entry
             })
@@ -126,6 +126,7 @@ impl Report for Built {
                     Outcome::UpToDate { ami } => ("up-to-date".into(), ami.id.clone(), dash(), dash()),
                     Outcome::Reused { ami, from } => (format!("reused from {from}"), ami.id.clone(), dash(), dash()),
                     Outcome::DryRun => ("dry run".into(), dash(), dash(), dash()),
+                    Outcome::Manual => ("manual: no AMI yet".into(), dash(), dash(), dash()),
                     Outcome::Failed { amis, .. } if !amis.is_empty() => {
                         let ids: Vec<&str> = amis.iter().map(|left| left.ami_id.as_str()).collect();
                         ("FAILED (AMIs below)".into(), ids.join(" "), dash(), dash())
@@ -142,6 +143,25 @@ impl Report for Built {
             if let Outcome::Failed { amis, .. } = &step.outcome {
                 lines.extend(amis.iter().map(|left| format!("{}: {}: {}", step.step_id, left.ami_id, left.fate)));
             }
+        }
+        // Manual steps still waiting for a person, and what waits for them.
+        for step in self.0.iter().filter(|step| matches!(step.outcome, Outcome::Manual)) {
+            let waiting = format!("waits for the manual step {}", step.step_id);
+            let descendants: Vec<&str> = self
+                .0
+                .iter()
+                .filter(|other| matches!(&other.outcome, Outcome::Skipped(reason) if reason == &waiting))
+                .map(|other| other.step_id.as_str())
+                .collect();
+            let after = if descendants.is_empty() {
+                String::new()
+            } else {
+                format!("; then `paw build` builds {}", descendants.join(", "))
+            };
+            lines.push(format!(
+                "{0} is a manual step: make its AMI with `paw images from-instance {0} --instance-id ID`{after}",
+                step.step_id
+            ));
         }
         lines.push(Summary::of(&self.0).to_string());
         lines.join("\n")

@@ -9,20 +9,27 @@ use serde_json::{Value, json};
 use crate::context::Context;
 use crate::output::Report;
 
-/// Renders and checks the named steps, each from its parent's recorded AMI when there is one.
-async fn prepare_all(cx: &Context, ids: &[String]) -> paw_core::Result<Vec<(String, Prepared)>> {
+/// Renders and checks the named steps, each from its parent's recorded AMI when there is one; a
+/// manual step (no templates/) has nothing to render: None.
+async fn prepare_all(cx: &Context, ids: &[String]) -> paw_core::Result<Vec<(String, Option<Prepared>)>> {
     let workflow = cx.workflow()?;
     let region = cx.region().await?;
     let catalog = cx.catalog_for_reading().await?;
     let mut prepared = Vec::new();
     for step in workflow.select(ids)? {
+        if step.manual {
+            prepared.push((step.id.clone(), None));
+            continue;
+        }
         let source = source::render_source(workflow, catalog.as_ref(), step).await?;
-        prepared.push((step.id.clone(), render::prepare_step(workflow, step, source, region)?));
+        prepared.push((step.id.clone(), Some(render::prepare_step(workflow, step, source, region)?)));
     }
     Ok(prepared)
 }
 
-pub struct Rendered(Vec<(String, Prepared)>);
+const MANUAL: &str = "a manual step (no templates/): nothing to render; `paw images from-instance` makes its AMI";
+
+pub struct Rendered(Vec<(String, Option<Prepared>)>);
 
 pub async fn render(cx: &Context, ids: &[String]) -> paw_core::Result<Rendered> {
     Ok(Rendered(prepare_all(cx, ids).await?))
@@ -34,28 +41,34 @@ fn file_names(prepared: &Prepared) -> Vec<String> {
 
 impl Report for Rendered {
     fn json(&self) -> Value {
-        json!(
-            self.0
-                .iter()
-                .map(|(step_id, prepared)| json!({
+        let steps: Vec<Value> = self
+            .0
+            .iter()
+            .map(|(step_id, prepared)| match prepared {
+                Some(prepared) => json!({
                     "step_id": step_id, "source_ami_id": prepared.source.id, "files": file_names(prepared)
-                }))
-                .collect::<Vec<_>>()
-        )
+                }),
+                None => json!({ "step_id": step_id, "manual": true, "files": [] }),
+            })
+            .collect();
+        json!(steps)
     }
 
     fn text(&self) -> String {
         let lines: Vec<String> = self
             .0
             .iter()
-            .map(|(step_id, prepared)| format!("{step_id}: rendered {}", file_names(prepared).join(", ")))
+            .map(|(step_id, prepared)| match prepared {
+                Some(prepared) => format!("{step_id}: rendered {}", file_names(prepared).join(", ")),
+                None => format!("{step_id}: {MANUAL}"),
+            })
             .collect();
         lines.join("\n")
     }
 }
 
 pub struct Validated {
-    steps: Vec<(String, Prepared)>,
+    steps: Vec<(String, Option<Prepared>)>,
     /// `packer N.N.N`, or None when there is no packer and its check was skipped.
     packer: Option<String>,
 }
@@ -65,7 +78,7 @@ pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validate
     let packer = PackerBinary::locate();
     let steps = prepare_all(cx, ids).await?;
     if let Some(packer) = &packer {
-        for (step_id, prepared) in &steps {
+        for (step_id, prepared) in steps.iter().filter_map(|(id, prepared)| Some((id, prepared.as_ref()?))) {
             let step = workflow.step(step_id).expect("prepared steps exist");
             packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await?;
         }
@@ -81,17 +94,20 @@ pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validate
 
 impl Report for Validated {
     fn json(&self) -> Value {
-        json!(
-            self.steps
-                .iter()
-                .map(|(step_id, prepared)| json!({
+        let steps: Vec<Value> = self
+            .steps
+            .iter()
+            .map(|(step_id, prepared)| match prepared {
+                Some(prepared) => json!({
                     "step_id": step_id,
                     "files": prepared.files.iter().map(|file| &file.path).collect::<Vec<_>>(),
                     "hcl": "ok",
                     "packer": if self.packer.is_some() { "ok" } else { "skipped" },
-                }))
-                .collect::<Vec<_>>()
-        )
+                }),
+                None => json!({ "step_id": step_id, "manual": true }),
+            })
+            .collect();
+        json!(steps)
     }
 
     fn text(&self) -> String {
@@ -99,8 +115,11 @@ impl Report for Validated {
         let lines: Vec<String> = self
             .steps
             .iter()
-            .map(|(step_id, prepared)| {
-                format!("{step_id}: {} files rendered, HCL ok, packer validate {check}", prepared.files.len())
+            .map(|(step_id, prepared)| match prepared {
+                Some(prepared) => {
+                    format!("{step_id}: {} files rendered, HCL ok, packer validate {check}", prepared.files.len())
+                }
+                None => format!("{step_id}: {MANUAL}"),
             })
             .collect();
         lines.join("\n")

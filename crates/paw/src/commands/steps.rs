@@ -53,6 +53,7 @@ impl Report for Steps<'_> {
                     "previous_step_id": step.parent,
                     "folder": step.dir,
                     "metadata": step.param.metadata,
+                    "manual": step.manual,
                 })
             })
             .collect();
@@ -70,9 +71,10 @@ impl Report for Steps<'_> {
                     step.parent.clone().unwrap_or_else(|| "-".into()),
                     step.dir.display().to_string(),
                     Value::Object(step.param.metadata.clone()).to_string(),
+                    if step.manual { "manual" } else { "templates" }.to_string(),
                 ]
             })
             .collect();
-        table(&["STEP", "PARENT", "FOLDER", "METADATA"], rows)
+        table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows)
     }
 }
