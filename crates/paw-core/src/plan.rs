@@ -36,8 +36,9 @@ impl Action {
 
     pub fn reason(&self) -> String {
         match self {
-            Action::UpToDate { record } if record.fingerprint.is_none() => {
-                format!("{} was made by hand (a manual step's AMI)", record.ami_id)
+            Action::UpToDate { record } if record.from_instance.is_some() || record.fingerprint.is_none() => {
+                let instance = record.from_instance.as_deref().unwrap_or("an instance");
+                format!("{} was made from {instance}", record.ami_id)
             }
             Action::UpToDate { record } => format!("{} has this fingerprint", record.ami_id),
             Action::Reuse { record } => {
@@ -129,8 +130,12 @@ async fn decide(
         };
         return Ok(Action::Build { reason, replaces: Some(record) });
     }
+    // An AMI made by hand from an instance is this workflow's own: its inputs do not make it.
     let reusable = catalog.find_by_fingerprint(&fingerprint.digest).await?.into_iter().find(|record| {
-        record.status == ImageStatus::Available && record.region == region && record.workflow_id != workflow_id
+        record.status == ImageStatus::Available
+            && record.region == region
+            && record.workflow_id != workflow_id
+            && record.from_instance.is_none()
     });
     if let Some(record) = reusable {
         return Ok(Action::Reuse { record });

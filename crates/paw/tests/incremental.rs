@@ -325,3 +325,31 @@ fn a_manual_step_waits_for_its_ami_from_an_instance_then_its_descendants_build()
     let step4 = records.iter().find(|record| record["step_id"] == "step4").unwrap();
     assert_eq!(step4["base_ami_id"], ami_of(&records, "step3"));
 }
+
+/// An AMI a person made from an instance for a template step is the step's AMI until the step's
+/// inputs change; then the usual rules apply.
+#[test]
+fn an_ami_made_from_an_instance_for_a_template_step_is_up_to_date_until_its_inputs_change() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let ec2 = emulator.ec2();
+    let instance = ec2.run_instance("ami-785db401");
+    ec2.stop_instance(&instance);
+    paw.run(&["-w", "wf", "images", "from-instance", "step1", "--instance-id", &instance, "--timeout", "60"]).success();
+    let by_hand = ami_of(&records(&paw, &[]), "step1").to_string();
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]).success().json();
+    assert_eq!(plan[0]["action"], "up-to-date");
+    assert_eq!(plan[0]["reason"], format!("{by_hand} was made from {instance}"));
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert!(run.success().stdout.contains("2 built, 0 reused, 1 up-to-date"), "{}", run.stdout);
+    assert_eq!(records(&paw, &[]).iter().find(|r| r["step_id"] == "step2").unwrap()["base_ami_id"], by_hand);
+
+    paw.edit(
+        "wf/step1/templates/.pkr.hcl",
+        "instance_type = var.instance_type",
+        "instance_type = var.instance_type # c",
+    );
+    let plan = paw.run(&["-w", "wf", "plan", "--json"]).success().json();
+    assert_eq!(plan[0]["action"], "build");
+    assert_eq!(plan[0]["reason"], format!("changed since {by_hand}: templates/.pkr.hcl"));
+}

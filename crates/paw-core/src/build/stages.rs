@@ -41,6 +41,8 @@ pub struct StepRun<'a> {
     pub fingerprint: Option<Fingerprint>,
     /// This workflow's AMI of the step that `--force` replaces.
     pub replaces: Option<&'a ImageRecord>,
+    /// The instance the AMI is made from, by hand, instead of packer.
+    pub from_instance: Option<String>,
     pub prepared: Option<Prepared>,
     /// The AMI this run made, once it exists.
     pub image: Option<Image>,
@@ -58,6 +60,7 @@ impl<'a> StepRun<'a> {
             ami_name: ami::output_ami_name(workflow, step),
             fingerprint: None,
             replaces: None,
+            from_instance: None,
             prepared: None,
             image: None,
             recorded: None,
@@ -462,11 +465,8 @@ impl Stage for TagImage {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        let tags = step_tags(cx, run);
         let image = run.image.as_mut().expect("PackerBuild ran");
-        let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
-        if let Some(fingerprint) = &run.fingerprint {
-            ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &fingerprint.digest);
-        }
         let mut resources = vec![image.id.clone()];
         resources.extend(image.snapshot_ids.iter().cloned());
         cx.ec2.create_tags(&resources, &tags).await?;
@@ -474,6 +474,15 @@ impl Stage for TagImage {
         image.add_tags(&tags);
         Ok(())
     }
+}
+
+/// The tags of the step's AMI and its snapshots: the step's, and its inputs' fingerprint.
+pub fn step_tags(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<(String, String)> {
+    let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
+    if let Some(fingerprint) = &run.fingerprint {
+        ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &fingerprint.digest);
+    }
+    tags
 }
 
 /// The AMI in the catalog; from here on it is kept.
@@ -492,6 +501,7 @@ impl Stage for Record {
             record.fingerprint = Some(fingerprint.digest.clone());
             record.fingerprint_inputs = Some(fingerprint.inputs.clone());
         }
+        record.from_instance = run.from_instance.clone();
         cx.catalog.record(&record).await?;
         run.recorded = Some(record);
         Ok(())

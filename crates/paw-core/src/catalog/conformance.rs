@@ -27,6 +27,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         fingerprint: Some(format!("fp-{step_id}")),
         fingerprint_inputs: Some([("templates/.pkr.hcl".to_string(), "abc".to_string())].into()),
         reused_from: None,
+        from_instance: None,
     }
 }
 
@@ -41,6 +42,7 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     let r2 = sample_record(&wf_a, "s2", "ami-2", "2026-01-01T00:00:02.000000+0000");
     let mut r3 = sample_record(&wf_b, "s1", "ami-3", "2026-01-01T00:00:03.000000+0000");
     r3.reused_from = Some(wf_a.clone());
+    r3.from_instance = Some("i-0123".into());
     r3.fingerprint = None;
     r3.fingerprint_inputs = None;
     for record in [&r1, &r2, &r3] {

@@ -72,6 +72,9 @@ pub struct ImageRecord {
     /// The workflow whose AMI this record reuses, when paw reused it instead of building.
     #[serde(default)]
     pub reused_from: Option<String>,
+    /// The instance a person made this AMI from (`paw images from-instance`), not packer.
+    #[serde(default)]
+    pub from_instance: Option<String>,
 }
 
 /// A JSON value, or a string holding one (as the catalogs store nested values).
@@ -113,6 +116,7 @@ impl ImageRecord {
             fingerprint: None,
             fingerprint_inputs: None,
             reused_from: None,
+            from_instance: None,
         }
     }
 

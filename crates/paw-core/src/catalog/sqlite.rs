@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX images_by_step ON images (step_id, create_at);
     CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);",
     "ALTER TABLE images ADD COLUMN fingerprint_inputs TEXT;",
+    "ALTER TABLE images ADD COLUMN from_instance TEXT;",
 ];
 
 impl SqliteCatalog {

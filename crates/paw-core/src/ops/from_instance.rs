@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::ami;
 use crate::build::events::{LeftAmi, StepFailure};
-use crate::build::stages::{self, Context, NameFree, Record, Stage, StepRun, run_stages};
+use crate::build::stages::{self, ComputeFingerprint, Context, NameFree, Record, Stage, StepRun, run_stages};
 use crate::catalog::ImageRecord;
 use crate::error::{Error, ErrorKind, Result};
 use crate::source;
@@ -22,10 +22,13 @@ pub async fn image_from_instance(
 ) -> Result<ImageRecord> {
     let source = source::recorded_source(cx.workflow, cx.catalog, step).await?;
     let mut run = StepRun::new(cx.workflow, step, source);
+    run.from_instance = Some(instance_id.to_string());
     let stopped = InstanceStopped { instance_id };
     let create = CreateImage { instance_id };
     let tag_snapshots = TagSnapshots { wait };
-    let result = run_stages(cx, &[&Limits, &stopped, &NameFree, &create, &Record, &tag_snapshots], &mut run).await;
+    // The inputs' fingerprint is recorded so that a later change of a template step's inputs shows.
+    let stages: [&dyn Stage; 7] = [&Limits, &stopped, &NameFree, &ComputeFingerprint, &create, &Record, &tag_snapshots];
+    let result = run_stages(cx, &stages, &mut run).await;
     result.map_err(|StepFailure { error, amis }| {
         let fates: Vec<String> = amis.iter().map(|left| format!("{}: {}", left.ami_id, left.fate)).collect();
         if fates.is_empty() { *error } else { error.details(fates.join("\n")) }
@@ -86,7 +89,7 @@ impl Stage for CreateImage<'_> {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let tags = ami::ami_tags(cx.workflow, run.step, &run.source);
+        let tags = stages::step_tags(cx, run);
         let ami_id = cx.ec2.create_image(self.instance_id, &run.ami_name, &tags).await?;
         let image = cx.ec2.describe_image(&ami_id).await?.ok_or_else(|| {
             Error::new(ErrorKind::Aws, format!("CreateImage returned {ami_id}, but EC2 does not describe it"))
@@ -124,8 +127,7 @@ impl Stage for TagSnapshots {
         let ami_id = &run.image.as_ref().expect("CreateImage ran").id;
         let image = cx.ec2.wait_until_available(ami_id, timeout).await?;
         if !image.snapshot_ids.is_empty() {
-            let tags = ami::ami_tags(cx.workflow, run.step, &run.source);
-            cx.ec2.create_tags(&image.snapshot_ids, &tags).await?;
+            cx.ec2.create_tags(&image.snapshot_ids, &stages::step_tags(cx, run)).await?;
         }
         Ok(())
     }
