@@ -2,10 +2,13 @@
 
 pub mod dynamodb;
 pub mod ec2;
+pub mod profiles;
 pub mod region;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials as _;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use paw_core::config::WorkflowParam;
@@ -30,6 +33,51 @@ pub async fn sdk_config(param: Option<&WorkflowParam>, region: &str) -> SdkConfi
         ));
     }
     loader.load().await
+}
+
+/// Resolves the credentials once, before the first call, so that their absence or an expired SSO
+/// session is one clear error rather than a failed call with the SDK's chain of causes. `profile`
+/// names the profile in use, for the help.
+pub async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<(), Error> {
+    let Some(provider) = config.credentials_provider() else { return Ok(()) };
+    let Err(err) = provider.provide_credentials().await else { return Ok(()) };
+    let cause = causes(&err);
+    let login =
+        profile.map_or_else(|| "aws sso login".to_string(), |profile| format!("aws sso login --profile {profile}"));
+    let (message, help) = match &err {
+        _ if cause.to_ascii_lowercase().contains("sso") || cause.contains("token") && profile.is_some() => {
+            (format!("the AWS SSO session is missing or has expired ({cause})"), format!("log in again: `{login}`"))
+        }
+        CredentialsError::CredentialsNotLoaded(_) => (
+            "no AWS credentials found".to_string(),
+            "set profile_name in workflow_param.json or AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             or run on an instance with a role"
+                .to_string(),
+        ),
+        CredentialsError::ProviderTimedOut(_) => (
+            format!("loading the AWS credentials timed out ({cause})"),
+            "check the network, or set the credentials in the environment".to_string(),
+        ),
+        _ => (
+            format!("the AWS credentials cannot be loaded: {cause}"),
+            "check the AWS config and credentials files".to_string(),
+        ),
+    };
+    Err(Error::new(ErrorKind::Aws, message).help(help))
+}
+
+/// An error's message and its causes', each once, as one line (never a Debug dump).
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
 }
 
 /// Environment variables that give packer the same region, profile and credentials as paw.
@@ -59,10 +107,20 @@ where
     // A 403 whose body the SDK cannot read (an emulator's, or a proxy's) is still a denial.
     let denied = matches!(code.as_str(), "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException")
         || (code.is_empty() && status == Some(403));
+    if let SdkError::DispatchFailure(failure) = &err {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".to_string());
+        let cause = failure.as_connector_error().map_or_else(|| causes(&err), |connector| causes(connector));
+        return Error::new(ErrorKind::Aws, format!("{action} failed: cannot reach {endpoint}: {cause}"))
+            .help("check the network, the region, and AWS_ENDPOINT_URL if it is set");
+    }
+    if let SdkError::TimeoutError(_) = &err {
+        return Error::new(ErrorKind::Aws, format!("{action} failed: AWS did not answer in time"))
+            .help("check the network; run again");
+    }
     let message = match err.message() {
         Some(message) => message.to_string(),
         None if denied => "access denied (HTTP 403)".to_string(),
-        None => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+        None => causes(&err),
     };
     let code = if code.is_empty() { String::new() } else { format!("{code}: ") };
     let error = Error::new(ErrorKind::Aws, format!("{action} failed: {code}{message}"));
@@ -71,8 +129,17 @@ where
             .help(format!("the AWS credentials in use lack the permission {action}; see the README's IAM policy"));
     }
     match code.trim_end_matches(": ") {
-        "AuthFailure" | "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredToken" => {
-            error.help("check the AWS credentials: profile_name, AWS_PROFILE, or the environment")
+        "AuthFailure"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "SignatureDoesNotMatch"
+        | "InvalidAccessKeyId" => error.help(
+            "AWS rejects these credentials: `aws sts get-caller-identity` shows which ones are in use; \
+             check profile_name, AWS_PROFILE and the environment",
+        ),
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => {
+            error.help("AWS throttled paw after its retries: run again later, or with fewer --jobs")
         }
         "" => error.help("check the network and AWS_ENDPOINT_URL, and that credentials and a region are set"),
         _ => error,

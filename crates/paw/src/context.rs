@@ -90,15 +90,45 @@ impl Context {
         Ok(region)
     }
 
-    /// The AWS SDK's configuration for the workflow's region, profile and credentials.
+    /// The AWS SDK's configuration for the workflow's region, profile and credentials, checked
+    /// once: a named profile must exist, and credentials must load.
     pub async fn sdk_config(&self) -> Result<&aws_config::SdkConfig> {
         self.sdk_config
             .get_or_try_init(|| async {
-                let region = self.region().await?;
                 let param = self.optional_workflow()?.map(|workflow| &workflow.param);
-                Ok(paw_aws::sdk_config(param, region).await)
+                let profile = self.check_profile()?;
+                let region = self.region().await?;
+                let config = paw_aws::sdk_config(param, region).await;
+                paw_aws::check_credentials(&config, profile.as_deref()).await?;
+                Ok(config)
             })
             .await
+    }
+
+    /// The profile in use (workflow_param.json's profile_name, else AWS_PROFILE), which must be one
+    /// of the AWS config or credentials files'.
+    fn check_profile(&self) -> Result<Option<String>> {
+        let param = self.optional_workflow()?.map(|workflow| &workflow.param);
+        let from_param = param.and_then(|param| param.profile_name.clone());
+        let Some(profile) = from_param.clone().or_else(|| std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()))
+        else {
+            return Ok(None);
+        };
+        let known = paw_aws::profiles::configured();
+        if known.contains(&profile) {
+            return Ok(Some(profile));
+        }
+        let have =
+            if known.is_empty() { "there are none".to_string() } else { format!("there are: {}", known.join(", ")) };
+        let error = Error::new(
+            ErrorKind::Config,
+            format!("the AWS profile \"{profile}\" is not in the AWS config or credentials files ({have})"),
+        )
+        .help("name one of those, or add the profile with `aws configure --profile NAME` (or `aws configure sso`)");
+        Err(match (from_param, param) {
+            (Some(_), Some(param)) => error.at(param.json().key_location("profile_name")),
+            _ => Error { message: format!("{} (from AWS_PROFILE)", error.message), ..error },
+        })
     }
 
     /// EC2 in the workflow's region, or in `region` when an image lives elsewhere.
