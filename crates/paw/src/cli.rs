@@ -73,6 +73,9 @@ pub enum Command {
     /// The catalog itself.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Check, one line each, what a build needs: the workflow, its templates, packer, the region,
+    /// credentials, EC2, the catalog, and the VPC, subnet, security group and instance profile it names.
+    Doctor,
     /// Create a new workflow folder with one step, in the seed's layout.
     Init {
         /// The folder to create; it must be new or empty.

@@ -96,6 +96,17 @@ impl Emulator {
         Ec2 { client: aws_sdk_ec2::Client::new(&config), runtime }
     }
 
+    /// Creates what examples/chain's workflow_param.json names: subnet, security group, instance
+    /// profile (tests/network.py).
+    pub fn create_network(&self) {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/network.py"))
+            .arg(&self.endpoint)
+            .output()
+            .expect("network.py runs");
+        assert!(output.status.success(), "network.py: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
     /// Runs the seed's own DynamoDB model (tests/seed_catalog.py) against this emulator.
     pub fn seed_catalog(&self, args: &[&str]) -> String {
         let output = Command::new(repo_root().join(".venv/bin/python"))

@@ -81,3 +81,37 @@ fn credentials_that_aws_rejects_point_at_sts_get_caller_identity() {
     assert!(stderr.contains("help: AWS rejects these credentials: `aws sts get-caller-identity`"), "{stderr}");
     assert!(!stderr.contains("not-a-real-secret"));
 }
+
+#[test]
+fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
+    let emulator = Emulator::start();
+    emulator.create_network();
+    let paw = emulator.configure(Paw::example("chain"));
+    let run = paw.run(&["-w", "wf", "doctor"]);
+    let stdout = &run.success().stdout;
+    for check in [
+        "✓ workflow folder: wf (3 steps)",
+        "✓ templates render: 3 steps, HCL ok",
+        "✓ packer: ",
+        "✓ region: us-east-1",
+        "✓ credentials: the environment (AWS_ACCESS_KEY_ID); account ",
+        "✓ EC2: ami-785db401 (",
+        "✓ catalog: sqlite:",
+        "✓ VPC: vpc-",
+        "✓ subnet: subnet-",
+        "✓ security group: sg-",
+        "✓ instance profile: arn:aws:iam::",
+    ] {
+        assert!(stdout.contains(check), "{check}\n{stdout}");
+    }
+    assert!(!stdout.contains('✗'), "{stdout}");
+
+    paw.edit("wf/workflow_param.json", "default/public/1", "default/public/9");
+    let run = paw.run(&["-w", "wf", "doctor", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let checks = run.json();
+    let subnet = checks.as_array().unwrap().iter().find(|check| check["check"] == "subnet").unwrap();
+    assert_eq!(subnet["ok"], false);
+    assert!(subnet["detail"].as_str().unwrap().starts_with("no subnet named \"default/public/9\" in vpc-"), "{subnet}");
+    assert!(run.stderr.contains("error: 1 of 11 checks failed: subnet"), "{}", run.stderr);
+}

@@ -3,6 +3,7 @@
 
 mod build;
 mod catalog;
+mod doctor;
 mod images;
 mod render;
 mod steps;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> i32 {
 async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Report + '_>> {
     Ok(match command {
         Command::Init { dir } => Box::new(steps::init(&dir)?),
+        Command::Doctor => Box::new(doctor::doctor(cx).await?),
         Command::Steps => Box::new(steps::steps(cx)?),
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),

@@ -1,0 +1,103 @@
+//! What `paw doctor` asks AWS: where the credentials come from and whose they are, and whether the
+//! network and the instance profile that workflow_param.json names exist.
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::ProvideCredentials as _;
+use aws_sdk_ec2::types::Filter;
+use paw_core::config::WorkflowParam;
+use paw_core::{Error, ErrorKind, Result};
+
+use crate::{aws_error, causes};
+
+/// Where the credentials come from, in the order the SDK looks (never the secret).
+pub fn credentials_source(param: Option<&WorkflowParam>) -> String {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.is_empty());
+    let profile = param.and_then(|param| param.profile_name.clone()).or_else(|| std::env::var("AWS_PROFILE").ok());
+    match profile {
+        _ if param.is_some_and(|param| param.credentials.is_some()) => "workflow_param.json (move them out)".into(),
+        Some(profile) => format!("profile {profile}"),
+        None if set("AWS_ACCESS_KEY_ID") => "the environment (AWS_ACCESS_KEY_ID)".into(),
+        None if set("AWS_WEB_IDENTITY_TOKEN_FILE") => "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)".into(),
+        None => "the default profile, or the instance's role".into(),
+    }
+}
+
+/// The account the credentials are of.
+pub async fn account(config: &SdkConfig) -> Result<String> {
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| Error::new(ErrorKind::Aws, "no credentials provider is configured"))?;
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|err| Error::new(ErrorKind::Aws, format!("the AWS credentials cannot be loaded: {}", causes(&err))))?;
+    let output = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|err| aws_error("sts:GetCallerIdentity", err))?;
+    Ok(output.account().unwrap_or("?").to_string())
+}
+
+/// The VPC (the default one when `default_vpc`, else by its Name tag): its id.
+pub async fn vpc(config: &SdkConfig, name: Option<&str>, default_vpc: bool) -> Result<String> {
+    let filter = if default_vpc {
+        Filter::builder().name("is-default").values("true").build()
+    } else {
+        let name = name.ok_or_else(|| Error::new(ErrorKind::Config, "vpc_name is not set"))?;
+        Filter::builder().name("tag:Name").values(name).build()
+    };
+    let output = aws_sdk_ec2::Client::new(config)
+        .describe_vpcs()
+        .filters(filter)
+        .send()
+        .await
+        .map_err(|err| aws_error("ec2:DescribeVpcs", err))?;
+    let found = output.vpcs().first().and_then(|vpc| vpc.vpc_id()).map(str::to_string);
+    found.ok_or_else(|| {
+        let what = if default_vpc { "no default VPC".to_string() } else { format!("no VPC named {name:?}") };
+        Error::new(ErrorKind::Config, what)
+    })
+}
+
+/// The subnet named `name` (its Name tag) in the VPC: its id.
+pub async fn subnet(config: &SdkConfig, vpc_id: &str, name: &str) -> Result<String> {
+    let output = aws_sdk_ec2::Client::new(config)
+        .describe_subnets()
+        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+        .filters(Filter::builder().name("tag:Name").values(name).build())
+        .send()
+        .await
+        .map_err(|err| aws_error("ec2:DescribeSubnets", err))?;
+    let found = output.subnets().first().and_then(|subnet| subnet.subnet_id()).map(str::to_string);
+    found.ok_or_else(|| Error::new(ErrorKind::Config, format!("no subnet named \"{name}\" in {vpc_id}")))
+}
+
+/// The security group named `name` (its Name tag, else its group name) in the VPC: its id.
+pub async fn security_group(config: &SdkConfig, vpc_id: &str, name: &str) -> Result<String> {
+    let client = aws_sdk_ec2::Client::new(config);
+    for by in ["tag:Name", "group-name"] {
+        let output = client
+            .describe_security_groups()
+            .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+            .filters(Filter::builder().name(by).values(name).build())
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DescribeSecurityGroups", err))?;
+        if let Some(id) = output.security_groups().first().and_then(|group| group.group_id()) {
+            return Ok(id.to_string());
+        }
+    }
+    Err(Error::new(ErrorKind::Config, format!("no security group named \"{name}\" in {vpc_id}")))
+}
+
+/// The instance profile named `name`: its ARN.
+pub async fn instance_profile(config: &SdkConfig, name: &str) -> Result<String> {
+    match aws_sdk_iam::Client::new(config).get_instance_profile().instance_profile_name(name).send().await {
+        Ok(output) => Ok(output.instance_profile().map(|profile| profile.arn().to_string()).unwrap_or_default()),
+        Err(err) if err.as_service_error().is_some_and(|err| err.is_no_such_entity_exception()) => {
+            Err(Error::new(ErrorKind::Config, format!("no instance profile named \"{name}\"")))
+        }
+        Err(err) => Err(aws_error("iam:GetInstanceProfile", err)),
+    }
+}

@@ -1,0 +1,156 @@
+//! `paw doctor`: is this machine ready to build this workflow? One line a check, in the order a
+//! build needs them; a check that needs an earlier one that failed is not run.
+
+use paw_aws::doctor;
+use paw_core::ami::SourceAmi;
+use paw_core::ec2::Ec2 as _;
+use paw_core::packer::PackerBinary;
+use paw_core::source::root_source;
+use paw_core::{Error, ErrorKind, render};
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::output::Report;
+
+pub struct Check {
+    name: &'static str,
+    result: Result<String, String>,
+}
+
+pub struct Doctor(Vec<Check>);
+
+impl Doctor {
+    fn check(&mut self, name: &'static str, result: paw_core::Result<String>) -> bool {
+        let ok = result.is_ok();
+        // One line each: the error's message and its help, without the location's folder noise.
+        let result = result.map_err(|err| err.to_string().replace("\n  help: ", "; ").replace('\n', " "));
+        self.0.push(Check { name, result });
+        ok
+    }
+}
+
+pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
+    let mut doctor = Doctor(Vec::new());
+    let workflow = cx.workflow();
+    doctor.check(
+        "workflow folder",
+        workflow.as_ref().map(|w| format!("{} ({} steps)", w.root.display(), w.steps().len())).map_err(Clone::clone),
+    );
+    let Ok(workflow) = workflow else { return Ok(doctor) };
+    let region = cx.region().await;
+    // Rendering needs a region name for the templates, not AWS: the placeholder AMI stands in for parents.
+    let mut requires_plugins = false;
+    let rendered = workflow.steps().iter().filter(|step| !step.manual).try_fold(0, |count, step| {
+        let source = match &step.parent {
+            None => root_source(workflow),
+            Some(parent) => SourceAmi::placeholder(parent),
+        };
+        let files = render::render_step(workflow, step, &source, region.as_deref().unwrap_or("us-east-1"))?;
+        requires_plugins |= render::check_hcl(&files)?.requires_plugins;
+        Ok::<_, Error>(count + 1)
+    });
+    doctor.check("templates render", rendered.map(|count| format!("{count} steps, HCL ok")));
+    let packer = match PackerBinary::locate() {
+        None => Err(Error::new(ErrorKind::Usage, "no packer on PATH or in PAW_PACKER")),
+        Some(packer) => match packer.version().await {
+            Ok(version) if requires_plugins && version < (1, 7, 0) => Err(Error::new(
+                ErrorKind::Usage,
+                format!("{} is too old for the templates' required_plugins (1.7 or newer)", packer.path.display()),
+            )),
+            Ok((major, minor, patch)) => Ok(format!("{} ({major}.{minor}.{patch})", packer.path.display())),
+            Err(err) => Err(err),
+        },
+    };
+    doctor.check("packer", packer);
+    let has_region = doctor.check("region", region.as_ref().map(|region| region.to_string()).map_err(Clone::clone));
+    let config = if has_region { cx.sdk_config().await.map(Some) } else { Ok(None) };
+    let config = match config {
+        Ok(Some(config)) => {
+            let source = doctor::credentials_source(Some(&workflow.param));
+            let account = doctor::account(config).await.map(|account| format!("{source}; account {account}"));
+            doctor.check("credentials", account).then_some(config)
+        }
+        Ok(None) => None,
+        Err(err) => {
+            doctor.check("credentials", Err(err));
+            None
+        }
+    };
+    if config.is_some() {
+        let root = &workflow.param.root_base_ami_id;
+        let ec2 = cx.ec2(None).await?;
+        let image = ec2.describe_image(root).await.and_then(|image| match image {
+            Some(image) if image.state == "available" => Ok(format!("{root} ({}) is available", image.name)),
+            _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))),
+        });
+        doctor.check("EC2", image);
+    }
+    let catalog = match cx.catalog_for_reading().await {
+        Ok(catalog) => catalog
+            .list_workflow(&workflow.param.workflow_id)
+            .await
+            .map(|records| format!("{} ({} records of this workflow)", catalog.uri(), records.len())),
+        Err(err) => Err(err),
+    };
+    doctor.check("catalog", catalog);
+    if let Some(config) = config {
+        let param = workflow.param.json();
+        let named = |key: &str| param.optional_string(key).ok().flatten();
+        let default_vpc = named("is_default_vpc").as_deref() == Some("true");
+        let vpc_name = named("vpc_name");
+        if default_vpc || vpc_name.is_some() {
+            let vpc = doctor::vpc(config, vpc_name.as_deref(), default_vpc).await;
+            let vpc_id = vpc.as_ref().ok().cloned();
+            doctor.check("VPC", vpc);
+            if let Some(vpc_id) = vpc_id {
+                if let Some(subnet) = named("subnet_name") {
+                    doctor.check("subnet", doctor::subnet(config, &vpc_id, &subnet).await);
+                }
+                if let Some(group) = named("security_group_name") {
+                    doctor.check("security group", doctor::security_group(config, &vpc_id, &group).await);
+                }
+            }
+        }
+        if let Some(profile) = named("ec2_iam_role_name") {
+            doctor.check("instance profile", doctor::instance_profile(config, &profile).await);
+        }
+    }
+    Ok(doctor)
+}
+
+impl Report for Doctor {
+    fn json(&self) -> Value {
+        json!(
+            self.0
+                .iter()
+                .map(|check| match &check.result {
+                    Ok(detail) => json!({"check": check.name, "ok": true, "detail": detail}),
+                    Err(problem) => json!({"check": check.name, "ok": false, "detail": problem}),
+                })
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn text(&self) -> String {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|check| match &check.result {
+                Ok(detail) => format!("✓ {}: {detail}", check.name),
+                Err(problem) => format!("✗ {}: {problem}", check.name),
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    fn error(&self) -> Option<Error> {
+        let failed: Vec<&str> = self.0.iter().filter(|check| check.result.is_err()).map(|check| check.name).collect();
+        (!failed.is_empty()).then(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!("{} of {} checks failed: {}", failed.len(), self.0.len(), failed.join(", ")),
+            )
+            .help("each ✗ line above says what is wrong")
+        })
+    }
+}
