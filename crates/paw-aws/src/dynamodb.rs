@@ -282,6 +282,20 @@ impl Catalog for DynamoCatalog {
         Ok(None)
     }
 
+    async fn schema(&self) -> Result<String> {
+        let output = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:DescribeTable", err))?;
+        let table = output.table();
+        let status = table.and_then(|table| table.table_status()).map_or("unknown", |status| status.as_str());
+        let indexes = INDEXES.iter().filter(|(index, _)| table.is_some_and(|table| has_index(table, index))).count();
+        Ok(format!("table {status}, {indexes} of paw's {} indexes", INDEXES.len()))
+    }
+
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
         self.client
             .update_item()

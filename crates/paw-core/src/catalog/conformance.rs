@@ -35,6 +35,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
 /// `other` is a second handle on the same catalog, as a second paw process would have.
 pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     let (wf_a, wf_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    assert!(!catalog.schema().await.unwrap().is_empty());
     assert_eq!(catalog.get(&wf_a, "s1").await.unwrap(), None);
     assert!(catalog.list_workflow(&wf_a).await.unwrap().is_empty());
 

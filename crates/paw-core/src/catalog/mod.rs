@@ -63,6 +63,9 @@ pub trait Catalog: Send + Sync {
     /// Every step id the catalog has records of, or None when the backend cannot list them without
     /// reading everything (DynamoDB: paw never scans a table).
     async fn step_ids(&self) -> Result<Option<Vec<String>>>;
+
+    /// What the store is, for `paw doctor`: its schema version, or its table's state.
+    async fn schema(&self) -> Result<String>;
 }
 
 /// An already-recorded AMI for the same step: what the conflict error says.

@@ -177,6 +177,17 @@ impl Catalog for SqliteCatalog {
         Ok(Some(ids.collect::<rusqlite::Result<Vec<String>>>().map_err(fail)?))
     }
 
+    async fn schema(&self) -> Result<String> {
+        if self.path == Path::new(IN_MEMORY) {
+            return Ok("not created yet (the first build creates it)".into());
+        }
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(format!("schema version {version}"))
+    }
+
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         connection

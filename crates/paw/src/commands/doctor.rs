@@ -86,10 +86,12 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
         doctor.check("EC2", image);
     }
     let catalog = match cx.catalog_for_reading().await {
-        Ok(catalog) => catalog
-            .list_workflow(&workflow.param.workflow_id)
-            .await
-            .map(|records| format!("{} ({} records of this workflow)", catalog.uri(), records.len())),
+        Ok(catalog) => match (catalog.schema().await, catalog.list_workflow(&workflow.param.workflow_id).await) {
+            (Ok(schema), Ok(records)) => {
+                Ok(format!("{}, {schema} ({} records of this workflow)", catalog.uri(), records.len()))
+            }
+            (Err(err), _) | (_, Err(err)) => Err(err),
+        },
         Err(err) => Err(err),
     };
     doctor.check("catalog", catalog);
