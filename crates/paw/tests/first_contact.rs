@@ -53,6 +53,22 @@ fn no_credentials_at_all_is_said_so() {
 }
 
 #[test]
+fn an_sso_profile_without_a_session_says_to_log_in() {
+    let paw = Paw::example("chain");
+    paw.write(
+        ".aws-config-none",
+        "[profile corp]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\nregion = us-east-1\n\
+         [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n",
+    );
+    // No cached SSO token: HOME is a folder without one.
+    let home = paw.path("home").to_string_lossy().into_owned();
+    let paw = paw.env("AWS_PROFILE", "corp").env("HOME", home);
+    let stderr = one_clear_error(&paw.run(FIND), 1).to_string();
+    assert!(stderr.contains("error: the AWS SSO session is missing or has expired"), "{stderr}");
+    assert!(stderr.contains("help: log in again: `aws sso login --profile corp`"), "{stderr}");
+}
+
+#[test]
 fn an_endpoint_that_cannot_be_reached_is_named() {
     // A port nothing listens on: bind one, then close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

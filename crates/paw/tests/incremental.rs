@@ -352,4 +352,11 @@ fn an_ami_made_from_an_instance_for_a_template_step_is_up_to_date_until_its_inpu
     let plan = paw.run(&["-w", "wf", "plan", "--json"]).success().json();
     assert_eq!(plan[0]["action"], "build");
     assert_eq!(plan[0]["reason"], format!("changed since {by_hand}: templates/.pkr.hcl"));
+    // Rebuilt by packer, as any step whose inputs changed: the hand-made AMI goes.
+    let run = paw.run(&["-w", "wf", "build", "--force"]);
+    assert!(run.success().stdout.contains("3 built, 0 reused, 0 up-to-date"), "{}", run.stdout);
+    assert!(ec2.image(&by_hand).is_none());
+    let records = records(&paw, &[]);
+    let step1 = records.iter().find(|record| record["step_id"] == "step1").unwrap();
+    assert_eq!(step1["from_instance"], serde_json::Value::Null);
 }
