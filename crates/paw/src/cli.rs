@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAW_CATALOG", value_name = "URI")]
     pub catalog: Option<String>,
 
+    /// The workflow id of this run, instead of workflow_param.json's (e.g. one per commit in CI);
+    /// for `images`, the workflow whose records to show.
+    #[arg(long, global = true, env = "PAW_WORKFLOW_ID", value_name = "ID")]
+    pub workflow_id: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,21 +91,14 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
     /// List recorded AMIs: all steps of a workflow, or one step across workflows (--step).
+    /// (--workflow-id: only that workflow; by default workflow_param.json's, unless --step is given.)
     List {
-        /// Only this workflow [default: workflow_param.json's, unless --step is given]
-        #[arg(long)]
-        workflow_id: Option<String>,
         /// Only this step.
         #[arg(long)]
         step: Option<String>,
     },
     /// Show one step's AMI record.
-    Show {
-        step: String,
-        /// [default: workflow_param.json's]
-        #[arg(long)]
-        workflow_id: Option<String>,
-    },
+    Show { step: String },
     /// Create the step's AMI from a stopped EC2 instance, and record it.
     FromInstance {
         step: String,
@@ -116,9 +114,6 @@ pub enum ImagesCommand {
     /// Deregister the step's AMI (after a y/N prompt); the record is kept as `deregistered`.
     Delete {
         step: String,
-        /// [default: workflow_param.json's]
-        #[arg(long)]
-        workflow_id: Option<String>,
         /// Delete the AMI's EBS snapshots too.
         #[arg(long)]
         delete_snapshots: bool,

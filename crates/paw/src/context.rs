@@ -22,6 +22,8 @@ pub struct Context {
     /// Whether the workflow folder was named (-w): then a broken one is an error for every command.
     workflow_named: bool,
     catalog_arg: Option<String>,
+    /// `--workflow-id` / PAW_WORKFLOW_ID: this run's workflow id, instead of workflow_param.json's.
+    workflow_id: Option<String>,
     region: OnceCell<String>,
     sdk_config: OnceCell<aws_config::SdkConfig>,
     catalog: OnceCell<Box<dyn Catalog>>,
@@ -33,7 +35,14 @@ impl Context {
         let dir = cli.workflow.clone().unwrap_or_else(|| {
             if Path::new(WORKFLOW_PARAM_FILE).is_file() { PathBuf::from(".") } else { PathBuf::from("workflow") }
         });
-        let workflow = Workflow::load(&dir);
+        // An empty PAW_WORKFLOW_ID is no id.
+        let workflow_id = cli.workflow_id.clone().filter(|id| !id.is_empty());
+        let workflow = Workflow::load(&dir).map(|mut workflow| {
+            if let Some(workflow_id) = &workflow_id {
+                workflow.param.workflow_id = workflow_id.clone();
+            }
+            workflow
+        });
         if let Ok(workflow) = &workflow
             && workflow.param.credentials.is_some()
         {
@@ -47,6 +56,7 @@ impl Context {
             workflow,
             workflow_named: cli.workflow.is_some(),
             catalog_arg: cli.catalog.clone(),
+            workflow_id,
             region: OnceCell::new(),
             sdk_config: OnceCell::new(),
             catalog: OnceCell::new(),
@@ -65,6 +75,19 @@ impl Context {
             Ok(workflow) => Ok(Some(workflow)),
             Err(err) if self.workflow_named => Err(err.clone()),
             Err(_) => Ok(None),
+        }
+    }
+
+    /// The workflow id given on the command line (or PAW_WORKFLOW_ID), if one was.
+    pub fn workflow_id_given(&self) -> Option<&str> {
+        self.workflow_id.as_deref()
+    }
+
+    /// This run's workflow id: the one given, else workflow_param.json's.
+    pub fn workflow_id(&self) -> Result<String> {
+        match &self.workflow_id {
+            Some(workflow_id) => Ok(workflow_id.clone()),
+            None => Ok(self.workflow()?.param.workflow_id.clone()),
         }
     }
 

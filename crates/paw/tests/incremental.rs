@@ -360,3 +360,21 @@ fn an_ami_made_from_an_instance_for_a_template_step_is_up_to_date_until_its_inpu
     let step1 = records.iter().find(|record| record["step_id"] == "step1").unwrap();
     assert_eq!(step1["from_instance"], serde_json::Value::Null);
 }
+
+/// CI builds a new version per commit without editing workflow_param.json: --workflow-id (or
+/// PAW_WORKFLOW_ID) names the run's workflow.
+#[test]
+fn a_workflow_id_given_on_the_command_line_names_the_run() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    let run = paw.run(&["-w", "wf", "--workflow-id", "ci-42", "build"]);
+    assert!(run.success().stdout.contains("0 built, 3 reused"), "{}", run.stdout);
+    assert!(paw.read("wf/workflow_param.json").contains(WORKFLOW_ID));
+    let paw = paw.env("PAW_WORKFLOW_ID", "ci-42");
+    let listed = paw.run(&["-w", "wf", "images", "list", "--json"]).success().json();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert!(listed.as_array().unwrap().iter().all(|record| record["workflow_id"] == "ci-42"));
+    let shown = paw.run(&["-w", "wf", "images", "show", "step2", "--json"]).success().json();
+    assert_eq!(shown["reused_from"], WORKFLOW_ID);
+}

@@ -14,13 +14,12 @@ use crate::output::{Report, table};
 
 pub struct Records(Vec<ImageRecord>);
 
-pub async fn list(cx: &Context, workflow_id: Option<String>, step: Option<String>) -> paw_core::Result<Records> {
+pub async fn list(cx: &Context, step: Option<String>) -> paw_core::Result<Records> {
     let catalog = cx.catalog().await?;
-    Ok(Records(match (workflow_id, step) {
-        (Some(workflow_id), Some(step)) => catalog.get(&workflow_id, &step).await?.into_iter().collect(),
-        (Some(workflow_id), None) => catalog.list_workflow(&workflow_id).await?,
+    Ok(Records(match (cx.workflow_id_given(), step) {
+        (Some(workflow_id), Some(step)) => catalog.get(workflow_id, &step).await?.into_iter().collect(),
         (None, Some(step)) => catalog.list_step(&step).await?,
-        (None, None) => catalog.list_workflow(&cx.workflow()?.param.workflow_id).await?,
+        (_, None) => catalog.list_workflow(&cx.workflow_id()?).await?,
     }))
 }
 
@@ -49,11 +48,8 @@ impl Report for Records {
 }
 
 /// The record of one step, or an error saying how to make one.
-async fn find_record(cx: &Context, step: &str, workflow_id: Option<String>) -> paw_core::Result<ImageRecord> {
-    let workflow_id = match workflow_id {
-        Some(workflow_id) => workflow_id,
-        None => cx.workflow()?.param.workflow_id.clone(),
-    };
+async fn find_record(cx: &Context, step: &str) -> paw_core::Result<ImageRecord> {
+    let workflow_id = cx.workflow_id()?;
     let catalog = cx.catalog().await?;
     catalog.get(&workflow_id, step).await?.ok_or_else(|| {
         Error::new(
@@ -66,8 +62,8 @@ async fn find_record(cx: &Context, step: &str, workflow_id: Option<String>) -> p
 
 pub struct Shown(ImageRecord);
 
-pub async fn show(cx: &Context, step: &str, workflow_id: Option<String>) -> paw_core::Result<Shown> {
-    Ok(Shown(find_record(cx, step, workflow_id).await?))
+pub async fn show(cx: &Context, step: &str) -> paw_core::Result<Shown> {
+    Ok(Shown(find_record(cx, step).await?))
 }
 
 impl Report for Shown {
@@ -141,14 +137,8 @@ pub enum Deleted {
     Deregistered { ami_id: String, snapshots: Vec<String> },
 }
 
-pub async fn delete(
-    cx: &Context,
-    step: &str,
-    workflow_id: Option<String>,
-    delete_snapshots: bool,
-    yes: bool,
-) -> paw_core::Result<Deleted> {
-    let record = find_record(cx, step, workflow_id).await?;
+pub async fn delete(cx: &Context, step: &str, delete_snapshots: bool, yes: bool) -> paw_core::Result<Deleted> {
+    let record = find_record(cx, step).await?;
     if record.status == ImageStatus::Deregistered {
         return Err(Error::new(
             ErrorKind::Usage,

@@ -47,18 +47,14 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             let options = BuildOptions { dry_run, packer_debug, force, delete_snapshots, jobs: usize::from(jobs) };
             Box::new(build::build(cx, &steps, options).await?)
         }
-        Command::Images(ImagesCommand::List { workflow_id, step }) => {
-            Box::new(images::list(cx, workflow_id, step).await?)
-        }
-        Command::Images(ImagesCommand::Show { step, workflow_id }) => {
-            Box::new(images::show(cx, &step, workflow_id).await?)
-        }
+        Command::Images(ImagesCommand::List { step }) => Box::new(images::list(cx, step).await?),
+        Command::Images(ImagesCommand::Show { step }) => Box::new(images::show(cx, &step).await?),
         Command::Images(ImagesCommand::FromInstance { step, instance_id, no_wait, timeout }) => {
             let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
             Box::new(images::from_instance(cx, &step, &instance_id, wait).await?)
         }
-        Command::Images(ImagesCommand::Delete { step, workflow_id, delete_snapshots, yes }) => {
-            Box::new(images::delete(cx, &step, workflow_id, delete_snapshots, yes).await?)
+        Command::Images(ImagesCommand::Delete { step, delete_snapshots, yes }) => {
+            Box::new(images::delete(cx, &step, delete_snapshots, yes).await?)
         }
         Command::BaseAmi(BaseAmiCommand::Find { name, owner, arch }) => {
             Box::new(images::find_base_ami(cx, name, owner, arch).await?)
