@@ -81,6 +81,13 @@ pub enum Command {
     /// Check, one line each, what a build needs: the workflow, its templates, packer, the region,
     /// credentials, EC2, the catalog, and the VPC, subnet, security group and instance profile it names.
     Doctor,
+    /// Print a shell completion script: `paw completions bash > /etc/bash_completion.d/paw`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print paw's man page (roff): `paw man > /usr/local/share/man/man1/paw.1`.
+    Man,
     /// Create a new workflow folder with one step, in the seed's layout.
     Init {
         /// The folder to create; it must be new or empty.
@@ -173,4 +180,9 @@ impl Arch {
 
 pub fn parse() -> Cli {
     Cli::parse()
+}
+
+/// The command line's definition, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }

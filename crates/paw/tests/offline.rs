@@ -143,3 +143,30 @@ fn the_region_comes_from_the_environment_when_the_params_have_none() {
     paw.run(&["-w", "wf", "render", "step1"]).success();
     assert!(paw.read("wf/step1/step1.pkrvars.hcl").contains(r#"aws_region = "ap-southeast-2""#));
 }
+
+#[test]
+fn completions_load_in_bash_and_the_man_page_names_every_command() {
+    let paw = Paw::new();
+    let run = paw.run(&["completions", "bash"]);
+    paw.write("paw.bash", &run.success().stdout);
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p paw", paw.path("paw.bash").display()))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("-F _paw paw"), "{output:?}");
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let run = paw.run(&["completions", shell]);
+        assert!(run.success().stdout.contains("doctor"), "{shell}: {}", run.stdout);
+    }
+    let man = paw.run(&["man"]);
+    assert!(
+        man.success().stdout.starts_with(".ie \\n(.g .ds Aq \\(aq"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    assert!(man.stdout.contains(".TH paw 1"), "{}", man.stdout);
+    for command in ["build", "plan", "images", "doctor", "completions"] {
+        assert!(man.stdout.contains(command), "{command}");
+    }
+}

@@ -39,6 +39,8 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
     Ok(match command {
         Command::Init { dir } => Box::new(steps::init(&dir)?),
         Command::Doctor => Box::new(doctor::doctor(cx).await?),
+        Command::Completions { shell } => Box::new(steps::completions(shell)),
+        Command::Man => Box::new(steps::man()?),
         Command::Steps => Box::new(steps::steps(cx)?),
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),

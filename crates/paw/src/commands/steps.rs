@@ -1,4 +1,5 @@
-//! `paw init` and `paw steps`: the workflow folder itself.
+//! `paw init` and `paw steps`: the workflow folder itself; and paw's own shell completions and man
+//! page.
 
 use std::path::{Path, PathBuf};
 
@@ -77,4 +78,31 @@ impl Report for Steps<'_> {
             .collect();
         table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows)
     }
+}
+
+/// A text to print as it is (a completion script, a man page); JSON holds it as one string.
+pub struct Text(String);
+
+impl Report for Text {
+    fn json(&self) -> Value {
+        json!({ "text": self.0 })
+    }
+
+    fn text(&self) -> String {
+        self.0.clone()
+    }
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Text {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut crate::cli::command(), "paw", &mut script);
+    Text(String::from_utf8_lossy(&script).into_owned())
+}
+
+pub fn man() -> paw_core::Result<Text> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(crate::cli::command())
+        .render(&mut page)
+        .map_err(|err| paw_core::Error::new(paw_core::ErrorKind::Io, format!("cannot write the man page: {err}")))?;
+    Ok(Text(String::from_utf8_lossy(&page).into_owned()))
 }
