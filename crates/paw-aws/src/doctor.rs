@@ -7,7 +7,9 @@ use aws_sdk_ec2::types::Filter;
 use paw_core::config::WorkflowParam;
 use paw_core::{Error, ErrorKind, Result};
 
-use crate::{aws_error, causes};
+use paw_core::error::causes;
+
+use crate::aws_error;
 
 /// Where the credentials come from, in the order the SDK looks (never the secret).
 pub fn credentials_source(param: Option<&WorkflowParam>) -> String {

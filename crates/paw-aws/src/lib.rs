@@ -13,6 +13,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use paw_core::config::WorkflowParam;
+use paw_core::error::causes;
 use paw_core::{Error, ErrorKind};
 
 /// The SDK's configuration for this workflow: its region, `profile_name` when given, the seed's
@@ -65,20 +66,6 @@ pub async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Res
         ),
     };
     Err(Error::new(ErrorKind::Aws, message).help(help))
-}
-
-/// An error's message and its causes', each once, as one line (never a Debug dump).
-pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(err) = current {
-        let text = err.to_string();
-        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        current = err.source();
-    }
-    parts.join(": ")
 }
 
 /// Environment variables that give packer the same region, profile and credentials as paw.

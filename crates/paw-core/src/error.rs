@@ -47,6 +47,20 @@ impl ErrorKind {
     }
 }
 
+/// An error's message and its causes', each once, as one line (never a Debug dump).
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
 /// The exit code of a run that a signal stopped: 128 + the signal's number, as a shell reports it
 /// (SIGINT 130, SIGTERM 143, SIGHUP 129).
 pub fn signal_exit_code(signal: i32) -> i32 {

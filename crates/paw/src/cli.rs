@@ -81,6 +81,9 @@ pub enum Command {
     /// Check, one line each, what a build needs: the workflow, its templates, packer, the region,
     /// credentials, EC2, the catalog, and the VPC, subnet, security group and instance profile it names.
     Doctor,
+    /// The packer paw runs.
+    #[command(subcommand)]
+    Packer(PackerCommand),
     /// Print a shell completion script: `paw completions bash > /etc/bash_completion.d/paw`.
     Completions {
         #[arg(value_enum)]
@@ -128,6 +131,22 @@ pub enum ImagesCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackerCommand {
+    /// Download packer from HashiCorp's releases site (or PAW_PACKER_MIRROR), verify its checksum,
+    /// and put it where paw finds it when PAW_PACKER and PATH have none.
+    Install {
+        /// e.g. 1.11.2 [default: the newest release]
+        #[arg(long)]
+        version: Option<String>,
+        /// [default: ~/.local/share/paw/bin]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Which packer paw runs, its version, and where paw found it.
+    Version,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,12 +2,11 @@
 //! AWS SDK to check what paw did. One emulator per test: no test sees another's AMIs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 
-use crate::harness::Paw;
+use crate::harness::{Paw, start_python_server};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -46,31 +45,8 @@ impl Emulator {
     }
 
     fn start_with(env: &[(&str, &str)]) -> Emulator {
-        let root = repo_root();
-        let python = root.join(".venv/bin/python");
-        assert!(
-            python.is_file(),
-            "the AWS API emulator is not installed: run scripts/setup (it creates .venv with moto)"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let port_file = dir.path().join("port");
-        let child = Command::new(python)
-            .arg(root.join("scripts/moto_server.py"))
-            .arg(&port_file)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the emulator starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let port = loop {
-            if let Ok(port) = std::fs::read_to_string(&port_file) {
-                break port;
-            }
-            assert!(Instant::now() < deadline, "the emulator did not start within 60s");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Emulator { child, endpoint: format!("http://127.0.0.1:{}", port.trim()), _dir: dir }
+        let (child, port, dir) = start_python_server(&repo_root().join("scripts/moto_server.py"), env);
+        Emulator { child, endpoint: format!("http://127.0.0.1:{port}"), _dir: dir }
     }
 
     /// paw's environment for this emulator: its endpoint and made-up credentials.

@@ -161,3 +161,32 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Starts `script` with the virtualenv's python, on a free loopback port that the script writes
+/// to the file named by its first argument; returns the process, the port, and the folder that
+/// holds the file (kept as long as the server runs). Fails, never skips, without scripts/setup.
+pub fn start_python_server(script: &Path, env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
+    let python = examples_dir().join("../.venv/bin/python");
+    assert!(python.is_file(), "the virtualenv is missing: run scripts/setup (it creates .venv with the emulator)");
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let child = Command::new(python)
+        .arg(script)
+        .arg(&port_file)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file).map(|port| port.trim().to_string())
+            && !port.is_empty()
+        {
+            break port;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} did not start within 60s", script.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (child, port, dir)
+}

@@ -8,4 +8,5 @@ mod first_contact;
 mod harness;
 mod incremental;
 mod offline;
+mod packer_install;
 mod packer_output;

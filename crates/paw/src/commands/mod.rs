@@ -5,12 +5,13 @@ mod build;
 mod catalog;
 mod doctor;
 mod images;
+mod packer;
 mod render;
 mod steps;
 
 use paw_core::build::BuildOptions;
 
-use crate::cli::{BaseAmiCommand, CatalogCommand, Cli, Command, ImagesCommand};
+use crate::cli::{BaseAmiCommand, CatalogCommand, Cli, Command, ImagesCommand, PackerCommand};
 use crate::context::Context;
 use crate::output::{self, Report};
 
@@ -39,6 +40,10 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
     Ok(match command {
         Command::Init { dir } => Box::new(steps::init(&dir)?),
         Command::Doctor => Box::new(doctor::doctor(cx).await?),
+        Command::Packer(PackerCommand::Install { version, dir }) => {
+            Box::new(packer::install(version.as_deref(), dir).await?)
+        }
+        Command::Packer(PackerCommand::Version) => Box::new(packer::version().await?),
         Command::Completions { shell } => Box::new(steps::completions(shell)),
         Command::Man => Box::new(steps::man()?),
         Command::Steps => Box::new(steps::steps(cx)?),

@@ -1,4 +1,7 @@
-//! The `packer` binary: finding it, `init`, `validate`, and reading `-machine-readable` output.
+//! The `packer` binary: finding it, `init`, `validate`, and reading `-machine-readable` output;
+//! `install` downloads one.
+
+pub mod install;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -38,23 +41,29 @@ pub trait Packer: Send + Sync {
 #[derive(Debug)]
 pub struct PackerBinary {
     pub path: PathBuf,
+    /// Where paw found it: "PAW_PACKER", "PATH", or "paw's own install (`paw packer install`)".
+    pub found_by: &'static str,
     /// (major, minor, patch), from `packer version`, asked once and only when needed: a build
     /// needs it only for `packer init`.
     version: tokio::sync::OnceCell<(u32, u32, u32)>,
 }
 
 impl PackerBinary {
-    /// The packer named by PAW_PACKER, else the first on PATH; `None` when there is none.
+    /// The packer named by PAW_PACKER, else the first on PATH, else the one `paw packer install`
+    /// put in its own folder; `None` when there is none.
     pub fn locate() -> Option<PackerBinary> {
-        let path = match std::env::var_os(PACKER_ENV).filter(|value| !value.is_empty()) {
-            Some(path) => PathBuf::from(path),
-            None => find_on_path("packer")?,
-        };
-        Some(PackerBinary::at(path))
+        if let Some(path) = std::env::var_os(PACKER_ENV).filter(|value| !value.is_empty()) {
+            return Some(PackerBinary::at(PathBuf::from(path), PACKER_ENV));
+        }
+        if let Some(path) = find_on_path("packer") {
+            return Some(PackerBinary::at(path, "PATH"));
+        }
+        let own = install::default_dir()?.join("packer");
+        own.is_file().then(|| PackerBinary::at(own, "paw's own install (`paw packer install`)"))
     }
 
-    pub fn at(path: PathBuf) -> PackerBinary {
-        PackerBinary { path, version: tokio::sync::OnceCell::new() }
+    pub fn at(path: PathBuf, found_by: &'static str) -> PackerBinary {
+        PackerBinary { path, found_by, version: tokio::sync::OnceCell::new() }
     }
 
     /// (major, minor, patch) from `packer version`.
@@ -384,7 +393,7 @@ mod tests {
         let path = dir.join("packer");
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        PackerBinary::at(path)
+        PackerBinary::at(path, "a test")
     }
 
     async fn build_with(body: &str) -> (BuildOutput, String) {
