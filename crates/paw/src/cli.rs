@@ -106,6 +106,9 @@ pub enum ImagesCommand {
         /// Only this step.
         #[arg(long)]
         step: Option<String>,
+        /// At most N records, the newest.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
     },
     /// Show one step's AMI record.
     Show { step: String },

@@ -377,4 +377,12 @@ fn a_workflow_id_given_on_the_command_line_names_the_run() {
     assert!(listed.as_array().unwrap().iter().all(|record| record["workflow_id"] == "ci-42"));
     let shown = paw.run(&["-w", "wf", "images", "show", "step2", "--json"]).success().json();
     assert_eq!(shown["reused_from"], WORKFLOW_ID);
+    // One step across workflows, newest first, at most one.
+    let paw = paw.env("PAW_WORKFLOW_ID", "");
+    let all = paw.run(&["-w", "wf", "images", "list", "--step", "step1", "--json"]).success().json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let newest = paw.run(&["-w", "wf", "images", "list", "--step", "step1", "--limit", "1", "--json"]);
+    let newest = newest.success().json();
+    assert_eq!(newest.as_array().unwrap().len(), 1);
+    assert_eq!(newest[0]["workflow_id"], "ci-42");
 }

@@ -14,13 +14,16 @@ use crate::output::{Report, table};
 
 pub struct Records(Vec<ImageRecord>);
 
-pub async fn list(cx: &Context, step: Option<String>) -> paw_core::Result<Records> {
+/// Newest first (the catalogs' order), at most `limit`.
+pub async fn list(cx: &Context, step: Option<String>, limit: Option<u32>) -> paw_core::Result<Records> {
     let catalog = cx.catalog().await?;
-    Ok(Records(match (cx.workflow_id_given(), step) {
+    let mut records = match (cx.workflow_id_given(), step) {
         (Some(workflow_id), Some(step)) => catalog.get(workflow_id, &step).await?.into_iter().collect(),
         (None, Some(step)) => catalog.list_step(&step).await?,
         (_, None) => catalog.list_workflow(&cx.workflow_id()?).await?,
-    }))
+    };
+    records.truncate(limit.map_or(usize::MAX, |limit| limit as usize));
+    Ok(Records(records))
 }
 
 impl Report for Records {
