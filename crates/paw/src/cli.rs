@@ -68,6 +68,10 @@ pub enum Command {
         /// How many packer builds may run at once.
         #[arg(long, short, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
         jobs: u16,
+        /// Stream packer's output, each line prefixed with its step, instead of one live line per
+        /// step (which is what a terminal gets otherwise; pipes and --json always get the lines).
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// The AMIs in the catalog.
     #[command(subcommand)]

@@ -4,8 +4,11 @@
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::io::IsTerminal as _;
 use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use paw_core::Error;
 use paw_core::build::stages::PACKER_BUILD;
@@ -39,29 +42,181 @@ pub fn print(report: &dyn Report, json: bool) {
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
-    table.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+    // Fit a terminal's width; a terminal too narrow to say (or none) gets the table as it is.
+    let arrangement = match table.width() {
+        Some(width) if width >= 60 => ContentArrangement::Dynamic,
+        _ => ContentArrangement::Disabled,
+    };
+    table.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(arrangement).set_header(header);
     for row in rows {
         table.add_row(row);
     }
     table.to_string()
 }
 
-/// Renders the engine's events as lines prefixed with their step, aligned. Packer's output goes to
+/// The steps whose packer runs, as the events tell: what a second signal names.
+#[derive(Default)]
+pub struct PackerSteps(Mutex<BTreeSet<String>>);
+
+impl PackerSteps {
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().expect("not poisoned").iter().cloned().collect()
+    }
+
+    fn follow(&self, event: &Event<'_>) {
+        let state = match event {
+            Event::Stage { step, stage } => Some((*step, *stage == PACKER_BUILD)),
+            Event::Failed { step, .. } | Event::Built { step, .. } => Some((*step, false)),
+            _ => None,
+        };
+        if let Some((step, in_packer)) = state {
+            let mut steps = self.0.lock().expect("not poisoned");
+            if in_packer {
+                steps.insert(step.to_string())
+            } else {
+                steps.remove(step)
+            };
+        }
+    }
+}
+
+/// How a build shows what it does: lines, or one live line per step on a terminal.
+pub enum BuildReporter {
+    Lines(TextReporter),
+    Live(ProgressReporter),
+}
+
+impl BuildReporter {
+    /// Live lines on a terminal, unless the user wants packer's output (`verbose`) or the output is
+    /// for a script (`json`).
+    pub fn choose<'a>(step_ids: impl Iterator<Item = &'a str> + Clone, json: bool, verbose: bool) -> BuildReporter {
+        if !json && !verbose && std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+            BuildReporter::Live(ProgressReporter::new(step_ids))
+        } else {
+            BuildReporter::Lines(TextReporter::new(step_ids, json))
+        }
+    }
+
+    pub fn packer_steps(&self) -> &PackerSteps {
+        match self {
+            BuildReporter::Lines(lines) => &lines.in_packer,
+            BuildReporter::Live(live) => &live.in_packer,
+        }
+    }
+}
+
+impl Reporter for BuildReporter {
+    fn event(&self, event: Event<'_>) {
+        self.packer_steps().follow(&event);
+        match self {
+            BuildReporter::Lines(lines) => lines.event(event),
+            BuildReporter::Live(live) => live.event(event),
+        }
+    }
+}
+
+/// One line per step, redrawn in place: its state, how long it has taken, a spinner while it runs;
+/// a finished step keeps one line with its result. packer's own output stays in its log.
+pub struct ProgressReporter {
+    bars: MultiProgress,
+    steps: HashMap<String, ProgressBar>,
+    in_packer: PackerSteps,
+}
+
+impl ProgressReporter {
+    fn new<'a>(step_ids: impl Iterator<Item = &'a str> + Clone) -> ProgressReporter {
+        let width = step_ids.clone().map(str::len).max().unwrap_or(0);
+        let style = ProgressStyle::with_template(&format!("{{spinner}} {{prefix:>{width}}} {{elapsed:>4}}  {{msg}}"))
+            .expect("a valid template")
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
+        let bars = MultiProgress::new();
+        let steps = step_ids
+            .map(|step| {
+                let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(step.to_string()));
+                bar.set_message("waiting");
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                (step.to_string(), bar)
+            })
+            .collect();
+        ProgressReporter { bars, steps, in_packer: PackerSteps::default() }
+    }
+
+    fn bar(&self, step: &str) -> Option<&ProgressBar> {
+        self.steps.get(step)
+    }
+
+    fn finish(&self, step: &str, text: String) {
+        if let Some(bar) = self.bar(step) {
+            bar.finish_with_message(text);
+        }
+    }
+}
+
+/// What a line of packer's output says the build is doing, if it says.
+fn packer_state(line: &str) -> Option<&'static str> {
+    const STATES: [(&str, &str); 7] = [
+        ("Launching a source AWS instance", "launching the instance"),
+        ("Waiting for instance", "waiting for the instance"),
+        ("Running local shell script", "provisioning"),
+        ("Provisioning with", "provisioning"),
+        ("Stopping the source instance", "stopping the instance"),
+        ("Creating AMI", "creating the AMI"),
+        ("Copying AMI", "copying the AMI"),
+    ];
+    STATES.iter().find(|(marker, _)| line.contains(marker)).map(|(_, state)| *state)
+}
+
+impl Reporter for ProgressReporter {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::StepStarted { step, source } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.reset_elapsed();
+                    bar.set_message(format!("starting from {}", source.id));
+                }
+            }
+            Event::Stage { step, stage } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.set_message(stage);
+                }
+            }
+            Event::Packer { step, line } => {
+                if let (Some(bar), Some(state)) = (self.bar(step), packer_state(line)) {
+                    bar.set_message(state);
+                }
+            }
+            Event::DryRun { step, command } => self.finish(step, format!("dry run: {command}")),
+            Event::Built { step, ami_id } => self.finish(step, format!("✓ built {ami_id}")),
+            Event::UpToDate { step, ami_id } => self.finish(step, format!("✓ up to date: {ami_id}")),
+            Event::Reused { step, ami_id, from } => self.finish(step, format!("✓ reused {ami_id} of {from}")),
+            Event::Failed { step, error } => {
+                // The whole error, above the live lines; the step's line keeps its first line.
+                let _ = self.bars.println(format!("{step}: {error}"));
+                self.finish(step, format!("✗ failed: {}", error.message));
+            }
+            Event::Manual { step } => self.finish(step, "manual step: its AMI is made from an instance".into()),
+            Event::Skipped { step, reason } => self.finish(step, format!("- skipped: {reason}")),
+            Event::Notice { step, what } => {
+                let _ = self.bars.println(format!("{step}: note: {what}"));
+            }
+            Event::CleanedUp { step, what } => {
+                let _ = self.bars.println(format!("{step}: cleanup: {what}"));
+            }
+        }
+    }
+}
+
+/// Renders the engine's events as lines prefixed with their step, aligned (packer's own lines too). Packer's output goes to
 /// stdout, or to stderr when stdout carries JSON.
 pub struct TextReporter {
     width: usize,
     to_stderr: bool,
-    /// The steps whose packer is running, for a second signal to name.
-    in_packer: Mutex<BTreeSet<String>>,
+    in_packer: PackerSteps,
 }
 
 impl TextReporter {
     pub fn new<'a>(step_ids: impl Iterator<Item = &'a str>, to_stderr: bool) -> TextReporter {
-        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr, in_packer: Mutex::default() }
-    }
-
-    pub fn steps_in_packer(&self) -> Vec<String> {
-        self.in_packer.lock().expect("not poisoned").iter().cloned().collect()
+        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr, in_packer: PackerSteps::default() }
     }
 
     fn line(&self, step: &str, text: &str) {
@@ -76,19 +231,6 @@ impl TextReporter {
 
 impl Reporter for TextReporter {
     fn event(&self, event: Event<'_>) {
-        let packer_state = match &event {
-            Event::Stage { step, stage } => Some((*step, *stage == PACKER_BUILD)),
-            Event::Failed { step, .. } | Event::Built { step, .. } => Some((*step, false)),
-            _ => None,
-        };
-        if let Some((step, in_packer)) = packer_state {
-            let mut steps = self.in_packer.lock().expect("not poisoned");
-            if in_packer {
-                steps.insert(step.to_string())
-            } else {
-                steps.remove(step)
-            };
-        }
         match event {
             Event::StepStarted { step, source } => {
                 self.line(step, &format!("=== building from {} ({})", source.id, source.name))

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::output::TextReporter;
+use crate::output::BuildReporter;
 
 /// The first signal received, 0 while there is none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
@@ -20,7 +20,7 @@ pub fn received() -> Option<i32> {
 
 /// Cancels `cancel` on the first signal; on each later one, names the steps whose packer is still
 /// cleaning up.
-pub fn stop_on_signals(cancel: CancellationToken, reporter: Arc<TextReporter>) -> std::io::Result<()> {
+pub fn stop_on_signals(cancel: CancellationToken, reporter: Arc<BuildReporter>) -> std::io::Result<()> {
     let kinds =
         [("SIGINT", SignalKind::interrupt()), ("SIGTERM", SignalKind::terminate()), ("SIGHUP", SignalKind::hangup())];
     for (name, kind) in kinds {
@@ -36,7 +36,7 @@ pub fn stop_on_signals(cancel: CancellationToken, reporter: Arc<TextReporter>) -
                     );
                     cancel.cancel();
                 } else {
-                    let steps = reporter.steps_in_packer();
+                    let steps = reporter.packer_steps().list();
                     let left = if steps.is_empty() { "nothing".to_string() } else { steps.join(", ") };
                     eprintln!("paw: {name}: still waiting for packer to clean up: {left}");
                 }

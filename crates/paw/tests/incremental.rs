@@ -386,3 +386,46 @@ fn a_workflow_id_given_on_the_command_line_names_the_run() {
     assert_eq!(newest.as_array().unwrap().len(), 1);
     assert_eq!(newest[0]["workflow_id"], "ci-42");
 }
+
+/// On a terminal (here a pseudo-terminal from `script`), a build shows one live line per step
+/// that ends as its result; packer's own lines stay in the logs. Piped, it prints them as before.
+#[test]
+fn a_terminal_gets_one_live_line_per_step() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let command = paw.command(&["-w", "wf", "build"]);
+    let paw_line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|arg| format!("'{}'", arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = command
+        .get_envs()
+        .fold(std::process::Command::new("script"), |mut script, (key, value)| {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+            script
+        })
+        .current_dir(paw.path(""))
+        .args(["-qec", &format!("stty cols 120 rows 40; {paw_line}"), "/dev/null"])
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    for step in ["step1", "step2", "step3"] {
+        assert!(screen.contains(&format!("{step}   ")) && screen.contains("✓ built ami-"), "{screen}");
+    }
+    assert!(screen.matches("✓ built ami-").count() >= 3, "{screen}");
+    assert!(!screen.contains("==> step1.amazon-ebs"), "packer's lines reached the terminal:\n{screen}");
+    assert!(screen.contains("3 built, 0 reused"), "{screen}");
+    // Piped, a build prints packer's lines with their step (a changed input: step1 is built again).
+    paw.write("wf/step1/notes.txt", "a change");
+    let run = paw.run(&["-w", "wf", "--workflow-id", "piped", "build"]);
+    assert!(
+        run.success().stdout.contains("step1 | ==> step1.amazon-ebs.step1: Launching a source AWS instance"),
+        "{}",
+        run.stdout
+    );
+}

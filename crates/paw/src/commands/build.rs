@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::output::{Report, TextReporter, table};
+use crate::output::{BuildReporter, Report, table};
 use crate::signals;
 
 pub struct Plan<'a>(Vec<PlannedStep<'a>>);
@@ -51,7 +51,7 @@ impl Report for Plan<'_> {
 
 pub struct Built(Vec<StepOutcome>);
 
-pub async fn build(cx: &Context, ids: &[String], options: BuildOptions) -> paw_core::Result<Built> {
+pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose: bool) -> paw_core::Result<Built> {
     let workflow = cx.workflow()?;
     let steps = workflow.select(ids)?;
     let packer = PackerBinary::locate().ok_or_else(|| {
@@ -64,7 +64,9 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions) -> paw_c
     build::check_replacements(workflow, &plan, &options)?;
 
     let cancel = CancellationToken::new();
-    let reporter = Arc::new(TextReporter::new(steps.iter().map(|step| step.id.as_str()), cx.json));
+    // `--packer-debug` asks questions on the terminal: it gets packer's lines.
+    let verbose = verbose || options.packer_debug;
+    let reporter = Arc::new(BuildReporter::choose(steps.iter().map(|step| step.id.as_str()), cx.json, verbose));
     signals::stop_on_signals(cancel.clone(), reporter.clone())
         .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
     let engine = Engine {

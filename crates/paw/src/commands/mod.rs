@@ -50,9 +50,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),
         Command::Plan { steps } => Box::new(build::plan(cx, &steps).await?),
-        Command::Build { steps, dry_run, packer_debug, force, delete_snapshots, jobs } => {
+        Command::Build { steps, dry_run, packer_debug, force, delete_snapshots, jobs, verbose } => {
             let options = BuildOptions { dry_run, packer_debug, force, delete_snapshots, jobs: usize::from(jobs) };
-            Box::new(build::build(cx, &steps, options).await?)
+            Box::new(build::build(cx, &steps, options, verbose).await?)
         }
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),
         Command::Images(ImagesCommand::Show { step }) => Box::new(images::show(cx, &step).await?),
