@@ -163,17 +163,11 @@ impl DynamoCatalog {
         // A new index is usable once it is ACTIVE; DynamoDB fills it from the table meanwhile.
         let deadline = Instant::now() + WAIT;
         loop {
-            let output = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|err| aws_error("dynamodb:DescribeTable", err))?;
-            let active =
-                output.table().into_iter().flat_map(|table| table.global_secondary_indexes()).any(|index| {
-                    index.index_name() == Some(name) && index.index_status() == Some(&IndexStatus::Active)
-                });
+            let table = self.describe().await?;
+            let active = table
+                .iter()
+                .flat_map(|table| table.global_secondary_indexes())
+                .any(|index| index.index_name() == Some(name) && index.index_status() == Some(&IndexStatus::Active));
             if active {
                 return Ok(());
             }
@@ -185,6 +179,18 @@ impl DynamoCatalog {
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
+    }
+
+    /// The table as DescribeTable says it is now.
+    async fn describe(&self) -> Result<Option<TableDescription>> {
+        let output = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:DescribeTable", err))?;
+        Ok(output.table().cloned())
     }
 
     /// A Query on an index, newest first, every page.
@@ -283,14 +289,8 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn schema(&self) -> Result<String> {
-        let output = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|err| aws_error("dynamodb:DescribeTable", err))?;
-        let table = output.table();
+        let table = self.describe().await?;
+        let table = table.as_ref();
         let status = table.and_then(|table| table.table_status()).map_or("unknown", |status| status.as_str());
         let indexes = INDEXES.iter().filter(|(index, _)| table.is_some_and(|table| has_index(table, index))).count();
         Ok(format!("table {status}, {indexes} of paw's {} indexes", INDEXES.len()))
