@@ -52,6 +52,19 @@ impl Action {
     }
 }
 
+const WAITS_FOR_MANUAL: &str = "waits for the manual step";
+
+/// Why a step waits: the manual step above it has no AMI yet. The plan and the build say it in
+/// these words, and the build's summary finds the waiting steps by them.
+pub fn waits_for_manual_step(manual_step: &str) -> String {
+    format!("{WAITS_FOR_MANUAL} {manual_step}")
+}
+
+/// Whether a reason is `waits_for_manual_step`'s.
+pub fn is_waiting_for_manual_step(reason: &str) -> bool {
+    reason.starts_with(WAITS_FOR_MANUAL)
+}
+
 #[derive(Debug, Clone)]
 pub struct PlannedStep<'a> {
     pub step: &'a Step,
@@ -93,7 +106,7 @@ pub async fn plan<'a>(
             None => {
                 let parent = step.parent.as_deref().unwrap_or_default();
                 let reason = match parent_action {
-                    Some(Action::Manual) => format!("waits for the manual step {parent}"),
+                    Some(Action::Manual) => waits_for_manual_step(parent),
                     _ => format!("the parent step {parent} is rebuilt"),
                 };
                 (Action::Build { reason, replaces: existing }, None)

@@ -22,7 +22,7 @@ use crate::ami::SourceAmi;
 use crate::catalog::{ImageRecord, ImageStatus, now_create_at};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::Packer;
-use crate::plan::{Action, PlannedStep};
+use crate::plan::{self, Action, PlannedStep};
 use crate::render;
 use crate::workflow::{Step, Workflow};
 use stages::{BuildStages, StepRun};
@@ -97,10 +97,10 @@ impl Engine<'_> {
                     }
                     _ if self.cx.cancel.is_cancelled() => Some("interrupted".to_string()),
                     Some(Some(Outcome::Manual)) => {
-                        Some(format!("waits for the manual step {}", parent.expect("a parent outcome has a parent")))
+                        Some(plan::waits_for_manual_step(parent.expect("a parent outcome has a parent")))
                     }
                     // What waits for a manual step waits for it all the way down.
-                    Some(Some(Outcome::Skipped(reason))) if reason.starts_with("waits for the manual step") => {
+                    Some(Some(Outcome::Skipped(reason))) if plan::is_waiting_for_manual_step(reason) => {
                         Some(reason.clone())
                     }
                     Some(Some(outcome)) if outcome.ami().is_none() && !matches!(outcome, Outcome::DryRun) => {

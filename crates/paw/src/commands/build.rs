@@ -148,7 +148,7 @@ impl Report for Built {
         }
         // Manual steps still waiting for a person, and what waits for them.
         for step in self.0.iter().filter(|step| matches!(step.outcome, Outcome::Manual)) {
-            let waiting = format!("waits for the manual step {}", step.step_id);
+            let waiting = plan::waits_for_manual_step(&step.step_id);
             let descendants: Vec<&str> = self
                 .0
                 .iter()
