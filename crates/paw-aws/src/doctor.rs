@@ -2,12 +2,9 @@
 //! network and the instance profile that workflow_param.json names exist.
 
 use aws_config::SdkConfig;
-use aws_credential_types::provider::ProvideCredentials as _;
 use aws_sdk_ec2::types::Filter;
 use paw_core::config::WorkflowParam;
 use paw_core::{Error, ErrorKind, Result};
-
-use paw_core::error::causes;
 
 use crate::aws_error;
 
@@ -24,15 +21,8 @@ pub fn credentials_source(param: Option<&WorkflowParam>) -> String {
     }
 }
 
-/// The account the credentials are of.
+/// The account the credentials are of (they were loaded once already: `check_credentials`).
 pub async fn account(config: &SdkConfig) -> Result<String> {
-    let provider = config
-        .credentials_provider()
-        .ok_or_else(|| Error::new(ErrorKind::Aws, "no credentials provider is configured"))?;
-    provider
-        .provide_credentials()
-        .await
-        .map_err(|err| Error::new(ErrorKind::Aws, format!("the AWS credentials cannot be loaded: {}", causes(&err))))?;
     let output = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
