@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TableDescription,
 };
-use paw_core::catalog::{Catalog, ImageRecord, ImageStatus, Recorded};
+use paw_core::catalog::{Catalog, ImageRecord, ImageStatus, InFlight, Recorded};
 use paw_core::{Error, ErrorKind, Result};
 
 use crate::aws_error;
@@ -29,6 +31,12 @@ pub const FINGERPRINT_INDEX: &str = "paw_fingerprint_index";
 const INDEXES: [(&str, &str); 3] =
     [(STEP_INDEX, "step_id"), (WORKFLOW_INDEX, "workflow_id"), (FINGERPRINT_INDEX, "fingerprint")];
 const WAIT: Duration = Duration::from_secs(600);
+
+/// The build journal's items share the table under this hash key, with `<workflow_id>#<step_id>`
+/// as their range key ('#' is not allowed in AMI names, so in no workflow id). They have no
+/// `create_at`, so no index holds them, and the seed, which asks for real workflow ids or
+/// queries its index, never sees them.
+const JOURNAL_KEY: &str = "paw#builds";
 
 pub struct DynamoCatalog {
     client: Client,
@@ -195,7 +203,7 @@ impl DynamoCatalog {
 
     /// A Query on an index, newest first, every page.
     async fn query_index(&self, index: &str, hash_key: &str, value: &str) -> Result<Vec<ImageRecord>> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -203,15 +211,48 @@ impl DynamoCatalog {
             .key_condition_expression("#key = :value")
             .expression_attribute_names("#key", hash_key)
             .expression_attribute_values(":value", AttributeValue::S(value.to_string()))
-            .scan_index_forward(false)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<_, _>>()
-            .await
-            .map_err(|err| aws_error("dynamodb:Query", err))?;
-        items.iter().map(|item| from_item(&self.table, item)).collect()
+            .scan_index_forward(false);
+        all_items(query).await?.iter().map(|item| from_item(&self.table, item)).collect()
     }
+}
+
+/// Every item a Query returns, all pages.
+async fn all_items(query: QueryFluentBuilder) -> Result<Vec<HashMap<String, AttributeValue>>> {
+    query
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<std::result::Result<_, _>>()
+        .await
+        .map_err(|err| aws_error("dynamodb:Query", err))
+}
+
+fn journal_key(workflow_id: &str, step_id: &str) -> String {
+    format!("{workflow_id}#{step_id}")
+}
+
+fn journal_item(entry: &InFlight) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("workflow_id".to_string(), AttributeValue::S(JOURNAL_KEY.into())),
+        ("step_id".to_string(), AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id))),
+        ("run_id".to_string(), AttributeValue::S(entry.run_id.clone())),
+        ("entry".to_string(), AttributeValue::S(serde_json::to_string(entry).expect("a journal entry serialises"))),
+    ])
+}
+
+fn from_journal_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<InFlight> {
+    let text = item.get("entry").and_then(|value| value.as_s().ok()).map_or("", String::as_str);
+    serde_json::from_str(text).map_err(|err| {
+        Error::new(
+            ErrorKind::Catalog,
+            format!("a build journal entry of the DynamoDB table {table} cannot be read: {err}"),
+        )
+    })
+}
+
+/// A conditional write that found the condition false: what lets one of two racing paws win.
+fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
 }
 
 fn to_item(record: &ImageRecord) -> HashMap<String, AttributeValue> {
@@ -271,15 +312,12 @@ impl Catalog for DynamoCatalog {
             .await;
         match result {
             Ok(_) => Ok(Recorded::Written),
-            Err(err) if err.as_service_error().is_some_and(|err| err.is_conditional_check_failed_exception()) => {
-                match self.get(&record.workflow_id, &record.step_id).await? {
-                    Some(existing) => Ok(Recorded::Taken(Box::new(existing))),
-                    None => Err(Error::new(
-                        ErrorKind::Catalog,
-                        "the conditional write failed, yet no item is there; try again",
-                    )),
+            Err(err) if is_condition_failure(&err) => match self.get(&record.workflow_id, &record.step_id).await? {
+                Some(existing) => Ok(Recorded::Taken(Box::new(existing))),
+                None => {
+                    Err(Error::new(ErrorKind::Catalog, "the conditional write failed, yet no item is there; try again"))
                 }
-            }
+            },
             Err(err) => Err(aws_error("dynamodb:PutItem", err)),
         }
     }
@@ -294,6 +332,85 @@ impl Catalog for DynamoCatalog {
         let status = table.and_then(|table| table.table_status()).map_or("unknown", |status| status.as_str());
         let indexes = INDEXES.iter().filter(|(index, _)| table.is_some_and(|table| has_index(table, index))).count();
         Ok(format!("table {status}, {indexes} of paw's {} indexes", INDEXES.len()))
+    }
+
+    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(journal_item(entry)))
+            .condition_expression("attribute_not_exists(step_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(err) if is_condition_failure(&err) => {
+                let output = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("workflow_id", AttributeValue::S(JOURNAL_KEY.into()))
+                    .key("step_id", AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|err| aws_error("dynamodb:GetItem", err))?;
+                match output.item() {
+                    Some(item) => Ok(Some(from_journal_item(&self.table, item)?)),
+                    // Ended in between: the step is free, so try once more.
+                    None => Box::pin(self.begin_build(entry)).await,
+                }
+            }
+            Err(err) => Err(aws_error("dynamodb:PutItem", err)),
+        }
+    }
+
+    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(journal_item(entry)))
+            .condition_expression("run_id = :run")
+            .expression_attribute_values(":run", AttributeValue::S(entry.run_id.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(aws_error("dynamodb:PutItem", err)),
+        }
+    }
+
+    async fn end_build(&self, entry: &InFlight) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("workflow_id", AttributeValue::S(JOURNAL_KEY.into()))
+            .key("step_id", AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id)))
+            .condition_expression("run_id = :run")
+            .expression_attribute_values(":run", AttributeValue::S(entry.run_id.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(aws_error("dynamodb:DeleteItem", err)),
+        }
+    }
+
+    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("workflow_id = :journal AND begins_with(step_id, :workflow)")
+            .expression_attribute_values(":journal", AttributeValue::S(JOURNAL_KEY.into()))
+            .expression_attribute_values(":workflow", AttributeValue::S(journal_key(workflow_id, "")))
+            .consistent_read(true);
+        all_items(query).await?.iter().map(|item| from_journal_item(&self.table, item)).collect()
     }
 
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {

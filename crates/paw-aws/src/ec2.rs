@@ -13,6 +13,9 @@ use paw_core::ec2::{BaseAmiQuery, Ec2, Image};
 use paw_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
+/// How long an instance may take to terminate, and its security group to come free.
+const TERMINATE_WAIT: Duration = Duration::from_secs(600);
+
 pub struct AwsEc2 {
     client: Client,
 }
@@ -173,6 +176,60 @@ impl Ec2 for AwsEc2 {
                 .find_map(|instance| instance.state()?.name().map(|name| name.as_str().to_string()))),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(aws_error("ec2:DescribeInstances", err)),
+        }
+    }
+
+    async fn terminate_instance(&self, instance_id: &str) -> Result<bool> {
+        match self.instance_state(instance_id).await?.as_deref() {
+            None | Some("terminated") => return Ok(false),
+            Some("shutting-down") => {}
+            Some(_) => {
+                self.client
+                    .terminate_instances()
+                    .instance_ids(instance_id)
+                    .send()
+                    .await
+                    .map_err(|err| aws_error("ec2:TerminateInstances", err))?;
+            }
+        }
+        self.client.wait_until_instance_terminated().instance_ids(instance_id).wait(TERMINATE_WAIT).await.map_err(
+            |err| Error::new(ErrorKind::Aws, format!("{instance_id} is being terminated but is not gone yet: {err}")),
+        )?;
+        Ok(true)
+    }
+
+    async fn delete_key_pair(&self, name: &str) -> Result<bool> {
+        match self.client.describe_key_pairs().key_names(name).send().await {
+            Ok(output) if !output.key_pairs().is_empty() => {}
+            Ok(_) => return Ok(false),
+            Err(err) if is_not_found(&err) => return Ok(false),
+            Err(err) => return Err(aws_error("ec2:DescribeKeyPairs", err)),
+        }
+        self.client.delete_key_pair().key_name(name).send().await.map_err(|err| aws_error("ec2:DeleteKeyPair", err))?;
+        Ok(true)
+    }
+
+    async fn delete_security_group(&self, name: &str) -> Result<bool> {
+        let output = self
+            .client
+            .describe_security_groups()
+            .filters(filter("group-name", name))
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DescribeSecurityGroups", err))?;
+        let Some(group_id) = output.security_groups().iter().find_map(|group| group.group_id()) else {
+            return Ok(false);
+        };
+        // A group stays in use for a while after its instance is terminated.
+        let deadline = std::time::Instant::now() + TERMINATE_WAIT;
+        loop {
+            match self.client.delete_security_group().group_id(group_id).send().await {
+                Ok(_) => return Ok(true),
+                Err(err) if err.code() == Some("DependencyViolation") && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Err(err) => return Err(aws_error("ec2:DeleteSecurityGroup", err)),
+            }
         }
     }
 

@@ -78,6 +78,16 @@ pub trait Ec2: Send + Sync {
     /// The instance's state name (`running`, `stopped`, ...), or None when there is no such instance.
     async fn instance_state(&self, instance_id: &str) -> Result<Option<String>>;
 
+    /// Terminates the instance and waits until it is gone; false when there was nothing to
+    /// terminate (no such instance, or already terminated).
+    async fn terminate_instance(&self, instance_id: &str) -> Result<bool>;
+
+    /// Deletes the key pair; false when there is none of that name.
+    async fn delete_key_pair(&self, name: &str) -> Result<bool>;
+
+    /// Deletes the security group of that name; false when there is none.
+    async fn delete_security_group(&self, name: &str) -> Result<bool>;
+
     /// CreateImage with the image's tags; returns the new image id.
     async fn create_image(&self, instance_id: &str, name: &str, tags: &[(String, String)]) -> Result<String>;
 

@@ -73,6 +73,10 @@ pub enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Settle what interrupted runs of this workflow left (every build does this first): packer's
+    /// instances, key pairs and security groups go; an AMI is adopted when whole and its inputs still
+    /// match, else deregistered. Builds still running elsewhere are listed and left alone.
+    Recover,
     /// The AMIs in the catalog.
     #[command(subcommand)]
     Images(ImagesCommand),

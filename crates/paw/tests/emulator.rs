@@ -149,6 +149,30 @@ impl Ec2 {
         output.images().iter().map(|i| (i.image_id().unwrap().to_string(), i.name().unwrap().to_string())).collect()
     }
 
+    /// The key pairs packer makes (`packer_<uuid>`) that are still there.
+    pub fn packer_key_pairs(&self) -> Vec<String> {
+        let output = self.runtime.block_on(self.client.describe_key_pairs().send()).unwrap();
+        output
+            .key_pairs()
+            .iter()
+            .filter_map(|pair| pair.key_name())
+            .filter(|name| name.starts_with("packer_"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The security groups packer makes (`packer_<uuid>`) that are still there.
+    pub fn packer_security_groups(&self) -> Vec<String> {
+        let output = self.runtime.block_on(self.client.describe_security_groups().send()).unwrap();
+        output
+            .security_groups()
+            .iter()
+            .filter_map(|group| group.group_name())
+            .filter(|name| name.starts_with("packer_"))
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn run_instance(&self, image_id: &str) -> String {
         let output = self
             .runtime

@@ -10,3 +10,4 @@ mod incremental;
 mod offline;
 mod packer_install;
 mod packer_output;
+mod recovery;

@@ -5,6 +5,7 @@
 //! decides how they look.
 
 pub mod events;
+pub mod journal;
 pub mod stages;
 
 use std::collections::{HashMap, HashSet};
@@ -19,12 +20,13 @@ pub use events::{Event, LeftAmi, Outcome, Reporter, StepFailure, StepOutcome, Su
 pub use stages::Context;
 
 use crate::ami::SourceAmi;
-use crate::catalog::{ImageRecord, ImageStatus, now_create_at};
+use crate::catalog::{ImageRecord, ImageStatus, Recorded, now_create_at};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::Packer;
 use crate::plan::{self, Action, PlannedStep};
-use crate::render;
+use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
+use journal::{Lease, Taken};
 use stages::{BuildStages, StepRun};
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +146,7 @@ impl Engine<'_> {
             let step = planned.step;
             let source = planned.source.clone().unwrap_or_else(|| placeholder_for(step));
             self.cx.reporter.event(Event::Stage { step: &step.id, stage: "validating" });
+            let _lock = StepLock::acquire(self.cx.workflow, step).await?;
             let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region)?;
             self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await
         }))
@@ -212,6 +215,20 @@ impl Engine<'_> {
     ) -> std::result::Result<Outcome, StepFailure> {
         let started = Instant::now();
         self.cx.reporter.event(Event::StepStarted { step: &run.step.id, source: &run.source });
+        let lease = if options.dry_run {
+            None
+        } else {
+            match Lease::take(&self.cx, run, run.replaces).await? {
+                Taken::Held(lease) => Some(lease),
+                Taken::BuiltMeanwhile(record) => {
+                    let what = format!("built meanwhile by another run: {}", record.ami_id);
+                    self.cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
+                    self.cx.reporter.event(Event::UpToDate { step: &run.step.id, ami_id: &record.ami_id });
+                    return Ok(Outcome::UpToDate { ami: record.as_source() });
+                }
+            }
+        };
+        run.lease = lease.clone();
         let stages = BuildStages {
             packer: self.packer,
             packer_env: &self.packer_env,
@@ -221,7 +238,18 @@ impl Engine<'_> {
             delete_snapshots: options.delete_snapshots,
             log_path: self.log_path(run.step),
         };
-        stages.run(&self.cx, run).await?;
+        let result = match &lease {
+            // The lease is renewed for as long as the stages run.
+            Some(lease) => tokio::select! {
+                result = stages.run(&self.cx, run) => result,
+                () = lease.keep(&self.cx) => unreachable!("a lease is kept until dropped"),
+            },
+            None => stages.run(&self.cx, run).await,
+        };
+        if let Some(lease) = &lease {
+            lease.release(&self.cx).await;
+        }
+        result?;
         if options.dry_run {
             return Ok(Outcome::DryRun);
         }
@@ -262,7 +290,14 @@ impl Engine<'_> {
                 status: ImageStatus::Available,
                 ..record.clone()
             };
-            self.cx.catalog.record(&reused).await?;
+            match self.cx.catalog.try_record(&reused).await? {
+                Recorded::Written => {}
+                // Another paw of this workflow reused it a moment before.
+                Recorded::Taken(existing) if existing.ami_id == reused.ami_id => {}
+                Recorded::Taken(existing) => {
+                    return Err(crate::catalog::conflict_error(&self.cx.catalog.uri(), &existing));
+                }
+            }
         }
         self.cx.reporter.event(Event::Reused { step: &step.id, ami_id: &record.ami_id, from: &record.workflow_id });
         Ok(Outcome::Reused { ami: record.as_source(), from: record.workflow_id.clone() })

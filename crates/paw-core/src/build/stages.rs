@@ -4,6 +4,7 @@
 //! (ops::from_instance) shares its stages where the two do the same thing.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -11,14 +12,15 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, LeftAmi, Reporter, StepFailure};
+use super::journal::Lease;
 use crate::ami::{self, SourceAmi};
-use crate::catalog::{Catalog, ImageRecord};
+use crate::catalog::{self, Catalog, ImageRecord, PackerRun};
 use crate::ec2::{Ec2, Image};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::ops;
 use crate::packer::{BuildRequest, Packer};
-use crate::render::{self, Prepared};
+use crate::render::{self, Prepared, StepLock};
 use crate::workflow::{Step, Workflow};
 
 /// What every stage may use: the workflow, where it builds, and what it talks to.
@@ -44,6 +46,10 @@ pub struct StepRun<'a> {
     /// The instance the AMI is made from, by hand, instead of packer.
     pub from_instance: Option<String>,
     pub prepared: Option<Prepared>,
+    /// The step folder's rendered files are this run's from rendering until packer has read them.
+    pub render_lock: Option<StepLock>,
+    /// The step's lease, while this run builds it (not in a dry run).
+    pub lease: Option<Arc<Lease>>,
     /// The AMI this run made, once it exists.
     pub image: Option<Image>,
     /// Set once the AMI is in the catalog: from then on nothing undoes it.
@@ -62,6 +68,8 @@ impl<'a> StepRun<'a> {
             replaces: None,
             from_instance: None,
             prepared: None,
+            render_lock: None,
+            lease: None,
             image: None,
             recorded: None,
             packer_time: Duration::ZERO,
@@ -202,6 +210,7 @@ impl Stage for Render {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+        run.render_lock = Some(StepLock::acquire(cx.workflow, run.step).await?);
         run.prepared = Some(render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region)?);
         Ok(())
     }
@@ -312,15 +321,31 @@ impl Stage for PackerBuild<'_> {
         }
         let var_files = run.prepared.as_ref().map(Prepared::var_files).unwrap_or_default();
         let step_id = run.step.id.clone();
-        let on_line = |line: &str| cx.reporter.event(Event::Packer { step: &step_id, line });
+        let (started, started_at) = (Instant::now(), chrono::Utc::now());
+        let mut env = self.env.to_vec();
+        if let Some(lease) = &run.lease {
+            let fingerprint = run.fingerprint.as_ref().map(|fingerprint| fingerprint.digest.clone());
+            let log_path = self.log_path.to_path_buf();
+            lease.record_build(cx, PackerRun { started_at: started_at.to_rfc3339(), fingerprint, log_path }).await?;
+            env.push((catalog::RUN_ID_ENV.to_string(), lease.run_id()));
+        }
+        // packer has read the rendered files once it says anything: from then on they may change.
+        let render_lock = Mutex::new(run.render_lock.take());
+        let lease = run.lease.clone();
+        let on_line = |line: &str| {
+            render_lock.lock().expect("the render lock's holder is not poisoned").take();
+            if let Some(lease) = &lease {
+                lease.note_packer_line(line);
+            }
+            cx.reporter.event(Event::Packer { step: &step_id, line });
+        };
         let request = BuildRequest {
             step_dir: &run.step.dir,
             var_files: &var_files,
             debug: self.debug,
-            env: self.env,
+            env: &env,
             log_path: self.log_path,
         };
-        let (started, started_at) = (Instant::now(), chrono::Utc::now());
         let output = self.packer.build(&request, &on_line, cx.cancel).await?;
         run.packer_time = started.elapsed();
         let (here, elsewhere): (Vec<_>, Vec<_>) =
@@ -331,7 +356,7 @@ impl Stage for PackerBuild<'_> {
             // made is not recorded, so it goes.
             let mut amis = Vec::new();
             for ami_id in &reported {
-                amis.push(undo_image(cx, run.step, ami_id).await);
+                amis.push(undo_image(cx, &run.step.id, ami_id).await);
             }
             amis.extend(unreported_images(cx, &run.ami_name, &reported, started_at).await);
             amis.extend(elsewhere.into_iter().map(|(region, ami_id)| LeftAmi {
@@ -362,7 +387,7 @@ impl Stage for PackerBuild<'_> {
 /// The cleanup of a stage that made the AMI: not recorded, so not kept.
 pub async fn undo_unrecorded(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<LeftAmi> {
     match (&run.image, &run.recorded) {
-        (Some(image), None) => vec![undo_image(cx, run.step, &image.id).await],
+        (Some(image), None) => vec![undo_image(cx, &run.step.id, &image.id).await],
         _ => Vec::new(),
     }
 }
@@ -425,7 +450,7 @@ async fn unreported_images(
 }
 
 /// Whether EC2 says the image was made at or after `since` (to the second, as EC2 keeps it).
-fn made_since(image: &Image, since: chrono::DateTime<chrono::Utc>) -> bool {
+pub(crate) fn made_since(image: &Image, since: chrono::DateTime<chrono::Utc>) -> bool {
     chrono::DateTime::parse_from_rfc3339(&image.creation_date)
         .is_ok_and(|created| created.timestamp() >= since.timestamp())
 }
@@ -442,7 +467,7 @@ fn unproven(image: &Image, ami_name: &str) -> LeftAmi {
 }
 
 /// Deregisters an AMI this run made but did not record, with its snapshots.
-pub async fn undo_image(cx: &Context<'_>, step: &Step, ami_id: &str) -> LeftAmi {
+pub async fn undo_image(cx: &Context<'_>, step_id: &str, ami_id: &str) -> LeftAmi {
     let snapshots = match cx.ec2.describe_image(ami_id).await {
         Ok(Some(image)) => image.snapshot_ids,
         _ => Vec::new(),
@@ -451,7 +476,7 @@ pub async fn undo_image(cx: &Context<'_>, step: &Step, ami_id: &str) -> LeftAmi 
         Ok(()) => format!("deregistered, snapshots deleted: {snapshots:?}"),
         Err(err) => format!("could not be deregistered ({err}); deregister it by hand"),
     };
-    cx.reporter.event(Event::CleanedUp { step: &step.id, what: &format!("{ami_id}: {fate}") });
+    cx.reporter.event(Event::CleanedUp { step: step_id, what: &format!("{ami_id}: {fate}") });
     LeftAmi { ami_id: ami_id.to_string(), fate }
 }
 

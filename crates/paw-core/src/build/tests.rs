@@ -95,6 +95,21 @@ impl Ec2 for FakeEc2 {
         Ok(Some("stopped".into()))
     }
 
+    async fn terminate_instance(&self, instance_id: &str) -> Result<bool> {
+        self.calls.lock().unwrap().push(format!("terminate {instance_id}"));
+        Ok(true)
+    }
+
+    async fn delete_key_pair(&self, name: &str) -> Result<bool> {
+        self.calls.lock().unwrap().push(format!("delete key pair {name}"));
+        Ok(true)
+    }
+
+    async fn delete_security_group(&self, name: &str) -> Result<bool> {
+        self.calls.lock().unwrap().push(format!("delete security group {name}"));
+        Ok(true)
+    }
+
     async fn create_image(&self, _: &str, name: &str, _: &[(String, String)]) -> Result<String> {
         Ok(self.make(name).id)
     }
@@ -121,11 +136,19 @@ struct FakePacker<'a> {
     cancel: &'a CancellationToken,
     behaviour: HashMap<&'static str, Behaviour>,
     builds: Mutex<Vec<String>>,
+    /// A record another paw writes while this packer builds.
+    recorded_meanwhile: Option<(&'a dyn Catalog, crate::catalog::ImageRecord)>,
 }
 
 impl<'a> FakePacker<'a> {
     fn new(ec2: &'a FakeEc2, cancel: &'a CancellationToken, behaviour: &[(&'static str, Behaviour)]) -> Self {
-        FakePacker { ec2, cancel, behaviour: behaviour.iter().copied().collect(), builds: Mutex::new(Vec::new()) }
+        FakePacker {
+            ec2,
+            cancel,
+            behaviour: behaviour.iter().copied().collect(),
+            builds: Mutex::new(Vec::new()),
+            recorded_meanwhile: None,
+        }
     }
 
     fn behaviour(&self, step_dir: &Path) -> Behaviour {
@@ -164,6 +187,9 @@ impl Packer for FakePacker<'_> {
         let behaviour = self.behaviour(request.step_dir);
         self.builds.lock().unwrap().push(request.step_dir.file_name().unwrap().to_string_lossy().into());
         let image = self.ec2.make(&output_ami_name(request.step_dir));
+        if let Some((catalog, record)) = &self.recorded_meanwhile {
+            catalog.record(record).await?;
+        }
         let amis = vec![(REGION.to_string(), image.id)];
         let failure = match behaviour {
             Behaviour::Build | Behaviour::Invalid => None,
@@ -344,14 +370,11 @@ impl Stage for Interrupt<'_> {
 async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_ran() {
     let fixture = Fixture::new("chain");
     let plan = fixture.plan().await;
-    // Another paw records step1 while this one builds it.
+    // Something else records step1 while this paw builds it (leases keep other paws out).
     let workflow_id = &fixture.workflow.param.workflow_id;
-    fixture
-        .catalog
-        .record(&sample_record(workflow_id, "step1", "ami-other", "2026-01-01T00:00:00.000000+0000"))
-        .await
-        .unwrap();
-    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let mut packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let other = sample_record(workflow_id, "step1", "ami-other", "2026-01-01T00:00:00.000000+0000");
+    packer.recorded_meanwhile = Some((&fixture.catalog, other));
     let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new() };
     let options = BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 };
     let outcomes = engine.run(&plan, options).await.unwrap();
@@ -435,4 +458,116 @@ async fn a_step_that_does_not_validate_stops_the_run_before_any_build() {
     assert!(err.to_string().contains("step3: packer validate failed"), "{err}");
     assert!(packer.builds.lock().unwrap().is_empty());
     assert_eq!(fixture.ec2.images.lock().unwrap().len(), 1, "only the root AMI");
+}
+
+/// A journal entry for step1 of the fixture's workflow, held by `pid` on this machine.
+fn held_entry(fixture: &Fixture, pid: u32) -> crate::catalog::InFlight {
+    crate::catalog::InFlight {
+        workflow_id: fixture.workflow.param.workflow_id.clone(),
+        step_id: "step1".into(),
+        run_id: format!("run-of-{pid}"),
+        host: crate::catalog::this_host(),
+        pid,
+        since: crate::catalog::now_create_at(),
+        expires_at: i64::MAX,
+        ami_name: crate::ami::output_ami_name(&fixture.workflow, fixture.workflow.step("step1").unwrap()),
+        source_ami_id: ROOT_AMI.into(),
+        source_ami_name: "ubuntu/root".into(),
+        build: None,
+        resources: crate::packer::PackerResources {
+            instances: vec!["i-left".into()],
+            key_pairs: vec!["packer_key".into()],
+            security_groups: vec!["packer_group".into()],
+        },
+    }
+}
+
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A run that died after packer made step1's AMI: the next build adopts that AMI (its inputs still
+/// match), cleans up packer's resources, and does not build step1 again.
+#[tokio::test]
+async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
+    let fixture = Fixture::new("chain");
+    let step1 = fixture.workflow.step("step1").unwrap();
+    let mut entry = held_entry(&fixture, dead_pid());
+    let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).unwrap();
+    entry.build = Some(crate::catalog::PackerRun {
+        started_at: (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
+        fingerprint: Some(fingerprint.digest.clone()),
+        log_path: fixture.workflow.state_dir().join("no-such.log"),
+    });
+    assert_eq!(fixture.catalog.begin_build(&entry).await.unwrap(), None);
+    let left = fixture.ec2.make(&entry.ami_name);
+
+    let found = journal::recover(&fixture.cx()).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].stale.as_ref().unwrap().ends_with("is gone"), "{found:?}");
+    assert_eq!(
+        fixture.ec2.calls(),
+        [
+            "terminate i-left",
+            "delete key pair packer_key",
+            "delete security group packer_group",
+            &format!("tag {}", left.id)
+        ]
+    );
+    let record = fixture.catalog.get(&entry.workflow_id, "step1").await.unwrap().unwrap();
+    assert_eq!((record.ami_id.as_str(), record.fingerprint.as_ref()), (left.id.as_str(), Some(&fingerprint.digest)));
+    assert!(fixture.catalog.builds_in_flight(&entry.workflow_id).await.unwrap().is_empty());
+
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let outcomes = fixture.build(&packer, false).await.unwrap();
+    assert_eq!(outcomes, pairs(&[("step1", "up-to-date"), ("step2", "built"), ("step3", "built")]));
+}
+
+/// The dead run's AMI was made from inputs that have changed since: it goes, with its snapshots.
+#[tokio::test]
+async fn a_dead_runs_ami_is_deregistered_when_the_inputs_changed() {
+    let fixture = Fixture::new("chain");
+    let mut entry = held_entry(&fixture, dead_pid());
+    entry.build = Some(crate::catalog::PackerRun {
+        started_at: (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
+        fingerprint: Some("an-older-fingerprint".into()),
+        log_path: fixture.workflow.state_dir().join("no-such.log"),
+    });
+    fixture.catalog.begin_build(&entry).await.unwrap();
+    let left = fixture.ec2.make(&entry.ami_name);
+    journal::recover(&fixture.cx()).await.unwrap();
+    assert!(!fixture.ec2.has(&left.id));
+    assert_eq!(fixture.catalog.get(&entry.workflow_id, "step1").await.unwrap(), None);
+}
+
+/// A live run holds step1: this build waits for it, then uses the AMI it recorded; a run still at
+/// work is never settled.
+#[tokio::test]
+async fn a_held_step_is_waited_for_and_then_used() {
+    let fixture = Fixture::new("chain");
+    let entry = held_entry(&fixture, std::process::id());
+    fixture.catalog.begin_build(&entry).await.unwrap();
+    let found = journal::recover(&fixture.cx()).await.unwrap();
+    assert!(found[0].stale.is_none());
+    assert!(fixture.ec2.calls().is_empty(), "a live run's resources are left alone");
+
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let holder = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let image = fixture.ec2.make(&entry.ami_name);
+        let mut record = sample_record(&entry.workflow_id, "step1", &image.id, &crate::catalog::now_create_at());
+        let step1 = fixture.workflow.step("step1").unwrap();
+        record.fingerprint = Some(crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).unwrap().digest);
+        fixture.catalog.record(&record).await.unwrap();
+        fixture.catalog.end_build(&entry).await.unwrap();
+        image.id
+    };
+    let (outcomes, built_by_holder) = tokio::join!(fixture.build(&packer, false), holder);
+    let outcomes = outcomes.unwrap();
+    assert_eq!(outcomes[0], ("step1".to_string(), "up-to-date".to_string()));
+    assert_eq!(*packer.builds.lock().unwrap(), ["step2", "step3"]);
+    assert_eq!(fixture.ami_of("step1").await, built_by_holder);
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Catalog, ImageRecord, ImageStatus, Recorded};
+use super::{Catalog, ImageRecord, ImageStatus, InFlight, Recorded};
 use crate::error::ErrorKind;
 
 /// A record with recognisable values; `create_at` decides the order of listings.
@@ -94,4 +94,47 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     let err = other.record(&second).await.unwrap_err();
     assert!(err.message.contains("already has AMI ami-first"), "{}", err.message);
     assert_eq!(catalog.get(&wf_b, "race").await.unwrap().unwrap().ami_id, "ami-first");
+
+    check_journal(catalog, other, &wf_a, &wf_b).await;
+}
+
+fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {
+    InFlight {
+        workflow_id: workflow_id.into(),
+        step_id: step_id.into(),
+        run_id: run_id.into(),
+        host: "host-a".into(),
+        pid: 42,
+        since: "2026-01-01T00:00:00.000000+0000".into(),
+        expires_at: 1_000,
+        ami_name: format!("base/{workflow_id}/{step_id}"),
+        source_ami_id: "ami-base".into(),
+        source_ami_name: "base".into(),
+        build: None,
+        resources: Default::default(),
+    }
+}
+
+/// The build journal: one holder per step, conditional on the run, invisible to the records.
+async fn check_journal(catalog: &dyn Catalog, other: &dyn Catalog, wf_a: &str, wf_b: &str) {
+    let mine = journal_entry(wf_a, "s1", "run-1");
+    let theirs = journal_entry(wf_a, "s1", "run-2");
+    assert_eq!(catalog.begin_build(&mine).await.unwrap(), None);
+    assert_eq!(other.begin_build(&theirs).await.unwrap(), Some(mine.clone()), "the step is held");
+    assert!(!other.renew_build(&theirs).await.unwrap(), "only the holder renews");
+    other.end_build(&theirs).await.unwrap();
+    let mut renewed = mine.clone();
+    renewed.expires_at = 2_000;
+    renewed.resources.instances.push("i-1".into());
+    assert!(catalog.renew_build(&renewed).await.unwrap());
+    catalog.begin_build(&journal_entry(wf_b, "s1", "run-3")).await.unwrap();
+    assert_eq!(other.builds_in_flight(wf_a).await.unwrap(), [renewed.clone()]);
+    // Journal entries are not records.
+    assert!(catalog.list_workflow(wf_a).await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
+    assert!(catalog.list_step("s1").await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
+    catalog.end_build(&renewed).await.unwrap();
+    assert!(catalog.builds_in_flight(wf_a).await.unwrap().is_empty());
+    assert_eq!(other.begin_build(&theirs).await.unwrap(), None, "free again");
+    other.end_build(&theirs).await.unwrap();
+    catalog.end_build(&journal_entry(wf_b, "s1", "run-3")).await.unwrap();
 }

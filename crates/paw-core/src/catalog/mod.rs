@@ -4,6 +4,7 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod journal;
 mod migrate;
 mod record;
 mod sqlite;
@@ -13,6 +14,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 
+pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RUN_ID_ENV, lease_ttl, now_unix, this_host};
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;
@@ -66,6 +68,20 @@ pub trait Catalog: Send + Sync {
 
     /// What the store is, for `paw doctor`: its schema version, or its table's state.
     async fn schema(&self) -> Result<String>;
+
+    /// Takes the step's lease by writing its journal entry, in one atomic step for every process:
+    /// None when taken, or the entry that holds the step now.
+    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>>;
+
+    /// Rewrites the entry (renewed, or with more of the build in it) while its run still holds it;
+    /// false once it does not.
+    async fn renew_build(&self, entry: &InFlight) -> Result<bool>;
+
+    /// Removes the entry, if it is still this run's.
+    async fn end_build(&self, entry: &InFlight) -> Result<()>;
+
+    /// The journal entries of one workflow.
+    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>>;
 }
 
 /// An already-recorded AMI for the same step: what the conflict error says.

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Catalog, ImageRecord, Recorded};
+use super::{Catalog, ImageRecord, InFlight, Recorded};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once.
@@ -45,6 +45,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);",
     "ALTER TABLE images ADD COLUMN fingerprint_inputs TEXT;",
     "ALTER TABLE images ADD COLUMN from_instance TEXT;",
+    // The build journal: one entry per step being built (catalog::journal), as JSON.
+    "CREATE TABLE builds (
+        workflow_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (workflow_id, step_id)
+    );",
 ];
 
 impl SqliteCatalog {
@@ -110,6 +118,19 @@ fn apply_migrations(connection: &mut Connection, path: &Path) -> Result<()> {
     }
     transaction.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(fail)?;
     transaction.commit().map_err(fail)
+}
+
+fn journal_text(entry: &InFlight) -> String {
+    serde_json::to_string(entry).expect("a journal entry serialises")
+}
+
+impl SqliteCatalog {
+    fn journal_entry(&self, text: &str) -> Result<InFlight> {
+        serde_json::from_str(text).map_err(|err| {
+            Error::new(ErrorKind::Catalog, format!("a build journal entry of {} cannot be read: {err}", self.uri))
+                .in_file(&self.path)
+        })
+    }
 }
 
 fn sqlite_error(path: &Path, err: rusqlite::Error) -> Error {
@@ -186,6 +207,62 @@ impl Catalog for SqliteCatalog {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|err| sqlite_error(&self.path, err))?;
         Ok(format!("schema version {version}"))
+    }
+
+    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
+        let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        let holder: Option<String> = transaction
+            .query_row(
+                "SELECT entry FROM builds WHERE workflow_id = ?1 AND step_id = ?2",
+                [&entry.workflow_id, &entry.step_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(fail)?;
+        if let Some(text) = holder {
+            return Ok(Some(self.journal_entry(&text)?));
+        }
+        transaction
+            .execute(
+                "INSERT INTO builds (workflow_id, step_id, run_id, entry) VALUES (?1, ?2, ?3, ?4)",
+                [&entry.workflow_id, &entry.step_id, &entry.run_id, &journal_text(entry)],
+            )
+            .map_err(fail)?;
+        transaction.commit().map_err(fail)?;
+        Ok(None)
+    }
+
+    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let updated = connection
+            .execute(
+                "UPDATE builds SET entry = ?4 WHERE workflow_id = ?1 AND step_id = ?2 AND run_id = ?3",
+                [&entry.workflow_id, &entry.step_id, &entry.run_id, &journal_text(entry)],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(updated == 1)
+    }
+
+    async fn end_build(&self, entry: &InFlight) -> Result<()> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        connection
+            .execute(
+                "DELETE FROM builds WHERE workflow_id = ?1 AND step_id = ?2 AND run_id = ?3",
+                [&entry.workflow_id, &entry.step_id, &entry.run_id],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(())
+    }
+
+    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        let mut statement =
+            connection.prepare("SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id").map_err(fail)?;
+        let texts = statement.query_map([workflow_id], |row| row.get::<_, String>(0)).map_err(fail)?;
+        texts.map(|text| self.journal_entry(&text.map_err(fail)?)).collect()
     }
 
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {

@@ -99,9 +99,10 @@ impl Stage for CreateImage<'_> {
                 run.image = Some(image);
                 Ok(())
             }
-            Err(error) => {
-                Err(StepFailure { error: Box::new(error), amis: vec![stages::undo_image(cx, run.step, &ami_id).await] })
-            }
+            Err(error) => Err(StepFailure {
+                error: Box::new(error),
+                amis: vec![stages::undo_image(cx, &run.step.id, &ami_id).await],
+            }),
         }
     }
 

@@ -379,6 +379,45 @@ impl MachineLine {
     }
 }
 
+/// The temporary resources a `packer build` made in EC2 (amazon-ebs names them in its output):
+/// what must go should packer die before its own cleanup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackerResources {
+    pub instances: Vec<String>,
+    pub key_pairs: Vec<String>,
+    /// By name (packer prints the name, not the id).
+    pub security_groups: Vec<String>,
+}
+
+impl PackerResources {
+    /// Notes the resource a line of packer's text names, if any; true when it is new.
+    pub fn note(&mut self, line: &str) -> bool {
+        let after = |marker: &str| {
+            let (_, rest) = line.split_once(marker)?;
+            let word = rest.split_whitespace().next()?;
+            Some(word.trim_end_matches(['.', ',']).to_string())
+        };
+        let (list, found) = if let Some(name) = after("Creating temporary keypair:") {
+            (&mut self.key_pairs, name)
+        } else if let Some(name) = after("Creating temporary security group for this instance:") {
+            (&mut self.security_groups, name)
+        } else if let Some(id) = after("Instance ID:").filter(|id| id.starts_with("i-")) {
+            (&mut self.instances, id)
+        } else {
+            return false;
+        };
+        if list.contains(&found) {
+            return false;
+        }
+        list.push(found);
+        true
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty() && self.key_pairs.is_empty() && self.security_groups.is_empty()
+    }
+}
+
 fn unescape(field: &str) -> String {
     field.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n").replace("\\r", "\r")
 }
@@ -425,6 +464,23 @@ mod tests {
         assert_eq!(output.amis.len(), 1);
         assert!(output.failure.unwrap().to_string().contains("packer build failed"));
         assert_eq!(log, format!("{ARTIFACT}\nlate\n"));
+    }
+
+    #[test]
+    fn resources_packer_names_in_its_output() {
+        let mut resources = PackerResources::default();
+        let lines = [
+            "==> s.amazon-ebs.s: Creating temporary keypair: packer_6b0a91e1-ab3e",
+            "==> s.amazon-ebs.s: Creating temporary security group for this instance: packer_6b0a91e1-a12e",
+            "    s.amazon-ebs.s: Instance ID: i-4b5f2cbeaf0124402",
+            "==> s.amazon-ebs.s: Waiting for instance (i-4b5f2cbeaf0124402) to become ready...",
+            "    s.amazon-ebs.s: Instance ID: i-4b5f2cbeaf0124402",
+        ];
+        let new: Vec<bool> = lines.iter().map(|line| resources.note(line)).collect();
+        assert_eq!(new, [true, true, true, false, false]);
+        assert_eq!(resources.key_pairs, ["packer_6b0a91e1-ab3e"]);
+        assert_eq!(resources.security_groups, ["packer_6b0a91e1-a12e"]);
+        assert_eq!(resources.instances, ["i-4b5f2cbeaf0124402"]);
     }
 
     #[test]

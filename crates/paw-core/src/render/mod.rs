@@ -132,6 +132,38 @@ pub fn write_rendered(step: &Step, files: &[Rendered]) -> Result<()> {
     Ok(())
 }
 
+/// A step folder's rendered files, held by one process from rendering until packer has read them
+/// (or `packer validate` has checked them): two paw processes in one workflow folder never
+/// rewrite a step's files under the other's packer. Released on drop.
+pub struct StepLock {
+    _held: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl StepLock {
+    pub async fn acquire(workflow: &Workflow, step: &Step) -> Result<StepLock> {
+        use nix::fcntl::{Flock, FlockArg};
+        let dir = workflow.state_dir().join("locks");
+        std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, "create the lock folder", err))?;
+        let path = dir.join(format!("{}.lock", step.id));
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|err| Error::io(&path, "open the lock", err))?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(held) => return Ok(StepLock { _held: held }),
+                Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                    file = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err((_, errno)) => return Err(Error::io(&path, "lock", std::io::Error::from(errno))),
+            }
+        }
+    }
+}
+
 /// A step rendered, written and checked: ready for `packer validate` or `packer build`.
 #[derive(Debug, Clone)]
 pub struct Prepared {

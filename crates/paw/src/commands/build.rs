@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use paw_core::build::journal::{self, Found};
 use paw_core::build::{self, BuildOptions, Engine, Outcome, StepOutcome, Summary};
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep};
@@ -60,8 +61,6 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose:
     let region = cx.region().await?;
     let ec2 = cx.ec2(None).await?;
     let catalog = cx.catalog().await?;
-    let plan = plan::plan(workflow, catalog, region, &steps).await?;
-    build::check_replacements(workflow, &plan, &options)?;
 
     let cancel = CancellationToken::new();
     // `--packer-debug` asks questions on the terminal: it gets packer's lines.
@@ -74,7 +73,63 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose:
         packer: &packer,
         packer_env: paw_aws::packer_env(&workflow.param, region),
     };
+    // What interrupted runs left is settled first: an adopted AMI changes the plan.
+    if !options.dry_run {
+        journal::recover(&engine.cx).await?;
+    }
+    let plan = plan::plan(workflow, catalog, region, &steps).await?;
+    build::check_replacements(workflow, &plan, &options)?;
     Ok(Built(engine.run(&plan, options).await?))
+}
+
+pub struct Recovered(Vec<Found>);
+
+/// `paw recover`: settles what interrupted runs of the workflow left; lists runs still at work.
+pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
+    let workflow = cx.workflow()?;
+    let region = cx.region().await?;
+    let ec2 = cx.ec2(None).await?;
+    let catalog = cx.catalog().await?;
+    let cancel = CancellationToken::new();
+    let reporter = BuildReporter::choose(workflow.steps().iter().map(|step| step.id.as_str()), cx.json, true);
+    let context = build::Context { workflow, region, ec2: &ec2, catalog, reporter: &reporter, cancel: &cancel };
+    Ok(Recovered(journal::recover(&context).await?))
+}
+
+impl Report for Recovered {
+    fn json(&self) -> Value {
+        json!(
+            self.0
+                .iter()
+                .map(|found| json!({
+                    "step_id": found.entry.step_id,
+                    "host": found.entry.host,
+                    "pid": found.entry.pid,
+                    "since": found.entry.since,
+                    "state": if found.stale.is_some() { "settled" } else { "running" },
+                    "reason": found.stale,
+                }))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "nothing to recover: no build of this workflow is in flight".into();
+        }
+        let rows = self
+            .0
+            .iter()
+            .map(|found| {
+                let state = match &found.stale {
+                    Some(why) => format!("settled ({why})"),
+                    None => "still running: left alone".to_string(),
+                };
+                vec![found.entry.step_id.clone(), found.entry.holder(), state]
+            })
+            .collect();
+        table(&["STEP", "HELD BY", "STATE"], rows)
+    }
 }
 
 impl Report for Built {

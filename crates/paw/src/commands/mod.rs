@@ -54,6 +54,7 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             let options = BuildOptions { dry_run, packer_debug, force, delete_snapshots, jobs: usize::from(jobs) };
             Box::new(build::build(cx, &steps, options, verbose).await?)
         }
+        Command::Recover => Box::new(build::recover(cx).await?),
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),
         Command::Images(ImagesCommand::Show { step }) => Box::new(images::show(cx, &step).await?),
         Command::Images(ImagesCommand::FromInstance { step, instance_id, no_wait, timeout }) => {

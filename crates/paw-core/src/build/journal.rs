@@ -1,0 +1,313 @@
+//! Leases and the journal at work (the entries themselves: catalog::journal). A step is built only
+//! under its lease: a second paw, on this machine or another, waits for the holder and then uses
+//! its AMI. A holder that died leaves its entry; whoever finds it stale settles it: packer's
+//! instance, key pair and security group go, and the AMI the dead run made is adopted when it is
+//! whole and its inputs still match, else deregistered.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::events::Event;
+use super::stages::{self, Context, Record, StepRun, TagImage, run_stages};
+use crate::ami::SourceAmi;
+use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun};
+use crate::ec2::Image;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::{self, Fingerprint};
+use crate::packer::{MachineLine, PackerResources};
+
+/// How often a waiting paw asks whether the step is free.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a settled run's AMI, still pending, may take to become available.
+const PENDING_AMI_WAIT: Duration = Duration::from_secs(1800);
+
+/// A step's lease, held while this run builds it.
+pub struct Lease {
+    entry: Mutex<InFlight>,
+    /// Wakes the renewal to write a change (a new resource packer made) at once.
+    changed: tokio::sync::Notify,
+    ttl: i64,
+}
+
+/// What taking a step's lease came to.
+pub enum Taken {
+    Held(Arc<Lease>),
+    /// Another run built the step while this one waited: its record.
+    BuiltMeanwhile(Box<ImageRecord>),
+}
+
+impl Lease {
+    /// Takes the step's lease, waiting while a live run holds it and settling a dead one's.
+    /// `replaces` is the record the plan would replace (`--force`), which is not "built meanwhile".
+    pub async fn take(cx: &Context<'_>, run: &StepRun<'_>, replaces: Option<&ImageRecord>) -> Result<Taken> {
+        let ttl = catalog::lease_ttl()?;
+        let host = catalog::this_host();
+        let now = chrono::Utc::now();
+        let mut entry = InFlight {
+            workflow_id: cx.workflow.param.workflow_id.clone(),
+            step_id: run.step.id.clone(),
+            run_id: format!(
+                "{host}-{}-{}-{}",
+                std::process::id(),
+                now.timestamp_nanos_opt().unwrap_or_default(),
+                run.step.id
+            ),
+            host: host.clone(),
+            pid: std::process::id(),
+            since: catalog::now_create_at(),
+            expires_at: 0,
+            ami_name: run.ami_name.clone(),
+            source_ami_id: run.source.id.clone(),
+            source_ami_name: run.source.name.clone(),
+            build: None,
+            resources: PackerResources::default(),
+        };
+        let mut told: Option<String> = None;
+        loop {
+            entry.expires_at = catalog::now_unix() + ttl;
+            let Some(holder) = cx.catalog.begin_build(&entry).await? else { break };
+            if let Some(why) = holder.stale_because(catalog::now_unix(), &host) {
+                settle(cx, &holder, &why).await?;
+                continue;
+            }
+            if told.as_ref() != Some(&holder.run_id) {
+                let what = format!("waiting for step {} (held by {})", holder.step_id, holder.holder());
+                cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
+                told = Some(holder.run_id.clone());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = cx.cancel.cancelled() => {
+                    return Err(Error::new(ErrorKind::Interrupted, format!(
+                        "interrupted while waiting for step {} (held by {})", holder.step_id, holder.holder()
+                    )));
+                }
+            }
+        }
+        let lease = Lease { entry: Mutex::new(entry), changed: tokio::sync::Notify::new(), ttl };
+        // The holder this run waited for, or a settled dead run, may have recorded the step.
+        let current = cx.catalog.get(&cx.workflow.param.workflow_id, &run.step.id).await;
+        let built = match current {
+            Ok(Some(record))
+                if record.status == ImageStatus::Available
+                    && replaces.is_none_or(|replaced| replaced.ami_id != record.ami_id) =>
+            {
+                record
+            }
+            Ok(_) => return Ok(Taken::Held(Arc::new(lease))),
+            Err(err) => {
+                lease.release(cx).await;
+                return Err(err);
+            }
+        };
+        lease.release(cx).await;
+        let same_inputs = match &run.fingerprint {
+            Some(fingerprint) => built.fingerprint.as_ref() == Some(&fingerprint.digest),
+            None => built.base_ami_id == run.source.id,
+        };
+        if !same_inputs {
+            return Err(Error::new(
+                ErrorKind::Catalog,
+                format!(
+                    "step \"{}\" of workflow \"{}\" was built meanwhile by another run, from other inputs ({})",
+                    run.step.id, built.workflow_id, built.ami_id
+                ),
+            )
+            .help("two folders that differ share this workflow_id: give one of them a workflow_id of its own"));
+        }
+        Ok(Taken::BuiltMeanwhile(Box::new(built)))
+    }
+
+    /// The run id that marks this build's packer processes (catalog::RUN_ID_ENV).
+    pub fn run_id(&self) -> String {
+        self.entry.lock().expect("the lease lock is not poisoned").run_id.clone()
+    }
+
+    /// Notes a resource that a line of packer's output names; written at the next renewal, which
+    /// it hastens.
+    pub fn note_packer_line(&self, line: &str) {
+        if self.entry.lock().expect("the lease lock is not poisoned").resources.note(line) {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Writes that packer is about to start, with what a settler needs to know of its build.
+    pub async fn record_build(&self, cx: &Context<'_>, build: PackerRun) -> Result<()> {
+        let entry = {
+            let mut entry = self.entry.lock().expect("the lease lock is not poisoned");
+            entry.build = Some(build);
+            entry.expires_at = catalog::now_unix() + self.ttl;
+            entry.clone()
+        };
+        if cx.catalog.renew_build(&entry).await? {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Catalog,
+            format!("the lease on step {} was lost before packer started", entry.step_id),
+        )
+        .help(format!("its lease expired and another run took it over; raise {}", catalog::LEASE_TTL_ENV)))
+    }
+
+    /// Renews the lease every third of its lifetime, and writes changes as they come. Runs until
+    /// dropped; a failed renewal is told, not fatal (the lease may still be renewed next time).
+    pub async fn keep(&self, cx: &Context<'_>) {
+        let step = self.entry.lock().expect("the lease lock is not poisoned").step_id.clone();
+        let every = Duration::from_secs(u64::try_from(self.ttl / 3).unwrap_or(1).max(1));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.changed.notified() => {}
+            }
+            let entry = {
+                let mut entry = self.entry.lock().expect("the lease lock is not poisoned");
+                entry.expires_at = catalog::now_unix() + self.ttl;
+                entry.clone()
+            };
+            let what = match cx.catalog.renew_build(&entry).await {
+                Ok(true) => continue,
+                Ok(false) => "lost its lease: another run took the step over".to_string(),
+                Err(err) => format!("could not renew its lease: {err}"),
+            };
+            cx.reporter.event(Event::Notice { step: &step, what: &what });
+        }
+    }
+
+    /// Ends the entry: the step is built, or its build failed and was cleaned up.
+    pub async fn release(&self, cx: &Context<'_>) {
+        let entry = self.entry.lock().expect("the lease lock is not poisoned").clone();
+        if let Err(err) = cx.catalog.end_build(&entry).await {
+            let what = format!("could not end its journal entry ({err}); the next paw run settles it");
+            cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
+        }
+    }
+}
+
+/// A journal entry of the workflow, as `paw recover` found it.
+#[derive(Debug)]
+pub struct Found {
+    pub entry: InFlight,
+    /// Why its run is gone (it was settled), or None: still at work.
+    pub stale: Option<String>,
+}
+
+/// Settles every stale journal entry of the workflow; the live ones are listed, untouched.
+pub async fn recover(cx: &Context<'_>) -> Result<Vec<Found>> {
+    let host = catalog::this_host();
+    let mut found = Vec::new();
+    for entry in cx.catalog.builds_in_flight(&cx.workflow.param.workflow_id).await? {
+        let stale = entry.stale_because(catalog::now_unix(), &host);
+        if let Some(why) = &stale {
+            settle(cx, &entry, why).await?;
+        }
+        found.push(Found { entry, stale });
+    }
+    Ok(found)
+}
+
+/// Cleans up after a dead run: packer's temporary resources (named in its entry, and in its log
+/// when that is on this machine) go; an AMI of the step's name that it made is adopted, when it is
+/// available, not recorded, and the step's inputs still match; otherwise it is deregistered with
+/// its snapshots. Then the entry ends. paw touches only what that run made.
+async fn settle(cx: &Context<'_>, entry: &InFlight, why: &str) -> Result<()> {
+    let step_id = entry.step_id.as_str();
+    let tell = |what: String| cx.reporter.event(Event::Notice { step: step_id, what: &what });
+    tell(format!("settling the build of an interrupted run: {why}"));
+    let mut resources = entry.resources.clone();
+    if let Some(build) = entry.build.as_ref().filter(|_| entry.host == catalog::this_host()) {
+        let log = std::fs::read_to_string(&build.log_path).unwrap_or_default();
+        for line in log.lines().filter_map(MachineLine::parse) {
+            if let Some((_, text)) = line.ui_text() {
+                text.lines().for_each(|text_line| {
+                    resources.note(text_line);
+                });
+            }
+        }
+    }
+    for instance in &resources.instances {
+        if cx.ec2.terminate_instance(instance).await? {
+            tell(format!("terminated {instance} left by an interrupted run"));
+        }
+    }
+    for key_pair in &resources.key_pairs {
+        if cx.ec2.delete_key_pair(key_pair).await? {
+            tell(format!("deleted the key pair {key_pair} left by an interrupted run"));
+        }
+    }
+    for group in &resources.security_groups {
+        if cx.ec2.delete_security_group(group).await? {
+            tell(format!("deleted the security group {group} left by an interrupted run"));
+        }
+    }
+    if let Some(build) = &entry.build {
+        settle_ami(cx, entry, build).await?;
+    }
+    cx.catalog.end_build(entry).await
+}
+
+/// The AMI a dead run made, if any: adopted or deregistered.
+async fn settle_ami(cx: &Context<'_>, entry: &InFlight, build: &PackerRun) -> Result<()> {
+    let Ok(started_at) = chrono::DateTime::parse_from_rfc3339(&build.started_at) else { return Ok(()) };
+    let recorded = cx.catalog.get(&entry.workflow_id, &entry.step_id).await?;
+    let recorded = recorded.filter(|record| record.status == ImageStatus::Available).map(|record| record.ami_id);
+    let images = cx.ec2.images_named(&entry.ami_name).await?;
+    for image in images.into_iter().filter(|image| stages::made_since(image, started_at.to_utc())) {
+        if recorded.as_ref() == Some(&image.id) {
+            continue;
+        }
+        match adoptable(cx, entry, build, image, recorded.is_some()).await? {
+            Ok((image, fingerprint)) => adopt(cx, entry, image, fingerprint).await?,
+            Err((ami_id, why)) => {
+                let left = stages::undo_image(cx, &entry.step_id, &ami_id).await;
+                let what = format!("{ami_id} left by an interrupted run ({why}): {}", left.fate);
+                cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The image, ready to adopt, with the step's fingerprint; or its id and why it is not to be kept.
+async fn adoptable(
+    cx: &Context<'_>,
+    entry: &InFlight,
+    build: &PackerRun,
+    image: Image,
+    step_recorded: bool,
+) -> Result<std::result::Result<(Image, Fingerprint), (String, String)>> {
+    let image_id = image.id.clone();
+    let refuse = |why: &str| Ok(Err((image_id.clone(), why.to_string())));
+    if step_recorded {
+        return refuse("the step has another AMI in the catalog");
+    }
+    let step = match cx.workflow.step(&entry.step_id) {
+        Some(step) if cx.workflow.param.workflow_id == entry.workflow_id => step,
+        _ => return refuse("its step is not in this workflow folder, so its inputs cannot be checked"),
+    };
+    let now = fingerprint::fingerprint(cx.workflow, step, &entry.source_ami_id)?;
+    if build.fingerprint.as_ref() != Some(&now.digest) {
+        return refuse("the step's inputs changed since");
+    }
+    match image.state.as_str() {
+        "available" => Ok(Ok((image, now))),
+        "pending" => match cx.ec2.wait_until_available(&image.id, PENDING_AMI_WAIT).await {
+            Ok(image) => Ok(Ok((image, now))),
+            Err(_) => refuse("it did not become available"),
+        },
+        state => refuse(&format!("it is {state}")),
+    }
+}
+
+/// Tags and records a dead run's AMI as the step's, as its own build would have.
+async fn adopt(cx: &Context<'_>, entry: &InFlight, image: Image, fingerprint: Fingerprint) -> Result<()> {
+    let step = cx.workflow.step(&entry.step_id).expect("adoptable checked the step");
+    let source = SourceAmi { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
+    let mut run = StepRun::new(cx.workflow, step, source);
+    run.fingerprint = Some(fingerprint);
+    let ami_id = image.id.clone();
+    run.image = Some(image);
+    run_stages(cx, &[&TagImage, &Record], &mut run).await.map_err(|failure| *failure.error)?;
+    let what = format!("adopted {ami_id} left by an interrupted run (its inputs still match)");
+    cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
+    Ok(())
+}
