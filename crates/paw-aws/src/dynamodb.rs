@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TableDescription,
 };
-use paw_core::catalog::{Catalog, ImageRecord, ImageStatus, InFlight, Recorded};
+use paw_core::catalog::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
 use paw_core::{Error, ErrorKind, Result};
 
 use crate::aws_error;
@@ -27,9 +27,17 @@ pub const STEP_INDEX: &str = "step_id_index";
 pub const WORKFLOW_INDEX: &str = "paw_workflow_id_index";
 /// paw's: AMIs by the fingerprint of their inputs, newest first (sparse: only paw's items).
 pub const FINGERPRINT_INDEX: &str = "paw_fingerprint_index";
+/// paw's, for lineage: every record of an AMI, and every record built on an AMI.
+pub const AMI_INDEX: &str = "paw_ami_id_index";
+pub const BASE_AMI_INDEX: &str = "paw_base_ami_id_index";
 
-const INDEXES: [(&str, &str); 3] =
-    [(STEP_INDEX, "step_id"), (WORKFLOW_INDEX, "workflow_id"), (FINGERPRINT_INDEX, "fingerprint")];
+const INDEXES: [(&str, &str); 5] = [
+    (STEP_INDEX, "step_id"),
+    (WORKFLOW_INDEX, "workflow_id"),
+    (FINGERPRINT_INDEX, "fingerprint"),
+    (AMI_INDEX, "ami_id"),
+    (BASE_AMI_INDEX, "base_ami_id"),
+];
 const WAIT: Duration = Duration::from_secs(600);
 
 /// The build journal's items share the table under this hash key, with `<workflow_id>#<step_id>`
@@ -37,6 +45,8 @@ const WAIT: Duration = Duration::from_secs(600);
 /// `create_at`, so no index holds them, and the seed, which asks for real workflow ids or
 /// queries its index, never sees them.
 const JOURNAL_KEY: &str = "paw#builds";
+/// Channel entries likewise, with `<channel>#<step_id>#<seq, 20 digits>` as their range key.
+const CHANNELS_KEY: &str = "paw#channels";
 
 pub struct DynamoCatalog {
     client: Client,
@@ -60,7 +70,10 @@ fn all_attributes() -> Projection {
 }
 
 fn attribute_definitions() -> Vec<AttributeDefinition> {
-    ["workflow_id", "step_id", "create_at", "fingerprint"].into_iter().map(string_attribute).collect()
+    ["workflow_id", "step_id", "create_at", "fingerprint", "ami_id", "base_ami_id"]
+        .into_iter()
+        .map(string_attribute)
+        .collect()
 }
 
 fn has_index(table: &TableDescription, name: &str) -> bool {
@@ -216,6 +229,27 @@ impl DynamoCatalog {
     }
 }
 
+impl DynamoCatalog {
+    /// A conditional PutItem: false when the condition did not hold, and nothing was written.
+    async fn put_if(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: &str,
+        values: &[(&str, &str)],
+    ) -> Result<bool> {
+        let mut request =
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, AttributeValue::S(value.to_string()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(aws_error("dynamodb:PutItem", err)),
+        }
+    }
+}
+
 /// Every item a Query returns, all pages.
 async fn all_items(query: QueryFluentBuilder) -> Result<Vec<HashMap<String, AttributeValue>>> {
     query
@@ -225,6 +259,33 @@ async fn all_items(query: QueryFluentBuilder) -> Result<Vec<HashMap<String, Attr
         .collect::<std::result::Result<_, _>>()
         .await
         .map_err(|err| aws_error("dynamodb:Query", err))
+}
+
+fn channel_key(channel: &str, step_id: &str, seq: Option<u64>) -> String {
+    match seq {
+        Some(seq) => format!("{channel}#{step_id}#{seq:020}"),
+        None => format!("{channel}#{step_id}#"),
+    }
+}
+
+/// A journal or channel entry's item: its key, and the entry as JSON.
+fn entry_item(hash: &str, range: String, entry: &impl serde::Serialize) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("workflow_id".to_string(), AttributeValue::S(hash.into())),
+        ("step_id".to_string(), AttributeValue::S(range)),
+        ("entry".to_string(), AttributeValue::S(serde_json::to_string(entry).expect("an entry serialises"))),
+    ])
+}
+
+fn from_entry_item<T: serde::de::DeserializeOwned>(table: &str, item: &HashMap<String, AttributeValue>) -> Result<T> {
+    let text = item.get("entry").and_then(|value| value.as_s().ok()).map_or("", String::as_str);
+    serde_json::from_str(text).map_err(|err| {
+        Error::new(ErrorKind::Catalog, format!("an entry of the DynamoDB table {table} cannot be read: {err}"))
+    })
+}
+
+fn channel_item(entry: &ChannelEntry) -> HashMap<String, AttributeValue> {
+    entry_item(CHANNELS_KEY, channel_key(&entry.channel, &entry.step_id, Some(entry.seq)), entry)
 }
 
 fn journal_key(workflow_id: &str, step_id: &str) -> String {
@@ -238,16 +299,6 @@ fn journal_item(entry: &InFlight) -> HashMap<String, AttributeValue> {
         ("run_id".to_string(), AttributeValue::S(entry.run_id.clone())),
         ("entry".to_string(), AttributeValue::S(serde_json::to_string(entry).expect("a journal entry serialises"))),
     ])
-}
-
-fn from_journal_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<InFlight> {
-    let text = item.get("entry").and_then(|value| value.as_s().ok()).map_or("", String::as_str);
-    serde_json::from_str(text).map_err(|err| {
-        Error::new(
-            ErrorKind::Catalog,
-            format!("a build journal entry of the DynamoDB table {table} cannot be read: {err}"),
-        )
-    })
 }
 
 /// A conditional write that found the condition false: what lets one of two racing paws win.
@@ -335,52 +386,28 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
-        let result = self
+        if self.put_if(journal_item(entry), "attribute_not_exists(step_id)", &[]).await? {
+            return Ok(None);
+        }
+        let output = self
             .client
-            .put_item()
+            .get_item()
             .table_name(&self.table)
-            .set_item(Some(journal_item(entry)))
-            .condition_expression("attribute_not_exists(step_id)")
+            .key("workflow_id", AttributeValue::S(JOURNAL_KEY.into()))
+            .key("step_id", AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id)))
+            .consistent_read(true)
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(err) if is_condition_failure(&err) => {
-                let output = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("workflow_id", AttributeValue::S(JOURNAL_KEY.into()))
-                    .key("step_id", AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|err| aws_error("dynamodb:GetItem", err))?;
-                match output.item() {
-                    Some(item) => Ok(Some(from_journal_item(&self.table, item)?)),
-                    // Ended in between: the step is free, so try once more.
-                    None => Box::pin(self.begin_build(entry)).await,
-                }
-            }
-            Err(err) => Err(aws_error("dynamodb:PutItem", err)),
+            .await
+            .map_err(|err| aws_error("dynamodb:GetItem", err))?;
+        match output.item() {
+            Some(item) => Ok(Some(from_entry_item(&self.table, item)?)),
+            // Ended in between: the step is free, so try once more.
+            None => Box::pin(self.begin_build(entry)).await,
         }
     }
 
     async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(journal_item(entry)))
-            .condition_expression("run_id = :run")
-            .expression_attribute_values(":run", AttributeValue::S(entry.run_id.clone()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(aws_error("dynamodb:PutItem", err)),
-        }
+        self.put_if(journal_item(entry), "run_id = :run", &[(":run", &entry.run_id)]).await
     }
 
     async fn end_build(&self, entry: &InFlight) -> Result<()> {
@@ -410,22 +437,76 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":journal", AttributeValue::S(JOURNAL_KEY.into()))
             .expression_attribute_values(":workflow", AttributeValue::S(journal_key(workflow_id, "")))
             .consistent_read(true);
-        all_items(query).await?.iter().map(|item| from_journal_item(&self.table, item)).collect()
+        all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()
     }
 
-    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
-        self.client
+    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(AMI_INDEX, "ami_id", ami_id).await
+    }
+
+    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(BASE_AMI_INDEX, "base_ami_id", base_ami_id).await
+    }
+
+    async fn set_status(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        status: ImageStatus,
+        revocation: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
             .key("step_id", AttributeValue::S(step_id.to_string()))
-            .update_expression("SET #status = :deregistered")
             .condition_expression("attribute_exists(workflow_id)")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":deregistered", AttributeValue::S(ImageStatus::Deregistered.as_str().into()))
-            .send()
-            .await
-            .map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
+            .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+        let request = match revocation.filter(|_| status == ImageStatus::Revoked) {
+            Some((reason, at)) => request
+                .update_expression("SET #status = :status, revoked_reason = :reason, revoked_at = :at")
+                .expression_attribute_values(":reason", AttributeValue::S(reason.into()))
+                .expression_attribute_values(":at", AttributeValue::S(at.into())),
+            None => request.update_expression("SET #status = :status REMOVE revoked_reason, revoked_at"),
+        };
+        request.send().await.map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
         Ok(())
+    }
+
+    async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
+        self.put_if(channel_item(entry), "attribute_not_exists(step_id)", &[]).await
+    }
+
+    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
+        if self.put_if(channel_item(entry), "attribute_exists(step_id)", &[]).await? {
+            return Ok(());
+        }
+        Err(Error::new(ErrorKind::Catalog, format!("entry {} of channel {} is gone", entry.seq, entry.channel)))
+    }
+
+    async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("workflow_id = :channels")
+            .expression_attribute_values(":channels", AttributeValue::S(CHANNELS_KEY.into()))
+            .consistent_read(true);
+        all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()
+    }
+
+    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("workflow_id = :channels AND begins_with(step_id, :prefix)")
+            .expression_attribute_values(":channels", AttributeValue::S(CHANNELS_KEY.into()))
+            .expression_attribute_values(":prefix", AttributeValue::S(channel_key(channel, step_id, None)))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()
     }
 }

@@ -97,7 +97,8 @@ fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
 #[async_trait]
 impl Ec2 for AwsEc2 {
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
-        match self.client.describe_images().image_ids(image_id).send().await {
+        // A revoked (disabled) AMI is still paw's to describe.
+        match self.client.describe_images().image_ids(image_id).include_disabled(true).send().await {
             Ok(output) => Ok(output.images().first().map(image_from_sdk)),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(aws_error("ec2:DescribeImages", err)),
@@ -117,12 +118,15 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn find_base_amis(&self, query: &BaseAmiQuery) -> Result<Vec<Image>> {
-        let mut pages = self
+        let mut request = self
             .client
             .describe_images()
-            .owners(&query.owner)
-            .filters(filter("name", &query.name_pattern))
-            .filters(filter("architecture", &query.architecture))
+            .set_owners(Some(query.owners.clone()))
+            .filters(filter("name", &query.name_pattern));
+        if let Some(architecture) = &query.architecture {
+            request = request.filters(filter("architecture", architecture));
+        }
+        let mut pages = request
             .filters(filter("state", "available"))
             .filters(filter("root-device-type", "ebs"))
             .filters(filter("virtualization-type", "hvm"))
@@ -146,6 +150,33 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|err| aws_error("ec2:CreateTags", err))?;
+        Ok(())
+    }
+
+    async fn delete_tags(&self, resource_ids: &[String], keys: &[&str]) -> Result<()> {
+        let tags = keys.iter().map(|key| Tag::builder().key(*key).build()).collect();
+        self.client
+            .delete_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DeleteTags", err))?;
+        Ok(())
+    }
+
+    async fn disable_image(&self, image_id: &str) -> Result<()> {
+        self.client
+            .disable_image()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DisableImage", err))?;
+        Ok(())
+    }
+
+    async fn enable_image(&self, image_id: &str) -> Result<()> {
+        self.client.enable_image().image_id(image_id).send().await.map_err(|err| aws_error("ec2:EnableImage", err))?;
         Ok(())
     }
 

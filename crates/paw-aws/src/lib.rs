@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod ec2;
 pub mod profiles;
 pub mod region;
+pub mod ssm;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::ec2::BaseAmiQuery;
 use crate::error::Result;
 use crate::json::JsonFile;
 
@@ -67,6 +68,9 @@ pub struct WorkflowParam {
     pub aws_tags: Vec<(String, String)>,
     /// `"catalog": "sqlite:PATH"` or `"dynamodb:TABLE"`; the command line and PAW_CATALOG win.
     pub catalog: Option<String>,
+    /// `"root_base_ami_filter": {"name": "...", "owners": [...], "architecture": "x86_64"}`: its
+    /// newest available match is the current root base AMI (`paw status`, `paw base-ami update`).
+    pub root_base_ami_filter: Option<BaseAmiQuery>,
     file: JsonFile,
 }
 
@@ -120,6 +124,7 @@ impl WorkflowParam {
             credentials,
             aws_tags: file.string_map("aws_tags")?,
             catalog: file.optional_string("catalog")?,
+            root_base_ami_filter: root_base_ami_filter(&file)?,
             file,
         })
     }
@@ -147,6 +152,8 @@ impl WorkflowParam {
             "aws_secret_access_key",
             "aws_session_token",
             "catalog",
+            // What it resolves to, root_base_ami_id, is an input; the filter itself is not.
+            "root_base_ami_filter",
         ] {
             map.shift_remove(key);
         }
@@ -156,6 +163,39 @@ impl WorkflowParam {
     pub fn json(&self) -> &JsonFile {
         &self.file
     }
+}
+
+const FILTER_KEY: &str = "root_base_ami_filter";
+
+fn root_base_ami_filter(file: &JsonFile) -> Result<Option<BaseAmiQuery>> {
+    if file.object.get(FILTER_KEY).is_none_or(Value::is_null) {
+        return Ok(None);
+    }
+    let filter = file.optional_map(FILTER_KEY)?;
+    let example = r#"{"name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*", "owners": ["099720109477"]}"#;
+    let wrong = |what: &str| {
+        file.key_error(FILTER_KEY, format!("\"{FILTER_KEY}\" {what}"))
+            .help(format!("write e.g. \"{FILTER_KEY}\": {example} (\"architecture\" is optional)"))
+    };
+    let name = match filter.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        _ => return Err(wrong("needs \"name\", a name pattern")),
+    };
+    let owners: Vec<String> = match filter.get("owners") {
+        Some(Value::Array(owners)) if !owners.is_empty() && owners.iter().all(Value::is_string) => {
+            owners.iter().filter_map(|owner| owner.as_str().map(str::to_string)).collect()
+        }
+        _ => return Err(wrong("needs \"owners\", a list of account ids (or \"self\", \"amazon\")")),
+    };
+    let architecture = match filter.get("architecture") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(architecture)) => Some(architecture.clone()),
+        Some(_) => return Err(wrong("has an \"architecture\" that is not a string")),
+    };
+    if let Some(unknown) = filter.keys().find(|key| !matches!(key.as_str(), "name" | "owners" | "architecture")) {
+        return Err(wrong(&format!("has an unknown key \"{unknown}\"")));
+    }
+    Ok(Some(BaseAmiQuery { name_pattern: name, owners, architecture }))
 }
 
 #[derive(Debug, Clone)]

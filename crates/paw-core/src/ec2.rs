@@ -51,12 +51,14 @@ impl Image {
     }
 }
 
-/// The filters of the seed's root base AMI finder.
-#[derive(Debug, Clone)]
+/// The filters of the seed's root base AMI finder (`paw base-ami find`), and of a workflow's
+/// `root_base_ami_filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseAmiQuery {
     pub name_pattern: String,
-    pub owner: String,
-    pub architecture: String,
+    pub owners: Vec<String>,
+    /// Any architecture when None.
+    pub architecture: Option<String>,
 }
 
 #[async_trait]
@@ -71,6 +73,15 @@ pub trait Ec2: Send + Sync {
     async fn find_base_amis(&self, query: &BaseAmiQuery) -> Result<Vec<Image>>;
 
     async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<()>;
+
+    /// Removes these tags (by key) from the resources.
+    async fn delete_tags(&self, resource_ids: &[String], keys: &[&str]) -> Result<()>;
+
+    /// DisableImage: no instance can be launched from it; it stays, with its snapshots, until
+    /// enabled again.
+    async fn disable_image(&self, image_id: &str) -> Result<()>;
+
+    async fn enable_image(&self, image_id: &str) -> Result<()>;
 
     /// Deregisters the image, then deletes `snapshot_ids` (pass none to keep them).
     async fn deregister_image(&self, image_id: &str, snapshot_ids: &[String]) -> Result<()>;

@@ -53,6 +53,19 @@ impl JsonFile {
     /// Where a top-level key is written, for messages about its value: a key of the same name
     /// nested in another value, or inside a string, is not it.
     pub fn key_location(&self, key: &str) -> Location {
+        match self.key_offset(key) {
+            Some(start) => {
+                let before = &self.text[..start];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                Location::at(&self.path, line, column)
+            }
+            None => Location::file(&self.path),
+        }
+    }
+
+    /// The byte offset of a top-level key's opening quote.
+    fn key_offset(&self, key: &str) -> Option<usize> {
         let (text, bytes) = (&self.text, self.text.as_bytes());
         let mut depth = 0usize;
         let mut at = 0;
@@ -62,24 +75,53 @@ impl JsonFile {
                 b'}' | b']' => depth = depth.saturating_sub(1),
                 b'"' => {
                     let start = at;
-                    at += 1;
-                    while at < bytes.len() && bytes[at] != b'"' {
-                        at += if bytes[at] == b'\\' { 2 } else { 1 };
-                    }
+                    at = string_end(bytes, at);
                     let literal = &text[start..(at + 1).min(text.len())];
                     let is_key = depth == 1 && text[(at + 1).min(text.len())..].trim_start().starts_with(':');
                     if is_key && serde_json::from_str::<String>(literal).is_ok_and(|name| name == key) {
-                        let before = &text[..start];
-                        let line = before.matches('\n').count() + 1;
-                        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                        return Location::at(&self.path, line, column);
+                        return Some(start);
                     }
                 }
                 _ => {}
             }
             at += 1;
         }
-        Location::file(&self.path)
+        None
+    }
+
+    /// The file's text with the string values of these top-level keys replaced, and everything
+    /// else (comments, key order, spacing) as it was.
+    pub fn with_string_values(&self, values: &[(&str, &str)]) -> Result<String> {
+        let original = read_text(&self.path)?;
+        let bytes = self.text.as_bytes();
+        let mut spans = Vec::new();
+        for (key, value) in values {
+            // The value's opening quote: after the key, its colon and blanks (comments are blanks here).
+            let start = self.key_offset(key).and_then(|key_start| {
+                let after_key = string_end(bytes, key_start) + 1;
+                let colon = after_key + self.text[after_key..].find(':')?;
+                let rest = &self.text[colon + 1..];
+                let start = colon + 1 + rest.len() - rest.trim_start().len();
+                (bytes.get(start) == Some(&b'"')).then_some(start)
+            });
+            // Blanking keeps every byte where it was; a file changed since it was read does not.
+            let Some(start) = start.filter(|_| original.len() == self.text.len()) else {
+                return Err(self
+                    .key_error(key, format!("\"{key}\" is not a string that paw can update"))
+                    .help(format!("write \"{key}\": \"...\" in the file, then try again")));
+            };
+            spans.push((
+                start,
+                string_end(bytes, start) + 1,
+                serde_json::to_string(value).expect("a string serialises"),
+            ));
+        }
+        spans.sort_by_key(|(start, ..)| std::cmp::Reverse(*start));
+        let mut text = original;
+        for (start, end, literal) in spans {
+            text.replace_range(start..end, &literal);
+        }
+        Ok(text)
     }
 
     /// An error about the value of `key`, located where the key is written.
@@ -147,6 +189,15 @@ impl JsonFile {
     }
 }
 
+/// The index of the quote that closes the string opened at `start` (or the end of the text).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut at = start + 1;
+    while at < bytes.len() && bytes[at] != b'"' {
+        at += if bytes[at] == b'\\' { 2 } else { 1 };
+    }
+    at.min(bytes.len())
+}
+
 /// A file's text; a file that is not UTF-8 is bad input, not an I/O failure.
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|err| Error::io(path, "read the file", err))?;
@@ -193,6 +244,22 @@ mod tests {
         let path = dir.path().join("x.json");
         std::fs::write(&path, text).unwrap();
         JsonFile::load(&path)
+    }
+
+    #[test]
+    fn string_values_are_replaced_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        let text = "// the base\n{\n  \"id\" :  \"ami-1\", // \"id\": \"no\"\n  \"nested\": {\"id\": \"x\"},\n  \"name\": \"a \\\"b\\\"\",\n}\n";
+        std::fs::write(&path, text).unwrap();
+        let file = JsonFile::load(&path).unwrap();
+        let updated = file.with_string_values(&[("name", "new/name"), ("id", "ami-2")]).unwrap();
+        assert_eq!(
+            updated,
+            "// the base\n{\n  \"id\" :  \"ami-2\", // \"id\": \"no\"\n  \"nested\": {\"id\": \"x\"},\n  \"name\": \"new/name\",\n}\n"
+        );
+        let err = file.with_string_values(&[("nested", "x")]).unwrap_err();
+        assert!(err.to_string().contains("\"nested\" is not a string that paw can update"), "{err}");
     }
 
     #[test]

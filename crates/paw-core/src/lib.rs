@@ -18,6 +18,7 @@ pub mod plan;
 pub mod render;
 pub mod scaffold;
 pub mod source;
+pub mod ssm;
 pub mod workflow;
 
 pub use error::{Error, ErrorKind, Location, Result};

@@ -86,12 +86,14 @@ pub async fn plan<'a>(
     let mut planned: Vec<PlannedStep<'a>> = Vec::with_capacity(steps.len());
     let mut index: HashMap<&str, usize> = HashMap::new();
     for step in steps {
+        // A revoked image is still the step's (it holds the AMI name) but never up to date.
         let existing =
-            catalog.get(workflow_id, &step.id).await?.filter(|record| record.status == ImageStatus::Available);
+            catalog.get(workflow_id, &step.id).await?.filter(|record| record.status != ImageStatus::Deregistered);
         let parent_action = step.parent.as_deref().and_then(|parent| index.get(parent)).map(|at| &planned[*at].action);
         if step.manual {
             // A person made its AMI: it stays up to date for as long as it is available.
-            let action = existing.map_or(Action::Manual, |record| Action::UpToDate { record });
+            let available = existing.filter(|record| record.status == ImageStatus::Available);
+            let action = available.map_or(Action::Manual, |record| Action::UpToDate { record });
             index.insert(&step.id, planned.len());
             planned.push(PlannedStep { step, action, source: None, fingerprint: None });
             continue;
@@ -132,6 +134,10 @@ async fn decide(
     existing: Option<ImageRecord>,
 ) -> Result<Action> {
     if let Some(record) = existing {
+        if record.status == ImageStatus::Revoked {
+            let reason = format!("revoked: {}", record.revoked_reason.as_deref().unwrap_or("no reason given"));
+            return Ok(Action::Build { reason, replaces: Some(record) });
+        }
         if record.fingerprint.as_deref() == Some(fingerprint.digest.as_str()) {
             return Ok(Action::UpToDate { record });
         }

@@ -21,9 +21,21 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
         return Ok(root_source(workflow));
     };
     let workflow_id = &workflow.param.workflow_id;
-    match available(catalog, workflow_id, parent).await? {
-        Some(record) => Ok(record.as_source()),
-        None => Err(Error::new(
+    match catalog.get(workflow_id, parent).await? {
+        Some(record) if record.status == ImageStatus::Available => Ok(record.as_source()),
+        Some(record) if record.status == ImageStatus::Revoked => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "step \"{}\" starts from step \"{parent}\", whose AMI {} is revoked ({})",
+                step.id,
+                record.ami_id,
+                record.revoked_reason.as_deref().unwrap_or("no reason given")
+            ),
+        )
+        .help(format!(
+            "rebuild the parent: `paw build --force {parent}`, or restore it: `paw images restore {parent}`"
+        ))),
+        _ => Err(Error::new(
             ErrorKind::Usage,
             format!(
                 "step \"{}\" starts from step \"{parent}\", which has no AMI in {} for workflow \"{workflow_id}\"",

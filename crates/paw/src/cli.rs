@@ -80,7 +80,21 @@ pub enum Command {
     /// The AMIs in the catalog.
     #[command(subcommand)]
     Images(ImagesCommand),
-    /// Find root base AMIs.
+    /// Per step, in build order: is this workflow's image current, stale (and why), missing or
+    /// revoked?
+    Status,
+    /// Channels: named pointers (prod, staging) from a step to one of its images, with history.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Print a step's AMI id alone, for scripts: `$(paw resolve app --channel prod)`. Default: the
+    /// newest available image of the step (of --workflow-id, when given).
+    Resolve {
+        step: String,
+        /// The image this channel points at.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Root base AMIs: find them, and move the workflow to the newest.
     #[command(subcommand, name = "base-ami")]
     BaseAmi(BaseAmiCommand),
     /// The catalog itself.
@@ -142,6 +156,67 @@ pub enum ImagesCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// The step's image and its ancestry up to the root base AMI; with --descendants, every image,
+    /// in any workflow, built on it.
+    Lineage {
+        step: String,
+        #[arg(long)]
+        descendants: bool,
+    },
+    /// Per step of the folder, across workflows: keep the newest N images and every image a channel,
+    /// a kept image (its ancestors) or a reuse depends on; deregister the rest.
+    Prune {
+        /// How many of each step's newest available images to keep.
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        /// Keep every image younger than DAYS as well.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+        /// Delete the deregistered AMIs' snapshots too.
+        #[arg(long)]
+        delete_snapshots: bool,
+        /// Say what would be deleted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Withdraw the step's AMI: disabled in EC2, tagged paw:revoked, every record of it revoked
+    /// (never a source, never reused, never up to date) until restored.
+    Revoke {
+        step: String,
+        /// Why (kept with the records and on the AMI's tag).
+        #[arg(long)]
+        reason: String,
+        /// Revoke every image built on it too, directly or not.
+        #[arg(long)]
+        cascade: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Undo a revocation: the AMI enabled, its tag removed, its records available again.
+    Restore { step: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Point CHANNEL at the step's image of this workflow (or --workflow-id's).
+    Set {
+        channel: String,
+        step: String,
+        /// Also publish the AMI id to this SSM parameter (DataType aws:ec2:image), now and on
+        /// every later set and rollback of this channel and step.
+        #[arg(long, value_name = "NAME")]
+        ssm_parameter: Option<String>,
+    },
+    /// Every channel, per step: the image it points at.
+    List,
+    /// A channel's entries for a step, newest first.
+    History { channel: String, step: String },
+    /// Move the channel back to its previous entry.
+    Rollback { channel: String, step: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +263,13 @@ pub enum BaseAmiCommand {
         owner: String,
         #[arg(long, value_enum, default_value_t = Arch::X86_64)]
         arch: Arch,
+    },
+    /// Set root_base_ami_id and root_base_ami_name in workflow_param.json to the newest AMI of its
+    /// root_base_ami_filter (comments and formatting are kept).
+    Update {
+        /// Say what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

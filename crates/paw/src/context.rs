@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use paw_aws::dynamodb::DynamoCatalog;
 use paw_aws::ec2::AwsEc2;
+use paw_aws::ssm::AwsSsm;
 use paw_core::catalog::{Catalog, CatalogUri, SqliteCatalog};
 use paw_core::config::WORKFLOW_PARAM_FILE;
 use paw_core::workflow::Workflow;
@@ -163,6 +164,11 @@ impl Context {
             }
             _ => AwsEc2::new(config),
         })
+    }
+
+    /// SSM Parameter Store in the workflow's region.
+    pub async fn ssm(&self) -> Result<AwsSsm> {
+        Ok(AwsSsm::new(self.sdk_config().await?))
     }
 
     /// Without --catalog, the workflow says where its catalog is, so there must be one.

@@ -8,7 +8,7 @@ use crate::emulator::Emulator;
 use crate::harness::Paw;
 use crate::recovery::assert_nothing_leaked;
 
-const ROOT_AMI: &str = "ami-785db401";
+pub const ROOT_AMI: &str = "ami-785db401";
 const ROOT_NAME: &str = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721";
 pub const WORKFLOW_ID: &str = "paw-2024-06-13-12-00-00";
 

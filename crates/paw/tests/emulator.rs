@@ -66,6 +66,16 @@ impl Emulator {
             .await
     }
 
+    /// An SSM parameter's value, or None when there is no such parameter.
+    pub fn ssm_parameter(&self, name: &str) -> Option<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let client = aws_sdk_ssm::Client::new(&self.sdk_config().await);
+            let output = client.get_parameter().name(name).send().await.ok()?;
+            output.parameter()?.value().map(str::to_string)
+        })
+    }
+
     pub fn ec2(&self) -> Ec2 {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let config = runtime.block_on(self.sdk_config());
@@ -187,6 +197,13 @@ impl Ec2 {
             )
             .unwrap();
         output.instances()[0].instance_id().unwrap().to_string()
+    }
+
+    /// The image's state (`available`, `disabled`, ...), or None when EC2 has no such image.
+    pub fn image_state(&self, image_id: &str) -> Option<String> {
+        let request = self.client.describe_images().image_ids(image_id).include_disabled(true);
+        let output = self.runtime.block_on(request.send()).ok()?;
+        output.images().first()?.state().map(|state| state.as_str().to_string())
     }
 
     pub fn stop_instance(&self, instance_id: &str) {

@@ -7,6 +7,7 @@ mod emulator;
 mod first_contact;
 mod harness;
 mod incremental;
+mod lifecycle;
 mod offline;
 mod packer_install;
 mod packer_output;

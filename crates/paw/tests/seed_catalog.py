@@ -3,6 +3,8 @@
 Usage:
   seed_catalog.py ENDPOINT TABLE write WORKFLOW_ID STEP_ID AMI_ID   creates the table if missing, saves an item
   seed_catalog.py ENDPOINT TABLE read WORKFLOW_ID STEP_ID           prints AmiData.get_image's item as JSON, or null
+  seed_catalog.py ENDPOINT TABLE query-workflow WORKFLOW_ID         prints query_by_workflow's AMI ids, a JSON list
+  seed_catalog.py ENDPOINT TABLE query-step STEP_ID                 prints query_by_step_id's AMI ids, a JSON list
 """
 
 import datetime
@@ -25,8 +27,15 @@ def model(endpoint, table):
 
 
 def main():
-    endpoint, table, action, workflow_id, step_id = sys.argv[1:6]
+    endpoint, table, action = sys.argv[1:4]
     Data = model(endpoint, table)
+    if action == "query-workflow":
+        print(json.dumps([item.ami_id for item in Data.query_by_workflow(sys.argv[4])]))
+        return
+    if action == "query-step":
+        print(json.dumps([item.ami_id for item in Data.query_by_step_id(sys.argv[4])]))
+        return
+    workflow_id, step_id = sys.argv[4:6]
     if action == "write":
         ami_id = sys.argv[6]
         if not Data.exists():

@@ -95,6 +95,21 @@ impl Ec2 for FakeEc2 {
         Ok(Some("stopped".into()))
     }
 
+    async fn delete_tags(&self, resource_ids: &[String], _: &[&str]) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("untag {}", resource_ids[0]));
+        Ok(())
+    }
+
+    async fn disable_image(&self, image_id: &str) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("disable {image_id}"));
+        Ok(())
+    }
+
+    async fn enable_image(&self, image_id: &str) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("enable {image_id}"));
+        Ok(())
+    }
+
     async fn terminate_instance(&self, instance_id: &str) -> Result<bool> {
         self.calls.lock().unwrap().push(format!("terminate {instance_id}"));
         Ok(true)

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Catalog, ImageRecord, ImageStatus, InFlight, Recorded};
+use super::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
 use crate::error::ErrorKind;
 
 /// A record with recognisable values; `create_at` decides the order of listings.
@@ -28,6 +28,8 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         fingerprint_inputs: Some([("templates/.pkr.hcl".to_string(), "abc".to_string())].into()),
         reused_from: None,
         from_instance: None,
+        revoked_reason: None,
+        revoked_at: None,
     }
 }
 
@@ -96,6 +98,69 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     assert_eq!(catalog.get(&wf_b, "race").await.unwrap().unwrap().ami_id, "ami-first");
 
     check_journal(catalog, other, &wf_a, &wf_b).await;
+    check_lineage_and_revocation(catalog, other, prefix).await;
+    check_channels(catalog, other, prefix).await;
+}
+
+/// Records by AMI and by base AMI; revoking and restoring keeps the reason only while revoked.
+async fn check_lineage_and_revocation(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
+    let (wf_c, wf_d) = (format!("{prefix}-c"), format!("{prefix}-d"));
+    let ami = format!("ami-{prefix}-lineage");
+    let parent = sample_record(&wf_c, "p", &format!("{ami}-parent"), "2026-01-02T00:00:01.000000+0000");
+    let mut child = sample_record(&wf_c, "c", &ami, "2026-01-02T00:00:02.000000+0000");
+    child.base_ami_id = parent.ami_id.clone();
+    let mut reuse = child.clone();
+    reuse.workflow_id = wf_d.clone();
+    reuse.create_at = "2026-01-02T00:00:03.000000+0000".into();
+    reuse.reused_from = Some(wf_c.clone());
+    for record in [&parent, &child, &reuse] {
+        catalog.record(record).await.unwrap();
+    }
+    let workflows = |records: Vec<ImageRecord>| records.into_iter().map(|r| r.workflow_id).collect::<Vec<_>>();
+    assert_eq!(workflows(other.find_by_ami(&ami).await.unwrap()), [wf_d.clone(), wf_c.clone()], "newest first");
+    assert_eq!(workflows(other.find_by_base(&parent.ami_id).await.unwrap()), [wf_d.clone(), wf_c.clone()]);
+    assert!(other.find_by_ami("ami-none").await.unwrap().is_empty());
+
+    catalog
+        .set_status(&wf_c, "c", ImageStatus::Revoked, Some(("CVE-1", "2026-01-03T00:00:00.000000+0000")))
+        .await
+        .unwrap();
+    let revoked = other.get(&wf_c, "c").await.unwrap().unwrap();
+    assert_eq!(revoked.status, ImageStatus::Revoked);
+    assert_eq!((revoked.revoked_reason.as_deref(), revoked.revoked_at.is_some()), (Some("CVE-1"), true));
+    // A revoked record is not overwritten by a new AMI either: only a deregistered one is.
+    assert!(matches!(catalog.try_record(&child).await.unwrap(), Recorded::Taken(_)));
+    catalog.set_status(&wf_c, "c", ImageStatus::Available, None).await.unwrap();
+    let restored = other.get(&wf_c, "c").await.unwrap().unwrap();
+    assert_eq!((restored.status, restored.revoked_reason, restored.revoked_at), (ImageStatus::Available, None, None));
+}
+
+/// Channel entries: one per number, history newest first, updates in place, never records.
+async fn check_channels(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
+    let channel = format!("{prefix}-prod");
+    let entry = |seq: u64, ami_id: &str| ChannelEntry {
+        channel: channel.clone(),
+        step_id: "s1".into(),
+        seq,
+        ami_id: ami_id.into(),
+        workflow_id: format!("{prefix}-a"),
+        set_at: "2026-01-04T00:00:00.000000+0000".into(),
+        ssm_parameter: Some("/paw/s1".into()),
+        rolled_back: false,
+    };
+    assert!(catalog.add_channel_entry(&entry(1, "ami-1")).await.unwrap());
+    assert!(!other.add_channel_entry(&entry(1, "ami-9")).await.unwrap(), "the number is taken");
+    assert!(other.add_channel_entry(&entry(2, "ami-2")).await.unwrap());
+    let mut second = entry(2, "ami-2");
+    second.rolled_back = true;
+    catalog.update_channel_entry(&second).await.unwrap();
+    let history = other.channel_history(&channel, "s1").await.unwrap();
+    assert_eq!(history, [second, entry(1, "ami-1")]);
+    assert_eq!(ChannelEntry::current(&history), Some(&entry(1, "ami-1")));
+    assert!(other.channel_history(&channel, "s2").await.unwrap().is_empty());
+    let all = catalog.channel_entries().await.unwrap();
+    assert_eq!(all.iter().filter(|listed| listed.channel == channel).count(), 2);
+    assert!(catalog.list_step("s1").await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
 }
 
 fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {

@@ -1,6 +1,6 @@
 //! `paw catalog migrate`: every record of some steps, from one catalog to another.
 
-use super::{Catalog, ImageStatus, Recorded};
+use super::{Catalog, Recorded};
 use crate::error::Result;
 
 /// What `copy_records` did.
@@ -23,8 +23,10 @@ pub async fn copy_records(from: &dyn Catalog, to: &dyn Catalog, step_ids: &[Stri
                 Some(existing) if existing.ami_id == record.ami_id && existing.status == record.status => {
                     report.already_there += 1;
                 }
-                Some(existing) if existing.ami_id == record.ami_id && record.status == ImageStatus::Deregistered => {
-                    to.mark_deregistered(&record.workflow_id, &record.step_id).await?;
+                // The same AMI, since deregistered, revoked or restored.
+                Some(existing) if existing.ami_id == record.ami_id => {
+                    let revocation = record.revoked_reason.as_deref().zip(record.revoked_at.as_deref());
+                    to.set_status(&record.workflow_id, &record.step_id, record.status, revocation).await?;
                     report.copied += 1;
                 }
                 _ => match to.try_record(&record).await? {

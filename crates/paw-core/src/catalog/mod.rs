@@ -2,6 +2,7 @@
 //! next step, and people, can find it. One trait; SQLite (embedded, the default) implements it here,
 //! DynamoDB in paw-aws; `conformance` is the suite both pass.
 
+mod channel;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod journal;
@@ -14,6 +15,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 
+pub use channel::{ChannelEntry, check_channel_name};
 pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RUN_ID_ENV, lease_ttl, now_unix, this_host};
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
@@ -26,7 +28,7 @@ use crate::workflow::Workflow;
 #[derive(Debug, PartialEq)]
 pub enum Recorded {
     Written,
-    /// The step already has this available record (another paw may have recorded it meanwhile):
+    /// The step already has this record, available or revoked (another paw may have recorded it meanwhile):
     /// nothing was written.
     Taken(Box<ImageRecord>),
 }
@@ -47,8 +49,8 @@ pub trait Catalog: Send + Sync {
     /// The records of AMIs made from exactly these inputs, newest first.
     async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>>;
 
-    /// Adds a record, unless the same workflow and step has one that is still `available`: that
-    /// one is never overwritten, in one atomic step for every process.
+    /// Adds a record, unless the same workflow and step has one that is not `deregistered`
+    /// (available, or revoked): that one is never overwritten, in one atomic step for every process.
     async fn try_record(&self, record: &ImageRecord) -> Result<Recorded>;
 
     /// `try_record`, with a record already there as an error.
@@ -59,8 +61,26 @@ pub trait Catalog: Send + Sync {
         }
     }
 
+    /// Every record of this AMI (its own workflow's, and those that reuse it), newest first.
+    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>>;
+
+    /// The records of every AMI built on this one (its children), newest first.
+    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>>;
+
+    /// Changes a record's status; `revocation` (reason, time) is kept while it is revoked, and
+    /// dropped by any other status.
+    async fn set_status(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        status: ImageStatus,
+        revocation: Option<(&str, &str)>,
+    ) -> Result<()>;
+
     /// Marks a record deregistered; it stays for history.
-    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()>;
+    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
+        self.set_status(workflow_id, step_id, ImageStatus::Deregistered, None).await
+    }
 
     /// Every step id the catalog has records of, or None when the backend cannot list them without
     /// reading everything (DynamoDB: paw never scans a table).
@@ -82,6 +102,19 @@ pub trait Catalog: Send + Sync {
 
     /// The journal entries of one workflow.
     async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>>;
+
+    /// Adds a channel's history entry, unless one with its number exists (another paw set the
+    /// channel meanwhile): false then.
+    async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool>;
+
+    /// Rewrites an existing entry (a rollback marks it rolled back).
+    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()>;
+
+    /// Every channel entry of every channel and step, in no particular order.
+    async fn channel_entries(&self) -> Result<Vec<ChannelEntry>>;
+
+    /// One channel's entries for one step, newest first.
+    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>>;
 }
 
 /// An already-recorded AMI for the same step: what the conflict error says.

@@ -30,6 +30,9 @@ pub enum ImageStatus {
     Available,
     /// Deregistered in EC2; kept for the record and never used as a source again.
     Deregistered,
+    /// Withdrawn (`paw images revoke`): disabled in EC2, never a source, never reused, never
+    /// up to date, until restored.
+    Revoked,
 }
 
 impl ImageStatus {
@@ -37,6 +40,7 @@ impl ImageStatus {
         match self {
             ImageStatus::Available => "available",
             ImageStatus::Deregistered => "deregistered",
+            ImageStatus::Revoked => "revoked",
         }
     }
 }
@@ -75,6 +79,11 @@ pub struct ImageRecord {
     /// The instance a person made this AMI from (`paw images from-instance`), not packer.
     #[serde(default)]
     pub from_instance: Option<String>,
+    /// Why and when the AMI was revoked, while it is.
+    #[serde(default)]
+    pub revoked_reason: Option<String>,
+    #[serde(default)]
+    pub revoked_at: Option<String>,
 }
 
 /// A JSON value, or a string holding one (as the catalogs store nested values).
@@ -117,6 +126,8 @@ impl ImageRecord {
             fingerprint_inputs: None,
             reused_from: None,
             from_instance: None,
+            revoked_reason: None,
+            revoked_at: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Catalog, ImageRecord, InFlight, Recorded};
+use super::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once.
@@ -52,6 +52,45 @@ const MIGRATIONS: &[&str] = &[
         run_id TEXT NOT NULL,
         entry TEXT NOT NULL,
         PRIMARY KEY (workflow_id, step_id)
+    );",
+    // Revocation (a status SQLite's CHECK must allow: the table is rebuilt), lineage's indexes,
+    // and channels.
+    "CREATE TABLE images_v5 (
+        workflow_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        ami_id TEXT NOT NULL,
+        ami_name TEXT NOT NULL,
+        create_at TEXT NOT NULL,
+        aws_console_url TEXT NOT NULL,
+        base_ami_id TEXT NOT NULL,
+        base_ami_name TEXT NOT NULL,
+        root_base_ami_id TEXT NOT NULL,
+        root_base_ami_name TEXT NOT NULL,
+        details TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        region TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered', 'revoked')),
+        fingerprint TEXT,
+        reused_from TEXT,
+        fingerprint_inputs TEXT,
+        from_instance TEXT,
+        revoked_reason TEXT,
+        revoked_at TEXT,
+        PRIMARY KEY (workflow_id, step_id)
+    );
+    INSERT INTO images_v5 SELECT *, NULL, NULL FROM images;
+    DROP TABLE images;
+    ALTER TABLE images_v5 RENAME TO images;
+    CREATE INDEX images_by_step ON images (step_id, create_at);
+    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
+    CREATE INDEX images_by_ami ON images (ami_id, create_at);
+    CREATE INDEX images_by_base ON images (base_ami_id, create_at);
+    CREATE TABLE channels (
+        channel TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (channel, step_id, seq)
     );",
 ];
 
@@ -120,16 +159,26 @@ fn apply_migrations(connection: &mut Connection, path: &Path) -> Result<()> {
     transaction.commit().map_err(fail)
 }
 
-fn journal_text(entry: &InFlight) -> String {
-    serde_json::to_string(entry).expect("a journal entry serialises")
+/// A journal or channel entry as its table keeps it: JSON.
+fn stored_json(entry: &impl serde::Serialize) -> String {
+    serde_json::to_string(entry).expect("an entry serialises")
 }
 
 impl SqliteCatalog {
-    fn journal_entry(&self, text: &str) -> Result<InFlight> {
+    fn read_stored<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T> {
         serde_json::from_str(text).map_err(|err| {
-            Error::new(ErrorKind::Catalog, format!("a build journal entry of {} cannot be read: {err}", self.uri))
+            Error::new(ErrorKind::Catalog, format!("an entry of {} cannot be read: {err}", self.uri))
                 .in_file(&self.path)
         })
+    }
+
+    /// The JSON entries a query returns, in its order.
+    fn stored<T: serde::de::DeserializeOwned>(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<T>> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        let mut statement = connection.prepare(sql).map_err(fail)?;
+        let texts = statement.query_map(params, |row| row.get::<_, String>(0)).map_err(fail)?;
+        texts.map(|text| self.read_stored(&text.map_err(fail)?)).collect()
     }
 }
 
@@ -172,7 +221,7 @@ impl Catalog for SqliteCatalog {
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
         let existing = transaction
             .query_row(
-                "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2 AND status = 'available'",
+                "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2 AND status != 'deregistered'",
                 [&record.workflow_id, &record.step_id],
                 row_attributes,
             )
@@ -222,12 +271,12 @@ impl Catalog for SqliteCatalog {
             .optional()
             .map_err(fail)?;
         if let Some(text) = holder {
-            return Ok(Some(self.journal_entry(&text)?));
+            return Ok(Some(self.read_stored(&text)?));
         }
         transaction
             .execute(
                 "INSERT INTO builds (workflow_id, step_id, run_id, entry) VALUES (?1, ?2, ?3, ?4)",
-                [&entry.workflow_id, &entry.step_id, &entry.run_id, &journal_text(entry)],
+                [&entry.workflow_id, &entry.step_id, &entry.run_id, &stored_json(entry)],
             )
             .map_err(fail)?;
         transaction.commit().map_err(fail)?;
@@ -239,7 +288,7 @@ impl Catalog for SqliteCatalog {
         let updated = connection
             .execute(
                 "UPDATE builds SET entry = ?4 WHERE workflow_id = ?1 AND step_id = ?2 AND run_id = ?3",
-                [&entry.workflow_id, &entry.step_id, &entry.run_id, &journal_text(entry)],
+                [&entry.workflow_id, &entry.step_id, &entry.run_id, &stored_json(entry)],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         Ok(updated == 1)
@@ -257,23 +306,70 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
-        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        let fail = |err| sqlite_error(&self.path, err);
-        let mut statement =
-            connection.prepare("SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id").map_err(fail)?;
-        let texts = statement.query_map([workflow_id], |row| row.get::<_, String>(0)).map_err(fail)?;
-        texts.map(|text| self.journal_entry(&text.map_err(fail)?)).collect()
+        self.stored("SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id", &[&workflow_id])
     }
 
-    async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {
+    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
+        let sql = "SELECT * FROM images WHERE ami_id = ?1 ORDER BY create_at DESC, workflow_id";
+        self.query(sql, &[&ami_id])
+    }
+
+    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
+        let sql = "SELECT * FROM images WHERE base_ami_id = ?1 ORDER BY create_at DESC, workflow_id";
+        self.query(sql, &[&base_ami_id])
+    }
+
+    async fn set_status(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        status: ImageStatus,
+        revocation: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let (reason, at) = revocation.filter(|_| status == ImageStatus::Revoked).unzip();
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         connection
             .execute(
-                "UPDATE images SET status = 'deregistered' WHERE workflow_id = ?1 AND step_id = ?2",
-                [workflow_id, step_id],
+                "UPDATE images SET status = ?3, revoked_reason = ?4, revoked_at = ?5
+                 WHERE workflow_id = ?1 AND step_id = ?2",
+                rusqlite::params![workflow_id, step_id, status.as_str(), reason, at],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         Ok(())
+    }
+
+    async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let added = connection
+            .execute(
+                "INSERT INTO channels (channel, step_id, seq, entry) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                rusqlite::params![entry.channel, entry.step_id, entry.seq as i64, stored_json(entry)],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(added == 1)
+    }
+
+    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        connection
+            .execute(
+                "UPDATE channels SET entry = ?4 WHERE channel = ?1 AND step_id = ?2 AND seq = ?3",
+                rusqlite::params![entry.channel, entry.step_id, entry.seq as i64, stored_json(entry)],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(())
+    }
+
+    async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
+        self.stored("SELECT entry FROM channels ORDER BY channel, step_id, seq DESC", &[])
+    }
+
+    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        self.stored(
+            "SELECT entry FROM channels WHERE channel = ?1 AND step_id = ?2 ORDER BY seq DESC",
+            &[&channel, &step_id],
+        )
     }
 }
 

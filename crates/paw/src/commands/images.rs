@@ -51,7 +51,7 @@ impl Report for Records {
 }
 
 /// The record of one step, or an error saying how to make one.
-async fn find_record(cx: &Context, step: &str) -> paw_core::Result<ImageRecord> {
+pub(super) async fn find_record(cx: &Context, step: &str) -> paw_core::Result<ImageRecord> {
     let workflow_id = cx.workflow_id()?;
     let catalog = cx.catalog().await?;
     catalog.get(&workflow_id, step).await?.ok_or_else(|| {
@@ -184,7 +184,7 @@ impl Report for Deleted {
 }
 
 /// A y/N question on the terminal; without a terminal there is nobody to ask, so paw refuses.
-fn confirm(what: &str) -> paw_core::Result<bool> {
+pub(super) fn confirm(what: &str) -> paw_core::Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::new(
             ErrorKind::Usage,
@@ -203,7 +203,7 @@ fn confirm(what: &str) -> paw_core::Result<bool> {
 pub struct BaseAmis(Vec<Image>);
 
 pub async fn find_base_ami(cx: &Context, name: String, owner: String, arch: Arch) -> paw_core::Result<BaseAmis> {
-    let query = BaseAmiQuery { name_pattern: name, owner, architecture: arch.as_str().into() };
+    let query = BaseAmiQuery { name_pattern: name, owners: vec![owner], architecture: Some(arch.as_str().into()) };
     Ok(BaseAmis(cx.ec2(None).await?.find_base_amis(&query).await?))
 }
 

@@ -3,15 +3,19 @@
 
 mod build;
 mod catalog;
+mod channel;
 mod doctor;
 mod images;
+mod lifecycle;
 mod packer;
 mod render;
 mod steps;
 
 use paw_core::build::BuildOptions;
 
-use crate::cli::{BaseAmiCommand, CatalogCommand, Cli, Command, ImagesCommand, PackerCommand};
+use paw_core::ops::prune::PruneOptions;
+
+use crate::cli::{BaseAmiCommand, CatalogCommand, ChannelCommand, Cli, Command, ImagesCommand, PackerCommand};
 use crate::context::Context;
 use crate::output::{self, Report};
 
@@ -63,6 +67,32 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Images(ImagesCommand::Delete { step, delete_snapshots, yes }) => {
             Box::new(images::delete(cx, &step, delete_snapshots, yes).await?)
+        }
+        Command::Images(ImagesCommand::Lineage { step, descendants }) => {
+            Box::new(lifecycle::lineage(cx, &step, descendants).await?)
+        }
+        Command::Images(ImagesCommand::Prune { keep, older_than, delete_snapshots, dry_run, yes }) => {
+            let options = PruneOptions { keep, older_than_days: older_than, delete_snapshots, dry_run };
+            Box::new(lifecycle::prune(cx, options, yes).await?)
+        }
+        Command::Images(ImagesCommand::Revoke { step, reason, cascade, yes }) => {
+            Box::new(lifecycle::revoke(cx, &step, &reason, cascade, yes).await?)
+        }
+        Command::Images(ImagesCommand::Restore { step }) => Box::new(lifecycle::restore(cx, &step).await?),
+        Command::Status => Box::new(lifecycle::status(cx).await?),
+        Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter }) => {
+            Box::new(channel::set(cx, &name, &step, ssm_parameter).await?)
+        }
+        Command::Channel(ChannelCommand::List) => Box::new(channel::list(cx).await?),
+        Command::Channel(ChannelCommand::History { channel: name, step }) => {
+            Box::new(channel::history(cx, &name, &step).await?)
+        }
+        Command::Channel(ChannelCommand::Rollback { channel: name, step }) => {
+            Box::new(channel::rollback(cx, &name, &step).await?)
+        }
+        Command::Resolve { step, channel: name } => Box::new(channel::resolve(cx, &step, name).await?),
+        Command::BaseAmi(BaseAmiCommand::Update { dry_run }) => {
+            Box::new(lifecycle::update_base_ami(cx, dry_run).await?)
         }
         Command::BaseAmi(BaseAmiCommand::Find { name, owner, arch }) => {
             Box::new(images::find_base_ami(cx, name, owner, arch).await?)

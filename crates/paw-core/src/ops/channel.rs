@@ -1,0 +1,176 @@
+//! Channels in use: set, roll back, list, resolve. A channel points a step at one image of one
+//! workflow; with an SSM parameter, every change is published there too.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{Catalog, ChannelEntry, ImageRecord, ImageStatus, check_channel_name, now_create_at};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ssm::Ssm;
+
+/// How often `set` tries again when another paw set the same channel at the same moment.
+const ATTEMPTS: usize = 5;
+
+/// Points the channel at the record's image; the SSM parameter, when given or remembered from
+/// the channel's last entry, is published.
+pub async fn set(
+    catalog: &dyn Catalog,
+    ssm: &dyn Ssm,
+    channel: &str,
+    record: &ImageRecord,
+    ssm_parameter: Option<String>,
+) -> Result<ChannelEntry> {
+    check_channel_name(channel)?;
+    usable(record, Some(channel))?;
+    for _ in 0..ATTEMPTS {
+        let history = catalog.channel_history(channel, &record.step_id).await?;
+        let entry = ChannelEntry {
+            channel: channel.to_string(),
+            step_id: record.step_id.clone(),
+            seq: history.first().map_or(1, |newest| newest.seq + 1),
+            ami_id: record.ami_id.clone(),
+            workflow_id: record.workflow_id.clone(),
+            set_at: now_create_at(),
+            ssm_parameter: ssm_parameter
+                .clone()
+                .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
+            rolled_back: false,
+        };
+        if catalog.add_channel_entry(&entry).await? {
+            publish(ssm, &entry).await?;
+            return Ok(entry);
+        }
+    }
+    Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
+        .help("another paw sets it at the same time; try again"))
+}
+
+/// Moves the channel back to its entry before the current one; returns (from, to).
+pub async fn rollback(
+    catalog: &dyn Catalog,
+    ssm: &dyn Ssm,
+    channel: &str,
+    step_id: &str,
+) -> Result<(ChannelEntry, ChannelEntry)> {
+    check_channel_name(channel)?;
+    let history = catalog.channel_history(channel, step_id).await?;
+    let mut live = history.iter().filter(|entry| !entry.rolled_back);
+    let Some(current) = live.next() else {
+        return Err(unknown_channel(channel, step_id));
+    };
+    let Some(previous) = live.next() else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("channel {channel} of step \"{step_id}\" has no entry before {}", current.ami_id),
+        )
+        .help(format!("`paw channel history {channel} {step_id}` shows its entries")));
+    };
+    let target = catalog.get(&previous.workflow_id, step_id).await?.filter(|record| record.ami_id == previous.ami_id);
+    match target {
+        Some(record) => usable(&record, Some(channel))?,
+        None => {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("the previous image of channel {channel}, {}, is no longer in the catalog", previous.ami_id),
+            )
+            .help(format!(
+                "set the channel to an image instead: `paw channel set {channel} {step_id} --workflow-id ID`"
+            )));
+        }
+    }
+    let mut rolled_back = current.clone();
+    rolled_back.rolled_back = true;
+    catalog.update_channel_entry(&rolled_back).await?;
+    let mut published = previous.clone();
+    published.ssm_parameter = previous.ssm_parameter.clone().or_else(|| current.ssm_parameter.clone());
+    publish(ssm, &published).await?;
+    Ok((rolled_back, previous.clone()))
+}
+
+/// Every channel's current entry per step, by channel, then step.
+pub async fn current_entries(catalog: &dyn Catalog) -> Result<Vec<ChannelEntry>> {
+    let mut by_pointer: BTreeMap<(String, String), Vec<ChannelEntry>> = BTreeMap::new();
+    for entry in catalog.channel_entries().await? {
+        by_pointer.entry((entry.channel.clone(), entry.step_id.clone())).or_default().push(entry);
+    }
+    Ok(by_pointer
+        .into_values()
+        .filter_map(|mut history| {
+            history.sort_by_key(|entry| std::cmp::Reverse(entry.seq));
+            ChannelEntry::current(&history).cloned()
+        })
+        .collect())
+}
+
+/// The record a channel points at for a step; an error when there is none, or it is not usable.
+pub async fn resolve(catalog: &dyn Catalog, channel: &str, step_id: &str) -> Result<ImageRecord> {
+    check_channel_name(channel)?;
+    let history = catalog.channel_history(channel, step_id).await?;
+    let current = ChannelEntry::current(&history).ok_or_else(|| unknown_channel(channel, step_id))?;
+    let record =
+        catalog.get(&current.workflow_id, step_id).await?.filter(|record| record.ami_id == current.ami_id).ok_or_else(
+            || {
+                Error::new(
+                    ErrorKind::Catalog,
+                    format!("channel {channel} points at {}, which is no longer in the catalog", current.ami_id),
+                )
+            },
+        )?;
+    usable(&record, Some(channel))?;
+    Ok(record)
+}
+
+/// The newest available image of a step, in any workflow.
+pub async fn newest_available(catalog: &dyn Catalog, step_id: &str) -> Result<ImageRecord> {
+    catalog.list_step(step_id).await?.into_iter().find(|record| record.status == ImageStatus::Available).ok_or_else(
+        || {
+            Error::new(ErrorKind::Usage, format!("step \"{step_id}\" has no available image in {}", catalog.uri()))
+                .help("`paw images list --step STEP` shows its images; `paw build` makes one")
+        },
+    )
+}
+
+/// Only an available image may be pointed at, or resolved (through `channel`, when one).
+pub fn usable(record: &ImageRecord, channel: Option<&str>) -> Result<()> {
+    match record.status {
+        ImageStatus::Available => Ok(()),
+        ImageStatus::Revoked => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{} of step \"{}\" (workflow {}{}) is revoked: {}",
+                record.ami_id,
+                record.step_id,
+                record.workflow_id,
+                channel.map(|channel| format!(", channel {channel}")).unwrap_or_default(),
+                record.revoked_reason.as_deref().unwrap_or("no reason given")
+            ),
+        )
+        .help(match channel {
+            Some(channel) => format!(
+                "point the channel at another image (`paw channel set {channel} {0} --workflow-id ID`, or `paw channel \
+                 rollback {channel} {0}`), or restore this one with `paw images restore {0}`",
+                record.step_id
+            ),
+            None => format!(
+                "use another image of the step, or restore this one with `paw images restore {}`",
+                record.step_id
+            ),
+        })),
+        ImageStatus::Deregistered => Err(Error::new(
+            ErrorKind::Usage,
+            format!("{} of step \"{}\" is deregistered", record.ami_id, record.step_id),
+        )
+        .help("point the channel at an available image")),
+    }
+}
+
+fn unknown_channel(channel: &str, step_id: &str) -> Error {
+    Error::new(ErrorKind::Usage, format!("there is no channel {channel} for step \"{step_id}\""))
+        .help(format!("`paw channel list` shows the channels; `paw channel set {channel} {step_id}` makes this one"))
+}
+
+async fn publish(ssm: &dyn Ssm, entry: &ChannelEntry) -> Result<()> {
+    match &entry.ssm_parameter {
+        Some(name) => ssm.put_image_parameter(name, &entry.ami_id).await,
+        None => Ok(()),
+    }
+}

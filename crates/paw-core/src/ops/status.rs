@@ -1,0 +1,116 @@
+//! Staleness (`paw status`): per step of the folder, whether this workflow's image is current,
+//! and if not, why: its inputs changed, its parent was rebuilt or is stale itself, or a newer root
+//! base AMI exists (`root_base_ami_filter`).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, ImageStatus};
+use crate::ec2::{Ec2, Image};
+use crate::error::Result;
+use crate::fingerprint;
+use crate::workflow::Workflow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Current,
+    Stale,
+    Missing,
+    Revoked,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Current => "current",
+            State::Stale => "stale",
+            State::Missing => "missing",
+            State::Revoked => "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepStatus {
+    pub step_id: String,
+    pub ami_id: Option<String>,
+    pub state: State,
+    pub reasons: Vec<String>,
+}
+
+/// Every step of the workflow, in build order.
+pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -> Result<Vec<StepStatus>> {
+    let newest_root = match &workflow.param.root_base_ami_filter {
+        Some(query) => ec2.find_base_amis(query).await?.into_iter().next(),
+        None => None,
+    };
+    let workflow_id = &workflow.param.workflow_id;
+    let mut states: HashMap<&str, (State, Option<String>)> = HashMap::new();
+    let mut report = Vec::new();
+    for step in workflow.steps() {
+        let record = catalog.get(workflow_id, &step.id).await?;
+        let (state, reasons) = match &record {
+            None => (State::Missing, vec!["no image in the catalog".to_string()]),
+            Some(record) if record.status == ImageStatus::Deregistered => {
+                (State::Missing, vec![format!("{} was deregistered", record.ami_id)])
+            }
+            Some(record) if record.status == ImageStatus::Revoked => {
+                (State::Revoked, vec![record.revoked_reason.clone().unwrap_or_else(|| "revoked".into())])
+            }
+            Some(record) => {
+                let mut reasons = Vec::new();
+                match &step.parent {
+                    Some(parent) => match states.get(parent.as_str()) {
+                        Some((State::Current, Some(parent_ami))) if *parent_ami != record.base_ami_id => {
+                            reasons.push(format!(
+                                "parent rebuilt: {parent} is now {parent_ami}; this image is built on {}",
+                                record.base_ami_id
+                            ))
+                        }
+                        Some((State::Current, _)) => {}
+                        Some((state, _)) => reasons.push(format!("parent {parent} is {}", state.as_str())),
+                        None => {}
+                    },
+                    None => reasons.extend(root_reasons(workflow, &record.base_ami_id, newest_root.as_ref())),
+                }
+                if !step.manual && record.from_instance.is_none() {
+                    let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
+                    if record.fingerprint.as_ref() != Some(&now.digest) {
+                        let changed = match &record.fingerprint_inputs {
+                            Some(inputs) => now.changed_since(inputs).join(", "),
+                            None => "no fingerprint was recorded".to_string(),
+                        };
+                        reasons.push(format!("inputs changed: {changed}"));
+                    }
+                }
+                let state = if reasons.is_empty() { State::Current } else { State::Stale };
+                (state, reasons)
+            }
+        };
+        let ami_id = record.map(|record| record.ami_id);
+        states.insert(&step.id, (state, ami_id.clone()));
+        report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons });
+    }
+    Ok(report)
+}
+
+/// Why a first step's image is not on the current root base AMI.
+fn root_reasons(workflow: &Workflow, base_ami_id: &str, newest: Option<&Image>) -> Vec<String> {
+    let param = &workflow.param;
+    let mut reasons = Vec::new();
+    if base_ami_id != param.root_base_ami_id {
+        reasons.push(format!(
+            "root base AMI changed: built on {base_ami_id}, root_base_ami_id is now {}",
+            param.root_base_ami_id
+        ));
+    }
+    if let Some(newest) = newest.filter(|newest| newest.id != base_ami_id && newest.id != param.root_base_ami_id) {
+        reasons.push(format!(
+            "root base superseded: {} ({}) is newer than {base_ami_id}; `paw base-ami update` moves to it",
+            newest.id, newest.name
+        ));
+    }
+    reasons
+}

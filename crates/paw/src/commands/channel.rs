@@ -1,0 +1,151 @@
+//! `paw channel set|list|history|rollback` and `paw resolve`.
+
+use paw_core::catalog::{ChannelEntry, ImageRecord};
+use paw_core::ops::channel;
+use serde_json::{Value, json};
+
+use super::images::find_record;
+use crate::context::Context;
+use crate::output::{Report, table};
+
+pub struct Set(ChannelEntry);
+
+pub async fn set(cx: &Context, name: &str, step: &str, ssm_parameter: Option<String>) -> paw_core::Result<Set> {
+    let record = find_record(cx, step).await?;
+    let ssm = cx.ssm().await?;
+    Ok(Set(channel::set(cx.catalog().await?, &ssm, name, &record, ssm_parameter).await?))
+}
+
+impl Report for Set {
+    fn json(&self) -> Value {
+        json!(self.0)
+    }
+
+    fn text(&self) -> String {
+        let entry = &self.0;
+        let mut text = format!(
+            "channel {} of step {} → {} (workflow {})",
+            entry.channel, entry.step_id, entry.ami_id, entry.workflow_id
+        );
+        if let Some(name) = &entry.ssm_parameter {
+            text.push_str(&format!("; published to SSM parameter {name}"));
+        }
+        text
+    }
+}
+
+pub struct Entries {
+    entries: Vec<ChannelEntry>,
+    /// A history (one channel and step, with the current entry marked), or a list of channels.
+    history: bool,
+}
+
+pub async fn list(cx: &Context) -> paw_core::Result<Entries> {
+    Ok(Entries { entries: channel::current_entries(cx.catalog().await?).await?, history: false })
+}
+
+pub async fn history(cx: &Context, name: &str, step: &str) -> paw_core::Result<Entries> {
+    paw_core::catalog::check_channel_name(name)?;
+    Ok(Entries { entries: cx.catalog().await?.channel_history(name, step).await?, history: true })
+}
+
+impl Report for Entries {
+    fn json(&self) -> Value {
+        json!(self.entries)
+    }
+
+    fn text(&self) -> String {
+        if self.entries.is_empty() {
+            return "no channel yet: `paw channel set CHANNEL STEP` makes one".into();
+        }
+        let current = ChannelEntry::current(&self.entries).map(|entry| entry.seq);
+        let rows = self
+            .entries
+            .iter()
+            .map(|entry| {
+                let mut row = vec![
+                    entry.channel.clone(),
+                    entry.step_id.clone(),
+                    entry.ami_id.clone(),
+                    entry.workflow_id.clone(),
+                    entry.set_at.clone(),
+                    entry.ssm_parameter.clone().unwrap_or_else(|| "-".into()),
+                ];
+                if self.history {
+                    let state = match (entry.rolled_back, Some(entry.seq) == current) {
+                        (true, _) => "rolled back",
+                        (false, true) => "current",
+                        (false, false) => "earlier",
+                    };
+                    row.push(state.to_string());
+                }
+                row
+            })
+            .collect();
+        let header: &[&str] = if self.history {
+            &["CHANNEL", "STEP", "AMI", "WORKFLOW", "SET AT (UTC)", "SSM PARAMETER", "STATE"]
+        } else {
+            &["CHANNEL", "STEP", "AMI", "WORKFLOW", "SET AT (UTC)", "SSM PARAMETER"]
+        };
+        table(header, rows)
+    }
+}
+
+pub struct RolledBack {
+    from: ChannelEntry,
+    to: ChannelEntry,
+}
+
+pub async fn rollback(cx: &Context, name: &str, step: &str) -> paw_core::Result<RolledBack> {
+    let ssm = cx.ssm().await?;
+    let (from, to) = channel::rollback(cx.catalog().await?, &ssm, name, step).await?;
+    Ok(RolledBack { from, to })
+}
+
+impl Report for RolledBack {
+    fn json(&self) -> Value {
+        json!({"from": self.from, "to": self.to})
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "channel {} of step {}: {} → {} (workflow {})",
+            self.to.channel, self.to.step_id, self.from.ami_id, self.to.ami_id, self.to.workflow_id
+        )
+    }
+}
+
+pub struct Resolved {
+    record: ImageRecord,
+    channel: Option<String>,
+}
+
+pub async fn resolve(cx: &Context, step: &str, name: Option<String>) -> paw_core::Result<Resolved> {
+    let catalog = cx.catalog().await?;
+    let record = match (&name, cx.workflow_id_given()) {
+        (Some(name), _) => channel::resolve(catalog, name, step).await?,
+        (None, Some(_)) => {
+            let record = find_record(cx, step).await?;
+            channel::usable(&record, None)?;
+            record
+        }
+        (None, None) => channel::newest_available(catalog, step).await?,
+    };
+    Ok(Resolved { record, channel: name })
+}
+
+impl Report for Resolved {
+    fn json(&self) -> Value {
+        json!({
+            "ami_id": self.record.ami_id,
+            "step_id": self.record.step_id,
+            "workflow_id": self.record.workflow_id,
+            "region": self.record.region,
+            "channel": self.channel,
+        })
+    }
+
+    fn text(&self) -> String {
+        self.record.ami_id.clone()
+    }
+}

@@ -1,0 +1,221 @@
+//! The images after the build: `paw images lineage|prune|revoke|restore`, `paw status` and
+//! `paw base-ami update`.
+
+use paw_core::ops::base_ami::{self, BaseAmiUpdate};
+use paw_core::ops::lineage::{self, LineageImage};
+use paw_core::ops::prune::{self, PruneOptions, Pruned};
+use paw_core::ops::revoke::{self, Changed};
+use paw_core::ops::status::{self, StepStatus};
+use serde_json::{Value, json};
+
+use super::images::{confirm, find_record};
+use crate::context::Context;
+use crate::output::{Report, table};
+
+pub struct Lineage {
+    images: Vec<LineageImage>,
+    descendants: bool,
+}
+
+pub async fn lineage(cx: &Context, step: &str, descendants: bool) -> paw_core::Result<Lineage> {
+    let record = find_record(cx, step).await?;
+    let catalog = cx.catalog().await?;
+    let images = if descendants {
+        lineage::descendant_images(catalog, &record.ami_id).await?
+    } else {
+        lineage::ancestry(catalog, &cx.ec2(Some(&record.region)).await?, &record).await?
+    };
+    Ok(Lineage { images, descendants })
+}
+
+impl Report for Lineage {
+    fn json(&self) -> Value {
+        json!(self.images)
+    }
+
+    fn text(&self) -> String {
+        if self.descendants && self.images.is_empty() {
+            return "no image is built on it".into();
+        }
+        let dash = || "-".to_string();
+        let rows = self
+            .images
+            .iter()
+            .map(|image| {
+                let mut row = vec![
+                    image.ami_id.clone(),
+                    image.step_id.clone().unwrap_or_else(|| "(root base AMI)".into()),
+                    image.workflow_id.clone().unwrap_or_else(dash),
+                    image.status.clone(),
+                ];
+                if self.descendants {
+                    row.push(image.base_ami_id.clone().unwrap_or_else(dash));
+                }
+                row
+            })
+            .collect();
+        let header: &[&str] = if self.descendants {
+            &["AMI", "STEP", "WORKFLOW", "STATUS", "BUILT ON"]
+        } else {
+            &["AMI", "STEP", "WORKFLOW", "STATUS"]
+        };
+        table(header, rows)
+    }
+}
+
+pub struct Status(Vec<StepStatus>);
+
+pub async fn status(cx: &Context) -> paw_core::Result<Status> {
+    let workflow = cx.workflow()?;
+    let catalog = cx.catalog().await?;
+    let ec2 = cx.ec2(None).await?;
+    Ok(Status(status::status(workflow, catalog, &ec2).await?))
+}
+
+impl Report for Status {
+    fn json(&self) -> Value {
+        json!(self.0)
+    }
+
+    fn text(&self) -> String {
+        let rows = self
+            .0
+            .iter()
+            .map(|step| {
+                vec![
+                    step.step_id.clone(),
+                    step.ami_id.clone().unwrap_or_else(|| "-".into()),
+                    step.state.as_str().to_string(),
+                    step.reasons.join("; "),
+                ]
+            })
+            .collect();
+        table(&["STEP", "AMI", "STATE", "WHY"], rows)
+    }
+}
+
+pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::Result<Pruned> {
+    let workflow = cx.workflow()?;
+    let catalog = cx.catalog().await?;
+    let ec2 = cx.ec2(None).await?;
+    if options.dry_run {
+        return prune::prune(workflow, catalog, &ec2, options).await;
+    }
+    if !yes {
+        let planned = prune::prune(workflow, catalog, &ec2, PruneOptions { dry_run: true, ..options }).await?;
+        let doomed: std::collections::BTreeSet<&str> = planned
+            .decisions
+            .iter()
+            .filter(|decision| decision.action == "deleted")
+            .map(|decision| decision.ami_id.as_str())
+            .collect();
+        if doomed.is_empty() {
+            return Ok(planned);
+        }
+        let snapshots = if options.delete_snapshots { " and their snapshots" } else { "" };
+        if !confirm(&format!("deregister {} image(s){snapshots}", doomed.len()))? {
+            return Ok(Pruned::default());
+        }
+    }
+    prune::prune(workflow, catalog, &ec2, options).await
+}
+
+impl Report for Pruned {
+    fn json(&self) -> Value {
+        json!(self.decisions)
+    }
+
+    fn text(&self) -> String {
+        let rows = self
+            .decisions
+            .iter()
+            .map(|decision| {
+                vec![
+                    decision.step_id.clone(),
+                    decision.ami_id.clone(),
+                    decision.workflow_id.clone(),
+                    decision.action.to_string(),
+                    decision.reason.clone(),
+                ]
+            })
+            .collect();
+        let deleted: std::collections::BTreeSet<&str> = self
+            .decisions
+            .iter()
+            .filter(|decision| decision.action == "deleted")
+            .map(|decision| decision.ami_id.as_str())
+            .collect();
+        format!(
+            "{}\n{} image(s) deleted; snapshots freed: {} GiB",
+            table(&["STEP", "AMI", "WORKFLOW", "ACTION", "WHY"], rows),
+            deleted.len(),
+            self.snapshot_gib_freed
+        )
+    }
+}
+
+pub struct Revoked(Vec<Changed>);
+
+pub async fn revoke(cx: &Context, step: &str, reason: &str, cascade: bool, yes: bool) -> paw_core::Result<Revoked> {
+    let record = find_record(cx, step).await?;
+    let what = format!(
+        "revoke {} of step {step}{} (it is disabled in EC2)",
+        record.ami_id,
+        if cascade { " and every image built on it" } else { "" }
+    );
+    if !yes && !confirm(&what)? {
+        return Ok(Revoked(Vec::new()));
+    }
+    let ec2 = cx.ec2(Some(&record.region)).await?;
+    Ok(Revoked(revoke::revoke(&ec2, cx.catalog().await?, &record, reason, cascade).await?))
+}
+
+pub async fn restore(cx: &Context, step: &str) -> paw_core::Result<Revoked> {
+    let record = find_record(cx, step).await?;
+    let ec2 = cx.ec2(Some(&record.region)).await?;
+    Ok(Revoked(revoke::restore(&ec2, cx.catalog().await?, &record).await?))
+}
+
+impl Report for Revoked {
+    fn json(&self) -> Value {
+        json!(self.0)
+    }
+
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "nothing done".into();
+        }
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|changed| {
+                format!(
+                    "{} of step {} (workflow {}): {}",
+                    changed.ami_id, changed.step_id, changed.workflow_id, changed.status
+                )
+            })
+            .collect();
+        lines.join("\n")
+    }
+}
+
+pub async fn update_base_ami(cx: &Context, dry_run: bool) -> paw_core::Result<BaseAmiUpdate> {
+    base_ami::update(cx.workflow()?, &cx.ec2(None).await?, dry_run).await
+}
+
+impl Report for BaseAmiUpdate {
+    fn json(&self) -> Value {
+        json!(self)
+    }
+
+    fn text(&self) -> String {
+        if !self.changed {
+            return format!("already newest: {} ({})", self.old_id, self.old_name);
+        }
+        let verb = if self.dry_run { "would set (dry run)" } else { "set" };
+        format!(
+            "{verb} in workflow_param.json:\nroot_base_ami_id: {} → {}\nroot_base_ami_name: {} → {}",
+            self.old_id, self.new_id, self.old_name, self.new_name
+        )
+    }
+}
