@@ -135,6 +135,18 @@ fn channels_on(emulator: &Emulator, paw: &Paw, args: &[&str]) {
     cli.run(&["--workflow-id", "wf-two", "build"]).success();
     let (one, two) = (cli.ami(WORKFLOW_ID, "step3"), cli.ami("wf-two", "step3"));
     assert_ne!(one, two);
+    // Lineage on this catalog: wf-two's step3 on the step2 it reused, down to the root.
+    let lineage = cli.json(&["--workflow-id", "wf-two", "images", "lineage", "step3"]);
+    let workflows: Vec<Value> = field(&lineage, "workflow_id").into_iter().cloned().collect();
+    assert_eq!(workflows, [Value::from("wf-two"), "wf-two".into(), "wf-two".into(), Value::Null]);
+    let step1 = cli.ami(WORKFLOW_ID, "step1");
+    let descendants = cli.json(&["images", "lineage", "step1", "--descendants"]);
+    assert_eq!(
+        descendants.as_array().unwrap().len(),
+        4,
+        "step2 twice (reused), step3 of each workflow: {descendants:#}"
+    );
+    assert!(field(&descendants, "base_ami_id").iter().any(|base| **base == Value::from(step1.clone())));
 
     let set = cli.json(&["channel", "set", "prod", "step3", "--ssm-parameter", "/paw/app/prod"]);
     assert_eq!((set["ami_id"].as_str(), set["seq"].as_u64()), (Some(one.as_str()), Some(1)));
