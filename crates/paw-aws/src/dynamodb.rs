@@ -3,7 +3,7 @@
 //! JSON). paw's own fields are extra attributes, and paw adds two indexes of its own. Every read is a
 //! GetItem or a Query on a key or an index; nothing scans the table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -472,6 +472,22 @@ impl Catalog for DynamoCatalog {
             None => request.update_expression("SET #status = :status REMOVE revoked_reason, revoked_at"),
         };
         request.send().await.map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
+        Ok(())
+    }
+
+    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+        let text = serde_json::to_string(copies).expect("a map serialises");
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
+            .key("step_id", AttributeValue::S(step_id.to_string()))
+            .condition_expression("attribute_exists(workflow_id)")
+            .update_expression("SET copies = :copies")
+            .expression_attribute_values(":copies", AttributeValue::S(text))
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
         Ok(())
     }
 

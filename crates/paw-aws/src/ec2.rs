@@ -8,7 +8,10 @@ use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use crate::aws_error;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    Filter, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType, SnapshotAttributeName, Tag,
+    TagSpecification,
+};
 use paw_core::ec2::{BaseAmiQuery, Ec2, Image};
 use paw_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
@@ -96,6 +99,80 @@ fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
 
 #[async_trait]
 impl Ec2 for AwsEc2 {
+    fn in_region(&self, region: &str) -> Box<dyn Ec2> {
+        let config =
+            self.client.config().to_builder().region(aws_sdk_ec2::config::Region::new(region.to_string())).build();
+        Box::new(AwsEc2 { client: Client::from_conf(config) })
+    }
+
+    async fn region_names(&self) -> Result<Vec<String>> {
+        let output = self
+            .client
+            .describe_regions()
+            .all_regions(true)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DescribeRegions", err))?;
+        Ok(output.regions().iter().filter_map(|region| region.region_name().map(str::to_string)).collect())
+    }
+
+    async fn copy_image(&self, source_region: &str, source_image_id: &str, name: &str) -> Result<String> {
+        let output = self
+            .client
+            .copy_image()
+            .source_region(source_region)
+            .source_image_id(source_image_id)
+            .name(name)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:CopyImage", err))?;
+        output
+            .image_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::new(ErrorKind::Aws, "ec2:CopyImage returned no image id"))
+    }
+
+    async fn set_launch_permission(
+        &self,
+        image_id: &str,
+        accounts: &[String],
+        organization_arns: &[String],
+        remove: bool,
+    ) -> Result<()> {
+        let permissions: Vec<LaunchPermission> = accounts
+            .iter()
+            .map(|account| LaunchPermission::builder().user_id(account).build())
+            .chain(organization_arns.iter().map(|arn| LaunchPermission::builder().organization_arn(arn).build()))
+            .collect();
+        let modification = if remove {
+            LaunchPermissionModifications::builder().set_remove(Some(permissions)).build()
+        } else {
+            LaunchPermissionModifications::builder().set_add(Some(permissions)).build()
+        };
+        self.client
+            .modify_image_attribute()
+            .image_id(image_id)
+            .launch_permission(modification)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:ModifyImageAttribute", err))?;
+        Ok(())
+    }
+
+    async fn set_create_volume_permission(&self, snapshot_id: &str, accounts: &[String], remove: bool) -> Result<()> {
+        let operation = if remove { OperationType::Remove } else { OperationType::Add };
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(operation)
+            .set_user_ids(Some(accounts.to_vec()))
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:ModifySnapshotAttribute", err))?;
+        Ok(())
+    }
+
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
         // A revoked (disabled) AMI is still paw's to describe.
         match self.client.describe_images().image_ids(image_id).include_disabled(true).send().await {

@@ -51,6 +51,27 @@ impl Image {
     }
 }
 
+/// EC2 in `region`: `home` itself when that is its region, else the same account's EC2 there.
+pub enum InRegion<'a> {
+    Home(&'a dyn Ec2),
+    Other(Box<dyn Ec2>),
+}
+
+impl<'a> std::ops::Deref for InRegion<'a> {
+    type Target = dyn Ec2 + 'a;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            InRegion::Home(ec2) => *ec2,
+            InRegion::Other(ec2) => ec2.as_ref(),
+        }
+    }
+}
+
+pub fn ec2_in<'a>(home: &'a dyn Ec2, home_region: &str, region: &str) -> InRegion<'a> {
+    if region == home_region { InRegion::Home(home) } else { InRegion::Other(home.in_region(region)) }
+}
+
 /// The filters of the seed's root base AMI finder (`paw base-ami find`), and of a workflow's
 /// `root_base_ami_filter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +84,27 @@ pub struct BaseAmiQuery {
 
 #[async_trait]
 pub trait Ec2: Send + Sync {
+    /// The same account's EC2 in another region (for an AMI's copies).
+    fn in_region(&self, region: &str) -> Box<dyn Ec2>;
+
+    /// The names of the regions EC2 knows (DescribeRegions, all of them).
+    async fn region_names(&self) -> Result<Vec<String>>;
+
+    /// CopyImage into this region from `source_region`; returns the new image's id.
+    async fn copy_image(&self, source_region: &str, source_image_id: &str, name: &str) -> Result<String>;
+
+    /// Adds (or with `remove`, removes) launch permission for accounts and organizations.
+    async fn set_launch_permission(
+        &self,
+        image_id: &str,
+        accounts: &[String],
+        organization_arns: &[String],
+        remove: bool,
+    ) -> Result<()>;
+
+    /// Adds (or removes) create-volume permission on a snapshot for accounts.
+    async fn set_create_volume_permission(&self, snapshot_id: &str, accounts: &[String], remove: bool) -> Result<()>;
+
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
 
     /// The images of this account with exactly this name: one at most on EC2, which keeps names

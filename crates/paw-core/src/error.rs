@@ -124,6 +124,12 @@ impl Error {
         self.at(Location::file(path))
     }
 
+    /// The error of a call made in another region than the workflow's: the region leads the message.
+    pub fn in_region(mut self, region: &str) -> Self {
+        self.message = format!("in {region}: {}", self.message);
+        self
+    }
+
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

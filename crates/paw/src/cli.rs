@@ -93,6 +93,9 @@ pub enum Command {
         /// The image this channel points at.
         #[arg(long)]
         channel: Option<String>,
+        /// Its copy in this region.
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Root base AMIs: find them, and move the workflow to the newest.
     #[command(subcommand, name = "base-ami")]
@@ -198,6 +201,26 @@ pub enum ImagesCommand {
     },
     /// Undo a revocation: the AMI enabled, its tag removed, its records available again.
     Restore { step: String },
+    /// Copy the step's AMI to other regions: each copy waited for, tagged like the original, and
+    /// recorded with it.
+    Copy {
+        step: String,
+        #[arg(long = "to-region", value_name = "REGION", required = true)]
+        to_regions: Vec<String>,
+    },
+    /// Grant launch permission on every copy of the step's AMI, in every region, and create-volume
+    /// permission on their snapshots (--remove withdraws them).
+    Share {
+        step: String,
+        /// An AWS account id (12 digits); repeat for more.
+        #[arg(long = "account", value_name = "ID")]
+        accounts: Vec<String>,
+        /// An AWS Organizations ARN (launch permission only).
+        #[arg(long = "org-arn", value_name = "ARN")]
+        org_arns: Vec<String>,
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,8 +77,13 @@ impl Emulator {
     }
 
     pub fn ec2(&self) -> Ec2 {
+        self.ec2_in("us-east-1")
+    }
+
+    pub fn ec2_in(&self, region: &str) -> Ec2 {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let config = runtime.block_on(self.sdk_config());
+        let config = config.to_builder().region(aws_config::Region::new(region.to_string())).build();
         Ec2 { client: aws_sdk_ec2::Client::new(&config), runtime }
     }
 
@@ -197,6 +202,32 @@ impl Ec2 {
             )
             .unwrap();
         output.instances()[0].instance_id().unwrap().to_string()
+    }
+
+    /// The accounts with launch permission on the image (DescribeImageAttribute).
+    pub fn launch_permissions(&self, image_id: &str) -> Vec<String> {
+        let request = self
+            .client
+            .describe_image_attribute()
+            .image_id(image_id)
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission);
+        let output = self.runtime.block_on(request.send()).unwrap();
+        output.launch_permissions().iter().filter_map(|permission| permission.user_id().map(str::to_string)).collect()
+    }
+
+    /// The accounts with create-volume permission on the snapshot (DescribeSnapshotAttribute).
+    pub fn create_volume_permissions(&self, snapshot_id: &str) -> Vec<String> {
+        let request = self
+            .client
+            .describe_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission);
+        let output = self.runtime.block_on(request.send()).unwrap();
+        output
+            .create_volume_permissions()
+            .iter()
+            .filter_map(|permission| permission.user_id().map(str::to_string))
+            .collect()
     }
 
     /// The image's state (`available`, `disabled`, ...), or None when EC2 has no such image.

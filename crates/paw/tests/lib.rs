@@ -12,3 +12,4 @@ mod offline;
 mod packer_install;
 mod packer_output;
 mod recovery;
+mod regions;

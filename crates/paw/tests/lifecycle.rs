@@ -146,7 +146,7 @@ fn channels_on(emulator: &Emulator, paw: &Paw, args: &[&str]) {
         4,
         "step2 twice (reused), step3 of each workflow: {descendants:#}"
     );
-    assert!(field(&descendants, "base_ami_id").iter().any(|base| **base == Value::from(step1.clone())));
+    assert!(field(&descendants, "base_ami_id").iter().any(|base| **base == step1.as_str()));
 
     let set = cli.json(&["channel", "set", "prod", "step3", "--ssm-parameter", "/paw/app/prod"]);
     assert_eq!((set["ami_id"].as_str(), set["seq"].as_u64()), (Some(one.as_str()), Some(1)));

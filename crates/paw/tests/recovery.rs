@@ -37,6 +37,8 @@ pub fn assert_nothing_leaked(emulator: &Emulator, paw: &Paw, args: &[&str]) {
 fn kill_machine(child: &mut std::process::Child) {
     use nix::sys::signal::{Signal, killpg};
     let paw = child.id();
+    // Frozen first, so that it cannot see its children die and clean up after them.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(paw as i32), Signal::SIGSTOP).unwrap();
     for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         // pid (comm) state ppid pgrp ...: paw's children lead process groups of their own.

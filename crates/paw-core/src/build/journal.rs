@@ -258,7 +258,7 @@ async fn settle_ami(cx: &Context<'_>, entry: &InFlight, build: &PackerRun) -> Re
         match adoptable(cx, entry, build, image, recorded.is_some()).await? {
             Ok((image, fingerprint)) => adopt(cx, entry, image, fingerprint).await?,
             Err((ami_id, why)) => {
-                let left = stages::undo_image(cx, &entry.step_id, &ami_id).await;
+                let left = stages::undo_image(cx, &entry.step_id, cx.region, &ami_id).await;
                 let what = format!("{ami_id} left by an interrupted run ({why}): {}", left.fate);
                 cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
             }

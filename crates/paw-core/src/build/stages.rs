@@ -52,6 +52,8 @@ pub struct StepRun<'a> {
     pub lease: Option<Arc<Lease>>,
     /// The AMI this run made, once it exists.
     pub image: Option<Image>,
+    /// Its copies in other regions (packer's `ami_regions`), with their regions.
+    pub copies: Vec<(String, Image)>,
     /// Set once the AMI is in the catalog: from then on nothing undoes it.
     pub recorded: Option<ImageRecord>,
     pub packer_time: Duration,
@@ -71,6 +73,7 @@ impl<'a> StepRun<'a> {
             render_lock: None,
             lease: None,
             image: None,
+            copies: Vec::new(),
             recorded: None,
             packer_time: Duration::ZERO,
         }
@@ -353,16 +356,15 @@ impl Stage for PackerBuild<'_> {
         let reported: Vec<String> = here.into_iter().map(|(_, ami_id)| ami_id).collect();
         if let Some(failure) = output.failure {
             // An interrupt or a failing post-processor can come after packer made the AMI: what it
-            // made is not recorded, so it goes.
+            // made is not recorded, so it goes, in every region.
             let mut amis = Vec::new();
             for ami_id in &reported {
-                amis.push(undo_image(cx, &run.step.id, ami_id).await);
+                amis.push(undo_image(cx, &run.step.id, cx.region, ami_id).await);
             }
             amis.extend(unreported_images(cx, &run.ami_name, &reported, started_at).await);
-            amis.extend(elsewhere.into_iter().map(|(region, ami_id)| LeftAmi {
-                ami_id,
-                fate: format!("left in {region}: paw acts on {} only", cx.region),
-            }));
+            for (region, ami_id) in &elsewhere {
+                amis.push(undo_image(cx, &run.step.id, region, ami_id).await);
+            }
             return Err(StepFailure { error: Box::new(failure), amis });
         }
         let images = cx.ec2.images_named(&run.ami_name).await?;
@@ -376,6 +378,19 @@ impl Stage for PackerBuild<'_> {
             None => adopt_unreported(cx, run, images, started_at, self.log_path)?,
         };
         run.image = Some(image);
+        // Each copy is checked where it is; cleanup undoes every one found so far.
+        for (region, ami_id) in elsewhere {
+            match cx.ec2.in_region(&region).describe_image(&ami_id).await? {
+                Some(copy) => run.copies.push((region, copy)),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Aws,
+                        format!("packer reported {ami_id} in {region}, but EC2 has no such AMI there"),
+                    )
+                    .into());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -384,12 +399,14 @@ impl Stage for PackerBuild<'_> {
     }
 }
 
-/// The cleanup of a stage that made the AMI: not recorded, so not kept.
+/// The cleanup of a stage that made the AMI: not recorded, so not kept, nor are its copies.
 pub async fn undo_unrecorded(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<LeftAmi> {
-    match (&run.image, &run.recorded) {
-        (Some(image), None) => vec![undo_image(cx, &run.step.id, &image.id).await],
-        _ => Vec::new(),
+    let (Some(image), None) = (&run.image, &run.recorded) else { return Vec::new() };
+    let mut left = vec![undo_image(cx, &run.step.id, cx.region, &image.id).await];
+    for (region, copy) in &run.copies {
+        left.push(undo_image(cx, &run.step.id, region, &copy.id).await);
     }
+    left
 }
 
 /// Packer succeeded, but its output named no AMI in this region (lost output, or a template
@@ -466,18 +483,25 @@ fn unproven(image: &Image, ami_name: &str) -> LeftAmi {
     }
 }
 
-/// Deregisters an AMI this run made but did not record, with its snapshots.
-pub async fn undo_image(cx: &Context<'_>, step_id: &str, ami_id: &str) -> LeftAmi {
-    let snapshots = match cx.ec2.describe_image(ami_id).await {
+/// Deregisters an AMI this run made but did not record, in its region, with its snapshots.
+pub async fn undo_image(cx: &Context<'_>, step_id: &str, region: &str, ami_id: &str) -> LeftAmi {
+    let ec2 = crate::ec2::ec2_in(cx.ec2, cx.region, region);
+    let snapshots = match ec2.describe_image(ami_id).await {
         Ok(Some(image)) => image.snapshot_ids,
         _ => Vec::new(),
     };
-    let fate = match cx.ec2.deregister_image(ami_id, &snapshots).await {
-        Ok(()) => format!("deregistered, snapshots deleted: {snapshots:?}"),
-        Err(err) => format!("could not be deregistered ({err}); deregister it by hand"),
+    let place = if region == cx.region { String::new() } else { format!(" in {region}") };
+    let fate = match ec2.deregister_image(ami_id, &snapshots).await {
+        Ok(()) => format!("deregistered{place}, snapshots deleted: {snapshots:?}"),
+        Err(err) => format!("could not be deregistered{place} ({err}); deregister it by hand"),
     };
     cx.reporter.event(Event::CleanedUp { step: step_id, what: &format!("{ami_id}: {fate}") });
     LeftAmi { ami_id: ami_id.to_string(), fate }
+}
+
+/// An image's id and its snapshots' ids: what its tags go on.
+pub fn image_and_snapshots(image: &Image) -> Vec<String> {
+    std::iter::once(image.id.clone()).chain(image.snapshot_ids.iter().cloned()).collect()
 }
 
 /// The step's tags, and the fingerprint, on the AMI and every one of its snapshots.
@@ -492,11 +516,17 @@ impl Stage for TagImage {
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let tags = step_tags(cx, run);
         let image = run.image.as_mut().expect("PackerBuild ran");
-        let mut resources = vec![image.id.clone()];
-        resources.extend(image.snapshot_ids.iter().cloned());
-        cx.ec2.create_tags(&resources, &tags).await?;
+        cx.ec2.create_tags(&image_and_snapshots(image), &tags).await?;
         // The record describes the image as it is now, without asking EC2 again.
         image.add_tags(&tags);
+        // Copies get the same tags where they are (CopyImage and ami_regions do not copy them).
+        for (region, copy) in &run.copies {
+            cx.ec2
+                .in_region(region)
+                .create_tags(&image_and_snapshots(copy), &tags)
+                .await
+                .map_err(|err| err.in_region(region))?;
+        }
         Ok(())
     }
 }
@@ -527,6 +557,7 @@ impl Stage for Record {
             record.fingerprint_inputs = Some(fingerprint.inputs.clone());
         }
         record.from_instance = run.from_instance.clone();
+        record.copies = run.copies.iter().map(|(region, copy)| (region.clone(), copy.id.clone())).collect();
         cx.catalog.record(&record).await?;
         run.recorded = Some(record);
         Ok(())

@@ -68,6 +68,26 @@ impl FakeEc2 {
 
 #[async_trait]
 impl Ec2 for FakeEc2 {
+    fn in_region(&self, _: &str) -> Box<dyn Ec2> {
+        unimplemented!("the engine's unit tests build in one region")
+    }
+
+    async fn region_names(&self) -> Result<Vec<String>> {
+        Ok(vec![REGION.to_string()])
+    }
+
+    async fn copy_image(&self, _: &str, _: &str, _: &str) -> Result<String> {
+        unimplemented!("the engine's unit tests build in one region")
+    }
+
+    async fn set_launch_permission(&self, _: &str, _: &[String], _: &[String], _: bool) -> Result<()> {
+        unimplemented!("the engine's unit tests share nothing")
+    }
+
+    async fn set_create_volume_permission(&self, _: &str, _: &[String], _: bool) -> Result<()> {
+        unimplemented!("the engine's unit tests share nothing")
+    }
+
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
         Ok(self.images.lock().unwrap().get(image_id).cloned())
     }

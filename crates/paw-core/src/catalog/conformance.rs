@@ -28,6 +28,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         fingerprint_inputs: Some([("templates/.pkr.hcl".to_string(), "abc".to_string())].into()),
         reused_from: None,
         from_instance: None,
+        copies: [("us-west-2".to_string(), format!("{ami_id}-west"))].into(),
         revoked_reason: None,
         revoked_at: None,
     }
@@ -99,6 +100,10 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
 
     check_journal(catalog, other, &wf_a, &wf_b).await;
     check_lineage_and_revocation(catalog, other, prefix).await;
+    let copies =
+        [("eu-west-1".to_string(), "ami-eu".to_string()), ("us-west-2".to_string(), "ami-w".to_string())].into();
+    catalog.set_copies(&wf_b, "race", &copies).await.unwrap();
+    assert_eq!(other.get(&wf_b, "race").await.unwrap().unwrap().copies, copies);
     check_channels(catalog, other, prefix).await;
 }
 

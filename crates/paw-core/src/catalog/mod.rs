@@ -10,6 +10,7 @@ mod migrate;
 mod record;
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -76,6 +77,9 @@ pub trait Catalog: Send + Sync {
         status: ImageStatus,
         revocation: Option<(&str, &str)>,
     ) -> Result<()>;
+
+    /// Sets the record's copies in other regions (region → AMI id).
+    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()>;
 
     /// Marks a record deregistered; it stays for history.
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {

@@ -79,6 +79,9 @@ pub struct ImageRecord {
     /// The instance a person made this AMI from (`paw images from-instance`), not packer.
     #[serde(default)]
     pub from_instance: Option<String>,
+    /// The AMI's copies in other regions (packer's `ami_regions`, `paw images copy`): region → AMI id.
+    #[serde(default, deserialize_with = "json_or_text")]
+    pub copies: BTreeMap<String, String>,
     /// Why and when the AMI was revoked, while it is.
     #[serde(default)]
     pub revoked_reason: Option<String>,
@@ -126,9 +129,17 @@ impl ImageRecord {
             fingerprint_inputs: None,
             reused_from: None,
             from_instance: None,
+            copies: BTreeMap::new(),
             revoked_reason: None,
             revoked_at: None,
         }
+    }
+
+    /// The AMI and its copies: (region, AMI id), its own region first.
+    pub fn every_copy(&self) -> Vec<(String, String)> {
+        std::iter::once((self.region.clone(), self.ami_id.clone()))
+            .chain(self.copies.iter().map(|(region, ami_id)| (region.clone(), ami_id.clone())))
+            .collect()
     }
 
     /// This record's AMI as the source of a child step.

@@ -1,6 +1,7 @@
 //! The embedded catalog: one SQLite file per workflow by default, WAL, safe with several paw
 //! processes at once. Its columns are the record's stored attributes, by name.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -19,6 +20,9 @@ pub struct SqliteCatalog {
 }
 
 const IN_MEMORY: &str = ":memory:";
+
+/// How long a paw process waits for another that holds the catalog's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[
@@ -92,6 +96,7 @@ const MIGRATIONS: &[&str] = &[
         entry TEXT NOT NULL,
         PRIMARY KEY (channel, step_id, seq)
     );",
+    "ALTER TABLE images ADD COLUMN copies TEXT;",
 ];
 
 impl SqliteCatalog {
@@ -100,10 +105,22 @@ impl SqliteCatalog {
             std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the catalog's folder", err))?;
         }
         let mut connection = Connection::open(path).map_err(|err| sqlite_error(path, err))?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(30))
-            .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
-            .map_err(|err| sqlite_error(path, err))?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(|err| sqlite_error(path, err))?;
+        // Switching a new file to WAL takes a lock that SQLite's busy handler does not wait for:
+        // paw processes that create one catalog at once wait here instead.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match connection.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(err)
+                    if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(err) => return Err(sqlite_error(path, err)),
+            }
+        }
         apply_migrations(&mut connection, path)?;
         let uri = format!("sqlite:{}", path.display());
         Ok(SqliteCatalog { path: path.to_path_buf(), uri, connection: Mutex::new(connection) })
@@ -338,6 +355,17 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
+    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        connection
+            .execute(
+                "UPDATE images SET copies = ?3 WHERE workflow_id = ?1 AND step_id = ?2",
+                [workflow_id, step_id, &stored_json(copies)],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        Ok(())
+    }
+
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let added = connection
@@ -415,6 +443,30 @@ mod tests {
             writers.into_iter().map(|writer| writer.join().unwrap()).filter(|won| *won).count()
         });
         assert_eq!(wins, 1);
+    }
+
+    /// Several paw processes that start at once create one new catalog: none of them fails.
+    #[test]
+    fn a_new_catalog_opened_by_many_at_once() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("catalog.sqlite");
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (path, start) = (&path, &start);
+                        scope.spawn(move || {
+                            start.wait();
+                            SqliteCatalog::open(path).map(|_| ())
+                        })
+                    })
+                    .collect();
+                for opener in openers {
+                    opener.join().unwrap().unwrap();
+                }
+            });
+        }
     }
 
     #[test]

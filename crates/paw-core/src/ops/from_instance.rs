@@ -101,7 +101,7 @@ impl Stage for CreateImage<'_> {
             }
             Err(error) => Err(StepFailure {
                 error: Box::new(error),
-                amis: vec![stages::undo_image(cx, &run.step.id, &ami_id).await],
+                amis: vec![stages::undo_image(cx, &run.step.id, cx.region, &ami_id).await],
             }),
         }
     }

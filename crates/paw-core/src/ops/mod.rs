@@ -1,14 +1,17 @@
 //! Operations on images outside a build, each in its own module: delete, from-instance, lineage,
-//! status (staleness), prune (retention), revoke and restore, channels, base-ami update.
+//! status (staleness), prune (retention), revoke and restore, channels, base-ami update, copy and
+//! share across regions and accounts. Each acts on an image's copies in every region.
 
 pub mod base_ami;
 pub mod channel;
+pub mod copy;
 mod delete;
 mod from_instance;
 pub mod lineage;
 pub mod prune;
 pub mod revoke;
+pub mod share;
 pub mod status;
 
-pub use delete::delete_image;
+pub use delete::{delete_image, deregister_with_copies};
 pub use from_instance::image_from_instance;

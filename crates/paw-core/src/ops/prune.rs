@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::channel;
 use crate::catalog::{CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus};
-use crate::ec2::Ec2;
+use crate::ec2::{Ec2, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
 
@@ -45,7 +45,14 @@ pub struct Pruned {
     pub snapshot_gib_freed: u64,
 }
 
-pub async fn prune(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2, options: PruneOptions) -> Result<Pruned> {
+/// `ec2` is the workflow's region's (`region`); images of other regions are pruned where they are.
+pub async fn prune(
+    workflow: &Workflow,
+    catalog: &dyn Catalog,
+    ec2: &dyn Ec2,
+    region: &str,
+    options: PruneOptions,
+) -> Result<Pruned> {
     if options.keep == 0 {
         return Err(Error::new(ErrorKind::Usage, "--keep 0 would delete every image of every step")
             .help("keep at least 1; `paw images delete STEP` removes one image"));
@@ -111,7 +118,8 @@ pub async fn prune(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2, op
         let (action, reason) = match kept.get(ami_id) {
             Some(reason) => ("kept", reason.clone()),
             None => {
-                pruned.snapshot_gib_freed += delete(ec2, catalog, ami_id, records, options).await?;
+                let regional = ec2_in(ec2, region, &records[0].region);
+                pruned.snapshot_gib_freed += delete(&*regional, catalog, records, options).await?;
                 ("deleted", format!("older than the newest {} and nothing depends on it", options.keep))
             }
         };
@@ -126,27 +134,22 @@ pub async fn prune(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2, op
     Ok(pruned)
 }
 
-/// Deregisters the AMI (its snapshots too, when asked) and marks its records; returns the GiB of
-/// snapshots deleted. A dry run only counts.
-async fn delete(
-    ec2: &dyn Ec2,
-    catalog: &dyn Catalog,
-    ami_id: &str,
-    records: &[ImageRecord],
-    options: PruneOptions,
-) -> Result<u64> {
-    let image = ec2.describe_image(ami_id).await?;
-    let freed = match (&image, options.delete_snapshots) {
-        (Some(image), true) => snapshot_gib(&image.data),
-        _ => 0,
-    };
+/// Deregisters the AMI and its copies (their snapshots too, when asked) and marks its records;
+/// returns the GiB of snapshots deleted. A dry run only counts. `ec2` is the AMI's region's.
+async fn delete(ec2: &dyn Ec2, catalog: &dyn Catalog, records: &[ImageRecord], options: PruneOptions) -> Result<u64> {
+    let record = &records[0];
+    let mut freed = 0;
+    if options.delete_snapshots {
+        for (region, ami_id) in record.every_copy() {
+            if let Some(image) = ec2_in(ec2, &record.region, &region).describe_image(&ami_id).await? {
+                freed += snapshot_gib(&image.data);
+            }
+        }
+    }
     if options.dry_run {
         return Ok(freed);
     }
-    if let Some(image) = image {
-        let snapshots = if options.delete_snapshots { image.snapshot_ids } else { Vec::new() };
-        ec2.deregister_image(ami_id, &snapshots).await?;
-    }
+    super::deregister_with_copies(ec2, record, options.delete_snapshots).await?;
     for record in records {
         catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
     }

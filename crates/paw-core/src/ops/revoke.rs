@@ -1,5 +1,6 @@
 //! Revocation: an AMI withdrawn from use, in EC2 as well as in the catalog. It is disabled (no
-//! instance can be launched from it), tagged `paw:revoked`, and every record of it, in every
+//! instance can be launched from it), tagged `paw:revoked`, in every region it was copied to, and
+//! every record of it, in every
 //! workflow that reuses it, is `revoked`: never a source, never reused, never up to date. Restoring
 //! undoes all three.
 
@@ -7,7 +8,7 @@ use serde::Serialize;
 
 use super::lineage;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, now_create_at};
-use crate::ec2::Ec2;
+use crate::ec2::{Ec2, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 
 pub const REVOKED_TAG: &str = "paw:revoked";
@@ -60,11 +61,16 @@ pub async fn revoke(
         if records.is_empty() {
             continue;
         }
-        if let Some(image) = ec2.describe_image(ami_id).await? {
-            if image.state != "disabled" {
-                ec2.disable_image(ami_id).await?;
+        // Every copy, in every region.
+        for (region, copy_id) in records[0].every_copy() {
+            let regional = ec2_in(ec2, &record.region, &region);
+            if let Some(image) = regional.describe_image(&copy_id).await.map_err(|err| err.in_region(&region))? {
+                if image.state != "disabled" {
+                    regional.disable_image(&copy_id).await.map_err(|err| err.in_region(&region))?;
+                }
+                let tag = [(REVOKED_TAG.to_string(), reason.to_string())];
+                regional.create_tags(&[copy_id], &tag).await.map_err(|err| err.in_region(&region))?;
             }
-            ec2.create_tags(std::slice::from_ref(ami_id), &[(REVOKED_TAG.to_string(), reason.to_string())]).await?;
         }
         for record in records {
             catalog.set_status(&record.workflow_id, &record.step_id, ImageStatus::Revoked, Some((reason, &at))).await?;
@@ -88,11 +94,14 @@ pub async fn restore(ec2: &dyn Ec2, catalog: &dyn Catalog, record: &ImageRecord)
         )
         .help("only a revoked image can be restored"));
     }
-    if let Some(image) = ec2.describe_image(&record.ami_id).await? {
-        if image.state == "disabled" {
-            ec2.enable_image(&record.ami_id).await?;
+    for (region, copy_id) in record.every_copy() {
+        let regional = ec2_in(ec2, &record.region, &region);
+        if let Some(image) = regional.describe_image(&copy_id).await.map_err(|err| err.in_region(&region))? {
+            if image.state == "disabled" {
+                regional.enable_image(&copy_id).await.map_err(|err| err.in_region(&region))?;
+            }
+            regional.delete_tags(&[copy_id], &[REVOKED_TAG]).await.map_err(|err| err.in_region(&region))?;
         }
-        ec2.delete_tags(std::slice::from_ref(&record.ami_id), &[REVOKED_TAG]).await?;
     }
     let mut changed = Vec::new();
     for other in catalog.find_by_ami(&record.ami_id).await? {

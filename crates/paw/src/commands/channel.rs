@@ -2,6 +2,7 @@
 
 use paw_core::catalog::{ChannelEntry, ImageRecord};
 use paw_core::ops::channel;
+use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
 use super::images::find_record;
@@ -118,9 +119,17 @@ impl Report for RolledBack {
 pub struct Resolved {
     record: ImageRecord,
     channel: Option<String>,
+    /// The AMI in the region asked for: the record's own, or its copy there.
+    region: String,
+    ami_id: String,
 }
 
-pub async fn resolve(cx: &Context, step: &str, name: Option<String>) -> paw_core::Result<Resolved> {
+pub async fn resolve(
+    cx: &Context,
+    step: &str,
+    name: Option<String>,
+    region: Option<&str>,
+) -> paw_core::Result<Resolved> {
     let catalog = cx.catalog().await?;
     let record = match (&name, cx.workflow_id_given()) {
         (Some(name), _) => channel::resolve(catalog, name, step).await?,
@@ -131,21 +140,27 @@ pub async fn resolve(cx: &Context, step: &str, name: Option<String>) -> paw_core
         }
         (None, None) => channel::newest_available(catalog, step).await?,
     };
-    Ok(Resolved { record, channel: name })
+    let region = region.unwrap_or(&record.region).to_string();
+    let ami_id = record.every_copy().into_iter().find(|(copy_region, _)| *copy_region == region).map(|(_, id)| id);
+    let ami_id = ami_id.ok_or_else(|| {
+        Error::new(ErrorKind::Usage, format!("{} of step \"{step}\" has no copy in {region}", record.ami_id))
+            .help(format!("copy it there: `paw images copy {step} --to-region {region}`"))
+    })?;
+    Ok(Resolved { record, channel: name, region, ami_id })
 }
 
 impl Report for Resolved {
     fn json(&self) -> Value {
         json!({
-            "ami_id": self.record.ami_id,
+            "ami_id": self.ami_id,
             "step_id": self.record.step_id,
             "workflow_id": self.record.workflow_id,
-            "region": self.record.region,
+            "region": self.region,
             "channel": self.channel,
         })
     }
 
     fn text(&self) -> String {
-        self.record.ami_id.clone()
+        self.ami_id.clone()
     }
 }

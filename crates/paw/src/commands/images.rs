@@ -43,10 +43,16 @@ impl Report for Records {
                     record.status.as_str().to_string(),
                     record.create_at.clone(),
                     record.ami_name.clone(),
+                    record
+                        .copies
+                        .iter()
+                        .map(|(region, ami_id)| format!("{region}:{ami_id}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 ]
             })
             .collect();
-        table(&["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME"], rows)
+        table(&["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME", "COPIES"], rows)
     }
 }
 

@@ -97,12 +97,12 @@ impl Report for Status {
 pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::Result<Pruned> {
     let workflow = cx.workflow()?;
     let catalog = cx.catalog().await?;
-    let ec2 = cx.ec2(None).await?;
+    let (ec2, region) = (cx.ec2(None).await?, cx.region().await?);
     if options.dry_run {
-        return prune::prune(workflow, catalog, &ec2, options).await;
+        return prune::prune(workflow, catalog, &ec2, region, options).await;
     }
     if !yes {
-        let planned = prune::prune(workflow, catalog, &ec2, PruneOptions { dry_run: true, ..options }).await?;
+        let planned = prune::prune(workflow, catalog, &ec2, region, PruneOptions { dry_run: true, ..options }).await?;
         let doomed: std::collections::BTreeSet<&str> = planned
             .decisions
             .iter()
@@ -117,7 +117,7 @@ pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::
             return Ok(Pruned::default());
         }
     }
-    prune::prune(workflow, catalog, &ec2, options).await
+    prune::prune(workflow, catalog, &ec2, region, options).await
 }
 
 impl Report for Pruned {

@@ -8,6 +8,7 @@ mod doctor;
 mod images;
 mod lifecycle;
 mod packer;
+mod regions;
 mod render;
 mod steps;
 
@@ -79,6 +80,12 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             Box::new(lifecycle::revoke(cx, &step, &reason, cascade, yes).await?)
         }
         Command::Images(ImagesCommand::Restore { step }) => Box::new(lifecycle::restore(cx, &step).await?),
+        Command::Images(ImagesCommand::Copy { step, to_regions }) => {
+            Box::new(regions::copy(cx, &step, &to_regions).await?)
+        }
+        Command::Images(ImagesCommand::Share { step, accounts, org_arns, remove }) => {
+            Box::new(regions::share(cx, &step, &accounts, &org_arns, remove).await?)
+        }
         Command::Status => Box::new(lifecycle::status(cx).await?),
         Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter }) => {
             Box::new(channel::set(cx, &name, &step, ssm_parameter).await?)
@@ -90,7 +97,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Channel(ChannelCommand::Rollback { channel: name, step }) => {
             Box::new(channel::rollback(cx, &name, &step).await?)
         }
-        Command::Resolve { step, channel: name } => Box::new(channel::resolve(cx, &step, name).await?),
+        Command::Resolve { step, channel: name, region } => {
+            Box::new(channel::resolve(cx, &step, name, region.as_deref()).await?)
+        }
         Command::BaseAmi(BaseAmiCommand::Update { dry_run }) => {
             Box::new(lifecycle::update_base_ami(cx, dry_run).await?)
         }

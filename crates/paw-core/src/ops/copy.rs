@@ -1,0 +1,103 @@
+//! `paw images copy`: the step's AMI copied to other regions, each copy waited for, tagged like the
+//! original (CopyImage copies no tags), and recorded on every record of the AMI.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, ImageRecord};
+use crate::ec2::Ec2;
+use crate::error::{Error, ErrorKind, Result};
+
+/// How long a copy may take to become available.
+const COPY_WAIT: Duration = Duration::from_secs(3600);
+
+/// What became of one destination region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Copied {
+    pub region: String,
+    pub ami_id: Option<String>,
+    /// `copied`, `already there`, or `failed`.
+    pub result: &'static str,
+    /// Why it failed, or what was cleaned up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Copies the record's AMI (`ec2` is its region's) into each region; a region that fails is
+/// reported and the others still complete. `progress` hears what happens.
+pub async fn copy_image(
+    ec2: &dyn Ec2,
+    catalog: &dyn Catalog,
+    record: &ImageRecord,
+    regions: &[String],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<Copied>> {
+    let source = ec2.describe_image(&record.ami_id).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("{} of step \"{}\" is not in EC2 ({})", record.ami_id, record.step_id, record.region),
+        )
+        .help("`paw images list` shows what the catalog has; `paw build` makes it again")
+    })?;
+    let known = ec2.region_names().await?;
+    let mut copies = record.copies.clone();
+    let mut results = Vec::new();
+    for region in regions {
+        if region == &record.region || copies.contains_key(region) {
+            let ami_id = if region == &record.region { record.ami_id.clone() } else { copies[region].clone() };
+            progress(&format!("{region}: already has {ami_id}; nothing to do"));
+            results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "already there", error: None });
+            continue;
+        }
+        if !known.contains(region) {
+            let error = format!("\"{region}\" is not an EC2 region");
+            results.push(Copied { region: region.clone(), ami_id: None, result: "failed", error: Some(error) });
+            continue;
+        }
+        match copy_to(ec2, record, &source.tags, region, progress).await {
+            Ok(ami_id) => {
+                copies.insert(region.clone(), ami_id.clone());
+                // Recorded at once: a later region's failure leaves this copy known.
+                for same in catalog.find_by_ami(&record.ami_id).await? {
+                    catalog.set_copies(&same.workflow_id, &same.step_id, &copies).await?;
+                }
+                results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "copied", error: None });
+            }
+            Err((ami_id, error)) => {
+                results.push(Copied { region: region.clone(), ami_id, result: "failed", error: Some(error) })
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// One copy: CopyImage, wait, tag. A copy that cannot be finished is deregistered again.
+async fn copy_to(
+    ec2: &dyn Ec2,
+    record: &ImageRecord,
+    tags: &[(String, String)],
+    region: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> std::result::Result<String, (Option<String>, String)> {
+    let destination = ec2.in_region(region);
+    let ami_id = destination
+        .copy_image(&record.region, &record.ami_id, &record.ami_name)
+        .await
+        .map_err(|err| (None, err.to_string()))?;
+    progress(&format!("{region}: copying {} as {ami_id}; waiting until it is available", record.ami_id));
+    let finished = async {
+        let copy = destination.wait_until_available(&ami_id, COPY_WAIT).await?;
+        destination.create_tags(&crate::build::stages::image_and_snapshots(&copy), tags).await
+    };
+    if let Err(err) = finished.await {
+        let snapshots = destination.describe_image(&ami_id).await.ok().flatten().map(|copy| copy.snapshot_ids);
+        let undone = match destination.deregister_image(&ami_id, &snapshots.unwrap_or_default()).await {
+            Ok(()) => "the copy was deregistered again".to_string(),
+            Err(undo) => format!("the copy could not be deregistered ({undo}): deregister {ami_id} by hand"),
+        };
+        return Err((Some(ami_id), format!("{err}; {undone}")));
+    }
+    progress(&format!("{region}: {ami_id} is available and tagged"));
+    Ok(ami_id)
+}

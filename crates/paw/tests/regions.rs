@@ -1,0 +1,81 @@
+//! Every copy in every region, on the emulator with the real packer: packer's `ami_regions`,
+//! `paw images copy`, `share`, and the operations that act on every copy.
+
+use crate::emulator::Emulator;
+use crate::harness::Paw;
+
+fn show(paw: &Paw, step: &str) -> serde_json::Value {
+    paw.run(&["-w", "wf", "images", "show", step, "--json"]).success().json()
+}
+
+#[test]
+fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit(
+        "wf/step1/templates/.pkr.hcl",
+        "  source_ami    = var.source_ami_id\n",
+        "  source_ami    = var.source_ami_id\n  ami_regions   = [\"us-west-2\"]\n",
+    );
+    paw.run(&["-w", "wf", "build"]).success();
+
+    // packer's copy: tagged and recorded like the original.
+    let step1 = show(&paw, "step1");
+    let west = step1["copies"]["us-west-2"].as_str().unwrap_or_else(|| panic!("{step1:#}")).to_string();
+    let west_ec2 = emulator.ec2_in("us-west-2");
+    let (tags, snapshots) = west_ec2.image(&west).unwrap();
+    assert_eq!((tags["paw:step_id"].as_str(), tags["Name"].as_str()), ("step1", step1["ami_name"].as_str().unwrap()));
+    assert!(!snapshots.is_empty());
+    assert!(snapshots.iter().all(|snapshot| west_ec2.snapshot(snapshot).unwrap()["paw:step_id"] == "step1"));
+    let list = paw.run(&["-w", "wf", "images", "list"]);
+    assert!(list.success().stdout.contains(&format!("us-west-2:{west}")), "{}", list.stdout);
+    assert_eq!(paw.run(&["-w", "wf", "resolve", "step1", "--region", "us-west-2"]).success().stdout.trim(), west);
+    let run = paw.run(&["-w", "wf", "resolve", "step1", "--region", "eu-west-1"]);
+    assert!(run.code != 0 && run.stderr.contains("has no copy in eu-west-1"), "{}", run.stderr);
+
+    // paw's own copy; a bad region fails alone, and the exit code says so.
+    let step3 = show(&paw, "step3")["ami_id"].as_str().unwrap().to_string();
+    let run =
+        paw.run(&["-w", "wf", "images", "copy", "step3", "--to-region", "eu-west-1", "--to-region", "xx-nowhere-1"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("xx-nowhere-1: FAILED: \"xx-nowhere-1\" is not an EC2 region"), "{}", run.stdout);
+    assert!(run.stderr.contains("failed in xx-nowhere-1"), "{}", run.stderr);
+    let eu = show(&paw, "step3")["copies"]["eu-west-1"].as_str().unwrap().to_string();
+    let eu_ec2 = emulator.ec2_in("eu-west-1");
+    let (tags, eu_snapshots) = eu_ec2.image(&eu).unwrap();
+    assert_eq!(tags["paw:step_id"], "step3");
+    assert!(eu_snapshots.iter().all(|snapshot| eu_ec2.snapshot(snapshot).unwrap()["paw:step_id"] == "step3"));
+    let again = paw.run(&["-w", "wf", "images", "copy", "step3", "--to-region", "eu-west-1"]);
+    assert!(again.success().stdout.contains(&format!("eu-west-1: already there {eu}")), "{}", again.stdout);
+    assert_eq!(eu_ec2.own_images().len(), 1, "no second copy");
+
+    // Sharing: every copy, and its snapshots; then withdrawn.
+    let account = "111122223333";
+    paw.run(&["-w", "wf", "images", "share", "step1", "--account", account]).success();
+    let east_ec2 = emulator.ec2();
+    let east = step1["ami_id"].as_str().unwrap();
+    for (ec2, ami) in [(&east_ec2, east), (&west_ec2, west.as_str())] {
+        assert_eq!(ec2.launch_permissions(ami), [account]);
+        for snapshot in ec2.image(ami).unwrap().1 {
+            assert_eq!(ec2.create_volume_permissions(&snapshot), [account]);
+        }
+    }
+    paw.run(&["-w", "wf", "images", "share", "step1", "--account", account, "--remove"]).success();
+    assert!(west_ec2.launch_permissions(&west).is_empty());
+    let run = paw.run(&["-w", "wf", "images", "share", "step1", "--account", "12345"]);
+    assert!(run.code != 0 && run.stderr.contains("\"12345\" is not an AWS account id"), "{}", run.stderr);
+
+    // Revocation disables every copy; restoring enables them again.
+    paw.run(&["-w", "wf", "images", "revoke", "step1", "--reason", "test", "--yes"]).success();
+    assert_eq!(west_ec2.image_state(&west).as_deref(), Some("disabled"));
+    paw.run(&["-w", "wf", "images", "restore", "step1"]).success();
+    assert_eq!(west_ec2.image_state(&west).as_deref(), Some("available"));
+
+    // Deleting leaves no AMI and no snapshot in any region.
+    let east_snapshots = east_ec2.image(&step3).unwrap().1;
+    paw.run(&["-w", "wf", "images", "delete", "step3", "--delete-snapshots", "--yes"]).success();
+    assert!(east_ec2.image(&step3).is_none() && eu_ec2.image(&eu).is_none());
+    for snapshot in east_snapshots.iter().chain(&eu_snapshots) {
+        assert!(east_ec2.snapshot(snapshot).is_none() && eu_ec2.snapshot(snapshot).is_none(), "{snapshot}");
+    }
+}
