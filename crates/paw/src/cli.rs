@@ -83,6 +83,15 @@ pub enum Command {
     /// Per step, in build order: is this workflow's image current, stale (and why), missing or
     /// revoked?
     Status,
+    /// One self-contained HTML page: the step tree, each step's images with their status, parent,
+    /// channels, copies and console link. Printed, or written to FILE.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Every workflow's images of the folder's steps, not only this workflow's.
+        #[arg(long)]
+        all_workflows: bool,
+    },
     /// Channels: named pointers (prod, staging) from a step to one of its images, with history.
     #[command(subcommand)]
     Channel(ChannelCommand),

@@ -20,6 +20,14 @@ pub fn packer() -> PathBuf {
     found.expect("packer is not installed: run scripts/setup (it runs `apt-get install -y packer`)")
 }
 
+/// Debian's chromium, for the report's tests. Missing → the test fails with the command that
+/// installs it.
+pub fn chromium() -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("chromium")).find(|p| p.is_file()));
+    found.expect("chromium is not installed: run scripts/setup (it runs `apt-get install -y chromium`)")
+}
+
 pub struct Paw {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,

@@ -13,3 +13,4 @@ mod packer_install;
 mod packer_output;
 mod recovery;
 mod regions;
+mod report;

@@ -9,6 +9,7 @@ mod delete;
 mod from_instance;
 pub mod lineage;
 pub mod prune;
+pub mod report;
 pub mod revoke;
 pub mod share;
 pub mod status;

@@ -10,6 +10,7 @@ mod lifecycle;
 mod packer;
 mod regions;
 mod render;
+mod report;
 mod steps;
 
 use paw_core::build::BuildOptions;
@@ -87,6 +88,7 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             Box::new(regions::share(cx, &step, &accounts, &org_arns, remove).await?)
         }
         Command::Status => Box::new(lifecycle::status(cx).await?),
+        Command::Report { html, all_workflows } => Box::new(report::report(cx, html, all_workflows).await?),
         Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter }) => {
             Box::new(channel::set(cx, &name, &step, ssm_parameter).await?)
         }

@@ -1,0 +1,143 @@
+//! What `paw report` shows: the step tree, each step's images (this workflow's, or every
+//! workflow's) with their status, parent, channels, copies and console link. The binary renders it
+//! as one self-contained HTML page.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::channel;
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, now_create_at};
+use crate::error::Result;
+use crate::fingerprint;
+use crate::workflow::Workflow;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub workflow_id: String,
+    pub catalog: String,
+    pub generated_at: String,
+    pub all_workflows: bool,
+    pub steps: Vec<ReportStep>,
+    pub image_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportStep {
+    pub step_id: String,
+    pub parent: Option<String>,
+    /// How far below a first step it is, for the tree.
+    pub depth: usize,
+    pub manual: bool,
+    /// Newest first.
+    pub images: Vec<ReportImage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportImage {
+    pub ami_id: String,
+    pub workflow_id: String,
+    pub region: String,
+    /// `available`, `stale`, `revoked` or `deregistered`.
+    pub status: &'static str,
+    /// Why it is stale, or revoked.
+    pub reasons: Vec<String>,
+    pub created_at: String,
+    /// The first 12 characters of the fingerprint.
+    pub fingerprint: Option<String>,
+    pub console_url: String,
+    /// The image it was built on; `base_in_report` when that is an image of the report (a link).
+    pub base_ami_id: String,
+    pub base_in_report: bool,
+    /// The first row of its AMI: where links to it point.
+    pub anchor: bool,
+    pub channels: Vec<String>,
+    pub copies: BTreeMap<String, String>,
+    pub reused_from: Option<String>,
+}
+
+/// An available image is stale when the step's inputs, on the same parent, no longer give its
+/// fingerprint; when its parent is stale, revoked or deregistered; or, for a first step, when
+/// the workflow's root base AMI changed.
+pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<Report> {
+    let workflow_id = workflow.param.workflow_id.clone();
+    let mut channels: HashMap<String, Vec<String>> = HashMap::new();
+    for entry in channel::current_entries(catalog).await? {
+        channels.entry(entry.ami_id.clone()).or_default().push(entry.channel.clone());
+    }
+    let mut statuses: HashMap<String, &'static str> = HashMap::new();
+    let mut depths: HashMap<&str, usize> = HashMap::new();
+    let mut steps = Vec::new();
+    for step in workflow.steps() {
+        let depth = step.parent.as_deref().and_then(|parent| depths.get(parent)).map_or(0, |depth| depth + 1);
+        depths.insert(&step.id, depth);
+        let records: Vec<ImageRecord> = catalog
+            .list_step(&step.id)
+            .await?
+            .into_iter()
+            .filter(|record| all_workflows || record.workflow_id == workflow_id)
+            .collect();
+        let mut images = Vec::new();
+        for record in records {
+            let mut reasons = Vec::new();
+            let status = match record.status {
+                ImageStatus::Deregistered => "deregistered",
+                ImageStatus::Revoked => {
+                    reasons.extend(record.revoked_reason.clone());
+                    "revoked"
+                }
+                ImageStatus::Available => {
+                    if let Some(parent_status) =
+                        statuses.get(&record.base_ami_id).filter(|status| **status != "available")
+                    {
+                        reasons.push(format!("its parent {} is {parent_status}", record.base_ami_id));
+                    }
+                    if step.parent.is_none() && record.base_ami_id != workflow.param.root_base_ami_id {
+                        reasons.push(format!("the root base AMI is now {}", workflow.param.root_base_ami_id));
+                    }
+                    if !step.manual && record.from_instance.is_none() {
+                        let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
+                        if record.fingerprint.as_ref() != Some(&now.digest) {
+                            reasons.push("its inputs changed".to_string());
+                        }
+                    }
+                    if reasons.is_empty() { "available" } else { "stale" }
+                }
+            };
+            // Of an AMI recorded by several workflows, the status of its own workflow's record wins.
+            if record.reused_from.is_none() || !statuses.contains_key(&record.ami_id) {
+                statuses.insert(record.ami_id.clone(), status);
+            }
+            images.push(ReportImage {
+                fingerprint: record.fingerprint.as_ref().map(|digest| digest.chars().take(12).collect()),
+                channels: channels.get(&record.ami_id).cloned().unwrap_or_default(),
+                base_in_report: false,
+                anchor: false,
+                status,
+                reasons,
+                ami_id: record.ami_id,
+                workflow_id: record.workflow_id,
+                region: record.region,
+                created_at: record.create_at,
+                console_url: record.aws_console_url,
+                base_ami_id: record.base_ami_id,
+                copies: record.copies,
+                reused_from: record.reused_from,
+            });
+        }
+        steps.push(ReportStep {
+            step_id: step.id.clone(),
+            parent: step.parent.clone(),
+            depth,
+            manual: step.manual,
+            images,
+        });
+    }
+    let mut anchored = std::collections::HashSet::new();
+    for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {
+        image.base_in_report = statuses.contains_key(&image.base_ami_id);
+        image.anchor = anchored.insert(image.ami_id.clone());
+    }
+    let image_count = steps.iter().map(|step| step.images.len()).sum();
+    Ok(Report { workflow_id, catalog: catalog.uri(), generated_at: now_create_at(), all_workflows, steps, image_count })
+}

@@ -1,0 +1,61 @@
+//! `paw report`: the step tree and its images as one self-contained HTML page (no network: the
+//! styles are inline, there are no scripts, fonts or images), rendered from templates/report.html.
+
+use std::path::PathBuf;
+
+use paw_core::ops::report::{self, Report as ReportData};
+use paw_core::{Error, ErrorKind};
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::output::Report;
+
+const TEMPLATE: &str = include_str!("../../templates/report.html");
+
+pub struct Page {
+    data: ReportData,
+    html: String,
+    /// Where it was written; None: the page is the output.
+    written_to: Option<PathBuf>,
+}
+
+pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) -> paw_core::Result<Page> {
+    let data = report::report(cx.workflow()?, cx.catalog().await?, all_workflows).await?;
+    let page = render(&data)?;
+    if let Some(path) = &html {
+        // Written beside it, then renamed over it: never half a page.
+        let staged = path.with_extension("paw-new");
+        std::fs::write(&staged, &page).map_err(|err| Error::io(&staged, "write", err))?;
+        std::fs::rename(&staged, path).map_err(|err| Error::io(path, "write", err))?;
+    }
+    Ok(Page { data, html: page, written_to: html })
+}
+
+fn render(data: &ReportData) -> paw_core::Result<String> {
+    let mut env = minijinja::Environment::new();
+    // A name ending in .html: every value is HTML-escaped.
+    env.add_template("report.html", TEMPLATE).expect("the report template parses");
+    env.get_template("report.html")
+        .and_then(|template| {
+            template.render(minijinja::context! { report => minijinja::Value::from(minijinja::value::Serde(data)) })
+        })
+        .map_err(|err| Error::new(ErrorKind::Io, format!("cannot render the report: {err}")))
+}
+
+impl Report for Page {
+    fn json(&self) -> Value {
+        json!(self.data)
+    }
+
+    fn text(&self) -> String {
+        match &self.written_to {
+            Some(path) => format!(
+                "wrote {} ({} steps, {} images); open it in a browser",
+                path.display(),
+                self.data.steps.len(),
+                self.data.image_count
+            ),
+            None => self.html.clone(),
+        }
+    }
+}
