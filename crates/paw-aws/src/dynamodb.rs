@@ -113,8 +113,9 @@ impl DynamoCatalog {
                 }
             }
             Err(err) if err.as_service_error().is_some_and(|err| err.is_resource_not_found_exception()) => {
-                catalog.create_table().await?;
-                notice(&format!("created the DynamoDB table {table} (PAY_PER_REQUEST)"));
+                if catalog.create_table().await? {
+                    notice(&format!("created the DynamoDB table {table} (PAY_PER_REQUEST)"));
+                }
             }
             Err(err) => return Err(aws_error("dynamodb:DescribeTable", err)),
         }
@@ -146,7 +147,8 @@ impl DynamoCatalog {
             .expect("name and key are set")
     }
 
-    async fn create_table(&self) -> Result<()> {
+    /// Creates the table; false when another paw created it at the same moment (then it is waited for).
+    async fn create_table(&self) -> Result<bool> {
         let mut request = self
             .client
             .create_table()
@@ -158,11 +160,15 @@ impl DynamoCatalog {
         for (index, hash_key) in INDEXES {
             request = request.global_secondary_indexes(Self::index(index, hash_key));
         }
-        request.send().await.map_err(|err| aws_error("dynamodb:CreateTable", err))?;
+        let created = match request.send().await {
+            Ok(_) => true,
+            Err(err) if err.as_service_error().is_some_and(|err| err.is_resource_in_use_exception()) => false,
+            Err(err) => return Err(aws_error("dynamodb:CreateTable", err)),
+        };
         self.client.wait_until_table_exists().table_name(&self.table).wait(WAIT).await.map_err(|err| {
             Error::new(ErrorKind::Aws, format!("the DynamoDB table {} did not become ACTIVE: {err}", self.table))
         })?;
-        Ok(())
+        Ok(created)
     }
 
     async fn add_index(&self, name: &str, hash_key: &str) -> Result<()> {
@@ -173,14 +179,21 @@ impl DynamoCatalog {
             .projection(all_attributes())
             .build()
             .expect("name, key and projection are set");
-        self.client
+        let result = self
+            .client
             .update_table()
             .table_name(&self.table)
             .set_attribute_definitions(Some(attribute_definitions()))
             .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
             .send()
-            .await
-            .map_err(|err| aws_error("dynamodb:UpdateTable", err))?;
+            .await;
+        if let Err(err) = result {
+            // Another paw may be adding it at the same moment: then it is waited for below.
+            let table = self.describe().await?;
+            if !table.is_some_and(|table| has_index(&table, name)) {
+                return Err(aws_error("dynamodb:UpdateTable", err));
+            }
+        }
         // A new index is usable once it is ACTIVE; DynamoDB fills it from the table meanwhile.
         let deadline = Instant::now() + WAIT;
         loop {

@@ -186,9 +186,8 @@ fn two_machines_share_one_build_through_dynamodb() {
     for folder in ["wf", "wf2"] {
         paw.edit(&format!("{folder}/step1/templates/.pkr.hcl"), "    inline = [", "    inline = [\n      \"sleep 3\",");
     }
+    // The table does not exist yet: both machines find it missing at once.
     let catalog = "dynamodb:paw_shared";
-    // Made once, before the race: creating the table is not what is tested.
-    paw.run(&["-w", "wf", "--catalog", catalog, "recover"]).success();
     let spawn = |folder: &str, host: &str| {
         paw.command(&["-w", folder, "--catalog", catalog, "build"])
             .env("PAW_HOST", host)
