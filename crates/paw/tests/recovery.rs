@@ -133,15 +133,24 @@ fn an_ami_made_before_paw_was_killed_is_removed_by_packer() {
     assert_nothing_leaked(&emulator, &paw, &["-w", "wf"]);
 }
 
-/// The machine dies once the AMI exists: the AMI is left, unrecorded. The next build adopts it (its
-/// inputs still match) instead of failing on the taken name, and builds the rest.
+/// The machine dies once the AMI and its copy in us-west-2 (`ami_regions`) exist: both are left,
+/// unrecorded. The next build adopts them (the inputs still match) instead of failing on the
+/// taken name, and builds the rest.
 #[test]
 fn an_ami_left_by_a_dead_machine_is_adopted_by_the_next_build() {
     let emulator = Emulator::start();
     let paw = emulator.configure(Paw::example("chain"));
+    paw.edit(
+        "wf/step1/templates/.pkr.hcl",
+        "  source_ami    = var.source_ami_id\n",
+        "  source_ami    = var.source_ami_id\n  ami_regions   = [\"us-west-2\"]\n",
+    );
     let (mut child, ami) = build_stuck_in_post_processor(&emulator, &paw);
     kill_machine(&mut child);
     assert!(emulator.ec2().image(&ami).is_some());
+    let west = emulator.ec2_in("us-west-2");
+    let copies = west.own_images();
+    assert_eq!(copies.len(), 1, "packer copied the AMI before its post-processor");
 
     let run = paw.run(&["-w", "wf", "build"]);
     let out = &run.success().stdout;
@@ -151,6 +160,8 @@ fn an_ami_left_by_a_dead_machine_is_adopted_by_the_next_build() {
     assert_eq!(record["ami_id"], ami.as_str());
     let (tags, _) = emulator.ec2().image(&ami).unwrap();
     assert_eq!(tags["paw:step_id"], "step1");
+    assert_eq!(record["copies"]["us-west-2"], copies[0].0.as_str(), "{record:#}");
+    assert_eq!(west.image(&copies[0].0).unwrap().0["paw:step_id"], "step1");
     assert_nothing_leaked(&emulator, &paw, &["-w", "wf"]);
 }
 

@@ -240,31 +240,45 @@ async fn settle(cx: &Context<'_>, entry: &InFlight, why: &str) -> Result<()> {
         }
     }
     if let Some(build) = &entry.build {
-        settle_ami(cx, entry, build).await?;
+        settle_ami(cx, entry, build, &resources.copy_regions).await?;
     }
     cx.catalog.end_build(entry).await
 }
 
-/// The AMI a dead run made, if any: adopted or deregistered.
-async fn settle_ami(cx: &Context<'_>, entry: &InFlight, build: &PackerRun) -> Result<()> {
+/// The AMI a dead run made, if any, with its copies in `copy_regions`: adopted, or deregistered.
+async fn settle_ami(cx: &Context<'_>, entry: &InFlight, build: &PackerRun, copy_regions: &[String]) -> Result<()> {
     let Ok(started_at) = chrono::DateTime::parse_from_rfc3339(&build.started_at) else { return Ok(()) };
+    let made_by_it = |image: &Image| stages::made_since(image, started_at.to_utc());
     let recorded = cx.catalog.get(&entry.workflow_id, &entry.step_id).await?;
-    let recorded = recorded.filter(|record| record.status == ImageStatus::Available).map(|record| record.ami_id);
-    let images = cx.ec2.images_named(&entry.ami_name).await?;
-    for image in images.into_iter().filter(|image| stages::made_since(image, started_at.to_utc())) {
-        if recorded.as_ref() == Some(&image.id) {
-            continue;
-        }
-        match adoptable(cx, entry, build, image, recorded.is_some()).await? {
-            Ok((image, fingerprint)) => adopt(cx, entry, image, fingerprint).await?,
-            Err((ami_id, why)) => {
-                let left = stages::undo_image(cx, &entry.step_id, cx.region, &ami_id).await;
-                let what = format!("{ami_id} left by an interrupted run ({why}): {}", left.fate);
-                cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
+    let recorded = recorded.filter(|record| record.status == ImageStatus::Available);
+    let mut copies = Vec::new();
+    for region in copy_regions {
+        for copy in cx.ec2.in_region(region).images_named(&entry.ami_name).await.map_err(|err| err.in_region(region))? {
+            let known = recorded.as_ref().is_some_and(|record| record.copies.get(region) == Some(&copy.id));
+            if made_by_it(&copy) && !known {
+                copies.push((region.clone(), copy));
             }
         }
     }
+    let recorded = recorded.map(|record| record.ami_id);
+    let images = cx.ec2.images_named(&entry.ami_name).await?;
+    for image in images.into_iter().filter(|image| made_by_it(image) && recorded.as_ref() != Some(&image.id)) {
+        match adoptable(cx, entry, build, image, recorded.is_some()).await? {
+            Ok((image, fingerprint)) => adopt(cx, entry, image, fingerprint, std::mem::take(&mut copies)).await?,
+            Err((ami_id, why)) => undo(cx, entry, cx.region, &ami_id, &why).await,
+        }
+    }
+    // Copies of an AMI that was not adopted (or is gone) are not kept either.
+    for (region, copy) in copies {
+        undo(cx, entry, &region, &copy.id, "its AMI was not kept").await;
+    }
     Ok(())
+}
+
+async fn undo(cx: &Context<'_>, entry: &InFlight, region: &str, ami_id: &str, why: &str) {
+    let left = stages::undo_image(cx, &entry.step_id, region, ami_id).await;
+    let what = format!("{ami_id} left by an interrupted run ({why}): {}", left.fate);
+    cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
 }
 
 /// The image, ready to adopt, with the step's fingerprint; or its id and why it is not to be kept.
@@ -298,14 +312,21 @@ async fn adoptable(
     }
 }
 
-/// Tags and records a dead run's AMI as the step's, as its own build would have.
-async fn adopt(cx: &Context<'_>, entry: &InFlight, image: Image, fingerprint: Fingerprint) -> Result<()> {
+/// Tags and records a dead run's AMI, and its copies, as the step's, as its own build would have.
+async fn adopt(
+    cx: &Context<'_>,
+    entry: &InFlight,
+    image: Image,
+    fingerprint: Fingerprint,
+    copies: Vec<(String, Image)>,
+) -> Result<()> {
     let step = cx.workflow.step(&entry.step_id).expect("adoptable checked the step");
     let source = SourceAmi { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
     let mut run = StepRun::new(cx.workflow, step, source);
     run.fingerprint = Some(fingerprint);
     let ami_id = image.id.clone();
     run.image = Some(image);
+    run.copies = copies;
     run_stages(cx, &[&TagImage, &Record], &mut run).await.map_err(|failure| *failure.error)?;
     let what = format!("adopted {ami_id} left by an interrupted run (its inputs still match)");
     cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });

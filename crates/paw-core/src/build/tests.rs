@@ -513,6 +513,7 @@ fn held_entry(fixture: &Fixture, pid: u32) -> crate::catalog::InFlight {
             instances: vec!["i-left".into()],
             key_pairs: vec!["packer_key".into()],
             security_groups: vec!["packer_group".into()],
+            copy_regions: Vec::new(),
         },
     }
 }

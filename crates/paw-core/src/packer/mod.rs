@@ -387,6 +387,9 @@ pub struct PackerResources {
     pub key_pairs: Vec<String>,
     /// By name (packer prints the name, not the id).
     pub security_groups: Vec<String>,
+    /// The regions packer copies the AMI to (`ami_regions`).
+    #[serde(default)]
+    pub copy_regions: Vec<String>,
 }
 
 impl PackerResources {
@@ -403,6 +406,8 @@ impl PackerResources {
             (&mut self.security_groups, name)
         } else if let Some(id) = after("Instance ID:").filter(|id| id.starts_with("i-")) {
             (&mut self.instances, id)
+        } else if let Some(region) = after("Copying to:") {
+            (&mut self.copy_regions, region)
         } else {
             return false;
         };
@@ -411,10 +416,6 @@ impl PackerResources {
         }
         list.push(found);
         true
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.instances.is_empty() && self.key_pairs.is_empty() && self.security_groups.is_empty()
     }
 }
 
@@ -475,9 +476,11 @@ mod tests {
             "    s.amazon-ebs.s: Instance ID: i-4b5f2cbeaf0124402",
             "==> s.amazon-ebs.s: Waiting for instance (i-4b5f2cbeaf0124402) to become ready...",
             "    s.amazon-ebs.s: Instance ID: i-4b5f2cbeaf0124402",
+            "    s.amazon-ebs.s: Copying to: us-west-2",
         ];
         let new: Vec<bool> = lines.iter().map(|line| resources.note(line)).collect();
-        assert_eq!(new, [true, true, true, false, false]);
+        assert_eq!(new, [true, true, true, false, false, true]);
+        assert_eq!(resources.copy_regions, ["us-west-2"]);
         assert_eq!(resources.key_pairs, ["packer_6b0a91e1-ab3e"]);
         assert_eq!(resources.security_groups, ["packer_6b0a91e1-a12e"]);
         assert_eq!(resources.instances, ["i-4b5f2cbeaf0124402"]);
