@@ -54,6 +54,7 @@ impl Lease {
             ),
             host: host.clone(),
             pid: std::process::id(),
+            pid_started: catalog::process_started(std::process::id()),
             since: catalog::now_create_at(),
             expires_at: 0,
             ami_name: run.ami_name.clone(),

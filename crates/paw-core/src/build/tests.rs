@@ -503,6 +503,7 @@ fn held_entry(fixture: &Fixture, pid: u32) -> crate::catalog::InFlight {
         run_id: format!("run-of-{pid}"),
         host: crate::catalog::this_host(),
         pid,
+        pid_started: crate::catalog::process_started(pid),
         since: crate::catalog::now_create_at(),
         expires_at: i64::MAX,
         ami_name: crate::ami::output_ami_name(&fixture.workflow, fixture.workflow.step("step1").unwrap()),

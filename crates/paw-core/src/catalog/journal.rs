@@ -41,6 +41,15 @@ pub fn this_host() -> String {
     })
 }
 
+/// When a process started, in clock ticks since boot (`/proc/PID/stat`, field 22); None where
+/// there is no /proc.
+pub fn process_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: the fields after it are plain.
+    let (_, fields) = stat.rsplit_once(')')?;
+    fields.split_whitespace().nth(19)?.parse().ok()
+}
+
 pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -54,6 +63,10 @@ pub struct InFlight {
     pub run_id: String,
     pub host: String,
     pub pid: u32,
+    /// When that process started (Linux: clock ticks since boot), so that another process that
+    /// got its pid later is not taken for it.
+    #[serde(default)]
+    pub pid_started: Option<u64>,
     /// When the lease was taken (the catalog's `create_at` format).
     pub since: String,
     /// Unix seconds; renewed by the holder.
@@ -95,7 +108,12 @@ impl InFlight {
     fn alive_here(&self) -> bool {
         use nix::errno::Errno;
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).unwrap_or(i32::MAX));
-        if matches!(nix::sys::signal::kill(pid, None), Ok(()) | Err(Errno::EPERM)) {
+        let exists = matches!(nix::sys::signal::kill(pid, None), Ok(()) | Err(Errno::EPERM));
+        let same_process = match (self.pid_started, process_started(self.pid)) {
+            (Some(recorded), Some(now)) => recorded == now,
+            _ => true,
+        };
+        if exists && same_process {
             return true;
         }
         let marker = format!("{RUN_ID_ENV}={}", self.run_id);
@@ -123,6 +141,7 @@ mod tests {
             run_id: "run-1".into(),
             host: host.into(),
             pid,
+            pid_started: process_started(pid),
             since: "2026-01-01T00:00:00.000000+0000".into(),
             expires_at,
             ami_name: "base/wf/s1".into(),
@@ -149,5 +168,9 @@ mod tests {
         child.wait().unwrap();
         let dead = entry("here", pid, i64::MAX);
         assert_eq!(dead.stale_because(0, "here").unwrap(), format!("paw {pid} on here is gone"));
+        // A live process that took the pid later is not the holder.
+        let mut reused = entry("here", std::process::id(), i64::MAX);
+        reused.pid_started = reused.pid_started.map(|started| started + 1);
+        assert!(reused.stale_because(0, "here").is_some());
     }
 }
