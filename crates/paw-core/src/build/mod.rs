@@ -146,7 +146,7 @@ impl Engine<'_> {
             let step = planned.step;
             let source = planned.source.clone().unwrap_or_else(|| placeholder_for(step));
             self.cx.reporter.event(Event::Stage { step: &step.id, stage: "validating" });
-            let _lock = StepLock::acquire(self.cx.workflow, step).await?;
+            let _lock = StepLock::acquire(step).await?;
             let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region)?;
             self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await
         }))

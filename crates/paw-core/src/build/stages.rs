@@ -213,7 +213,7 @@ impl Stage for Render {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        run.render_lock = Some(StepLock::acquire(cx.workflow, run.step).await?);
+        run.render_lock = Some(StepLock::acquire(run.step).await?);
         run.prepared = Some(render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region)?);
         Ok(())
     }

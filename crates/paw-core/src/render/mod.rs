@@ -134,31 +134,27 @@ pub fn write_rendered(step: &Step, files: &[Rendered]) -> Result<()> {
 
 /// A step folder's rendered files, held by one process from rendering until packer has read them
 /// (or `packer validate` has checked them): two paw processes in one workflow folder never
-/// rewrite a step's files under the other's packer. Released on drop.
+/// rewrite a step's files under the other's packer. The lock is on the step folder itself, so
+/// it leaves no file behind. Released on drop.
 pub struct StepLock {
     _held: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl StepLock {
-    pub async fn acquire(workflow: &Workflow, step: &Step) -> Result<StepLock> {
+    pub async fn acquire(step: &Step) -> Result<StepLock> {
         use nix::fcntl::{Flock, FlockArg};
-        let dir = workflow.state_dir().join("locks");
-        std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, "create the lock folder", err))?;
-        let path = dir.join(format!("{}.lock", step.id));
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|err| Error::io(&path, "open the lock", err))?;
+        let mut folder =
+            std::fs::File::open(&step.dir).map_err(|err| Error::io(&step.dir, "open the step folder", err))?;
         loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            match Flock::lock(folder, FlockArg::LockExclusiveNonblock) {
                 Ok(held) => return Ok(StepLock { _held: held }),
                 Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
-                    file = back;
+                    folder = back;
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
-                Err((_, errno)) => return Err(Error::io(&path, "lock", std::io::Error::from(errno))),
+                Err((_, errno)) => {
+                    return Err(Error::io(&step.dir, "lock the step folder", std::io::Error::from(errno)));
+                }
             }
         }
     }

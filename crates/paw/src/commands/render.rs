@@ -22,6 +22,8 @@ async fn prepare_all(cx: &Context, ids: &[String]) -> paw_core::Result<Vec<(Stri
             continue;
         }
         let source = source::render_source(workflow, catalog.as_ref(), step).await?;
+        // Not while a build in this folder has rendered the step and its packer has not read it yet.
+        let _lock = render::StepLock::acquire(step).await?;
         prepared.push((step.id.clone(), Some(render::prepare_step(workflow, step, source, region)?)));
     }
     Ok(prepared)
