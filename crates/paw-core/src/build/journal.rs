@@ -17,7 +17,7 @@ use crate::fingerprint::{self, Fingerprint};
 use crate::packer::{MachineLine, PackerResources};
 
 /// How often a waiting paw asks whether the step is free.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(500);
 /// How long a settled run's AMI, still pending, may take to become available.
 const PENDING_AMI_WAIT: Duration = Duration::from_secs(1800);
 
@@ -29,17 +29,19 @@ pub struct Lease {
     ttl: i64,
 }
 
-/// What taking a step's lease came to.
+/// What an attempt at a step's lease came to.
 pub enum Taken {
     Held(Arc<Lease>),
-    /// Another run built the step while this one waited: its record.
+    /// Another run built the step meanwhile: its record.
     BuiltMeanwhile(Box<ImageRecord>),
+    /// A live run holds it: its entry (`wait_for` it, then try again).
+    HeldBy(Box<InFlight>),
 }
 
 impl Lease {
-    /// Takes the step's lease, waiting while a live run holds it and settling a dead one's.
-    /// `replaces` is the record the plan would replace (`--force`), which is not "built meanwhile".
-    pub async fn take(cx: &Context<'_>, run: &StepRun<'_>, replaces: Option<&ImageRecord>) -> Result<Taken> {
+    /// Tries to take the step's lease once, settling a dead holder's entry first. `replaces` is
+    /// the record the plan would replace (`--force`), which is not "built meanwhile".
+    pub async fn try_take(cx: &Context<'_>, run: &StepRun<'_>, replaces: Option<&ImageRecord>) -> Result<Taken> {
         let ttl = catalog::lease_ttl()?;
         let host = catalog::this_host();
         let now = chrono::Utc::now();
@@ -63,26 +65,12 @@ impl Lease {
             build: None,
             resources: PackerResources::default(),
         };
-        let mut told: Option<String> = None;
         loop {
             entry.expires_at = catalog::now_unix() + ttl;
             let Some(holder) = cx.catalog.begin_build(&entry).await? else { break };
-            if let Some(why) = holder.stale_because(catalog::now_unix(), &host) {
-                settle(cx, &holder, &why).await?;
-                continue;
-            }
-            if told.as_ref() != Some(&holder.run_id) {
-                let what = format!("waiting for step {} (held by {})", holder.step_id, holder.holder());
-                cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
-                told = Some(holder.run_id.clone());
-            }
-            tokio::select! {
-                () = tokio::time::sleep(POLL) => {}
-                () = cx.cancel.cancelled() => {
-                    return Err(Error::new(ErrorKind::Interrupted, format!(
-                        "interrupted while waiting for step {} (held by {})", holder.step_id, holder.holder()
-                    )));
-                }
+            match holder.stale_because(catalog::now_unix(), &host) {
+                Some(why) => settle(cx, &holder, &why).await?,
+                None => return Ok(Taken::HeldBy(Box::new(holder))),
             }
         }
         let lease = Lease { entry: Mutex::new(entry), changed: tokio::sync::Notify::new(), ttl };
@@ -122,6 +110,33 @@ impl Lease {
     /// The run id that marks this build's packer processes (catalog::RUN_ID_ENV).
     pub fn run_id(&self) -> String {
         self.entry.lock().expect("the lease lock is not poisoned").run_id.clone()
+    }
+
+    /// Waits until `holder` no longer holds the step: it ended (the step is built, or its build
+    /// failed), another run took over, or it went stale (the next attempt settles it).
+    pub async fn wait_for(cx: &Context<'_>, holder: &InFlight) -> Result<()> {
+        let what = format!("waiting for step {} (held by {})", holder.step_id, holder.holder());
+        cx.reporter.event(Event::Notice { step: &holder.step_id, what: &what });
+        let host = catalog::this_host();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = cx.cancel.cancelled() => {
+                    return Err(Error::new(ErrorKind::Interrupted, format!(
+                        "interrupted while waiting for step {} (held by {})", holder.step_id, holder.holder()
+                    )));
+                }
+            }
+            let entries = cx.catalog.builds_in_flight(&holder.workflow_id).await?;
+            let still_held = entries.iter().any(|entry| {
+                entry.step_id == holder.step_id
+                    && entry.run_id == holder.run_id
+                    && entry.stale_because(catalog::now_unix(), &host).is_none()
+            });
+            if !still_held {
+                return Ok(());
+            }
+        }
     }
 
     /// Notes a resource that a line of packer's output names; written at the next renewal, which

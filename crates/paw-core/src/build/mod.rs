@@ -215,16 +215,25 @@ impl Engine<'_> {
     ) -> std::result::Result<Outcome, StepFailure> {
         let started = Instant::now();
         self.cx.reporter.event(Event::StepStarted { step: &run.step.id, source: &run.source });
-        let lease = if options.dry_run {
-            None
+        // A step to build takes one of the --jobs slots, then its lease; while another run holds
+        // the lease it gives the slot back, so that this run builds other steps meanwhile.
+        let (lease, _slot) = if options.dry_run {
+            (None, None)
         } else {
-            match Lease::take(&self.cx, run, run.replaces).await? {
-                Taken::Held(lease) => Some(lease),
-                Taken::BuiltMeanwhile(record) => {
-                    let what = format!("built meanwhile by another run: {}", record.ami_id);
-                    self.cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
-                    self.cx.reporter.event(Event::UpToDate { step: &run.step.id, ami_id: &record.ami_id });
-                    return Ok(Outcome::UpToDate { ami: record.as_source() });
+            loop {
+                let slot = packer_slots.acquire().await.expect("the semaphore is never closed");
+                match Lease::try_take(&self.cx, run, run.replaces).await? {
+                    Taken::Held(lease) => break (Some(lease), Some(slot)),
+                    Taken::BuiltMeanwhile(record) => {
+                        let what = format!("built meanwhile by another run: {}", record.ami_id);
+                        self.cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
+                        self.cx.reporter.event(Event::UpToDate { step: &run.step.id, ami_id: &record.ami_id });
+                        return Ok(Outcome::UpToDate { ami: record.as_source() });
+                    }
+                    Taken::HeldBy(holder) => {
+                        drop(slot);
+                        Lease::wait_for(&self.cx, &holder).await?;
+                    }
                 }
             }
         };
@@ -233,7 +242,6 @@ impl Engine<'_> {
             packer: self.packer,
             packer_env: &self.packer_env,
             packer_debug: options.packer_debug,
-            packer_slots,
             dry_run: options.dry_run,
             delete_snapshots: options.delete_snapshots,
             log_path: self.log_path(run.step),

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, LeftAmi, Reporter, StepFailure};
@@ -118,7 +117,6 @@ pub struct BuildStages<'a> {
     pub packer: &'a dyn Packer,
     pub packer_env: &'a [(String, String)],
     pub packer_debug: bool,
-    pub packer_slots: &'a Semaphore,
     pub dry_run: bool,
     pub delete_snapshots: bool,
     pub log_path: PathBuf,
@@ -135,7 +133,6 @@ impl BuildStages<'_> {
             packer: self.packer,
             env: self.packer_env,
             debug: self.packer_debug,
-            slots: self.packer_slots,
             log_path: &self.log_path,
         };
         let stages: [&dyn Stage; 8] = [
@@ -300,14 +297,13 @@ impl Stage for ReplaceOld {
 /// The name of the stage in which packer runs: what an interrupt waits for.
 pub const PACKER_BUILD: &str = "running packer build";
 
-/// `packer build`, at most `--jobs` at once. Its AMI is the one packer reports, or, should the
+/// `packer build` (the step holds one of the `--jobs` slots: `Engine::build_step`). Its AMI is the one packer reports, or, should the
 /// report be lost, the one AMI of the step's name made since packer started. Cleanup deregisters
 /// an AMI that was not recorded.
 pub struct PackerBuild<'a> {
     pub packer: &'a dyn Packer,
     pub env: &'a [(String, String)],
     pub debug: bool,
-    pub slots: &'a Semaphore,
     pub log_path: &'a std::path::Path,
 }
 
@@ -318,7 +314,6 @@ impl Stage for PackerBuild<'_> {
     }
 
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         if cx.cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Interrupted, "interrupted before packer started").into());
         }
