@@ -608,3 +608,21 @@ async fn a_held_step_is_waited_for_and_then_used() {
     assert_eq!(*packer.builds.lock().unwrap(), ["step2", "step3"]);
     assert_eq!(fixture.ami_of("step1").await, built_by_holder);
 }
+
+/// Ctrl-C while waiting for another run's step: the wait ends at once, as interrupted, and the
+/// other run's entry is left as it is.
+#[tokio::test]
+async fn an_interrupt_ends_the_wait_for_a_held_step() {
+    let fixture = Fixture::new("chain");
+    let entry = held_entry(&fixture, std::process::id());
+    fixture.catalog.begin_build(&entry).await.unwrap();
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let interrupt = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        fixture.cancel.cancel();
+    };
+    let (outcomes, ()) = tokio::join!(fixture.build(&packer, false), interrupt);
+    assert_eq!(outcomes.unwrap(), pairs(&[("step1", "failed"), ("step2", "skipped"), ("step3", "skipped")]));
+    assert!(packer.builds.lock().unwrap().is_empty());
+    assert_eq!(fixture.catalog.builds_in_flight(&entry.workflow_id).await.unwrap(), [entry]);
+}
