@@ -196,6 +196,11 @@ impl Reporter for ProgressReporter {
             }
             Event::Manual { step } => self.finish(step, "manual step: its AMI is made from an instance".into()),
             Event::Skipped { step, reason } => self.finish(step, format!("- skipped: {reason}")),
+            Event::Waiting { step, held_by } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.set_message(format!("waiting: another run builds it ({held_by})"));
+                }
+            }
             Event::Notice { step, what } => {
                 let _ = self.bars.println(format!("{step}: note: {what}"));
             }
@@ -254,6 +259,9 @@ impl Reporter for TextReporter {
             Event::Skipped { step, reason } => self.line(step, &format!("=== skipped: {reason}")),
             Event::Manual { step } => {
                 self.line(step, "=== manual step: no AMI yet; a person makes it from an instance")
+            }
+            Event::Waiting { step, held_by } => {
+                self.line(step, &format!("=== waiting for step {step} (held by {held_by})"))
             }
             Event::Notice { step, what } => self.line(step, &format!("=== note: {what}")),
             Event::CleanedUp { step, what } => self.line(step, &format!("=== cleanup: {what}")),

@@ -54,6 +54,11 @@ pub enum Event<'a> {
         step: &'a str,
         stage: &'static str,
     },
+    /// Another run holds the step's lease: this one waits for it. `held_by`: "host/pid since T".
+    Waiting {
+        step: &'a str,
+        held_by: &'a str,
+    },
     /// Something the engine found out and acted on, which the user should know.
     Notice {
         step: &'a str,

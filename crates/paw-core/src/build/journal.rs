@@ -115,8 +115,7 @@ impl Lease {
     /// Waits until `holder` no longer holds the step: it ended (the step is built, or its build
     /// failed), another run took over, or it went stale (the next attempt settles it).
     pub async fn wait_for(cx: &Context<'_>, holder: &InFlight) -> Result<()> {
-        let what = format!("waiting for step {} (held by {})", holder.step_id, holder.holder());
-        cx.reporter.event(Event::Notice { step: &holder.step_id, what: &what });
+        cx.reporter.event(Event::Waiting { step: &holder.step_id, held_by: &holder.holder() });
         let host = catalog::this_host();
         loop {
             tokio::select! {
