@@ -7,6 +7,7 @@ use std::process::Stdio;
 use crate::aws::{WORKFLOW_ID, build_stuck_in_provisioning};
 use crate::emulator::Emulator;
 use crate::harness::{Paw, Run, copy_tree, examples_dir};
+use crate::regions::copy_step1_to_us_west_2;
 
 /// No instance running, no key pair or security group of packer's, every AMI named for the
 /// workflow recorded as available, and every available record's AMI in EC2.
@@ -140,11 +141,7 @@ fn an_ami_made_before_paw_was_killed_is_removed_by_packer() {
 fn an_ami_left_by_a_dead_machine_is_adopted_by_the_next_build() {
     let emulator = Emulator::start();
     let paw = emulator.configure(Paw::example("chain"));
-    paw.edit(
-        "wf/step1/templates/.pkr.hcl",
-        "  source_ami    = var.source_ami_id\n",
-        "  source_ami    = var.source_ami_id\n  ami_regions   = [\"us-west-2\"]\n",
-    );
+    copy_step1_to_us_west_2(&paw);
     let (mut child, ami) = build_stuck_in_post_processor(&emulator, &paw);
     kill_machine(&mut child);
     assert!(emulator.ec2().image(&ami).is_some());

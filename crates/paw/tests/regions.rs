@@ -8,15 +8,20 @@ fn show(paw: &Paw, step: &str) -> serde_json::Value {
     paw.run(&["-w", "wf", "images", "show", step, "--json"]).success().json()
 }
 
-#[test]
-fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
-    let emulator = Emulator::start();
-    let paw = emulator.configure(Paw::example("chain"));
+/// Step1's template gets packer's `ami_regions = ["us-west-2"]`.
+pub fn copy_step1_to_us_west_2(paw: &Paw) {
     paw.edit(
         "wf/step1/templates/.pkr.hcl",
         "  source_ami    = var.source_ami_id\n",
         "  source_ami    = var.source_ami_id\n  ami_regions   = [\"us-west-2\"]\n",
     );
+}
+
+#[test]
+fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    copy_step1_to_us_west_2(&paw);
     paw.run(&["-w", "wf", "build"]).success();
 
     // packer's copy: tagged and recorded like the original.

@@ -46,6 +46,17 @@ pub struct Pruned {
 }
 
 /// `ec2` is the workflow's region's (`region`); images of other regions are pruned where they are.
+impl Pruned {
+    /// The AMIs deleted (or, in a dry run, to be deleted), each once.
+    pub fn deleted_amis(&self) -> std::collections::BTreeSet<&str> {
+        self.decisions
+            .iter()
+            .filter(|decision| decision.action == "deleted")
+            .map(|decision| decision.ami_id.as_str())
+            .collect()
+    }
+}
+
 pub async fn prune(
     workflow: &Workflow,
     catalog: &dyn Catalog,
@@ -138,22 +149,20 @@ pub async fn prune(
 /// returns the GiB of snapshots deleted. A dry run only counts. `ec2` is the AMI's region's.
 async fn delete(ec2: &dyn Ec2, catalog: &dyn Catalog, records: &[ImageRecord], options: PruneOptions) -> Result<u64> {
     let record = &records[0];
-    let mut freed = 0;
-    if options.delete_snapshots {
+    let images = if options.dry_run {
+        let mut images = Vec::new();
         for (region, ami_id) in record.every_copy() {
-            if let Some(image) = ec2_in(ec2, &record.region, &region).describe_image(&ami_id).await? {
-                freed += snapshot_gib(&image.data);
-            }
+            images.extend(ec2_in(ec2, &record.region, &region).describe_image(&ami_id).await?);
         }
-    }
-    if options.dry_run {
-        return Ok(freed);
-    }
-    super::deregister_with_copies(ec2, record, options.delete_snapshots).await?;
-    for record in records {
-        catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
-    }
-    Ok(freed)
+        images
+    } else {
+        let images = super::deregister_with_copies(ec2, record, options.delete_snapshots).await?;
+        for record in records {
+            catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
+        }
+        images
+    };
+    Ok(if options.delete_snapshots { images.iter().map(|image| snapshot_gib(&image.data)).sum() } else { 0 })
 }
 
 /// The GiB of the image's EBS volumes, as DescribeImages reports them.

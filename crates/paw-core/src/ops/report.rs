@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::channel;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, now_create_at};
 use crate::error::Result;
-use crate::fingerprint;
 use crate::workflow::Workflow;
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,11 +94,8 @@ pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: b
                     if step.parent.is_none() && record.base_ami_id != workflow.param.root_base_ami_id {
                         reasons.push(format!("the root base AMI is now {}", workflow.param.root_base_ami_id));
                     }
-                    if !step.manual && record.from_instance.is_none() {
-                        let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
-                        if record.fingerprint.as_ref() != Some(&now.digest) {
-                            reasons.push("its inputs changed".to_string());
-                        }
+                    if super::status::changed_inputs(workflow, step, &record)?.is_some() {
+                        reasons.push("its inputs changed".to_string());
                     }
                     if reasons.is_empty() { "available" } else { "stale" }
                 }

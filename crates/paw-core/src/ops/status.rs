@@ -6,11 +6,11 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageStatus};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus};
 use crate::ec2::{Ec2, Image};
 use crate::error::Result;
 use crate::fingerprint;
-use crate::workflow::Workflow;
+use crate::workflow::{Step, Workflow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,15 +75,8 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
                     },
                     None => reasons.extend(root_reasons(workflow, &record.base_ami_id, newest_root.as_ref())),
                 }
-                if !step.manual && record.from_instance.is_none() {
-                    let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
-                    if record.fingerprint.as_ref() != Some(&now.digest) {
-                        let changed = match &record.fingerprint_inputs {
-                            Some(inputs) => now.changed_since(inputs).join(", "),
-                            None => "no fingerprint was recorded".to_string(),
-                        };
-                        reasons.push(format!("inputs changed: {changed}"));
-                    }
+                if let Some(changed) = changed_inputs(workflow, step, record)? {
+                    reasons.push(format!("inputs changed: {changed}"));
                 }
                 let state = if reasons.is_empty() { State::Current } else { State::Stale };
                 (state, reasons)
@@ -94,6 +87,22 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons });
     }
     Ok(report)
+}
+
+/// What changed among the step's inputs since the image was made from them (on the same parent),
+/// or None when nothing did. An image made by hand from an instance is not made from its inputs.
+pub fn changed_inputs(workflow: &Workflow, step: &Step, record: &ImageRecord) -> Result<Option<String>> {
+    if step.manual || record.from_instance.is_some() {
+        return Ok(None);
+    }
+    let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
+    if record.fingerprint.as_ref() == Some(&now.digest) {
+        return Ok(None);
+    }
+    Ok(Some(match &record.fingerprint_inputs {
+        Some(inputs) => now.changed_since(inputs).join(", "),
+        None => "no fingerprint was recorded".to_string(),
+    }))
 }
 
 /// Why a first step's image is not on the current root base AMI.

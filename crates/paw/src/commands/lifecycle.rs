@@ -103,12 +103,7 @@ pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::
     }
     if !yes {
         let planned = prune::prune(workflow, catalog, &ec2, region, PruneOptions { dry_run: true, ..options }).await?;
-        let doomed: std::collections::BTreeSet<&str> = planned
-            .decisions
-            .iter()
-            .filter(|decision| decision.action == "deleted")
-            .map(|decision| decision.ami_id.as_str())
-            .collect();
+        let doomed = planned.deleted_amis();
         if doomed.is_empty() {
             return Ok(planned);
         }
@@ -139,16 +134,10 @@ impl Report for Pruned {
                 ]
             })
             .collect();
-        let deleted: std::collections::BTreeSet<&str> = self
-            .decisions
-            .iter()
-            .filter(|decision| decision.action == "deleted")
-            .map(|decision| decision.ami_id.as_str())
-            .collect();
         format!(
             "{}\n{} image(s) deleted; snapshots freed: {} GiB",
             table(&["STEP", "AMI", "WORKFLOW", "ACTION", "WHY"], rows),
-            deleted.len(),
+            self.deleted_amis().len(),
             self.snapshot_gib_freed
         )
     }
