@@ -259,6 +259,9 @@ fn prune_keeps_the_newest_the_channels_and_their_ancestors() {
         .collect();
     assert_eq!(deleted, [&Value::from(doomed.clone())]);
     assert!(emulator.ec2().image(&doomed).is_some(), "a dry run changes nothing");
+    let text = cli.run(&["images", "prune", "--keep", "1", "--delete-snapshots", "--dry-run"]);
+    let said = "1 image(s) would be deleted (dry run); snapshots would be freed: 15 GiB";
+    assert!(text.success().stdout.contains(said), "{}", text.stdout);
     let young = cli.json(&["images", "prune", "--keep", "1", "--older-than", "1", "--dry-run"]);
     assert!(young.as_array().unwrap().iter().all(|decision| decision["action"] == "kept"), "{young:#}");
 

@@ -43,6 +43,8 @@ pub struct Pruned {
     pub decisions: Vec<Decision>,
     /// The size of the snapshots deleted (or that would be).
     pub snapshot_gib_freed: u64,
+    /// Nothing was changed: the decisions say what would be.
+    pub dry_run: bool,
 }
 
 /// `ec2` is the workflow's region's (`region`); images of other regions are pruned where they are.
@@ -124,7 +126,7 @@ pub async fn prune(
         to_visit.push(base);
     }
 
-    let mut pruned = Pruned::default();
+    let mut pruned = Pruned { dry_run: options.dry_run, ..Pruned::default() };
     for (ami_id, records) in &images {
         let (action, reason) = match kept.get(ami_id) {
             Some(reason) => ("kept", reason.clone()),

@@ -134,8 +134,10 @@ impl Report for Pruned {
                 ]
             })
             .collect();
+        let (deleted, freed) =
+            if self.dry_run { ("would be deleted (dry run)", "would be freed") } else { ("deleted", "freed") };
         format!(
-            "{}\n{} image(s) deleted; snapshots freed: {} GiB",
+            "{}\n{} image(s) {deleted}; snapshots {freed}: {} GiB",
             table(&["STEP", "AMI", "WORKFLOW", "ACTION", "WHY"], rows),
             self.deleted_amis().len(),
             self.snapshot_gib_freed
