@@ -153,7 +153,7 @@ impl WorkflowParam {
             "aws_session_token",
             "catalog",
             // What it resolves to, root_base_ami_id, is an input; the filter itself is not.
-            "root_base_ami_filter",
+            ROOT_BASE_AMI_FILTER,
         ] {
             map.shift_remove(key);
         }
@@ -165,17 +165,23 @@ impl WorkflowParam {
     }
 }
 
-const FILTER_KEY: &str = "root_base_ami_filter";
+pub const ROOT_BASE_AMI_FILTER: &str = "root_base_ami_filter";
+
+/// A `root_base_ami_filter` for the help of its errors: Canonical's Ubuntu 22.04 images.
+pub const ROOT_BASE_AMI_FILTER_EXAMPLE: &str = concat!(
+    r#"{"name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*", "#,
+    r#""owners": ["099720109477"], "architecture": "x86_64"}"#
+);
 
 fn root_base_ami_filter(file: &JsonFile) -> Result<Option<BaseAmiQuery>> {
-    if file.object.get(FILTER_KEY).is_none_or(Value::is_null) {
+    if file.object.get(ROOT_BASE_AMI_FILTER).is_none_or(Value::is_null) {
         return Ok(None);
     }
-    let filter = file.optional_map(FILTER_KEY)?;
-    let example = r#"{"name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*", "owners": ["099720109477"]}"#;
+    let filter = file.optional_map(ROOT_BASE_AMI_FILTER)?;
     let wrong = |what: &str| {
-        file.key_error(FILTER_KEY, format!("\"{FILTER_KEY}\" {what}"))
-            .help(format!("write e.g. \"{FILTER_KEY}\": {example} (\"architecture\" is optional)"))
+        file.key_error(ROOT_BASE_AMI_FILTER, format!("\"{ROOT_BASE_AMI_FILTER}\" {what}")).help(format!(
+            "write e.g. \"{ROOT_BASE_AMI_FILTER}\": {ROOT_BASE_AMI_FILTER_EXAMPLE} (\"architecture\" is optional)"
+        ))
     };
     let name = match filter.get("name") {
         Some(Value::String(name)) if !name.is_empty() => name.clone(),

@@ -297,9 +297,9 @@ impl Stage for ReplaceOld {
 /// The name of the stage in which packer runs: what an interrupt waits for.
 pub const PACKER_BUILD: &str = "running packer build";
 
-/// `packer build` (the step holds one of the `--jobs` slots: `Engine::build_step`). Its AMI is the one packer reports, or, should the
-/// report be lost, the one AMI of the step's name made since packer started. Cleanup deregisters
-/// an AMI that was not recorded.
+/// `packer build` (the step holds one of the `--jobs` slots: `Engine::build_step`). Its AMI is
+/// the one packer reports, or, should the report be lost, the one AMI of the step's name made
+/// since packer started. Cleanup deregisters an AMI that was not recorded, and its copies.
 pub struct PackerBuild<'a> {
     pub packer: &'a dyn Packer,
     pub env: &'a [(String, String)],

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::config::{ROOT_BASE_AMI_FILTER, ROOT_BASE_AMI_FILTER_EXAMPLE};
 use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
@@ -21,12 +22,9 @@ pub struct BaseAmiUpdate {
 pub async fn update(workflow: &Workflow, ec2: &dyn Ec2, dry_run: bool) -> Result<BaseAmiUpdate> {
     let param = &workflow.param;
     let Some(query) = &param.root_base_ami_filter else {
-        return Err(Error::new(ErrorKind::Usage, "workflow_param.json has no \"root_base_ami_filter\"")
+        return Err(Error::new(ErrorKind::Usage, format!("workflow_param.json has no \"{ROOT_BASE_AMI_FILTER}\""))
             .in_file(&param.path)
-            .help(
-                "add one, e.g. \"root_base_ami_filter\": {\"name\": \"ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*\", \
-                 \"owners\": [\"099720109477\"], \"architecture\": \"x86_64\"}",
-            ));
+            .help(format!("add one, e.g. \"{ROOT_BASE_AMI_FILTER}\": {ROOT_BASE_AMI_FILTER_EXAMPLE}")));
     };
     let newest = ec2.find_base_amis(query).await?.into_iter().next().ok_or_else(|| {
         Error::new(
@@ -36,7 +34,7 @@ pub async fn update(workflow: &Workflow, ec2: &dyn Ec2, dry_run: bool) -> Result
                 query.name_pattern, query.owners
             ),
         )
-        .at(param.json().key_location("root_base_ami_filter"))
+        .at(param.json().key_location(ROOT_BASE_AMI_FILTER))
         .help("`paw base-ami find --name PATTERN --owner ACCOUNT` shows what matches")
     })?;
     let update = BaseAmiUpdate {

@@ -38,8 +38,8 @@ pub async fn delete_image(
 
 /// Deregisters the record's AMI (`ec2` is its region's) and its copies in every other region,
 /// their snapshots too when asked; returns the images deregistered, as EC2 described them just
-/// before. An AMI already gone is passed over. A region that fails does not stop the others; the error names each failed region, and
-/// a second run finishes the job.
+/// before. An AMI already gone is passed over. A region that fails does not stop the others;
+/// the error names each failed region, and a second run finishes the job.
 pub async fn deregister_with_copies(ec2: &dyn Ec2, record: &ImageRecord, delete_snapshots: bool) -> Result<Vec<Image>> {
     let mut deregistered = Vec::new();
     let mut failed = Vec::new();
