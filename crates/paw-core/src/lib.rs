@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod ec2;
 pub mod error;
+pub mod files;
 pub mod fingerprint;
 pub mod json;
 pub mod ops;

@@ -170,3 +170,35 @@ fn completions_load_in_bash_and_the_man_page_names_every_command() {
         assert!(man.stdout.contains(command), "{command}");
     }
 }
+
+/// A lease TTL that is not a number stops `paw build` before anything runs, with one error.
+#[test]
+fn a_bad_lease_ttl_is_one_error_before_anything_runs() {
+    let paw = Paw::example("chain").env("PAW_LEASE_TTL", "abc");
+    let before = paw.snapshot();
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("PAW_LEASE_TTL=abc is not a number of seconds (3 or more)"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "no step started: {}", run.stdout);
+    assert_eq!(paw.snapshot(), before);
+}
+
+/// A report that cannot be written names the file asked for, and leaves nothing beside it. (Its
+/// place is a folder: the page is written beside it, and the rename fails.)
+#[test]
+fn a_report_that_cannot_be_written_names_its_file() {
+    let paw = Paw::example("chain");
+    paw.write("out/keep.txt", "mine");
+    let names = || {
+        let mut names: Vec<_> =
+            std::fs::read_dir(paw.path("")).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    let before = names();
+    let run = paw.run(&["-w", "wf", "report", "--html", "out"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("error: out: cannot write"), "{}", run.stderr);
+    assert_eq!(names(), before, "nothing left beside it");
+    assert_eq!(paw.read("out/keep.txt"), "mine");
+}

@@ -39,10 +39,15 @@ pub enum Taken {
 }
 
 impl Lease {
-    /// Tries to take the step's lease once, settling a dead holder's entry first. `replaces` is
-    /// the record the plan would replace (`--force`), which is not "built meanwhile".
-    pub async fn try_take(cx: &Context<'_>, run: &StepRun<'_>, replaces: Option<&ImageRecord>) -> Result<Taken> {
-        let ttl = catalog::lease_ttl()?;
+    /// Tries to take the step's lease, for `ttl` seconds, once, settling a dead holder's entry
+    /// first. `replaces` is the record the plan would replace (`--force`), which is not "built
+    /// meanwhile".
+    pub async fn try_take(
+        cx: &Context<'_>,
+        run: &StepRun<'_>,
+        replaces: Option<&ImageRecord>,
+        ttl: i64,
+    ) -> Result<Taken> {
         let host = catalog::this_host();
         let now = chrono::Utc::now();
         let mut entry = InFlight {

@@ -47,6 +47,8 @@ pub struct Engine<'a> {
     pub packer: &'a dyn Packer,
     /// Region, profile and credentials for packer's environment.
     pub packer_env: Vec<(String, String)>,
+    /// How long a step's lease lasts unless renewed (`catalog::lease_ttl`), in seconds.
+    pub lease_ttl: i64,
 }
 
 /// This workflow's AMIs that the plan would replace: refused unless `--force`.
@@ -222,7 +224,7 @@ impl Engine<'_> {
         } else {
             loop {
                 let slot = packer_slots.acquire().await.expect("the semaphore is never closed");
-                match Lease::try_take(&self.cx, run, run.replaces).await? {
+                match Lease::try_take(&self.cx, run, run.replaces, self.lease_ttl).await? {
                     Taken::Held(lease) => break (Some(lease), Some(slot)),
                     Taken::BuiltMeanwhile(record) => {
                         let what = format!("built meanwhile by another run: {}", record.ami_id);

@@ -327,7 +327,7 @@ impl Fixture {
 
     async fn build(&self, packer: &FakePacker<'_>, force: bool) -> Result<Vec<(String, String)>> {
         let plan = self.plan().await;
-        let engine = Engine { cx: self.cx(), packer, packer_env: Vec::new() };
+        let engine = Engine { cx: self.cx(), packer, packer_env: Vec::new(), lease_ttl: 60 };
         let options = BuildOptions { dry_run: false, packer_debug: false, force, delete_snapshots: false, jobs: 2 };
         let outcomes = engine.run(&plan, options).await?;
         Ok(outcomes.into_iter().map(|step| (step.step_id, step.outcome.name().to_string())).collect())
@@ -410,7 +410,7 @@ async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_r
     let mut packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
     let other = sample_record(workflow_id, "step1", "ami-other", "2026-01-01T00:00:00.000000+0000");
     packer.recorded_meanwhile = Some((&fixture.catalog, other));
-    let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new() };
+    let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
     let options = BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 };
     let outcomes = engine.run(&plan, options).await.unwrap();
     let Outcome::Failed { error, amis } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };

@@ -49,10 +49,8 @@ pub async fn update(workflow: &Workflow, ec2: &dyn Ec2, dry_run: bool) -> Result
         let text = param
             .json()
             .with_string_values(&[("root_base_ami_id", &update.new_id), ("root_base_ami_name", &update.new_name)])?;
-        // Written beside it, then renamed over it: never half a file.
-        let staged = param.path.with_extension("json.paw-new");
-        std::fs::write(&staged, text).map_err(|err| Error::io(&staged, "write", err))?;
-        std::fs::rename(&staged, &param.path).map_err(|err| Error::io(&param.path, "replace", err))?;
+        crate::files::write_whole(&param.path, text.as_bytes(), None)
+            .map_err(|err| Error::io(&param.path, "write", err))?;
     }
     Ok(update)
 }

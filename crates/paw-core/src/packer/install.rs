@@ -140,18 +140,10 @@ fn unzip_packer(archive: &[u8], file: &str) -> Result<Vec<u8>> {
     Ok(binary)
 }
 
-/// `dir/packer`, written beside it first and renamed: never half a binary.
+/// `dir/packer`, written whole: never half a binary.
 fn put_in_place(dir: &Path, binary: &[u8]) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, "create the folder", err))?;
-    let temporary = dir.join(format!(".packer.{}.partial", std::process::id()));
     let path = dir.join("packer");
-    let written = std::fs::write(&temporary, binary)
-        .and_then(|()| std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755)))
-        .and_then(|()| std::fs::rename(&temporary, &path));
-    if let Err(err) = written {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(Error::io(&path, "install packer", err));
-    }
+    crate::files::write_whole(&path, binary, Some(0o755)).map_err(|err| Error::io(&path, "install packer", err))?;
     Ok(path)
 }

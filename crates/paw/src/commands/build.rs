@@ -58,6 +58,7 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose:
     let packer = PackerBinary::locate().ok_or_else(|| {
         Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
     })?;
+    let lease_ttl = paw_core::catalog::lease_ttl()?;
     let region = cx.region().await?;
     let ec2 = cx.ec2(None).await?;
     let catalog = cx.catalog().await?;
@@ -72,6 +73,7 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose:
         cx: build::Context { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
         packer: &packer,
         packer_env: paw_aws::packer_env(&workflow.param, region),
+        lease_ttl,
     };
     // What interrupted runs left is settled first: an adopted AMI changes the plan.
     if !options.dry_run {

@@ -23,10 +23,7 @@ pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) ->
     let data = report::report(cx.workflow()?, cx.catalog().await?, all_workflows).await?;
     let page = render(&data)?;
     if let Some(path) = &html {
-        // Written beside it, then renamed over it: never half a page.
-        let staged = path.with_extension("paw-new");
-        std::fs::write(&staged, &page).map_err(|err| Error::io(&staged, "write", err))?;
-        std::fs::rename(&staged, path).map_err(|err| Error::io(path, "write", err))?;
+        paw_core::files::write_whole(path, page.as_bytes(), None).map_err(|err| Error::io(path, "write", err))?;
     }
     Ok(Page { data, html: page, written_to: html })
 }
