@@ -1,6 +1,7 @@
-//! `paw images copy`: the step's AMI copied to other regions, each copy waited for, tagged like the
-//! original (CopyImage copies no tags), and recorded on every record of the AMI.
+//! `paw images copy`: the step's AMI copied to other regions, each copy recorded on every record of
+//! the AMI and tagged like the original (CopyImage copies no tags) at once, then waited for.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -55,49 +56,61 @@ pub async fn copy_image(
             results.push(Copied { region: region.clone(), ami_id: None, result: "failed", error: Some(error) });
             continue;
         }
-        match copy_to(ec2, record, &source.tags, region, progress).await {
-            Ok(ami_id) => {
-                copies.insert(region.clone(), ami_id.clone());
-                // Recorded at once: a later region's failure leaves this copy known.
-                for same in catalog.find_by_ami(&record.ami_id).await? {
-                    catalog.set_copies(&same.workflow_id, &same.step_id, &copies).await?;
-                }
+        let destination = ec2.in_region(region);
+        let ami_id = match destination.copy_image(&record.region, &record.ami_id, &record.ami_name).await {
+            Ok(ami_id) => ami_id,
+            Err(err) => {
+                results.push(Copied {
+                    region: region.clone(),
+                    ami_id: None,
+                    result: "failed",
+                    error: Some(err.to_string()),
+                });
+                continue;
+            }
+        };
+        // Recorded before it is waited for: a paw stopped meanwhile leaves the copy known.
+        copies.insert(region.clone(), ami_id.clone());
+        record_copies(catalog, record, &copies).await?;
+        progress(&format!("{region}: copying {} as {ami_id}; waiting until it is available", record.ami_id));
+        match finish(&*destination, &ami_id, &source.tags).await {
+            Ok(()) => {
+                progress(&format!("{region}: {ami_id} is available and tagged"));
                 results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "copied", error: None });
             }
-            Err((ami_id, error)) => {
-                results.push(Copied { region: region.clone(), ami_id, result: "failed", error: Some(error) })
+            Err(err) => {
+                // A copy that cannot be finished is deregistered again, and no longer recorded.
+                let snapshots = destination.describe_image(&ami_id).await.ok().flatten().map(|copy| copy.snapshot_ids);
+                let undone = match destination.deregister_image(&ami_id, &snapshots.unwrap_or_default()).await {
+                    Ok(()) => {
+                        copies.remove(region);
+                        record_copies(catalog, record, &copies).await?;
+                        "the copy was deregistered again".to_string()
+                    }
+                    Err(undo) => format!("the copy could not be deregistered ({undo}); it stays recorded"),
+                };
+                let error = Some(format!("{err}; {undone}"));
+                results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "failed", error });
             }
         }
     }
     Ok(results)
 }
 
-/// One copy: CopyImage, wait, tag. A copy that cannot be finished is deregistered again.
-async fn copy_to(
-    ec2: &dyn Ec2,
-    record: &ImageRecord,
-    tags: &[(String, String)],
-    region: &str,
-    progress: &(dyn Fn(&str) + Sync),
-) -> std::result::Result<String, (Option<String>, String)> {
-    let destination = ec2.in_region(region);
-    let ami_id = destination
-        .copy_image(&record.region, &record.ami_id, &record.ami_name)
-        .await
-        .map_err(|err| (None, err.to_string()))?;
-    progress(&format!("{region}: copying {} as {ami_id}; waiting until it is available", record.ami_id));
-    let finished = async {
-        let copy = destination.wait_until_available(&ami_id, COPY_WAIT).await?;
-        destination.create_tags(&crate::build::stages::image_and_snapshots(&copy), tags).await
-    };
-    if let Err(err) = finished.await {
-        let snapshots = destination.describe_image(&ami_id).await.ok().flatten().map(|copy| copy.snapshot_ids);
-        let undone = match destination.deregister_image(&ami_id, &snapshots.unwrap_or_default()).await {
-            Ok(()) => "the copy was deregistered again".to_string(),
-            Err(undo) => format!("the copy could not be deregistered ({undo}): deregister {ami_id} by hand"),
-        };
-        return Err((Some(ami_id), format!("{err}; {undone}")));
+/// Every record of the AMI gets its copies.
+async fn record_copies(catalog: &dyn Catalog, record: &ImageRecord, copies: &BTreeMap<String, String>) -> Result<()> {
+    for same in catalog.find_by_ami(&record.ami_id).await? {
+        catalog.set_copies(&same.workflow_id, &same.step_id, copies).await?;
     }
-    progress(&format!("{region}: {ami_id} is available and tagged"));
-    Ok(ami_id)
+    Ok(())
+}
+
+/// A copy made: tagged at once, waited for, then its snapshots tagged too.
+async fn finish(destination: &dyn Ec2, ami_id: &str, tags: &[(String, String)]) -> Result<()> {
+    destination.create_tags(&[ami_id.to_string()], tags).await?;
+    let copy = destination.wait_until_available(ami_id, COPY_WAIT).await?;
+    if copy.snapshot_ids.is_empty() {
+        return Ok(());
+    }
+    destination.create_tags(&copy.snapshot_ids, tags).await
 }
