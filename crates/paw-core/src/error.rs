@@ -28,11 +28,14 @@ pub enum ErrorKind {
     Usage,
     /// Reading or writing a file failed.
     Io,
+    /// A bug in paw (a panic it caught): nothing the user did wrong.
+    Internal,
 }
 
 impl ErrorKind {
     /// The process's exit code for an error of this kind (the README's table): 2 for bad input,
-    /// 130 for an interrupt, 1 for anything that failed while running.
+    /// 130 for an interrupt, 70 for a bug in paw (sysexits' EX_SOFTWARE), 1 for anything that
+    /// failed while running.
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Interrupted => 130,
@@ -43,9 +46,13 @@ impl ErrorKind {
             | ErrorKind::Limit
             | ErrorKind::Usage => 2,
             ErrorKind::Packer | ErrorKind::Catalog | ErrorKind::Aws | ErrorKind::Io => 1,
+            ErrorKind::Internal => INTERNAL_ERROR_EXIT_CODE,
         }
     }
 }
+
+/// The exit code of a bug in paw: a caught panic (sysexits' EX_SOFTWARE).
+pub const INTERNAL_ERROR_EXIT_CODE: i32 = 70;
 
 /// An error's message and its causes', each once, as one line (never a Debug dump).
 pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {

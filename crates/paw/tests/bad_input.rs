@@ -270,6 +270,62 @@ const CASES: &[Case] = &[
         code: 2,
         expect: &["wf/step3/templates/.pkr.hcl:2: paw does not support Jinja2's `random` filter"],
     },
+    // The slips that crashed paw (issue: no template can crash paw): each one error at its line.
+    Case {
+        name: "center with a negative width renders as Jinja2 does, and a huge one is refused",
+        setup: |p| {
+            p.edit(
+                "wf/step3/templates/.pkr.hcl",
+                "{{ builder.step_param.step_id }}",
+                "{{ \"abc\" | center(-1) }}{{ \"é€\".center(9223372036854775807) }}",
+            );
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &[
+            "wf/step3/templates/.pkr.hcl:2: template error: invalid operation: center would make a value of",
+            "limit is 64 MiB",
+        ],
+    },
+    Case {
+        name: "int with a base Python refuses falls back as Jinja2's does; an integer past 128 bits is refused",
+        setup: |p| {
+            p.edit(
+                "wf/step3/templates/.pkr.hcl",
+                "{{ builder.step_param.step_id }}",
+                "{{ \"10\" | int(base=1) }}{{ (\"9\" * 50) | int }}",
+            );
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &["wf/step3/templates/.pkr.hcl:2: paw does not support integers beyond 128 bits"],
+    },
+    Case {
+        name: "a runaway slice",
+        setup: |p| {
+            p.edit(
+                "wf/step3/templates/.pkr.hcl",
+                "{{ builder.step_param.step_id }}",
+                "{{ [[1]] | slice(10 ** 9) | list }}",
+            );
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &["wf/step3/templates/.pkr.hcl:2: the template does too much work"],
+    },
+    Case {
+        name: "packer's own template syntax",
+        setup: |p| {
+            p.edit("wf/step3/templates/.pkr.hcl", "{{ builder.step_param.step_id }}", "web-{{timestamp}}");
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &[
+            "wf/step3/templates/.pkr.hcl:2: packer's own template syntax",
+            "help: wrap it in {% raw %}...{% endraw %}",
+            "web-{% raw %}{{timestamp}}{% endraw %}",
+        ],
+    },
     Case {
         name: "bad HCL after rendering",
         setup: |p| {

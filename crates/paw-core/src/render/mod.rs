@@ -80,41 +80,171 @@ fn render_template(path: &Path, source: &str, context: &Value) -> Result<String>
 }
 
 /// Renders one template with `context` as its globals, as Jinja2's `Template(source).render(**context)`.
+/// Whatever the template holds, this returns: it renders on a thread of its own, so that a panic
+/// in minijinja or in paw's filters becomes an error naming the template, never a crash of a run
+/// that may have packer builds to clean up.
 fn render_template_with(path: &Path, source: &str, context: Value) -> Result<String> {
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("paw-render".into())
+            .stack_size(jinja::syntax::STACK_BYTES)
+            .spawn_scoped(scope, || {
+                CATCHING_PANICS.set(true);
+                render_on_this_thread(path, source, context)
+            })
+            .map(|render| render.join())
+    });
+    match outcome {
+        Ok(Ok(rendered)) => rendered,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::new(ErrorKind::Internal, format!("paw crashed rendering this template: {what}"))
+                .in_file(path)
+                .help("this is a bug in paw, not in the template: please report it with the template"))
+        }
+        Err(err) => Err(Error::io(path, "start a thread to render", err)),
+    }
+}
+
+fn render_on_this_thread(path: &Path, source: &str, context: Value) -> Result<String> {
     static JINJA2: LazyLock<Environment<'static>> = LazyLock::new(jinja::environment);
-    JINJA2
-        .render_named_str(&path.display().to_string(), source, context)
-        .map_err(|err| template_error(path, source, &err))
+    let prepared = jinja::syntax::prepare(source).map_err(|refusal| {
+        Error::new(ErrorKind::Template, refusal.message).at(Location::at(path, refusal.line, 0)).help(refusal.help)
+    })?;
+    let name = path.display().to_string();
+    let render = || {
+        let template = JINJA2.template_from_named_str(&name, &prepared)?;
+        let mut out = BoundedOutput::default();
+        template.render_captured_to(context, &mut out)?;
+        Ok(String::from_utf8_lossy(&out.0).into_owned())
+    };
+    render().map_err(|err| template_error(path, &prepared, &err))
+}
+
+thread_local! {
+    static CATCHING_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True on a thread that renders a template: a panic there becomes the render's error, so the
+/// binary's panic hook has nothing to print.
+pub fn panics_are_caught() -> bool {
+    CATCHING_PANICS.get()
+}
+
+/// A rendered file in the making, refused once it would pass jinja::MAX_BYTES: minijinja then
+/// reports the line that wrote past it.
+#[derive(Default)]
+struct BoundedOutput(Vec<u8>);
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > jinja::MAX_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the rendered file would be over paw's limit of {} MiB",
+                jinja::MAX_BYTES >> 20
+            )));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn template_error(path: &Path, source: &str, err: &minijinja::Error) -> Error {
-    let location = Location::at(path, err.line().unwrap_or(0), 0);
-    let detail = err.detail().map(|detail| format!(": {detail}")).unwrap_or_default();
-    match err.kind() {
+    let line = err.line().unwrap_or(0);
+    let location = Location::at(path, line, 0);
+    let detail = err.detail().unwrap_or_default();
+    let line_text = source.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+    if matches!(err.kind(), minijinja::ErrorKind::SyntaxError | minijinja::ErrorKind::UndefinedError)
+        && let Some(rewritten) = jinja::packer_syntax::wrapped_in_raw(line_text)
+    {
+        return Error::new(
+            ErrorKind::Template,
+            "packer's own template syntax (`{{ .Name }}`, `{{timestamp}}`, ...) is read as Jinja2 here",
+        )
+        .at(location)
+        .help(format!(
+            "wrap it in {{% raw %}}...{{% endraw %}} so that Jinja2 passes it to packer untouched:\n    {}",
+            rewritten.trim()
+        ));
+    }
+    let (message, help) = match err.kind() {
         minijinja::ErrorKind::UndefinedError => {
             let expression = err.range().and_then(|range| source.get(range)).unwrap_or("?").trim();
-            Error::new(ErrorKind::Template, format!("undefined name in `{expression}`{detail}"))
-                .at(location)
-                .help("define the key in workflow_param.json or step_param.json, or guard it with `is defined`")
+            // A loop's iterable is wrapped by the syntax pass; the name is in the detail.
+            let message = match detail {
+                "" => format!("undefined name in `{expression}`"),
+                detail if expression.contains(jinja::syntax::ITERABLE_FILTER) => format!("undefined name: {detail}"),
+                detail => format!("undefined name in `{expression}`: {detail}"),
+            };
+            (message, "define the key in workflow_param.json or step_param.json, or guard it with `is defined`")
         }
-        minijinja::ErrorKind::SyntaxError => Error::new(ErrorKind::Template, format!("template syntax error{detail}"))
-            .at(location)
-            .help("fix the Jinja2 syntax on that line"),
+        minijinja::ErrorKind::SyntaxError => syntax_error(detail),
+        minijinja::ErrorKind::OutOfFuel => (
+            format!(
+                "the template does too much work: over {} steps or {} MiB of values",
+                jinja::FUEL,
+                (jinja::FUEL * 64) >> 20
+            ),
+            "look for a loop that never ends or a value that grows without bound (a width, a count, a repeat) on that line",
+        ),
+        minijinja::ErrorKind::WriteFailure => (
+            format!("the rendered file would be over paw's limit of {} MiB", jinja::MAX_BYTES >> 20),
+            "look for a loop or a width on that line that makes far more text than a packer template needs",
+        ),
         // minijinja has no `%` on strings; Python's %-formatting is the format filter's job.
-        minijinja::ErrorKind::InvalidOperation if detail.contains("% operator on unsupported types string") => {
-            Error::new(ErrorKind::Template, "paw does not support Python's `%` operator on strings")
-                .at(location)
-                .help("use the format filter, which Jinja2 has too: `\"%s-%d\" | format(a, b)`")
+        minijinja::ErrorKind::InvalidOperation if detail.contains("% operator on unsupported types string") => (
+            "paw does not support Python's `%` operator on strings".into(),
+            "use the format filter, which Jinja2 has too: `\"%s-%d\" | format(a, b)`",
+        ),
+        minijinja::ErrorKind::InvalidOperation if detail.starts_with("paw does not support") => (
+            detail.to_string(),
+            "paw renders as Jinja2 3.1 does, or refuses; see \"Differences from the seed\" in the README",
+        ),
+        minijinja::ErrorKind::InvalidOperation if detail.starts_with("unable to calculate") => (
+            format!("paw does not support integers beyond 128 bits, nor division by zero: {detail}"),
+            "keep integers within ±2**127 (Jinja2's have no bound); see \"Differences from the seed\" in the README",
+        ),
+        kind => {
+            let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+            (
+                format!("template error: {kind}{detail}"),
+                "paw renders as Jinja2 3.1 does, and refuses what it cannot render the same; see the README",
+            )
         }
-        minijinja::ErrorKind::InvalidOperation if detail.starts_with(": paw does not support") => {
-            Error::new(ErrorKind::Template, &detail[2..])
-                .at(location)
-                .help("paw renders as Jinja2 3.1 does, or refuses; see \"Differences from the seed\" in the README")
-        }
-        kind => Error::new(ErrorKind::Template, format!("template error: {kind}{detail}"))
-            .at(location)
-            .help("paw renders as Jinja2 3.1 does, and refuses what it cannot render the same; see the README"),
+    };
+    Error::new(ErrorKind::Template, message).at(location).help(help)
+}
+
+/// minijinja's syntax errors, with the constructs Jinja2 accepts and minijinja's parser does not
+/// named, and their rewrite.
+fn syntax_error(detail: &str) -> (String, &'static str) {
+    if detail.starts_with("unexpected `+`") {
+        return (
+            "paw does not support Jinja2's unary `+` (`{{ +3 }}`)".into(),
+            "leave the `+` out: `{{ 3 }}`; for a number from a string use `| int` or `| float`",
+        );
     }
+    if detail.starts_with("unexpected `,`, expected end of") {
+        return (
+            "paw does not support tuples without parentheses (`{{ 1, 2 }}`, `{% for x in a, b %}`)".into(),
+            "put the tuple in parentheses: `{{ (1, 2) }}`, `{% for x in (a, b) %}`",
+        );
+    }
+    if detail.starts_with("invalid integer (too large)") {
+        return (
+            "paw does not support integers beyond 128 bits (Jinja2's have no bound)".into(),
+            "write a smaller number, or the number as a string",
+        );
+    }
+    (format!("template syntax error: {detail}"), "fix the Jinja2 syntax on that line")
 }
 
 /// Writes the rendered files after removing the step folder's old rendered files (as the seed does).

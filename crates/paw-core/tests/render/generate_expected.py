@@ -9,12 +9,16 @@
 
 Templates are rendered as the seed renders them: `jinja2.Template(text).render(...)`, Jinja2's
 defaults (its lenient Undefined, no trim_blocks or lstrip_blocks, the last newline dropped).
+A case Jinja2 cannot finish (a runaway loop, a value larger than memory) is recorded as the error
+it ends in: MemoryError under a 4 GiB address-space limit, or a timeout after 10 seconds.
 Usage: .venv/bin/python crates/paw-core/tests/render/generate_expected.py (needs jinja2 3).
 """
 
 import json
 import pathlib
 import re
+import resource
+import signal
 
 import jinja2
 
@@ -72,14 +76,27 @@ def corpus_cases(text):
     return [(name, context, "\n".join(lines).removesuffix("\n")) for name, context, lines in cases]
 
 
+class Timeout(Exception):
+    pass
+
+
+def on_alarm(*_):
+    raise Timeout("Jinja2 did not finish in 10 seconds")
+
+
 def corpus():
     corpus_dir = HERE.parent / "jinja"
     expected = {}
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    signal.signal(signal.SIGALRM, on_alarm)
     for name, context, template in corpus_cases((corpus_dir / "corpus.txt").read_text()):
+        signal.alarm(10)
         try:
             expected[name] = {"output": jinja2.Template(template).render(**context)}
-        except Exception as error:  # what Jinja2 refuses, paw must refuse too
+        except (Exception, MemoryError) as error:  # what Jinja2 refuses, paw must refuse too
             expected[name] = {"error": f"{type(error).__name__}: {error}"}
+        finally:
+            signal.alarm(0)
     env = jinja2.Environment()
     builtins = {
         "version": jinja2.__version__,

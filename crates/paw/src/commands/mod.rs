@@ -24,6 +24,34 @@ use crate::output::{self, Report};
 /// Runs the command line; the exit code is the error kind's (paw_core::ErrorKind::exit_code), or,
 /// for a run a signal stopped, the signal's.
 pub fn run(cli: Cli) -> i32 {
+    report_panics();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_command(cli)))
+        .unwrap_or(paw_core::error::INTERNAL_ERROR_EXIT_CODE)
+}
+
+/// A panic is a bug in paw: one line that says so and where, not a backtrace (`RUST_BACKTRACE=1`
+/// still shows one). A panic while a template renders is that render's error instead.
+fn report_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if paw_core::render::panics_are_caught() {
+            return;
+        }
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            return default_hook(info);
+        }
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        let location = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
+        eprintln!(
+            "error: paw crashed{location}: {}\n  help: this is a bug in paw; please report it with the command that ran it",
+            message.unwrap_or("(no message)")
+        );
+    }));
+}
+
+fn run_command(cli: Cli) -> i32 {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
     let cx = Context::new(&cli);
     let result = runtime.block_on(dispatch(&cx, cli.command)).and_then(|report| {

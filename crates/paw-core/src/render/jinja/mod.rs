@@ -9,6 +9,19 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Tuple, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
+#[cfg(test)]
+mod fuzz;
+pub mod packer_syntax;
+pub mod syntax;
+
+/// The work one render may do, in minijinja's fuel: one per instruction, one per 64 bytes that
+/// operators and filters make or read. A real template needs thousands; a runaway loop or a
+/// gigabyte value stops at its line instead of hanging or exhausting memory.
+pub const FUEL: u64 = 5_000_000;
+
+/// The most one rendered file, or one value that a filter or method of paw's makes, may hold.
+pub const MAX_BYTES: usize = 64 << 20;
+
 /// minijinja's own additions, which Jinja2 does not know: refused as Jinja2 refuses them.
 const NOT_JINJA2_FILTERS: [&str; 5] = ["split", "lines", "bool", "chain", "zip"];
 const NOT_JINJA2_TESTS: [&str; 4] = ["safe", "int", "startingwith", "endingwith"];
@@ -26,6 +39,7 @@ pub fn environment() -> Environment<'static> {
     // Jinja2's default Undefined is falsy in tests, `default` and boolean operators; printing or
     // iterating one is an error here (Jinja2 prints nothing, which hides typos).
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_fuel(Some(FUEL));
     env.set_unknown_method_callback(call_method);
     env.set_formatter(|out, _state, value| out.write_str(&python_str(value)).map_err(Error::from));
     for name in NOT_JINJA2_FILTERS {
@@ -36,7 +50,9 @@ pub fn environment() -> Environment<'static> {
     }
     env.remove_global("debug");
     for (name, why) in REFUSED_FILTERS {
-        env.add_filter(name, move |_: Rest<Value>| -> Result<Value, Error> { Err(unsupported("filter", name, why)) });
+        env.add_filter(name, move |_: Rest<Value>, _: Kwargs| -> Result<Value, Error> {
+            Err(unsupported("filter", name, why))
+        });
     }
     env.add_function("lipsum", |_: Rest<Value>| -> Result<Value, Error> {
         Err(unsupported("function", "lipsum", "its output changes on every render"))
@@ -48,7 +64,7 @@ pub fn environment() -> Environment<'static> {
     env.add_function("joiner", minijinja_contrib::globals::joiner);
     env.add_filter("center", |value: String, args: Rest<Value>, kwargs: Kwargs| {
         let [width] = params(&args, &kwargs, ["width"])?;
-        Ok::<_, Error>(center(&value, opt_int(width, 80)? as usize, ' '))
+        center(&value, opt_int(width, 80)?, ' ')
     });
     env.add_filter("dictsort", dictsort);
     env.add_filter("filesizeformat", filesizeformat);
@@ -73,6 +89,18 @@ pub fn environment() -> Environment<'static> {
         words.count()
     });
     env.add_filter("xmlattr", xmlattr);
+    add_positional_filters(&mut env);
+    env.add_filter(syntax::ITERABLE_FILTER, |value: Value| {
+        if value.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "'NoneType' object is not iterable (a loop over none)",
+            ));
+        }
+        Ok(value)
+    });
+    // Jinja2: whatever `iter()` takes: strings, lists, dicts, and its Undefined; not none.
+    env.add_test("iterable", |value: &Value| value.is_undefined() || value.try_iter().is_ok() && !value.is_none());
     // Jinja2: whatever has __call__; its Undefined has one, and methods are callable.
     env.add_test("callable", |value: &Value| {
         value.is_undefined() || matches!(value.kind(), ValueKind::Plain) && value.as_object().is_some()
@@ -106,10 +134,61 @@ fn params<const N: usize>(args: &[Value], kwargs: &Kwargs, names: [&str; N]) -> 
     Ok(bound)
 }
 
+/// An integer argument as Python takes one: an int or a bool, never a float or a string.
 fn opt_int(value: Option<Value>, default: i64) -> Result<i64, Error> {
-    value.map_or(Ok(default), |value| {
-        value.as_i64().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "expected an integer"))
+    value.map_or(Ok(default), |value| python_index(&value))
+}
+
+fn python_index(value: &Value) -> Result<i64, Error> {
+    let integer = match value.kind() {
+        ValueKind::Bool => Some(i64::from(value.is_true())),
+        ValueKind::Number if value.is_integer() => value.as_i64(),
+        _ => None,
+    };
+    integer.ok_or_else(|| {
+        Error::new(ErrorKind::InvalidOperation, format!("{} cannot be interpreted as an integer", python_repr(value)))
     })
+}
+
+/// Refuses, before allocating it, a value of `bytes` that a slip such as `center(10**9)` asks for.
+fn ensure_size(what: &str, bytes: u128) -> Result<(), Error> {
+    if bytes > MAX_BYTES as u128 {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{what} would make a value of {} MiB; paw's limit is {} MiB", bytes >> 20, MAX_BYTES >> 20),
+        ));
+    }
+    Ok(())
+}
+
+/// Text repeated `times` times (a negative count is none, as in Python), within the size limit.
+fn repeated(what: &str, text: &str, times: i64) -> Result<String, Error> {
+    let times = times.max(0) as u128;
+    ensure_size(what, times * text.len() as u128)?;
+    Ok(text.repeat(times as usize))
+}
+
+fn named<const N: usize>(names: [&'static str; N], bound: [Option<Value>; N]) -> Kwargs {
+    Kwargs::from_iter(names.into_iter().zip(bound).filter_map(|(name, value)| value.map(|value| (name, value))))
+}
+
+/// minijinja's filters that take keyword arguments only, where Jinja2 also takes them by
+/// position (`sort(true)`, `unique(false, "name")`).
+fn add_positional_filters(env: &mut Environment<'static>) {
+    const SORT: [&str; 3] = ["reverse", "case_sensitive", "attribute"];
+    const UNIQUE: [&str; 2] = ["case_sensitive", "attribute"];
+    env.add_filter("sort", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        minijinja::filters::sort(state, value, named(SORT, params(&args, &kwargs, SORT)?))
+    });
+    env.add_filter("unique", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        minijinja::filters::unique(state, value, named(UNIQUE, params(&args, &kwargs, UNIQUE)?))
+    });
+    env.add_filter("min", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        minijinja::filters::min(state, value, named(UNIQUE, params(&args, &kwargs, UNIQUE)?))
+    });
+    env.add_filter("max", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        minijinja::filters::max(state, value, named(UNIQUE, params(&args, &kwargs, UNIQUE)?))
+    });
 }
 
 fn opt_bool(value: Option<Value>) -> bool {
@@ -247,6 +326,9 @@ impl Object for DictView {
 }
 
 fn dict_view(kind: &'static str, value: &Value) -> Result<Value, Error> {
+    if value.is_undefined() {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
     if value.kind() != ValueKind::Map {
         return Err(Error::new(ErrorKind::InvalidOperation, format!("{kind} needs a dict, not {}", value.kind())));
     }
@@ -348,15 +430,37 @@ fn call_method(state: &mut State, value: &Value, method: &str, args: &[Value]) -
 
 fn string_method(text: &str, method: &str, args: &[Value]) -> Result<Option<Value>, Error> {
     let arg_str = |index: usize| args.get(index).and_then(Value::as_str);
-    let width = || args.first().and_then(Value::as_i64).map_or(0, |width| width.max(0) as usize);
-    let fill = || arg_str(1).and_then(|fill| fill.chars().next()).unwrap_or(' ');
-    let count = text.chars().count();
+    // Python: `str.center(width[, fillchar])`, the width an integer, the fill one character.
+    let width = || match args.first() {
+        Some(width) => python_index(width),
+        None => Err(Error::new(ErrorKind::MissingArgument, format!("str.{method}() takes a width"))),
+    };
+    let fill = || match args.get(1) {
+        None => Ok(' '),
+        Some(fill) => {
+            let mut chars = fill.as_str().unwrap_or_default().chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(c),
+                _ => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "The fill character must be exactly one character long",
+                )),
+            }
+        }
+    };
+    let count = text.chars().count() as i64;
     let result = match method {
-        "center" => Value::from(center(text, width(), fill())),
-        "ljust" => Value::from(format!("{text}{}", fill().to_string().repeat(width().saturating_sub(count)))),
-        "rjust" => Value::from(format!("{}{text}", fill().to_string().repeat(width().saturating_sub(count)))),
+        "center" => Value::from(center(text, width()?, fill()?)?),
+        "ljust" => Value::from(format!(
+            "{text}{}",
+            repeated("str.ljust", &fill()?.to_string(), width()?.saturating_sub(count))?
+        )),
+        "rjust" => Value::from(format!(
+            "{}{text}",
+            repeated("str.rjust", &fill()?.to_string(), width()?.saturating_sub(count))?
+        )),
         "zfill" => {
-            let pad = "0".repeat(width().saturating_sub(count));
+            let pad = repeated("str.zfill", "0", width()?.saturating_sub(count))?;
             match text.strip_prefix(['-', '+']) {
                 Some(rest) => Value::from(format!("{}{pad}{rest}", &text[..1])),
                 None => Value::from(format!("{pad}{text}")),
@@ -444,16 +548,17 @@ fn string_method(text: &str, method: &str, args: &[Value]) -> Result<Option<Valu
     Ok(Some(result))
 }
 
-/// Python's `str.center`: the odd pad goes left when the width is odd.
-fn center(text: &str, width: usize, fill: char) -> String {
-    let count = text.chars().count();
+/// Python's `str.center`: the odd pad goes left when the width is odd; a width at most the
+/// text's length (or negative) leaves it as it is.
+fn center(text: &str, width: i64, fill: char) -> Result<String, Error> {
+    let count = text.chars().count() as i64;
     if width <= count {
-        return text.to_string();
+        return Ok(text.to_string());
     }
     let margin = width - count;
     let left = margin / 2 + (margin & width & 1);
     let fill = fill.to_string();
-    format!("{}{text}{}", fill.repeat(left), fill.repeat(margin - left))
+    Ok(format!("{}{text}{}", repeated("center", &fill, left)?, repeated("center", &fill, margin - left)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,8 +645,12 @@ fn python_float_of(value: &Value) -> Option<f64> {
     }
 }
 
-/// Python's `int(text, base)`; None where Python raises.
-fn python_int_of_str(text: &str, base: u32) -> Option<i128> {
+/// Python's `int(text, base)` (base 0 or 2 to 36); None where Python raises, an error where its
+/// integer would not fit in 128 bits.
+fn python_int_of_str(text: &str, base: u32) -> Result<Option<i128>, Error> {
+    if base != 0 && !(2..=36).contains(&base) {
+        return Ok(None);
+    }
     let text = text.trim();
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -555,7 +664,7 @@ fn python_int_of_str(text: &str, base: u32) -> Option<i128> {
             (_, Some(rest), _) => (8, rest),
             (_, _, Some(rest)) => (2, rest),
             _ if lower.len() > 1 && lower.starts_with('0') && lower.trim_start_matches('0').is_empty() => (10, lower),
-            _ if lower.starts_with('0') && lower.len() > 1 => return None,
+            _ if lower.starts_with('0') && lower.len() > 1 => return Ok(None),
             _ => (10, lower),
         },
         16 => (16, prefixed("0x").unwrap_or(lower)),
@@ -564,11 +673,27 @@ fn python_int_of_str(text: &str, base: u32) -> Option<i128> {
         base => (base, lower),
     };
     let digits = digits.strip_prefix('_').unwrap_or(&digits);
-    if digits.is_empty() || digits.ends_with('_') || digits.contains("__") || digits.starts_with(['+', '-']) {
-        return None;
+    let misplaced = digits.is_empty() || digits.ends_with('_') || digits.contains("__");
+    let digits = digits.replace('_', "");
+    if misplaced || !digits.chars().all(|c| c.is_digit(base)) {
+        return Ok(None);
     }
-    let magnitude = i128::from_str_radix(&digits.replace('_', ""), base).ok()?;
-    Some(if negative { -magnitude } else { magnitude })
+    let magnitude = i128::from_str_radix(&digits, base).map_err(|_| big_integer())?;
+    Ok(Some(if negative { -magnitude } else { magnitude }))
+}
+
+/// Python's integers have no bound; paw's stop at 128 bits and refuse what lies beyond.
+fn big_integer() -> Error {
+    Error::new(ErrorKind::InvalidOperation, "paw does not support integers beyond 128 bits (Jinja2's have no bound)")
+}
+
+/// An integral float as an integer, as Python's `int(x)` (Python: any size; paw: 128 bits).
+fn float_to_int(float: f64) -> Result<i128, Error> {
+    let truncated = float.trunc();
+    if truncated.abs() >= 2f64.powi(127) {
+        return Err(big_integer());
+    }
+    Ok(truncated as i128)
 }
 
 /// `float(default=0.0)`.
@@ -577,21 +702,29 @@ fn float(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
     Ok(python_float_of(value).map(Value::from).unwrap_or_else(|| default.unwrap_or(Value::from(0.0))))
 }
 
-/// `int(default=0, base=10)`: `int(text, base)`, else `int(float(value))`, else the default.
+/// `int(default=0, base=10)`: `int(text, base)`, else `int(float(value))`, else the default
+/// (a base Python refuses is such a failure too).
 fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let [default, base] = params(&args, &kwargs, ["default", "base"])?;
-    let base = opt_int(base, 10)? as u32;
-    let parsed = match value.kind() {
-        ValueKind::String => python_int_of_str(value.as_str().unwrap_or_default(), base).map(Value::from),
-        ValueKind::Number if value.is_integer() => Some(value.clone()),
-        ValueKind::Bool => Some(Value::from(i64::from(value.is_true()))),
+    let base = match base {
+        None => Some(10),
+        Some(base) => python_index(&base).ok().filter(|&base| base == 0 || (2..=36).contains(&base)),
+    };
+    let parsed = match (value.kind(), base) {
+        (ValueKind::String, Some(base)) => {
+            python_int_of_str(value.as_str().unwrap_or_default(), base as u32)?.map(Value::from)
+        }
+        (ValueKind::Number, _) if value.is_integer() => Some(value.clone()),
+        (ValueKind::Bool, _) => Some(Value::from(i64::from(value.is_true()))),
         _ => None,
     };
-    let truncated = || {
-        let float = python_float_of(value).filter(|float| float.is_finite())?;
-        Some(Value::from(float.trunc() as i128))
-    };
-    Ok(parsed.or_else(truncated).unwrap_or_else(|| default.unwrap_or(Value::from(0))))
+    if let Some(parsed) = parsed {
+        return Ok(parsed);
+    }
+    match python_float_of(value).filter(|float| float.is_finite()) {
+        Some(float) => Ok(Value::from(float_to_int(float)?)),
+        None => Ok(default.unwrap_or(Value::from(0))),
+    }
 }
 
 /// Python's `str.splitlines()`: every line boundary Python knows, the ends dropped.
@@ -622,10 +755,11 @@ fn indent(value: String, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
     let [width, first, blank] = params(&args, &kwargs, ["width", "first", "blank"])?;
     let indentation = match &width {
         Some(width) if width.as_str().is_some() => width.as_str().unwrap_or_default().to_string(),
-        width => " ".repeat(opt_int(width.clone(), 4)?.max(0) as usize),
+        width => repeated("indent", " ", opt_int(width.clone(), 4)?)?,
     };
     let text = format!("{value}\n");
     let lines = python_splitlines(&text);
+    ensure_size("indent", (lines.len() as u128 + 1) * indentation.len() as u128 + text.len() as u128)?;
     let mut out = if opt_bool(blank) {
         lines.join(&format!("\n{indentation}"))
     } else {
@@ -669,11 +803,13 @@ fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Err
 }
 
 fn python_json(value: &Value, indent: Option<usize>, depth: usize, out: &mut String) -> Result<(), Error> {
-    let newline = |out: &mut String, depth: usize| {
+    let newline = |out: &mut String, depth: usize| -> Result<(), Error> {
         if let Some(width) = indent {
+            ensure_size("tojson", out.len() as u128 + width as u128 * depth as u128)?;
             out.push('\n');
             out.push_str(&" ".repeat(width * depth));
         }
+        Ok(())
     };
     let separator = if indent.is_some() { "," } else { ", " };
     match value.kind() {
@@ -704,10 +840,10 @@ fn python_json(value: &Value, indent: Option<usize>, depth: usize, out: &mut Str
                 if index > 0 {
                     out.push_str(separator);
                 }
-                newline(out, depth + 1);
+                newline(out, depth + 1)?;
                 python_json(item, indent, depth + 1, out)?;
             }
-            newline(out, depth);
+            newline(out, depth)?;
             out.push(']');
         }
         ValueKind::Map => {
@@ -722,12 +858,12 @@ fn python_json(value: &Value, indent: Option<usize>, depth: usize, out: &mut Str
                 if index > 0 {
                     out.push_str(separator);
                 }
-                newline(out, depth + 1);
+                newline(out, depth + 1)?;
                 json_string(&python_str(key), out);
                 out.push_str(": ");
                 python_json(&value.get_item(key)?, indent, depth + 1, out)?;
             }
-            newline(out, depth);
+            newline(out, depth)?;
             out.push('}');
         }
         kind => {
@@ -914,7 +1050,10 @@ fn printf(template: &str, args: &[Value], mapping: Option<&[(String, Value)]>) -
                 return Err(format_error("`*` widths are not supported by paw"));
             }
             let digits: String = std::iter::from_fn(|| chars.next_if(char::is_ascii_digit)).collect();
-            Ok(digits.parse().ok())
+            match digits.as_str() {
+                "" => Ok(None),
+                digits => digits.parse().map(Some).map_err(|_| format_error("width or precision too big")),
+            }
         };
         let width = number(&mut chars)?;
         let precision = if chars.next_if_eq(&'.').is_some() { Some(number(&mut chars)?.unwrap_or(0)) } else { None };
@@ -962,11 +1101,12 @@ impl Spec<'_> {
             match arg.kind() {
                 ValueKind::Number if arg.is_integer() => Ok(i128::try_from(arg.clone()).unwrap_or(0)),
                 ValueKind::Bool => Ok(i128::from(arg.is_true())),
-                ValueKind::Number => Ok(number()?.trunc() as i128),
+                ValueKind::Number => float_to_int(number()?),
                 kind => Err(format_error(format!("%{conversion} format: a number is required, not {kind}"))),
             }
         };
         let alternate = self.flags.contains('#');
+        ensure_size("format", self.width.unwrap_or(0) as u128 + self.precision.unwrap_or(0) as u128)?;
         // (negative, prefix, digits) of a number; text is never padded with zeros.
         let (negative, prefix, body) = match conversion {
             's' => return Ok(self.pad_text(self.truncated(python_str(arg)))),
@@ -974,7 +1114,11 @@ impl Spec<'_> {
             'c' => {
                 let text = match arg.as_str() {
                     Some(text) => text.to_string(),
-                    None => char::from_u32(integer()? as u32).map(String::from).unwrap_or_default(),
+                    None => u32::try_from(integer()?)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .map(String::from)
+                        .ok_or_else(|| format_error("%c arg not in range(0x110000)"))?,
                 };
                 return Ok(self.pad_text(text));
             }
@@ -1093,12 +1237,15 @@ mod tests {
 
     #[test]
     fn python_ints() {
-        assert_eq!(python_int_of_str(" 42 ", 10), Some(42));
-        assert_eq!(python_int_of_str("0x1A", 16), Some(26));
-        assert_eq!(python_int_of_str("0x1A", 0), Some(26));
-        assert_eq!(python_int_of_str("1_000", 10), Some(1000));
-        assert_eq!(python_int_of_str("3.7", 10), None);
-        assert_eq!(python_int_of_str("-12", 8), Some(-10));
-        assert_eq!(python_int_of_str("", 10), None);
+        let int = |text: &str, base: u32| python_int_of_str(text, base).unwrap();
+        assert_eq!(int(" 42 ", 10), Some(42));
+        assert_eq!(int("0x1A", 16), Some(26));
+        assert_eq!(int("0x1A", 0), Some(26));
+        assert_eq!(int("1_000", 10), Some(1000));
+        assert_eq!(int("3.7", 10), None);
+        assert_eq!(int("-12", 8), Some(-10));
+        assert_eq!(int("", 10), None);
+        assert_eq!(int("19", 8), None);
+        assert!(python_int_of_str("1".repeat(50).as_str(), 10).is_err());
     }
 }

@@ -1,0 +1,299 @@
+//! What Jinja2 reads differently from minijinja, settled on a template's source before minijinja
+//! compiles it: Jinja2's newline normalisation, a syntax error of Jinja2's that minijinja lets
+//! through (chained tests), and two constructs rewritten in place so that they evaluate as in
+//! Jinja2 (`for` over none, `with` values seen from outside). A rewrite stays on its lines, so
+//! errors still point at the template's own lines.
+
+use std::collections::BTreeSet;
+
+use minijinja::machinery::{self, Token, ast};
+use minijinja::syntax::SyntaxConfig;
+
+/// The filter every `for` loop's iterable passes through: none stops the loop as in Jinja2.
+pub const ITERABLE_FILTER: &str = "__paw_iterable";
+
+/// A construct of the template that Jinja2 refuses, or that paw cannot render as Jinja2 does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub line: usize,
+    pub message: String,
+    pub help: &'static str,
+}
+
+/// How deep a template may nest: `elif` branches in all, or tokens in one tag. minijinja's parser
+/// and compiler recurse once per level, and Jinja2 itself stops near 1,000 (Python's recursion
+/// limit).
+pub const MAX_NESTING: usize = 3000;
+
+/// The stack that parsing and rendering need at MAX_NESTING, far past a runtime thread's 2 MiB:
+/// render/mod.rs renders on a thread with this stack.
+pub const STACK_BYTES: usize = 64 << 20;
+
+/// The source minijinja must compile to render `source` as Jinja2 does.
+pub fn prepare(source: &str) -> Result<String, Refusal> {
+    let source = normalize_newlines(source);
+    // A template minijinja cannot tokenize is left as it is: compiling it reports the error.
+    if let Ok(tokens) = machinery::tokenize(&source, false, SyntaxConfig::default()).collect::<Result<Vec<_>, _>>() {
+        refuse_deep_nesting(&tokens)?;
+        refuse_chained_tests(&tokens)?;
+    }
+    // A template minijinja cannot parse is left as it is: compiling it reports the error.
+    let Ok(template) = machinery::parse(&source, "<template>", SyntaxConfig::default()) else {
+        return Ok(source);
+    };
+    let mut edits = Vec::new();
+    visit(std::slice::from_ref(&template), &source, &mut edits)?;
+    Ok(apply(source, edits))
+}
+
+/// Jinja2 turns `\r\n` and a lone `\r` into `\n` everywhere in the template (its default
+/// `newline_sequence`); values from the context keep theirs.
+fn normalize_newlines(source: &str) -> String {
+    source.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+type Tokens<'a> = [(Token<'a>, machinery::Span)];
+
+fn refuse_deep_nesting(tokens: &Tokens) -> Result<(), Refusal> {
+    let too_deep = |line: u16, what: &str| Refusal {
+        line: usize::from(line),
+        message: format!("the template nests too deep for paw: {what} (at most {MAX_NESTING})"),
+        help: "split the chain: a dict lookup instead of many `elif`s, or `set` steps instead of one long expression",
+    };
+    let mut elifs = 0;
+    let mut in_tag = 0;
+    for (token, span) in tokens {
+        match token {
+            Token::Ident("elif") => elifs += 1,
+            Token::VariableStart | Token::BlockStart => in_tag = 0,
+            _ => in_tag += 1,
+        }
+        if elifs > MAX_NESTING {
+            return Err(too_deep(span.start_line, "more `elif` branches"));
+        }
+        if in_tag > MAX_NESTING {
+            return Err(too_deep(span.start_line, "more tokens in one tag"));
+        }
+    }
+    Ok(())
+}
+
+/// Jinja2: "You cannot chain multiple tests with is" where a test's name is followed by `is`
+/// (`x is string is sequence`); minijinja would test the first test's result.
+fn refuse_chained_tests(tokens: &Tokens) -> Result<(), Refusal> {
+    let is_ident =
+        |index: usize, word: &str| matches!(tokens.get(index), Some((Token::Ident(ident), _)) if *ident == word);
+    for start in (0..tokens.len()).filter(|&index| is_ident(index, "is")) {
+        let mut next = start + 1;
+        if is_ident(next, "not") {
+            next += 1;
+        }
+        if !matches!(tokens.get(next), Some((Token::Ident(_), _))) {
+            continue;
+        }
+        next += 1;
+        while matches!(tokens.get(next), Some((Token::Dot, _)))
+            && matches!(tokens.get(next + 1), Some((Token::Ident(_), _)))
+        {
+            next += 2;
+        }
+        if is_ident(next, "is") {
+            return Err(Refusal {
+                line: usize::from(tokens[next].1.start_line),
+                message: "You cannot chain multiple tests with is (Jinja2's syntax error)".into(),
+                help: "test once, or join two tests with `and`: `x is string and x is lower`",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Text to put in place of `start..end` of the source.
+struct Edit {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+fn apply(mut source: String, mut edits: Vec<Edit>) -> String {
+    // From the end, so that each edit's offsets still hold; an insertion after a replacement
+    // that starts at the same place stays after it.
+    edits.sort_by_key(|edit| (edit.start, edit.end));
+    for edit in edits.into_iter().rev() {
+        source.replace_range(edit.start..edit.end, &edit.text);
+    }
+    source
+}
+
+fn visit(statements: &[ast::Stmt], source: &str, edits: &mut Vec<Edit>) -> Result<(), Refusal> {
+    for statement in statements {
+        match statement {
+            ast::Stmt::Template(template) => visit(&template.children, source, edits)?,
+            ast::Stmt::ForLoop(for_loop) => {
+                let (start, end) = extent(&for_loop.iter);
+                edits.push(Edit { start, end: start, text: "(".into() });
+                edits.push(Edit { start: end, end, text: format!(")|{ITERABLE_FILTER}") });
+                visit(&for_loop.body, source, edits)?;
+                visit(&for_loop.else_body, source, edits)?;
+            }
+            ast::Stmt::IfCond(cond) => {
+                visit(&cond.true_body, source, edits)?;
+                visit(&cond.false_body, source, edits)?;
+            }
+            ast::Stmt::WithBlock(with) => {
+                edits.extend(reorder_with(with, source)?);
+                visit(&with.body, source, edits)?;
+            }
+            ast::Stmt::SetBlock(set) => visit(&set.body, source, edits)?,
+            ast::Stmt::AutoEscape(block) => visit(&block.body, source, edits)?,
+            ast::Stmt::FilterBlock(block) => visit(&block.body, source, edits)?,
+            ast::Stmt::Block(block) => visit(&block.body, source, edits)?,
+            ast::Stmt::Macro(definition) => visit(&definition.body, source, edits)?,
+            ast::Stmt::CallBlock(call) => visit(&call.macro_decl.body, source, edits)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Jinja2 evaluates every value of `{% with a=1, c=b %}` before it binds any name, so `c` gets
+/// the outer `b`; minijinja binds them one after another. Putting each value before the
+/// assignments that bind the names it reads gives Jinja2's result; values that read each other's
+/// names (`a=b, b=a`) have no such order and are refused.
+fn reorder_with(with: &ast::WithBlock, source: &str) -> Result<Option<Edit>, Refusal> {
+    let assignments = &with.assignments;
+    let binds: Vec<BTreeSet<&str>> = assignments.iter().map(|(target, _)| names(target)).collect();
+    let reads: Vec<BTreeSet<&str>> = assignments.iter().map(|(_, value)| names(value)).collect();
+    // Assignment i must come before j when value i reads a name that target j binds.
+    let before = |i: usize, j: usize| i != j && !reads[i].is_disjoint(&binds[j]);
+    let mut order: Vec<usize> = Vec::with_capacity(assignments.len());
+    while order.len() < assignments.len() {
+        let ready = (0..assignments.len())
+            .find(|&j| !order.contains(&j) && (0..assignments.len()).all(|i| order.contains(&i) || !before(i, j)));
+        let Some(next) = ready else {
+            let (target, _) = &assignments[0];
+            return Err(Refusal {
+                line: usize::from(target.span().start_line),
+                message: "the values of this `with` read each other's names; Jinja2 evaluates them all before binding any, which paw cannot reproduce".into(),
+                help: "give the new names other names than the ones the values read, e.g. `{% with a2=b, b2=a %}`",
+            });
+        };
+        order.push(next);
+    }
+    if order.iter().copied().eq(0..assignments.len()) {
+        return Ok(None);
+    }
+    let text_of = |index: usize| {
+        let (target, value) = &assignments[index];
+        &source[extent(target).0..extent(value).1]
+    };
+    let start = extent(&assignments[0].0).0;
+    let end = extent(&assignments[assignments.len() - 1].1).1;
+    let mut text = order.iter().map(|&index| text_of(index)).collect::<Vec<_>>().join(", ");
+    // The same number of lines, so that what follows keeps its line numbers.
+    let missing = source[start..end].matches('\n').count().saturating_sub(text.matches('\n').count());
+    text.push_str(&"\n".repeat(missing));
+    Ok(Some(Edit { start, end, text }))
+}
+
+/// The names an expression reads (a target: the names it binds).
+fn names<'a>(expr: &ast::Expr<'a>) -> BTreeSet<&'a str> {
+    let mut found = BTreeSet::new();
+    if let ast::Expr::Var(var) = expr {
+        found.insert(var.id);
+    }
+    for child in children(expr) {
+        found.extend(names(child));
+    }
+    found
+}
+
+/// Where an expression's text starts and ends: minijinja's span of a filter, call or attribute
+/// starts at its own part (`|sort`), after the expression it applies to.
+fn extent(expr: &ast::Expr) -> (usize, usize) {
+    let span = expr.span();
+    children(expr)
+        .into_iter()
+        .map(extent)
+        .fold((span.start_offset as usize, span.end_offset as usize), |(start, end), (child_start, child_end)| {
+            (start.min(child_start), end.max(child_end))
+        })
+}
+
+fn children<'e, 'a>(expr: &'e ast::Expr<'a>) -> Vec<&'e ast::Expr<'a>> {
+    let args = |args: &'e [ast::CallArg<'a>]| {
+        args.iter().map(|arg| match arg {
+            ast::CallArg::Pos(expr)
+            | ast::CallArg::Kwarg(_, expr)
+            | ast::CallArg::PosSplat(expr)
+            | ast::CallArg::KwargSplat(expr) => expr,
+        })
+    };
+    match expr {
+        ast::Expr::Var(_) | ast::Expr::Const(_) => Vec::new(),
+        ast::Expr::Slice(slice) => {
+            std::iter::once(&slice.expr).chain([&slice.start, &slice.stop, &slice.step].into_iter().flatten()).collect()
+        }
+        ast::Expr::UnaryOp(op) => vec![&op.expr],
+        ast::Expr::BinOp(op) => vec![&op.left, &op.right],
+        ast::Expr::Compare(compare) => {
+            std::iter::once(&compare.expr).chain(compare.ops.iter().map(|op| &op.expr)).collect()
+        }
+        ast::Expr::IfExpr(if_expr) => {
+            [&if_expr.test_expr, &if_expr.true_expr].into_iter().chain(if_expr.false_expr.as_ref()).collect()
+        }
+        ast::Expr::Filter(filter) => filter.expr.iter().chain(args(&filter.args)).collect(),
+        ast::Expr::Test(test) => std::iter::once(&test.expr).chain(args(&test.args)).collect(),
+        ast::Expr::GetAttr(get) => vec![&get.expr],
+        ast::Expr::GetItem(get) => vec![&get.expr, &get.subscript_expr],
+        ast::Expr::Call(call) => std::iter::once(&call.expr).chain(args(&call.args)).collect(),
+        ast::Expr::List(list) => list.items.iter().collect(),
+        ast::Expr::Tuple(tuple) => tuple.items.iter().collect(),
+        ast::Expr::Map(map) => map.keys.iter().chain(&map.values).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newlines_are_jinja2s() {
+        assert_eq!(prepare("a\r\nb\rc\n").unwrap(), "a\nb\nc\n");
+    }
+
+    #[test]
+    fn loops_refuse_none_and_keep_their_lines() {
+        let prepared = prepare("{% for x in items|sort if x %}\n{{ x }}{% endfor %}").unwrap();
+        assert_eq!(prepared, "{% for x in (items|sort)|__paw_iterable if x %}\n{{ x }}{% endfor %}");
+    }
+
+    #[test]
+    fn with_values_are_read_from_outside() {
+        let prepared = prepare("{% with a=1, b=2, c=b,\n d=e, e=5 %}{{ c }}{% endwith %}").unwrap();
+        assert_eq!(prepared, "{% with a=1, c=b, b=2, d=e, e=5\n %}{{ c }}{% endwith %}");
+        assert_eq!(prepare("{% with a=1, b=2 %}{% endwith %}").unwrap(), "{% with a=1, b=2 %}{% endwith %}");
+        let swap = prepare("\n{% with a=b, b=a %}{% endwith %}").unwrap_err();
+        assert_eq!(swap.line, 2);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let on_render_stack = |source: String| {
+            let thread = std::thread::Builder::new().stack_size(STACK_BYTES);
+            thread.spawn(move || prepare(&source)).unwrap().join().unwrap()
+        };
+        let elifs = |n: usize| format!("{{% if a %}}{}{{% endif %}}", "{% elif a %}".repeat(n));
+        assert!(on_render_stack(elifs(MAX_NESTING)).is_ok());
+        assert!(on_render_stack(elifs(MAX_NESTING + 1)).unwrap_err().message.contains("`elif`"));
+        let sum = format!("{{{{ 1{} }}}}", " + 1".repeat(MAX_NESTING));
+        assert!(on_render_stack(sum).unwrap_err().message.contains("one tag"));
+    }
+
+    #[test]
+    fn chained_tests_are_refused() {
+        assert_eq!(prepare("{{ x is string is sequence }}").unwrap_err().line, 1);
+        assert_eq!(prepare("\n{{ x is not foo.bar is odd }}").unwrap_err().line, 2);
+        assert!(prepare("{{ x is divisibleby(3) }} is {{ y is odd }}").is_ok());
+    }
+}
