@@ -208,6 +208,10 @@ fn template_error(path: &Path, source: &str, err: &minijinja::Error) -> Error {
             detail.to_string(),
             "paw renders as Jinja2 3.1 does, or refuses; see \"Differences from the seed\" in the README",
         ),
+        minijinja::ErrorKind::InvalidOperation if detail.contains("paw's limit is") => (
+            format!("template error: {detail}"),
+            "look for a width, count or repeat on that line far larger than a packer template needs",
+        ),
         minijinja::ErrorKind::InvalidOperation if detail.starts_with("unable to calculate") => (
             format!("paw does not support integers beyond 128 bits, nor division by zero: {detail}"),
             "keep integers within ±2**127 (Jinja2's have no bound); see \"Differences from the seed\" in the README",
