@@ -99,11 +99,9 @@ fn step_files(step: &Step) -> Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// `<step_id>*.pkr.hcl` / `.pkrvars.hcl` straight in the step folder: outputs of rendering.
+/// A rendered file: straight in the step folder, and rendering's output by its name.
 fn is_rendered_output(relative: &str) -> bool {
-    !relative.contains('/')
-        && !relative.starts_with('.')
-        && (relative.ends_with("pkr.hcl") || relative.ends_with("pkrvars.hcl"))
+    !relative.contains('/') && crate::render::is_rendered_output(relative)
 }
 
 fn relative_name(path: &Path) -> String {

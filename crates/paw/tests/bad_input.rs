@@ -488,12 +488,9 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// A rendered output of a step: `<step folder>/<step_id>*.pkr.hcl` or `.pkrvars.hcl`.
+/// A rendered output of a step: straight in `<workflow>/<step folder>/`.
 fn is_rendered_output(path: &Path) -> bool {
-    let name = path.file_name().unwrap().to_string_lossy();
-    path.components().count() == 3
-        && !name.starts_with('.')
-        && (name.ends_with("pkr.hcl") || name.ends_with("pkrvars.hcl"))
+    path.components().count() == 3 && paw_core::render::is_rendered_output(&path.file_name().unwrap().to_string_lossy())
 }
 
 #[test]

@@ -158,8 +158,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
         let target = to.join(entry.file_name());
         let name = entry.file_name().to_string_lossy().into_owned();
         // paw's state and rendered outputs of a local run of the example are not part of it.
-        let rendered = !name.starts_with('.') && (name.ends_with("pkr.hcl") || name.ends_with("pkrvars.hcl"));
-        if name == ".paw" || rendered {
+        if name == ".paw" || paw_core::render::is_rendered_output(&name) {
             continue;
         }
         if entry.path().is_dir() {

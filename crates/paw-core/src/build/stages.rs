@@ -49,7 +49,11 @@ pub struct StepRun<'a> {
     pub render_lock: Option<StepLock>,
     /// The step's lease, while this run builds it (not in a dry run).
     pub lease: Option<Arc<Lease>>,
-    /// The AMI this run made, once it exists.
+    /// Every AMI this run made, with its region, from the moment it is known (packer reported it,
+    /// CreateImage returned it) and before anything checks it: cleanup deregisters each one not
+    /// recorded, whatever failed after.
+    pub made: Vec<(String, String)>,
+    /// The AMI this run made, once EC2 has described it.
     pub image: Option<Image>,
     /// Its copies in other regions (packer's `ami_regions`), with their regions.
     pub copies: Vec<(String, Image)>,
@@ -71,6 +75,7 @@ impl<'a> StepRun<'a> {
             prepared: None,
             render_lock: None,
             lease: None,
+            made: Vec::new(),
             image: None,
             copies: Vec::new(),
             recorded: None,
@@ -346,20 +351,16 @@ impl Stage for PackerBuild<'_> {
         };
         let output = self.packer.build(&request, &on_line, cx.cancel).await?;
         run.packer_time = started.elapsed();
+        // What packer reports is this run's before anything is checked: a failing look-up below
+        // must not leave it in EC2 unknown (cleanup deregisters what `made` holds).
+        run.made.extend(output.amis.iter().cloned());
         let (here, elsewhere): (Vec<_>, Vec<_>) =
             output.amis.into_iter().partition(|(region, _)| region.as_str() == cx.region);
         let reported: Vec<String> = here.into_iter().map(|(_, ami_id)| ami_id).collect();
         if let Some(failure) = output.failure {
             // An interrupt or a failing post-processor can come after packer made the AMI: what it
-            // made is not recorded, so it goes, in every region.
-            let mut amis = Vec::new();
-            for ami_id in &reported {
-                amis.push(undo_image(cx, &run.step.id, cx.region, ami_id).await);
-            }
-            amis.extend(unreported_images(cx, &run.ami_name, &reported, started_at).await);
-            for (region, ami_id) in &elsewhere {
-                amis.push(undo_image(cx, &run.step.id, region, ami_id).await);
-            }
+            // made is not recorded, so cleanup removes it, in every region.
+            let amis = unreported_images(cx, &run.ami_name, &reported, started_at).await;
             return Err(StepFailure { error: Box::new(failure), amis });
         }
         let images = cx.ec2.images_named(&run.ami_name).await?;
@@ -370,7 +371,11 @@ impl Stage for PackerBuild<'_> {
                     format!("packer reported {ami_id}, but EC2 has no such AMI named \"{}\"", run.ami_name),
                 )
             })?,
-            None => adopt_unreported(cx, run, images, started_at, self.log_path)?,
+            None => {
+                let image = adopt_unreported(cx, run, images, started_at, self.log_path)?;
+                run.made.push((cx.region.to_string(), image.id.clone()));
+                image
+            }
         };
         run.image = Some(image);
         // Each copy is checked where it is; cleanup undoes every one found so far.
@@ -396,10 +401,12 @@ impl Stage for PackerBuild<'_> {
 
 /// The cleanup of a stage that made the AMI: not recorded, so not kept, nor are its copies.
 pub async fn undo_unrecorded(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<LeftAmi> {
-    let (Some(image), None) = (&run.image, &run.recorded) else { return Vec::new() };
-    let mut left = vec![undo_image(cx, &run.step.id, cx.region, &image.id).await];
-    for (region, copy) in &run.copies {
-        left.push(undo_image(cx, &run.step.id, region, &copy.id).await);
+    if run.recorded.is_some() {
+        return Vec::new();
+    }
+    let mut left = Vec::new();
+    for (region, ami_id) in &run.made {
+        left.push(undo_image(cx, &run.step.id, region, ami_id).await);
     }
     left
 }

@@ -26,6 +26,8 @@ const ROOT_AMI: &str = "ami-785db401";
 struct FakeEc2 {
     images: Mutex<BTreeMap<String, Image>>,
     made: AtomicUsize,
+    /// DescribeImages by name fails, as a throttled or unanswered call does.
+    lookups_fail: std::sync::atomic::AtomicBool,
     /// "deregister ami-…" and "tag ami-…", in order.
     calls: Mutex<Vec<String>>,
 }
@@ -93,6 +95,9 @@ impl Ec2 for FakeEc2 {
     }
 
     async fn images_named(&self, name: &str) -> Result<Vec<Image>> {
+        if self.lookups_fail.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Aws, "DescribeImages: RequestLimitExceeded (throttled)"));
+        }
         Ok(self.images.lock().unwrap().values().filter(|image| image.name == name).cloned().collect())
     }
 
@@ -164,6 +169,8 @@ enum Behaviour {
     InterruptedAfterAmi,
     /// `packer validate` fails.
     Invalid,
+    /// Makes the AMI and reports it; from then on EC2's look-ups by name fail (throttling).
+    BuildThenLookupsFail,
 }
 
 struct FakePacker<'a> {
@@ -228,6 +235,10 @@ impl Packer for FakePacker<'_> {
         let amis = vec![(REGION.to_string(), image.id)];
         let failure = match behaviour {
             Behaviour::Build | Behaviour::Invalid => None,
+            Behaviour::BuildThenLookupsFail => {
+                self.ec2.lookups_fail.store(true, Ordering::SeqCst);
+                None
+            }
             Behaviour::FailAfterAmi => Some(Error::new(ErrorKind::Packer, "packer build failed (exit status: 1)")),
             Behaviour::InterruptedAfterAmi => {
                 self.cancel.cancel();
@@ -422,6 +433,25 @@ async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_r
     let recording = lines.iter().position(|line| line == "recording").unwrap();
     assert_eq!(lines[recording + 1], format!("cleanup {made}: deregistered, snapshots deleted: [\"snap-{made}\"]"));
     assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("deregister {made}")]);
+    assert_eq!(outcomes[1].outcome.name(), "skipped");
+}
+
+/// The AMI is this run's as soon as packer reports it: a look-up that fails after packer (a
+/// throttled DescribeImages) deregisters it instead of leaving it in EC2 unknown to the catalog.
+#[tokio::test]
+async fn an_ami_packer_reported_is_deregistered_when_the_check_after_packer_fails() {
+    let fixture = Fixture::new("chain");
+    let plan = fixture.plan().await;
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("step1", Behaviour::BuildThenLookupsFail)]);
+    let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
+    let options = BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 };
+    let outcomes = engine.run(&plan, options).await.unwrap();
+    let Outcome::Failed { error, amis } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };
+    assert!(error.message.contains("RequestLimitExceeded"), "{error}");
+    let [left] = amis.as_slice() else { panic!("{amis:?}") };
+    assert!(left.fate.starts_with("deregistered"), "{amis:?}");
+    assert!(!fixture.ec2.has(&left.ami_id));
+    assert_eq!(fixture.ec2.calls(), [format!("deregister {}", left.ami_id)]);
     assert_eq!(outcomes[1].outcome.name(), "skipped");
 }
 

@@ -91,19 +91,13 @@ impl Stage for CreateImage<'_> {
     async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let tags = stages::step_tags(cx, run);
         let ami_id = cx.ec2.create_image(self.instance_id, &run.ami_name, &tags).await?;
+        // This run's from here on, whatever the look-up says: cleanup deregisters it unless recorded.
+        run.made.push((cx.region.to_string(), ami_id.clone()));
         let image = cx.ec2.describe_image(&ami_id).await?.ok_or_else(|| {
             Error::new(ErrorKind::Aws, format!("CreateImage returned {ami_id}, but EC2 does not describe it"))
-        });
-        match image {
-            Ok(image) => {
-                run.image = Some(image);
-                Ok(())
-            }
-            Err(error) => Err(StepFailure {
-                error: Box::new(error),
-                amis: vec![stages::undo_image(cx, &run.step.id, cx.region, &ami_id).await],
-            }),
-        }
+        })?;
+        run.image = Some(image);
+        Ok(())
     }
 
     async fn cleanup(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {

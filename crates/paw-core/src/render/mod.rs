@@ -59,7 +59,7 @@ fn template_files(step: &Step) -> Result<Vec<PathBuf>> {
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.is_file() && is_rendered_name(path))
+        .filter(|path| path.is_file() && is_template_name(&path.file_name().unwrap_or_default().to_string_lossy()))
         .collect();
     files.sort();
     if files.is_empty() {
@@ -70,9 +70,16 @@ fn template_files(step: &Step) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn is_rendered_name(path: &Path) -> bool {
-    let name = path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
+/// A template, in `templates/`: a name ending in `pkr.hcl` or `pkrvars.hcl` (`.pkr.hcl` itself).
+fn is_template_name(name: &str) -> bool {
     RENDERED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
+/// A rendered file, straight in the step folder (`<step_id>.pkr.hcl`, ...): what rendering
+/// replaces and the fingerprint leaves out. Hidden files are not, as the seed's `*.pkr.hcl` glob
+/// does not match them either.
+pub fn is_rendered_output(name: &str) -> bool {
+    !name.starts_with('.') && is_template_name(name)
 }
 
 fn render_template(path: &Path, source: &str, context: &Value) -> Result<String> {
@@ -256,7 +263,7 @@ pub fn write_rendered(step: &Step, files: &[Rendered]) -> Result<()> {
     let entries = std::fs::read_dir(&step.dir).map_err(|err| Error::io(&step.dir, "list the step folder", err))?;
     for entry in entries.filter_map(|entry| entry.ok()) {
         let path = entry.path();
-        if path.is_file() && is_rendered_name(&path) {
+        if path.is_file() && is_rendered_output(&entry.file_name().to_string_lossy()) {
             std::fs::remove_file(&path).map_err(|err| Error::io(&path, "remove the old rendered file", err))?;
         }
     }
@@ -373,6 +380,29 @@ mod tests {
                 assert_eq!(file.text, expected, "{}", file.path.display());
             }
         }
+    }
+
+    /// One meaning of "rendered output", for what rendering replaces and what the fingerprint
+    /// leaves out: a hidden file of the step folder is neither replaced nor left out.
+    #[test]
+    fn rendered_outputs_are_the_step_folders_visible_pkr_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/render");
+        let workflow = Workflow::load(&fixture.join("workflow")).unwrap();
+        let mut step = workflow.step("step_a").unwrap().clone();
+        step.dir = dir.path().to_path_buf();
+        for name in ["step_a.pkr.hcl", "step_a.old.pkrvars.hcl", ".hidden.pkr.hcl", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let new = Rendered { path: dir.path().join("step_a.pkr.hcl"), text: "new".into() };
+        write_rendered(&step, &[new]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".hidden.pkr.hcl", "notes.txt", "step_a.pkr.hcl"]);
+        assert!(!is_rendered_output(".hidden.pkr.hcl") && is_rendered_output("step_a.old.pkrvars.hcl"));
     }
 
     /// One case of tests/jinja/corpus.txt (its format is described at its top).
