@@ -8,16 +8,17 @@ use crate::workflow::{Step, Workflow};
 /// and owned by nobody, so a build from it can never start.
 pub const PLACEHOLDER_AMI_ID: &str = "ami-00000000000000000";
 
-/// The AMI a step starts from.
+/// An AMI by its id and name: the one a step starts from, or the one a step made (which its
+/// children start from).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceAmi {
+pub struct AmiRef {
     pub id: String,
     pub name: String,
 }
 
-impl SourceAmi {
-    pub fn placeholder(parent: &str) -> SourceAmi {
-        SourceAmi { id: PLACEHOLDER_AMI_ID.to_string(), name: format!("paw-placeholder/{parent}-is-not-built-yet") }
+impl AmiRef {
+    pub fn placeholder(parent: &str) -> AmiRef {
+        AmiRef { id: PLACEHOLDER_AMI_ID.to_string(), name: format!("paw-placeholder/{parent}-is-not-built-yet") }
     }
 
     pub fn is_placeholder(&self) -> bool {
@@ -34,7 +35,7 @@ pub fn output_ami_name(workflow: &Workflow, step: &Step) -> String {
 pub const FINGERPRINT_TAG: &str = "paw:fingerprint";
 
 /// The tags of a step's AMI: the seed's, then `aws_tags`, then paw's own (which nothing overrides).
-pub fn ami_tags(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Vec<(String, String)> {
+pub fn ami_tags(workflow: &Workflow, step: &Step, source: &AmiRef) -> Vec<(String, String)> {
     let param = &workflow.param;
     let mut tags = vec![
         ("Name".to_string(), output_ami_name(workflow, step)),
@@ -52,7 +53,7 @@ pub fn ami_tags(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Vec<(St
 }
 
 /// EC2's limits on the step's AMI name and tags, checked before anything runs.
-pub fn check_limits(workflow: &Workflow, step: &Step, source: &SourceAmi) -> Result<()> {
+pub fn check_limits(workflow: &Workflow, step: &Step, source: &AmiRef) -> Result<()> {
     let json = workflow.param.json();
     check_ami_name(&output_ami_name(workflow, step)).map_err(|message| {
         Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id))

@@ -5,10 +5,10 @@
 //! reached through traits.
 
 pub mod ami;
-pub mod build;
 pub mod catalog;
 pub mod config;
 pub mod ec2;
+pub mod engine;
 pub mod error;
 pub mod files;
 pub mod fingerprint;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::ami::SourceAmi;
+use crate::ami::AmiRef;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus};
 use crate::error::Result;
 use crate::fingerprint::{self, Fingerprint};
@@ -70,7 +70,7 @@ pub struct PlannedStep<'a> {
     pub step: &'a Step,
     pub action: Action,
     /// The source AMI, unless the parent is rebuilt in this run (then it is known only after).
-    pub source: Option<SourceAmi>,
+    pub source: Option<AmiRef>,
     /// The fingerprint, when the source AMI is known.
     pub fingerprint: Option<Fingerprint>,
 }

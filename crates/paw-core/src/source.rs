@@ -1,22 +1,22 @@
 //! Which AMI a step starts from: the root base AMI for a first step, else its parent's recorded AMI.
 
-use crate::ami::SourceAmi;
+use crate::ami::AmiRef;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
 
 /// The AMI a step starts from for rendering and validation: the root base AMI, the parent's
 /// recorded AMI, or a placeholder while the parent has none.
-pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<SourceAmi> {
+pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<AmiRef> {
     let Some(parent) = &step.parent else {
         return Ok(root_source(workflow));
     };
     let record = available(catalog, &workflow.param.workflow_id, parent).await?;
-    Ok(record.map_or_else(|| SourceAmi::placeholder(parent), |record| record.as_source()))
+    Ok(record.map_or_else(|| AmiRef::placeholder(parent), |record| record.as_source()))
 }
 
 /// The source AMI of a build: the root base AMI, or the parent's available record.
-pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<SourceAmi> {
+pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<AmiRef> {
     let Some(parent) = &step.parent else {
         return Ok(root_source(workflow));
     };
@@ -47,8 +47,8 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
     }
 }
 
-pub fn root_source(workflow: &Workflow) -> SourceAmi {
-    SourceAmi { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
+pub fn root_source(workflow: &Workflow) -> AmiRef {
+    AmiRef { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
 }
 
 async fn available(catalog: &dyn Catalog, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {

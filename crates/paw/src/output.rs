@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use paw_core::Error;
-use paw_core::build::stages::PACKER_BUILD;
-use paw_core::build::{Event, Reporter};
+use paw_core::engine::stages::PACKER_BUILD;
+use paw_core::engine::{Event, Reporter};
 use serde_json::Value;
 
 /// What a command found or did.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::ami::SourceAmi;
+use crate::ami::AmiRef;
 use crate::ec2::Image;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
@@ -109,7 +109,7 @@ fn optional_json_or_text<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwn
 
 impl ImageRecord {
     /// The record of a step's AMI that this run made.
-    pub fn of_image(workflow: &Workflow, step: &Step, source: &SourceAmi, region: &str, image: &Image) -> ImageRecord {
+    pub fn of_image(workflow: &Workflow, step: &Step, source: &AmiRef, region: &str, image: &Image) -> ImageRecord {
         ImageRecord {
             workflow_id: workflow.param.workflow_id.clone(),
             step_id: step.id.clone(),
@@ -143,8 +143,8 @@ impl ImageRecord {
     }
 
     /// This record's AMI as the source of a child step.
-    pub fn as_source(&self) -> SourceAmi {
-        SourceAmi { id: self.ami_id.clone(), name: self.ami_name.clone() }
+    pub fn as_source(&self) -> AmiRef {
+        AmiRef { id: self.ami_id.clone(), name: self.ami_name.clone() }
     }
 
     /// The seed's field names plus paw's, as `paw images --json` prints them.

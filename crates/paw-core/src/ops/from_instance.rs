@@ -7,15 +7,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::ami;
-use crate::build::events::{LeftAmi, StepFailure};
-use crate::build::stages::{self, ComputeFingerprint, Context, NameFree, Record, Stage, StepRun, run_stages};
 use crate::catalog::ImageRecord;
+use crate::engine::events::{LeftAmi, StepFailure};
+use crate::engine::stages::{self, ComputeFingerprint, NameFree, Record, Services, Stage, StepRun, run_stages};
 use crate::error::{Error, ErrorKind, Result};
 use crate::source;
 use crate::workflow::Step;
 
 pub async fn image_from_instance(
-    cx: &Context<'_>,
+    cx: &Services<'_>,
     step: &Step,
     instance_id: &str,
     wait: Option<Duration>,
@@ -45,7 +45,7 @@ impl Stage for Limits {
         "checking EC2's limits"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         Ok(ami::check_limits(cx.workflow, run.step, &run.source)?)
     }
 }
@@ -60,7 +60,7 @@ impl Stage for InstanceStopped<'_> {
         "checking the instance"
     }
 
-    async fn run(&self, cx: &Context<'_>, _run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, _run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let instance_id = self.instance_id;
         match cx.ec2.instance_state(instance_id).await?.as_deref() {
             Some("stopped") => Ok(()),
@@ -88,7 +88,7 @@ impl Stage for CreateImage<'_> {
         "creating the AMI"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let tags = stages::step_tags(cx, run);
         let ami_id = cx.ec2.create_image(self.instance_id, &run.ami_name, &tags).await?;
         // This run's from here on, whatever the look-up says: cleanup deregisters it unless recorded.
@@ -100,7 +100,7 @@ impl Stage for CreateImage<'_> {
         Ok(())
     }
 
-    async fn cleanup(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
         stages::undo_unrecorded(cx, run).await
     }
 }
@@ -117,7 +117,7 @@ impl Stage for TagSnapshots {
         "waiting for the AMI"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let Some(timeout) = self.wait else { return Ok(()) };
         let ami_id = &run.image.as_ref().expect("CreateImage ran").id;
         let image = cx.ec2.wait_until_available(ami_id, timeout).await?;

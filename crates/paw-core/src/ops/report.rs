@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::workflow::Workflow;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct ImageTree {
     pub workflow_id: String,
     pub catalog: String,
     pub generated_at: String,
@@ -58,7 +58,7 @@ pub struct ReportImage {
 /// An available image is stale when the step's inputs, on the same parent, no longer give its
 /// fingerprint; when its parent is stale, revoked or deregistered; or, for a first step, when
 /// the workflow's root base AMI changed.
-pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<Report> {
+pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<ImageTree> {
     let workflow_id = workflow.param.workflow_id.clone();
     let mut channels: HashMap<String, Vec<String>> = HashMap::new();
     for entry in channel::current_entries(catalog).await? {
@@ -135,5 +135,12 @@ pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: b
         image.anchor = anchored.insert(image.ami_id.clone());
     }
     let image_count = steps.iter().map(|step| step.images.len()).sum();
-    Ok(Report { workflow_id, catalog: catalog.uri(), generated_at: now_create_at(), all_workflows, steps, image_count })
+    Ok(ImageTree {
+        workflow_id,
+        catalog: catalog.uri(),
+        generated_at: now_create_at(),
+        all_workflows,
+        steps,
+        image_count,
+    })
 }

@@ -10,13 +10,13 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::ami::{self, SourceAmi};
+use crate::ami::{self, AmiRef};
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::workflow::{Step, TEMPLATES_DIR, Workflow};
 
 const RENDERED_SUFFIXES: [&str; 2] = ["pkr.hcl", "pkrvars.hcl"];
 /// What templates see as `builder`.
-pub fn builder_context(workflow: &Workflow, step: &Step, source: &SourceAmi, aws_region: &str) -> Json {
+pub fn builder_context(workflow: &Workflow, step: &Step, source: &AmiRef, aws_region: &str) -> Json {
     let mut builder = Map::new();
     builder.insert("source_ami_id".into(), source.id.clone().into());
     builder.insert("source_ami_name".into(), source.name.clone().into());
@@ -34,7 +34,7 @@ pub struct Rendered {
 }
 
 /// Renders every template of the step in memory; nothing is written if any of them fails.
-pub fn render_step(workflow: &Workflow, step: &Step, source: &SourceAmi, aws_region: &str) -> Result<Vec<Rendered>> {
+pub fn render_step(workflow: &Workflow, step: &Step, source: &AmiRef, aws_region: &str) -> Result<Vec<Rendered>> {
     let context = Value::from(Serde(builder_context(workflow, step, source, aws_region)));
     template_files(step)?
         .into_iter()
@@ -304,7 +304,7 @@ impl StepLock {
 /// A step rendered, written and checked: ready for `packer validate` or `packer build`.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub source: SourceAmi,
+    pub source: AmiRef,
     pub files: Vec<Rendered>,
     pub hcl: HclSummary,
 }
@@ -321,7 +321,7 @@ impl Prepared {
 }
 
 /// Everything up to packer: EC2's limits, render, write, HCL check.
-pub fn prepare_step(workflow: &Workflow, step: &Step, source: SourceAmi, aws_region: &str) -> Result<Prepared> {
+pub fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region: &str) -> Result<Prepared> {
     ami::check_limits(workflow, step, &source)?;
     let files = render_step(workflow, step, &source, aws_region)?;
     write_rendered(step, &files)?;
@@ -371,7 +371,7 @@ mod tests {
             [("step_a", "ami-0123456789abcdef0", "base/images/"), ("step_b", "ami-0fedcba9876543210", "parent-ami")];
         for (step_id, id, name) in sources {
             let step = workflow.step(step_id).unwrap();
-            let source = SourceAmi { id: id.into(), name: name.into() };
+            let source = AmiRef { id: id.into(), name: name.into() };
             let files = render_step(&workflow, step, &source, "eu-west-3").unwrap();
             assert_eq!(files.len(), 2);
             for file in files {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use paw_core::build::journal::{self, Found};
-use paw_core::build::{self, BuildOptions, Engine, Outcome, StepOutcome, Summary};
+use paw_core::engine::lease::{self, Found};
+use paw_core::engine::{self, BuildOptions, Engine, Outcome, StepOutcome, Summary};
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep};
 use paw_core::{Error, ErrorKind};
@@ -70,17 +70,17 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose:
     signals::stop_on_signals(cancel.clone(), reporter.clone())
         .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
     let engine = Engine {
-        cx: build::Context { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
+        cx: engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
         packer: &packer,
         packer_env: paw_aws::packer_env(&workflow.param, region),
         lease_ttl,
     };
     // What interrupted runs left is settled first: an adopted AMI changes the plan.
     if !options.dry_run {
-        journal::recover(&engine.cx).await?;
+        lease::recover(&engine.cx).await?;
     }
     let plan = plan::plan(workflow, catalog, region, &steps).await?;
-    build::check_replacements(workflow, &plan, &options)?;
+    engine::check_replacements(workflow, &plan, &options)?;
     Ok(Built(engine.run(&plan, options).await?))
 }
 
@@ -94,8 +94,8 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
     let catalog = cx.catalog().await?;
     let cancel = CancellationToken::new();
     let reporter = BuildReporter::choose(workflow.steps().iter().map(|step| step.id.as_str()), cx.json, true);
-    let context = build::Context { workflow, region, ec2: &ec2, catalog, reporter: &reporter, cancel: &cancel };
-    Ok(Recovered(journal::recover(&context).await?))
+    let context = engine::Services { workflow, region, ec2: &ec2, catalog, reporter: &reporter, cancel: &cancel };
+    Ok(Recovered(lease::recover(&context).await?))
 }
 
 impl Report for Recovered {

@@ -2,7 +2,7 @@
 //! build needs them; a check that needs an earlier one that failed is not run.
 
 use paw_aws::doctor;
-use paw_core::ami::SourceAmi;
+use paw_core::ami::AmiRef;
 use paw_core::ec2::Ec2 as _;
 use paw_core::packer::PackerBinary;
 use paw_core::source::root_source;
@@ -43,7 +43,7 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     let rendered = workflow.steps().iter().filter(|step| !step.manual).try_fold(0, |count, step| {
         let source = match &step.parent {
             None => root_source(workflow),
-            Some(parent) => SourceAmi::placeholder(parent),
+            Some(parent) => AmiRef::placeholder(parent),
         };
         let files = render::render_step(workflow, step, &source, region.as_deref().unwrap_or("us-east-1"))?;
         requires_plugins |= render::check_hcl(&files)?.requires_plugins;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use paw_core::catalog::{ImageRecord, ImageStatus};
 use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image};
-use paw_core::{Error, ErrorKind, build, ops};
+use paw_core::{Error, ErrorKind, engine, ops};
 use serde_json::{Value, json};
 
 use crate::cli::Arch;
@@ -103,8 +103,8 @@ pub struct FromInstance {
 /// Reports nothing as it goes: from-instance's stages say what they do in their errors.
 struct Quiet;
 
-impl build::Reporter for Quiet {
-    fn event(&self, _: build::Event<'_>) {}
+impl engine::Reporter for Quiet {
+    fn event(&self, _: engine::Event<'_>) {}
 }
 
 pub async fn from_instance(
@@ -118,8 +118,14 @@ pub async fn from_instance(
     let ec2 = cx.ec2(None).await?;
     let catalog = cx.catalog().await?;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let stages_cx =
-        build::Context { workflow, region: cx.region().await?, ec2: &ec2, catalog, reporter: &Quiet, cancel: &cancel };
+    let stages_cx = engine::Services {
+        workflow,
+        region: cx.region().await?,
+        ec2: &ec2,
+        catalog,
+        reporter: &Quiet,
+        cancel: &cancel,
+    };
     let record = ops::image_from_instance(&stages_cx, step, instance_id, wait).await?;
     Ok(FromInstance { record, instance_id: instance_id.to_string(), catalog: catalog.uri(), waited: wait.is_some() })
 }

@@ -13,7 +13,7 @@ mod render;
 mod report;
 mod steps;
 
-use paw_core::build::BuildOptions;
+use paw_core::engine::BuildOptions;
 
 use paw_core::ops::prune::PruneOptions;
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use paw_core::ops::report::{self, Report as ReportData};
+use paw_core::ops::report::{self, ImageTree};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -13,7 +13,7 @@ use crate::output::Report;
 const TEMPLATE: &str = include_str!("../../templates/report.html");
 
 pub struct Page {
-    data: ReportData,
+    data: ImageTree,
     html: String,
     /// Where it was written; None: the page is the output.
     written_to: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) ->
     Ok(Page { data, html: page, written_to: html })
 }
 
-fn render(data: &ReportData) -> paw_core::Result<String> {
+fn render(data: &ImageTree) -> paw_core::Result<String> {
     let mut env = minijinja::Environment::new();
     // A name ending in .html: every value is HTML-escaped.
     env.add_template("report.html", TEMPLATE).expect("the report template parses");

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::events::Event;
-use super::stages::{self, Context, Record, StepRun, TagImage, run_stages};
-use crate::ami::SourceAmi;
+use super::stages::{self, Record, Services, StepRun, TagImage, run_stages};
+use crate::ami::AmiRef;
 use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun};
 use crate::ec2::Image;
 use crate::error::{Error, ErrorKind, Result};
@@ -43,7 +43,7 @@ impl Lease {
     /// first. `replaces` is the record the plan would replace (`--force`), which is not "built
     /// meanwhile".
     pub async fn try_take(
-        cx: &Context<'_>,
+        cx: &Services<'_>,
         run: &StepRun<'_>,
         replaces: Option<&ImageRecord>,
         ttl: i64,
@@ -119,7 +119,7 @@ impl Lease {
 
     /// Waits until `holder` no longer holds the step: it ended (the step is built, or its build
     /// failed), another run took over, or it went stale (the next attempt settles it).
-    pub async fn wait_for(cx: &Context<'_>, holder: &InFlight) -> Result<()> {
+    pub async fn wait_for(cx: &Services<'_>, holder: &InFlight) -> Result<()> {
         cx.reporter.event(Event::Waiting { step: &holder.step_id, held_by: &holder.holder() });
         let host = catalog::this_host();
         loop {
@@ -152,7 +152,7 @@ impl Lease {
     }
 
     /// Writes that packer is about to start, with what a settler needs to know of its build.
-    pub async fn record_build(&self, cx: &Context<'_>, build: PackerRun) -> Result<()> {
+    pub async fn record_build(&self, cx: &Services<'_>, build: PackerRun) -> Result<()> {
         let entry = {
             let mut entry = self.entry.lock().expect("the lease lock is not poisoned");
             entry.build = Some(build);
@@ -171,7 +171,7 @@ impl Lease {
 
     /// Renews the lease every third of its lifetime, and writes changes as they come. Runs until
     /// dropped; a failed renewal is told, not fatal (the lease may still be renewed next time).
-    pub async fn keep(&self, cx: &Context<'_>) {
+    pub async fn keep(&self, cx: &Services<'_>) {
         let step = self.entry.lock().expect("the lease lock is not poisoned").step_id.clone();
         let every = Duration::from_secs(u64::try_from(self.ttl / 3).unwrap_or(1).max(1));
         loop {
@@ -194,7 +194,7 @@ impl Lease {
     }
 
     /// Ends the entry: the step is built, or its build failed and was cleaned up.
-    pub async fn release(&self, cx: &Context<'_>) {
+    pub async fn release(&self, cx: &Services<'_>) {
         let entry = self.entry.lock().expect("the lease lock is not poisoned").clone();
         if let Err(err) = cx.catalog.end_build(&entry).await {
             let what = format!("could not end its journal entry ({err}); the next paw run settles it");
@@ -212,7 +212,7 @@ pub struct Found {
 }
 
 /// Settles every stale journal entry of the workflow; the live ones are listed, untouched.
-pub async fn recover(cx: &Context<'_>) -> Result<Vec<Found>> {
+pub async fn recover(cx: &Services<'_>) -> Result<Vec<Found>> {
     let host = catalog::this_host();
     let mut found = Vec::new();
     for entry in cx.catalog.builds_in_flight(&cx.workflow.param.workflow_id).await? {
@@ -229,7 +229,7 @@ pub async fn recover(cx: &Context<'_>) -> Result<Vec<Found>> {
 /// when that is on this machine) go; an AMI of the step's name that it made is adopted, when it is
 /// available, not recorded, and the step's inputs still match; otherwise it is deregistered with
 /// its snapshots. Then the entry ends. paw touches only what that run made.
-async fn settle(cx: &Context<'_>, entry: &InFlight, why: &str) -> Result<()> {
+async fn settle(cx: &Services<'_>, entry: &InFlight, why: &str) -> Result<()> {
     let step_id = entry.step_id.as_str();
     let tell = |what: String| cx.reporter.event(Event::Notice { step: step_id, what: &what });
     tell(format!("settling the build of an interrupted run: {why}"));
@@ -266,7 +266,7 @@ async fn settle(cx: &Context<'_>, entry: &InFlight, why: &str) -> Result<()> {
 }
 
 /// The AMI a dead run made, if any, with its copies in `copy_regions`: adopted, or deregistered.
-async fn settle_ami(cx: &Context<'_>, entry: &InFlight, build: &PackerRun, copy_regions: &[String]) -> Result<()> {
+async fn settle_ami(cx: &Services<'_>, entry: &InFlight, build: &PackerRun, copy_regions: &[String]) -> Result<()> {
     let Ok(started_at) = chrono::DateTime::parse_from_rfc3339(&build.started_at) else { return Ok(()) };
     let made_by_it = |image: &Image| stages::made_since(image, started_at.to_utc());
     let recorded = cx.catalog.get(&entry.workflow_id, &entry.step_id).await?;
@@ -295,7 +295,7 @@ async fn settle_ami(cx: &Context<'_>, entry: &InFlight, build: &PackerRun, copy_
     Ok(())
 }
 
-async fn undo(cx: &Context<'_>, entry: &InFlight, region: &str, ami_id: &str, why: &str) {
+async fn undo(cx: &Services<'_>, entry: &InFlight, region: &str, ami_id: &str, why: &str) {
     let left = stages::undo_image(cx, &entry.step_id, region, ami_id).await;
     let what = format!("{ami_id} left by an interrupted run ({why}): {}", left.fate);
     cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
@@ -303,7 +303,7 @@ async fn undo(cx: &Context<'_>, entry: &InFlight, region: &str, ami_id: &str, wh
 
 /// The image, ready to adopt, with the step's fingerprint; or its id and why it is not to be kept.
 async fn adoptable(
-    cx: &Context<'_>,
+    cx: &Services<'_>,
     entry: &InFlight,
     build: &PackerRun,
     image: Image,
@@ -334,14 +334,14 @@ async fn adoptable(
 
 /// Tags and records a dead run's AMI, and its copies, as the step's, as its own build would have.
 async fn adopt(
-    cx: &Context<'_>,
+    cx: &Services<'_>,
     entry: &InFlight,
     image: Image,
     fingerprint: Fingerprint,
     copies: Vec<(String, Image)>,
 ) -> Result<()> {
     let step = cx.workflow.step(&entry.step_id).expect("adoptable checked the step");
-    let source = SourceAmi { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
+    let source = AmiRef { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
     let mut run = StepRun::new(cx.workflow, step, source);
     run.fingerprint = Some(fingerprint);
     let ami_id = image.id.clone();

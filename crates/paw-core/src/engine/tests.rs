@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::stages::{Context, Stage, StepRun, run_stages};
+use super::stages::{Services, Stage, StepRun, run_stages};
 use super::*;
 use crate::catalog::conformance::sample_record;
 use crate::catalog::{Catalog, SqliteCatalog};
@@ -320,8 +320,8 @@ impl Fixture {
         }
     }
 
-    fn cx(&self) -> Context<'_> {
-        Context {
+    fn cx(&self) -> Services<'_> {
+        Services {
             workflow: &self.workflow,
             region: REGION,
             ec2: &self.ec2,
@@ -366,12 +366,12 @@ impl Stage for Noting<'_> {
         self.name
     }
 
-    async fn run(&self, _: &Context<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, _: &Services<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
         self.log.lock().unwrap().push(format!("run {}", self.name));
         if self.fails { Err(Error::new(ErrorKind::Packer, "it failed").into()) } else { Ok(()) }
     }
 
-    async fn cleanup(&self, _: &Context<'_>, _: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, _: &Services<'_>, _: &mut StepRun<'_>) -> Vec<LeftAmi> {
         self.log.lock().unwrap().push(format!("cleanup {}", self.name));
         Vec::new()
     }
@@ -383,7 +383,7 @@ async fn stages_that_ran_are_cleaned_up_in_reverse_order_on_failure_and_on_inter
     let step = fixture.workflow.step("step1").unwrap();
     let log = Mutex::new(Vec::new());
     let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| Noting { name, fails: name == "c", log: &log });
-    let mut run = StepRun::new(&fixture.workflow, step, SourceAmi::placeholder("x"));
+    let mut run = StepRun::new(&fixture.workflow, step, AmiRef::placeholder("x"));
     let failure = run_stages(&fixture.cx(), &[&a, &b, &c, &d], &mut run).await.unwrap_err();
     assert_eq!(failure.error.message, "it failed");
     assert_eq!(*log.lock().unwrap(), ["run a", "run b", "run c", "cleanup c", "cleanup b", "cleanup a"]);
@@ -406,7 +406,7 @@ impl Stage for Interrupt<'_> {
         "interrupt"
     }
 
-    async fn run(&self, _: &Context<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, _: &Services<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
         self.0.cancel();
         Ok(())
     }
@@ -572,7 +572,7 @@ async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
     assert_eq!(fixture.catalog.begin_build(&entry).await.unwrap(), None);
     let left = fixture.ec2.make(&entry.ami_name);
 
-    let found = journal::recover(&fixture.cx()).await.unwrap();
+    let found = lease::recover(&fixture.cx()).await.unwrap();
     assert_eq!(found.len(), 1);
     assert!(found[0].stale.as_ref().unwrap().ends_with("is gone"), "{found:?}");
     assert_eq!(
@@ -605,7 +605,7 @@ async fn a_dead_runs_ami_is_deregistered_when_the_inputs_changed() {
     });
     fixture.catalog.begin_build(&entry).await.unwrap();
     let left = fixture.ec2.make(&entry.ami_name);
-    journal::recover(&fixture.cx()).await.unwrap();
+    lease::recover(&fixture.cx()).await.unwrap();
     assert!(!fixture.ec2.has(&left.id));
     assert_eq!(fixture.catalog.get(&entry.workflow_id, "step1").await.unwrap(), None);
 }
@@ -617,7 +617,7 @@ async fn a_held_step_is_waited_for_and_then_used() {
     let fixture = Fixture::new("chain");
     let entry = held_entry(&fixture, std::process::id());
     fixture.catalog.begin_build(&entry).await.unwrap();
-    let found = journal::recover(&fixture.cx()).await.unwrap();
+    let found = lease::recover(&fixture.cx()).await.unwrap();
     assert!(found[0].stale.is_none());
     assert!(fixture.ec2.calls().is_empty(), "a live run's resources are left alone");
 

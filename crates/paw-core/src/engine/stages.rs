@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, LeftAmi, Reporter, StepFailure};
-use super::journal::Lease;
-use crate::ami::{self, SourceAmi};
+use super::lease::Lease;
+use crate::ami::{self, AmiRef};
 use crate::catalog::{self, Catalog, ImageRecord, PackerRun};
 use crate::ec2::{Ec2, Image};
 use crate::error::{Error, ErrorKind, Result};
@@ -22,8 +22,9 @@ use crate::packer::{BuildRequest, Packer};
 use crate::render::{self, Prepared, StepLock};
 use crate::workflow::{Step, Workflow};
 
-/// What every stage may use: the workflow, where it builds, and what it talks to.
-pub struct Context<'a> {
+/// What every stage may use: the workflow, where it builds, and the services it talks to (EC2,
+/// the catalog, the reporter), with the run's cancel token. (The binary's `Context` builds it.)
+pub struct Services<'a> {
     pub workflow: &'a Workflow,
     pub region: &'a str,
     pub ec2: &'a dyn Ec2,
@@ -35,7 +36,7 @@ pub struct Context<'a> {
 /// One step's build as it goes: what the stages learn and hand on.
 pub struct StepRun<'a> {
     pub step: &'a Step,
-    pub source: SourceAmi,
+    pub source: AmiRef,
     /// The source is the AMI the parent got in this run: known to be available.
     pub source_is_fresh: bool,
     pub ami_name: String,
@@ -63,7 +64,7 @@ pub struct StepRun<'a> {
 }
 
 impl<'a> StepRun<'a> {
-    pub fn new(workflow: &Workflow, step: &'a Step, source: SourceAmi) -> StepRun<'a> {
+    pub fn new(workflow: &Workflow, step: &'a Step, source: AmiRef) -> StepRun<'a> {
         StepRun {
             step,
             source,
@@ -90,16 +91,16 @@ impl<'a> StepRun<'a> {
 pub trait Stage: Send + Sync {
     fn name(&self) -> &'static str;
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure>;
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure>;
 
-    async fn cleanup(&self, _cx: &Context<'_>, _run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, _cx: &Services<'_>, _run: &mut StepRun<'_>) -> Vec<LeftAmi> {
         Vec::new()
     }
 }
 
 /// Runs the stages in order; on a failure or an interrupt, cleans up every stage that ran, the
 /// failed one included, last first.
-pub async fn run_stages(cx: &Context<'_>, stages: &[&dyn Stage], run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+pub async fn run_stages(cx: &Services<'_>, stages: &[&dyn Stage], run: &mut StepRun<'_>) -> Result<(), StepFailure> {
     for (index, stage) in stages.iter().enumerate() {
         let (result, started) = if cx.cancel.is_cancelled() {
             (Err(Error::new(ErrorKind::Interrupted, format!("interrupted before {}", stage.name())).into()), index)
@@ -129,7 +130,7 @@ pub struct BuildStages<'a> {
 
 impl BuildStages<'_> {
     /// The pipeline, in order.
-    pub async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    pub async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         if self.dry_run {
             let command = DryRun { packer: self.packer, debug: self.packer_debug };
             return run_stages(cx, &[&SourceAvailable, &ComputeFingerprint, &Render, &NameFree, &command], run).await;
@@ -163,7 +164,7 @@ impl Stage for SourceAvailable {
         "checking the source AMI"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         if run.source.is_placeholder() || run.source_is_fresh {
             return Ok(());
         }
@@ -195,7 +196,7 @@ impl Stage for ComputeFingerprint {
         "fingerprinting the inputs"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         if run.fingerprint.is_none() {
             run.fingerprint = Some(fingerprint::fingerprint(cx.workflow, run.step, &run.source.id)?);
         }
@@ -214,7 +215,7 @@ impl Stage for Render {
         "rendering"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         run.render_lock = Some(StepLock::acquire(run.step).await?);
         run.prepared = Some(render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region)?);
         Ok(())
@@ -231,7 +232,7 @@ impl Stage for NameFree {
         "checking the AMI name"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         if run.replaces.is_none() {
             check_name_free(cx, run).await?;
         }
@@ -239,7 +240,7 @@ impl Stage for NameFree {
     }
 }
 
-async fn check_name_free(cx: &Context<'_>, run: &StepRun<'_>) -> Result<()> {
+async fn check_name_free(cx: &Services<'_>, run: &StepRun<'_>) -> Result<()> {
     let Some(existing) = cx.ec2.images_named(&run.ami_name).await?.into_iter().next() else { return Ok(()) };
     // Had the catalog this AMI as the step's, the plan would not build the step: so it does not,
     // and `paw images delete` cannot remove it. A run stopped after packer made it, or a person.
@@ -264,7 +265,7 @@ impl Stage for DryRun<'_> {
         "dry run"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let var_files = run.prepared.as_ref().map(Prepared::var_files).unwrap_or_default();
         let command = self.packer.build_command(&var_files, self.debug);
         cx.reporter.event(Event::DryRun { step: &run.step.id, command: &command });
@@ -284,7 +285,7 @@ impl Stage for ReplaceOld {
         "replacing the old AMI"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let Some(old) = run.replaces else { return Ok(()) };
         let what = if let Some(owner) = &old.reused_from {
             cx.catalog.mark_deregistered(&old.workflow_id, &old.step_id).await?;
@@ -318,7 +319,7 @@ impl Stage for PackerBuild<'_> {
         PACKER_BUILD
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         if cx.cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Interrupted, "interrupted before packer started").into());
         }
@@ -394,13 +395,13 @@ impl Stage for PackerBuild<'_> {
         Ok(())
     }
 
-    async fn cleanup(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
         undo_unrecorded(cx, run).await
     }
 }
 
 /// The cleanup of a stage that made the AMI: not recorded, so not kept, nor are its copies.
-pub async fn undo_unrecorded(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<LeftAmi> {
+pub async fn undo_unrecorded(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<LeftAmi> {
     if run.recorded.is_some() {
         return Vec::new();
     }
@@ -416,7 +417,7 @@ pub async fn undo_unrecorded(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<LeftAmi
 /// after packer started — the name was free when the step began, and EC2 keeps names unique, so
 /// no other build can have made it.
 fn adopt_unreported(
-    cx: &Context<'_>,
+    cx: &Services<'_>,
     run: &StepRun<'_>,
     images: Vec<Image>,
     started_at: chrono::DateTime<chrono::Utc>,
@@ -451,7 +452,7 @@ fn adopt_unreported(
 /// may own them (a failed CreateImage is what a race for the name looks like), so they are named,
 /// never deregistered.
 async fn unreported_images(
-    cx: &Context<'_>,
+    cx: &Services<'_>,
     ami_name: &str,
     reported: &[String],
     started_at: chrono::DateTime<chrono::Utc>,
@@ -486,7 +487,7 @@ fn unproven(image: &Image, ami_name: &str) -> LeftAmi {
 }
 
 /// Deregisters an AMI this run made but did not record, in its region, with its snapshots.
-pub async fn undo_image(cx: &Context<'_>, step_id: &str, region: &str, ami_id: &str) -> LeftAmi {
+pub async fn undo_image(cx: &Services<'_>, step_id: &str, region: &str, ami_id: &str) -> LeftAmi {
     let ec2 = crate::ec2::ec2_in(cx.ec2, cx.region, region);
     let snapshots = match ec2.describe_image(ami_id).await {
         Ok(Some(image)) => image.snapshot_ids,
@@ -515,7 +516,7 @@ impl Stage for TagImage {
         "tagging"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let tags = step_tags(cx, run);
         let image = run.image.as_mut().expect("PackerBuild ran");
         cx.ec2.create_tags(&image_and_snapshots(image), &tags).await?;
@@ -534,7 +535,7 @@ impl Stage for TagImage {
 }
 
 /// The tags of the step's AMI and its snapshots: the step's, and its inputs' fingerprint.
-pub fn step_tags(cx: &Context<'_>, run: &StepRun<'_>) -> Vec<(String, String)> {
+pub fn step_tags(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<(String, String)> {
     let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
     if let Some(fingerprint) = &run.fingerprint {
         ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &fingerprint.digest);
@@ -551,7 +552,7 @@ impl Stage for Record {
         "recording"
     }
 
-    async fn run(&self, cx: &Context<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         let image = run.image.as_ref().expect("the AMI exists before it is recorded");
         let mut record = ImageRecord::of_image(cx.workflow, run.step, &run.source, cx.region, image);
         if let Some(fingerprint) = &run.fingerprint {

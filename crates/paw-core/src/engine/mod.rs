@@ -5,7 +5,7 @@
 //! decides how they look.
 
 pub mod events;
-pub mod journal;
+pub mod lease;
 pub mod stages;
 
 use std::collections::{HashMap, HashSet};
@@ -17,16 +17,16 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
 pub use events::{Event, LeftAmi, Outcome, Reporter, StepFailure, StepOutcome, Summary};
-pub use stages::Context;
+pub use stages::Services;
 
-use crate::ami::SourceAmi;
+use crate::ami::AmiRef;
 use crate::catalog::{ImageRecord, ImageStatus, Recorded, now_create_at};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::Packer;
 use crate::plan::{self, Action, PlannedStep};
 use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
-use journal::{Lease, Taken};
+use lease::{Lease, Taken};
 use stages::{BuildStages, StepRun};
 
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,7 @@ pub struct BuildOptions {
 
 /// Everything a build talks to.
 pub struct Engine<'a> {
-    pub cx: Context<'a>,
+    pub cx: Services<'a>,
     pub packer: &'a dyn Packer,
     /// Region, profile and credentials for packer's environment.
     pub packer_env: Vec<(String, String)>,
@@ -175,7 +175,7 @@ impl Engine<'_> {
     async fn run_step(
         &self,
         planned: &PlannedStep<'_>,
-        parent_ami: Option<SourceAmi>,
+        parent_ami: Option<AmiRef>,
         options: BuildOptions,
         packer_slots: &Semaphore,
     ) -> Outcome {
@@ -266,7 +266,7 @@ impl Engine<'_> {
         let image = run.image.as_ref().expect("a build that ran all its stages made an AMI");
         self.cx.reporter.event(Event::Built { step: &run.step.id, ami_id: &image.id });
         Ok(Outcome::Built {
-            ami: SourceAmi { id: image.id.clone(), name: run.ami_name.clone() },
+            ami: AmiRef { id: image.id.clone(), name: run.ami_name.clone() },
             packer_time: run.packer_time,
             paw_time: started.elapsed().saturating_sub(run.packer_time),
         })
@@ -320,8 +320,8 @@ impl Engine<'_> {
     }
 }
 
-fn placeholder_for(step: &Step) -> SourceAmi {
-    SourceAmi::placeholder(step.parent.as_deref().unwrap_or_default())
+fn placeholder_for(step: &Step) -> AmiRef {
+    AmiRef::placeholder(step.parent.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::ami::SourceAmi;
+use crate::ami::AmiRef;
 use crate::error::{Error, ErrorKind};
 
 /// What the engine tells its reporter, as it happens.
@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind};
 pub enum Event<'a> {
     StepStarted {
         step: &'a str,
-        source: &'a SourceAmi,
+        source: &'a AmiRef,
     },
     /// One line of packer's own output.
     Packer {
@@ -78,15 +78,15 @@ pub trait Reporter: Send + Sync {
 #[derive(Debug)]
 pub enum Outcome {
     Built {
-        ami: SourceAmi,
+        ami: AmiRef,
         packer_time: Duration,
         paw_time: Duration,
     },
     UpToDate {
-        ami: SourceAmi,
+        ami: AmiRef,
     },
     Reused {
-        ami: SourceAmi,
+        ami: AmiRef,
         from: String,
     },
     DryRun,
@@ -136,7 +136,7 @@ impl Outcome {
     }
 
     /// The AMI the step has after this run, for its children to start from.
-    pub fn ami(&self) -> Option<&SourceAmi> {
+    pub fn ami(&self) -> Option<&AmiRef> {
         match self {
             Outcome::Built { ami, .. } | Outcome::UpToDate { ami } | Outcome::Reused { ami, .. } => Some(ami),
             _ => None,
