@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::{
     Filter, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType, SnapshotAttributeName, Tag,
     TagSpecification,
 };
-use paw_core::ec2::{BaseAmiQuery, Ec2, Image};
+use paw_core::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use paw_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
@@ -80,7 +80,7 @@ fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
     Image {
         id: image.image_id().unwrap_or_default().to_string(),
         name: image.name().unwrap_or_default().to_string(),
-        state: image.state().map(|state| state.as_str().to_string()).unwrap_or_default(),
+        state: ImageState::from(image.state().map_or("", |state| state.as_str())),
         creation_date: image.creation_date().unwrap_or_default().to_string(),
         deprecation_time: image.deprecation_time().map(str::to_string),
         snapshot_ids,

@@ -5,12 +5,50 @@ use serde_json::Value;
 
 use crate::error::Result;
 
+/// An AMI's state as EC2 reports it: the states paw acts on by name, any other by its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageState {
+    Available,
+    Pending,
+    Disabled,
+    Other(String),
+}
+
+impl From<&str> for ImageState {
+    fn from(state: &str) -> ImageState {
+        match state {
+            "available" => ImageState::Available,
+            "pending" => ImageState::Pending,
+            "disabled" => ImageState::Disabled,
+            other => ImageState::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImageState::Available => "available",
+            ImageState::Pending => "pending",
+            ImageState::Disabled => "disabled",
+            ImageState::Other(state) => state,
+        })
+    }
+}
+
+/// In JSON as EC2 writes it: `"available"`.
+impl serde::Serialize for ImageState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// An AMI as EC2 describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
     pub id: String,
     pub name: String,
-    pub state: String,
+    pub state: ImageState,
     pub creation_date: String,
     pub deprecation_time: Option<String>,
     pub snapshot_ids: Vec<String>,

@@ -60,11 +60,6 @@ pub fn waits_for_manual_step(manual_step: &str) -> String {
     format!("{WAITS_FOR_MANUAL} {manual_step}")
 }
 
-/// Whether a reason is `waits_for_manual_step`'s.
-pub fn is_waiting_for_manual_step(reason: &str) -> bool {
-    reason.starts_with(WAITS_FOR_MANUAL)
-}
-
 #[derive(Debug, Clone)]
 pub struct PlannedStep<'a> {
     pub step: &'a Step,

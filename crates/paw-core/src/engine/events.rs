@@ -47,7 +47,7 @@ pub enum Event<'a> {
     /// A step not started because its parent did not finish, or the run was interrupted.
     Skipped {
         step: &'a str,
-        reason: &'a str,
+        reason: &'a SkipReason,
     },
     /// A step enters a stage of its build (`stages.rs`), e.g. "running packer build".
     Stage {
@@ -97,7 +97,28 @@ pub enum Outcome {
         error: Error,
         amis: Vec<LeftAmi>,
     },
-    Skipped(String),
+    Skipped(SkipReason),
+}
+
+/// Why a step was not started; shown (text and JSON) as the sentence `Display` makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The run was interrupted before the step could start.
+    Interrupted,
+    /// A manual step above it has no AMI yet (named: the nearest one).
+    WaitsForManualStep(String),
+    /// Its parent (named) failed or was skipped.
+    ParentDidNotFinish(String),
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Interrupted => f.write_str("interrupted"),
+            SkipReason::WaitsForManualStep(step) => f.write_str(&crate::plan::waits_for_manual_step(step)),
+            SkipReason::ParentDidNotFinish(parent) => write!(f, "{parent} did not finish"),
+        }
+    }
 }
 
 /// An AMI a failed step made, or may have made, and what paw did with it.

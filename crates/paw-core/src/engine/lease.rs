@@ -11,7 +11,7 @@ use super::events::Event;
 use super::stages::{self, Record, Services, StepRun, TagImage, run_stages};
 use crate::ami::AmiRef;
 use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun};
-use crate::ec2::Image;
+use crate::ec2::{Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::packer::{MachineLine, PackerResources};
@@ -322,9 +322,9 @@ async fn adoptable(
     if build.fingerprint.as_ref() != Some(&now.digest) {
         return refuse("the step's inputs changed since");
     }
-    match image.state.as_str() {
-        "available" => Ok(Ok((image, now))),
-        "pending" => match cx.ec2.wait_until_available(&image.id, PENDING_AMI_WAIT).await {
+    match &image.state {
+        ImageState::Available => Ok(Ok((image, now))),
+        ImageState::Pending => match cx.ec2.wait_until_available(&image.id, PENDING_AMI_WAIT).await {
             Ok(image) => Ok(Ok((image, now))),
             Err(_) => refuse("it did not become available"),
         },

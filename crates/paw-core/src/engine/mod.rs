@@ -16,14 +16,15 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
-pub use events::{Event, LeftAmi, Outcome, Reporter, StepFailure, StepOutcome, Summary};
+pub use events::{Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary};
 pub use stages::Services;
 
 use crate::ami::AmiRef;
 use crate::catalog::{ImageRecord, ImageStatus, Recorded, now_create_at};
+use crate::ec2::ImageState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::Packer;
-use crate::plan::{self, Action, PlannedStep};
+use crate::plan::{Action, PlannedStep};
 use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
 use lease::{Lease, Taken};
@@ -99,16 +100,14 @@ impl Engine<'_> {
                         still_waiting.push(planned);
                         continue;
                     }
-                    _ if self.cx.cancel.is_cancelled() => Some("interrupted".to_string()),
+                    _ if self.cx.cancel.is_cancelled() => Some(SkipReason::Interrupted),
                     Some(Some(Outcome::Manual)) => {
-                        Some(plan::waits_for_manual_step(parent.expect("a parent outcome has a parent")))
+                        Some(SkipReason::WaitsForManualStep(parent.expect("a parent outcome has a parent").to_string()))
                     }
                     // What waits for a manual step waits for it all the way down.
-                    Some(Some(Outcome::Skipped(reason))) if plan::is_waiting_for_manual_step(reason) => {
-                        Some(reason.clone())
-                    }
+                    Some(Some(Outcome::Skipped(reason @ SkipReason::WaitsForManualStep(_)))) => Some(reason.clone()),
                     Some(Some(outcome)) if outcome.ami().is_none() && !matches!(outcome, Outcome::DryRun) => {
-                        Some(format!("{} did not finish", parent.expect("a parent outcome has a parent")))
+                        Some(SkipReason::ParentDidNotFinish(parent.expect("a parent outcome has a parent").to_string()))
                     }
                     _ => None,
                 };
@@ -275,7 +274,7 @@ impl Engine<'_> {
     /// A recorded AMI is only as good as EC2 says.
     async fn check_still_there(&self, step: &Step, record: &ImageRecord) -> Result<()> {
         match self.cx.ec2.describe_image(&record.ami_id).await? {
-            Some(image) if image.state == "available" => Ok(()),
+            Some(image) if image.state == ImageState::Available => Ok(()),
             _ => Err(Error::new(
                 ErrorKind::Usage,
                 format!("{} of step \"{}\" is in the catalog but not available in EC2", record.ami_id, step.id),

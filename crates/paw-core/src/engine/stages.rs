@@ -14,7 +14,7 @@ use super::events::{Event, LeftAmi, Reporter, StepFailure};
 use super::lease::Lease;
 use crate::ami::{self, AmiRef};
 use crate::catalog::{self, Catalog, ImageRecord, PackerRun};
-use crate::ec2::{Ec2, Image};
+use crate::ec2::{Ec2, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::ops;
@@ -169,7 +169,7 @@ impl Stage for SourceAvailable {
             return Ok(());
         }
         let image = cx.ec2.describe_image(&run.source.id).await?;
-        if image.is_some_and(|image| image.state == "available") {
+        if image.is_some_and(|image| image.state == ImageState::Available) {
             return Ok(());
         }
         let error = Error::new(

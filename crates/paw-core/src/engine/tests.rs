@@ -14,7 +14,7 @@ use super::stages::{Services, Stage, StepRun, run_stages};
 use super::*;
 use crate::catalog::conformance::sample_record;
 use crate::catalog::{Catalog, SqliteCatalog};
-use crate::ec2::{BaseAmiQuery, Ec2, Image};
+use crate::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use crate::packer::{BuildOutput, BuildRequest, Packer};
 use crate::plan;
 use crate::workflow::Workflow;
@@ -43,7 +43,7 @@ impl FakeEc2 {
         let image = Image {
             id: id.to_string(),
             name: name.to_string(),
-            state: "available".into(),
+            state: ImageState::Available,
             creation_date: chrono::Utc::now().to_rfc3339(),
             deprecation_time: None,
             snapshot_ids: vec![format!("snap-{id}")],

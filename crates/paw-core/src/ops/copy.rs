@@ -18,11 +18,31 @@ const COPY_WAIT: Duration = Duration::from_secs(3600);
 pub struct Copied {
     pub region: String,
     pub ami_id: Option<String>,
-    /// `copied`, `already there`, or `failed`.
-    pub result: &'static str,
+    pub result: CopyResult,
     /// Why it failed, or what was cleaned up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What became of one region's copy; in JSON and text `copied`, `already there` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CopyResult {
+    #[serde(rename = "copied")]
+    Copied,
+    #[serde(rename = "already there")]
+    AlreadyThere,
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+impl std::fmt::Display for CopyResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CopyResult::Copied => "copied",
+            CopyResult::AlreadyThere => "already there",
+            CopyResult::Failed => "failed",
+        })
+    }
 }
 
 /// Copies the record's AMI (`ec2` is its region's) into each region; a region that fails is
@@ -48,12 +68,22 @@ pub async fn copy_image(
         if region == &record.region || copies.contains_key(region) {
             let ami_id = if region == &record.region { record.ami_id.clone() } else { copies[region].clone() };
             progress(&format!("{region}: already has {ami_id}; nothing to do"));
-            results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "already there", error: None });
+            results.push(Copied {
+                region: region.clone(),
+                ami_id: Some(ami_id),
+                result: CopyResult::AlreadyThere,
+                error: None,
+            });
             continue;
         }
         if !known.contains(region) {
             let error = format!("\"{region}\" is not an EC2 region");
-            results.push(Copied { region: region.clone(), ami_id: None, result: "failed", error: Some(error) });
+            results.push(Copied {
+                region: region.clone(),
+                ami_id: None,
+                result: CopyResult::Failed,
+                error: Some(error),
+            });
             continue;
         }
         let destination = ec2.in_region(region);
@@ -63,7 +93,7 @@ pub async fn copy_image(
                 results.push(Copied {
                     region: region.clone(),
                     ami_id: None,
-                    result: "failed",
+                    result: CopyResult::Failed,
                     error: Some(err.to_string()),
                 });
                 continue;
@@ -76,7 +106,12 @@ pub async fn copy_image(
         match finish(&*destination, &ami_id, &source.tags).await {
             Ok(()) => {
                 progress(&format!("{region}: {ami_id} is available and tagged"));
-                results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "copied", error: None });
+                results.push(Copied {
+                    region: region.clone(),
+                    ami_id: Some(ami_id),
+                    result: CopyResult::Copied,
+                    error: None,
+                });
             }
             Err(err) => {
                 // A copy that cannot be finished is deregistered again, and no longer recorded.
@@ -90,7 +125,12 @@ pub async fn copy_image(
                     Err(undo) => format!("the copy could not be deregistered ({undo}); it stays recorded"),
                 };
                 let error = Some(format!("{err}; {undone}"));
-                results.push(Copied { region: region.clone(), ami_id: Some(ami_id), result: "failed", error });
+                results.push(Copied {
+                    region: region.clone(),
+                    ami_id: Some(ami_id),
+                    result: CopyResult::Failed,
+                    error,
+                });
             }
         }
     }

@@ -48,7 +48,7 @@ pub async fn ancestry(catalog: &dyn Catalog, ec2: &dyn Ec2, record: &ImageRecord
             .or(records.first());
         let Some(parent) = parent else {
             let status = match ec2.describe_image(&base).await? {
-                Some(image) => image.state,
+                Some(image) => image.state.to_string(),
                 None => "not in EC2".to_string(),
             };
             chain.push(LineageImage { ami_id: base, step_id: None, workflow_id: None, status, base_ami_id: None });

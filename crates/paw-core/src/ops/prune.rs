@@ -33,9 +33,25 @@ pub struct Decision {
     pub ami_id: String,
     pub step_id: String,
     pub workflow_id: String,
-    /// `kept` or `deleted`.
-    pub action: &'static str,
+    pub action: PruneAction,
     pub reason: String,
+}
+
+/// What prune does with an image; in JSON and tables `kept` or `deleted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PruneAction {
+    Kept,
+    Deleted,
+}
+
+impl std::fmt::Display for PruneAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PruneAction::Kept => "kept",
+            PruneAction::Deleted => "deleted",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -53,7 +69,7 @@ impl Pruned {
     pub fn deleted_amis(&self) -> std::collections::BTreeSet<&str> {
         self.decisions
             .iter()
-            .filter(|decision| decision.action == "deleted")
+            .filter(|decision| decision.action == PruneAction::Deleted)
             .map(|decision| decision.ami_id.as_str())
             .collect()
     }
@@ -129,11 +145,11 @@ pub async fn prune(
     let mut pruned = Pruned { dry_run: options.dry_run, ..Pruned::default() };
     for (ami_id, records) in &images {
         let (action, reason) = match kept.get(ami_id) {
-            Some(reason) => ("kept", reason.clone()),
+            Some(reason) => (PruneAction::Kept, reason.clone()),
             None => {
                 let regional = ec2_in(ec2, region, &records[0].region);
                 pruned.snapshot_gib_freed += delete(&*regional, catalog, records, options).await?;
-                ("deleted", format!("older than the newest {} and nothing depends on it", options.keep))
+                (PruneAction::Deleted, format!("older than the newest {} and nothing depends on it", options.keep))
             }
         };
         pruned.decisions.extend(records.iter().map(|record| Decision {

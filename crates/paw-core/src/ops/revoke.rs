@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::lineage;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, now_create_at};
-use crate::ec2::{Ec2, ec2_in};
+use crate::ec2::{Ec2, ImageState, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 
 pub const REVOKED_TAG: &str = "paw:revoked";
@@ -65,7 +65,7 @@ pub async fn revoke(
         for (region, copy_id) in records[0].every_copy() {
             let regional = ec2_in(ec2, &record.region, &region);
             if let Some(image) = regional.describe_image(&copy_id).await.map_err(|err| err.in_region(&region))? {
-                if image.state != "disabled" {
+                if image.state != ImageState::Disabled {
                     regional.disable_image(&copy_id).await.map_err(|err| err.in_region(&region))?;
                 }
                 let tag = [(REVOKED_TAG.to_string(), reason.to_string())];
@@ -97,7 +97,7 @@ pub async fn restore(ec2: &dyn Ec2, catalog: &dyn Catalog, record: &ImageRecord)
     for (region, copy_id) in record.every_copy() {
         let regional = ec2_in(ec2, &record.region, &region);
         if let Some(image) = regional.describe_image(&copy_id).await.map_err(|err| err.in_region(&region))? {
-            if image.state == "disabled" {
+            if image.state == ImageState::Disabled {
                 regional.enable_image(&copy_id).await.map_err(|err| err.in_region(&region))?;
             }
             regional.delete_tags(&[copy_id], &[REVOKED_TAG]).await.map_err(|err| err.in_region(&region))?;

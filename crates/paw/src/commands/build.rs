@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use paw_core::engine::lease::{self, Found};
-use paw_core::engine::{self, BuildOptions, Engine, Outcome, StepOutcome, Summary};
+use paw_core::engine::{self, BuildOptions, Engine, Outcome, SkipReason, StepOutcome, Summary};
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep};
 use paw_core::{Error, ErrorKind};
@@ -160,7 +160,7 @@ impl Report for Built {
                                 .collect::<Vec<_>>()
                         );
                     }
-                    Outcome::Skipped(reason) => entry["reason"] = json!(reason),
+                    Outcome::Skipped(reason) => entry["reason"] = json!(reason.to_string()),
                     Outcome::DryRun | Outcome::Manual => {}
                 }
                 entry
@@ -205,7 +205,7 @@ impl Report for Built {
         }
         // Manual steps still waiting for a person, and what waits for them.
         for step in self.0.iter().filter(|step| matches!(step.outcome, Outcome::Manual)) {
-            let waiting = plan::waits_for_manual_step(&step.step_id);
+            let waiting = SkipReason::WaitsForManualStep(step.step_id.clone());
             let descendants: Vec<&str> = self
                 .0
                 .iter()

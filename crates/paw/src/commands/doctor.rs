@@ -3,7 +3,7 @@
 
 use paw_aws::doctor;
 use paw_core::ami::AmiRef;
-use paw_core::ec2::Ec2 as _;
+use paw_core::ec2::{Ec2 as _, ImageState};
 use paw_core::packer::PackerBinary;
 use paw_core::source::root_source;
 use paw_core::{Error, ErrorKind, render};
@@ -80,7 +80,7 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
         let root = &workflow.param.root_base_ami_id;
         let ec2 = cx.ec2(None).await?;
         let image = ec2.describe_image(root).await.and_then(|image| match image {
-            Some(image) if image.state == "available" => Ok(format!("{root} ({}) is available", image.name)),
+            Some(image) if image.state == ImageState::Available => Ok(format!("{root} ({}) is available", image.name)),
             _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))),
         });
         doctor.check("EC2", image);

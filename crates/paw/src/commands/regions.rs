@@ -1,6 +1,6 @@
 //! `paw images copy` and `paw images share`: an AMI in other regions, and for other accounts.
 
-use paw_core::ops::copy::{self, Copied};
+use paw_core::ops::copy::{self, Copied, CopyResult};
 use paw_core::ops::share::{self, Shared};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
@@ -37,7 +37,8 @@ impl Report for Copies {
     }
 
     fn error(&self) -> Option<Error> {
-        failed_regions(self.0.iter().filter(|copied| copied.error.is_some()).map(|copied| copied.region.as_str()))
+        let failed = self.0.iter().filter(|copied| copied.result == CopyResult::Failed);
+        failed_regions(failed.map(|copied| copied.region.as_str()))
     }
 }
 
