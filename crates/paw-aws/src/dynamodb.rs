@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TableDescription,
 };
-use paw_core::catalog::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
+use paw_core::catalog::{self, Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
 use paw_core::{Error, ErrorKind, Result};
 
 use crate::aws_error;
@@ -484,13 +484,17 @@ impl Catalog for DynamoCatalog {
                 .expression_attribute_values(":at", AttributeValue::S(at.into())),
             None => request.update_expression("SET #status = :status REMOVE revoked_reason, revoked_at"),
         };
-        request.send().await.map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
-        Ok(())
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(catalog::missing_record(workflow_id, step_id)),
+            Err(err) => Err(aws_error("dynamodb:UpdateItem", err)),
+        }
     }
 
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         let text = serde_json::to_string(copies).expect("a map serialises");
-        self.client
+        let request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
@@ -499,9 +503,12 @@ impl Catalog for DynamoCatalog {
             .update_expression("SET copies = :copies")
             .expression_attribute_values(":copies", AttributeValue::S(text))
             .send()
-            .await
-            .map_err(|err| aws_error("dynamodb:UpdateItem", err))?;
-        Ok(())
+            .await;
+        match request {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(catalog::missing_record(workflow_id, step_id)),
+            Err(err) => Err(aws_error("dynamodb:UpdateItem", err)),
+        }
     }
 
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
@@ -512,7 +519,7 @@ impl Catalog for DynamoCatalog {
         if self.put_if(channel_item(entry), "attribute_exists(step_id)", &[]).await? {
             return Ok(());
         }
-        Err(Error::new(ErrorKind::Catalog, format!("entry {} of channel {} is gone", entry.seq, entry.channel)))
+        Err(catalog::missing_channel_entry(entry))
     }
 
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {

@@ -1,5 +1,7 @@
 //! What every catalog backend must do, as one suite that each backend's tests run against it.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use super::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
@@ -105,6 +107,7 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     catalog.set_copies(&wf_b, "race", &copies).await.unwrap();
     assert_eq!(other.get(&wf_b, "race").await.unwrap().unwrap().copies, copies);
     check_channels(catalog, other, prefix).await;
+    check_missing_record(catalog, prefix).await;
 }
 
 /// Records by AMI and by base AMI; revoking and restoring keeps the reason only while revoked.
@@ -166,6 +169,21 @@ async fn check_channels(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str
     let all = catalog.channel_entries().await.unwrap();
     assert_eq!(all.iter().filter(|listed| listed.channel == channel).count(), 2);
     assert!(catalog.list_step("s1").await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
+    let gone = catalog.update_channel_entry(&entry(9, "ami-9")).await.unwrap_err();
+    assert_eq!(gone.to_string(), super::missing_channel_entry(&entry(9, "ami-9")).to_string());
+    assert!(other.channel_history(&channel, "s1").await.unwrap().iter().all(|listed| listed.seq != 9), "not created");
+}
+
+/// A change to a record the catalog does not have is an error, and creates nothing.
+async fn check_missing_record(catalog: &dyn Catalog, prefix: &str) {
+    let workflow_id = format!("{prefix}-missing");
+    let expected = super::missing_record(&workflow_id, "nowhere").to_string();
+    let status = catalog.set_status(&workflow_id, "nowhere", ImageStatus::Deregistered, None).await.unwrap_err();
+    assert_eq!(status.to_string(), expected);
+    let copies = BTreeMap::from([("eu-west-1".to_string(), "ami-copy".to_string())]);
+    let copied = catalog.set_copies(&workflow_id, "nowhere", &copies).await.unwrap_err();
+    assert_eq!(copied.to_string(), expected);
+    assert!(catalog.list_workflow(&workflow_id).await.unwrap().is_empty(), "nothing was created");
 }
 
 fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {

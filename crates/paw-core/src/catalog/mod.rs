@@ -71,7 +71,7 @@ pub trait Catalog: Send + Sync {
     async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>>;
 
     /// Changes a record's status; `revocation` (reason, time) is kept while it is revoked, and
-    /// dropped by any other status.
+    /// dropped by any other status. A missing record is `missing_record`'s error.
     async fn set_status(
         &self,
         workflow_id: &str,
@@ -80,7 +80,8 @@ pub trait Catalog: Send + Sync {
         revocation: Option<(&str, &str)>,
     ) -> Result<()>;
 
-    /// Sets the record's copies in other regions (region → AMI id).
+    /// Sets the record's copies in other regions (region → AMI id). A missing record is
+    /// `missing_record`'s error.
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()>;
 
     /// Marks a record deregistered; it stays for history.
@@ -113,7 +114,8 @@ pub trait Catalog: Send + Sync {
     /// channel meanwhile): false then.
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool>;
 
-    /// Rewrites an existing entry (a rollback marks it rolled back).
+    /// Rewrites an existing entry (a rollback marks it rolled back); a missing one is
+    /// `missing_channel_entry`'s error.
     async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()>;
 
     /// Every channel entry of every channel and step, in no particular order.
@@ -121,6 +123,25 @@ pub trait Catalog: Send + Sync {
 
     /// One channel's entries for one step, newest first.
     async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>>;
+}
+
+/// A change to a record the catalog does not have (`set_status`, `set_copies`): every backend
+/// refuses it with this error rather than change nothing silently.
+pub fn missing_record(workflow_id: &str, step_id: &str) -> Error {
+    Error::new(
+        ErrorKind::Catalog,
+        format!("the catalog has no record of step \"{step_id}\" of workflow \"{workflow_id}\""),
+    )
+    .help("another paw may have deleted it meanwhile: `paw images list` shows what is recorded")
+}
+
+/// An update of a channel entry the catalog does not have.
+pub fn missing_channel_entry(entry: &ChannelEntry) -> Error {
+    Error::new(
+        ErrorKind::Catalog,
+        format!("entry {} of channel {} for step {} is gone", entry.seq, entry.channel, entry.step_id),
+    )
+    .help("another paw may have changed the channel meanwhile: `paw channel history` shows it")
 }
 
 /// An already-recorded AMI for the same step: what the conflict error says.

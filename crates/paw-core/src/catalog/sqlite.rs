@@ -345,24 +345,30 @@ impl Catalog for SqliteCatalog {
     ) -> Result<()> {
         let (reason, at) = revocation.filter(|_| status == ImageStatus::Revoked).unzip();
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        connection
+        let changed = connection
             .execute(
                 "UPDATE images SET status = ?3, revoked_reason = ?4, revoked_at = ?5
                  WHERE workflow_id = ?1 AND step_id = ?2",
                 rusqlite::params![workflow_id, step_id, status.as_str(), reason, at],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
+        if changed == 0 {
+            return Err(super::missing_record(workflow_id, step_id));
+        }
         Ok(())
     }
 
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        connection
+        let changed = connection
             .execute(
                 "UPDATE images SET copies = ?3 WHERE workflow_id = ?1 AND step_id = ?2",
                 [workflow_id, step_id, &stored_json(copies)],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
+        if changed == 0 {
+            return Err(super::missing_record(workflow_id, step_id));
+        }
         Ok(())
     }
 
@@ -380,12 +386,15 @@ impl Catalog for SqliteCatalog {
 
     async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        connection
+        let changed = connection
             .execute(
                 "UPDATE channels SET entry = ?4 WHERE channel = ?1 AND step_id = ?2 AND seq = ?3",
                 rusqlite::params![entry.channel, entry.step_id, entry.seq as i64, stored_json(entry)],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
+        if changed == 0 {
+            return Err(super::missing_channel_entry(entry));
+        }
         Ok(())
     }
 
