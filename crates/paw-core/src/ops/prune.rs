@@ -86,64 +86,10 @@ pub async fn prune(
         return Err(Error::new(ErrorKind::Usage, "--keep 0 would delete every image of every step")
             .help("keep at least 1; `paw images delete STEP` removes one image"));
     }
-    // Each step's images, newest first, one entry per AMI with all its records.
-    let mut images: Vec<(String, Vec<ImageRecord>)> = Vec::new();
-    for step in workflow.steps() {
-        let mut at: HashMap<String, usize> = HashMap::new();
-        for record in catalog.list_step(&step.id).await? {
-            if record.status == ImageStatus::Deregistered {
-                continue;
-            }
-            match at.get(&record.ami_id) {
-                Some(index) => images[*index].1.push(record),
-                None => {
-                    at.insert(record.ami_id.clone(), images.len());
-                    images.push((record.ami_id.clone(), vec![record]));
-                }
-            }
-        }
-    }
-    let mut kept: HashMap<String, String> = HashMap::new();
-    let mut newest_per_step: HashMap<&str, usize> = HashMap::new();
-    let cutoff = options.older_than_days.map(|days| chrono::Utc::now() - chrono::Duration::days(days as i64));
-    for (ami_id, records) in &images {
-        let newest = &records[0];
-        if newest.status == ImageStatus::Available {
-            let count = newest_per_step.entry(newest.step_id.as_str()).or_default();
-            if *count < options.keep {
-                *count += 1;
-                kept.insert(ami_id.clone(), format!("newest {}", options.keep));
-                continue;
-            }
-        }
-        let created = chrono::DateTime::parse_from_str(&newest.create_at, CREATE_AT_FORMAT).ok();
-        if let (Some(cutoff), Some(created)) = (cutoff, created)
-            && created > cutoff
-        {
-            kept.insert(ami_id.clone(), format!("newer than {} days", options.older_than_days.unwrap_or_default()));
-        }
-    }
-    for entry in channel::current_entries(catalog).await? {
-        kept.entry(entry.ami_id.clone()).or_insert_with(|| format!("channel {}", entry.channel));
-    }
-    // Ancestors of what is kept, up the recorded parents.
-    let mut to_visit: Vec<String> = kept.keys().cloned().collect();
-    let mut visited: HashSet<String> = HashSet::new();
-    while let Some(ami_id) = to_visit.pop() {
-        if !visited.insert(ami_id.clone()) {
-            continue;
-        }
-        let Some(base) = catalog.find_by_ami(&ami_id).await?.into_iter().next().map(|record| record.base_ami_id) else {
-            continue;
-        };
-        if !kept.contains_key(&base) && images.iter().any(|(candidate, _)| *candidate == base) {
-            kept.insert(base.clone(), format!("ancestor of {ami_id}"));
-        }
-        to_visit.push(base);
-    }
-
+    let inventory = Inventory::gather(workflow, catalog).await?;
+    let kept = decide(&inventory, options, chrono::Utc::now());
     let mut pruned = Pruned { dry_run: options.dry_run, ..Pruned::default() };
-    for (ami_id, records) in &images {
+    for (ami_id, records) in &inventory.images {
         let (action, reason) = match kept.get(ami_id) {
             Some(reason) => (PruneAction::Kept, reason.clone()),
             None => {
@@ -161,6 +107,98 @@ pub async fn prune(
         }));
     }
     Ok(pruned)
+}
+
+/// What prune decides from, read from the catalog before anything is decided.
+#[derive(Debug, Default)]
+struct Inventory {
+    /// Each step's images that are not deregistered, newest first: one entry per AMI, with every
+    /// record of it (a reused AMI is one image).
+    images: Vec<(String, Vec<ImageRecord>)>,
+    /// The AMIs that channels point at now, with the channel's name.
+    channels: Vec<(String, String)>,
+    /// The recorded parent of every AMI on the way up from those images and channel AMIs.
+    parents: HashMap<String, String>,
+}
+
+impl Inventory {
+    async fn gather(workflow: &Workflow, catalog: &dyn Catalog) -> Result<Inventory> {
+        let mut inventory = Inventory::default();
+        for step in workflow.steps() {
+            let mut at: HashMap<String, usize> = HashMap::new();
+            for record in catalog.list_step(&step.id).await? {
+                if record.status == ImageStatus::Deregistered {
+                    continue;
+                }
+                inventory.parents.entry(record.ami_id.clone()).or_insert_with(|| record.base_ami_id.clone());
+                match at.get(&record.ami_id) {
+                    Some(index) => inventory.images[*index].1.push(record),
+                    None => {
+                        at.insert(record.ami_id.clone(), inventory.images.len());
+                        inventory.images.push((record.ami_id.clone(), vec![record]));
+                    }
+                }
+            }
+        }
+        for entry in channel::current_entries(catalog).await? {
+            inventory.channels.push((entry.ami_id, entry.channel));
+        }
+        // The parents the records above do not give, up to the root base AMI.
+        let mut to_visit: Vec<String> = inventory.parents.values().cloned().collect();
+        to_visit.extend(inventory.channels.iter().map(|(ami_id, _)| ami_id.clone()));
+        while let Some(ami_id) = to_visit.pop() {
+            if inventory.parents.contains_key(&ami_id) {
+                continue;
+            }
+            let Some(record) = catalog.find_by_ami(&ami_id).await?.into_iter().next() else { continue };
+            to_visit.push(record.base_ami_id.clone());
+            inventory.parents.insert(ami_id, record.base_ami_id);
+        }
+        Ok(inventory)
+    }
+}
+
+/// The images to keep, and why (the rest are deleted): per step the newest `keep` available
+/// ones, those younger than `older_than_days`, what channels point at, and the ancestors of all
+/// of these. Decides only: it reads and changes nothing.
+fn decide(inventory: &Inventory, options: PruneOptions, now: chrono::DateTime<chrono::Utc>) -> HashMap<String, String> {
+    let mut kept: HashMap<String, String> = HashMap::new();
+    let mut newest_per_step: HashMap<&str, usize> = HashMap::new();
+    let cutoff = options.older_than_days.map(|days| now - chrono::Duration::days(days as i64));
+    for (ami_id, records) in &inventory.images {
+        let newest = &records[0];
+        if newest.status == ImageStatus::Available {
+            let count = newest_per_step.entry(newest.step_id.as_str()).or_default();
+            if *count < options.keep {
+                *count += 1;
+                kept.insert(ami_id.clone(), format!("newest {}", options.keep));
+                continue;
+            }
+        }
+        let created = chrono::DateTime::parse_from_str(&newest.create_at, CREATE_AT_FORMAT).ok();
+        if let (Some(cutoff), Some(created)) = (cutoff, created)
+            && created > cutoff
+        {
+            kept.insert(ami_id.clone(), format!("newer than {} days", options.older_than_days.unwrap_or_default()));
+        }
+    }
+    for (ami_id, channel) in &inventory.channels {
+        kept.entry(ami_id.clone()).or_insert_with(|| format!("channel {channel}"));
+    }
+    // Ancestors of what is kept, up the recorded parents: every kept image can be rebuilt.
+    let mut to_visit: Vec<String> = kept.keys().cloned().collect();
+    let mut visited: HashSet<String> = HashSet::new();
+    while let Some(ami_id) = to_visit.pop() {
+        if !visited.insert(ami_id.clone()) {
+            continue;
+        }
+        let Some(base) = inventory.parents.get(&ami_id) else { continue };
+        if !kept.contains_key(base) && inventory.images.iter().any(|(candidate, _)| candidate == base) {
+            kept.insert(base.clone(), format!("ancestor of {ami_id}"));
+        }
+        to_visit.push(base.clone());
+    }
+    kept
 }
 
 /// Deregisters the AMI and its copies (their snapshots too, when asked) and marks its records;
@@ -189,4 +227,46 @@ fn snapshot_gib(data: &Value) -> u64 {
         .as_array()
         .map(|mappings| mappings.iter().filter_map(|mapping| mapping["Ebs"]["VolumeSize"].as_u64()).sum())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::conformance::sample_record;
+
+    fn image(step: &str, ami_id: &str, base: &str, created: &str) -> (String, Vec<ImageRecord>) {
+        let mut record = sample_record("wf", step, ami_id, &format!("2026-01-{created}T00:00:00.000000+0000"));
+        record.base_ami_id = base.into();
+        (ami_id.into(), vec![record])
+    }
+
+    #[test]
+    fn the_newest_what_channels_point_at_and_their_ancestors_are_kept() {
+        let images = vec![
+            image("base", "ami-base2", "ami-root", "03"),
+            image("base", "ami-base1", "ami-root", "02"),
+            image("base", "ami-base0", "ami-root", "01"),
+            image("web", "ami-web2", "ami-base2", "04"),
+            image("web", "ami-web1", "ami-base0", "02"),
+            image("web", "ami-web0", "ami-base0", "01"),
+        ];
+        let parents = images.iter().map(|(ami_id, records)| (ami_id.clone(), records[0].base_ami_id.clone())).collect();
+        let inventory = Inventory { images, channels: vec![("ami-web1".into(), "prod".into())], parents };
+        let options = PruneOptions { keep: 1, older_than_days: None, delete_snapshots: false, dry_run: true };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-02-01T00:00:00Z").unwrap().to_utc();
+        let kept = decide(&inventory, options, now);
+        let mut names: Vec<(&str, &str)> = kept.iter().map(|(ami_id, why)| (ami_id.as_str(), why.as_str())).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ("ami-base0", "ancestor of ami-web1"),
+                ("ami-base2", "newest 1"),
+                ("ami-web1", "channel prod"),
+                ("ami-web2", "newest 1"),
+            ]
+        );
+        let younger = PruneOptions { older_than_days: Some(31), ..options };
+        assert!(decide(&inventory, younger, now).contains_key("ami-base1"), "younger than 31 days");
+    }
 }
