@@ -34,10 +34,11 @@ impl<'a> Cli<'a> {
         self.json(&["--workflow-id", workflow_id, "images", "show", step])["ami_id"].as_str().unwrap().to_string()
     }
 
+    /// The command is refused as bad input or a request that cannot be met now: exit 2.
     #[track_caller]
     fn fails(&self, args: &[&str], message: &str) -> Run {
         let run = self.run(args);
-        assert_ne!(run.code, 0, "{args:?} should fail:\n{}", run.stdout);
+        assert_eq!(run.code, 2, "{args:?} should fail with exit 2:\n{}\n{}", run.stdout, run.stderr);
         assert!(run.stderr.contains(message), "{args:?}: expected {message:?} in:\n{}", run.stderr);
         run
     }

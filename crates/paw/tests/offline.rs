@@ -197,7 +197,7 @@ fn a_report_that_cannot_be_written_names_its_file() {
     };
     let before = names();
     let run = paw.run(&["-w", "wf", "report", "--html", "out"]);
-    assert_ne!(run.code, 0);
+    assert_eq!(run.code, 1, "a file that cannot be written fails the run (1)");
     assert!(run.stderr.contains("error: out: cannot write"), "{}", run.stderr);
     assert_eq!(names(), before, "nothing left beside it");
     assert_eq!(paw.read("out/keep.txt"), "mine");

@@ -36,13 +36,13 @@ fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
     assert!(list.success().stdout.contains(&format!("us-west-2:{west}")), "{}", list.stdout);
     assert_eq!(paw.run(&["-w", "wf", "resolve", "step1", "--region", "us-west-2"]).success().stdout.trim(), west);
     let run = paw.run(&["-w", "wf", "resolve", "step1", "--region", "eu-west-1"]);
-    assert!(run.code != 0 && run.stderr.contains("has no copy in eu-west-1"), "{}", run.stderr);
+    assert!(run.code == 2 && run.stderr.contains("has no copy in eu-west-1"), "{}", run.stderr);
 
     // paw's own copy; a bad region fails alone, and the exit code says so.
     let step3 = show(&paw, "step3")["ami_id"].as_str().unwrap().to_string();
     let run =
         paw.run(&["-w", "wf", "images", "copy", "step3", "--to-region", "eu-west-1", "--to-region", "xx-nowhere-1"]);
-    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.code, 1, "a region that failed fails the run: {}", run.stdout);
     assert!(run.stdout.contains("xx-nowhere-1: FAILED: \"xx-nowhere-1\" is not an EC2 region"), "{}", run.stdout);
     assert!(run.stderr.contains("failed in xx-nowhere-1"), "{}", run.stderr);
     let eu = show(&paw, "step3")["copies"]["eu-west-1"].as_str().unwrap().to_string();
@@ -68,7 +68,7 @@ fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
     paw.run(&["-w", "wf", "images", "share", "step1", "--account", account, "--remove"]).success();
     assert!(west_ec2.launch_permissions(&west).is_empty());
     let run = paw.run(&["-w", "wf", "images", "share", "step1", "--account", "12345"]);
-    assert!(run.code != 0 && run.stderr.contains("\"12345\" is not an AWS account id"), "{}", run.stderr);
+    assert!(run.code == 2 && run.stderr.contains("\"12345\" is not an AWS account id"), "{}", run.stderr);
 
     // Revocation disables every copy; restoring enables them again.
     paw.run(&["-w", "wf", "images", "revoke", "step1", "--reason", "test", "--yes"]).success();

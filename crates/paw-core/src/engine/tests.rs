@@ -249,9 +249,9 @@ impl Packer for FakePacker<'_> {
     }
 }
 
-/// Remembers the events that tell the order of things: stages, cleanups, outcomes.
+/// Remembers the events that tell the order of things: stages, cleanups, outcomes, waits.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<String>>);
+struct Recorder(Mutex<Vec<String>>, tokio::sync::Notify);
 
 impl Reporter for Recorder {
     fn event(&self, event: Event<'_>) {
@@ -261,9 +261,11 @@ impl Reporter for Recorder {
             Event::Failed { step, .. } => format!("{step}: failed"),
             Event::Skipped { step, reason } => format!("{step}: skipped ({reason})"),
             Event::Built { step, .. } => format!("{step}: built"),
+            Event::Waiting { step, .. } => format!("{step}: waiting"),
             _ => return,
         };
         self.0.lock().unwrap().push(line);
+        self.1.notify_waiters();
     }
 }
 
@@ -271,6 +273,17 @@ impl Recorder {
     fn lines(&self, step: &str) -> Vec<String> {
         let prefix = format!("{step}: ");
         self.0.lock().unwrap().iter().filter_map(|line| line.strip_prefix(&prefix).map(str::to_string)).collect()
+    }
+
+    /// Returns once the step has had the event (`line` as `lines` gives it).
+    async fn reached(&self, step: &str, line: &str) {
+        loop {
+            let notified = self.1.notified();
+            if self.lines(step).iter().any(|seen| seen == line) {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -623,7 +636,7 @@ async fn a_held_step_is_waited_for_and_then_used() {
 
     let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
     let holder = async {
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        fixture.reporter.reached("step1", "waiting").await;
         let image = fixture.ec2.make(&entry.ami_name);
         let mut record = sample_record(&entry.workflow_id, "step1", &image.id, &crate::catalog::now_create_at());
         let step1 = fixture.workflow.step("step1").unwrap();
@@ -648,7 +661,7 @@ async fn an_interrupt_ends_the_wait_for_a_held_step() {
     fixture.catalog.begin_build(&entry).await.unwrap();
     let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
     let interrupt = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        fixture.reporter.reached("step1", "waiting").await;
         fixture.cancel.cancel();
     };
     let (outcomes, ()) = tokio::join!(fixture.build(&packer, false), interrupt);
