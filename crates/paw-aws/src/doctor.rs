@@ -36,7 +36,10 @@ pub async fn vpc(config: &SdkConfig, name: Option<&str>, default_vpc: bool) -> R
     let filter = if default_vpc {
         Filter::builder().name("is-default").values("true").build()
     } else {
-        let name = name.ok_or_else(|| Error::new(ErrorKind::Config, "vpc_name is not set"))?;
+        let name = name.ok_or_else(|| {
+            Error::new(ErrorKind::Config, "vpc_name is not set")
+                .help("set vpc_name in workflow_param.json, or is_default_vpc to true")
+        })?;
         Filter::builder().name("tag:Name").values(name).build()
     };
     let output = aws_sdk_ec2::Client::new(config)
@@ -48,7 +51,9 @@ pub async fn vpc(config: &SdkConfig, name: Option<&str>, default_vpc: bool) -> R
     let found = output.vpcs().first().and_then(|vpc| vpc.vpc_id()).map(str::to_string);
     found.ok_or_else(|| {
         let what = if default_vpc { "no default VPC".to_string() } else { format!("no VPC named {name:?}") };
-        Error::new(ErrorKind::Config, what)
+        Error::new(ErrorKind::Config, what).help(
+            "set vpc_name in workflow_param.json to the Name tag of a VPC of this region (`aws ec2 describe-vpcs`)",
+        )
     })
 }
 
@@ -62,7 +67,12 @@ pub async fn subnet(config: &SdkConfig, vpc_id: &str, name: &str) -> Result<Stri
         .await
         .map_err(|err| aws_error("ec2:DescribeSubnets", err))?;
     let found = output.subnets().first().and_then(|subnet| subnet.subnet_id()).map(str::to_string);
-    found.ok_or_else(|| Error::new(ErrorKind::Config, format!("no subnet named \"{name}\" in {vpc_id}")))
+    found.ok_or_else(|| {
+        Error::new(ErrorKind::Config, format!("no subnet named \"{name}\" in {vpc_id}")).help(format!(
+            "set subnet_name in workflow_param.json to the Name tag of one of its subnets \
+             (`aws ec2 describe-subnets --filters Name=vpc-id,Values={vpc_id}`)"
+        ))
+    })
 }
 
 /// The security group named `name` (its Name tag, else its group name) in the VPC: its id.
@@ -80,16 +90,23 @@ pub async fn security_group(config: &SdkConfig, vpc_id: &str, name: &str) -> Res
             return Ok(id.to_string());
         }
     }
-    Err(Error::new(ErrorKind::Config, format!("no security group named \"{name}\" in {vpc_id}")))
+    Err(Error::new(ErrorKind::Config, format!("no security group named \"{name}\" in {vpc_id}")).help(format!(
+        "set security_group_name in workflow_param.json to one of its groups \
+         (`aws ec2 describe-security-groups --filters Name=vpc-id,Values={vpc_id}`)"
+    )))
 }
 
 /// The instance profile named `name`: its ARN.
 pub async fn instance_profile(config: &SdkConfig, name: &str) -> Result<String> {
     match aws_sdk_iam::Client::new(config).get_instance_profile().instance_profile_name(name).send().await {
         Ok(output) => Ok(output.instance_profile().map(|profile| profile.arn().to_string()).unwrap_or_default()),
-        Err(err) if err.as_service_error().is_some_and(|err| err.is_no_such_entity_exception()) => {
-            Err(Error::new(ErrorKind::Config, format!("no instance profile named \"{name}\"")))
-        }
+        Err(err) if err.as_service_error().is_some_and(|err| err.is_no_such_entity_exception()) => Err(Error::new(
+            ErrorKind::Config,
+            format!("no instance profile named \"{name}\""),
+        )
+        .help(
+            "set ec2_iam_role_name in workflow_param.json to an instance profile (`aws iam list-instance-profiles`)",
+        )),
         Err(err) => Err(aws_error("iam:GetInstanceProfile", err)),
     }
 }

@@ -129,5 +129,9 @@ fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
     let subnet = checks.as_array().unwrap().iter().find(|check| check["check"] == "subnet").unwrap();
     assert_eq!(subnet["ok"], false);
     assert!(subnet["detail"].as_str().unwrap().starts_with("no subnet named \"default/public/9\" in vpc-"), "{subnet}");
+    assert!(subnet["fix"].as_str().unwrap().starts_with("set subnet_name in workflow_param.json"), "{subnet}");
+    let text = paw.run(&["-w", "wf", "doctor"]).stdout;
+    assert!(text.contains("✗ subnet: no subnet named \"default/public/9\" in vpc-"), "{text}");
+    assert!(text.contains("\n    fix: set subnet_name in workflow_param.json"), "{text}");
     assert!(run.stderr.contains("error: 1 of 11 checks failed: subnet"), "{}", run.stderr);
 }

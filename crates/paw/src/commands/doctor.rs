@@ -14,7 +14,20 @@ use crate::output::Report;
 
 pub struct Check {
     name: &'static str,
-    result: Result<String, String>,
+    result: Result<String, Problem>,
+}
+
+/// A failed check: what is wrong (where, when there is a place) and, when known, the fix.
+pub struct Problem {
+    what: String,
+    fix: Option<String>,
+}
+
+impl From<Error> for Problem {
+    fn from(err: Error) -> Problem {
+        let place = err.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
+        Problem { what: format!("{place}{}", err.message), fix: err.help }
+    }
 }
 
 pub struct Doctor(Vec<Check>);
@@ -22,9 +35,7 @@ pub struct Doctor(Vec<Check>);
 impl Doctor {
     fn check(&mut self, name: &'static str, result: paw_core::Result<String>) -> bool {
         let ok = result.is_ok();
-        // One line each: the error's message and its help, without the location's folder noise.
-        let result = result.map_err(|err| err.to_string().replace("\n  help: ", "; ").replace('\n', " "));
-        self.0.push(Check { name, result });
+        self.0.push(Check { name, result: result.map_err(Problem::from) });
         ok
     }
 }
@@ -78,11 +89,16 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     };
     if config.is_some() {
         let root = &workflow.param.root_base_ami_id;
-        let ec2 = cx.ec2(None).await?;
-        let image = ec2.describe_image(root).await.and_then(|image| match image {
-            Some(image) if image.state == ImageState::Available => Ok(format!("{root} ({}) is available", image.name)),
-            _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))),
-        });
+        let image = match cx.ec2(None).await {
+            Ok(ec2) => ec2.describe_image(root).await.and_then(|image| match image {
+                Some(image) if image.state == ImageState::Available => {
+                    Ok(format!("{root} ({}) is available", image.name))
+                }
+                _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))
+                    .help("set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them")),
+            }),
+            Err(err) => Err(err),
+        };
         doctor.check("EC2", image);
     }
     let catalog = match cx.catalog_for_reading().await {
@@ -127,7 +143,9 @@ impl Report for Doctor {
                 .iter()
                 .map(|check| match &check.result {
                     Ok(detail) => json!({"check": check.name, "ok": true, "detail": detail}),
-                    Err(problem) => json!({"check": check.name, "ok": false, "detail": problem}),
+                    Err(problem) => {
+                        json!({"check": check.name, "ok": false, "detail": problem.what, "fix": problem.fix})
+                    }
                 })
                 .collect::<Vec<_>>()
         )
@@ -139,7 +157,8 @@ impl Report for Doctor {
             .iter()
             .map(|check| match &check.result {
                 Ok(detail) => format!("✓ {}: {detail}", check.name),
-                Err(problem) => format!("✗ {}: {problem}", check.name),
+                Err(Problem { what, fix: Some(fix) }) => format!("✗ {}: {what}\n    fix: {fix}", check.name),
+                Err(Problem { what, fix: None }) => format!("✗ {}: {what}", check.name),
             })
             .collect();
         lines.join("\n")
