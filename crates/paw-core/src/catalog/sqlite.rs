@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -11,8 +11,15 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
 use crate::error::{Error, ErrorKind, Result};
 
-/// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once.
+/// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once. Its calls
+/// run on tokio's blocking threads: waiting for the lock, or for SQLite's busy timeout while
+/// another process writes, never stalls the task that drives every step of a build.
 pub struct SqliteCatalog {
+    store: Arc<Store>,
+}
+
+/// The connection, and what messages name it: shared with the blocking thread of each call.
+struct Store {
     path: PathBuf,
     /// What messages call it: `sqlite:PATH`, or what a stand-in stands in for.
     uri: String,
@@ -123,7 +130,7 @@ impl SqliteCatalog {
         }
         apply_migrations(&mut connection, path)?;
         let uri = format!("sqlite:{}", path.display());
-        Ok(SqliteCatalog { path: path.to_path_buf(), uri, connection: Mutex::new(connection) })
+        Ok(SqliteCatalog::new(Store { path: path.to_path_buf(), uri, connection: Mutex::new(connection) }))
     }
 
     /// An empty catalog in memory that stands in for `uri` until something is recorded there:
@@ -132,9 +139,29 @@ impl SqliteCatalog {
         let path = Path::new(IN_MEMORY);
         let mut connection = Connection::open(path).map_err(|err| sqlite_error(path, err))?;
         apply_migrations(&mut connection, path)?;
-        Ok(SqliteCatalog { path: path.to_path_buf(), uri: uri.to_string(), connection: Mutex::new(connection) })
+        Ok(SqliteCatalog::new(Store {
+            path: path.to_path_buf(),
+            uri: uri.to_string(),
+            connection: Mutex::new(connection),
+        }))
     }
 
+    fn new(store: Store) -> SqliteCatalog {
+        SqliteCatalog { store: Arc::new(store) }
+    }
+
+    /// Runs `work` on the store on one of tokio's blocking threads, and waits for it without
+    /// blocking this task.
+    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || work(&store)).await.map_err(|err| {
+            Error::new(ErrorKind::Catalog, format!("the catalog's call did not finish: {err}"))
+                .in_file(&self.store.path)
+        })?
+    }
+}
+
+impl Store {
     fn query(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<ImageRecord>> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let mut statement = connection.prepare(sql).map_err(|err| sqlite_error(&self.path, err))?;
@@ -181,7 +208,7 @@ fn stored_json(entry: &impl serde::Serialize) -> String {
     serde_json::to_string(entry).expect("an entry serialises")
 }
 
-impl SqliteCatalog {
+impl Store {
     fn read_stored<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T> {
         serde_json::from_str(text).map_err(|err| {
             Error::new(ErrorKind::Catalog, format!("an entry of {} cannot be read: {err}", self.uri))
@@ -205,33 +232,29 @@ fn sqlite_error(path: &Path, err: rusqlite::Error) -> Error {
         .help("check that the file is a paw catalog and is writable")
 }
 
-#[async_trait]
-impl Catalog for SqliteCatalog {
-    fn uri(&self) -> String {
-        self.uri.clone()
-    }
-
-    async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+/// The catalog's calls, on the blocking thread.
+impl Store {
+    fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2";
         Ok(self.query(sql, &[&workflow_id, &step_id])?.into_iter().next())
     }
 
-    async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
+    fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE workflow_id = ?1 ORDER BY create_at DESC, step_id";
         self.query(sql, &[&workflow_id])
     }
 
-    async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
+    fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE step_id = ?1 ORDER BY create_at DESC, workflow_id";
         self.query(sql, &[&step_id])
     }
 
-    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+    fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE fingerprint = ?1 ORDER BY create_at DESC, workflow_id";
         self.query(sql, &[&fingerprint])
     }
 
-    async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
+    fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
         let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let fail = |err| sqlite_error(&self.path, err);
         // IMMEDIATE takes the write lock first, so the check and the write are one step for every process.
@@ -256,7 +279,7 @@ impl Catalog for SqliteCatalog {
         Ok(Recorded::Written)
     }
 
-    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+    fn step_ids(&self) -> Result<Option<Vec<String>>> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let fail = |err| sqlite_error(&self.path, err);
         let mut statement = connection.prepare("SELECT DISTINCT step_id FROM images ORDER BY step_id").map_err(fail)?;
@@ -264,7 +287,7 @@ impl Catalog for SqliteCatalog {
         Ok(Some(ids.collect::<rusqlite::Result<Vec<String>>>().map_err(fail)?))
     }
 
-    async fn schema(&self) -> Result<String> {
+    fn schema(&self) -> Result<String> {
         if self.path == Path::new(IN_MEMORY) {
             return Ok("not created yet (the first build creates it)".into());
         }
@@ -275,7 +298,7 @@ impl Catalog for SqliteCatalog {
         Ok(format!("schema version {version}"))
     }
 
-    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
+    fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
         let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let fail = |err| sqlite_error(&self.path, err);
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
@@ -300,7 +323,7 @@ impl Catalog for SqliteCatalog {
         Ok(None)
     }
 
-    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
+    fn renew_build(&self, entry: &InFlight) -> Result<bool> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let updated = connection
             .execute(
@@ -311,7 +334,7 @@ impl Catalog for SqliteCatalog {
         Ok(updated == 1)
     }
 
-    async fn end_build(&self, entry: &InFlight) -> Result<()> {
+    fn end_build(&self, entry: &InFlight) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         connection
             .execute(
@@ -322,21 +345,21 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
+    fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
         self.stored("SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id", &[&workflow_id])
     }
 
-    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
+    fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE ami_id = ?1 ORDER BY create_at DESC, workflow_id";
         self.query(sql, &[&ami_id])
     }
 
-    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
+    fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE base_ami_id = ?1 ORDER BY create_at DESC, workflow_id";
         self.query(sql, &[&base_ami_id])
     }
 
-    async fn set_status(
+    fn set_status(
         &self,
         workflow_id: &str,
         step_id: &str,
@@ -358,7 +381,7 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+    fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let changed = connection
             .execute(
@@ -372,7 +395,7 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
+    fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let added = connection
             .execute(
@@ -384,7 +407,7 @@ impl Catalog for SqliteCatalog {
         Ok(added == 1)
     }
 
-    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
+    fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let changed = connection
             .execute(
@@ -398,15 +421,125 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
+    fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
         self.stored("SELECT entry FROM channels ORDER BY channel, step_id, seq DESC", &[])
     }
 
-    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+    fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
         self.stored(
             "SELECT entry FROM channels WHERE channel = ?1 AND step_id = ?2 ORDER BY seq DESC",
             &[&channel, &step_id],
         )
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    fn uri(&self) -> String {
+        self.store.uri.clone()
+    }
+
+    async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+        let (workflow_id, step_id) = (workflow_id.to_string(), step_id.to_string());
+        self.blocking(move |store| store.get(&workflow_id, &step_id)).await
+    }
+
+    async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
+        let workflow_id = workflow_id.to_string();
+        self.blocking(move |store| store.list_workflow(&workflow_id)).await
+    }
+
+    async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
+        let step_id = step_id.to_string();
+        self.blocking(move |store| store.list_step(&step_id)).await
+    }
+
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+        let fingerprint = fingerprint.to_string();
+        self.blocking(move |store| store.find_by_fingerprint(&fingerprint)).await
+    }
+
+    async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
+        let record = record.clone();
+        self.blocking(move |store| store.try_record(&record)).await
+    }
+
+    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+        self.blocking(Store::step_ids).await
+    }
+
+    async fn schema(&self) -> Result<String> {
+        self.blocking(Store::schema).await
+    }
+
+    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.begin_build(&entry)).await
+    }
+
+    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.renew_build(&entry)).await
+    }
+
+    async fn end_build(&self, entry: &InFlight) -> Result<()> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.end_build(&entry)).await
+    }
+
+    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
+        let workflow_id = workflow_id.to_string();
+        self.blocking(move |store| store.builds_in_flight(&workflow_id)).await
+    }
+
+    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
+        let ami_id = ami_id.to_string();
+        self.blocking(move |store| store.find_by_ami(&ami_id)).await
+    }
+
+    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
+        let base_ami_id = base_ami_id.to_string();
+        self.blocking(move |store| store.find_by_base(&base_ami_id)).await
+    }
+
+    async fn set_status(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        status: ImageStatus,
+        revocation: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let (workflow_id, step_id) = (workflow_id.to_string(), step_id.to_string());
+        let revocation = revocation.map(|(reason, at)| (reason.to_string(), at.to_string()));
+        self.blocking(move |store| {
+            let revocation = revocation.as_ref().map(|(reason, at)| (reason.as_str(), at.as_str()));
+            store.set_status(&workflow_id, &step_id, status, revocation)
+        })
+        .await
+    }
+
+    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+        let (workflow_id, step_id, copies) = (workflow_id.to_string(), step_id.to_string(), copies.clone());
+        self.blocking(move |store| store.set_copies(&workflow_id, &step_id, &copies)).await
+    }
+
+    async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.add_channel_entry(&entry)).await
+    }
+
+    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.update_channel_entry(&entry)).await
+    }
+
+    async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
+        self.blocking(Store::channel_entries).await
+    }
+
+    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        let (channel, step_id) = (channel.to_string(), step_id.to_string());
+        self.blocking(move |store| store.channel_history(&channel, &step_id)).await
     }
 }
 
