@@ -5,6 +5,7 @@
 //! reached through traits.
 
 pub mod ami;
+pub mod blocking;
 pub mod catalog;
 pub mod config;
 pub mod ec2;

@@ -154,10 +154,7 @@ impl SqliteCatalog {
     /// blocking this task.
     async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || work(&store)).await.map_err(|err| {
-            Error::new(ErrorKind::Catalog, format!("the catalog's call did not finish: {err}"))
-                .in_file(&self.store.path)
-        })?
+        crate::blocking::off_the_task(move || work(&store)).await
     }
 }
 

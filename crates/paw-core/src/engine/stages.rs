@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::{Event, LeftAmi, Reporter, StepFailure};
 use super::lease::Lease;
 use crate::ami::{self, AmiRef};
+use crate::blocking::off_the_task;
 use crate::catalog::{self, Catalog, ImageRecord, PackerRun};
 use crate::ec2::{Ec2, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
@@ -198,7 +199,9 @@ impl Stage for ComputeFingerprint {
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         if run.fingerprint.is_none() {
-            run.fingerprint = Some(fingerprint::fingerprint(cx.workflow, run.step, &run.source.id)?);
+            let (workflow, step, source) = (cx.workflow.clone(), run.step.clone(), run.source.id.clone());
+            let fingerprint = off_the_task(move || fingerprint::fingerprint(&workflow, &step, &source)).await?;
+            run.fingerprint = Some(fingerprint);
         }
         Ok(())
     }
@@ -217,7 +220,10 @@ impl Stage for Render {
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
         run.render_lock = Some(StepLock::acquire(run.step).await?);
-        run.prepared = Some(render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region)?);
+        let (workflow, step, source, region) =
+            (cx.workflow.clone(), run.step.clone(), run.source.clone(), cx.region.to_string());
+        let prepared = off_the_task(move || render::prepare_step(&workflow, &step, source, &region)).await?;
+        run.prepared = Some(prepared);
         Ok(())
     }
 }
