@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use paw_core::catalog::CatalogUri;
 
 #[derive(Debug, Parser)]
 #[command(name = "paw", version, about = "Build chains of AWS AMIs with Packer: render, validate, build, tag, record.")]
@@ -18,7 +19,7 @@ pub struct Cli {
     /// Where AMIs are recorded: sqlite:PATH or dynamodb:TABLE [default: "catalog" in
     /// workflow_param.json, else sqlite:<workflow>/.paw/catalog.sqlite]
     #[arg(long, global = true, env = "PAW_CATALOG", value_name = "URI")]
-    pub catalog: Option<String>,
+    pub catalog: Option<CatalogUri>,
 
     /// The workflow id of this run, instead of workflow_param.json's (e.g. one per commit in CI);
     /// for `images`, the workflow whose records to show.
@@ -273,10 +274,10 @@ pub enum CatalogCommand {
     Migrate {
         /// The catalog to read: sqlite:PATH or dynamodb:TABLE.
         #[arg(long, value_name = "URI")]
-        from: String,
+        from: CatalogUri,
         /// The catalog to write: sqlite:PATH or dynamodb:TABLE (created when missing).
         #[arg(long, value_name = "URI")]
-        to: String,
+        to: CatalogUri,
         /// Steps to copy besides the workflow folder's (a DynamoDB source cannot list its steps without a scan).
         #[arg(long = "step", value_name = "STEP")]
         steps: Vec<String>,

@@ -22,7 +22,7 @@ pub struct Context {
     workflow: std::result::Result<Workflow, Error>,
     /// Whether the workflow folder was named (-w): then a broken one is an error for every command.
     workflow_named: bool,
-    catalog_arg: Option<String>,
+    catalog_arg: Option<CatalogUri>,
     /// `--workflow-id` / PAW_WORKFLOW_ID: this run's workflow id, instead of workflow_param.json's.
     workflow_id: Option<String>,
     region: OnceCell<String>,
@@ -177,7 +177,7 @@ impl Context {
             Some(_) => self.optional_workflow()?,
             None => Some(self.workflow()?),
         };
-        CatalogUri::resolve(self.catalog_arg.as_deref(), workflow)
+        CatalogUri::resolve(self.catalog_arg.as_ref(), workflow)
     }
 
     /// The catalog, opened (and, for DynamoDB, created or completed) once.

@@ -201,6 +201,13 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "a catalog that is not one",
+        setup: |_| {},
+        args: &["-w", "wf", "--catalog", "postgres:x", "steps"],
+        code: 2,
+        expect: &["'--catalog <URI>': \"postgres:x\" is not a catalog", "help: write sqlite:PATH"],
+    },
+    Case {
         name: "cycle",
         setup: |p| {
             p.edit("wf/step1/step_param.json", "\"previous_step_id\": null", "\"previous_step_id\": \"step3\"");

@@ -180,9 +180,9 @@ impl CatalogUri {
     /// The catalog of a run: `explicit` (`--catalog` / PAW_CATALOG), else workflow_param.json's
     /// "catalog" (a relative SQLite path is relative to the workflow folder), else the embedded
     /// SQLite catalog in the workflow's `.paw/`.
-    pub fn resolve(explicit: Option<&str>, workflow: Option<&Workflow>) -> Result<CatalogUri> {
+    pub fn resolve(explicit: Option<&CatalogUri>, workflow: Option<&Workflow>) -> Result<CatalogUri> {
         if let Some(uri) = explicit {
-            return uri.parse();
+            return Ok(uri.clone());
         }
         let Some(workflow) = workflow else {
             return Err(Error::new(ErrorKind::Usage, "no catalog: there is no workflow folder here")

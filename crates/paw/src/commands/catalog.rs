@@ -16,11 +16,16 @@ pub struct Migrated {
     step_ids: Vec<String>,
 }
 
-pub async fn migrate(cx: &Context, from: &str, to: &str, steps: Vec<String>) -> paw_core::Result<Migrated> {
+pub async fn migrate(
+    cx: &Context,
+    from: &CatalogUri,
+    to: &CatalogUri,
+    steps: Vec<String>,
+) -> paw_core::Result<Migrated> {
     // The workflow, when there is one, gives the region and its step ids.
     let workflow = cx.optional_workflow()?;
-    let source = cx.open_catalog(from.parse::<CatalogUri>()?).await?;
-    let target = cx.open_catalog(to.parse::<CatalogUri>()?).await?;
+    let source = cx.open_catalog(from.clone()).await?;
+    let target = cx.open_catalog(to.clone()).await?;
     let mut step_ids: BTreeSet<String> = steps.into_iter().collect();
     step_ids.extend(workflow.iter().flat_map(|workflow| workflow.steps().iter().map(|step| step.id.clone())));
     match source.step_ids().await? {
@@ -28,7 +33,7 @@ pub async fn migrate(cx: &Context, from: &str, to: &str, steps: Vec<String>) -> 
         None if step_ids.is_empty() => {
             return Err(Error::new(
                 ErrorKind::Usage,
-                format!("{from} cannot list its steps without scanning the table"),
+                format!("{} cannot list its steps without scanning the table", source.uri()),
             )
             .help("run this from the workflow folder (-w DIR), or name the steps with --step"));
         }
