@@ -14,3 +14,4 @@ mod packer_output;
 mod recovery;
 mod regions;
 mod report;
+mod snapshots;
