@@ -156,6 +156,12 @@ impl SqliteCatalog {
         let store = Arc::clone(&self.store);
         crate::blocking::off_the_task(move || work(&store)).await
     }
+
+    /// The image records a query keyed by one value returns, in its order.
+    async fn records(&self, sql: &'static str, key: &str) -> Result<Vec<ImageRecord>> {
+        let key = key.to_string();
+        self.blocking(move |store| store.query(sql, &[&key])).await
+    }
 }
 
 impl Store {
@@ -234,21 +240,6 @@ impl Store {
     fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
         let sql = "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2";
         Ok(self.query(sql, &[&workflow_id, &step_id])?.into_iter().next())
-    }
-
-    fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
-        let sql = "SELECT * FROM images WHERE workflow_id = ?1 ORDER BY create_at DESC, step_id";
-        self.query(sql, &[&workflow_id])
-    }
-
-    fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
-        let sql = "SELECT * FROM images WHERE step_id = ?1 ORDER BY create_at DESC, workflow_id";
-        self.query(sql, &[&step_id])
-    }
-
-    fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
-        let sql = "SELECT * FROM images WHERE fingerprint = ?1 ORDER BY create_at DESC, workflow_id";
-        self.query(sql, &[&fingerprint])
     }
 
     fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
@@ -342,20 +333,6 @@ impl Store {
         Ok(())
     }
 
-    fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
-        self.stored("SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id", &[&workflow_id])
-    }
-
-    fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
-        let sql = "SELECT * FROM images WHERE ami_id = ?1 ORDER BY create_at DESC, workflow_id";
-        self.query(sql, &[&ami_id])
-    }
-
-    fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
-        let sql = "SELECT * FROM images WHERE base_ami_id = ?1 ORDER BY create_at DESC, workflow_id";
-        self.query(sql, &[&base_ami_id])
-    }
-
     fn set_status(
         &self,
         workflow_id: &str,
@@ -421,13 +398,6 @@ impl Store {
     fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
         self.stored("SELECT entry FROM channels ORDER BY channel, step_id, seq DESC", &[])
     }
-
-    fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
-        self.stored(
-            "SELECT entry FROM channels WHERE channel = ?1 AND step_id = ?2 ORDER BY seq DESC",
-            &[&channel, &step_id],
-        )
-    }
 }
 
 #[async_trait]
@@ -442,18 +412,16 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
-        let workflow_id = workflow_id.to_string();
-        self.blocking(move |store| store.list_workflow(&workflow_id)).await
+        self.records("SELECT * FROM images WHERE workflow_id = ?1 ORDER BY create_at DESC, step_id", workflow_id).await
     }
 
     async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
-        let step_id = step_id.to_string();
-        self.blocking(move |store| store.list_step(&step_id)).await
+        self.records("SELECT * FROM images WHERE step_id = ?1 ORDER BY create_at DESC, workflow_id", step_id).await
     }
 
     async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
-        let fingerprint = fingerprint.to_string();
-        self.blocking(move |store| store.find_by_fingerprint(&fingerprint)).await
+        let sql = "SELECT * FROM images WHERE fingerprint = ?1 ORDER BY create_at DESC, workflow_id";
+        self.records(sql, fingerprint).await
     }
 
     async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
@@ -486,17 +454,17 @@ impl Catalog for SqliteCatalog {
 
     async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
         let workflow_id = workflow_id.to_string();
-        self.blocking(move |store| store.builds_in_flight(&workflow_id)).await
+        let sql = "SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id";
+        self.blocking(move |store| store.stored(sql, &[&workflow_id])).await
     }
 
     async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
-        let ami_id = ami_id.to_string();
-        self.blocking(move |store| store.find_by_ami(&ami_id)).await
+        self.records("SELECT * FROM images WHERE ami_id = ?1 ORDER BY create_at DESC, workflow_id", ami_id).await
     }
 
     async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
-        let base_ami_id = base_ami_id.to_string();
-        self.blocking(move |store| store.find_by_base(&base_ami_id)).await
+        let sql = "SELECT * FROM images WHERE base_ami_id = ?1 ORDER BY create_at DESC, workflow_id";
+        self.records(sql, base_ami_id).await
     }
 
     async fn set_status(
@@ -536,7 +504,8 @@ impl Catalog for SqliteCatalog {
 
     async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
         let (channel, step_id) = (channel.to_string(), step_id.to_string());
-        self.blocking(move |store| store.channel_history(&channel, &step_id)).await
+        let sql = "SELECT entry FROM channels WHERE channel = ?1 AND step_id = ?2 ORDER BY seq DESC";
+        self.blocking(move |store| store.stored(sql, &[&channel, &step_id])).await
     }
 }
 
