@@ -57,6 +57,25 @@ fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("name and type are set")
 }
 
+/// The table's key, as the seed made it: `workflow_id` / `step_id`.
+fn table_key_schema() -> Vec<KeySchemaElement> {
+    vec![key("workflow_id", KeyType::Hash), key("step_id", KeyType::Range)]
+}
+
+/// Every one of paw's indexes: its attribute, newest first by `create_at`.
+fn index_key_schema(hash_key: &str) -> Vec<KeySchemaElement> {
+    vec![key(hash_key, KeyType::Hash), key("create_at", KeyType::Range)]
+}
+
+/// One item's key: `workflow_id` (a record's workflow, or paw's journal or channel key) and
+/// `step_id`.
+fn item_key(workflow_id: &str, step_id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("workflow_id".to_string(), AttributeValue::S(workflow_id.to_string())),
+        ("step_id".to_string(), AttributeValue::S(step_id.to_string())),
+    ])
+}
+
 fn string_attribute(name: &str) -> AttributeDefinition {
     AttributeDefinition::builder()
         .attribute_name(name)
@@ -123,8 +142,7 @@ impl DynamoCatalog {
     }
 
     fn check_key_schema(&self, table: &TableDescription) -> Result<()> {
-        let expected = [key("workflow_id", KeyType::Hash), key("step_id", KeyType::Range)];
-        if table.key_schema() != expected {
+        if table.key_schema() != table_key_schema() {
             return Err(Error::new(
                 ErrorKind::Catalog,
                 format!(
@@ -140,8 +158,7 @@ impl DynamoCatalog {
     fn index(name: &str, hash_key: &str) -> GlobalSecondaryIndex {
         GlobalSecondaryIndex::builder()
             .index_name(name)
-            .key_schema(key(hash_key, KeyType::Hash))
-            .key_schema(key("create_at", KeyType::Range))
+            .set_key_schema(Some(index_key_schema(hash_key)))
             .projection(all_attributes())
             .build()
             .expect("name and key are set")
@@ -153,8 +170,7 @@ impl DynamoCatalog {
             .client
             .create_table()
             .table_name(&self.table)
-            .key_schema(key("workflow_id", KeyType::Hash))
-            .key_schema(key("step_id", KeyType::Range))
+            .set_key_schema(Some(table_key_schema()))
             .set_attribute_definitions(Some(attribute_definitions()))
             .billing_mode(BillingMode::PayPerRequest);
         for (index, hash_key) in INDEXES {
@@ -174,8 +190,7 @@ impl DynamoCatalog {
     async fn add_index(&self, name: &str, hash_key: &str) -> Result<()> {
         let create = CreateGlobalSecondaryIndexAction::builder()
             .index_name(name)
-            .key_schema(key(hash_key, KeyType::Hash))
-            .key_schema(key("create_at", KeyType::Range))
+            .set_key_schema(Some(index_key_schema(hash_key)))
             .projection(all_attributes())
             .build()
             .expect("name, key and projection are set");
@@ -282,12 +297,11 @@ fn channel_key(channel: &str, step_id: &str, seq: Option<u64>) -> String {
 }
 
 /// A journal or channel entry's item: its key, and the entry as JSON.
-fn entry_item(hash: &str, range: String, entry: &impl serde::Serialize) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("workflow_id".to_string(), AttributeValue::S(hash.into())),
-        ("step_id".to_string(), AttributeValue::S(range)),
-        ("entry".to_string(), AttributeValue::S(serde_json::to_string(entry).expect("an entry serialises"))),
-    ])
+fn entry_item(hash: &str, range: &str, entry: &impl serde::Serialize) -> HashMap<String, AttributeValue> {
+    let mut item = item_key(hash, range);
+    let text = serde_json::to_string(entry).expect("an entry serialises");
+    item.insert("entry".to_string(), AttributeValue::S(text));
+    item
 }
 
 fn from_entry_item<T: serde::de::DeserializeOwned>(table: &str, item: &HashMap<String, AttributeValue>) -> Result<T> {
@@ -298,20 +312,18 @@ fn from_entry_item<T: serde::de::DeserializeOwned>(table: &str, item: &HashMap<S
 }
 
 fn channel_item(entry: &ChannelEntry) -> HashMap<String, AttributeValue> {
-    entry_item(CHANNELS_KEY, channel_key(&entry.channel, &entry.step_id, Some(entry.seq)), entry)
+    entry_item(CHANNELS_KEY, &channel_key(&entry.channel, &entry.step_id, Some(entry.seq)), entry)
 }
 
 fn journal_key(workflow_id: &str, step_id: &str) -> String {
     format!("{workflow_id}#{step_id}")
 }
 
+/// A journal entry's item, with its run id beside the entry for the conditional writes.
 fn journal_item(entry: &InFlight) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("workflow_id".to_string(), AttributeValue::S(JOURNAL_KEY.into())),
-        ("step_id".to_string(), AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id))),
-        ("run_id".to_string(), AttributeValue::S(entry.run_id.clone())),
-        ("entry".to_string(), AttributeValue::S(serde_json::to_string(entry).expect("a journal entry serialises"))),
-    ])
+    let mut item = entry_item(JOURNAL_KEY, &journal_key(&entry.workflow_id, &entry.step_id), entry);
+    item.insert("run_id".to_string(), AttributeValue::S(entry.run_id.clone()));
+    item
 }
 
 /// A conditional write that found the condition false: what lets one of two racing paws win.
@@ -340,8 +352,7 @@ impl Catalog for DynamoCatalog {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
-            .key("step_id", AttributeValue::S(step_id.to_string()))
+            .set_key(Some(item_key(workflow_id, step_id)))
             .consistent_read(true)
             .send()
             .await
@@ -406,8 +417,7 @@ impl Catalog for DynamoCatalog {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("workflow_id", AttributeValue::S(JOURNAL_KEY.into()))
-            .key("step_id", AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id)))
+            .set_key(Some(item_key(JOURNAL_KEY, &journal_key(&entry.workflow_id, &entry.step_id))))
             .consistent_read(true)
             .send()
             .await
@@ -428,8 +438,7 @@ impl Catalog for DynamoCatalog {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("workflow_id", AttributeValue::S(JOURNAL_KEY.into()))
-            .key("step_id", AttributeValue::S(journal_key(&entry.workflow_id, &entry.step_id)))
+            .set_key(Some(item_key(JOURNAL_KEY, &journal_key(&entry.workflow_id, &entry.step_id))))
             .condition_expression("run_id = :run")
             .expression_attribute_values(":run", AttributeValue::S(entry.run_id.clone()))
             .send()
@@ -472,8 +481,7 @@ impl Catalog for DynamoCatalog {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
-            .key("step_id", AttributeValue::S(step_id.to_string()))
+            .set_key(Some(item_key(workflow_id, step_id)))
             .condition_expression("attribute_exists(workflow_id)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
@@ -497,8 +505,7 @@ impl Catalog for DynamoCatalog {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("workflow_id", AttributeValue::S(workflow_id.to_string()))
-            .key("step_id", AttributeValue::S(step_id.to_string()))
+            .set_key(Some(item_key(workflow_id, step_id)))
             .condition_expression("attribute_exists(workflow_id)")
             .update_expression("SET copies = :copies")
             .expression_attribute_values(":copies", AttributeValue::S(text))
