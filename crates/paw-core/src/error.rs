@@ -51,6 +51,12 @@ impl ErrorKind {
     }
 }
 
+/// What a panic said (its payload is a `&str` or a `String` when it says anything).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    let text = payload.downcast_ref::<&str>().copied();
+    text.or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)")
+}
+
 /// The exit code of a bug in paw: a caught panic (sysexits' EX_SOFTWARE).
 pub const INTERNAL_ERROR_EXIT_CODE: i32 = 70;
 

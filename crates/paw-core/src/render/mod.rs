@@ -104,11 +104,7 @@ fn render_template_with(path: &Path, source: &str, context: Value) -> Result<Str
     match outcome {
         Ok(Ok(rendered)) => rendered,
         Ok(Err(panic)) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|text| text.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = crate::error::panic_message(panic.as_ref());
             Err(Error::new(ErrorKind::Internal, format!("paw crashed rendering this template: {what}"))
                 .in_file(path)
                 .help("this is a bug in paw, not in the template: please report it with the template"))

@@ -40,13 +40,10 @@ fn report_panics() {
         if std::env::var_os("RUST_BACKTRACE").is_some() {
             return default_hook(info);
         }
-        let payload = info.payload();
-        let message =
-            payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
         let location = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
         eprintln!(
             "error: paw crashed{location}: {}\n  help: this is a bug in paw; please report it with the command that ran it",
-            message.unwrap_or("(no message)")
+            paw_core::error::panic_message(info.payload())
         );
     }));
 }
