@@ -11,12 +11,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TableDescription,
 };
-use paw_core::catalog::{self, Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
+use paw_core::catalog::{
+    self, BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records,
+};
 use paw_core::{Error, ErrorKind, Result};
 
 use crate::aws_error;
@@ -258,6 +261,15 @@ impl DynamoCatalog {
 }
 
 impl DynamoCatalog {
+    /// A change to a record that is there: sent by `send_update`.
+    fn update_record(&self, workflow_id: &str, step_id: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key(workflow_id, step_id)))
+            .condition_expression("attribute_exists(workflow_id)")
+    }
+
     /// A conditional PutItem: false when the condition did not hold, and nothing was written.
     async fn put_if(
         &self,
@@ -327,6 +339,15 @@ fn journal_item(entry: &InFlight) -> HashMap<String, AttributeValue> {
 }
 
 /// A conditional write that found the condition false: what lets one of two racing paws win.
+/// Sends an `update_record`: a missing record is `missing_record`'s error.
+async fn send_update(request: UpdateItemFluentBuilder, workflow_id: &str, step_id: &str) -> Result<()> {
+    match request.send().await {
+        Ok(_) => Ok(()),
+        Err(err) if is_condition_failure(&err) => Err(catalog::missing_record(workflow_id, step_id)),
+        Err(err) => Err(aws_error("dynamodb:UpdateItem", err)),
+    }
+}
+
 fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
@@ -342,7 +363,7 @@ fn from_item(table: &str, item: &HashMap<String, AttributeValue>) -> Result<Imag
 }
 
 #[async_trait]
-impl Catalog for DynamoCatalog {
+impl Records for DynamoCatalog {
     fn uri(&self) -> String {
         format!("dynamodb:{}", self.table)
     }
@@ -397,18 +418,51 @@ impl Catalog for DynamoCatalog {
         }
     }
 
+    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(AMI_INDEX, "ami_id", ami_id).await
+    }
+
+    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(BASE_AMI_INDEX, "base_ami_id", base_ami_id).await
+    }
+
+    async fn set_status(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        status: ImageStatus,
+        revocation: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let request = self
+            .update_record(workflow_id, step_id)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+        let request = match revocation.filter(|_| status == ImageStatus::Revoked) {
+            Some((reason, at)) => request
+                .update_expression("SET #status = :status, revoked_reason = :reason, revoked_at = :at")
+                .expression_attribute_values(":reason", AttributeValue::S(reason.into()))
+                .expression_attribute_values(":at", AttributeValue::S(at.into())),
+            None => request.update_expression("SET #status = :status REMOVE revoked_reason, revoked_at"),
+        };
+        send_update(request, workflow_id, step_id).await
+    }
+
+    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+        let text = serde_json::to_string(copies).expect("a map serialises");
+        let request = self
+            .update_record(workflow_id, step_id)
+            .update_expression("SET copies = :copies")
+            .expression_attribute_values(":copies", AttributeValue::S(text));
+        send_update(request, workflow_id, step_id).await
+    }
+
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {
         Ok(None)
     }
+}
 
-    async fn schema(&self) -> Result<String> {
-        let table = self.describe().await?;
-        let table = table.as_ref();
-        let status = table.and_then(|table| table.table_status()).map_or("unknown", |status| status.as_str());
-        let indexes = INDEXES.iter().filter(|(index, _)| table.is_some_and(|table| has_index(table, index))).count();
-        Ok(format!("table {status}, {indexes} of paw's {} indexes", INDEXES.len()))
-    }
-
+#[async_trait]
+impl BuildJournal for DynamoCatalog {
     async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
         if self.put_if(journal_item(entry), "attribute_not_exists(step_id)", &[]).await? {
             return Ok(None);
@@ -461,63 +515,10 @@ impl Catalog for DynamoCatalog {
             .consistent_read(true);
         all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()
     }
+}
 
-    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
-        self.query_index(AMI_INDEX, "ami_id", ami_id).await
-    }
-
-    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
-        self.query_index(BASE_AMI_INDEX, "base_ami_id", base_ami_id).await
-    }
-
-    async fn set_status(
-        &self,
-        workflow_id: &str,
-        step_id: &str,
-        status: ImageStatus,
-        revocation: Option<(&str, &str)>,
-    ) -> Result<()> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key(workflow_id, step_id)))
-            .condition_expression("attribute_exists(workflow_id)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
-        let request = match revocation.filter(|_| status == ImageStatus::Revoked) {
-            Some((reason, at)) => request
-                .update_expression("SET #status = :status, revoked_reason = :reason, revoked_at = :at")
-                .expression_attribute_values(":reason", AttributeValue::S(reason.into()))
-                .expression_attribute_values(":at", AttributeValue::S(at.into())),
-            None => request.update_expression("SET #status = :status REMOVE revoked_reason, revoked_at"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(catalog::missing_record(workflow_id, step_id)),
-            Err(err) => Err(aws_error("dynamodb:UpdateItem", err)),
-        }
-    }
-
-    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
-        let text = serde_json::to_string(copies).expect("a map serialises");
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key(workflow_id, step_id)))
-            .condition_expression("attribute_exists(workflow_id)")
-            .update_expression("SET copies = :copies")
-            .expression_attribute_values(":copies", AttributeValue::S(text))
-            .send()
-            .await;
-        match request {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(catalog::missing_record(workflow_id, step_id)),
-            Err(err) => Err(aws_error("dynamodb:UpdateItem", err)),
-        }
-    }
-
+#[async_trait]
+impl Channels for DynamoCatalog {
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         self.put_if(channel_item(entry), "attribute_not_exists(step_id)", &[]).await
     }
@@ -551,5 +552,16 @@ impl Catalog for DynamoCatalog {
             .scan_index_forward(false)
             .consistent_read(true);
         all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()
+    }
+}
+
+#[async_trait]
+impl Catalog for DynamoCatalog {
+    async fn schema(&self) -> Result<String> {
+        let table = self.describe().await?;
+        let table = table.as_ref();
+        let status = table.and_then(|table| table.table_status()).map_or("unknown", |status| status.as_str());
+        let indexes = INDEXES.iter().filter(|(index, _)| table.is_some_and(|table| has_index(table, index))).count();
+        Ok(format!("table {status}, {indexes} of paw's {} indexes", INDEXES.len()))
     }
 }

@@ -121,11 +121,19 @@ pub struct Error {
     pub details: Option<String>,
 }
 
+/// What to do about a bug in paw.
+pub const BUG_HELP: &str = "this is a bug in paw: please report it with the command that ran it";
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error { kind, location: None, message: message.into(), help: None, details: None }
+    }
+
+    /// A bug in paw itself (exit 70), which the user can only report.
+    pub fn bug(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, message).help(BUG_HELP)
     }
 
     pub fn at(mut self, location: Location) -> Self {

@@ -2,7 +2,7 @@
 //! reading and writing the same table, and migration both ways.
 
 use paw_aws::dynamodb::DynamoCatalog;
-use paw_core::catalog::Catalog as _;
+use paw_core::catalog::Records as _;
 
 use crate::emulator::Emulator;
 use crate::harness::Paw;

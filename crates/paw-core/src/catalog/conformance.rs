@@ -1,10 +1,14 @@
-//! What every catalog backend must do, as one suite that each backend's tests run against it.
+//! What every catalog backend must do: one suite per part (records, build journal, channels),
+//! each on the edges a backend can get wrong (a missing item, writers racing, results that span
+//! pages), and `check`, which runs the three on one store with what holds across them. Each
+//! backend's tests run `check` on it.
 
 use std::collections::BTreeMap;
 
+use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
+use super::{BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records};
 use crate::error::ErrorKind;
 
 /// A record with recognisable values; `create_at` decides the order of listings.
@@ -36,11 +40,30 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
     }
 }
 
-/// Runs the suite. `prefix` keeps its workflow ids apart from anything else in the catalog;
-/// `other` is a second handle on the same catalog, as a second paw process would have.
+/// Runs the three suites on one store, and checks that its parts stay apart. `prefix` keeps the
+/// suite's workflow ids apart from anything else in the catalog; `other` is a second handle on the
+/// same catalog, as a second paw process would have.
 pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
-    let (wf_a, wf_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
     assert!(!catalog.schema().await.unwrap().is_empty());
+    records(catalog, other, prefix).await;
+    journal(catalog, other, prefix).await;
+    channels(catalog, other, prefix).await;
+    // Journal entries and channel entries (the channels suite's are of step s1) are not records.
+    let building = journal_entry(&format!("{prefix}-parts"), "s1", "run-1");
+    catalog.begin_build(&building).await.unwrap();
+    assert!(catalog.list_workflow(&building.workflow_id).await.unwrap().is_empty());
+    for listed in
+        other.list_step("s1").await.unwrap().into_iter().filter(|listed| listed.workflow_id.starts_with(prefix))
+    {
+        assert_eq!(catalog.get(&listed.workflow_id, "s1").await.unwrap().as_ref(), Some(&listed));
+    }
+    catalog.end_build(&building).await.unwrap();
+}
+
+/// The records: written once per step unless deregistered, listed newest first across pages, and
+/// changed only where they exist.
+pub async fn records(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
+    let (wf_a, wf_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
     assert_eq!(catalog.get(&wf_a, "s1").await.unwrap(), None);
     assert!(catalog.list_workflow(&wf_a).await.unwrap().is_empty());
 
@@ -100,18 +123,63 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     assert!(err.message.contains("already has AMI ami-first"), "{}", err.message);
     assert_eq!(catalog.get(&wf_b, "race").await.unwrap().unwrap().ami_id, "ami-first");
 
-    check_journal(catalog, other, &wf_a, &wf_b).await;
     check_lineage_and_revocation(catalog, other, prefix).await;
     let copies =
         [("eu-west-1".to_string(), "ami-eu".to_string()), ("us-west-2".to_string(), "ami-w".to_string())].into();
     catalog.set_copies(&wf_b, "race", &copies).await.unwrap();
     assert_eq!(other.get(&wf_b, "race").await.unwrap().unwrap().copies, copies);
-    check_channels(catalog, other, prefix).await;
     check_missing_record(catalog, prefix).await;
+    check_racing_writers(catalog, other, prefix).await;
+    check_paging(catalog, other, prefix).await;
+}
+
+/// Eight writers (two handles) record the same step at once: exactly one is written, and every
+/// other is told which record won.
+async fn check_racing_writers(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
+    let workflow_id = format!("{prefix}-racing");
+    let attempts: Vec<ImageRecord> = (0..8)
+        .map(|n| sample_record(&workflow_id, "s1", &format!("ami-racer-{n}"), "2026-01-05T00:00:00.000000+0000"))
+        .collect();
+    let results = join_all(attempts.iter().enumerate().map(|(n, record)| async move {
+        let handle = if n % 2 == 0 { catalog } else { other };
+        handle.try_record(record).await.unwrap()
+    }))
+    .await;
+    let winner = catalog.get(&workflow_id, "s1").await.unwrap().unwrap();
+    assert_eq!(results.iter().filter(|result| **result == Recorded::Written).count(), 1, "{results:?}");
+    for result in &results {
+        if let Recorded::Taken(existing) = result {
+            assert_eq!(existing.ami_id, winner.ami_id);
+        }
+    }
+}
+
+/// More records than one answer holds (DynamoDB pages at 1 MB): every listing has them all, in
+/// order.
+async fn check_paging(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
+    const RECORDS: usize = 24;
+    let step_id = format!("{prefix}-paged");
+    let padding = "x".repeat(50_000);
+    for n in 0..RECORDS {
+        let mut record = sample_record(
+            &format!("{prefix}-page-{n:02}"),
+            &step_id,
+            &format!("ami-page-{n:02}"),
+            &format!("2026-01-06T00:00:{n:02}.000000+0000"),
+        );
+        record.fingerprint = Some(format!("fp-{step_id}"));
+        record.details = json!({"padding": padding});
+        catalog.record(&record).await.unwrap();
+    }
+    let newest_first: Vec<String> = (0..RECORDS).rev().map(|n| format!("ami-page-{n:02}")).collect();
+    let ids = |records: Vec<ImageRecord>| records.into_iter().map(|r| r.ami_id).collect::<Vec<_>>();
+    assert_eq!(ids(other.list_step(&step_id).await.unwrap()), newest_first);
+    assert_eq!(ids(other.find_by_fingerprint(&format!("fp-{step_id}")).await.unwrap()), newest_first);
+    assert!(other.find_by_base("ami-base").await.unwrap().len() >= RECORDS);
 }
 
 /// Records by AMI and by base AMI; revoking and restoring keeps the reason only while revoked.
-async fn check_lineage_and_revocation(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
+async fn check_lineage_and_revocation(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
     let (wf_c, wf_d) = (format!("{prefix}-c"), format!("{prefix}-d"));
     let ami = format!("ami-{prefix}-lineage");
     let parent = sample_record(&wf_c, "p", &format!("{ami}-parent"), "2026-01-02T00:00:01.000000+0000");
@@ -143,8 +211,9 @@ async fn check_lineage_and_revocation(catalog: &dyn Catalog, other: &dyn Catalog
     assert_eq!((restored.status, restored.revoked_reason, restored.revoked_at), (ImageStatus::Available, None, None));
 }
 
-/// Channel entries: one per number, history newest first, updates in place, never records.
-async fn check_channels(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
+/// Channel entries: one per number (also for writers racing), history newest first, updates in
+/// place, and only of entries that exist.
+pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str) {
     let channel = format!("{prefix}-prod");
     let entry = |seq: u64, ami_id: &str| ChannelEntry {
         channel: channel.clone(),
@@ -168,14 +237,22 @@ async fn check_channels(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str
     assert!(other.channel_history(&channel, "s2").await.unwrap().is_empty());
     let all = catalog.channel_entries().await.unwrap();
     assert_eq!(all.iter().filter(|listed| listed.channel == channel).count(), 2);
-    assert!(catalog.list_step("s1").await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
     let gone = catalog.update_channel_entry(&entry(9, "ami-9")).await.unwrap_err();
     assert_eq!(gone.to_string(), super::missing_channel_entry(&entry(9, "ami-9")).to_string());
     assert!(other.channel_history(&channel, "s1").await.unwrap().iter().all(|listed| listed.seq != 9), "not created");
+
+    let racers: Vec<ChannelEntry> = (0..8).map(|n| entry(3, &format!("ami-racer-{n}"))).collect();
+    let added = join_all(racers.iter().enumerate().map(|(n, racer)| async move {
+        let handle = if n % 2 == 0 { catalog } else { other };
+        handle.add_channel_entry(racer).await.unwrap()
+    }))
+    .await;
+    assert_eq!(added.iter().filter(|added| **added).count(), 1, "{added:?}");
+    assert_eq!(other.channel_history(&channel, "s1").await.unwrap().len(), 3);
 }
 
 /// A change to a record the catalog does not have is an error, and creates nothing.
-async fn check_missing_record(catalog: &dyn Catalog, prefix: &str) {
+async fn check_missing_record(catalog: &dyn Records, prefix: &str) {
     let workflow_id = format!("{prefix}-missing");
     let expected = super::missing_record(&workflow_id, "nowhere").to_string();
     let status = catalog.set_status(&workflow_id, "nowhere", ImageStatus::Deregistered, None).await.unwrap_err();
@@ -204,10 +281,12 @@ fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {
     }
 }
 
-/// The build journal: one holder per step, conditional on the run, invisible to the records.
-async fn check_journal(catalog: &dyn Catalog, other: &dyn Catalog, wf_a: &str, wf_b: &str) {
-    let mine = journal_entry(wf_a, "s1", "run-1");
-    let theirs = journal_entry(wf_a, "s1", "run-2");
+/// The build journal: one holder per step (also for runs racing), renewed and ended only by its
+/// run; a gone entry is neither renewed nor an error to end.
+pub async fn journal(catalog: &dyn BuildJournal, other: &dyn BuildJournal, prefix: &str) {
+    let (wf_a, wf_b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    let mine = journal_entry(&wf_a, "s1", "run-1");
+    let theirs = journal_entry(&wf_a, "s1", "run-2");
     assert_eq!(catalog.begin_build(&mine).await.unwrap(), None);
     assert_eq!(other.begin_build(&theirs).await.unwrap(), Some(mine.clone()), "the step is held");
     assert!(!other.renew_build(&theirs).await.unwrap(), "only the holder renews");
@@ -216,14 +295,26 @@ async fn check_journal(catalog: &dyn Catalog, other: &dyn Catalog, wf_a: &str, w
     renewed.expires_at = 2_000;
     renewed.resources.instances.push("i-1".into());
     assert!(catalog.renew_build(&renewed).await.unwrap());
-    catalog.begin_build(&journal_entry(wf_b, "s1", "run-3")).await.unwrap();
-    assert_eq!(other.builds_in_flight(wf_a).await.unwrap(), [renewed.clone()]);
-    // Journal entries are not records.
-    assert!(catalog.list_workflow(wf_a).await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
-    assert!(catalog.list_step("s1").await.unwrap().iter().all(|record| record.ami_id.starts_with("ami-")));
+    catalog.begin_build(&journal_entry(&wf_b, "s1", "run-3")).await.unwrap();
+    assert_eq!(other.builds_in_flight(&wf_a).await.unwrap(), [renewed.clone()]);
     catalog.end_build(&renewed).await.unwrap();
-    assert!(catalog.builds_in_flight(wf_a).await.unwrap().is_empty());
+    assert!(catalog.builds_in_flight(&wf_a).await.unwrap().is_empty());
+    assert!(!catalog.renew_build(&renewed).await.unwrap(), "a gone entry is not renewed");
+    assert!(catalog.builds_in_flight(&wf_a).await.unwrap().is_empty(), "nor written again");
+    catalog.end_build(&renewed).await.unwrap();
     assert_eq!(other.begin_build(&theirs).await.unwrap(), None, "free again");
     other.end_build(&theirs).await.unwrap();
-    catalog.end_build(&journal_entry(wf_b, "s1", "run-3")).await.unwrap();
+    catalog.end_build(&journal_entry(&wf_b, "s1", "run-3")).await.unwrap();
+
+    let racers: Vec<InFlight> = (0..8).map(|n| journal_entry(&wf_a, "raced", &format!("run-{n}"))).collect();
+    let holders = join_all(racers.iter().enumerate().map(|(n, racer)| async move {
+        let handle = if n % 2 == 0 { catalog } else { other };
+        handle.begin_build(racer).await.unwrap()
+    }))
+    .await;
+    let winners: Vec<&InFlight> =
+        racers.iter().zip(&holders).filter(|(_, holder)| holder.is_none()).map(|(racer, _)| racer).collect();
+    let [winner] = winners.as_slice() else { panic!("{} runs took the lease: {holders:?}", winners.len()) };
+    assert!(holders.iter().flatten().all(|holder| holder.run_id == winner.run_id));
+    catalog.end_build(winner).await.unwrap();
 }

@@ -45,8 +45,8 @@ pub async fn copy_records(from: &dyn Catalog, to: &dyn Catalog, step_ids: &[Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::SqliteCatalog;
     use crate::catalog::conformance::sample_record;
+    use crate::catalog::{Records, SqliteCatalog};
 
     #[tokio::test]
     async fn migrate_copies_once_and_reports_conflicts() {

@@ -1,6 +1,8 @@
 //! The catalog: one record per (workflow_id, step_id) of every AMI paw made or adopted, so that the
-//! next step, and people, can find it. One trait; SQLite (embedded, the default) implements it here,
-//! DynamoDB in paw-aws; `conformance` is the suite both pass.
+//! next step, and people, can find it; beside the records, the build journal (leases) and the
+//! channels. Three traits, one per part, that a `Catalog` store implements together; SQLite
+//! (embedded, the default) here, DynamoDB in paw-aws; `conformance` has one suite per part, which
+//! both pass.
 
 mod channel;
 #[cfg(any(test, feature = "conformance"))]
@@ -36,8 +38,9 @@ pub enum Recorded {
     Taken(Box<ImageRecord>),
 }
 
+/// The records of AMIs: one per (workflow_id, step_id).
 #[async_trait]
-pub trait Catalog: Send + Sync {
+pub trait Records: Send + Sync {
     /// Where the records live, for messages: `sqlite:PATH` or `dynamodb:TABLE`.
     fn uri(&self) -> String;
 
@@ -92,24 +95,29 @@ pub trait Catalog: Send + Sync {
     /// Every step id the catalog has records of, or None when the backend cannot list them without
     /// reading everything (DynamoDB: paw never scans a table).
     async fn step_ids(&self) -> Result<Option<Vec<String>>>;
+}
 
-    /// What the store is, for `paw doctor`: its schema version, or its table's state.
-    async fn schema(&self) -> Result<String>;
-
+/// The build journal: one entry per step being built, which is the step's lease.
+#[async_trait]
+pub trait BuildJournal: Send + Sync {
     /// Takes the step's lease by writing its journal entry, in one atomic step for every process:
     /// None when taken, or the entry that holds the step now.
     async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>>;
 
     /// Rewrites the entry (renewed, or with more of the build in it) while its run still holds it;
-    /// false once it does not.
+    /// false once it does not (another run's, or gone).
     async fn renew_build(&self, entry: &InFlight) -> Result<bool>;
 
-    /// Removes the entry, if it is still this run's.
+    /// Removes the entry, if it is still this run's; nothing when it is gone or another run's.
     async fn end_build(&self, entry: &InFlight) -> Result<()>;
 
     /// The journal entries of one workflow.
     async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>>;
+}
 
+/// Channels: each a numbered history of the AMIs a step's channel pointed at.
+#[async_trait]
+pub trait Channels: Send + Sync {
     /// Adds a channel's history entry, unless one with its number exists (another paw set the
     /// channel meanwhile): false then.
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool>;
@@ -123,6 +131,13 @@ pub trait Catalog: Send + Sync {
 
     /// One channel's entries for one step, newest first.
     async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>>;
+}
+
+/// A catalog: the three parts, in one store (an SQLite file, a DynamoDB table).
+#[async_trait]
+pub trait Catalog: Records + BuildJournal + Channels {
+    /// What the store is, for `paw doctor`: its schema version, or its table's state.
+    async fn schema(&self) -> Result<String>;
 }
 
 /// A change to a record the catalog does not have (`set_status`, `set_copies`): every backend

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Catalog, ChannelEntry, ImageRecord, ImageStatus, InFlight, Recorded};
+use super::{BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once. Its calls
@@ -401,7 +401,7 @@ impl Store {
 }
 
 #[async_trait]
-impl Catalog for SqliteCatalog {
+impl Records for SqliteCatalog {
     fn uri(&self) -> String {
         self.store.uri.clone()
     }
@@ -427,35 +427,6 @@ impl Catalog for SqliteCatalog {
     async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
         let record = record.clone();
         self.blocking(move |store| store.try_record(&record)).await
-    }
-
-    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
-        self.blocking(Store::step_ids).await
-    }
-
-    async fn schema(&self) -> Result<String> {
-        self.blocking(Store::schema).await
-    }
-
-    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
-        let entry = entry.clone();
-        self.blocking(move |store| store.begin_build(&entry)).await
-    }
-
-    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
-        let entry = entry.clone();
-        self.blocking(move |store| store.renew_build(&entry)).await
-    }
-
-    async fn end_build(&self, entry: &InFlight) -> Result<()> {
-        let entry = entry.clone();
-        self.blocking(move |store| store.end_build(&entry)).await
-    }
-
-    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
-        let workflow_id = workflow_id.to_string();
-        let sql = "SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id";
-        self.blocking(move |store| store.stored(sql, &[&workflow_id])).await
     }
 
     async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
@@ -488,6 +459,37 @@ impl Catalog for SqliteCatalog {
         self.blocking(move |store| store.set_copies(&workflow_id, &step_id, &copies)).await
     }
 
+    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+        self.blocking(Store::step_ids).await
+    }
+}
+
+#[async_trait]
+impl BuildJournal for SqliteCatalog {
+    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.begin_build(&entry)).await
+    }
+
+    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.renew_build(&entry)).await
+    }
+
+    async fn end_build(&self, entry: &InFlight) -> Result<()> {
+        let entry = entry.clone();
+        self.blocking(move |store| store.end_build(&entry)).await
+    }
+
+    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
+        let workflow_id = workflow_id.to_string();
+        let sql = "SELECT entry FROM builds WHERE workflow_id = ?1 ORDER BY step_id";
+        self.blocking(move |store| store.stored(sql, &[&workflow_id])).await
+    }
+}
+
+#[async_trait]
+impl Channels for SqliteCatalog {
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         let entry = entry.clone();
         self.blocking(move |store| store.add_channel_entry(&entry)).await
@@ -506,6 +508,13 @@ impl Catalog for SqliteCatalog {
         let (channel, step_id) = (channel.to_string(), step_id.to_string());
         let sql = "SELECT entry FROM channels WHERE channel = ?1 AND step_id = ?2 ORDER BY seq DESC";
         self.blocking(move |store| store.stored(sql, &[&channel, &step_id])).await
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn schema(&self) -> Result<String> {
+        self.blocking(Store::schema).await
     }
 }
 

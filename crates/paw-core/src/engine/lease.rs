@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::events::Event;
-use super::stages::{self, Record, Services, StepRun, TagImage, run_stages};
+use super::stages::{self, ImageRun, Record, Services, StepRun, TagImage, run_stages};
 use crate::ami::AmiRef;
 use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun};
 use crate::ec2::{Image, ImageState};
@@ -26,6 +26,9 @@ pub struct Lease {
     entry: Mutex<InFlight>,
     /// Wakes the renewal to write a change (a new resource packer made) at once.
     changed: tokio::sync::Notify,
+    /// When the entry was last written: the lease is kept by each stage in turn (`stages::keeping`),
+    /// and a renewal is due a third of the lifetime after the last one, whichever stage runs.
+    renewed_at: Mutex<tokio::time::Instant>,
     ttl: i64,
 }
 
@@ -40,14 +43,8 @@ pub enum Taken {
 
 impl Lease {
     /// Tries to take the step's lease, for `ttl` seconds, once, settling a dead holder's entry
-    /// first. `replaces` is the record the plan would replace (`--force`), which is not "built
-    /// meanwhile".
-    pub async fn try_take(
-        cx: &Services<'_>,
-        run: &StepRun<'_>,
-        replaces: Option<&ImageRecord>,
-        ttl: i64,
-    ) -> Result<Taken> {
+    /// first. The record the plan would replace (`--force`) is not "built meanwhile".
+    pub async fn try_take(cx: &Services<'_>, run: &StepRun<'_>, ttl: i64) -> Result<Taken> {
         let host = catalog::this_host();
         let now = chrono::Utc::now();
         let mut entry = InFlight {
@@ -78,13 +75,18 @@ impl Lease {
                 None => return Ok(Taken::HeldBy(Box::new(holder))),
             }
         }
-        let lease = Lease { entry: Mutex::new(entry), changed: tokio::sync::Notify::new(), ttl };
+        let lease = Lease {
+            entry: Mutex::new(entry),
+            changed: tokio::sync::Notify::new(),
+            renewed_at: Mutex::new(tokio::time::Instant::now()),
+            ttl,
+        };
         // The holder this run waited for, or a settled dead run, may have recorded the step.
         let current = cx.catalog.get(&cx.workflow.param.workflow_id, &run.step.id).await;
         let built = match current {
             Ok(Some(record))
                 if record.status == ImageStatus::Available
-                    && replaces.is_none_or(|replaced| replaced.ami_id != record.ami_id) =>
+                    && run.replaces.is_none_or(|replaced| replaced.ami_id != record.ami_id) =>
             {
                 record
             }
@@ -95,8 +97,9 @@ impl Lease {
             }
         };
         lease.release(cx).await;
-        let same_inputs = match &run.fingerprint {
-            Some(fingerprint) => built.fingerprint.as_ref() == Some(&fingerprint.digest),
+        // A record without a fingerprint (the seed's) has at least to start from the same AMI.
+        let same_inputs = match &built.fingerprint {
+            Some(digest) => digest == &run.fingerprint.digest,
             None => built.base_ami_id == run.source.id,
         };
         if !same_inputs {
@@ -160,6 +163,7 @@ impl Lease {
             entry.clone()
         };
         if cx.catalog.renew_build(&entry).await? {
+            *self.renewed_at.lock().expect("the lease lock is not poisoned") = tokio::time::Instant::now();
             return Ok(());
         }
         Err(Error::new(
@@ -175,10 +179,12 @@ impl Lease {
         let step = self.entry.lock().expect("the lease lock is not poisoned").step_id.clone();
         let every = Duration::from_secs(u64::try_from(self.ttl / 3).unwrap_or(1).max(1));
         loop {
+            let due = *self.renewed_at.lock().expect("the lease lock is not poisoned") + every;
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep_until(due) => {}
                 () = self.changed.notified() => {}
             }
+            *self.renewed_at.lock().expect("the lease lock is not poisoned") = tokio::time::Instant::now();
             let entry = {
                 let mut entry = self.entry.lock().expect("the lease lock is not poisoned");
                 entry.expires_at = catalog::now_unix() + self.ttl;
@@ -342,12 +348,9 @@ async fn adopt(
 ) -> Result<()> {
     let step = cx.workflow.step(&entry.step_id).expect("adoptable checked the step");
     let source = AmiRef { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
-    let mut run = StepRun::new(cx.workflow, step, source);
-    run.fingerprint = Some(fingerprint);
     let ami_id = image.id.clone();
-    run.image = Some(image);
-    run.copies = copies;
-    run_stages(cx, &[&TagImage, &Record], &mut run).await.map_err(|failure| *failure.error)?;
+    let mut made = ImageRun { run: StepRun::new(cx.workflow, step, source, fingerprint), image, copies };
+    run_stages(cx, &[&TagImage, &Record], &mut made).await.map_err(|failure| *failure.error)?;
     let what = format!("adopted {ami_id} left by an interrupted run (its inputs still match)");
     cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
     Ok(())

@@ -27,8 +27,7 @@ use crate::packer::Packer;
 use crate::plan::{Action, PlannedStep};
 use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
-use lease::{Lease, Taken};
-use stages::{BuildStages, StepRun};
+use stages::{BuildStages, Finished, StepRun};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BuildOptions {
@@ -195,11 +194,7 @@ impl Engine<'_> {
                 // The plan's source, or the AMI the parent just got; a dry run's parent has none.
                 let fresh = planned.source.is_none() && parent_ami.is_some();
                 let source = planned.source.clone().or(parent_ami).unwrap_or_else(|| placeholder_for(step));
-                let mut run = StepRun::new(self.cx.workflow, step, source);
-                run.source_is_fresh = fresh;
-                run.fingerprint = planned.fingerprint.clone();
-                run.replaces = replaces.as_ref();
-                self.build_step(&mut run, options, packer_slots).await
+                self.build_step(planned, source, fresh, replaces.as_ref(), options, packer_slots).await
             }
         };
         result.unwrap_or_else(|StepFailure { error, amis }| {
@@ -208,67 +203,55 @@ impl Engine<'_> {
         })
     }
 
+    /// A step to build, through its stages (`BuildStages`).
     async fn build_step(
         &self,
-        run: &mut StepRun<'_>,
+        planned: &PlannedStep<'_>,
+        source: AmiRef,
+        source_is_fresh: bool,
+        replaces: Option<&ImageRecord>,
         options: BuildOptions,
         packer_slots: &Semaphore,
     ) -> std::result::Result<Outcome, StepFailure> {
         let started = Instant::now();
-        self.cx.reporter.event(Event::StepStarted { step: &run.step.id, source: &run.source });
-        // A step to build takes one of the --jobs slots, then its lease; while another run holds
-        // the lease it gives the slot back, so that this run builds other steps meanwhile.
-        let (lease, _slot) = if options.dry_run {
-            (None, None)
-        } else {
-            loop {
-                let slot = packer_slots.acquire().await.expect("the semaphore is never closed");
-                match Lease::try_take(&self.cx, run, run.replaces, self.lease_ttl).await? {
-                    Taken::Held(lease) => break (Some(lease), Some(slot)),
-                    Taken::BuiltMeanwhile(record) => {
-                        let what = format!("built meanwhile by another run: {}", record.ami_id);
-                        self.cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
-                        self.cx.reporter.event(Event::UpToDate { step: &run.step.id, ami_id: &record.ami_id });
-                        return Ok(Outcome::UpToDate { ami: record.as_source() });
-                    }
-                    Taken::HeldBy(holder) => {
-                        drop(slot);
-                        Lease::wait_for(&self.cx, &holder).await?;
-                    }
-                }
-            }
+        let step = planned.step;
+        self.cx.reporter.event(Event::StepStarted { step: &step.id, source: &source });
+        // The plan's fingerprint, or, when the parent is built in this run, one from its new AMI.
+        let fingerprint = match &planned.fingerprint {
+            Some(fingerprint) => fingerprint.clone(),
+            None => stages::inputs_fingerprint(self.cx.workflow, step, &source).await?,
         };
-        run.lease = lease.clone();
+        let mut run = StepRun::new(self.cx.workflow, step, source, fingerprint);
+        run.source_is_fresh = source_is_fresh;
+        run.replaces = replaces;
         let stages = BuildStages {
             packer: self.packer,
             packer_env: &self.packer_env,
             packer_debug: options.packer_debug,
-            dry_run: options.dry_run,
             delete_snapshots: options.delete_snapshots,
-            log_path: self.log_path(run.step),
+            log_path: self.log_path(step),
+            slots: packer_slots,
+            lease_ttl: self.lease_ttl,
         };
-        let result = match &lease {
-            // The lease is renewed for as long as the stages run.
-            Some(lease) => tokio::select! {
-                result = stages.run(&self.cx, run) => result,
-                () = lease.keep(&self.cx) => unreachable!("a lease is kept until dropped"),
-            },
-            None => stages.run(&self.cx, run).await,
-        };
-        if let Some(lease) = &lease {
-            lease.release(&self.cx).await;
-        }
-        result?;
         if options.dry_run {
+            stages.dry_run(&self.cx, run).await?;
             return Ok(Outcome::DryRun);
         }
-        let image = run.image.as_ref().expect("a build that ran all its stages made an AMI");
-        self.cx.reporter.event(Event::Built { step: &run.step.id, ami_id: &image.id });
-        Ok(Outcome::Built {
-            ami: AmiRef { id: image.id.clone(), name: run.ami_name.clone() },
-            packer_time: run.packer_time,
-            paw_time: started.elapsed().saturating_sub(run.packer_time),
-        })
+        match stages.run(&self.cx, run).await? {
+            Finished::BuiltMeanwhile(record) => {
+                self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
+                Ok(Outcome::UpToDate { ami: record.as_source() })
+            }
+            Finished::Built(made) => {
+                self.cx.reporter.event(Event::Built { step: &step.id, ami_id: &made.image.id });
+                let packer_time = made.run.packer_time;
+                Ok(Outcome::Built {
+                    ami: AmiRef { id: made.image.id, name: made.run.ami_name },
+                    packer_time,
+                    paw_time: started.elapsed().saturating_sub(packer_time),
+                })
+            }
+        }
     }
 
     /// A recorded AMI is only as good as EC2 says.

@@ -1,17 +1,23 @@
 //! One step's build as a list of stages, in the manner of Packer's own `multistep`: the stages run
-//! in turn; when one fails, or the run is interrupted, every stage that ran is cleaned up, in
-//! reverse order. `build_stages` is the whole pipeline of `paw build`; `paw images from-instance`
-//! (ops::from_instance) shares its stages where the two do the same thing.
+//! in turn; when they are done, or one fails, or the run is interrupted, every stage that ran is
+//! cleaned up, in reverse order (a cleanup undoes only what is not to be kept). `BuildStages::run`
+//! is the whole of what `paw build` does for a step, from its lease to its release;
+//! `paw images from-instance` (ops::from_instance) shares the stages where the two do the same.
+//!
+//! The state is typed by phase: the stages up to the making of the AMI work on a `StepRun`; the
+//! AMI is then found in EC2 (`find_made_image`), and the stages after it work on an `ImageRun`,
+//! which holds the image itself, so no stage after the AMI can run without one.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, LeftAmi, Reporter, StepFailure};
-use super::lease::Lease;
+use super::lease::{Lease, Taken};
 use crate::ami::{self, AmiRef};
 use crate::blocking::off_the_task;
 use crate::catalog::{self, Catalog, ImageRecord, PackerRun};
@@ -34,89 +40,258 @@ pub struct Services<'a> {
     pub cancel: &'a CancellationToken,
 }
 
-/// One step's build as it goes: what the stages learn and hand on.
+/// One step's build up to its AMI: what the step starts from, and what the stages learn and hand on.
 pub struct StepRun<'a> {
     pub step: &'a Step,
     pub source: AmiRef,
     /// The source is the AMI the parent got in this run: known to be available.
     pub source_is_fresh: bool,
     pub ami_name: String,
-    pub fingerprint: Option<Fingerprint>,
+    /// The step's inputs, from this source (`inputs_fingerprint`: computed once per step).
+    pub fingerprint: Fingerprint,
     /// This workflow's AMI of the step that `--force` replaces.
     pub replaces: Option<&'a ImageRecord>,
     /// The instance the AMI is made from, by hand, instead of packer.
     pub from_instance: Option<String>,
+    /// The rendered files packer reads: set by `Render`.
     pub prepared: Option<Prepared>,
     /// The step folder's rendered files are this run's from rendering until packer has read them.
     pub render_lock: Option<StepLock>,
-    /// The step's lease, while this run builds it (not in a dry run).
+    /// The step's lease and one of the `--jobs` slots, while this run builds it (`TakeLease`).
     pub lease: Option<Arc<Lease>>,
+    pub slot: Option<SemaphorePermit<'a>>,
     /// Every AMI this run made, with its region, from the moment it is known (packer reported it,
     /// CreateImage returned it) and before anything checks it: cleanup deregisters each one not
     /// recorded, whatever failed after.
     pub made: Vec<(String, String)>,
-    /// The AMI this run made, once EC2 has described it.
-    pub image: Option<Image>,
-    /// Its copies in other regions (packer's `ami_regions`), with their regions.
-    pub copies: Vec<(String, Image)>,
     /// Set once the AMI is in the catalog: from then on nothing undoes it.
     pub recorded: Option<ImageRecord>,
     pub packer_time: Duration,
 }
 
 impl<'a> StepRun<'a> {
-    pub fn new(workflow: &Workflow, step: &'a Step, source: AmiRef) -> StepRun<'a> {
+    pub fn new(workflow: &Workflow, step: &'a Step, source: AmiRef, fingerprint: Fingerprint) -> StepRun<'a> {
         StepRun {
             step,
             source,
             source_is_fresh: false,
             ami_name: ami::output_ami_name(workflow, step),
-            fingerprint: None,
+            fingerprint,
             replaces: None,
             from_instance: None,
             prepared: None,
             render_lock: None,
             lease: None,
+            slot: None,
             made: Vec::new(),
-            image: None,
-            copies: Vec::new(),
             recorded: None,
             packer_time: Duration::ZERO,
         }
     }
+
+    /// The rendered files; a stage that needs them comes after `Render` in every list.
+    fn prepared(&self) -> Result<&Prepared> {
+        let missing = || Error::bug(format!("step {}: a stage needs the rendered files before Render", self.step.id));
+        self.prepared.as_ref().ok_or_else(missing)
+    }
 }
 
-/// One stage: `run` does its part; `cleanup`, called in reverse order after a later stage (or this
-/// one) failed, undoes what is not to be kept, and says what became of the AMIs it touched.
+/// The step's AMI, made and found in EC2: what the stages after it work on.
+pub struct ImageRun<'a> {
+    pub run: StepRun<'a>,
+    pub image: Image,
+    /// Its copies in other regions (packer's `ami_regions`), with their regions.
+    pub copies: Vec<(String, Image)>,
+}
+
+/// The fingerprint of a step's inputs from `source`, computed off the async task (it reads and
+/// hashes files).
+pub async fn inputs_fingerprint(workflow: &Workflow, step: &Step, source: &AmiRef) -> Result<Fingerprint> {
+    let (workflow, step, source) = (workflow.clone(), step.clone(), source.id.clone());
+    off_the_task(move || fingerprint::fingerprint(&workflow, &step, &source)).await
+}
+
+/// What a stage says when it is done: go on, or the step needs nothing more.
+#[derive(Debug)]
+pub enum Next {
+    Continue,
+    /// Another run built the step meanwhile, from the same inputs: its record.
+    BuiltMeanwhile(Box<ImageRecord>),
+}
+
+/// The state stages work on: either phase knows its step and its lease.
+pub trait StepState: Send {
+    fn step_run(&self) -> &StepRun<'_>;
+}
+
+impl StepState for StepRun<'_> {
+    fn step_run(&self) -> &StepRun<'_> {
+        self
+    }
+}
+
+impl StepState for ImageRun<'_> {
+    fn step_run(&self) -> &StepRun<'_> {
+        &self.run
+    }
+}
+
+/// One stage: `run` does its part; `cleanup`, called in reverse order once the list is over
+/// (done, failed or interrupted), undoes what is not to be kept, and says what became of the AMIs
+/// it touched.
 #[async_trait]
-pub trait Stage: Send + Sync {
+pub trait Stage<S: StepState>: Send + Sync {
     fn name(&self) -> &'static str;
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure>;
+    async fn run(&self, cx: &Services<'_>, state: &mut S) -> Result<Next, StepFailure>;
 
-    async fn cleanup(&self, _cx: &Services<'_>, _run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, _cx: &Services<'_>, _state: &mut S) -> Vec<LeftAmi> {
         Vec::new()
     }
 }
 
-/// Runs the stages in order; on a failure or an interrupt, cleans up every stage that ran, the
-/// failed one included, last first.
-pub async fn run_stages(cx: &Services<'_>, stages: &[&dyn Stage], run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+/// Runs the stages in order, then cleans up every stage that ran, the failed one included, last
+/// first. An interrupt stops the list before the next stage.
+pub async fn run_stages<S: StepState>(
+    cx: &Services<'_>,
+    stages: &[&dyn Stage<S>],
+    state: &mut S,
+) -> Result<Next, StepFailure> {
+    let (started, result) = run_list(cx, stages, state).await;
+    finish(cx, &stages[..started], state, result).await
+}
+
+/// Runs the stages until one fails or says the step needs nothing more: how many started, and
+/// how it went. Nothing is cleaned up yet.
+async fn run_list<S: StepState>(
+    cx: &Services<'_>,
+    stages: &[&dyn Stage<S>],
+    state: &mut S,
+) -> (usize, Result<Next, StepFailure>) {
     for (index, stage) in stages.iter().enumerate() {
-        let (result, started) = if cx.cancel.is_cancelled() {
-            (Err(Error::new(ErrorKind::Interrupted, format!("interrupted before {}", stage.name())).into()), index)
-        } else {
-            cx.reporter.event(Event::Stage { step: &run.step.id, stage: stage.name() });
-            (stage.run(cx, run).await, index + 1)
-        };
-        if let Err(mut failure) = result {
-            for stage in stages[..started].iter().rev() {
-                failure.amis.extend(stage.cleanup(cx, run).await);
-            }
-            return Err(failure);
+        if cx.cancel.is_cancelled() {
+            let error = Error::new(ErrorKind::Interrupted, format!("interrupted before {}", stage.name()));
+            return (index, Err(error.into()));
+        }
+        cx.reporter.event(Event::Stage { step: &state.step_run().step.id, stage: stage.name() });
+        let lease = state.step_run().lease.clone();
+        match keeping(cx, lease, stage.run(cx, state)).await {
+            Ok(Next::Continue) => {}
+            done => return (index + 1, done),
         }
     }
-    Ok(())
+    (stages.len(), Ok(Next::Continue))
+}
+
+/// Cleans up `ran` in reverse order; the AMIs they report join a failure's.
+async fn finish<S: StepState, T>(
+    cx: &Services<'_>,
+    ran: &[&dyn Stage<S>],
+    state: &mut S,
+    mut result: Result<T, StepFailure>,
+) -> Result<T, StepFailure> {
+    for stage in ran.iter().rev() {
+        let lease = state.step_run().lease.clone();
+        let left = keeping(cx, lease, stage.cleanup(cx, state)).await;
+        if let Err(failure) = &mut result {
+            failure.amis.extend(left);
+        }
+    }
+    result
+}
+
+/// `work`, with the step's lease renewed while it runs (when the step holds one).
+async fn keeping<T>(cx: &Services<'_>, lease: Option<Arc<Lease>>, work: impl Future<Output = T>) -> T {
+    match lease {
+        Some(lease) => tokio::select! {
+            out = work => out,
+            () = lease.keep(cx) => unreachable!("a lease is kept until dropped"),
+        },
+        None => work.await,
+    }
+}
+
+/// How a step's pipeline ended, when it did not fail.
+pub enum Finished<'a> {
+    Built(Box<ImageRun<'a>>),
+    BuiltMeanwhile(Box<ImageRecord>),
+}
+
+/// A step's pipeline: the stages up to its AMI, the AMI found in EC2 (`find_made_image`), the
+/// stages after it; then every stage that ran is cleaned up, last first, whatever happened.
+pub async fn run_pipeline<'a>(
+    cx: &Services<'_>,
+    before: &[&dyn Stage<StepRun<'a>>],
+    after: &[&dyn Stage<ImageRun<'a>>],
+    mut run: StepRun<'a>,
+) -> Result<Finished<'a>, StepFailure> {
+    let (started, result) = run_list(cx, before, &mut run).await;
+    let found = match result {
+        Ok(Next::Continue) => {
+            let lease = run.lease.clone();
+            keeping(cx, lease, find_made_image(cx, &run)).await
+        }
+        Ok(Next::BuiltMeanwhile(record)) => {
+            let done = finish(cx, &before[..started], &mut run, Ok(())).await;
+            return done.map(|()| Finished::BuiltMeanwhile(record));
+        }
+        Err(failure) => Err(failure),
+    };
+    let (image, copies) = match found {
+        Ok(found) => found,
+        Err(failure) => return finish(cx, &before[..started], &mut run, Err(failure)).await,
+    };
+    let mut made = ImageRun { run, image, copies };
+    let (after_started, result) = run_list(cx, after, &mut made).await;
+    let result = finish(cx, &after[..after_started], &mut made, result).await;
+    let result = finish(cx, &before[..started], &mut made.run, result).await;
+    result.map(|next| match next {
+        Next::Continue => Finished::Built(Box::new(made)),
+        Next::BuiltMeanwhile(record) => Finished::BuiltMeanwhile(record),
+    })
+}
+
+/// The name of the stage that finds the AMI made.
+const FIND_IMAGE: &str = "finding the AMI";
+
+/// Between the stages that make the AMI and those that finish it: EC2's description of the AMI
+/// made in this region, with the step's name, and of its copies elsewhere. The AMI is the one
+/// made (packer reported it, CreateImage returned it), or, should packer's report be lost, the
+/// one AMI of the step's name made since packer started. Each copy is checked where it is.
+async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image, Vec<(String, Image)>), StepFailure> {
+    if cx.cancel.is_cancelled() {
+        return Err(Error::new(ErrorKind::Interrupted, format!("interrupted before {FIND_IMAGE}")).into());
+    }
+    cx.reporter.event(Event::Stage { step: &run.step.id, stage: FIND_IMAGE });
+    let Some((_, ami_id)) = run.made.iter().find(|(region, _)| region.as_str() == cx.region) else {
+        let what = format!("step {}: no stage made an AMI in {}", run.step.id, cx.region);
+        return Err(Error::bug(what).into());
+    };
+    let image = match cx.ec2.describe_image(ami_id).await? {
+        Some(image) if image.name == run.ami_name => image,
+        Some(image) => {
+            return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("{ami_id} is named \"{}\", not \"{}\" as step \"{}\" names its AMI", image.name, run.ami_name, run.step.id),
+                )
+                .help("paw names each step's AMI: set `ami_name = \"{{ builder.output_ami_name }}\"` in the template's source block (the seed's templates do)")
+                .into());
+        }
+        None => {
+            return Err(Error::new(ErrorKind::Aws, format!("{ami_id} was made, but EC2 does not describe it")).into());
+        }
+    };
+    let mut copies = Vec::new();
+    for (region, ami_id) in run.made.iter().filter(|(region, _)| region.as_str() != cx.region) {
+        match cx.ec2.in_region(region).describe_image(ami_id).await.map_err(|err| err.in_region(region))? {
+            Some(copy) => copies.push((region.clone(), copy)),
+            None => {
+                let what = format!("{ami_id} was made in {region}, but EC2 does not describe it there");
+                return Err(Error::new(ErrorKind::Aws, what).into());
+            }
+        }
+    }
+    Ok((image, copies))
 }
 
 /// What `paw build` does for a step to be built; a dry run stops before anything is made.
@@ -124,35 +299,81 @@ pub struct BuildStages<'a> {
     pub packer: &'a dyn Packer,
     pub packer_env: &'a [(String, String)],
     pub packer_debug: bool,
-    pub dry_run: bool,
     pub delete_snapshots: bool,
     pub log_path: PathBuf,
+    /// The `--jobs` slots, and how long a lease lasts unless renewed, in seconds.
+    pub slots: &'a Semaphore,
+    pub lease_ttl: i64,
 }
 
-impl BuildStages<'_> {
+impl<'a> BuildStages<'a> {
     /// The pipeline, in order.
-    pub async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        if self.dry_run {
-            let command = DryRun { packer: self.packer, debug: self.packer_debug };
-            return run_stages(cx, &[&SourceAvailable, &ComputeFingerprint, &Render, &NameFree, &command], run).await;
-        }
+    pub async fn run(&self, cx: &Services<'_>, run: StepRun<'a>) -> Result<Finished<'a>, StepFailure> {
+        let take_lease = TakeLease { slots: self.slots, ttl: self.lease_ttl };
         let packer = PackerBuild {
             packer: self.packer,
             env: self.packer_env,
             debug: self.packer_debug,
             log_path: &self.log_path,
         };
-        let stages: [&dyn Stage; 8] = [
-            &SourceAvailable,
-            &ComputeFingerprint,
-            &Render,
-            &NameFree,
-            &ReplaceOld { delete_snapshots: self.delete_snapshots },
-            &packer,
-            &TagImage,
-            &Record,
-        ];
-        run_stages(cx, &stages, run).await
+        let replace = ReplaceOld { delete_snapshots: self.delete_snapshots };
+        let before: [&dyn Stage<StepRun<'a>>; 6] =
+            [&take_lease, &SourceAvailable, &Render, &NameFree, &replace, &packer];
+        // ... then find_made_image, then:
+        let after: [&dyn Stage<ImageRun<'a>>; 2] = [&TagImage, &Record];
+        run_pipeline(cx, &before, &after, run).await
+    }
+
+    /// A dry run: the checks, the files rendered, and the exact packer command; nothing made.
+    pub async fn dry_run(&self, cx: &Services<'_>, mut run: StepRun<'a>) -> Result<(), StepFailure> {
+        let command = DryRun { packer: self.packer, debug: self.packer_debug };
+        let stages: [&dyn Stage<StepRun<'a>>; 4] = [&SourceAvailable, &Render, &NameFree, &command];
+        run_stages(cx, &stages, &mut run).await.map(|_| ())
+    }
+}
+
+/// The step's lease, under one of the `--jobs` slots. While another run holds the lease, this
+/// one gives the slot back (so that it builds other steps meanwhile) and waits; a step that run
+/// built meanwhile, from the same inputs, needs nothing more. Cleanup releases both.
+pub struct TakeLease<'a> {
+    pub slots: &'a Semaphore,
+    pub ttl: i64,
+}
+
+#[async_trait]
+impl<'a> Stage<StepRun<'a>> for TakeLease<'a> {
+    fn name(&self) -> &'static str {
+        "taking the step's lease"
+    }
+
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
+        loop {
+            let slot = self.slots.acquire().await.expect("the slots' semaphore is never closed");
+            match Lease::try_take(cx, run, self.ttl).await? {
+                Taken::Held(lease) => {
+                    run.lease = Some(lease);
+                    run.slot = Some(slot);
+                    return Ok(Next::Continue);
+                }
+                Taken::BuiltMeanwhile(record) => {
+                    let what = format!("built meanwhile by another run: {}", record.ami_id);
+                    cx.reporter.event(Event::Notice { step: &run.step.id, what: &what });
+                    return Ok(Next::BuiltMeanwhile(record));
+                }
+                Taken::HeldBy(holder) => {
+                    drop(slot);
+                    Lease::wait_for(cx, &holder).await?;
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Vec<LeftAmi> {
+        if let Some(lease) = run.lease.take() {
+            lease.release(cx).await;
+        }
+        run.slot = None;
+        Vec::new()
     }
 }
 
@@ -160,18 +381,18 @@ impl BuildStages<'_> {
 pub struct SourceAvailable;
 
 #[async_trait]
-impl Stage for SourceAvailable {
+impl<'a> Stage<StepRun<'a>> for SourceAvailable {
     fn name(&self) -> &'static str {
         "checking the source AMI"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         if run.source.is_placeholder() || run.source_is_fresh {
-            return Ok(());
+            return Ok(Next::Continue);
         }
         let image = cx.ec2.describe_image(&run.source.id).await?;
         if image.is_some_and(|image| image.state == ImageState::Available) {
-            return Ok(());
+            return Ok(Next::Continue);
         }
         let error = Error::new(
             ErrorKind::Usage,
@@ -188,43 +409,29 @@ impl Stage for SourceAvailable {
     }
 }
 
-/// The plan's fingerprint, or, when the parent was rebuilt in this run, one from its new AMI.
-pub struct ComputeFingerprint;
-
-#[async_trait]
-impl Stage for ComputeFingerprint {
-    fn name(&self) -> &'static str {
-        "fingerprinting the inputs"
-    }
-
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        if run.fingerprint.is_none() {
-            let (workflow, step, source) = (cx.workflow.clone(), run.step.clone(), run.source.id.clone());
-            let fingerprint = off_the_task(move || fingerprint::fingerprint(&workflow, &step, &source)).await?;
-            run.fingerprint = Some(fingerprint);
-        }
-        Ok(())
-    }
-}
-
-/// EC2's limits, the templates rendered from the source AMI and written, the HCL checked.
-/// (`packer validate` ran for every step before the build began: only the source AMI's id has
-/// changed since.)
+/// EC2's limits, the templates rendered from the source AMI and written, the HCL checked, under
+/// the step folder's lock. (`packer validate` ran for every step before the build began, on
+/// the same templates: only the source AMI's id may have changed since.)
 pub struct Render;
 
 #[async_trait]
-impl Stage for Render {
+impl<'a> Stage<StepRun<'a>> for Render {
     fn name(&self) -> &'static str {
         "rendering"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         run.render_lock = Some(StepLock::acquire(run.step).await?);
         let (workflow, step, source, region) =
             (cx.workflow.clone(), run.step.clone(), run.source.clone(), cx.region.to_string());
         let prepared = off_the_task(move || render::prepare_step(&workflow, &step, source, &region)).await?;
         run.prepared = Some(prepared);
-        Ok(())
+        Ok(Next::Continue)
+    }
+
+    async fn cleanup(&self, _cx: &Services<'_>, run: &mut StepRun<'a>) -> Vec<LeftAmi> {
+        run.render_lock = None;
+        Vec::new()
     }
 }
 
@@ -233,16 +440,16 @@ impl Stage for Render {
 pub struct NameFree;
 
 #[async_trait]
-impl Stage for NameFree {
+impl<'a> Stage<StepRun<'a>> for NameFree {
     fn name(&self) -> &'static str {
         "checking the AMI name"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         if run.replaces.is_none() {
             check_name_free(cx, run).await?;
         }
-        Ok(())
+        Ok(Next::Continue)
     }
 }
 
@@ -266,16 +473,15 @@ pub struct DryRun<'a> {
 }
 
 #[async_trait]
-impl Stage for DryRun<'_> {
+impl<'a> Stage<StepRun<'a>> for DryRun<'_> {
     fn name(&self) -> &'static str {
         "dry run"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let var_files = run.prepared.as_ref().map(Prepared::var_files).unwrap_or_default();
-        let command = self.packer.build_command(&var_files, self.debug);
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
+        let command = self.packer.build_command(&run.prepared()?.var_files(), self.debug);
         cx.reporter.event(Event::DryRun { step: &run.step.id, command: &command });
-        Ok(())
+        Ok(Next::Continue)
     }
 }
 
@@ -286,13 +492,13 @@ pub struct ReplaceOld {
 }
 
 #[async_trait]
-impl Stage for ReplaceOld {
+impl<'a> Stage<StepRun<'a>> for ReplaceOld {
     fn name(&self) -> &'static str {
         "replacing the old AMI"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let Some(old) = run.replaces else { return Ok(()) };
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
+        let Some(old) = run.replaces else { return Ok(Next::Continue) };
         let what = if let Some(owner) = &old.reused_from {
             cx.catalog.mark_deregistered(&old.workflow_id, &old.step_id).await?;
             format!("--force: dropped the reuse of {} (it stays, for workflow {owner})", old.ami_id)
@@ -302,16 +508,16 @@ impl Stage for ReplaceOld {
         };
         cx.reporter.event(Event::CleanedUp { step: &run.step.id, what: &what });
         check_name_free(cx, run).await?;
-        Ok(())
+        Ok(Next::Continue)
     }
 }
 
 /// The name of the stage in which packer runs: what an interrupt waits for.
 pub const PACKER_BUILD: &str = "running packer build";
 
-/// `packer build` (the step holds one of the `--jobs` slots: `Engine::build_step`). Its AMI is
-/// the one packer reports, or, should the report be lost, the one AMI of the step's name made
-/// since packer started. Cleanup deregisters an AMI that was not recorded, and its copies.
+/// `packer build`, under the step's lease and one of the `--jobs` slots (`TakeLease`). Every AMI
+/// packer reports is this run's from that moment (`made`), before anything checks it
+/// (`find_made_image` does). Cleanup deregisters an AMI that was not recorded, and its copies.
 pub struct PackerBuild<'a> {
     pub packer: &'a dyn Packer,
     pub env: &'a [(String, String)],
@@ -320,21 +526,18 @@ pub struct PackerBuild<'a> {
 }
 
 #[async_trait]
-impl Stage for PackerBuild<'_> {
+impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
     fn name(&self) -> &'static str {
         PACKER_BUILD
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        if cx.cancel.is_cancelled() {
-            return Err(Error::new(ErrorKind::Interrupted, "interrupted before packer started").into());
-        }
-        let var_files = run.prepared.as_ref().map(Prepared::var_files).unwrap_or_default();
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
+        let var_files = run.prepared()?.var_files();
         let step_id = run.step.id.clone();
         let (started, started_at) = (Instant::now(), chrono::Utc::now());
         let mut env = self.env.to_vec();
         if let Some(lease) = &run.lease {
-            let fingerprint = run.fingerprint.as_ref().map(|fingerprint| fingerprint.digest.clone());
+            let fingerprint = Some(run.fingerprint.digest.clone());
             let log_path = self.log_path.to_path_buf();
             lease.record_build(cx, PackerRun { started_at: started_at.to_rfc3339(), fingerprint, log_path }).await?;
             env.push((catalog::RUN_ID_ENV.to_string(), lease.run_id()));
@@ -358,50 +561,23 @@ impl Stage for PackerBuild<'_> {
         };
         let output = self.packer.build(&request, &on_line, cx.cancel).await?;
         run.packer_time = started.elapsed();
-        // What packer reports is this run's before anything is checked: a failing look-up below
-        // must not leave it in EC2 unknown (cleanup deregisters what `made` holds).
         run.made.extend(output.amis.iter().cloned());
-        let (here, elsewhere): (Vec<_>, Vec<_>) =
-            output.amis.into_iter().partition(|(region, _)| region.as_str() == cx.region);
-        let reported: Vec<String> = here.into_iter().map(|(_, ami_id)| ami_id).collect();
         if let Some(failure) = output.failure {
             // An interrupt or a failing post-processor can come after packer made the AMI: what it
             // made is not recorded, so cleanup removes it, in every region.
+            let reported: Vec<String> = run.made.iter().map(|(_, ami_id)| ami_id.clone()).collect();
             let amis = unreported_images(cx, &run.ami_name, &reported, started_at).await;
             return Err(StepFailure { error: Box::new(failure), amis });
         }
-        let images = cx.ec2.images_named(&run.ami_name).await?;
-        let image = match reported.first() {
-            Some(ami_id) => images.into_iter().find(|image| &image.id == ami_id).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Aws,
-                    format!("packer reported {ami_id}, but EC2 has no such AMI named \"{}\"", run.ami_name),
-                )
-            })?,
-            None => {
-                let image = adopt_unreported(cx, run, images, started_at, self.log_path)?;
-                run.made.push((cx.region.to_string(), image.id.clone()));
-                image
-            }
-        };
-        run.image = Some(image);
-        // Each copy is checked where it is; cleanup undoes every one found so far.
-        for (region, ami_id) in elsewhere {
-            match cx.ec2.in_region(&region).describe_image(&ami_id).await? {
-                Some(copy) => run.copies.push((region, copy)),
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::Aws,
-                        format!("packer reported {ami_id} in {region}, but EC2 has no such AMI there"),
-                    )
-                    .into());
-                }
-            }
+        if !run.made.iter().any(|(region, _)| region.as_str() == cx.region) {
+            let images = cx.ec2.images_named(&run.ami_name).await?;
+            let image = adopt_unreported(cx, run, images, started_at, self.log_path)?;
+            run.made.push((cx.region.to_string(), image.id));
         }
-        Ok(())
+        Ok(Next::Continue)
     }
 
-    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Vec<LeftAmi> {
         undo_unrecorded(cx, run).await
     }
 }
@@ -517,35 +693,32 @@ pub fn image_and_snapshots(image: &Image) -> Vec<String> {
 pub struct TagImage;
 
 #[async_trait]
-impl Stage for TagImage {
+impl<'a> Stage<ImageRun<'a>> for TagImage {
     fn name(&self) -> &'static str {
         "tagging"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let tags = step_tags(cx, run);
-        let image = run.image.as_mut().expect("PackerBuild ran");
-        cx.ec2.create_tags(&image_and_snapshots(image), &tags).await?;
+    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
+        let tags = step_tags(cx, &made.run);
+        cx.ec2.create_tags(&image_and_snapshots(&made.image), &tags).await?;
         // The record describes the image as it is now, without asking EC2 again.
-        image.add_tags(&tags);
+        made.image.add_tags(&tags);
         // Copies get the same tags where they are (CopyImage and ami_regions do not copy them).
-        for (region, copy) in &run.copies {
+        for (region, copy) in &made.copies {
             cx.ec2
                 .in_region(region)
                 .create_tags(&image_and_snapshots(copy), &tags)
                 .await
                 .map_err(|err| err.in_region(region))?;
         }
-        Ok(())
+        Ok(Next::Continue)
     }
 }
 
 /// The tags of the step's AMI and its snapshots: the step's, and its inputs' fingerprint.
 pub fn step_tags(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<(String, String)> {
     let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
-    if let Some(fingerprint) = &run.fingerprint {
-        ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &fingerprint.digest);
-    }
+    ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &run.fingerprint.digest);
     tags
 }
 
@@ -553,22 +726,20 @@ pub fn step_tags(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<(String, String)> 
 pub struct Record;
 
 #[async_trait]
-impl Stage for Record {
+impl<'a> Stage<ImageRun<'a>> for Record {
     fn name(&self) -> &'static str {
         "recording"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let image = run.image.as_ref().expect("the AMI exists before it is recorded");
-        let mut record = ImageRecord::of_image(cx.workflow, run.step, &run.source, cx.region, image);
-        if let Some(fingerprint) = &run.fingerprint {
-            record.fingerprint = Some(fingerprint.digest.clone());
-            record.fingerprint_inputs = Some(fingerprint.inputs.clone());
-        }
+    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
+        let run = &made.run;
+        let mut record = ImageRecord::of_image(cx.workflow, run.step, &run.source, cx.region, &made.image);
+        record.fingerprint = Some(run.fingerprint.digest.clone());
+        record.fingerprint_inputs = Some(run.fingerprint.inputs.clone());
         record.from_instance = run.from_instance.clone();
-        record.copies = run.copies.iter().map(|(region, copy)| (region.clone(), copy.id.clone())).collect();
+        record.copies = made.copies.iter().map(|(region, copy)| (region.clone(), copy.id.clone())).collect();
         cx.catalog.record(&record).await?;
-        run.recorded = Some(record);
-        Ok(())
+        made.run.recorded = Some(record);
+        Ok(Next::Continue)
     }
 }

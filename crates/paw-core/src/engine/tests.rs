@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::stages::{Services, Stage, StepRun, run_stages};
+use super::stages::{Next, Services, Stage, StepRun, run_stages};
 use super::*;
 use crate::catalog::conformance::sample_record;
-use crate::catalog::{Catalog, SqliteCatalog};
+use crate::catalog::{BuildJournal, Catalog, Records, SqliteCatalog};
 use crate::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use crate::packer::{BuildOutput, BuildRequest, Packer};
 use crate::plan;
@@ -26,7 +26,7 @@ const ROOT_AMI: &str = "ami-785db401";
 struct FakeEc2 {
     images: Mutex<BTreeMap<String, Image>>,
     made: AtomicUsize,
-    /// DescribeImages by name fails, as a throttled or unanswered call does.
+    /// DescribeImages fails, as a throttled or unanswered call does.
     lookups_fail: std::sync::atomic::AtomicBool,
     /// "deregister ami-…" and "tag ami-…", in order.
     calls: Mutex<Vec<String>>,
@@ -66,6 +66,13 @@ impl FakeEc2 {
     fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
+
+    fn lookup(&self) -> Result<()> {
+        if self.lookups_fail.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Aws, "DescribeImages: RequestLimitExceeded (throttled)"));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -91,13 +98,12 @@ impl Ec2 for FakeEc2 {
     }
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
+        self.lookup()?;
         Ok(self.images.lock().unwrap().get(image_id).cloned())
     }
 
     async fn images_named(&self, name: &str) -> Result<Vec<Image>> {
-        if self.lookups_fail.load(Ordering::SeqCst) {
-            return Err(Error::new(ErrorKind::Aws, "DescribeImages: RequestLimitExceeded (throttled)"));
-        }
+        self.lookup()?;
         Ok(self.images.lock().unwrap().values().filter(|image| image.name == name).cloned().collect())
     }
 
@@ -374,29 +380,36 @@ struct Noting<'a> {
 }
 
 #[async_trait]
-impl Stage for Noting<'_> {
+impl<'a> Stage<StepRun<'a>> for Noting<'_> {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    async fn run(&self, _: &Services<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, _: &Services<'_>, _: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         self.log.lock().unwrap().push(format!("run {}", self.name));
-        if self.fails { Err(Error::new(ErrorKind::Packer, "it failed").into()) } else { Ok(()) }
+        if self.fails { Err(Error::new(ErrorKind::Packer, "it failed").into()) } else { Ok(Next::Continue) }
     }
 
-    async fn cleanup(&self, _: &Services<'_>, _: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, _: &Services<'_>, _: &mut StepRun<'a>) -> Vec<LeftAmi> {
         self.log.lock().unwrap().push(format!("cleanup {}", self.name));
         Vec::new()
     }
 }
 
 #[tokio::test]
-async fn stages_that_ran_are_cleaned_up_in_reverse_order_on_failure_and_on_interrupt() {
+async fn stages_that_ran_are_cleaned_up_in_reverse_order_when_done_on_failure_and_on_interrupt() {
     let fixture = Fixture::new("chain");
     let step = fixture.workflow.step("step1").unwrap();
     let log = Mutex::new(Vec::new());
+    let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step, ROOT_AMI).unwrap();
+    let mut run = StepRun::new(&fixture.workflow, step, AmiRef::placeholder("x"), fingerprint);
+    // Done: each stage's cleanup runs all the same (a lease is released, a lock let go).
+    let [a, b] = ["a", "b"].map(|name| Noting { name, fails: false, log: &log });
+    assert!(matches!(run_stages(&fixture.cx(), &[&a, &b], &mut run).await, Ok(Next::Continue)));
+    assert_eq!(*log.lock().unwrap(), ["run a", "run b", "cleanup b", "cleanup a"]);
+
+    log.lock().unwrap().clear();
     let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| Noting { name, fails: name == "c", log: &log });
-    let mut run = StepRun::new(&fixture.workflow, step, AmiRef::placeholder("x"));
     let failure = run_stages(&fixture.cx(), &[&a, &b, &c, &d], &mut run).await.unwrap_err();
     assert_eq!(failure.error.message, "it failed");
     assert_eq!(*log.lock().unwrap(), ["run a", "run b", "run c", "cleanup c", "cleanup b", "cleanup a"]);
@@ -414,14 +427,14 @@ async fn stages_that_ran_are_cleaned_up_in_reverse_order_on_failure_and_on_inter
 struct Interrupt<'a>(&'a CancellationToken);
 
 #[async_trait]
-impl Stage for Interrupt<'_> {
+impl<'a> Stage<StepRun<'a>> for Interrupt<'_> {
     fn name(&self) -> &'static str {
         "interrupt"
     }
 
-    async fn run(&self, _: &Services<'_>, _: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, _: &Services<'_>, _: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         self.0.cancel();
-        Ok(())
+        Ok(Next::Continue)
     }
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::ami;
 use crate::catalog::ImageRecord;
 use crate::engine::events::{LeftAmi, StepFailure};
-use crate::engine::stages::{self, ComputeFingerprint, NameFree, Record, Services, Stage, StepRun, run_stages};
+use crate::engine::stages::{self, Finished, ImageRun, NameFree, Next, Record, Services, Stage, StepRun, run_pipeline};
 use crate::error::{Error, ErrorKind, Result};
 use crate::source;
 use crate::workflow::Step;
@@ -21,32 +21,39 @@ pub async fn image_from_instance(
     wait: Option<Duration>,
 ) -> Result<ImageRecord> {
     let source = source::recorded_source(cx.workflow, cx.catalog, step).await?;
-    let mut run = StepRun::new(cx.workflow, step, source);
+    // The inputs' fingerprint is recorded so that a later change of a template step's inputs shows.
+    let fingerprint = stages::inputs_fingerprint(cx.workflow, step, &source).await?;
+    let mut run = StepRun::new(cx.workflow, step, source, fingerprint);
     run.from_instance = Some(instance_id.to_string());
     let stopped = InstanceStopped { instance_id };
     let create = CreateImage { instance_id };
     let tag_snapshots = TagSnapshots { wait };
-    // The inputs' fingerprint is recorded so that a later change of a template step's inputs shows.
-    let stages: [&dyn Stage; 7] = [&Limits, &stopped, &NameFree, &ComputeFingerprint, &create, &Record, &tag_snapshots];
-    let result = run_stages(cx, &stages, &mut run).await;
-    result.map_err(|StepFailure { error, amis }| {
+    let before: [&dyn Stage<StepRun<'_>>; 4] = [&Limits, &stopped, &NameFree, &create];
+    // ... then the AMI found in EC2, then:
+    let after: [&dyn Stage<ImageRun<'_>>; 2] = [&Record, &tag_snapshots];
+    let finished = run_pipeline(cx, &before, &after, run).await.map_err(|StepFailure { error, amis }| {
         let fates: Vec<String> = amis.iter().map(|left| format!("{}: {}", left.ami_id, left.fate)).collect();
         if fates.is_empty() { *error } else { error.details(fates.join("\n")) }
     })?;
-    Ok(run.recorded.expect("Record ran"))
+    let recorded = match finished {
+        Finished::Built(made) => made.run.recorded,
+        Finished::BuiltMeanwhile(_) => None,
+    };
+    recorded.ok_or_else(|| Error::bug("the AMI from the instance was made but not recorded"))
 }
 
 /// EC2's limits on the step's AMI name and tags.
 struct Limits;
 
 #[async_trait]
-impl Stage for Limits {
+impl<'a> Stage<StepRun<'a>> for Limits {
     fn name(&self) -> &'static str {
         "checking EC2's limits"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        Ok(ami::check_limits(cx.workflow, run.step, &run.source)?)
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
+        ami::check_limits(cx.workflow, run.step, &run.source)?;
+        Ok(Next::Continue)
     }
 }
 
@@ -55,15 +62,15 @@ struct InstanceStopped<'a> {
 }
 
 #[async_trait]
-impl Stage for InstanceStopped<'_> {
+impl<'a> Stage<StepRun<'a>> for InstanceStopped<'_> {
     fn name(&self) -> &'static str {
         "checking the instance"
     }
 
-    async fn run(&self, cx: &Services<'_>, _run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, _run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         let instance_id = self.instance_id;
         match cx.ec2.instance_state(instance_id).await?.as_deref() {
-            Some("stopped") => Ok(()),
+            Some("stopped") => Ok(Next::Continue),
             None => Err(Error::new(ErrorKind::Usage, format!("there is no instance {instance_id} in {}", cx.region))
                 .help("check the instance id and the region")
                 .into()),
@@ -83,24 +90,20 @@ struct CreateImage<'a> {
 }
 
 #[async_trait]
-impl Stage for CreateImage<'_> {
+impl<'a> Stage<StepRun<'a>> for CreateImage<'_> {
     fn name(&self) -> &'static str {
         "creating the AMI"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         let tags = stages::step_tags(cx, run);
         let ami_id = cx.ec2.create_image(self.instance_id, &run.ami_name, &tags).await?;
         // This run's from here on, whatever the look-up says: cleanup deregisters it unless recorded.
-        run.made.push((cx.region.to_string(), ami_id.clone()));
-        let image = cx.ec2.describe_image(&ami_id).await?.ok_or_else(|| {
-            Error::new(ErrorKind::Aws, format!("CreateImage returned {ami_id}, but EC2 does not describe it"))
-        })?;
-        run.image = Some(image);
-        Ok(())
+        run.made.push((cx.region.to_string(), ami_id));
+        Ok(Next::Continue)
     }
 
-    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Vec<LeftAmi> {
+    async fn cleanup(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Vec<LeftAmi> {
         stages::undo_unrecorded(cx, run).await
     }
 }
@@ -112,18 +115,17 @@ struct TagSnapshots {
 }
 
 #[async_trait]
-impl Stage for TagSnapshots {
+impl<'a> Stage<ImageRun<'a>> for TagSnapshots {
     fn name(&self) -> &'static str {
         "waiting for the AMI"
     }
 
-    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'_>) -> Result<(), StepFailure> {
-        let Some(timeout) = self.wait else { return Ok(()) };
-        let ami_id = &run.image.as_ref().expect("CreateImage ran").id;
-        let image = cx.ec2.wait_until_available(ami_id, timeout).await?;
+    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
+        let Some(timeout) = self.wait else { return Ok(Next::Continue) };
+        let image = cx.ec2.wait_until_available(&made.image.id, timeout).await?;
         if !image.snapshot_ids.is_empty() {
-            cx.ec2.create_tags(&image.snapshot_ids, &stages::step_tags(cx, run)).await?;
+            cx.ec2.create_tags(&image.snapshot_ids, &stages::step_tags(cx, &made.run)).await?;
         }
-        Ok(())
+        Ok(Next::Continue)
     }
 }

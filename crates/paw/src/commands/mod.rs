@@ -42,8 +42,9 @@ fn report_panics() {
         }
         let location = info.location().map(|at| format!(" at {}:{}", at.file(), at.line())).unwrap_or_default();
         eprintln!(
-            "error: paw crashed{location}: {}\n  help: this is a bug in paw; please report it with the command that ran it",
-            paw_core::error::panic_message(info.payload())
+            "error: paw crashed{location}: {}\n  help: {}",
+            paw_core::error::panic_message(info.payload()),
+            paw_core::error::BUG_HELP
         );
     }));
 }
