@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod context;
+mod install;
 mod output;
 mod signals;
 

@@ -1,7 +1,5 @@
-//! The `packer` binary: finding it, `init`, `validate`, and reading `-machine-readable` output;
-//! `install` downloads one.
-
-pub mod install;
+//! The `packer` binary: finding it, `init`, `validate`, and reading `-machine-readable` output.
+//! (`paw packer install`, which downloads one, is the binary's: paw-core makes no HTTP calls.)
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -48,6 +46,16 @@ pub struct PackerBinary {
     version: tokio::sync::OnceCell<(u32, u32, u32)>,
 }
 
+/// paw's own place for packer (`paw packer install`): `$XDG_DATA_HOME/paw/bin`, else
+/// `~/.local/share/paw/bin`.
+pub fn own_dir() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data.join("paw/bin"))
+}
+
 impl PackerBinary {
     /// The packer named by PAW_PACKER, else the first on PATH, else the one `paw packer install`
     /// put in its own folder; `None` when there is none.
@@ -58,7 +66,7 @@ impl PackerBinary {
         if let Some(path) = find_on_path("packer") {
             return Some(PackerBinary::at(path, "PATH"));
         }
-        let own = install::default_dir()?.join("packer");
+        let own = own_dir()?.join("packer");
         own.is_file().then(|| PackerBinary::at(own, "paw's own install (`paw packer install`)"))
     }
 

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use paw_core::packer::PackerBinary;
-use paw_core::packer::install::{self, Installed};
+use paw_core::packer::{self, PackerBinary};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
+use crate::install::{self, Installed};
 use crate::output::Report;
 
 impl Report for Installed {
@@ -20,7 +20,7 @@ impl Report for Installed {
 }
 
 pub async fn install(version: Option<&str>, dir: Option<PathBuf>) -> paw_core::Result<Installed> {
-    let dir = dir.or_else(install::default_dir).ok_or_else(|| {
+    let dir = dir.or_else(packer::own_dir).ok_or_else(|| {
         Error::new(ErrorKind::Usage, "there is no HOME to install packer under").help("name a folder with --dir DIR")
     })?;
     install::install(version, &dir).await
