@@ -270,7 +270,7 @@ fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {
         run_id: run_id.into(),
         host: "host-a".into(),
         pid: 42,
-        pid_started: Some(7),
+        lock_path: Some("/tmp/paw-runs/run.lock".into()),
         since: "2026-01-01T00:00:00.000000+0000".into(),
         expires_at: 1_000,
         ami_name: format!("base/{workflow_id}/{step_id}"),

@@ -3,7 +3,8 @@
 //! wants the step waits for it) and the dead run's will: should the holder die, the entry outlives
 //! it, and any paw, on any machine, can tell from it what the run left in EC2.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,10 +19,6 @@ const DEFAULT_LEASE_TTL: i64 = 60;
 /// The name the journal gives this machine: PAW_HOST, else the host name. Two machines must not
 /// share one (containers built from one image may: set PAW_HOST).
 pub const HOST_ENV: &str = "PAW_HOST";
-
-/// The variable that marks packer's processes with the run they belong to, so that paw can tell,
-/// on the same machine, whether anything of a run is still alive.
-pub const RUN_ID_ENV: &str = "PAW_RUN_ID";
 
 pub fn lease_ttl() -> Result<i64> {
     match std::env::var(LEASE_TTL_ENV) {
@@ -41,13 +38,66 @@ pub fn this_host() -> String {
     })
 }
 
-/// When a process started, in clock ticks since boot (`/proc/PID/stat`, field 22); None where
-/// there is no /proc.
-pub fn process_started(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name, in parentheses, may hold spaces: the fields after it are plain.
-    let (_, fields) = stat.rsplit_once(')')?;
-    fields.split_whitespace().nth(19)?.parse().ok()
+/// A run's lock on this machine: a file locked (flock) by paw for as long as the run holds the
+/// step's lease, and by packer's processes, which inherit it, for as long as they run (packer
+/// cleaning up after paw died included). Whether anything of a run is alive here is whether its
+/// lock is held: no process table is read, no pid can be mistaken for another, and it works where
+/// there is no /proc (macOS).
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Creates and locks the run's lock file, in this user's `paw-runs-UID` under the temporary folder.
+    pub fn take(run_id: &str) -> Result<RunLock> {
+        let dir = std::env::temp_dir().join(format!("paw-runs-{}", nix::unistd::getuid()));
+        std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, "create the folder of run locks", err))?;
+        sweep(&dir);
+        let path = dir.join(format!("{run_id}.lock"));
+        let file = File::create(&path).map_err(|err| Error::io(&path, "create the run's lock", err))?;
+        file.try_lock().map_err(|err| Error::io(&path, "lock the run's lock", std::io::Error::other(err)))?;
+        Ok(RunLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The locked file, for packer's processes to inherit.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Whether the lock at `path` is held by a process of its run; false when the file is gone.
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(file) = File::open(path) else { return false };
+        matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
+    /// Ends the lock when the run lets the step go. (A lock dropped without this, as by a run
+    /// that dies, leaves its file: the run that settles what it left removes it.)
+    pub fn release(self) {
+        RunLock::remove(&self.path);
+    }
+
+    /// Removes a lock file.
+    pub fn remove(path: &Path) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Removes the lock files of dead runs that nobody settled here (a run on this machine settled
+/// from another one). Only files a minute old: a lock file is locked the moment it is created.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let a_minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for entry in entries.filter_map(|entry| entry.ok()) {
+        let old = entry.metadata().and_then(|meta| meta.modified()).is_ok_and(|modified| modified < a_minute_ago);
+        if old && !RunLock::is_held(&entry.path()) {
+            RunLock::remove(&entry.path());
+        }
+    }
 }
 
 pub fn now_unix() -> i64 {
@@ -63,10 +113,9 @@ pub struct InFlight {
     pub run_id: String,
     pub host: String,
     pub pid: u32,
-    /// When that process started (Linux: clock ticks since boot), so that another process that
-    /// got its pid later is not taken for it.
+    /// The run's lock on its host (`RunLock`).
     #[serde(default)]
-    pub pid_started: Option<u64>,
+    pub lock_path: Option<PathBuf>,
     /// When the lease was taken (the catalog's `create_at` format).
     pub since: String,
     /// Unix seconds; renewed by the holder.
@@ -91,37 +140,22 @@ pub struct PackerRun {
 }
 
 impl InFlight {
-    /// Why the holder of this entry is gone, or None while it may still be at work: its lease
-    /// expired, or it ran on this machine and nothing of it is alive any more. A run alive on this
-    /// machine keeps its entry even past the expiry (its renewals may have failed, its packer not).
+    /// Why the holder of this entry is gone, or None while it may still be at work: it ran on
+    /// this machine and its lock is no longer held (nothing of it is alive), or its lease expired.
+    /// A run alive on this machine keeps its entry even past the expiry (its renewals may have
+    /// failed, its packer not).
     pub fn stale_because(&self, now: i64, host: &str) -> Option<String> {
-        if self.host == host {
-            return (!self.alive_here()).then(|| format!("paw {} on {} is gone", self.pid, self.host));
+        if let Some(lock) = self.lock_here(host) {
+            return (!RunLock::is_held(lock)).then(|| format!("paw {} on {} is gone", self.pid, self.host));
         }
         (now >= self.expires_at).then(|| {
             format!("its lease from paw {} on {} expired {} s ago", self.pid, self.host, now - self.expires_at)
         })
     }
 
-    /// Whether the holder's paw, or any process of its run (packer still cleaning up), is alive on
-    /// this machine.
-    fn alive_here(&self) -> bool {
-        use nix::errno::Errno;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).unwrap_or(i32::MAX));
-        let exists = matches!(nix::sys::signal::kill(pid, None), Ok(()) | Err(Errno::EPERM));
-        let same_process = match (self.pid_started, process_started(self.pid)) {
-            (Some(recorded), Some(now)) => recorded == now,
-            _ => true,
-        };
-        if exists && same_process {
-            return true;
-        }
-        let marker = format!("{RUN_ID_ENV}={}", self.run_id);
-        let Ok(processes) = std::fs::read_dir("/proc") else { return false };
-        processes.filter_map(|entry| entry.ok()).any(|entry| {
-            std::fs::read(entry.path().join("environ"))
-                .is_ok_and(|environ| environ.split(|byte| *byte == 0).any(|variable| variable == marker.as_bytes()))
-        })
+    /// The run's lock, when the run is (or was) on this machine.
+    pub fn lock_here(&self, host: &str) -> Option<&Path> {
+        self.lock_path.as_deref().filter(|_| self.host == host)
     }
 
     /// For messages: "host/pid since T".
@@ -134,14 +168,14 @@ impl InFlight {
 mod tests {
     use super::*;
 
-    fn entry(host: &str, pid: u32, expires_at: i64) -> InFlight {
+    fn entry(host: &str, lock: Option<&Path>, expires_at: i64) -> InFlight {
         InFlight {
             workflow_id: "wf".into(),
             step_id: "s1".into(),
             run_id: "run-1".into(),
             host: host.into(),
-            pid,
-            pid_started: process_started(pid),
+            pid: 1,
+            lock_path: lock.map(Path::to_path_buf),
             since: "2026-01-01T00:00:00.000000+0000".into(),
             expires_at,
             ami_name: "base/wf/s1".into(),
@@ -154,23 +188,48 @@ mod tests {
 
     #[test]
     fn another_machines_entry_is_stale_once_its_lease_expired() {
-        let entry = entry("elsewhere", 1, 100);
+        let lock = RunLock::take("another-machines").unwrap();
+        let entry = entry("elsewhere", Some(lock.path()), 100);
         assert_eq!(entry.stale_because(99, "here"), None);
         assert_eq!(entry.stale_because(103, "here").unwrap(), "its lease from paw 1 on elsewhere expired 3 s ago");
+        lock.release();
     }
 
     #[test]
-    fn this_machines_entry_is_stale_once_its_process_is_gone() {
-        let alive = entry("here", std::process::id(), 0);
-        assert_eq!(alive.stale_because(1_000, "here"), None, "alive past its expiry: still held");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let dead = entry("here", pid, i64::MAX);
-        assert_eq!(dead.stale_because(0, "here").unwrap(), format!("paw {pid} on here is gone"));
-        // A live process that took the pid later is not the holder.
-        let mut reused = entry("here", std::process::id(), i64::MAX);
-        reused.pid_started = reused.pid_started.map(|started| started + 1);
-        assert!(reused.stale_because(0, "here").is_some());
+    fn this_machines_entry_is_stale_once_nothing_holds_its_lock() {
+        let lock = RunLock::take("this-machines").unwrap();
+        let path = lock.path().to_path_buf();
+        let entry = entry("here", Some(&path), 0);
+        assert_eq!(entry.stale_because(1_000, "here"), None, "alive past its expiry: still held");
+
+        // paw dies (its handle closes), but a process that inherited the lock (packer, cleaning
+        // up) keeps the run alive until it ends.
+        let inherited = nix::unistd::dup(lock.file()).unwrap();
+        let mut packer = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        drop((inherited, lock));
+        assert_eq!(entry.stale_because(1_000, "here"), None, "packer still holds it");
+        packer.kill().unwrap();
+        packer.wait().unwrap();
+        assert_eq!(entry.stale_because(0, "here").unwrap(), "paw 1 on here is gone");
+
+        // A released lock, or none at all, is gone too.
+        RunLock::take("this-machines").unwrap().release();
+        assert_eq!(entry.stale_because(0, "here").unwrap(), "paw 1 on here is gone");
+    }
+
+    #[test]
+    fn taking_a_lock_sweeps_the_files_of_dead_runs_only() {
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let dead = RunLock::take("swept-dead").unwrap();
+        let live = RunLock::take("swept-live").unwrap();
+        for lock in [&dead, &live] {
+            lock.file().set_modified(an_hour_ago).unwrap();
+        }
+        let dead_path = dead.path().to_path_buf();
+        drop(dead);
+        RunLock::take("swept-new").unwrap().release();
+        assert!(!dead_path.exists(), "an old lock nobody holds goes");
+        assert!(live.path().exists(), "a held lock stays, however old");
+        live.release();
     }
 }

@@ -19,9 +19,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 
 pub use channel::{ChannelEntry, check_channel_name};
-pub use journal::{
-    HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RUN_ID_ENV, lease_ttl, now_unix, process_started, this_host,
-};
+pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host};
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::events::Event;
 use super::stages::{self, ImageRun, Record, Services, StepRun, TagImage, run_stages};
 use crate::ami::AmiRef;
-use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun};
+use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun, RunLock};
 use crate::ec2::{Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
@@ -24,6 +24,8 @@ const PENDING_AMI_WAIT: Duration = Duration::from_secs(1800);
 /// A step's lease, held while this run builds it.
 pub struct Lease {
     entry: Mutex<InFlight>,
+    /// The run's lock on this machine, until the lease is released.
+    lock: Mutex<Option<RunLock>>,
     /// Wakes the renewal to write a change (a new resource packer made) at once.
     changed: tokio::sync::Notify,
     /// When the entry was last written: the lease is kept by each stage in turn (`stages::keeping`),
@@ -47,18 +49,16 @@ impl Lease {
     pub async fn try_take(cx: &Services<'_>, run: &StepRun<'_>, ttl: i64) -> Result<Taken> {
         let host = catalog::this_host();
         let now = chrono::Utc::now();
+        let run_id =
+            format!("{host}-{}-{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or_default(), run.step.id);
+        let lock = RunLock::take(&run_id)?;
         let mut entry = InFlight {
             workflow_id: cx.workflow.param.workflow_id.clone(),
             step_id: run.step.id.clone(),
-            run_id: format!(
-                "{host}-{}-{}-{}",
-                std::process::id(),
-                now.timestamp_nanos_opt().unwrap_or_default(),
-                run.step.id
-            ),
-            host: host.clone(),
+            run_id,
+            host,
             pid: std::process::id(),
-            pid_started: catalog::process_started(std::process::id()),
+            lock_path: Some(lock.path().to_path_buf()),
             since: catalog::now_create_at(),
             expires_at: 0,
             ami_name: run.ami_name.clone(),
@@ -67,16 +67,20 @@ impl Lease {
             build: None,
             resources: PackerResources::default(),
         };
-        loop {
-            entry.expires_at = catalog::now_unix() + ttl;
-            let Some(holder) = cx.catalog.begin_build(&entry).await? else { break };
-            match holder.stale_because(catalog::now_unix(), &host) {
-                Some(why) => settle(cx, &holder, &why).await?,
-                None => return Ok(Taken::HeldBy(Box::new(holder))),
+        match write_entry(cx, &mut entry, ttl).await {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                lock.release();
+                return Ok(Taken::HeldBy(Box::new(holder)));
+            }
+            Err(err) => {
+                lock.release();
+                return Err(err);
             }
         }
         let lease = Lease {
             entry: Mutex::new(entry),
+            lock: Mutex::new(Some(lock)),
             changed: tokio::sync::Notify::new(),
             renewed_at: Mutex::new(tokio::time::Instant::now()),
             ttl,
@@ -113,11 +117,6 @@ impl Lease {
             .help("two folders that differ share this workflow_id: give one of them a workflow_id of its own"));
         }
         Ok(Taken::BuiltMeanwhile(Box::new(built)))
-    }
-
-    /// The run id that marks this build's packer processes (catalog::RUN_ID_ENV).
-    pub fn run_id(&self) -> String {
-        self.entry.lock().expect("the lease lock is not poisoned").run_id.clone()
     }
 
     /// Waits until `holder` no longer holds the step: it ended (the step is built, or its build
@@ -206,6 +205,31 @@ impl Lease {
             let what = format!("could not end its journal entry ({err}); the next paw run settles it");
             cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
         }
+        if let Some(lock) = self.lock.lock().expect("the lease lock is not poisoned").take() {
+            lock.release();
+        }
+    }
+
+    /// The run's lock file, for packer's processes to hold while they run (a handle of its own).
+    pub fn run_lock(&self) -> Result<Option<std::fs::File>> {
+        let lock = self.lock.lock().expect("the lease lock is not poisoned");
+        let Some(lock) = lock.as_ref() else { return Ok(None) };
+        let file = lock.file().try_clone().map_err(|err| Error::io(lock.path(), "share the run's lock", err))?;
+        Ok(Some(file))
+    }
+}
+
+/// Writes the step's journal entry, settling a dead holder's first: None when written, or the
+/// live run's entry that holds the step.
+async fn write_entry(cx: &Services<'_>, entry: &mut InFlight, ttl: i64) -> Result<Option<InFlight>> {
+    let host = catalog::this_host();
+    loop {
+        entry.expires_at = catalog::now_unix() + ttl;
+        let Some(holder) = cx.catalog.begin_build(entry).await? else { return Ok(None) };
+        match holder.stale_because(catalog::now_unix(), &host) {
+            Some(why) => settle(cx, &holder, &why).await?,
+            None => return Ok(Some(holder)),
+        }
     }
 }
 
@@ -268,7 +292,11 @@ async fn settle(cx: &Services<'_>, entry: &InFlight, why: &str) -> Result<()> {
     if let Some(build) = &entry.build {
         settle_ami(cx, entry, build, &resources.copy_regions).await?;
     }
-    cx.catalog.end_build(entry).await
+    cx.catalog.end_build(entry).await?;
+    if let Some(lock) = entry.lock_here(&catalog::this_host()) {
+        RunLock::remove(lock);
+    }
+    Ok(())
 }
 
 /// The AMI a dead run made, if any, with its copies in `copy_regions`: adopted, or deregistered.

@@ -20,7 +20,7 @@ use super::events::{Event, LeftAmi, Reporter, StepFailure};
 use super::lease::{Lease, Taken};
 use crate::ami::{self, AmiRef};
 use crate::blocking::off_the_task;
-use crate::catalog::{self, Catalog, ImageRecord, PackerRun};
+use crate::catalog::{Catalog, ImageRecord, PackerRun};
 use crate::ec2::{Ec2, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
@@ -535,12 +535,12 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
         let var_files = run.prepared()?.var_files();
         let step_id = run.step.id.clone();
         let (started, started_at) = (Instant::now(), chrono::Utc::now());
-        let mut env = self.env.to_vec();
+        let mut run_lock = None;
         if let Some(lease) = &run.lease {
             let fingerprint = Some(run.fingerprint.digest.clone());
             let log_path = self.log_path.to_path_buf();
             lease.record_build(cx, PackerRun { started_at: started_at.to_rfc3339(), fingerprint, log_path }).await?;
-            env.push((catalog::RUN_ID_ENV.to_string(), lease.run_id()));
+            run_lock = lease.run_lock()?;
         }
         // packer has read the rendered files once it says anything: from then on they may change.
         let render_lock = Mutex::new(run.render_lock.take());
@@ -556,8 +556,9 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
             step_dir: &run.step.dir,
             var_files: &var_files,
             debug: self.debug,
-            env: &env,
+            env: self.env,
             log_path: self.log_path,
+            run_lock: run_lock.as_ref(),
         };
         let output = self.packer.build(&request, &on_line, cx.cancel).await?;
         run.packer_time = started.elapsed();

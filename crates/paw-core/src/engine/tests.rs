@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::stages::{Next, Services, Stage, StepRun, run_stages};
 use super::*;
 use crate::catalog::conformance::sample_record;
-use crate::catalog::{BuildJournal, Catalog, Records, SqliteCatalog};
+use crate::catalog::{BuildJournal, Catalog, Records, RunLock, SqliteCatalog};
 use crate::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use crate::packer::{BuildOutput, BuildRequest, Packer};
 use crate::plan;
@@ -551,15 +551,15 @@ async fn a_step_that_does_not_validate_stops_the_run_before_any_build() {
     assert_eq!(fixture.ec2.images.lock().unwrap().len(), 1, "only the root AMI");
 }
 
-/// A journal entry for step1 of the fixture's workflow, held by `pid` on this machine.
-fn held_entry(fixture: &Fixture, pid: u32) -> crate::catalog::InFlight {
+/// A journal entry for step1 of the fixture's workflow, of a run on this machine with this lock.
+fn held_entry(fixture: &Fixture, lock: &Path) -> crate::catalog::InFlight {
     crate::catalog::InFlight {
         workflow_id: fixture.workflow.param.workflow_id.clone(),
         step_id: "step1".into(),
-        run_id: format!("run-of-{pid}"),
+        run_id: format!("run-of-{}", lock.display()),
         host: crate::catalog::this_host(),
-        pid,
-        pid_started: crate::catalog::process_started(pid),
+        pid: 1,
+        lock_path: Some(lock.to_path_buf()),
         since: crate::catalog::now_create_at(),
         expires_at: i64::MAX,
         ami_name: crate::ami::output_ami_name(&fixture.workflow, fixture.workflow.step("step1").unwrap()),
@@ -575,11 +575,12 @@ fn held_entry(fixture: &Fixture, pid: u32) -> crate::catalog::InFlight {
     }
 }
 
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
+/// The lock of a run that died: its file is there, and nothing holds it.
+fn dead_runs_lock(name: &str) -> PathBuf {
+    let lock = RunLock::take(name).unwrap();
+    let path = lock.path().to_path_buf();
+    drop(lock);
+    path
 }
 
 /// A run that died after packer made step1's AMI: the next build adopts that AMI (its inputs still
@@ -588,7 +589,8 @@ fn dead_pid() -> u32 {
 async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
     let fixture = Fixture::new("chain");
     let step1 = fixture.workflow.step("step1").unwrap();
-    let mut entry = held_entry(&fixture, dead_pid());
+    let lock = dead_runs_lock("adopted");
+    let mut entry = held_entry(&fixture, &lock);
     let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).unwrap();
     entry.build = Some(crate::catalog::PackerRun {
         started_at: (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
@@ -623,7 +625,8 @@ async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
 #[tokio::test]
 async fn a_dead_runs_ami_is_deregistered_when_the_inputs_changed() {
     let fixture = Fixture::new("chain");
-    let mut entry = held_entry(&fixture, dead_pid());
+    let lock = dead_runs_lock("deregistered");
+    let mut entry = held_entry(&fixture, &lock);
     entry.build = Some(crate::catalog::PackerRun {
         started_at: (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
         fingerprint: Some("an-older-fingerprint".into()),
@@ -634,6 +637,7 @@ async fn a_dead_runs_ami_is_deregistered_when_the_inputs_changed() {
     lease::recover(&fixture.cx()).await.unwrap();
     assert!(!fixture.ec2.has(&left.id));
     assert_eq!(fixture.catalog.get(&entry.workflow_id, "step1").await.unwrap(), None);
+    assert!(!lock.exists(), "the dead run's lock file goes once it is settled");
 }
 
 /// A live run holds step1: this build waits for it, then uses the AMI it recorded; a run still at
@@ -641,7 +645,8 @@ async fn a_dead_runs_ami_is_deregistered_when_the_inputs_changed() {
 #[tokio::test]
 async fn a_held_step_is_waited_for_and_then_used() {
     let fixture = Fixture::new("chain");
-    let entry = held_entry(&fixture, std::process::id());
+    let lock = RunLock::take("waited-for").unwrap();
+    let entry = held_entry(&fixture, lock.path());
     fixture.catalog.begin_build(&entry).await.unwrap();
     let found = lease::recover(&fixture.cx()).await.unwrap();
     assert!(found[0].stale.is_none());
@@ -663,6 +668,7 @@ async fn a_held_step_is_waited_for_and_then_used() {
     assert_eq!(outcomes[0], ("step1".to_string(), "up-to-date".to_string()));
     assert_eq!(*packer.builds.lock().unwrap(), ["step2", "step3"]);
     assert_eq!(fixture.ami_of("step1").await, built_by_holder);
+    lock.release();
 }
 
 /// Ctrl-C while waiting for another run's step: the wait ends at once, as interrupted, and the
@@ -670,7 +676,8 @@ async fn a_held_step_is_waited_for_and_then_used() {
 #[tokio::test]
 async fn an_interrupt_ends_the_wait_for_a_held_step() {
     let fixture = Fixture::new("chain");
-    let entry = held_entry(&fixture, std::process::id());
+    let lock = RunLock::take("interrupted-wait").unwrap();
+    let entry = held_entry(&fixture, lock.path());
     fixture.catalog.begin_build(&entry).await.unwrap();
     let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
     let interrupt = async {
@@ -681,4 +688,5 @@ async fn an_interrupt_ends_the_wait_for_a_held_step() {
     assert_eq!(outcomes.unwrap(), pairs(&[("step1", "failed"), ("step2", "skipped"), ("step3", "skipped")]));
     assert!(packer.builds.lock().unwrap().is_empty());
     assert_eq!(fixture.catalog.builds_in_flight(&entry.workflow_id).await.unwrap(), [entry]);
+    lock.release();
 }

@@ -117,6 +117,41 @@ impl PackerBinary {
             .details(text)
             .help("packer's message above names the file and line to fix"))
     }
+
+    fn cannot_run(&self, err: std::io::Error) -> Error {
+        Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display()))
+            .help(format!("set {PACKER_ENV} to a packer binary, or install packer"))
+    }
+
+    /// `packer build`, in its own process group (a Ctrl-C reaches packer once, through paw, which
+    /// then waits), writing to the log, and holding the run's lock.
+    fn spawn_build(&self, request: &BuildRequest<'_>, output: std::fs::File) -> Result<tokio::process::Child> {
+        let errors = output.try_clone().map_err(|err| Error::io(request.log_path, "create the log", err))?;
+        let mut command = Command::new(&self.path);
+        command
+            .args(build_args(request.var_files, request.debug))
+            .current_dir(request.step_dir)
+            .env("CHECKPOINT_DISABLE", "1")
+            .envs(request.env.iter().map(|(key, value)| (key, value)))
+            .stdin(if request.debug { Stdio::inherit() } else { Stdio::null() })
+            .stdout(output)
+            .stderr(errors)
+            .process_group(0);
+        if let Some(lock) = request.run_lock {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(lock);
+            // SAFETY: between fork and exec the child only calls fcntl, which is async-signal-safe.
+            // Clearing close-on-exec in the child alone, not in paw, keeps other processes paw
+            // spawns meanwhile from inheriting the lock.
+            unsafe {
+                command.pre_exec(move || {
+                    let flags = nix::fcntl::FdFlag::empty();
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map(drop).map_err(std::io::Error::from)
+                });
+            }
+        }
+        command.spawn().map_err(|err| self.cannot_run(err))
+    }
 }
 
 #[async_trait]
@@ -161,117 +196,133 @@ impl Packer for PackerBinary {
         on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync),
         cancel: &CancellationToken,
     ) -> Result<BuildOutput> {
-        let log_path = request.log_path;
-        if let Some(parent) = log_path.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the log folder", err))?;
-        }
-        let output = std::fs::File::create(log_path).map_err(|err| Error::io(log_path, "create the log", err))?;
-        let errors_output = output.try_clone().map_err(|err| Error::io(log_path, "create the log", err))?;
+        let (output, log) = open_log(request.log_path)?;
         // Everything that can fail is done before packer starts: from then on, paw waits for it.
-        let mut log = BufReader::new(tokio::fs::File::from_std(
-            std::fs::File::open(log_path).map_err(|err| Error::io(log_path, "read the log", err))?,
-        ));
-        let cannot_run = |err: std::io::Error| {
-            Error::new(ErrorKind::Packer, format!("cannot run {}: {err}", self.path.display()))
-                .help(format!("set {PACKER_ENV} to a packer binary, or install packer"))
-        };
-        let mut packer = Command::new(&self.path)
-            .args(build_args(request.var_files, request.debug))
-            .current_dir(request.step_dir)
-            .env("CHECKPOINT_DISABLE", "1")
-            .envs(request.env.iter().map(|(key, value)| (key, value)))
-            .stdin(if request.debug { Stdio::inherit() } else { Stdio::null() })
-            .stdout(output)
-            .stderr(errors_output)
-            // Its own process group: a Ctrl-C reaches packer once, through paw, which then waits.
-            .process_group(0)
-            .spawn()
-            .map_err(cannot_run)?;
+        let mut packer = self.spawn_build(request, output)?;
         let group = packer.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
-        // Dropped, and so stopped, with this call: it matters only while packer runs. packer runs
-        // now, so a watcher that cannot start is a warning, not an error that would leave packer.
-        let _watcher = group.and_then(|group| {
-            let watcher = Command::new("/bin/sh")
-                .args(["-c", WATCHER, "paw-packer-watcher"])
-                .arg(std::process::id().to_string())
-                .arg(group.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .kill_on_drop(true)
-                .spawn();
-            watcher
-                .inspect_err(|err| {
-                    on_line(&format!("paw: cannot watch packer ({err}); should paw die, stop packer by hand"))
-                })
-                .ok()
-        });
-        let (mut line, mut exited, mut interrupted) = (String::new(), None, false);
-        let mut amis = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
-        // Follow the log to packer's exit and then to the log's end: every line packer wrote is read.
-        loop {
-            let read = log.read_line(&mut line).await.map_err(|err| Error::io(log_path, "read the log", err))?;
-            let complete = line.ends_with('\n');
-            if read == 0 && exited.is_none() {
-                tokio::select! {
-                    status = packer.wait() => exited = Some(status.map_err(cannot_run)?),
-                    () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-                    () = cancel.cancelled(), if !interrupted => {
-                        interrupted = true;
-                        // The whole group: packer 1.6 runs its build in a child process (panicwrap).
-                        if let Some(group) = group {
-                            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
-                        }
-                        on_line("interrupted: waiting for packer to clean up");
+        // Dropped, and so stopped, with this call: it matters only while packer runs.
+        let _watcher = group.and_then(|group| watch(group, on_line));
+        let followed = follow(&mut packer, log, group, on_line, cancel).await.map_err(|err| match err {
+            FollowError::Unreadable(err) => Error::io(request.log_path, "read the log", err),
+            FollowError::Unwaitable(err) => self.cannot_run(err),
+        })?;
+        Ok(BuildOutput { failure: followed.failure(request.log_path), amis: followed.amis })
+    }
+}
+
+/// The build's log, created empty, and a reader of it from the start.
+fn open_log(log_path: &Path) -> Result<(std::fs::File, BufReader<tokio::fs::File>)> {
+    if let Some(parent) = log_path.parent() {
+        std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the log folder", err))?;
+    }
+    let output = std::fs::File::create(log_path).map_err(|err| Error::io(log_path, "create the log", err))?;
+    let reader = std::fs::File::open(log_path).map_err(|err| Error::io(log_path, "read the log", err))?;
+    Ok((output, BufReader::new(tokio::fs::File::from_std(reader))))
+}
+
+/// Starts the `WATCHER` of paw for packer's process group. packer runs now, so a watcher that
+/// cannot start is a warning, not an error that would leave packer.
+fn watch(group: nix::unistd::Pid, on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync)) -> Option<tokio::process::Child> {
+    let watcher = Command::new("/bin/sh")
+        .args(["-c", WATCHER, "paw-packer-watcher"])
+        .arg(std::process::id().to_string())
+        .arg(group.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    watcher
+        .inspect_err(|err| on_line(&format!("paw: cannot watch packer ({err}); should paw die, stop packer by hand")))
+        .ok()
+}
+
+/// What following a build's log to its end found.
+struct Followed {
+    status: std::process::ExitStatus,
+    interrupted: bool,
+    amis: Vec<(String, String)>,
+    /// packer's error lines.
+    errors: Vec<String>,
+}
+
+/// Why following the log stopped short.
+enum FollowError {
+    Unreadable(std::io::Error),
+    Unwaitable(std::io::Error),
+}
+
+impl Followed {
+    /// Why the build failed, if it did.
+    fn failure(&self, log_path: &Path) -> Option<Error> {
+        let help = format!("packer's full output is in {}", log_path.display());
+        if self.interrupted {
+            return Some(Error::new(ErrorKind::Interrupted, "interrupted; packer cleaned up and stopped").help(help));
+        }
+        if self.status.success() {
+            return None;
+        }
+        let details = self.errors.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n");
+        let code = self.status.code().map_or_else(|| self.status.to_string(), |code| format!("exit status: {code}"));
+        Some(Error::new(ErrorKind::Packer, format!("packer build failed ({code})")).details(details).help(help))
+    }
+}
+
+/// Follows the log to packer's exit and then to the log's end, so that every line packer wrote is
+/// read: each handed to `on_line`, the AMIs of its artifact and its errors kept. On `cancel`,
+/// packer's process group is interrupted, once.
+async fn follow(
+    packer: &mut tokio::process::Child,
+    mut log: BufReader<tokio::fs::File>,
+    group: Option<nix::unistd::Pid>,
+    on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync),
+    cancel: &CancellationToken,
+) -> std::result::Result<Followed, FollowError> {
+    let (mut line, mut exited, mut interrupted) = (String::new(), None, false);
+    let (mut amis, mut errors) = (Vec::new(), Vec::new());
+    loop {
+        let read = log.read_line(&mut line).await.map_err(FollowError::Unreadable)?;
+        if read == 0 && exited.is_none() {
+            tokio::select! {
+                status = packer.wait() => exited = Some(status.map_err(FollowError::Unwaitable)?),
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                () = cancel.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    // The whole group: packer 1.6 runs its build in a child process (panicwrap).
+                    if let Some(group) = group {
+                        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
                     }
+                    on_line("interrupted: waiting for packer to clean up");
                 }
-                continue;
             }
-            if !complete && read > 0 {
-                continue;
-            }
-            if !line.is_empty() {
-                let text = line.trim_end_matches(['\n', '\r']);
-                match MachineLine::parse(text) {
-                    Some(parsed) => {
-                        amis.extend(parsed.artifact_amis());
-                        if let Some((kind, text)) = parsed.ui_text() {
-                            for text_line in text.lines().filter(|text_line| !text_line.trim().is_empty()) {
-                                on_line(text_line);
-                                if kind == "error" {
-                                    errors.push(text_line.to_string());
-                                }
+            continue;
+        }
+        if read > 0 && !line.ends_with('\n') {
+            continue;
+        }
+        if !line.is_empty() {
+            let text = line.trim_end_matches(['\n', '\r']);
+            match MachineLine::parse(text) {
+                Some(parsed) => {
+                    amis.extend(parsed.artifact_amis());
+                    if let Some((kind, text)) = parsed.ui_text() {
+                        for text_line in text.lines().filter(|text_line| !text_line.trim().is_empty()) {
+                            on_line(text_line);
+                            if kind == "error" {
+                                errors.push(text_line.to_string());
                             }
                         }
                     }
-                    None => on_line(text),
                 }
-                line.clear();
+                None => on_line(text),
             }
-            if read == 0 {
-                break;
-            }
+            line.clear();
         }
-        let status = exited.expect("the loop ends once packer has exited");
-        let failure = if interrupted {
-            Some(
-                Error::new(ErrorKind::Interrupted, "interrupted; packer cleaned up and stopped")
-                    .help(format!("packer's full output is in {}", log_path.display())),
-            )
-        } else if !status.success() {
-            let details = errors.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n");
-            let code = status.code().map_or_else(|| status.to_string(), |code| format!("exit status: {code}"));
-            Some(
-                Error::new(ErrorKind::Packer, format!("packer build failed ({code})"))
-                    .details(details)
-                    .help(format!("packer's full output is in {}", log_path.display())),
-            )
-        } else {
-            None
-        };
-        Ok(BuildOutput { amis, failure })
+        if read == 0 {
+            let status = exited.expect("the loop ends once packer has exited");
+            return Ok(Followed { status, interrupted, amis, errors });
+        }
     }
 }
 
@@ -296,6 +347,10 @@ pub struct BuildRequest<'a> {
     /// Variables for packer's environment (region, profile, credentials); never printed.
     pub env: &'a [(String, String)],
     pub log_path: &'a Path,
+    /// The run's lock (catalog::RunLock), which packer's processes inherit and hold while they
+    /// run: it tells another paw on this machine that the run is alive, packer cleaning up after
+    /// paw died included.
+    pub run_lock: Option<&'a std::fs::File>,
 }
 
 /// What a `packer build` left behind: the AMIs of its artifact report as `(region, ami)`, and why it
@@ -448,8 +503,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let packer = stand_in(dir.path(), body);
         let log_path = dir.path().join("logs/step.log");
-        let request =
-            BuildRequest { step_dir: dir.path(), var_files: &[], debug: false, env: &[], log_path: &log_path };
+        let request = BuildRequest {
+            step_dir: dir.path(),
+            var_files: &[],
+            debug: false,
+            env: &[],
+            log_path: &log_path,
+            run_lock: None,
+        };
         let output = packer.build(&request, &|_| {}, &CancellationToken::new()).await.unwrap();
         (output, std::fs::read_to_string(&log_path).unwrap())
     }
