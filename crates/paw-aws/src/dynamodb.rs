@@ -107,7 +107,12 @@ impl DynamoCatalog {
     pub async fn open_existing(config: &aws_config::SdkConfig, table: &str) -> Result<Option<DynamoCatalog>> {
         let catalog = DynamoCatalog { client: Client::new(config), table: table.to_string() };
         match catalog.client.describe_table().table_name(table).send().await {
-            Ok(_) => Ok(Some(catalog)),
+            Ok(output) => {
+                if let Some(description) = output.table() {
+                    catalog.check_key_schema(description)?;
+                }
+                Ok(Some(catalog))
+            }
             Err(err) if err.as_service_error().is_some_and(|err| err.is_resource_not_found_exception()) => Ok(None),
             Err(err) => Err(aws_error("dynamodb:DescribeTable", err)),
         }

@@ -33,6 +33,11 @@ fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.code().is_some_and(|code| code.ends_with(".NotFound") || code.ends_with(".Malformed"))
 }
 
+/// Gone: no such resource, or (an AMI just deregistered) no longer usable.
+fn is_gone<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.code().is_some_and(|code| code.ends_with(".NotFound") || code == "InvalidAMIID.Unavailable")
+}
+
 fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
     let tags: Vec<(String, String)> = image
         .tags()
@@ -257,20 +262,20 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
+    /// Idempotent: an AMI or snapshot already gone (a retry after an answer was lost, another
+    /// paw's cleanup) counts as done, and the snapshots are still deleted.
     async fn deregister_image(&self, image_id: &str, snapshot_ids: &[String]) -> Result<()> {
-        self.client
-            .deregister_image()
-            .image_id(image_id)
-            .send()
-            .await
-            .map_err(|err| aws_error("ec2:DeregisterImage", err))?;
+        match self.client.deregister_image().image_id(image_id).send().await {
+            Ok(_) => {}
+            Err(err) if is_gone(&err) => {}
+            Err(err) => return Err(aws_error("ec2:DeregisterImage", err)),
+        }
         for snapshot in snapshot_ids {
-            self.client
-                .delete_snapshot()
-                .snapshot_id(snapshot)
-                .send()
-                .await
-                .map_err(|err| aws_error("ec2:DeleteSnapshot", err))?;
+            match self.client.delete_snapshot().snapshot_id(snapshot).send().await {
+                Ok(_) => {}
+                Err(err) if is_gone(&err) => {}
+                Err(err) => return Err(aws_error("ec2:DeleteSnapshot", err)),
+            }
         }
         Ok(())
     }
@@ -341,8 +346,10 @@ impl Ec2 for AwsEc2 {
         }
     }
 
+    /// The caller checked that the name was free: an AMI of that name found by a retry
+    /// (`InvalidAMIName.Duplicate`) is this call's own, whose answer was lost.
     async fn create_image(&self, instance_id: &str, name: &str, tags: &[(String, String)]) -> Result<String> {
-        let output = self
+        let result = self
             .client
             .create_image()
             .instance_id(instance_id)
@@ -351,12 +358,20 @@ impl Ec2 for AwsEc2 {
                 TagSpecification::builder().resource_type(ResourceType::Image).set_tags(Some(sdk_tags(tags))).build(),
             )
             .send()
-            .await
-            .map_err(|err| aws_error("ec2:CreateImage", err))?;
-        output
-            .image_id()
-            .map(str::to_string)
-            .ok_or_else(|| Error::new(ErrorKind::Aws, "ec2:CreateImage returned no image id"))
+            .await;
+        match result {
+            Ok(output) => output
+                .image_id()
+                .map(str::to_string)
+                .ok_or_else(|| Error::new(ErrorKind::Aws, "ec2:CreateImage returned no image id")),
+            Err(err) if err.code() == Some("InvalidAMIName.Duplicate") => {
+                match self.images_named(name).await?.as_slice() {
+                    [image] => Ok(image.id.clone()),
+                    _ => Err(aws_error("ec2:CreateImage", err)),
+                }
+            }
+            Err(err) => Err(aws_error("ec2:CreateImage", err)),
+        }
     }
 
     async fn wait_until_available(&self, image_id: &str, timeout: Duration) -> Result<Image> {

@@ -17,12 +17,24 @@ use paw_core::config::WorkflowParam;
 use paw_core::error::causes;
 use paw_core::{Error, ErrorKind};
 
+/// How many times paw's own AWS calls are tried (the SDK's default is 3): many parallel builds in
+/// one account meet throttling. `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` override it, as in every SDK.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The attempts in use, for messages.
+static ATTEMPTS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
 /// The SDK's configuration for this workflow: its region, `profile_name` when given, the seed's
-/// static credentials when the params hold them, else the standard chain. `AWS_ENDPOINT_URL`
-/// (the local emulator) is honoured by the SDK itself.
+/// static credentials when the params hold them, else the standard chain; the standard retry mode
+/// with `MAX_ATTEMPTS` unless the environment says otherwise. `AWS_ENDPOINT_URL` (the local
+/// emulator) is honoured by the SDK itself.
 pub async fn sdk_config(param: Option<&WorkflowParam>, region: &str) -> SdkConfig {
     let mut loader =
         aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
+    let from_env = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"].iter().any(|name| std::env::var_os(name).is_some());
+    if !from_env {
+        loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    }
     if let Some(profile) = param.and_then(|param| param.profile_name.as_deref()) {
         loader = loader.profile_name(profile);
     }
@@ -35,7 +47,10 @@ pub async fn sdk_config(param: Option<&WorkflowParam>, region: &str) -> SdkConfi
             "workflow_param.json",
         ));
     }
-    loader.load().await
+    let config = loader.load().await;
+    let attempts = config.retry_config().map_or(MAX_ATTEMPTS, |retry| retry.max_attempts());
+    ATTEMPTS.get_or_init(|| attempts);
+    config
 }
 
 /// Resolves the credentials once, before the first call, so that their absence or an expired SSO
@@ -69,10 +84,19 @@ pub async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Res
     Err(Error::new(ErrorKind::Aws, message).help(help))
 }
 
-/// Environment variables that give packer the same region, profile and credentials as paw.
+/// packer's `AWS_MAX_ATTEMPTS`: how many times its waiters poll (15 s apart for an AMI), unless
+/// the environment sets it. Its default, 40, gives a big AMI 10 minutes, and a build that made
+/// its AMI fails when AWS takes longer (packer#6732, #9705, #13143): 120 gives it 30.
+const PACKER_WAIT_ATTEMPTS: &str = "120";
+
+/// Environment variables that give packer the same region, profile and credentials as paw, and
+/// waiters that outlast a slow AMI.
 pub fn packer_env(param: &WorkflowParam, region: &str) -> Vec<(String, String)> {
     let mut env =
         vec![("AWS_REGION".to_string(), region.to_string()), ("AWS_DEFAULT_REGION".to_string(), region.to_string())];
+    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+        env.push(("AWS_MAX_ATTEMPTS".into(), PACKER_WAIT_ATTEMPTS.into()));
+    }
     if let Some(profile) = &param.profile_name {
         env.push(("AWS_PROFILE".into(), profile.clone()));
     }
@@ -96,15 +120,31 @@ where
     // A 403 whose body the SDK cannot read (an emulator's, or a proxy's) is still a denial.
     let denied = matches!(code.as_str(), "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException")
         || (code.is_empty() && status == Some(403));
+    let attempts = ATTEMPTS.get().copied().unwrap_or(MAX_ATTEMPTS);
     if let SdkError::DispatchFailure(failure) = &err {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".to_string());
         let cause = failure.as_connector_error().map_or_else(|| causes(&err), |connector| causes(connector));
-        return Error::new(ErrorKind::Aws, format!("{action} failed: cannot reach {endpoint}: {cause}"))
-            .help("check the network, the region, and AWS_ENDPOINT_URL if it is set");
+        // Refused, or no name or route: the request never left. Anything else: it was sent, and
+        // may have been carried out, but no answer came back.
+        let unreachable = ["connect", "dns", "refused", "resolve", "unreachable"]
+            .iter()
+            .any(|word| cause.to_ascii_lowercase().contains(word));
+        if unreachable {
+            return Error::new(ErrorKind::Aws, format!("{action} failed: cannot reach {endpoint}: {cause}"))
+                .help("check the network, the region, and AWS_ENDPOINT_URL if it is set");
+        }
+        return Error::new(
+            ErrorKind::Aws,
+            format!("{action} failed: AWS did not answer ({cause}; {attempts} attempts)"),
+        )
+        .help(RUN_AGAIN);
     }
     if let SdkError::TimeoutError(_) = &err {
-        return Error::new(ErrorKind::Aws, format!("{action} failed: AWS did not answer in time"))
-            .help("check the network; run again");
+        return Error::new(
+            ErrorKind::Aws,
+            format!("{action} failed: AWS did not answer in time ({attempts} attempts)"),
+        )
+        .help(RUN_AGAIN);
     }
     let message = match err.message() {
         Some(message) => message.to_string(),
@@ -127,10 +167,21 @@ where
             "AWS rejects these credentials: `aws sts get-caller-identity` shows which ones are in use; \
              check profile_name, AWS_PROFILE and the environment",
         ),
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => {
-            error.help("AWS throttled paw after its retries: run again later, or with fewer --jobs")
-        }
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "ProvisionedThroughputExceededException" => error.help(format!(
+            "AWS throttled paw through all {attempts} attempts: run again later, or with fewer --jobs \
+             (AWS_MAX_ATTEMPTS raises the attempts)"
+        )),
         "" => error.help("check the network and AWS_ENDPOINT_URL, and that credentials and a region are set"),
-        _ => error,
+        _ if status.is_some_and(|status| status >= 500) => {
+            error.help(format!("an error on AWS's side, through all {attempts} attempts: {RUN_AGAIN}"))
+        }
+        _ => error.help("AWS's message says what it refused; fix that and run again"),
     }
 }
+
+/// What to do after an AWS failure that may be passing.
+const RUN_AGAIN: &str = "run again: paw knows what it already did, and carries on from there";

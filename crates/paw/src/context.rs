@@ -199,8 +199,15 @@ impl Context {
     /// The catalog for reading only: render and plan never create or change one, so a catalog
     /// that does not exist yet reads as an empty one.
     pub async fn catalog_for_reading(&self) -> Result<Box<dyn Catalog>> {
-        let stand_in = |uri: String| -> Result<Box<dyn Catalog>> { Ok(Box::new(SqliteCatalog::stand_in(&uri)?)) };
+        let stand_in = |uri: String| -> Result<Box<dyn Catalog>> {
+            eprintln!("paw: the catalog {uri} does not exist yet: it reads as empty");
+            Ok(Box::new(SqliteCatalog::stand_in(&uri)?))
+        };
         match self.catalog_uri()? {
+            CatalogUri::Sqlite(path) if path.exists() && !path.is_file() => {
+                Err(Error::new(ErrorKind::Usage, format!("the catalog sqlite:{} is not a file", path.display()))
+                    .help("name an SQLite file (it is created by the first build): --catalog sqlite:PATH"))
+            }
             CatalogUri::Sqlite(path) if !path.is_file() => stand_in(format!("sqlite:{}", path.display())),
             CatalogUri::Sqlite(path) => Ok(Box::new(SqliteCatalog::open(&path)?)),
             CatalogUri::DynamoDb(table) => {

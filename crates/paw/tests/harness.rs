@@ -105,7 +105,12 @@ impl Paw {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let output = self.command(args).output().expect("paw runs");
+        self.run_with(&[], args)
+    }
+
+    /// `run`, with more environment for this run only.
+    pub fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let output = self.command(args).envs(env.iter().copied()).output().expect("paw runs");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

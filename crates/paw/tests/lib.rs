@@ -4,6 +4,7 @@ mod aws;
 mod bad_input;
 mod dynamodb;
 mod emulator;
+mod faults;
 mod first_contact;
 mod harness;
 mod incremental;

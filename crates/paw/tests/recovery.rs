@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use crate::aws::{WORKFLOW_ID, build_stuck_in_provisioning};
 use crate::emulator::Emulator;
-use crate::harness::{Paw, Run, copy_tree, examples_dir};
+use crate::harness::{Paw, copy_tree, examples_dir};
 use crate::regions::copy_step1_to_us_west_2;
 
 /// No instance running, no key pair or security group of packer's, every AMI named for the
@@ -51,15 +51,6 @@ fn kill_machine(child: &mut std::process::Child) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-fn run_with(paw: &Paw, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let output = paw.command(args).envs(env.iter().copied()).output().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 const NO_SLEEP: (&str, &str) = ("      \"sleep 60\",\n", "");
@@ -227,7 +218,7 @@ fn an_expired_lease_is_taken_over() {
     let instance = emulator.ec2().live_instances().remove(0);
     paw.edit("wf/step1/templates/.pkr.hcl", NO_SLEEP.0, NO_SLEEP.1);
 
-    let run = run_with(&paw, &[("PAW_HOST", "machine-b")], &["-w", "wf", "build"]);
+    let run = paw.run_with(&[("PAW_HOST", "machine-b")], &["-w", "wf", "build"]);
     let out = &run.success().stdout;
     assert!(out.contains("waiting for step step1 (held by machine-a/"), "{out}");
     assert!(out.contains("settling the build of an interrupted run: its lease from paw "), "{out}");

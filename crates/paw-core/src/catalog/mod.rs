@@ -57,10 +57,13 @@ pub trait Records: Send + Sync {
     /// (available, or revoked): that one is never overwritten, in one atomic step for every process.
     async fn try_record(&self, record: &ImageRecord) -> Result<Recorded>;
 
-    /// `try_record`, with a record already there as an error.
+    /// `try_record`, with another record already there as an error. The very record already
+    /// there is this write's own: its answer was lost and the retry found it (never a conflict
+    /// with ourselves).
     async fn record(&self, record: &ImageRecord) -> Result<()> {
         match self.try_record(record).await? {
             Recorded::Written => Ok(()),
+            Recorded::Taken(existing) if *existing == *record => Ok(()),
             Recorded::Taken(existing) => Err(conflict_error(&self.uri(), &existing)),
         }
     }
@@ -182,11 +185,21 @@ impl FromStr for CatalogUri {
     fn from_str(text: &str) -> Result<Self> {
         match text.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => Ok(CatalogUri::Sqlite(PathBuf::from(path))),
-            Some(("dynamodb", table)) if !table.is_empty() => Ok(CatalogUri::DynamoDb(table.to_string())),
+            Some(("dynamodb", table)) if is_table_name(table) => Ok(CatalogUri::DynamoDb(table.to_string())),
+            Some(("dynamodb", table)) => {
+                Err(Error::new(ErrorKind::Usage, format!("\"{table}\" is not a DynamoDB table name"))
+                    .help("a table name is 3 to 255 of the characters a-z, A-Z, 0-9, _, - and ."))
+            }
             _ => Err(Error::new(ErrorKind::Usage, format!("\"{text}\" is not a catalog"))
                 .help("write sqlite:PATH (e.g. sqlite:.paw/catalog.sqlite) or dynamodb:TABLE")),
         }
     }
+}
+
+/// DynamoDB's rule for table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
 }
 
 impl CatalogUri {
@@ -220,8 +233,13 @@ mod tests {
     #[test]
     fn catalog_uris() {
         assert_eq!("sqlite:a/b.sqlite".parse::<CatalogUri>().unwrap(), CatalogUri::Sqlite("a/b.sqlite".into()));
-        assert_eq!("dynamodb:t".parse::<CatalogUri>().unwrap(), CatalogUri::DynamoDb("t".into()));
+        assert_eq!("dynamodb:paw".parse::<CatalogUri>().unwrap(), CatalogUri::DynamoDb("paw".into()));
         assert!("postgres:x".parse::<CatalogUri>().is_err());
         assert!("sqlite:".parse::<CatalogUri>().is_err());
+        assert_eq!("dynamodb:a.b_c-1".parse::<CatalogUri>().unwrap(), CatalogUri::DynamoDb("a.b_c-1".into()));
+        for bad in ["dynamodb:bad name!", "dynamodb:ab", &format!("dynamodb:{}", "t".repeat(256))] {
+            let err = bad.parse::<CatalogUri>().unwrap_err();
+            assert!(err.message.contains("is not a DynamoDB table name"), "{bad}: {err}");
+        }
     }
 }

@@ -226,6 +226,10 @@ async fn write_entry(cx: &Services<'_>, entry: &mut InFlight, ttl: i64) -> Resul
     loop {
         entry.expires_at = catalog::now_unix() + ttl;
         let Some(holder) = cx.catalog.begin_build(entry).await? else { return Ok(None) };
+        // This very entry: the write applied, its answer was lost, and the retry found it.
+        if holder.run_id == entry.run_id {
+            return Ok(None);
+        }
         match holder.stale_because(catalog::now_unix(), &host) {
             Some(why) => settle(cx, &holder, &why).await?,
             None => return Ok(Some(holder)),

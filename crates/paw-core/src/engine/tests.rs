@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::stages::{Next, Services, Stage, StepRun, run_stages};
 use super::*;
 use crate::catalog::conformance::sample_record;
-use crate::catalog::{BuildJournal, Catalog, Records, RunLock, SqliteCatalog};
+use crate::catalog::{
+    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records, RunLock,
+    SqliteCatalog,
+};
 use crate::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use crate::packer::{BuildOutput, BuildRequest, Packer};
 use crate::plan;
@@ -315,10 +318,108 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The SQLite catalog, whose conditional writes can lose their answers: the write is carried out,
+/// the answer does not come back, and the SDK's retry (here: the same call again) finds the item.
+struct LosingAnswers {
+    inner: SqliteCatalog,
+    lose: std::sync::atomic::AtomicBool,
+}
+
+impl LosingAnswers {
+    fn losing(&self) -> bool {
+        self.lose.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Records for LosingAnswers {
+    fn uri(&self) -> String {
+        self.inner.uri()
+    }
+    async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
+        self.inner.get(workflow_id, step_id).await
+    }
+    async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
+        self.inner.list_workflow(workflow_id).await
+    }
+    async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
+        self.inner.list_step(step_id).await
+    }
+    async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
+        self.inner.find_by_fingerprint(fingerprint).await
+    }
+    async fn try_record(&self, record: &ImageRecord) -> Result<Recorded> {
+        let first = self.inner.try_record(record).await?;
+        if self.losing() { self.inner.try_record(record).await } else { Ok(first) }
+    }
+    async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>> {
+        self.inner.find_by_ami(ami_id).await
+    }
+    async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>> {
+        self.inner.find_by_base(base_ami_id).await
+    }
+    async fn set_status(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        status: ImageStatus,
+        revocation: Option<(&str, &str)>,
+    ) -> Result<()> {
+        self.inner.set_status(workflow_id, step_id, status, revocation).await
+    }
+    async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+        self.inner.set_copies(workflow_id, step_id, copies).await
+    }
+    async fn step_ids(&self) -> Result<Option<Vec<String>>> {
+        self.inner.step_ids().await
+    }
+}
+
+#[async_trait]
+impl BuildJournal for LosingAnswers {
+    async fn begin_build(&self, entry: &InFlight) -> Result<Option<InFlight>> {
+        let first = self.inner.begin_build(entry).await?;
+        if self.losing() { self.inner.begin_build(entry).await } else { Ok(first) }
+    }
+    async fn renew_build(&self, entry: &InFlight) -> Result<bool> {
+        self.inner.renew_build(entry).await
+    }
+    async fn end_build(&self, entry: &InFlight) -> Result<()> {
+        self.inner.end_build(entry).await
+    }
+    async fn builds_in_flight(&self, workflow_id: &str) -> Result<Vec<InFlight>> {
+        self.inner.builds_in_flight(workflow_id).await
+    }
+}
+
+#[async_trait]
+impl Channels for LosingAnswers {
+    async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
+        let first = self.inner.add_channel_entry(entry).await?;
+        if self.losing() { self.inner.add_channel_entry(entry).await } else { Ok(first) }
+    }
+    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
+        self.inner.update_channel_entry(entry).await
+    }
+    async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
+        self.inner.channel_entries().await
+    }
+    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        self.inner.channel_history(channel, step_id).await
+    }
+}
+
+#[async_trait]
+impl Catalog for LosingAnswers {
+    async fn schema(&self) -> Result<String> {
+        self.inner.schema().await
+    }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     workflow: Workflow,
-    catalog: SqliteCatalog,
+    catalog: LosingAnswers,
     ec2: FakeEc2,
     cancel: CancellationToken,
     reporter: Recorder,
@@ -332,7 +433,7 @@ impl Fixture {
         Fixture {
             _dir: dir,
             workflow,
-            catalog: SqliteCatalog::stand_in("sqlite:test").unwrap(),
+            catalog: LosingAnswers { inner: SqliteCatalog::stand_in("sqlite:test").unwrap(), lose: Default::default() },
             ec2: FakeEc2::with_root(),
             cancel: CancellationToken::new(),
             reporter: Recorder::default(),
@@ -436,6 +537,24 @@ impl<'a> Stage<StepRun<'a>> for Interrupt<'_> {
         self.0.cancel();
         Ok(Next::Continue)
     }
+}
+
+/// Every conditional write of the build (the lease, the record) is carried out but its answer is
+/// lost, and the retry finds the item: paw knows its own writes, builds each step once, keeps every
+/// AMI, and leaves no lease behind.
+#[tokio::test]
+async fn writes_whose_answers_were_lost_are_known_as_paws_own() {
+    let fixture = Fixture::new("chain");
+    fixture.catalog.lose.store(true, Ordering::SeqCst);
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let outcomes = fixture.build(&packer, false).await.unwrap();
+    assert_eq!(outcomes, pairs(&[("step1", "built"), ("step2", "built"), ("step3", "built")]));
+    assert!(fixture.ec2.calls().iter().all(|call| !call.starts_with("deregister")), "{:?}", fixture.ec2.calls());
+    for step in ["step1", "step2", "step3"] {
+        assert!(fixture.ec2.has(&fixture.ami_of(step).await));
+    }
+    let workflow_id = &fixture.workflow.param.workflow_id;
+    assert!(fixture.catalog.builds_in_flight(workflow_id).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -21,8 +21,14 @@ pub async fn set(
 ) -> Result<ChannelEntry> {
     check_channel_name(channel)?;
     usable(record, Some(channel))?;
+    let mut tried: Option<ChannelEntry> = None;
     for _ in 0..ATTEMPTS {
         let history = catalog.channel_history(channel, &record.step_id).await?;
+        // The entry last tried is there: it was written, and only the answer was lost.
+        if let Some(entry) = tried.take().filter(|tried| history.contains(tried)) {
+            publish(ssm, &entry).await?;
+            return Ok(entry);
+        }
         let entry = ChannelEntry {
             channel: channel.to_string(),
             step_id: record.step_id.clone(),
@@ -39,6 +45,7 @@ pub async fn set(
             publish(ssm, &entry).await?;
             return Ok(entry);
         }
+        tried = Some(entry);
     }
     Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
         .help("another paw sets it at the same time; try again"))
