@@ -88,7 +88,8 @@ def main():
                 broken += 1
                 print(f"  rate {rate} seed {seed}: {'; '.join(found)}", file=sys.stderr)
             if not ok and not found:
-                print(f"  rate {rate} seed {seed} failed cleanly: {stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                errors = [line for line in stderr.splitlines() if "error:" in line][:1]
+                print(f"  rate {rate} seed {seed} failed cleanly: {errors}", file=sys.stderr)
         print(f"{rate:>10} {rounds:>7} {finished:>9} {failed:>15} {broken:>12} {time.time() - start:>8.0f}", flush=True)
 
 

@@ -126,9 +126,10 @@ where
         let cause = failure.as_connector_error().map_or_else(|| causes(&err), |connector| causes(connector));
         // Refused, or no name or route: the request never left. Anything else: it was sent, and
         // may have been carried out, but no answer came back.
-        let unreachable = ["connect", "dns", "refused", "resolve", "unreachable"]
+        let lowercase = cause.to_ascii_lowercase();
+        let unreachable = ["(connect)", "tcp connect", "dns error", "refused", "lookup", "no route", "unreachable"]
             .iter()
-            .any(|word| cause.to_ascii_lowercase().contains(word));
+            .any(|words| lowercase.contains(words));
         if unreachable {
             return Error::new(ErrorKind::Aws, format!("{action} failed: cannot reach {endpoint}: {cause}"))
                 .help("check the network, the region, and AWS_ENDPOINT_URL if it is set");

@@ -69,6 +69,14 @@ pub enum Command {
         /// How many packer builds may run at once.
         #[arg(long, short, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
         jobs: u16,
+        /// How many more times a step is built when packer failed for a passing cause (AWS
+        /// throttling or failing on its side, no capacity for the instance type, a pending source
+        /// AMI, SSH/WinRM not up in time); other failures are not retried.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        retries: u32,
+        /// Seconds before the first retry; doubled for each next one.
+        #[arg(long, value_name = "SECONDS", default_value_t = 15, env = "PAW_RETRY_DELAY")]
+        retry_delay: u64,
         /// Stream packer's output, each line prefixed with its step, instead of one live line per
         /// step (which is what a terminal gets otherwise; pipes and --json always get the lines).
         #[arg(long, short)]

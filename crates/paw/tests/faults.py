@@ -6,6 +6,7 @@ Usage: faults.py PORT_FILE   (writes the port it listens on to PORT_FILE), confi
   FAULT_RATE          the share of requests that get a fault (default 0.15)
   FAULT_MAX_IN_A_ROW  the most faults one request gets in a row, its retries included (default 2):
                       bounded, so that the SDK's retries get every call through in the end
+  FAULT_KINDS         the kinds of fault to draw from, comma-separated (default: all five below)
   FAULT_LOG           a file that gets one line per fault: "<kind> <service> <action>"
   FAULT_LAG           seconds a new AMI stays unknown to paw's DescribeImages by id
                       (InvalidAMIID.NotFound), as EC2's eventual consistency has it (default 0)
@@ -35,7 +36,7 @@ RATE = float(os.environ.get("FAULT_RATE", "0.15"))
 MAX_IN_A_ROW = int(os.environ.get("FAULT_MAX_IN_A_ROW", "2"))
 LOG = os.environ.get("FAULT_LOG")
 LAG = float(os.environ.get("FAULT_LAG", "0"))
-KINDS = ["throttle", "error", "delay", "drop", "lost"]
+KINDS = os.environ.get("FAULT_KINDS", "throttle,error,delay,drop,lost").split(",")
 born = {}  # AMI id -> when CreateImage, CopyImage or RegisterImage answered with it
 
 draws = random.Random(int(os.environ.get("FAULT_SEED", "1")))

@@ -20,17 +20,17 @@ struct FaultyNetwork {
 }
 
 impl FaultyNetwork {
+    /// Faults of every kind at `RATE`, at most 2 in a row per request, and EC2 lagging 2 s.
     fn start(upstream: &str, seed: u32) -> FaultyNetwork {
+        let seed = seed.to_string();
+        FaultyNetwork::start_with(upstream, &[("FAULT_SEED", &seed), ("FAULT_RATE", RATE), ("FAULT_LAG", "2")])
+    }
+
+    fn start_with(upstream: &str, settings: &[(&str, &str)]) -> FaultyNetwork {
         let log = tempfile::tempdir().unwrap();
         let log_path = log.path().join("faults.log");
-        let seed = seed.to_string();
-        let env = [
-            ("FAULT_UPSTREAM", upstream),
-            ("FAULT_SEED", seed.as_str()),
-            ("FAULT_RATE", RATE),
-            ("FAULT_LOG", log_path.to_str().unwrap()),
-            ("FAULT_LAG", "2"),
-        ];
+        let mut env = vec![("FAULT_UPSTREAM", upstream), ("FAULT_LOG", log_path.to_str().unwrap())];
+        env.extend_from_slice(settings);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults.py");
         let (child, port, _port_dir) = start_python_server(&script, &env);
         FaultyNetwork { child, endpoint: format!("http://127.0.0.1:{port}"), dir: log }
@@ -115,4 +115,75 @@ fn builds_through_throttles_errors_and_lost_answers_lose_and_leak_nothing() {
         kinds.extend(faults.iter().map(|fault| fault.split(' ').next().unwrap().to_string()));
     }
     assert_eq!(kinds.len(), 6, "every kind of fault was met, and EC2's lag: {kinds:?}");
+}
+
+/// A call whose every attempt fails says so: the request was sent but no answer came (not "cannot
+/// reach"), or AWS throttled it, with the attempts made and what to do.
+#[test]
+fn a_call_that_fails_through_every_attempt_says_how() {
+    let emulator = Emulator::start();
+    let find = ["-w", "wf", "base-ami", "find", "--name", "ubuntu*"];
+    for (kind, said, help) in [
+        (
+            "lost",
+            "error: ec2:DescribeImages failed: AWS did not answer (",
+            "help: run again: paw knows what it already did",
+        ),
+        ("throttle", "RequestLimitExceeded: injected throttle", "help: AWS throttled paw through all 5 attempts"),
+        ("error", "InternalError: injected error", "help: an error on AWS's side, through all 5 attempts"),
+    ] {
+        let always = [("FAULT_RATE", "1"), ("FAULT_MAX_IN_A_ROW", "99"), ("FAULT_KINDS", kind)];
+        let network = FaultyNetwork::start_with(&emulator.endpoint, &always);
+        let paw = emulator.configure(Paw::example("chain"));
+        let run = paw.run_with(&[("AWS_ENDPOINT_URL", &network.endpoint)], &find);
+        assert_eq!(run.code, 1, "{kind}: {}", run.stderr);
+        assert!(run.stderr.contains(said) && run.stderr.contains(help), "{kind}: {}", run.stderr);
+        assert_eq!(network.faults().len(), 5, "{kind}: the SDK made 5 attempts");
+        if kind == "lost" {
+            assert!(run.stderr.contains("; 5 attempts)") && !run.stderr.contains("cannot reach"), "{}", run.stderr);
+        }
+    }
+}
+
+/// A stand-in packer: `packer build` fails with `line` as packer's error, `times` times (a count
+/// kept in the folder), then the real packer runs; every other command is the real packer's.
+fn failing_packer(paw: &Paw, line: &str, times: u32) -> String {
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = build ]; then\n  echo x >> '{count}'\n  \
+         if [ \"$(wc -l < '{count}')\" -le {times} ]; then echo '1700000000,,ui,error,{line}'; exit 1; fi\nfi\n\
+         exec '{real}' \"$@\"\n",
+        count = paw.path("builds").display(),
+        real = crate::harness::packer().display(),
+    );
+    paw.write("failing-packer", &script);
+    let path = paw.path("failing-packer");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// packer fails for want of capacity: the step is built again, and the summary says so; a
+/// provisioner that fails is not retried.
+#[test]
+fn a_step_that_failed_for_want_of_capacity_is_built_again_and_a_failed_provisioner_is_not() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain")).env("PAW_RETRY_DELAY", "0");
+    let capacity = "Build 'amazon-ebs' errored: Error launching source instance: InsufficientInstanceCapacity: \
+                    We currently do not have sufficient t2.micro capacity in the Availability Zone you requested";
+    let packer = failing_packer(&paw, capacity, 1);
+    let run = paw.run_with(&[("PAW_PACKER", &packer)], &["-w", "wf", "build", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("packer failed (no capacity for the instance type), and cleaned up; attempt 2 of 3"));
+    let attempts: Vec<u64> =
+        run.json().as_array().unwrap().iter().map(|step| step["attempt"].as_u64().unwrap()).collect();
+    assert_eq!(attempts, [2, 1, 1]);
+    assert_eq!(paw.read("builds").lines().count(), 4);
+    assert_eq!(emulator.ec2().own_images().len(), 3, "one AMI per step");
+
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain")).env("PAW_RETRY_DELAY", "0");
+    let packer = failing_packer(&paw, "Script exited with non-zero exit status: 3", 9);
+    let run = paw.run_with(&[("PAW_PACKER", &packer)], &["-w", "wf", "build"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(paw.read("builds").lines().count(), 1, "not retried: {}", run.stderr);
+    assert!(!run.stderr.contains("attempt 2"), "{}", run.stderr);
 }

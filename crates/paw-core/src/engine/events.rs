@@ -79,8 +79,11 @@ pub trait Reporter: Send + Sync {
 pub enum Outcome {
     Built {
         ami: AmiRef,
+        /// packer's time and paw's own, in the attempt that built it.
         packer_time: Duration,
         paw_time: Duration,
+        /// Which attempt built it: 1, or more after packer failed for a passing cause.
+        attempt: u32,
     },
     UpToDate {
         ami: AmiRef,
@@ -135,11 +138,13 @@ pub struct StepFailure {
     /// Boxed: a step's result is passed up through every stage.
     pub error: Box<Error>,
     pub amis: Vec<LeftAmi>,
+    /// Why packer failed, when the cause passes (packer::transient_cause): the step may be tried again.
+    pub transient: Option<&'static str>,
 }
 
 impl From<Error> for StepFailure {
     fn from(error: Error) -> StepFailure {
-        StepFailure { error: Box::new(error), amis: Vec::new() }
+        StepFailure { error: Box::new(error), amis: Vec::new(), transient: None }
     }
 }
 

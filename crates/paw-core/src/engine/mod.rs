@@ -39,6 +39,10 @@ pub struct BuildOptions {
     pub delete_snapshots: bool,
     /// How many packer builds (and, before them, validations) may run at once.
     pub jobs: usize,
+    /// How many more times a step is tried when packer failed for a passing cause
+    /// (`packer::transient_cause`), and the wait before the first retry (doubled for each next).
+    pub retries: u32,
+    pub retry_delay: std::time::Duration,
 }
 
 /// Everything a build talks to.
@@ -197,7 +201,7 @@ impl Engine<'_> {
                 self.build_step(planned, source, fresh, replaces.as_ref(), options, packer_slots).await
             }
         };
-        result.unwrap_or_else(|StepFailure { error, amis }| {
+        result.unwrap_or_else(|StepFailure { error, amis, .. }| {
             self.cx.reporter.event(Event::Failed { step: &step.id, error: &error });
             Outcome::Failed { error: *error, amis }
         })
@@ -213,7 +217,6 @@ impl Engine<'_> {
         options: BuildOptions,
         packer_slots: &Semaphore,
     ) -> std::result::Result<Outcome, StepFailure> {
-        let started = Instant::now();
         let step = planned.step;
         self.cx.reporter.event(Event::StepStarted { step: &step.id, source: &source });
         // The plan's fingerprint, or, when the parent is built in this run, one from its new AMI.
@@ -221,9 +224,43 @@ impl Engine<'_> {
             Some(fingerprint) => fingerprint.clone(),
             None => stages::inputs_fingerprint(self.cx.workflow, step, &source).await?,
         };
-        let mut run = StepRun::new(self.cx.workflow, step, source, fingerprint);
-        run.source_is_fresh = source_is_fresh;
-        run.replaces = replaces;
+        let mut attempt = 1;
+        loop {
+            let mut run = StepRun::new(self.cx.workflow, step, source.clone(), fingerprint.clone());
+            run.source_is_fresh = source_is_fresh;
+            // The first attempt replaced the old AMI already (packer runs after that stage).
+            run.replaces = replaces.filter(|_| attempt == 1);
+            let failure = match self.attempt_step(run, attempt, options, packer_slots).await {
+                Err(failure) if failure.transient.is_some() && attempt <= options.retries => failure,
+                result => return result,
+            };
+            let wait = options.retry_delay.saturating_mul(1 << (attempt - 1).min(4));
+            let what = format!(
+                "packer failed ({}), and cleaned up; attempt {} of {} in {} s",
+                failure.transient.unwrap_or_default(),
+                attempt + 1,
+                options.retries + 1,
+                wait.as_secs()
+            );
+            self.cx.reporter.event(Event::Notice { step: &step.id, what: &what });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.cx.cancel.cancelled() => return Err(failure),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One attempt at a step to build, through its stages (`BuildStages`).
+    async fn attempt_step<'a>(
+        &self,
+        run: StepRun<'a>,
+        attempt: u32,
+        options: BuildOptions,
+        packer_slots: &'a Semaphore,
+    ) -> std::result::Result<Outcome, StepFailure> {
+        let started = Instant::now();
+        let step = run.step;
         let stages = BuildStages {
             packer: self.packer,
             packer_env: &self.packer_env,
@@ -249,6 +286,7 @@ impl Engine<'_> {
                     ami: AmiRef { id: made.image.id, name: made.run.ami_name },
                     packer_time,
                     paw_time: started.elapsed().saturating_sub(packer_time),
+                    attempt,
                 })
             }
         }

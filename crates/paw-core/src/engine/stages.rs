@@ -590,7 +590,7 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
             // made is not recorded, so cleanup removes it, in every region.
             let reported: Vec<String> = run.made.iter().map(|(_, ami_id)| ami_id.clone()).collect();
             let amis = unreported_images(cx, &run.ami_name, &reported, started_at).await;
-            return Err(StepFailure { error: Box::new(failure), amis });
+            return Err(StepFailure { error: Box::new(failure), amis, transient: output.transient });
         }
         if !run.made.iter().any(|(region, _)| region.as_str() == cx.region) {
             let images = cx.ec2.images_named(&run.ami_name).await?;
@@ -644,6 +644,7 @@ fn adopt_unreported(
             Ok(image.clone())
         }
         _ => Err(StepFailure {
+            transient: None,
             error: Box::new(no_ami(format!(
                 "EC2 has {} AMI(s) named \"{ami_name}\" that paw cannot prove are this run's",
                 images.len()

@@ -180,7 +180,21 @@ enum Behaviour {
     Invalid,
     /// Makes the AMI and reports it; from then on EC2's look-ups by name fail (throttling).
     BuildThenLookupsFail,
+    /// Fails as when AWS has no capacity for the instance type, on its first build only, or always.
+    NoCapacityOnce,
+    NoCapacity,
 }
+
+/// The options of the tests: one job, two retries, at once.
+const RETRIES: BuildOptions = BuildOptions {
+    dry_run: false,
+    packer_debug: false,
+    force: false,
+    delete_snapshots: false,
+    jobs: 1,
+    retries: 2,
+    retry_delay: std::time::Duration::ZERO,
+};
 
 struct FakePacker<'a> {
     ec2: &'a FakeEc2,
@@ -236,14 +250,25 @@ impl Packer for FakePacker<'_> {
         _: &CancellationToken,
     ) -> Result<BuildOutput> {
         let behaviour = self.behaviour(request.step_dir);
-        self.builds.lock().unwrap().push(request.step_dir.file_name().unwrap().to_string_lossy().into());
+        let step = request.step_dir.file_name().unwrap().to_string_lossy().to_string();
+        let builds_before = self.builds.lock().unwrap().iter().filter(|built| **built == step).count();
+        self.builds.lock().unwrap().push(step);
         let image = self.ec2.make(&output_ami_name(request.step_dir));
         if let Some((catalog, record)) = &self.recorded_meanwhile {
             catalog.record(record).await?;
         }
         let amis = vec![(REGION.to_string(), image.id)];
+        let no_capacity = || Error::new(ErrorKind::Packer, "packer build failed (exit status: 1)");
+        let (failure, transient) = match behaviour {
+            Behaviour::NoCapacityOnce if builds_before == 0 => (Some(no_capacity()), Some("no capacity")),
+            Behaviour::NoCapacity => (Some(no_capacity()), Some("no capacity")),
+            _ => (None, None),
+        };
+        if failure.is_some() {
+            return Ok(BuildOutput { amis, failure, transient });
+        }
         let failure = match behaviour {
-            Behaviour::Build | Behaviour::Invalid => None,
+            Behaviour::Build | Behaviour::Invalid | Behaviour::NoCapacityOnce | Behaviour::NoCapacity => None,
             Behaviour::BuildThenLookupsFail => {
                 self.ec2.lookups_fail.store(true, Ordering::SeqCst);
                 None
@@ -254,7 +279,7 @@ impl Packer for FakePacker<'_> {
                 Some(Error::new(ErrorKind::Interrupted, "interrupted; packer cleaned up and stopped"))
             }
         };
-        Ok(BuildOutput { amis, failure })
+        Ok(BuildOutput { amis, failure, transient: None })
     }
 }
 
@@ -271,6 +296,7 @@ impl Reporter for Recorder {
             Event::Skipped { step, reason } => format!("{step}: skipped ({reason})"),
             Event::Built { step, .. } => format!("{step}: built"),
             Event::Waiting { step, .. } => format!("{step}: waiting"),
+            Event::Notice { step, what } => format!("{step}: notice {what}"),
             _ => return,
         };
         self.0.lock().unwrap().push(line);
@@ -459,7 +485,7 @@ impl Fixture {
     async fn build(&self, packer: &FakePacker<'_>, force: bool) -> Result<Vec<(String, String)>> {
         let plan = self.plan().await;
         let engine = Engine { cx: self.cx(), packer, packer_env: Vec::new(), lease_ttl: 60 };
-        let options = BuildOptions { dry_run: false, packer_debug: false, force, delete_snapshots: false, jobs: 2 };
+        let options = BuildOptions { force, jobs: 2, ..RETRIES };
         let outcomes = engine.run(&plan, options).await?;
         Ok(outcomes.into_iter().map(|step| (step.step_id, step.outcome.name().to_string())).collect())
     }
@@ -567,8 +593,7 @@ async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_r
     let other = sample_record(workflow_id, "step1", "ami-other", "2026-01-01T00:00:00.000000+0000");
     packer.recorded_meanwhile = Some((&fixture.catalog, other));
     let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
-    let options = BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 };
-    let outcomes = engine.run(&plan, options).await.unwrap();
+    let outcomes = engine.run(&plan, RETRIES).await.unwrap();
     let Outcome::Failed { error, amis } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };
     assert!(error.message.contains("already has AMI ami-other"), "{error}");
     let made = &amis[0].ami_id;
@@ -589,8 +614,7 @@ async fn an_ami_packer_reported_is_deregistered_when_the_check_after_packer_fail
     let plan = fixture.plan().await;
     let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("step1", Behaviour::BuildThenLookupsFail)]);
     let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
-    let options = BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 };
-    let outcomes = engine.run(&plan, options).await.unwrap();
+    let outcomes = engine.run(&plan, RETRIES).await.unwrap();
     let Outcome::Failed { error, amis } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };
     assert!(error.message.contains("RequestLimitExceeded"), "{error}");
     let [left] = amis.as_slice() else { panic!("{amis:?}") };
@@ -598,6 +622,37 @@ async fn an_ami_packer_reported_is_deregistered_when_the_check_after_packer_fail
     assert!(!fixture.ec2.has(&left.ami_id));
     assert_eq!(fixture.ec2.calls(), [format!("deregister {}", left.ami_id)]);
     assert_eq!(outcomes[1].outcome.name(), "skipped");
+}
+
+/// packer failed for a passing cause: the attempt is cleaned up (its AMI deregistered), and the
+/// step is built again; the outcome says which attempt built it.
+#[tokio::test]
+async fn a_step_that_failed_for_a_passing_cause_is_built_again() {
+    let fixture = Fixture::new("chain");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[("step1", Behaviour::NoCapacityOnce)]);
+    let plan = fixture.plan().await;
+    let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
+    let outcomes = engine.run(&plan, RETRIES).await.unwrap();
+    let Outcome::Built { attempt, .. } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };
+    assert_eq!(*attempt, 2);
+    assert_eq!(*packer.builds.lock().unwrap(), ["step1", "step1", "step2", "step3"]);
+    let calls = fixture.ec2.calls();
+    assert_eq!(calls.iter().filter(|call| call.starts_with("deregister")).count(), 1, "{calls:?}");
+    assert!(fixture.reporter.lines("step1").iter().any(|line| line.contains("attempt 2 of 3")));
+    assert!(fixture.catalog.builds_in_flight(&fixture.workflow.param.workflow_id).await.unwrap().is_empty());
+}
+
+/// The retries end; a failure whose cause lasts is not retried at all.
+#[tokio::test]
+async fn retries_end_and_lasting_failures_are_not_retried() {
+    let fixture = Fixture::new("fanout");
+    let behaviour = [("web", Behaviour::NoCapacity), ("worker", Behaviour::FailAfterAmi)];
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &behaviour);
+    let outcomes = fixture.build(&packer, false).await.unwrap();
+    assert_eq!(outcomes.iter().filter(|(_, outcome)| outcome == "failed").count(), 2, "{outcomes:?}");
+    let builds = packer.builds.lock().unwrap().clone();
+    assert_eq!(builds.iter().filter(|step| *step == "web").count(), 3, "{builds:?}");
+    assert_eq!(builds.iter().filter(|step| *step == "worker").count(), 1, "{builds:?}");
 }
 
 #[tokio::test]
@@ -647,11 +702,7 @@ async fn force_replaces_a_changed_step_and_rebuilds_its_descendants() {
     let step2 = fixture.workflow.step("step2").unwrap();
     std::fs::write(step2.dir.join("notes.txt"), "a new input").unwrap();
 
-    let refused = check_replacements(
-        &fixture.workflow,
-        &fixture.plan().await,
-        &BuildOptions { dry_run: false, packer_debug: false, force: false, delete_snapshots: false, jobs: 1 },
-    );
+    let refused = check_replacements(&fixture.workflow, &fixture.plan().await, &RETRIES);
     assert_eq!(refused.unwrap_err().kind, ErrorKind::Usage);
     let outcomes = fixture.build(&packer, true).await.unwrap();
     assert_eq!(outcomes, pairs(&[("step1", "up-to-date"), ("step2", "built"), ("step3", "built")]));

@@ -31,7 +31,7 @@ pub async fn image_from_instance(
     let before: [&dyn Stage<StepRun<'_>>; 4] = [&Limits, &stopped, &NameFree, &create];
     // ... then the AMI found in EC2, then:
     let after: [&dyn Stage<ImageRun<'_>>; 2] = [&Record, &tag_snapshots];
-    let finished = run_pipeline(cx, &before, &after, run).await.map_err(|StepFailure { error, amis }| {
+    let finished = run_pipeline(cx, &before, &after, run).await.map_err(|StepFailure { error, amis, .. }| {
         let fates: Vec<String> = amis.iter().map(|left| format!("{}: {}", left.ami_id, left.fate)).collect();
         if fates.is_empty() { *error } else { error.details(fates.join("\n")) }
     })?;

@@ -206,7 +206,10 @@ impl Packer for PackerBinary {
             FollowError::Unreadable(err) => Error::io(request.log_path, "read the log", err),
             FollowError::Unwaitable(err) => self.cannot_run(err),
         })?;
-        Ok(BuildOutput { failure: followed.failure(request.log_path), amis: followed.amis })
+        let failure = followed.failure(request.log_path);
+        let transient =
+            failure.as_ref().filter(|_| !followed.interrupted).and_then(|_| transient_cause(&followed.errors));
+        Ok(BuildOutput { failure, amis: followed.amis, transient })
     }
 }
 
@@ -359,6 +362,32 @@ pub struct BuildRequest<'a> {
 pub struct BuildOutput {
     pub amis: Vec<(String, String)>,
     pub failure: Option<Error>,
+    /// What made the build fail, when it is passing (`transient_cause`): worth another attempt.
+    pub transient: Option<&'static str>,
+}
+
+/// What, in packer's error lines, says the build failed for a reason that passes: AWS throttling
+/// or failing on its side, no capacity for the instance type, a source AMI still pending, SSH or
+/// WinRM not up in time. None for anything else (a provisioner that failed, a template error):
+/// another attempt would fail the same way.
+pub fn transient_cause(errors: &[String]) -> Option<&'static str> {
+    const CAUSES: &[(&str, &[&str])] = &[
+        ("AWS throttling", &["requestlimitexceeded", "throttling", "rate exceeded"]),
+        (
+            "no capacity for the instance type",
+            &[
+                "insufficientinstancecapacity",
+                "insufficientcapacity",
+                "insufficientspotcapacity",
+                "capacity-not-available",
+            ],
+        ),
+        ("the source AMI is still pending", &["is pending", "pending state", "not yet available"]),
+        ("SSH or WinRM did not come up in time", &["timeout waiting for ssh", "timeout waiting for winrm"]),
+        ("an error on AWS's side", &["internalerror", "serviceunavailable", "internal server error"]),
+    ];
+    let text = errors.join("\n").to_ascii_lowercase();
+    CAUSES.iter().find(|(_, signs)| signs.iter().any(|sign| text.contains(sign))).map(|(cause, _)| *cause)
 }
 
 /// The arguments of `packer build` for a step, run in its folder.
@@ -489,6 +518,20 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passing_causes_of_a_failed_build_are_told_from_lasting_ones() {
+        let cause = |line: &str| transient_cause(&[line.to_string()]);
+        let capacity = "Error launching source instance: InsufficientInstanceCapacity: We currently do not have \
+                        sufficient c6i.large capacity in the Availability Zone you requested";
+        assert_eq!(cause(capacity), Some("no capacity for the instance type"));
+        assert_eq!(cause("RequestLimitExceeded: Request limit exceeded."), Some("AWS throttling"));
+        assert_eq!(cause("Timeout waiting for SSH."), Some("SSH or WinRM did not come up in time"));
+        let pending = "Error launching source instance: IncorrectInstanceState: Image ami-1 is pending";
+        assert_eq!(cause(pending), Some("the source AMI is still pending"));
+        assert_eq!(cause("Script exited with non-zero exit status: 3"), None);
+        assert_eq!(cause("Error: Unsupported argument"), None);
+    }
 
     /// A stand-in packer: a shell script whose `build` runs `body`.
     fn stand_in(dir: &Path, body: &str) -> PackerBinary {

@@ -142,10 +142,11 @@ impl Report for Built {
             .map(|step| {
                 let mut entry = json!({"step_id": step.step_id, "result": step.outcome.name()});
                 match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time } => {
+                    Outcome::Built { ami, packer_time, paw_time, attempt } => {
                         entry["ami_id"] = json!(ami.id);
                         entry["packer_seconds"] = json!(packer_time.as_secs_f64());
                         entry["paw_seconds"] = json!(paw_time.as_secs_f64());
+                        entry["attempt"] = json!(attempt);
                     }
                     Outcome::UpToDate { ami } => entry["ami_id"] = json!(ami.id),
                     Outcome::Reused { ami, from } => {
@@ -176,8 +177,8 @@ impl Report for Built {
             .iter()
             .map(|step| {
                 let (result, ami, packer, paw) = match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time } => (
-                        "built".to_string(),
+                    Outcome::Built { ami, packer_time, paw_time, attempt } => (
+                        if *attempt == 1 { "built".to_string() } else { format!("built (attempt {attempt})") },
                         ami.id.clone(),
                         format!("{:.1}", packer_time.as_secs_f64()),
                         format!("{:.1}", paw_time.as_secs_f64()),

@@ -82,8 +82,26 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),
         Command::Plan { steps } => Box::new(build::plan(cx, &steps).await?),
-        Command::Build { steps, dry_run, packer_debug, force, delete_snapshots, jobs, verbose } => {
-            let options = BuildOptions { dry_run, packer_debug, force, delete_snapshots, jobs: usize::from(jobs) };
+        Command::Build {
+            steps,
+            dry_run,
+            packer_debug,
+            force,
+            delete_snapshots,
+            jobs,
+            retries,
+            retry_delay,
+            verbose,
+        } => {
+            let options = BuildOptions {
+                dry_run,
+                packer_debug,
+                force,
+                delete_snapshots,
+                jobs: usize::from(jobs),
+                retries,
+                retry_delay: std::time::Duration::from_secs(retry_delay),
+            };
             Box::new(build::build(cx, &steps, options, verbose).await?)
         }
         Command::Recover => Box::new(build::recover(cx).await?),
