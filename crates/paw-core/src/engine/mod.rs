@@ -207,7 +207,8 @@ impl Engine<'_> {
         })
     }
 
-    /// A step to build, through its stages (`BuildStages`).
+    /// A step to build: one attempt, and more while packer fails for a passing cause. The AMIs that
+    /// failed attempts made, and what became of them, stay in the step's failure.
     async fn build_step(
         &self,
         planned: &PlannedStep<'_>,
@@ -224,7 +225,7 @@ impl Engine<'_> {
             Some(fingerprint) => fingerprint.clone(),
             None => stages::inputs_fingerprint(self.cx.workflow, step, &source).await?,
         };
-        let mut attempt = 1;
+        let (mut attempt, mut earlier_amis) = (1, Vec::new());
         loop {
             let mut run = StepRun::new(self.cx.workflow, step, source.clone(), fingerprint.clone());
             run.source_is_fresh = source_is_fresh;
@@ -232,6 +233,10 @@ impl Engine<'_> {
             run.replaces = replaces.filter(|_| attempt == 1);
             let failure = match self.attempt_step(run, attempt, options, packer_slots).await {
                 Err(failure) if failure.transient.is_some() && attempt <= options.retries => failure,
+                Err(mut failure) => {
+                    failure.amis.splice(0..0, earlier_amis);
+                    return Err(failure);
+                }
                 result => return result,
             };
             let wait = options.retry_delay.saturating_mul(1 << (attempt - 1).min(4));
@@ -243,9 +248,12 @@ impl Engine<'_> {
                 wait.as_secs()
             );
             self.cx.reporter.event(Event::Notice { step: &step.id, what: &what });
+            earlier_amis.extend(failure.amis.iter().cloned());
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.cx.cancel.cancelled() => return Err(failure),
+                () = self.cx.cancel.cancelled() => {
+                    return Err(StepFailure { amis: earlier_amis, ..failure });
+                }
             }
             attempt += 1;
         }

@@ -642,14 +642,22 @@ async fn a_step_that_failed_for_a_passing_cause_is_built_again() {
     assert!(fixture.catalog.builds_in_flight(&fixture.workflow.param.workflow_id).await.unwrap().is_empty());
 }
 
-/// The retries end; a failure whose cause lasts is not retried at all.
+/// The retries end, and the failure tells what every attempt's AMI became; a failure whose cause
+/// lasts is not retried at all.
 #[tokio::test]
 async fn retries_end_and_lasting_failures_are_not_retried() {
     let fixture = Fixture::new("fanout");
     let behaviour = [("web", Behaviour::NoCapacity), ("worker", Behaviour::FailAfterAmi)];
     let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &behaviour);
-    let outcomes = fixture.build(&packer, false).await.unwrap();
-    assert_eq!(outcomes.iter().filter(|(_, outcome)| outcome == "failed").count(), 2, "{outcomes:?}");
+    let plan = fixture.plan().await;
+    let engine = Engine { cx: fixture.cx(), packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
+    let outcomes = engine.run(&plan, RETRIES).await.unwrap();
+    let failed: Vec<_> = outcomes.iter().filter(|step| step.outcome.name() == "failed").collect();
+    assert_eq!(failed.len(), 2, "{outcomes:?}");
+    let web = outcomes.iter().find(|step| step.step_id == "web").unwrap();
+    let Outcome::Failed { amis, .. } = &web.outcome else { panic!("{:?}", web.outcome) };
+    assert_eq!(amis.len(), 3, "each attempt's AMI: {amis:?}");
+    assert!(amis.iter().all(|left| left.fate.starts_with("deregistered") && !fixture.ec2.has(&left.ami_id)));
     let builds = packer.builds.lock().unwrap().clone();
     assert_eq!(builds.iter().filter(|step| *step == "web").count(), 3, "{builds:?}");
     assert_eq!(builds.iter().filter(|step| *step == "worker").count(), 1, "{builds:?}");
