@@ -212,6 +212,9 @@ pub struct StepParam {
     pub metadata: Map<String, Value>,
     /// Files outside the step folder that the step's AMI depends on (glob patterns, relative to it).
     pub inputs: Vec<String>,
+    /// EC2 instance types to build on, one per attempt (`-var instance_type=…`): the first, then
+    /// the next when packer failed for a passing cause such as no capacity.
+    pub instance_types: Vec<String>,
     file: JsonFile,
 }
 
@@ -224,6 +227,7 @@ impl StepParam {
             previous_step_id: file.optional_string("previous_step_id")?,
             metadata: file.optional_map("metadata")?,
             inputs: file.string_list("inputs")?,
+            instance_types: file.string_list("instance_types")?,
             file,
         })
     }

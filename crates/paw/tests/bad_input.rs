@@ -484,6 +484,21 @@ const CASES: &[Case] = &[
         expect: &["only one of aws_access_key_id / aws_secret_access_key is given"],
     },
     Case {
+        name: "instance_types for a template without the variable",
+        setup: |p| {
+            p.edit("wf/step2/step_param.json", "\"metadata\"", "\"instance_types\": [\"t3.micro\"],\n    \"metadata\"");
+            p.edit("wf/step2/templates/.pkr.hcl", "var.instance_type", "\"t2.micro\"");
+            let block = "variable \"instance_type\" {\n  type        = string\n  description = \"The EC2 instance type of the build instance.\"\n}\n";
+            p.edit("wf/step2/templates/.variables.pkr.hcl", block, "");
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &[
+            "wf/step2/step_param.json:4:5: \"instance_types\" needs the step's templates to declare `variable \"instance_type\"`",
+            "help: paw passes each type to packer as -var instance_type=",
+        ],
+    },
+    Case {
         name: "init into a folder that is not empty",
         setup: |_| {},
         args: &["init", "wf"],

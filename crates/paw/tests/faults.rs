@@ -149,7 +149,7 @@ fn a_call_that_fails_through_every_attempt_says_how() {
 /// kept in the folder), then the real packer runs; every other command is the real packer's.
 fn failing_packer(paw: &Paw, line: &str, times: u32) -> String {
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = build ]; then\n  echo x >> '{count}'\n  \
+        "#!/bin/sh\nif [ \"$1\" = build ]; then\n  echo \"$*\" >> '{count}'\n  \
          if [ \"$(wc -l < '{count}')\" -le {times} ]; then echo '1700000000,,ui,error,{line}'; exit 1; fi\nfi\n\
          exec '{real}' \"$@\"\n",
         count = paw.path("builds").display(),
@@ -161,22 +161,38 @@ fn failing_packer(paw: &Paw, line: &str, times: u32) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// packer fails for want of capacity: the step is built again, and the summary says so; a
-/// provisioner that fails is not retried.
+/// packer fails for want of capacity: the step is built again, on the next of its instance types,
+/// and the summary says so; a provisioner that fails is not retried.
 #[test]
 fn a_step_that_failed_for_want_of_capacity_is_built_again_and_a_failed_provisioner_is_not() {
     let emulator = Emulator::start();
     let paw = emulator.configure(Paw::example("chain")).env("PAW_RETRY_DELAY", "0");
+    paw.edit(
+        "wf/step1/step_param.json",
+        "\"metadata\"",
+        "\"instance_types\": [\"c6i.large\", \"m6i.large\"],\n    \"metadata\"",
+    );
     let capacity = "Build 'amazon-ebs' errored: Error launching source instance: InsufficientInstanceCapacity: \
                     We currently do not have sufficient t2.micro capacity in the Availability Zone you requested";
     let packer = failing_packer(&paw, capacity, 1);
     let run = paw.run_with(&[("PAW_PACKER", &packer)], &["-w", "wf", "build", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("packer failed (no capacity for the instance type), and cleaned up; attempt 2 of 3"));
-    let attempts: Vec<u64> =
-        run.json().as_array().unwrap().iter().map(|step| step["attempt"].as_u64().unwrap()).collect();
-    assert_eq!(attempts, [2, 1, 1]);
-    assert_eq!(paw.read("builds").lines().count(), 4);
+    let notice =
+        "packer failed (no capacity for the instance type), and cleaned up; attempt 2 of 3 in 0 s, on m6i.large";
+    assert!(run.stderr.contains(notice), "{}", run.stderr);
+    let steps = run.json();
+    let how: Vec<(u64, &str)> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| (step["attempt"].as_u64().unwrap(), step["instance_type"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(how, [(2, "m6i.large"), (1, "-"), (1, "-")]);
+    let builds = paw.read("builds");
+    let builds: Vec<&str> = builds.lines().collect();
+    assert_eq!(builds.len(), 4);
+    assert!(builds[0].contains("-var=instance_type=c6i.large") && builds[1].contains("-var=instance_type=m6i.large"));
+    assert!(!builds[2].contains("-var=instance_type"), "step2 names no instance types: {}", builds[2]);
     assert_eq!(emulator.ec2().own_images().len(), 3, "one AMI per step");
 
     let emulator = Emulator::start();

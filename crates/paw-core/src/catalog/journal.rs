@@ -51,7 +51,7 @@ pub struct RunLock {
 impl RunLock {
     /// Creates and locks the run's lock file, in this user's `paw-runs-UID` under the temporary folder.
     pub fn take(run_id: &str) -> Result<RunLock> {
-        let dir = std::env::temp_dir().join(format!("paw-runs-{}", nix::unistd::getuid()));
+        let dir = RunLock::folder();
         std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, "create the folder of run locks", err))?;
         sweep(&dir);
         let path = dir.join(format!("{run_id}.lock"));
@@ -67,6 +67,26 @@ impl RunLock {
     /// The locked file, for packer's processes to inherit.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Makes `lock` (a handle on a run's lock) inherited by the process `command` starts, and by
+    /// no other process paw starts meanwhile: close-on-exec is cleared in that child alone.
+    pub fn pass_to(lock: &File, command: &mut tokio::process::Command) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(lock);
+        // SAFETY: between fork and exec the child only calls fcntl, which is async-signal-safe;
+        // `lock` is open in paw until the child has started.
+        unsafe {
+            command.pre_exec(move || {
+                let flags = nix::fcntl::FdFlag::empty();
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map(drop).map_err(std::io::Error::from)
+            });
+        }
+    }
+
+    /// The folder of this user's run locks.
+    pub fn folder() -> PathBuf {
+        std::env::temp_dir().join(format!("paw-runs-{}", nix::unistd::getuid()))
     }
 
     /// Whether the lock at `path` is held by a process of its run; false when the file is gone.
@@ -164,6 +184,15 @@ impl InFlight {
     }
 }
 
+/// A dead run's lock file, for tests: there, and held by nothing, as a run that died leaves it.
+#[cfg(test)]
+pub(crate) fn dead_runs_lock(name: &str) -> PathBuf {
+    std::fs::create_dir_all(RunLock::folder()).unwrap();
+    let path = RunLock::folder().join(format!("{name}.lock"));
+    std::fs::write(&path, b"").unwrap();
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,40 +224,42 @@ mod tests {
         lock.release();
     }
 
-    #[test]
-    fn this_machines_entry_is_stale_once_nothing_holds_its_lock() {
+    #[tokio::test]
+    async fn this_machines_entry_is_stale_once_nothing_holds_its_lock() {
         let lock = RunLock::take("this-machines").unwrap();
         let path = lock.path().to_path_buf();
-        let entry = entry("here", Some(&path), 0);
-        assert_eq!(entry.stale_because(1_000, "here"), None, "alive past its expiry: still held");
+        let held = entry("here", Some(&path), 0);
+        assert_eq!(held.stale_because(1_000, "here"), None, "alive past its expiry: still held");
 
         // paw dies (its handle closes), but a process that inherited the lock (packer, cleaning
         // up) keeps the run alive until it ends.
-        let inherited = nix::unistd::dup(lock.file()).unwrap();
-        let mut packer = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        drop((inherited, lock));
-        assert_eq!(entry.stale_because(1_000, "here"), None, "packer still holds it");
-        packer.kill().unwrap();
-        packer.wait().unwrap();
-        assert_eq!(entry.stale_because(0, "here").unwrap(), "paw 1 on here is gone");
+        let mut packer = tokio::process::Command::new("sleep");
+        packer.arg("30");
+        RunLock::pass_to(lock.file(), &mut packer);
+        let mut packer = packer.spawn().unwrap();
+        drop(lock);
+        assert_eq!(held.stale_because(1_000, "here"), None, "packer still holds it");
+        packer.kill().await.unwrap();
+        assert_eq!(held.stale_because(0, "here").unwrap(), "paw 1 on here is gone");
 
-        // A released lock, or none at all, is gone too.
-        RunLock::take("this-machines").unwrap().release();
-        assert_eq!(entry.stale_because(0, "here").unwrap(), "paw 1 on here is gone");
+        // A lock file nobody ever held after a run died, or no file at all, is gone too.
+        let dead = dead_runs_lock("this-machines-dead");
+        assert_eq!(entry("here", Some(&dead), 0).stale_because(0, "here").unwrap(), "paw 1 on here is gone");
+        for path in [dead, path] {
+            RunLock::remove(&path);
+        }
+        assert_eq!(held.stale_because(0, "here").unwrap(), "paw 1 on here is gone");
     }
 
     #[test]
     fn taking_a_lock_sweeps_the_files_of_dead_runs_only() {
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        let dead = RunLock::take("swept-dead").unwrap();
+        let dead = dead_runs_lock("swept-dead");
+        std::fs::File::options().write(true).open(&dead).unwrap().set_modified(an_hour_ago).unwrap();
         let live = RunLock::take("swept-live").unwrap();
-        for lock in [&dead, &live] {
-            lock.file().set_modified(an_hour_ago).unwrap();
-        }
-        let dead_path = dead.path().to_path_buf();
-        drop(dead);
+        live.file().set_modified(an_hour_ago).unwrap();
         RunLock::take("swept-new").unwrap().release();
-        assert!(!dead_path.exists(), "an old lock nobody holds goes");
+        assert!(!dead.exists(), "an old lock nobody holds goes");
         assert!(live.path().exists(), "a held lock stays, however old");
         live.release();
     }

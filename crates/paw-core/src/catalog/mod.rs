@@ -19,6 +19,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 
 pub use channel::{ChannelEntry, check_channel_name};
+#[cfg(test)]
+pub(crate) use journal::dead_runs_lock;
 pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host};
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};

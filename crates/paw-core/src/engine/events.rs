@@ -82,8 +82,10 @@ pub enum Outcome {
         /// packer's time and paw's own, in the attempt that built it.
         packer_time: Duration,
         paw_time: Duration,
-        /// Which attempt built it: 1, or more after packer failed for a passing cause.
+        /// Which attempt built it: 1, or more after packer failed for a passing cause; on which
+        /// of the step's `instance_types`, when it names them.
         attempt: u32,
+        instance_type: Option<String>,
     },
     UpToDate {
         ami: AmiRef,

@@ -229,6 +229,7 @@ impl Engine<'_> {
         loop {
             let mut run = StepRun::new(self.cx.workflow, step, source.clone(), fingerprint.clone());
             run.source_is_fresh = source_is_fresh;
+            run.instance_type = attempt_instance_type(step, attempt);
             // The first attempt replaced the old AMI already (packer runs after that stage).
             run.replaces = replaces.filter(|_| attempt == 1);
             let failure = match self.attempt_step(run, attempt, options, packer_slots).await {
@@ -240,8 +241,9 @@ impl Engine<'_> {
                 result => return result,
             };
             let wait = options.retry_delay.saturating_mul(1 << (attempt - 1).min(4));
+            let on = attempt_instance_type(step, attempt + 1).map(|next| format!(", on {next}")).unwrap_or_default();
             let what = format!(
-                "packer failed ({}), and cleaned up; attempt {} of {} in {} s",
+                "packer failed ({}), and cleaned up; attempt {} of {} in {} s{on}",
                 failure.transient.unwrap_or_default(),
                 attempt + 1,
                 options.retries + 1,
@@ -295,6 +297,7 @@ impl Engine<'_> {
                     packer_time,
                     paw_time: started.elapsed().saturating_sub(packer_time),
                     attempt,
+                    instance_type: made.run.instance_type,
                 })
             }
         }
@@ -346,6 +349,14 @@ impl Engine<'_> {
         let workflow = self.cx.workflow;
         workflow.state_dir().join("logs").join(&workflow.param.workflow_id).join(format!("{}-{stamp}.log", step.id))
     }
+}
+
+/// The instance type of an attempt (1, 2, ...) from the step's `instance_types`: one per attempt,
+/// the last one for any attempt after it; None when the step names none (the template decides).
+fn attempt_instance_type(step: &Step, attempt: u32) -> Option<String> {
+    let types = &step.param.instance_types;
+    let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX).min(types.len().saturating_sub(1));
+    types.get(index).cloned()
 }
 
 fn placeholder_for(step: &Step) -> AmiRef {

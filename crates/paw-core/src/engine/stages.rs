@@ -53,6 +53,8 @@ pub struct StepRun<'a> {
     pub replaces: Option<&'a ImageRecord>,
     /// The instance the AMI is made from, by hand, instead of packer.
     pub from_instance: Option<String>,
+    /// This attempt's instance type, from the step's `instance_types`.
+    pub instance_type: Option<String>,
     /// The rendered files packer reads: set by `Render`.
     pub prepared: Option<Prepared>,
     /// The step folder's rendered files are this run's from rendering until packer has read them.
@@ -79,6 +81,7 @@ impl<'a> StepRun<'a> {
             fingerprint,
             replaces: None,
             from_instance: None,
+            instance_type: None,
             prepared: None,
             render_lock: None,
             lease: None,
@@ -87,6 +90,11 @@ impl<'a> StepRun<'a> {
             recorded: None,
             packer_time: Duration::ZERO,
         }
+    }
+
+    /// The `-var`s of packer's command line: the attempt's instance type.
+    fn packer_vars(&self) -> Vec<(String, String)> {
+        self.instance_type.iter().map(|instance_type| ("instance_type".to_string(), instance_type.clone())).collect()
     }
 
     /// The rendered files; a stage that needs them comes after `Render` in every list.
@@ -501,7 +509,7 @@ impl<'a> Stage<StepRun<'a>> for DryRun<'_> {
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
-        let command = self.packer.build_command(&run.prepared()?.var_files(), self.debug);
+        let command = self.packer.build_command(&run.prepared()?.var_files(), &run.packer_vars(), self.debug);
         cx.reporter.event(Event::DryRun { step: &run.step.id, command: &command });
         Ok(Next::Continue)
     }
@@ -554,7 +562,7 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
-        let var_files = run.prepared()?.var_files();
+        let (var_files, vars) = (run.prepared()?.var_files(), run.packer_vars());
         let step_id = run.step.id.clone();
         let (started, started_at) = (Instant::now(), chrono::Utc::now());
         let mut run_lock = None;
@@ -577,6 +585,7 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
         let request = BuildRequest {
             step_dir: &run.step.dir,
             var_files: &var_files,
+            vars: &vars,
             debug: self.debug,
             env: self.env,
             log_path: self.log_path,

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::stages::{Next, Services, Stage, StepRun, run_stages};
 use super::*;
 use crate::catalog::conformance::sample_record;
+use crate::catalog::dead_runs_lock;
 use crate::catalog::{
     BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records, RunLock,
     SqliteCatalog,
@@ -232,7 +233,7 @@ fn output_ami_name(step_dir: &Path) -> String {
 
 #[async_trait]
 impl Packer for FakePacker<'_> {
-    fn build_command(&self, _: &[PathBuf], _: bool) -> String {
+    fn build_command(&self, _: &[PathBuf], _: &[(String, String)], _: bool) -> String {
         "packer build .".into()
     }
 
@@ -751,14 +752,6 @@ fn held_entry(fixture: &Fixture, lock: &Path) -> crate::catalog::InFlight {
             copy_regions: Vec::new(),
         },
     }
-}
-
-/// The lock of a run that died: its file is there, and nothing holds it.
-fn dead_runs_lock(name: &str) -> PathBuf {
-    let lock = RunLock::take(name).unwrap();
-    let path = lock.path().to_path_buf();
-    drop(lock);
-    path
 }
 
 /// A run that died after packer made step1's AMI: the next build adopts that AMI (its inputs still

@@ -19,7 +19,7 @@ pub const PACKER_ENV: &str = "PAW_PACKER";
 #[async_trait]
 pub trait Packer: Send + Sync {
     /// The exact command `build` runs in the step folder, for `--dry-run`.
-    fn build_command(&self, var_files: &[PathBuf], debug: bool) -> String;
+    fn build_command(&self, var_files: &[PathBuf], vars: &[(String, String)], debug: bool) -> String;
 
     /// `packer validate` in the step folder with its var files (`packer init` first when the
     /// template requires plugins); packer's own message on failure.
@@ -129,7 +129,7 @@ impl PackerBinary {
         let errors = output.try_clone().map_err(|err| Error::io(request.log_path, "create the log", err))?;
         let mut command = Command::new(&self.path);
         command
-            .args(build_args(request.var_files, request.debug))
+            .args(build_args(request.var_files, request.vars, request.debug))
             .current_dir(request.step_dir)
             .env("CHECKPOINT_DISABLE", "1")
             .envs(request.env.iter().map(|(key, value)| (key, value)))
@@ -138,17 +138,7 @@ impl PackerBinary {
             .stderr(errors)
             .process_group(0);
         if let Some(lock) = request.run_lock {
-            let fd = std::os::fd::AsRawFd::as_raw_fd(lock);
-            // SAFETY: between fork and exec the child only calls fcntl, which is async-signal-safe.
-            // Clearing close-on-exec in the child alone, not in paw, keeps other processes paw
-            // spawns meanwhile from inheriting the lock.
-            unsafe {
-                command.pre_exec(move || {
-                    let flags = nix::fcntl::FdFlag::empty();
-                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map(drop).map_err(std::io::Error::from)
-                });
-            }
+            crate::catalog::RunLock::pass_to(lock, &mut command);
         }
         command.spawn().map_err(|err| self.cannot_run(err))
     }
@@ -178,9 +168,9 @@ impl Packer for PackerBinary {
         self.run_checked(step_dir, &args, "packer validate").await
     }
 
-    fn build_command(&self, var_files: &[PathBuf], debug: bool) -> String {
+    fn build_command(&self, var_files: &[PathBuf], vars: &[(String, String)], debug: bool) -> String {
         std::iter::once(self.path.as_os_str().to_os_string())
-            .chain(build_args(var_files, debug))
+            .chain(build_args(var_files, vars, debug))
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ")
@@ -345,6 +335,8 @@ done
 pub struct BuildRequest<'a> {
     pub step_dir: &'a Path,
     pub var_files: &'a [PathBuf],
+    /// `-var NAME=VALUE`s, after the var files (the attempt's instance type).
+    pub vars: &'a [(String, String)],
     /// `-debug`: packer pauses for Enter at every step.
     pub debug: bool,
     /// Variables for packer's environment (region, profile, credentials); never printed.
@@ -391,12 +383,14 @@ pub fn transient_cause(errors: &[String]) -> Option<&'static str> {
 }
 
 /// The arguments of `packer build` for a step, run in its folder.
-fn build_args(var_files: &[PathBuf], debug: bool) -> Vec<OsString> {
+/// `vars` come after the var files: packer lets the later win.
+fn build_args(var_files: &[PathBuf], vars: &[(String, String)], debug: bool) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["build".into(), "-machine-readable".into()];
     if debug {
         args.push("-debug".into());
     }
     args.extend(var_file_args(var_files));
+    args.extend(vars.iter().map(|(name, value)| OsString::from(format!("-var={name}={value}"))));
     args.push(".".into());
     args
 }
@@ -549,6 +543,7 @@ mod tests {
         let request = BuildRequest {
             step_dir: dir.path(),
             var_files: &[],
+            vars: &[],
             debug: false,
             env: &[],
             log_path: &log_path,

@@ -322,6 +322,17 @@ pub fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region
     let files = render_step(workflow, step, &source, aws_region)?;
     write_rendered(step, &files)?;
     let hcl = check_hcl(&files)?;
+    if !step.param.instance_types.is_empty() && !hcl.declares_instance_type {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "\"instance_types\" needs the step's templates to declare `variable \"instance_type\"`",
+        )
+        .at(step.param.json().key_location("instance_types"))
+        .help(
+            "paw passes each type to packer as -var instance_type=…: declare `variable \"instance_type\" { type = \
+             string }` and set `instance_type = var.instance_type` in the source block",
+        ));
+    }
     Ok(Prepared { source, files, hcl })
 }
 
@@ -330,11 +341,13 @@ pub fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region
 pub struct HclSummary {
     /// A `packer { required_plugins { ... } }` block: `packer init` must run first (packer ≥ 1.7).
     pub requires_plugins: bool,
+    /// A `variable "instance_type"` block, which `instance_types` needs.
+    pub declares_instance_type: bool,
 }
 
 /// Parses every rendered file as HCL; errors point at the rendered file's line and column.
 pub fn check_hcl(files: &[Rendered]) -> Result<HclSummary> {
-    let mut requires_plugins = false;
+    let (mut requires_plugins, mut declares_instance_type) = (false, false);
     for file in files {
         let body = hcl::parse(&file.text).map_err(|err| match err {
             hcl::Error::Parse(parse) => {
@@ -350,8 +363,12 @@ pub fn check_hcl(files: &[Rendered]) -> Result<HclSummary> {
             .blocks()
             .filter(|block| block.identifier() == "packer")
             .any(|block| block.body().blocks().any(|inner| inner.identifier() == "required_plugins"));
+        declares_instance_type |= body.blocks().any(|block| {
+            block.identifier() == "variable"
+                && block.labels().first().is_some_and(|label| label.as_str() == "instance_type")
+        });
     }
-    Ok(HclSummary { requires_plugins })
+    Ok(HclSummary { requires_plugins, declares_instance_type })
 }
 
 #[cfg(test)]

@@ -142,11 +142,12 @@ impl Report for Built {
             .map(|step| {
                 let mut entry = json!({"step_id": step.step_id, "result": step.outcome.name()});
                 match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time, attempt } => {
+                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type } => {
                         entry["ami_id"] = json!(ami.id);
                         entry["packer_seconds"] = json!(packer_time.as_secs_f64());
                         entry["paw_seconds"] = json!(paw_time.as_secs_f64());
                         entry["attempt"] = json!(attempt);
+                        entry["instance_type"] = json!(instance_type);
                     }
                     Outcome::UpToDate { ami } => entry["ami_id"] = json!(ami.id),
                     Outcome::Reused { ami, from } => {
@@ -177,8 +178,8 @@ impl Report for Built {
             .iter()
             .map(|step| {
                 let (result, ami, packer, paw) = match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time, attempt } => (
-                        if *attempt == 1 { "built".to_string() } else { format!("built (attempt {attempt})") },
+                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type } => (
+                        built_how(*attempt, instance_type.as_deref()),
                         ami.id.clone(),
                         format!("{:.1}", packer_time.as_secs_f64()),
                         format!("{:.1}", paw_time.as_secs_f64()),
@@ -229,5 +230,15 @@ impl Report for Built {
 
     fn error(&self) -> Option<Error> {
         Summary::error(&self.0)
+    }
+}
+
+/// "built", with the attempt and the instance type when either is worth saying.
+fn built_how(attempt: u32, instance_type: Option<&str>) -> String {
+    match (attempt, instance_type) {
+        (1, None) => "built".into(),
+        (1, Some(instance_type)) => format!("built ({instance_type})"),
+        (attempt, None) => format!("built (attempt {attempt})"),
+        (attempt, Some(instance_type)) => format!("built (attempt {attempt}, {instance_type})"),
     }
 }
