@@ -213,22 +213,29 @@ fn open_log(log_path: &Path) -> Result<(std::fs::File, BufReader<tokio::fs::File
     Ok((output, BufReader::new(tokio::fs::File::from_std(reader))))
 }
 
+/// A running `WATCHER`, and paw's end of its pipe. Dropped in this order: the watcher is killed
+/// first, so that the pipe's closing does not read as paw's death.
+type Watcher = (tokio::process::Child, std::io::PipeWriter);
+
 /// Starts the `WATCHER` of paw for packer's process group. packer runs now, so a watcher that
 /// cannot start is a warning, not an error that would leave packer.
-fn watch(group: nix::unistd::Pid, on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync)) -> Option<tokio::process::Child> {
+fn watch(group: nix::unistd::Pid, on_line: &(dyn for<'l> Fn(&'l str) + Send + Sync)) -> Option<Watcher> {
+    let cannot = |err: &std::io::Error| {
+        on_line(&format!("paw: cannot watch packer ({err}); should paw die, stop packer by hand"));
+    };
+    // Both ends close on exec: the watcher gets the reading end as its stdin, and no other
+    // process (packer included) gets the writing end, which paw alone holds.
+    let (reader, writer) = std::io::pipe().inspect_err(cannot).ok()?;
     let watcher = Command::new("/bin/sh")
         .args(["-c", WATCHER, "paw-packer-watcher"])
-        .arg(std::process::id().to_string())
         .arg(group.to_string())
-        .stdin(Stdio::null())
+        .stdin(reader)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true)
         .spawn();
-    watcher
-        .inspect_err(|err| on_line(&format!("paw: cannot watch packer ({err}); should paw die, stop packer by hand")))
-        .ok()
+    watcher.map(|watcher| (watcher, writer)).inspect_err(cannot).ok()
 }
 
 /// What following a build's log to its end found.
@@ -319,16 +326,15 @@ async fn follow(
     }
 }
 
-/// Watches paw (the first argument) for packer's process group (the second): should paw die while
-/// packer runs, this shell is re-parented, and it interrupts packer, once, so that packer still
-/// cleans up (packer writes to the log, not to paw, so it does not die with paw).
+/// Watches paw for packer's process group (the argument): its stdin is a pipe whose only writer
+/// is paw, so reading it ends when paw is gone, however it died. Then it interrupts packer, once,
+/// so that packer still cleans up (packer writes to the log, not to paw, so it does not die with
+/// paw). While packer runs normally, paw kills the watcher when packer is done. No /proc is read:
+/// this works on macOS as on Linux.
 const WATCHER: &str = r#"
-paw=$1 packer=$2
-while kill -0 "$packer" 2>/dev/null; do
-    read -r _ _ _ parent _ </proc/$$/stat
-    if [ "$parent" != "$paw" ]; then kill -INT -"$packer"; exit 0; fi
-    sleep 0.2
-done
+packer=$1
+while read -r _; do :; done
+kill -INT -"$packer" 2>/dev/null
 "#;
 
 /// What one `packer build` needs besides the packer itself.
