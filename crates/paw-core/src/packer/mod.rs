@@ -519,6 +519,21 @@ fn unescape(field: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The watcher leaves packer alone while paw lives, and interrupts packer's whole process
+    /// group once paw's end of the pipe closes, as when paw dies; it reads no /proc.
+    #[tokio::test]
+    async fn the_watcher_interrupts_packer_once_paw_is_gone() {
+        let mut packer = Command::new("sleep").arg("30").process_group(0).kill_on_drop(true).spawn().unwrap();
+        let group = nix::unistd::Pid::from_raw(packer.id().unwrap() as i32);
+        let (mut watcher, paw) = watch(group, &|line| panic!("{line}")).unwrap();
+        let still = tokio::time::timeout(std::time::Duration::from_millis(500), packer.wait()).await;
+        assert!(still.is_err(), "packer runs on while paw lives");
+        drop(paw);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), packer.wait()).await.unwrap().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(nix::libc::SIGINT));
+        assert!(watcher.wait().await.unwrap().success());
+    }
+
     #[test]
     fn passing_causes_of_a_failed_build_are_told_from_lasting_ones() {
         let cause = |line: &str| transient_cause(&[line.to_string()]);
