@@ -1,8 +1,8 @@
 //! paw through a faulty network (tests/faults.py, between paw and the emulator): AWS throttling,
 //! 500s, delays, connections dropped before or after the request was carried out, and new AMIs
-//! unknown to DescribeImages for 2 s, over several seeds. After each round, asked of the emulator directly: no instance, key pair or security group
-//! left, no AMI the catalog does not know, no record of an AMI that is gone, and a rerun without
-//! faults that builds nothing again.
+//! unknown to DescribeImages for 2 s, over several seeds. After each round, asked of the emulator
+//! directly: no instance, key pair or security group left, no AMI the catalog does not know, no
+//! record of an AMI that is gone, and a rerun without faults that builds nothing again.
 
 use std::path::Path;
 use std::process::Child;

@@ -177,11 +177,9 @@ async fn run_list<S: StepState>(
     state: &mut S,
 ) -> (usize, Result<Next, StepFailure>) {
     for (index, stage) in stages.iter().enumerate() {
-        if cx.cancel.is_cancelled() {
-            let error = Error::new(ErrorKind::Interrupted, format!("interrupted before {}", stage.name()));
-            return (index, Err(error.into()));
+        if let Err(interrupted) = enter(cx, &state.step_run().step.id, stage.name()) {
+            return (index, Err(interrupted));
         }
-        cx.reporter.event(Event::Stage { step: &state.step_run().step.id, stage: stage.name() });
         let lease = state.step_run().lease.clone();
         match keeping(cx, lease, stage.run(cx, state)).await {
             Ok(Next::Continue) => {}
@@ -189,6 +187,15 @@ async fn run_list<S: StepState>(
         }
     }
     (stages.len(), Ok(Next::Continue))
+}
+
+/// Before a stage: an interrupt stops the step here; otherwise the reporter hears the stage begin.
+fn enter(cx: &Services<'_>, step_id: &str, stage: &'static str) -> Result<(), StepFailure> {
+    if cx.cancel.is_cancelled() {
+        return Err(Error::new(ErrorKind::Interrupted, format!("interrupted before {stage}")).into());
+    }
+    cx.reporter.event(Event::Stage { step: step_id, stage });
+    Ok(())
 }
 
 /// Cleans up `ran` in reverse order; the AMIs they report join a failure's.
@@ -259,6 +266,10 @@ pub async fn run_pipeline<'a>(
     })
 }
 
+/// What to do about a template that names its AMI itself.
+const PAW_NAMES_THE_AMI: &str = "paw names each step's AMI: set `ami_name = \"{{ builder.output_ami_name }}\"` in the \
+                                 template's source block (the seed's templates do)";
+
 /// The name of the stage that finds the AMI made.
 const FIND_IMAGE: &str = "finding the AMI";
 
@@ -267,10 +278,7 @@ const FIND_IMAGE: &str = "finding the AMI";
 /// made (packer reported it, CreateImage returned it), or, should packer's report be lost, the
 /// one AMI of the step's name made since packer started. Each copy is checked where it is.
 async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image, Vec<(String, Image)>), StepFailure> {
-    if cx.cancel.is_cancelled() {
-        return Err(Error::new(ErrorKind::Interrupted, format!("interrupted before {FIND_IMAGE}")).into());
-    }
-    cx.reporter.event(Event::Stage { step: &run.step.id, stage: FIND_IMAGE });
+    enter(cx, &run.step.id, FIND_IMAGE)?;
     let Some((_, ami_id)) = run.made.iter().find(|(region, _)| region.as_str() == cx.region) else {
         let what = format!("step {}: no stage made an AMI in {}", run.step.id, cx.region);
         return Err(Error::bug(what).into());
@@ -278,12 +286,10 @@ async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image,
     let image = match described(cx.ec2, ami_id).await? {
         Some(image) if image.name == run.ami_name => image,
         Some(image) => {
-            return Err(Error::new(
-                    ErrorKind::Usage,
-                    format!("{ami_id} is named \"{}\", not \"{}\" as step \"{}\" names its AMI", image.name, run.ami_name, run.step.id),
-                )
-                .help("paw names each step's AMI: set `ami_name = \"{{ builder.output_ami_name }}\"` in the template's source block (the seed's templates do)")
-                .into());
+            let (named, step) = (&image.name, &run.step.id);
+            let what =
+                format!("{ami_id} is named \"{named}\", not \"{}\" as step \"{step}\" names its AMI", run.ami_name);
+            return Err(Error::new(ErrorKind::Usage, what).help(PAW_NAMES_THE_AMI).into());
         }
         None => {
             return Err(Error::new(ErrorKind::Aws, format!("{ami_id} was made, but EC2 does not describe it")).into());
