@@ -1,4 +1,4 @@
-"""Starts moto's AWS API emulator on loopback with the two fixes paw's tests need.
+"""Starts moto's AWS API emulator on loopback with the fixes paw's tests need.
 
 1. Images made by CreateImage report RootDeviceType "standard", and packer refuses such a source AMI
    ("Expected 'ebs', got 'standard'"); make "ebs" the default so that chained steps build.
@@ -7,6 +7,9 @@
 3. DynamoDB's conditional writes are atomic; moto's threaded server checks the condition and writes
    without a lock, so two racing writers can both "win". One lock around DynamoDB's writes restores
    the real service's guarantee, which paw's concurrent-write test relies on.
+4. EC2 keeps AMI names unique per account and region: CreateImage, CopyImage and RegisterImage of a
+   name in use fail with InvalidAMIName.Duplicate. moto makes a second AMI of the same name, so a
+   write retried after its answer was lost would look like a leak that EC2 never lets happen.
 
 Usage: python moto_server.py PORT_FILE — binds a free port on 127.0.0.1, writes it to PORT_FILE once
 the server answers, and serves until killed.
@@ -21,6 +24,7 @@ import time
 import urllib.request
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import amis
 from moto.server import ThreadedMotoServer
 
@@ -49,6 +53,24 @@ def make_dynamodb_writes_atomic():
         setattr(DynamoDBBackend, name, locked)
 
 
+def keep_ami_names_unique():
+    lock = threading.Lock()
+    for name in ("create_image", "copy_image", "register_image"):
+        unchecked = getattr(amis.AmiBackend, name)
+
+        def checked(backend, *args, _unchecked=unchecked, **kwargs):
+            wanted = inspect.signature(_unchecked).bind(backend, *args, **kwargs).arguments.get("name")
+            with lock:
+                for ami in list(backend.amis.values()):
+                    if wanted and ami.name == wanted and ami.owner_id == backend.account_id:
+                        raise EC2ClientError(
+                            "InvalidAMIName.Duplicate", f"AMI name {wanted} is already in use by AMI {ami.id}"
+                        )
+                return _unchecked(backend, *args, **kwargs)
+
+        setattr(amis.AmiBackend, name, checked)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -59,6 +81,7 @@ def main():
     port_file = sys.argv[1]
     make_ebs_the_default_root_device_type()
     make_dynamodb_writes_atomic()
+    keep_ami_names_unique()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -121,13 +121,18 @@ impl Ec2 for AwsEc2 {
         Ok(output.regions().iter().filter_map(|region| region.region_name().map(str::to_string)).collect())
     }
 
+    /// With a client token, one per call: a retry whose first answer was lost gets the copy the
+    /// first attempt made, not a second one.
     async fn copy_image(&self, source_region: &str, source_image_id: &str, name: &str) -> Result<String> {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let token = format!("paw-{}-{}", std::process::id(), since_epoch.as_nanos());
         let output = self
             .client
             .copy_image()
             .source_region(source_region)
             .source_image_id(source_image_id)
             .name(name)
+            .client_token(token)
             .send()
             .await
             .map_err(|err| aws_error("ec2:CopyImage", err))?;
@@ -318,8 +323,12 @@ impl Ec2 for AwsEc2 {
             Err(err) if is_not_found(&err) => return Ok(false),
             Err(err) => return Err(aws_error("ec2:DescribeKeyPairs", err)),
         }
-        self.client.delete_key_pair().key_name(name).send().await.map_err(|err| aws_error("ec2:DeleteKeyPair", err))?;
-        Ok(true)
+        match self.client.delete_key_pair().key_name(name).send().await {
+            // Gone meanwhile: a retry after the answer was lost.
+            Ok(_) => Ok(true),
+            Err(err) if is_gone(&err) => Ok(true),
+            Err(err) => Err(aws_error("ec2:DeleteKeyPair", err)),
+        }
     }
 
     async fn delete_security_group(&self, name: &str) -> Result<bool> {
@@ -338,6 +347,7 @@ impl Ec2 for AwsEc2 {
         loop {
             match self.client.delete_security_group().group_id(group_id).send().await {
                 Ok(_) => return Ok(true),
+                Err(err) if is_gone(&err) => return Ok(true),
                 Err(err) if err.code() == Some("DependencyViolation") && std::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
@@ -346,8 +356,8 @@ impl Ec2 for AwsEc2 {
         }
     }
 
-    /// The caller checked that the name was free: an AMI of that name found by a retry
-    /// (`InvalidAMIName.Duplicate`) is this call's own, whose answer was lost.
+    /// The caller checked that the name was free: an AMI of that name made from this instance,
+    /// found by a retry (`InvalidAMIName.Duplicate`), is this call's own, whose answer was lost.
     async fn create_image(&self, instance_id: &str, name: &str, tags: &[(String, String)]) -> Result<String> {
         let result = self
             .client
@@ -365,8 +375,17 @@ impl Ec2 for AwsEc2 {
                 .map(str::to_string)
                 .ok_or_else(|| Error::new(ErrorKind::Aws, "ec2:CreateImage returned no image id")),
             Err(err) if err.code() == Some("InvalidAMIName.Duplicate") => {
-                match self.images_named(name).await?.as_slice() {
-                    [image] => Ok(image.id.clone()),
+                let output = self
+                    .client
+                    .describe_images()
+                    .owners("self")
+                    .filters(filter("name", name))
+                    .filters(filter("source-instance-id", instance_id))
+                    .send()
+                    .await
+                    .map_err(|err| aws_error("ec2:DescribeImages", err))?;
+                match output.images() {
+                    [image] => Ok(image.image_id().unwrap_or_default().to_string()),
                     _ => Err(aws_error("ec2:CreateImage", err)),
                 }
             }

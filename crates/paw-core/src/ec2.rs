@@ -1,5 +1,7 @@
 //! What paw needs from EC2, as a trait: paw-aws implements it on the AWS SDK.
 
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -145,8 +147,8 @@ pub trait Ec2: Send + Sync {
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
 
-    /// The images of this account with exactly this name: one at most on EC2, which keeps names
-    /// unique per region; the emulator lets two racing CreateImage calls take the same name.
+    /// The images of this account with exactly this name: one at most, as EC2 keeps names unique
+    /// per region.
     async fn images_named(&self, name: &str) -> Result<Vec<Image>>;
 
     /// Available EBS/HVM images matching the query, newest first.
@@ -184,4 +186,26 @@ pub trait Ec2: Send + Sync {
 
     /// Waits until the image is available, at most `timeout`.
     async fn wait_until_available(&self, image_id: &str, timeout: std::time::Duration) -> Result<Image>;
+}
+
+/// How long a new AMI may stay unknown to DescribeImages: EC2 is eventually consistent, and an AMI
+/// just made can be `InvalidAMIID.NotFound` for a while (packer#207, #3377).
+const DESCRIBED_WITHIN: Duration = Duration::from_secs(60);
+
+/// EC2's description of an AMI just made, asked again with backoff and jitter while EC2 does not
+/// know it yet; None when it still does not at the deadline.
+pub async fn describe_new(ec2: &dyn Ec2, ami_id: &str) -> Result<Option<Image>> {
+    let deadline = Instant::now() + DESCRIBED_WITHIN;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        if let Some(image) = ec2.describe_image(ami_id).await? {
+            return Ok(Some(image));
+        }
+        if Instant::now() + pause > deadline {
+            return Ok(None);
+        }
+        let jitter = Duration::from_millis(u64::from(chrono::Utc::now().timestamp_subsec_millis() % 100));
+        tokio::time::sleep(pause + jitter).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
 }

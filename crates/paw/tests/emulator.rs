@@ -151,6 +151,13 @@ impl Ec2 {
         output.snapshots().first().map(|snapshot| tag_map(snapshot.tags()))
     }
 
+    /// Ids of this account's snapshots (the emulator ignores OwnerIds=self: filtered by owner-id).
+    pub fn own_snapshots(&self) -> Vec<String> {
+        let owner = Filter::builder().name("owner-id").values("123456789012").build();
+        let output = self.runtime.block_on(self.client.describe_snapshots().filters(owner).send()).unwrap();
+        output.snapshots().iter().map(|snapshot| snapshot.snapshot_id().unwrap().to_string()).collect()
+    }
+
     /// Ids of the instances that are pending or running.
     pub fn live_instances(&self) -> Vec<String> {
         let filter = Filter::builder().name("instance-state-name").values("pending").values("running").build();

@@ -7,9 +7,15 @@ Usage: faults.py PORT_FILE   (writes the port it listens on to PORT_FILE), confi
   FAULT_MAX_IN_A_ROW  the most faults one request gets in a row, its retries included (default 2):
                       bounded, so that the SDK's retries get every call through in the end
   FAULT_KINDS         the kinds of fault to draw from, comma-separated (default: all five below)
+  FAULT_ACTIONS       a regular expression: only the actions it matches get faults (default: all)
   FAULT_LOG           a file that gets one line per fault: "<kind> <service> <action>"
   FAULT_LAG           seconds a new AMI stays unknown to paw's DescribeImages by id
                       (InvalidAMIID.NotFound), as EC2's eventual consistency has it (default 0)
+  FAULT_INDEX_LAG     seconds an item paw put in DynamoDB stays missing from Query on an index (a
+                      GSI is eventually consistent; default: FAULT_LAG)
+
+The emulator ignores EC2's ClientToken; the proxy honours it for paw's calls as EC2 does: a
+request repeating an (action, ClientToken) gets the first one's answer, and nothing is done again.
 
 Only the AWS SDK for Rust's requests (paw's own calls) get faults; packer's pass untouched. A fault
 is one of, as real AWS and real networks fail:
@@ -21,6 +27,7 @@ is one of, as real AWS and real networks fail:
 """
 
 import hashlib
+import json as jsonlib
 import re
 import http.client
 import http.server
@@ -37,7 +44,11 @@ MAX_IN_A_ROW = int(os.environ.get("FAULT_MAX_IN_A_ROW", "2"))
 LOG = os.environ.get("FAULT_LOG")
 LAG = float(os.environ.get("FAULT_LAG", "0"))
 KINDS = os.environ.get("FAULT_KINDS", "throttle,error,delay,drop,lost").split(",")
+ACTIONS = re.compile(os.environ.get("FAULT_ACTIONS", ""))
+INDEX_LAG = float(os.environ.get("FAULT_INDEX_LAG", LAG))
 born = {}  # AMI id -> when CreateImage, CopyImage or RegisterImage answered with it
+put = {}  # (workflow_id, step_id) -> when paw's PutItem of that item was carried out
+answered = {}  # (action, ClientToken) -> EC2's answer to the first request that carried it
 
 draws = random.Random(int(os.environ.get("FAULT_SEED", "1")))
 lock = threading.Lock()
@@ -80,7 +91,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         service, action = service_and_action(self.headers, body)
         json = "X-Amz-Target" in self.headers
         digest = hashlib.sha256(self.command.encode() + self.path.encode() + body).hexdigest()
-        fault, delay = draw(digest) if from_paw else (None, 0)
+        fault, delay = draw(digest) if from_paw and ACTIONS.match(action) else (None, 0)
         if from_paw and action == "DescribeImages" and self.too_new(body):
             fault = "lag"
         if fault and LOG:
@@ -97,8 +108,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if fault == "delay":
             time.sleep(delay)
-        status, headers, answer = self.forward(body)
-        if action in ("CreateImage", "CopyImage", "RegisterImage"):
+        token = None if json or not from_paw else urllib.parse.parse_qs(body.decode()).get("ClientToken", [None])[0]
+        with lock:
+            replayed = answered.get((action, token)) if token else None
+        status, headers, answer = replayed or self.forward(body)
+        if token and status == 200:
+            with lock:
+                answered.setdefault((action, token), (status, headers, answer))
+        if from_paw and service == "dynamodb" and status == 200:
+            answer = self.index_lag(action, body, answer)
+        if not replayed and action in ("CreateImage", "CopyImage", "RegisterImage"):
             for ami_id in re.findall(rb"<imageId>(ami-[0-9a-f]+)</imageId>", answer):
                 born[ami_id.decode()] = time.time()
         if fault == "lost":
@@ -106,11 +125,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.send_response(status)
         for name, value in headers:
-            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+            # The checksum of an answer index_lag may have changed is left out.
+            if name.lower() not in ("transfer-encoding", "connection", "content-length", "x-amz-crc32"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+
+    def index_lag(self, action, body, answer):
+        """Notes when paw put an item; leaves items put less than INDEX_LAG ago out of a Query on an index."""
+        request = jsonlib.loads(body or b"{}")
+        if action == "PutItem":
+            item = request.get("Item", {})
+            key = (item.get("workflow_id", {}).get("S"), item.get("step_id", {}).get("S"))
+            with lock:
+                put[key] = time.time()
+            return answer
+        if action != "Query" or "IndexName" not in request:
+            return answer
+        result = jsonlib.loads(answer)
+        items = result.get("Items", [])
+        with lock:
+            seen = [item for item in items
+                    if time.time() - put.get((item.get("workflow_id", {}).get("S"), item.get("step_id", {}).get("S")), 0)
+                    >= INDEX_LAG]
+        if len(seen) == len(items):
+            return answer
+        if LOG:
+            with lock, open(LOG, "a") as log:
+                log.write("lag dynamodb Query\n")
+        result["Items"], result["Count"] = seen, len(seen)
+        return jsonlib.dumps(result).encode()
 
     def too_new(self, body):
         """Whether the request asks, by id, for an AMI made less than LAG seconds ago."""

@@ -1,14 +1,20 @@
 //! paw through a faulty network (tests/faults.py, between paw and the emulator): AWS throttling,
-//! 500s, delays, connections dropped before or after the request was carried out, and new AMIs
-//! unknown to DescribeImages for 2 s, over several seeds. After each round, asked of the emulator
-//! directly: no instance, key pair or security group left, no AMI the catalog does not know, no
-//! record of an AMI that is gone, and a rerun without faults that builds nothing again.
+//! 500s, delays, connections dropped before or after the request was carried out, new AMIs
+//! unknown to DescribeImages for 2 s and new DynamoDB items missing from its indexes, over several
+//! seeds; and every write's answer lost once. After each round, asked of the emulator directly: no
+//! instance, key pair or security group left, no AMI or snapshot the catalog does not know, no
+//! record of an AMI that is gone, and a rerun without faults that finds nothing to do again.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Child;
 
+use serde_json::Value;
+
+use crate::aws::build_stuck_in_provisioning;
 use crate::emulator::Emulator;
 use crate::harness::{Paw, start_python_server};
+use crate::recovery::kill_machine;
 
 /// The share of paw's requests that get a fault.
 const RATE: &str = "0.3";
@@ -20,10 +26,13 @@ struct FaultyNetwork {
 }
 
 impl FaultyNetwork {
-    /// Faults of every kind at `RATE`, at most 2 in a row per request, and EC2 lagging 2 s.
-    fn start(upstream: &str, seed: u32) -> FaultyNetwork {
+    /// Faults of every kind at `RATE`, at most 2 in a row per request, EC2 lagging 2 s, and
+    /// DynamoDB's indexes `index_lag` seconds.
+    fn start(upstream: &str, seed: u32, index_lag: &str) -> FaultyNetwork {
         let seed = seed.to_string();
-        FaultyNetwork::start_with(upstream, &[("FAULT_SEED", &seed), ("FAULT_RATE", RATE), ("FAULT_LAG", "2")])
+        let settings =
+            [("FAULT_SEED", seed.as_str()), ("FAULT_RATE", RATE), ("FAULT_LAG", "2"), ("FAULT_INDEX_LAG", index_lag)];
+        FaultyNetwork::start_with(upstream, &settings)
     }
 
     fn start_with(upstream: &str, settings: &[(&str, &str)]) -> FaultyNetwork {
@@ -51,9 +60,11 @@ impl Drop for FaultyNetwork {
 }
 
 /// One round: the chain built through the faults, then checked; `catalog` is paw's `--catalog`.
+/// On DynamoDB, the items paw writes stay out of its index queries for a minute, so that revoke
+/// and restore, right after the build, meet the lag.
 fn round(seed: u32, catalog: Option<&str>) -> Vec<String> {
     let emulator = Emulator::start();
-    let network = FaultyNetwork::start(&emulator.endpoint, seed);
+    let network = FaultyNetwork::start(&emulator.endpoint, seed, if catalog.is_some() { "60" } else { "2" });
     let paw = emulator.configure(Paw::example("chain"));
     let mut args = vec!["-w", "wf"];
     if let Some(catalog) = catalog {
@@ -115,6 +126,104 @@ fn builds_through_throttles_errors_and_lost_answers_lose_and_leak_nothing() {
         kinds.extend(faults.iter().map(|fault| fault.split(' ').next().unwrap().to_string()));
     }
     assert_eq!(kinds.len(), 6, "every kind of fault was met, and EC2's lag: {kinds:?}");
+}
+
+/// One round of the other operations on images, each through the faults: two workflows built
+/// (the second changes step3), the second's step3 copied to us-west-2 and shared, `prune --keep 1`,
+/// `recover` after a machine died mid-build, and `from-instance`. Then, asked of the emulator in
+/// both regions: nothing running, no key pair or group of packer's, every AMI and snapshot
+/// accounted for, and the copy and recover, run again without faults, find nothing to do.
+fn operations_round(catalog: &str, faults: &[(&str, &str)]) -> Vec<String> {
+    let emulator = Emulator::start();
+    let network = FaultyNetwork::start_with(&emulator.endpoint, faults);
+    let paw = emulator.configure(Paw::example("chain")).env("PAW_CATALOG", catalog);
+    let context = |run: &crate::harness::Run| {
+        format!("{faults:?}, {catalog}, faults: {:?}\n{}\n{}", network.faults(), run.stdout, run.stderr)
+    };
+    let through = |workflow_id: &str, more: &[&str]| {
+        let env = [("AWS_ENDPOINT_URL", network.endpoint.as_str()), ("PAW_WORKFLOW_ID", workflow_id)];
+        let run = paw.run_with(&env, &[&["-w", "wf"], more].concat());
+        assert_eq!(run.code, 0, "{workflow_id} {more:?}: {}", context(&run));
+        run
+    };
+    through("wf-1", &["build"]);
+    paw.write("wf/step3/notes.txt", "two");
+    through("wf-2", &["build"]);
+    through("wf-2", &["images", "copy", "step3", "--to-region", "us-west-2"]);
+    through("wf-2", &["images", "share", "step3", "--account", "111122223333"]);
+    let pruned = through("wf-2", &["images", "prune", "--keep", "1", "--delete-snapshots", "--yes", "--json"]).json();
+    let deleted: Vec<&Value> =
+        pruned.as_array().unwrap().iter().filter(|decision| decision["action"] == "deleted").collect();
+    assert_eq!(deleted.len(), 1, "wf-1's step3: {pruned:#}");
+
+    let (mut child, _stdout) = build_stuck_in_provisioning(&emulator, &paw, &[("PAW_WORKFLOW_ID", "wf-3")]);
+    kill_machine(&mut child);
+    let recovered = through("wf-3", &["recover"]);
+    assert!(recovered.stdout.contains("deleted the key pair packer_"), "{}", context(&recovered));
+    let instance = emulator.ec2().run_instance("ami-785db401");
+    emulator.ec2().stop_instance(&instance);
+    through("wf-4", &["images", "from-instance", "step1", "--instance-id", &instance, "--timeout", "60"]);
+
+    let (east, west) = (emulator.ec2(), emulator.ec2_in("us-west-2"));
+    let context = format!("{faults:?}, {catalog}, faults: {:?}", network.faults());
+    assert_eq!(east.live_instances(), Vec::<String>::new(), "{context}");
+    assert_eq!(east.packer_key_pairs(), Vec::<String>::new(), "{context}");
+    assert_eq!(east.packer_security_groups(), Vec::<String>::new(), "{context}");
+    let mut records = Vec::new();
+    for step in ["step1", "step2", "step3"] {
+        let list = paw.run(&["-w", "wf", "images", "list", "--step", step, "--json"]).success().json();
+        records.extend(list.as_array().unwrap().iter().filter(|record| record["status"] != "deregistered").cloned());
+    }
+    let ids = |found: Vec<String>| found.into_iter().collect::<BTreeSet<String>>();
+    let recorded = ids(records.iter().map(|record| record["ami_id"].as_str().unwrap().to_string()).collect());
+    let copies =
+        ids(records.iter().filter_map(|record| record["copies"]["us-west-2"].as_str()).map(str::to_string).collect());
+    let context = format!("{context}\nimages: {:?}\nrecords: {records:#?}", east.own_images());
+    assert_eq!(ids(east.own_images().into_iter().map(|(id, _)| id).collect()), recorded, "{context}");
+    assert_eq!(ids(west.own_images().into_iter().map(|(id, _)| id).collect()), copies, "{context}");
+    assert_eq!(copies.len(), 1, "one copy: {context}");
+    for (region, ec2) in [("us-east-1", &east), ("us-west-2", &west)] {
+        let of_images: BTreeSet<String> =
+            ec2.own_images().iter().flat_map(|(id, _)| ec2.image(id).unwrap().1).collect();
+        assert_eq!(ids(ec2.own_snapshots()), of_images, "every snapshot in {region} is an AMI's: {context}");
+    }
+    let copy = copies.first().unwrap();
+    assert_eq!(west.launch_permissions(copy), ["111122223333"], "{context}");
+
+    let again = paw
+        .run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &["-w", "wf", "images", "copy", "step3", "--to-region", "us-west-2"]);
+    assert!(again.success().stdout.contains(&format!("us-west-2: already there {copy}")), "{}", again.stdout);
+    let again = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-3")], &["-w", "wf", "recover"]);
+    assert!(again.success().stdout.contains("nothing to recover"), "{}", again.stdout);
+    network.faults()
+}
+
+/// The writes paw makes: each of them, when its answer is lost, is retried by the SDK.
+const WRITES: &str = "^(Copy|Create|Delete|Deregister|Disable|Enable|Modify|Terminate|Put|Update|TransactWrite)";
+
+#[test]
+fn copy_share_prune_recover_and_from_instance_through_faults_lose_and_leak_nothing() {
+    let settings = [("FAULT_SEED", "11"), ("FAULT_RATE", RATE), ("FAULT_LAG", "2")];
+    operations_round("sqlite:wf/.paw/catalog.sqlite", &settings);
+    // Every write's first answer lost, the retry answered: each is done once, or recognised as done.
+    let lost = [("FAULT_RATE", "1"), ("FAULT_MAX_IN_A_ROW", "1"), ("FAULT_KINDS", "lost"), ("FAULT_ACTIONS", WRITES)];
+    let faults = operations_round("dynamodb:paw-operations", &lost);
+    for action in [
+        "ec2 CopyImage",
+        "ec2 CreateTags",
+        "ec2 ModifyImageAttribute",
+        "ec2 ModifySnapshotAttribute",
+        "ec2 DeregisterImage",
+        "ec2 DeleteSnapshot",
+        "ec2 TerminateInstances",
+        "ec2 DeleteKeyPair",
+        "ec2 DeleteSecurityGroup",
+        "ec2 CreateImage",
+        "dynamodb PutItem",
+        "dynamodb UpdateItem",
+    ] {
+        assert!(faults.contains(&format!("lost {action}")), "{action}'s answer was lost: {faults:?}");
+    }
 }
 
 /// A call whose every attempt fails says so: the request was sent but no answer came (not "cannot

@@ -35,7 +35,7 @@ pub fn assert_nothing_leaked(emulator: &Emulator, paw: &Paw, args: &[&str]) {
 
 /// The machine dies: paw and every process it started (packer, its watcher) are killed at once,
 /// so nothing cleans up.
-fn kill_machine(child: &mut std::process::Child) {
+pub fn kill_machine(child: &mut std::process::Child) {
     use nix::sys::signal::{Signal, killpg};
     let paw = child.id();
     // Frozen first, so that it cannot see its children die and clean up after them.

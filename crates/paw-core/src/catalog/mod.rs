@@ -73,6 +73,15 @@ pub trait Records: Send + Sync {
     /// Every record of this AMI (its own workflow's, and those that reuse it), newest first.
     async fn find_by_ami(&self, ami_id: &str) -> Result<Vec<ImageRecord>>;
 
+    /// Every record of `record`'s AMI, `record` first: it was read by its key, and an index (a
+    /// DynamoDB GSI is eventually consistent) may not show a record written a moment ago.
+    async fn records_of(&self, record: &ImageRecord) -> Result<Vec<ImageRecord>> {
+        let others = self.find_by_ami(&record.ami_id).await?;
+        let same = |other: &ImageRecord| other.workflow_id == record.workflow_id && other.step_id == record.step_id;
+        let others = others.into_iter().filter(|other| !same(other));
+        Ok(std::iter::once(record.clone()).chain(others).collect())
+    }
+
     /// The records of every AMI built on this one (its children), newest first.
     async fn find_by_base(&self, base_ami_id: &str) -> Result<Vec<ImageRecord>>;
 

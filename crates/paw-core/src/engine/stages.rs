@@ -21,7 +21,7 @@ use super::lease::{Lease, Taken};
 use crate::ami::{self, AmiRef};
 use crate::blocking::off_the_task;
 use crate::catalog::{Catalog, ImageRecord, PackerRun};
-use crate::ec2::{Ec2, Image, ImageState};
+use crate::ec2::{self, Ec2, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::ops;
@@ -283,7 +283,7 @@ async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image,
         let what = format!("step {}: no stage made an AMI in {}", run.step.id, cx.region);
         return Err(Error::bug(what).into());
     };
-    let image = match described(cx.ec2, ami_id).await? {
+    let image = match ec2::describe_new(cx.ec2, ami_id).await? {
         Some(image) if image.name == run.ami_name => image,
         Some(image) => {
             let (named, step) = (&image.name, &run.step.id);
@@ -297,7 +297,7 @@ async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image,
     };
     let mut copies = Vec::new();
     for (region, ami_id) in run.made.iter().filter(|(region, _)| region.as_str() != cx.region) {
-        match described(cx.ec2.in_region(region).as_ref(), ami_id).await.map_err(|err| err.in_region(region))? {
+        match ec2::describe_new(cx.ec2.in_region(region).as_ref(), ami_id).await.map_err(|err| err.in_region(region))? {
             Some(copy) => copies.push((region.clone(), copy)),
             None => {
                 let what = format!("{ami_id} was made in {region}, but EC2 does not describe it there");
@@ -306,28 +306,6 @@ async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image,
         }
     }
     Ok((image, copies))
-}
-
-/// How long a new AMI may stay unknown to DescribeImages: EC2 is eventually consistent, and an AMI
-/// just made can be `InvalidAMIID.NotFound` for a while (packer#207, #3377).
-const DESCRIBED_WITHIN: Duration = Duration::from_secs(60);
-
-/// EC2's description of an AMI just made, asked again with backoff and jitter while EC2 does not
-/// know it yet; None when it still does not at the deadline.
-async fn described(ec2: &dyn Ec2, ami_id: &str) -> Result<Option<Image>> {
-    let deadline = Instant::now() + DESCRIBED_WITHIN;
-    let mut pause = Duration::from_millis(250);
-    loop {
-        if let Some(image) = ec2.describe_image(ami_id).await? {
-            return Ok(Some(image));
-        }
-        if Instant::now() + pause > deadline {
-            return Ok(None);
-        }
-        let jitter = Duration::from_millis(u64::from(chrono::Utc::now().timestamp_subsec_millis() % 100));
-        tokio::time::sleep(pause + jitter).await;
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
 }
 
 /// What `paw build` does for a step to be built; a dry run stops before anything is made.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, ImageRecord};
-use crate::ec2::Ec2;
+use crate::ec2::{self, Ec2};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long a copy may take to become available.
@@ -139,14 +139,17 @@ pub async fn copy_image(
 
 /// Every record of the AMI gets its copies.
 async fn record_copies(catalog: &dyn Catalog, record: &ImageRecord, copies: &BTreeMap<String, String>) -> Result<()> {
-    for same in catalog.find_by_ami(&record.ami_id).await? {
+    for same in catalog.records_of(record).await? {
         catalog.set_copies(&same.workflow_id, &same.step_id, copies).await?;
     }
     Ok(())
 }
 
-/// A copy made: tagged at once, waited for, then its snapshots tagged too.
+/// A copy made: tagged as soon as EC2 knows it, waited for, then its snapshots tagged too.
 async fn finish(destination: &dyn Ec2, ami_id: &str, tags: &[(String, String)]) -> Result<()> {
+    if ec2::describe_new(destination, ami_id).await?.is_none() {
+        return Err(Error::new(ErrorKind::Aws, format!("{ami_id} was made, but EC2 does not describe it")));
+    }
     destination.create_tags(&[ami_id.to_string()], tags).await?;
     let copy = destination.wait_until_available(ami_id, COPY_WAIT).await?;
     if copy.snapshot_ids.is_empty() {

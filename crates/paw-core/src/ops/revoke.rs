@@ -52,12 +52,13 @@ pub async fn revoke(
     let at = now_create_at();
     let mut changed = Vec::new();
     for ami_id in &amis {
-        let records: Vec<ImageRecord> = catalog
-            .find_by_ami(ami_id)
-            .await?
-            .into_iter()
-            .filter(|record| record.status == ImageStatus::Available)
-            .collect();
+        let records = if *ami_id == record.ami_id {
+            catalog.records_of(record).await?
+        } else {
+            catalog.find_by_ami(ami_id).await?
+        };
+        let records: Vec<ImageRecord> =
+            records.into_iter().filter(|record| record.status == ImageStatus::Available).collect();
         if records.is_empty() {
             continue;
         }
@@ -104,7 +105,7 @@ pub async fn restore(ec2: &dyn Ec2, catalog: &dyn Catalog, record: &ImageRecord)
         }
     }
     let mut changed = Vec::new();
-    for other in catalog.find_by_ami(&record.ami_id).await? {
+    for other in catalog.records_of(record).await? {
         if other.status == ImageStatus::Revoked {
             catalog.set_status(&other.workflow_id, &other.step_id, ImageStatus::Available, None).await?;
             changed.push(Changed {
