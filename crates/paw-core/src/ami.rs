@@ -31,6 +31,12 @@ pub fn output_ami_name(workflow: &Workflow, step: &Step) -> String {
     format!("{}/{}/{}", workflow.param.root_base_ami_name.trim_end_matches('/'), workflow.param.workflow_id, step.id)
 }
 
+/// What to do about a template that names its AMI itself.
+pub const PAW_NAMES_THE_AMI: &str = "paw names each step's AMI, and finds, records and cleans it up by that name: set \
+                                     `ami_name = var.output_ami_name` in the template's source block and \
+                                     `output_ami_name = \"{{ builder.output_ami_name }}\"` in its .pkrvars.hcl, as \
+                                     the seed's templates do";
+
 /// The tag that holds a built AMI's fingerprint.
 pub const FINGERPRINT_TAG: &str = "paw:fingerprint";
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use paw_core::catalog::CatalogUri;
 
 #[derive(Debug, Parser)]
-#[command(name = "paw", version, about = "Build chains of AWS AMIs with Packer: render, validate, build, tag, record.")]
+#[command(name = "paw", version = env!("PAW_VERSION"), about = "Build chains of AWS AMIs with Packer: render, validate, build, tag, record.")]
 pub struct Cli {
     /// The workflow folder [default: the current folder if it holds workflow_param.json, else ./workflow]
     #[arg(short, long, global = true, value_name = "DIR")]

@@ -168,6 +168,30 @@ fn a_taken_ami_name_stops_the_build_before_packer_runs() {
     assert!(!run.stdout.contains("Launching a source AWS instance"));
 }
 
+/// A template that names its AMI itself (common in plain Packer projects) is refused before any
+/// step is built, at the attribute: no build that fails at the end, no AMI that paw cannot find.
+#[test]
+fn a_template_that_names_its_ami_itself_stops_before_packer_runs() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit(
+        "wf/step2/templates/.pkr.hcl",
+        "var.output_ami_name",
+        "\"team-base-${formatdate(\"YYYYMMDD\", timestamp())}\"",
+    );
+    let run = paw.run(&["-w", "wf", "build"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let said = "wf/step2/step2.pkr.hcl:3:3: source \"amazon-ebs\" \"step2\" sets ami_name to";
+    assert!(run.stderr.contains(said) && run.stdout.is_empty(), "checked before any step is built: {}", run.stderr);
+    assert!(emulator.ec2().own_images().is_empty() && images(&paw).is_empty());
+    assert!(emulator.ec2().live_instances().is_empty());
+
+    paw.edit("wf/step2/templates/.pkr.hcl", "\"team-base-${formatdate(\"YYYYMMDD\", timestamp())}\"", "\"team-base\"");
+    let run = paw.run(&["-w", "wf", "validate", "step2"]);
+    let said = format!("names the AMI \"team-base\", not the step's \"{ROOT_NAME}/{WORKFLOW_ID}/step2\"");
+    assert!(run.code == 2 && run.stderr.contains(&said), "{}", run.stderr);
+}
+
 #[test]
 fn a_source_ami_that_does_not_exist_is_a_clear_error() {
     let emulator = Emulator::start();
@@ -188,14 +212,19 @@ pub fn build_stuck_in_provisioning(
     paw: &Paw,
     env: &[(&str, &str)],
 ) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut build = paw.command(&["-w", "wf", "build"]);
+    build.envs(env.iter().copied());
+    start_stuck_in_provisioning(emulator, paw, build)
+}
+
+/// `build_stuck_in_provisioning`, with `build` the command that runs `paw build`.
+pub fn start_stuck_in_provisioning(
+    emulator: &Emulator,
+    paw: &Paw,
+    mut build: std::process::Command,
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     paw.edit("wf/step1/templates/.pkr.hcl", "    inline = [", "    inline = [\n      \"sleep 60\",");
-    let mut child = paw
-        .command(&["-w", "wf", "build"])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = build.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut seen = Vec::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in stdout.by_ref() {
@@ -209,6 +238,49 @@ pub fn build_stuck_in_provisioning(
     assert!(seen.last().is_some_and(|line| line.contains("Running local shell script")), "{seen:#?}");
     assert_eq!(emulator.ec2().live_instances().len(), 1);
     (child, stdout)
+}
+
+/// `command` run as the first process of a new PID namespace, as a container's entry point is.
+fn as_pid_1(command: &std::process::Command) -> std::process::Command {
+    let mut wrapped = std::process::Command::new("unshare");
+    wrapped.args(["--pid", "--fork", "--kill-child"]).arg(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped.stdin(Stdio::null());
+    wrapped
+}
+
+/// paw as a container's PID 1 (`docker run … paw build`), with no HOME: `docker stop`'s SIGTERM
+/// still reaches it, packer still cleans up, nothing is left.
+#[test]
+fn paw_as_pid_1_without_home_stops_cleanly_on_sigterm() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    let mut build = paw.command(&["-w", "wf", "build"]);
+    build.env_remove("HOME");
+    let (mut child, stdout) = start_stuck_in_provisioning(&emulator, &paw, as_pid_1(&build));
+    // unshare's one child is paw, PID 1 of its namespace.
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let paw_pid: i32 = std::fs::read_to_string(&children).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{paw_pid}/status")).unwrap();
+    let namespaced = status.lines().find(|line| line.starts_with("NSpid:")).unwrap();
+    assert!(namespaced.ends_with("\t1"), "paw is PID 1 of its namespace: {namespaced}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(paw_pid), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let rest: Vec<String> = stdout.map(Result::unwrap).collect();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{rest:#?}\n{stderr}");
+    assert!(rest.iter().any(|line| line.contains("Terminating the source AWS instance")), "{rest:#?}");
+    assert!(emulator.ec2().own_images().is_empty());
+    assert_nothing_leaked(&emulator, &paw, &["-w", "wf"]);
 }
 
 /// Ctrl-C, `docker stop` (SIGTERM) and a closed terminal (SIGHUP) all stop a build the same way:

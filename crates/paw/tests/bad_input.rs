@@ -344,6 +344,23 @@ const CASES: &[Case] = &[
         expect: &["wf/step3/step3.pkr.hcl:5:", "not valid HCL after rendering"],
     },
     Case {
+        name: "a template that names its AMI itself",
+        setup: |p| {
+            p.edit(
+                "wf/step2/templates/.pkr.hcl",
+                "  ami_name      = var.output_ami_name",
+                "  ami_name      = \"my-team-base-${formatdate(\"YYYYMMDD\", timestamp())}\"",
+            );
+        },
+        args: VALIDATE,
+        code: 2,
+        expect: &[
+            "wf/step2/step2.pkr.hcl:3:3: source \"amazon-ebs\" \"step2\" sets ami_name to `\"my-team-base-${formatdate(",
+            "which is known only when packer runs",
+            "help: paw names each step's AMI, and finds, records and cleans it up by that name",
+        ],
+    },
+    Case {
         name: "packer rejects the template",
         setup: |p| {
             p.edit("wf/step2/templates/.pkr.hcl", "var.instance_type", "var.instance_flavour");

@@ -202,3 +202,16 @@ fn a_report_that_cannot_be_written_names_its_file() {
     assert_eq!(names(), before, "nothing left beside it");
     assert_eq!(paw.read("out/keep.txt"), "mine");
 }
+
+/// `paw --version` names the commit it was built from.
+#[test]
+fn the_version_names_the_commit() {
+    let run = Paw::new().run(&["--version"]);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert_eq!(run.success().stdout, format!("paw {} ({})\n", env!("CARGO_PKG_VERSION"), head.trim()));
+}

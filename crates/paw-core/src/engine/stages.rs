@@ -266,10 +266,6 @@ pub async fn run_pipeline<'a>(
     })
 }
 
-/// What to do about a template that names its AMI itself.
-const PAW_NAMES_THE_AMI: &str = "paw names each step's AMI: set `ami_name = \"{{ builder.output_ami_name }}\"` in the \
-                                 template's source block (the seed's templates do)";
-
 /// The name of the stage that finds the AMI made.
 const FIND_IMAGE: &str = "finding the AMI";
 
@@ -289,7 +285,7 @@ async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image,
             let (named, step) = (&image.name, &run.step.id);
             let what =
                 format!("{ami_id} is named \"{named}\", not \"{}\" as step \"{step}\" names its AMI", run.ami_name);
-            return Err(Error::new(ErrorKind::Usage, what).help(PAW_NAMES_THE_AMI).into());
+            return Err(Error::new(ErrorKind::Usage, what).help(ami::PAW_NAMES_THE_AMI).into());
         }
         None => {
             return Err(Error::new(ErrorKind::Aws, format!("{ami_id} was made, but EC2 does not describe it")).into());

@@ -1,6 +1,7 @@
 //! Renders a step's Jinja2 templates exactly as the seed does (Jinja2 3, `builder` context), then
 //! checks that the result parses as HCL.
 
+mod hcl_check;
 mod jinja;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use serde_json::{Map, Value as Json};
 use crate::ami::{self, AmiRef};
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::workflow::{Step, TEMPLATES_DIR, Workflow};
+
+pub use hcl_check::{HclSummary, check_hcl};
 
 const RENDERED_SUFFIXES: [&str; 2] = ["pkr.hcl", "pkrvars.hcl"];
 /// What templates see as `builder`.
@@ -321,7 +324,7 @@ pub fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region
     ami::check_limits(workflow, step, &source)?;
     let files = render_step(workflow, step, &source, aws_region)?;
     write_rendered(step, &files)?;
-    let hcl = check_hcl(&files)?;
+    let hcl = check_hcl(&files, &ami::output_ami_name(workflow, step))?;
     if !step.param.instance_types.is_empty() && !hcl.declares_instance_type {
         return Err(Error::new(
             ErrorKind::Config,
@@ -334,41 +337,6 @@ pub fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region
         ));
     }
     Ok(Prepared { source, files, hcl })
-}
-
-/// What the HCL check learnt about the rendered files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HclSummary {
-    /// A `packer { required_plugins { ... } }` block: `packer init` must run first (packer ≥ 1.7).
-    pub requires_plugins: bool,
-    /// A `variable "instance_type"` block, which `instance_types` needs.
-    pub declares_instance_type: bool,
-}
-
-/// Parses every rendered file as HCL; errors point at the rendered file's line and column.
-pub fn check_hcl(files: &[Rendered]) -> Result<HclSummary> {
-    let (mut requires_plugins, mut declares_instance_type) = (false, false);
-    for file in files {
-        let body = hcl::parse(&file.text).map_err(|err| match err {
-            hcl::Error::Parse(parse) => {
-                Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {}", parse.message()))
-                    .at(Location::at(&file.path, parse.location().line(), parse.location().column()))
-                    .help("fix the template that produced this file, then render again")
-            }
-            other => {
-                Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {other}")).in_file(&file.path)
-            }
-        })?;
-        requires_plugins |= body
-            .blocks()
-            .filter(|block| block.identifier() == "packer")
-            .any(|block| block.body().blocks().any(|inner| inner.identifier() == "required_plugins"));
-        declares_instance_type |= body.blocks().any(|block| {
-            block.identifier() == "variable"
-                && block.labels().first().is_some_and(|label| label.as_str() == "instance_type")
-        });
-    }
-    Ok(HclSummary { requires_plugins, declares_instance_type })
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
             Some(parent) => AmiRef::placeholder(parent),
         };
         let files = render::render_step(workflow, step, &source, region.as_deref().unwrap_or("us-east-1"))?;
-        requires_plugins |= render::check_hcl(&files)?.requires_plugins;
+        requires_plugins |=
+            render::check_hcl(&files, &paw_core::ami::output_ami_name(workflow, step))?.requires_plugins;
         Ok::<_, Error>(count + 1)
     });
     doctor.check("templates render", rendered.map(|count| format!("{count} steps, HCL ok")));

@@ -72,8 +72,8 @@ mod tests {
     #[test]
     fn packer_expressions_are_wrapped() {
         assert_eq!(
-            wrapped_in_raw(r#"  ami_name = "web-{{timestamp}}""#).unwrap(),
-            r#"  ami_name = "web-{% raw %}{{timestamp}}{% endraw %}""#
+            wrapped_in_raw(r#"  description = "web-{{timestamp}}""#).unwrap(),
+            r#"  description = "web-{% raw %}{{timestamp}}{% endraw %}""#
         );
         assert_eq!(
             wrapped_in_raw(r#"inline = ["echo {{ .Path }} {{ user `x` }}", "{{ builder.a }}"]"#).unwrap(),
