@@ -242,8 +242,25 @@ pub fn start_stuck_in_provisioning(
 
 /// `command` run as the first process of a new PID namespace, as a container's entry point is.
 fn as_pid_1(command: &std::process::Command) -> std::process::Command {
-    let mut wrapped = std::process::Command::new("unshare");
-    wrapped.args(["--pid", "--fork", "--kill-child"]).arg(command.get_program()).args(command.get_args());
+    wrapped(&["unshare", "--pid", "--fork", "--kill-child"], command)
+}
+
+/// `command` run where /proc holds nothing but the `self/exe` link packer needs to start its
+/// plugins (a mount namespace with a tmpfs on /proc): as on macOS, which has no /proc. The
+/// command's process is paw's (sh execs it).
+fn without_proc(command: &std::process::Command) -> std::process::Command {
+    let packer = std::fs::canonicalize(crate::harness::packer()).unwrap();
+    let script = format!(
+        "mount -t tmpfs none /proc && mkdir /proc/self && ln -s '{}' /proc/self/exe && exec \"$@\"",
+        packer.display()
+    );
+    wrapped(&["unshare", "--mount", "--propagation", "private", "sh", "-c", &script, "sh"], command)
+}
+
+/// `command` run by `prefix` (a program and its arguments), with the same environment and folder.
+fn wrapped(prefix: &[&str], command: &std::process::Command) -> std::process::Command {
+    let mut wrapped = std::process::Command::new(prefix[0]);
+    wrapped.args(&prefix[1..]).arg(command.get_program()).args(command.get_args());
     for (key, value) in command.get_envs() {
         match value {
             Some(value) => wrapped.env(key, value),
@@ -311,11 +328,18 @@ fn a_signal_during_provisioning_records_nothing_and_leaves_no_instance_running()
 
 /// paw killed outright (SIGKILL, the OOM killer) while packer provisions: packer does not depend on
 /// paw, and its supervisor interrupts it, so it still terminates its instance; the next build runs.
+/// Then the same, and the next build, where there is no /proc (as on macOS).
 #[test]
 fn packer_cleans_up_even_when_paw_is_killed() {
+    // `env` execs paw: the process is paw's, as it is without it.
+    killed_during_provisioning(|command| wrapped(&["env", "--"], command));
+    killed_during_provisioning(without_proc);
+}
+
+fn killed_during_provisioning(wrap: fn(&std::process::Command) -> std::process::Command) {
     let emulator = Emulator::start();
     let paw = emulator.configure(Paw::example("chain"));
-    let (mut child, _stdout) = build_stuck_in_provisioning(&emulator, &paw, &[]);
+    let (mut child, _stdout) = start_stuck_in_provisioning(&emulator, &paw, wrap(&paw.command(&["-w", "wf", "build"])));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     assert_eq!(child.wait().unwrap().code(), None);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -335,8 +359,9 @@ fn packer_cleans_up_even_when_paw_is_killed() {
     assert!(images(&paw).is_empty());
     assert!(emulator.ec2().own_images().is_empty());
     paw.edit("wf/step1/templates/.pkr.hcl", "      \"sleep 60\",\n", "");
-    let run = paw.run(&["-w", "wf", "build"]);
-    assert!(run.success().stdout.contains("3 built, 0 reused"), "{}", run.stdout);
+    let output = wrap(&paw.command(&["-w", "wf", "build"])).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("3 built, 0 reused"), "{stdout}");
     assert_nothing_leaked(&emulator, &paw, &["-w", "wf"]);
 }
 
