@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::ec2::BaseAmiQuery;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::json::JsonFile;
 
 pub const WORKFLOW_PARAM_FILE: &str = "workflow_param.json";
@@ -74,9 +74,63 @@ pub struct WorkflowParam {
     file: JsonFile,
 }
 
+/// A workflow_param.json key set for one run from outside the file: `--param KEY=VALUE` or the
+/// environment's `PAW_PARAM_<KEY>`. It is counted in the fingerprint like any key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamOverride {
+    pub key: String,
+    pub value: Value,
+    /// Where it was set, for messages: `--param KEY` or `PAW_PARAM_KEY`.
+    pub origin: String,
+}
+
+/// The environment variables that set a key: `PAW_PARAM_INSTANCE_SIZE` sets `instance_size`.
+pub const PARAM_ENV_PREFIX: &str = "PAW_PARAM_";
+
+impl ParamOverride {
+    /// `KEY=VALUE` from the command line; VALUE is read as JSON, else taken as a string.
+    pub fn from_arg(arg: &str) -> Result<ParamOverride> {
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(Error::new(ErrorKind::Usage, format!("--param {arg}: expected KEY=VALUE")).help(
+                "e.g. --param instance_size=large, or --param 'packages=[\"curl\"]' (VALUE is JSON, else a string)",
+            ));
+        };
+        ParamOverride::new(key, value, format!("--param {key}"))
+    }
+
+    /// The `PAW_PARAM_<KEY>` variables among `vars`, the key in lower case.
+    pub fn from_env(vars: impl Iterator<Item = (String, String)>) -> Result<Vec<ParamOverride>> {
+        let mut overrides: Vec<ParamOverride> = vars
+            .filter_map(|(name, value)| {
+                let key = name.strip_prefix(PARAM_ENV_PREFIX)?.to_lowercase();
+                Some(ParamOverride::new(&key, &value, name.clone()))
+            })
+            .collect::<Result<_>>()?;
+        overrides.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(overrides)
+    }
+
+    fn new(key: &str, value: &str, origin: String) -> Result<ParamOverride> {
+        if key.is_empty() {
+            return Err(Error::new(ErrorKind::Usage, format!("{origin}: the key is empty"))
+                .help("name a key of workflow_param.json: KEY=VALUE"));
+        }
+        if key == "workflow_id" {
+            return Err(Error::new(ErrorKind::Usage, format!("{origin}: the workflow id is not a parameter"))
+                .help("give it with --workflow-id ID (or PAW_WORKFLOW_ID)"));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        Ok(ParamOverride { key: key.to_string(), value, origin })
+    }
+}
+
 impl WorkflowParam {
-    pub fn load(path: &Path) -> Result<WorkflowParam> {
-        let file = JsonFile::load(path)?;
+    /// The file, with `overrides` over its keys (in order: a later one wins).
+    pub fn load(path: &Path, overrides: &[ParamOverride]) -> Result<WorkflowParam> {
+        let mut file = JsonFile::load(path)?;
+        for ParamOverride { key, value, origin } in overrides {
+            file.set_from(key, value.clone(), origin);
+        }
         let workflow_id = file.required_string("workflow_id", "paw-2024-06-13-12-00-00")?;
         let root_base_ami_id = file.required_string("root_base_ami_id", "ami-0975ad60e5054592a")?;
         let root_base_ami_name = file
@@ -158,6 +212,11 @@ impl WorkflowParam {
             map.shift_remove(key);
         }
         map
+    }
+
+    /// The keys set for this run from outside the file, with their values.
+    pub fn overridden(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.file.set_from_outside()
     }
 
     pub fn json(&self) -> &JsonFile {
@@ -253,10 +312,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(WORKFLOW_PARAM_FILE);
         std::fs::write(&path, text).unwrap();
-        WorkflowParam::load(&path)
+        WorkflowParam::load(&path, &[])
     }
 
     const MINIMAL: &str = r#"{"workflow_id": "w1", "root_base_ami_id": "ami-1", "root_base_ami_name": "base/"}"#;
+
+    #[test]
+    fn a_param_set_from_outside_the_file_wins_and_is_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WORKFLOW_PARAM_FILE);
+        std::fs::write(
+            &path,
+            r#"{"workflow_id": "w1", "root_base_ami_id": "ami-1", "root_base_ami_name": "b", "size": "s"}"#,
+        )
+        .unwrap();
+        let env = [("PAW_PARAM_SIZE".to_string(), "m".to_string()), ("HOME".to_string(), "/root".to_string())];
+        let mut overrides = ParamOverride::from_env(env.into_iter()).unwrap();
+        overrides.push(ParamOverride::from_arg("packages=[\"curl\"]").unwrap());
+        overrides.push(ParamOverride::from_arg("size=l").unwrap());
+        let param = WorkflowParam::load(&path, &overrides).unwrap();
+        let set: Vec<(&str, &Value)> = param.overridden().collect();
+        assert_eq!(set, [("packages", &serde_json::json!(["curl"])), ("size", &Value::from("l"))], "the last one wins");
+        assert_eq!(param.keys_deciding_images()["size"], "l", "counted in the fingerprint");
+
+        let bad = ParamOverride::from_arg("root_base_ami_id=img-1").unwrap();
+        let err = WorkflowParam::load(&path, &[bad]).unwrap_err();
+        assert_eq!(err.location.unwrap().to_string(), "--param root_base_ami_id");
+        assert!(err.message.contains("\"root_base_ami_id\" is \"img-1\", not an AMI id"), "{}", err.message);
+        assert!(ParamOverride::from_arg("size").unwrap_err().message.contains("expected KEY=VALUE"));
+        assert!(ParamOverride::from_arg("workflow_id=x").unwrap_err().help.unwrap().contains("--workflow-id"));
+    }
 
     #[test]
     fn unknown_keys_reach_templates_in_order() {

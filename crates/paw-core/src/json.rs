@@ -13,6 +13,8 @@ pub struct JsonFile {
     /// The file's text with comments and trailing commas blanked out; line and column are unchanged.
     text: String,
     pub object: Map<String, Value>,
+    /// The keys set from outside the file (`--param`), with where: messages about them point there.
+    overridden: Vec<(String, String)>,
 }
 
 impl JsonFile {
@@ -47,12 +49,28 @@ impl JsonFile {
             ))
             .in_file(path));
         };
-        Ok(JsonFile { path: path.to_path_buf(), text, object })
+        Ok(JsonFile { path: path.to_path_buf(), text, object, overridden: Vec::new() })
+    }
+
+    /// Sets a top-level key from outside the file (`origin` says where, e.g. `--param size`),
+    /// over the file's value.
+    pub fn set_from(&mut self, key: &str, value: Value, origin: &str) {
+        self.object.insert(key.to_string(), value);
+        self.overridden.retain(|(set, _)| set != key);
+        self.overridden.push((key.to_string(), origin.to_string()));
+    }
+
+    /// The keys set from outside the file, with their values, in the order they were set.
+    pub fn set_from_outside(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.overridden.iter().map(|(key, _)| (key.as_str(), &self.object[key]))
     }
 
     /// Where a top-level key is written, for messages about its value: a key of the same name
     /// nested in another value, or inside a string, is not it.
     pub fn key_location(&self, key: &str) -> Location {
+        if let Some((_, origin)) = self.overridden.iter().find(|(set, _)| set == key) {
+            return Location::file(origin);
+        }
         match self.key_offset(key) {
             Some(start) => {
                 let before = &self.text[..start];

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::config::{STEP_PARAM_FILE, StepParam, WORKFLOW_PARAM_FILE, WorkflowParam};
+use crate::config::{ParamOverride, STEP_PARAM_FILE, StepParam, WORKFLOW_PARAM_FILE, WorkflowParam};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The folder of a step's Jinja2 templates.
@@ -31,12 +31,17 @@ pub struct Workflow {
 
 impl Workflow {
     pub fn load(root: &Path) -> Result<Workflow> {
+        Workflow::load_with(root, &[])
+    }
+
+    /// The workflow, with these keys of workflow_param.json set from outside the file.
+    pub fn load_with(root: &Path, overrides: &[ParamOverride]) -> Result<Workflow> {
         let param_path = root.join(WORKFLOW_PARAM_FILE);
         if !param_path.is_file() {
             return Err(Error::new(ErrorKind::Config, format!("no {WORKFLOW_PARAM_FILE} in {}", root.display()))
                 .help("point paw at a workflow folder with -w DIR, or create one with `paw init DIR`"));
         }
-        let param = WorkflowParam::load(&param_path)?;
+        let param = WorkflowParam::load(&param_path, overrides)?;
         let mut steps = Vec::new();
         for dir in step_dirs(root)? {
             let step_param = StepParam::load(&dir.join(STEP_PARAM_FILE))?;

@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAW_WORKFLOW_ID", value_name = "ID")]
     pub workflow_id: Option<String>,
 
+    /// Set a key of workflow_param.json for this run, over the file and PAW_PARAM_<KEY>: VALUE is
+    /// JSON, else a string (e.g. --param instance_size=large). Counted in the fingerprint.
+    #[arg(long = "param", global = true, value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -8,7 +8,7 @@ use paw_aws::dynamodb::DynamoCatalog;
 use paw_aws::ec2::AwsEc2;
 use paw_aws::ssm::AwsSsm;
 use paw_core::catalog::{Catalog, CatalogUri, SqliteCatalog};
-use paw_core::config::WORKFLOW_PARAM_FILE;
+use paw_core::config::{ParamOverride, WORKFLOW_PARAM_FILE};
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
@@ -38,7 +38,14 @@ impl Context {
         });
         // An empty PAW_WORKFLOW_ID is no id.
         let workflow_id = cli.workflow_id.clone().filter(|id| !id.is_empty());
-        let workflow = Workflow::load(&dir).map(|mut workflow| {
+        // PAW_PARAM_<KEY> first, then --param: the command line wins.
+        let overrides = ParamOverride::from_env(std::env::vars()).and_then(|mut overrides| {
+            for arg in &cli.params {
+                overrides.push(ParamOverride::from_arg(arg)?);
+            }
+            Ok(overrides)
+        });
+        let workflow = overrides.and_then(|overrides| Workflow::load_with(&dir, &overrides)).map(|mut workflow| {
             if let Some(workflow_id) = &workflow_id {
                 workflow.param.workflow_id = workflow_id.clone();
             }

@@ -98,6 +98,48 @@ fn a_new_workflow_id_with_nothing_changed_reuses_every_ami_without_packer() {
     assert!(run.success().stdout.contains("3 up-to-date"), "{}", run.stdout);
 }
 
+/// A key set for one run (`--param`, `PAW_PARAM_<KEY>`) is what templates see, is counted in the
+/// fingerprint, and is shown by `paw steps`; the file is not touched.
+#[test]
+fn a_param_set_for_one_run_reaches_the_templates_and_the_fingerprint() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    let file = paw.read("wf/workflow_param.json");
+    let plan = paw.run(&["-w", "wf", "--workflow-id", "paw-2", "plan", "--param", "instance_type=t3.small", "--json"]);
+    assert_eq!(actions(&plan), pairs(&[("step1", "build"), ("step2", "build"), ("step3", "build")]));
+    assert!(plan.json()[0]["reason"].as_str().unwrap().ends_with(": workflow_param.json"), "{}", plan.stdout);
+    let same = paw.run_with(
+        &[("PAW_PARAM_INSTANCE_TYPE", "t2.micro")],
+        &["-w", "wf", "--workflow-id", "paw-2", "plan", "--json"],
+    );
+    assert_eq!(
+        actions(&same),
+        pairs(&[("step1", "reuse"), ("step2", "reuse"), ("step3", "reuse")]),
+        "the file's own value"
+    );
+
+    let env = [("PAW_PARAM_INSTANCE_TYPE", "t3.small")];
+    paw.run_with(&env, &["-w", "wf", "render", "step1", "--param", "extra={\"a\": 1}"]).success();
+    assert!(paw.read("wf/step1/step1.pkrvars.hcl").contains("instance_type = \"t3.small\""));
+    let steps = paw.run_with(&env, &["-w", "wf", "steps"]);
+    assert!(
+        steps.success().stdout.ends_with("workflow_param.json, for this run: instance_type = \"t3.small\"\n"),
+        "{}",
+        steps.stdout
+    );
+    let said = "workflow_param.json, for this run: instance_type = \"t3.small\", extra = {\"a\":1}";
+    let steps = paw.run_with(&env, &["-w", "wf", "steps", "--param", "extra={\"a\": 1}"]);
+    assert!(steps.success().stdout.contains(said), "{}", steps.stdout);
+    assert_eq!(paw.read("wf/workflow_param.json"), file);
+    let run = paw.run(&["-w", "wf", "steps", "--param", "root_base_ami_id=img-1"]);
+    assert!(
+        run.code == 2 && run.stderr.contains("error: --param root_base_ami_id: \"root_base_ami_id\" is \"img-1\""),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn changing_the_middle_step_rebuilds_it_and_the_steps_below_only() {
     let emulator = Emulator::start();

@@ -76,7 +76,13 @@ impl Report for Steps<'_> {
                 ]
             })
             .collect();
-        table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows)
+        let steps = table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows);
+        let overridden: Vec<String> =
+            self.0.param.overridden().map(|(key, value)| format!("{key} = {value}")).collect();
+        if overridden.is_empty() {
+            return steps;
+        }
+        format!("{steps}\nworkflow_param.json, for this run: {}", overridden.join(", "))
     }
 }
 
