@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::ami::AmiRef;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::source::{recorded_source, root_source};
 use crate::workflow::{Step, Workflow};
@@ -54,6 +54,54 @@ impl Action {
 
 const WAITS_FOR_MANUAL: &str = "waits for the manual step";
 
+/// Why a step `--rebuild` names is built.
+pub const REBUILD_REASON: &str = "rebuilt on purpose (--rebuild), though its inputs match";
+
+/// The steps built although their inputs match (`--rebuild`: to pick up the OS's updates), and so
+/// their descendants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Rebuild {
+    #[default]
+    Nothing,
+    /// `--rebuild` naming no step: every step.
+    Every,
+    Steps(Vec<String>),
+}
+
+impl Rebuild {
+    /// `--rebuild STEP...` as clap gives it: absent, empty (every step) or the steps named.
+    pub fn from_arg(steps: Option<Vec<String>>) -> Rebuild {
+        match steps {
+            None => Rebuild::Nothing,
+            Some(steps) if steps.is_empty() => Rebuild::Every,
+            Some(steps) => Rebuild::Steps(steps),
+        }
+    }
+
+    /// Refuses a step the workflow does not have, and a manual one (paw does not make its AMI).
+    pub fn check(&self, workflow: &Workflow) -> Result<()> {
+        let Rebuild::Steps(ids) = self else { return Ok(()) };
+        for step in workflow.select(ids)? {
+            if step.manual {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("--rebuild {}: a manual step's AMI is made from an instance, not built", step.id),
+                )
+                .help(format!("make a new one with `paw images from-instance {} --instance-id ID`", step.id)));
+            }
+        }
+        Ok(())
+    }
+
+    fn wants(&self, step: &Step) -> bool {
+        match self {
+            Rebuild::Nothing => false,
+            Rebuild::Every => !step.manual,
+            Rebuild::Steps(ids) => ids.contains(&step.id),
+        }
+    }
+}
+
 /// Why a step waits: the manual step above it has no AMI yet. The plan and the build say it in
 /// these words, and the build's summary finds the waiting steps by them.
 pub fn waits_for_manual_step(manual_step: &str) -> String {
@@ -76,7 +124,9 @@ pub async fn plan<'a>(
     catalog: &dyn Catalog,
     region: &str,
     steps: &[&'a Step],
+    rebuild: &Rebuild,
 ) -> Result<Vec<PlannedStep<'a>>> {
+    rebuild.check(workflow)?;
     let workflow_id = &workflow.param.workflow_id;
     let mut planned: Vec<PlannedStep<'a>> = Vec::with_capacity(steps.len());
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -110,7 +160,11 @@ pub async fn plan<'a>(
             }
             Some(source) => {
                 let fingerprint = fingerprint::fingerprint(workflow, step, &source.id)?;
-                let action = decide(catalog, workflow_id, region, step, &fingerprint, existing).await?;
+                let action = if rebuild.wants(step) {
+                    Action::Build { reason: REBUILD_REASON.into(), replaces: existing }
+                } else {
+                    decide(catalog, workflow_id, region, step, &fingerprint, existing).await?
+                };
                 (action, Some(fingerprint))
             }
         };
@@ -194,8 +248,16 @@ mod tests {
     }
 
     async fn actions(workflow: &Workflow, catalog: &dyn Catalog) -> Vec<(String, String)> {
+        actions_rebuilding(workflow, catalog, &Rebuild::Nothing).await
+    }
+
+    async fn actions_rebuilding(
+        workflow: &Workflow,
+        catalog: &dyn Catalog,
+        rebuild: &Rebuild,
+    ) -> Vec<(String, String)> {
         let steps: Vec<&Step> = workflow.steps().iter().collect();
-        plan(workflow, catalog, "us-east-1", &steps)
+        plan(workflow, catalog, "us-east-1", &steps, rebuild)
             .await
             .unwrap()
             .iter()
@@ -255,7 +317,7 @@ mod tests {
         std::fs::write(dir.path().join("b/templates/.pkr.hcl"), "build { }").unwrap();
         let workflow = Workflow::load(dir.path()).unwrap();
         let steps: Vec<&Step> = workflow.steps().iter().collect();
-        let planned = plan(&workflow, &catalog, "us-east-1", &steps).await.unwrap();
+        let planned = plan(&workflow, &catalog, "us-east-1", &steps, &Rebuild::Nothing).await.unwrap();
         assert_eq!(planned[0].action.name(), "up-to-date");
         assert!(
             matches!(&planned[1].action, Action::Build { replaces: Some(record), .. } if record.ami_id == "ami-w1-b")
@@ -264,7 +326,30 @@ mod tests {
         write_workflow(dir.path(), "w3");
         let workflow = Workflow::load(dir.path()).unwrap();
         let steps: Vec<&Step> = workflow.steps().iter().collect();
-        let planned = plan(&workflow, &catalog, "eu-west-1", &steps).await.unwrap();
+        let planned = plan(&workflow, &catalog, "eu-west-1", &steps, &Rebuild::Nothing).await.unwrap();
         assert_eq!(planned[0].action.name(), "build");
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_builds_the_steps_named_though_their_inputs_match_and_their_descendants() {
+        let dir = tempfile::tempdir().unwrap();
+        write_workflow(dir.path(), "w1");
+        let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        record_all(&workflow, &catalog).await;
+        write_workflow(dir.path(), "w2");
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let rebuilt = (String::from("build"), String::from(REBUILD_REASON));
+        let parent = (String::from("build"), String::from("the parent step a is rebuilt"));
+        let got = actions_rebuilding(&workflow, &catalog, &Rebuild::Steps(vec!["a".into()])).await;
+        assert_eq!(got, [rebuilt.clone(), parent]);
+        let got = actions_rebuilding(&workflow, &catalog, &Rebuild::Steps(vec!["b".into()])).await;
+        assert_eq!(got[0].0, "reuse");
+        assert_eq!(got[1], rebuilt);
+        assert_eq!(Rebuild::from_arg(Some(vec![])), Rebuild::Every);
+        assert_eq!(Rebuild::from_arg(None), Rebuild::Nothing);
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        let unknown = plan(&workflow, &catalog, "us-east-1", &steps, &Rebuild::Steps(vec!["zz".into()])).await;
+        assert!(unknown.unwrap_err().message.contains("zz"));
     }
 }

@@ -54,11 +54,20 @@ pub enum Command {
     Plan {
         /// Step ids; all steps when none is named.
         steps: Vec<String>,
+        /// Plan these steps (every step when none is named) as built again, though their inputs
+        /// match, and so their descendants.
+        #[arg(long, num_args = 0.., value_name = "STEP")]
+        rebuild: Option<Vec<String>>,
     },
     /// Build what the plan says, parents first and branches in parallel; tag and record the AMIs.
     Build {
         /// Step ids; a named step's parent must already have an AMI in the catalog.
         steps: Vec<String>,
+        /// Build these steps (every step when none is named) again, though their inputs match (to
+        /// pick up the OS's updates), and so their descendants. Under the same workflow id, with
+        /// --force.
+        #[arg(long, num_args = 0.., value_name = "STEP")]
+        rebuild: Option<Vec<String>>,
         /// Stop before `packer build` and print the exact packer command.
         #[arg(long)]
         dry_run: bool,

@@ -140,6 +140,42 @@ fn a_param_set_for_one_run_reaches_the_templates_and_the_fingerprint() {
     );
 }
 
+/// `--rebuild STEP` (to pick up the OS's updates) builds the step though its inputs match, and its
+/// descendants on it; under the same workflow id it replaces the AMIs with --force only.
+#[test]
+fn a_rebuild_makes_new_amis_of_unchanged_steps_and_their_descendants() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.run(&["-w", "wf", "build"]).success();
+    let first = records(&paw, &[]);
+    let plan = paw.run(&["-w", "wf", "--workflow-id", "paw-2", "plan", "--rebuild", "step2", "--json"]);
+    assert_eq!(actions(&plan), pairs(&[("step1", "reuse"), ("step2", "build"), ("step3", "build")]));
+    assert_eq!(plan.json()[1]["reason"], "rebuilt on purpose (--rebuild), though its inputs match");
+    let run = paw.run(&["-w", "wf", "--workflow-id", "paw-2", "build", "--rebuild", "step2"]);
+    assert!(run.success().stdout.contains("2 built, 1 reused, 0 up-to-date"), "{}", run.stdout);
+    let second = records(&paw, &["--workflow-id", "paw-2"]);
+    assert_ne!(ami_of(&second, "step2"), ami_of(&first, "step2"));
+    let fingerprint = |records: &[serde_json::Value]| {
+        records.iter().find(|r| r["step_id"] == "step2").unwrap()["fingerprint"].clone()
+    };
+    assert_eq!(fingerprint(&second), fingerprint(&first), "the same inputs");
+
+    let run = paw.run(&["-w", "wf", "build", "--rebuild"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("already has AMIs of the steps to build"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("step1 has {}, but rebuilt on purpose", ami_of(&first, "step1"))),
+        "{}",
+        run.stderr
+    );
+    let run = paw.run(&["-w", "wf", "build", "--rebuild", "step3", "--force"]);
+    assert!(run.success().stdout.contains("1 built, 0 reused, 2 up-to-date"), "{}", run.stdout);
+    assert_ne!(ami_of(&records(&paw, &[]), "step3"), ami_of(&first, "step3"));
+    assert!(emulator.ec2().image(ami_of(&first, "step3")).is_none(), "the replaced AMI is deregistered");
+    let run = paw.run(&["-w", "wf", "plan", "--rebuild", "step9"]);
+    assert!(run.code == 2 && run.stderr.contains("step9"), "{}", run.stderr);
+}
+
 #[test]
 fn changing_the_middle_step_rebuilds_it_and_the_steps_below_only() {
     let emulator = Emulator::start();
@@ -184,9 +220,7 @@ fn changed_inputs_under_the_same_workflow_id_need_force() {
 
     let run = paw.run(&["-w", "wf", "build"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!("workflow \"{WORKFLOW_ID}\" already has AMIs that its inputs no longer match"))
-    );
+    assert!(run.stderr.contains(&format!("workflow \"{WORKFLOW_ID}\" already has AMIs of the steps to build")));
     assert!(
         run.stderr.contains(&format!("step2 has {old_step2}, but changed since {old_step2}: step_param.json")),
         "{}",

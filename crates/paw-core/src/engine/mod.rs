@@ -55,7 +55,8 @@ pub struct Engine<'a> {
     pub lease_ttl: i64,
 }
 
-/// This workflow's AMIs that the plan would replace: refused unless `--force`.
+/// This workflow's AMIs that the plan would replace (their inputs changed, or `--rebuild`):
+/// refused unless `--force`.
 pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options: &BuildOptions) -> Result<()> {
     let replaced: Vec<String> = plan
         .iter()
@@ -71,7 +72,7 @@ pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options
     }
     Err(Error::new(
         ErrorKind::Usage,
-        format!("workflow \"{}\" already has AMIs that its inputs no longer match", workflow.param.workflow_id),
+        format!("workflow \"{}\" already has AMIs of the steps to build", workflow.param.workflow_id),
     )
     .details(replaced.join("\n"))
     .help(format!(

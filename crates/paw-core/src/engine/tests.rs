@@ -480,7 +480,7 @@ impl Fixture {
 
     async fn plan(&self) -> Vec<PlannedStep<'_>> {
         let steps: Vec<&Step> = self.workflow.steps().iter().collect();
-        plan::plan(&self.workflow, &self.catalog, REGION, &steps).await.unwrap()
+        plan::plan(&self.workflow, &self.catalog, REGION, &steps, &plan::Rebuild::Nothing).await.unwrap()
     }
 
     async fn build(&self, packer: &FakePacker<'_>, force: bool) -> Result<Vec<(String, String)>> {

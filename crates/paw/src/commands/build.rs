@@ -6,7 +6,7 @@ use std::sync::Arc;
 use paw_core::engine::lease::{self, Found};
 use paw_core::engine::{self, BuildOptions, Engine, Outcome, SkipReason, StepOutcome, Summary};
 use paw_core::packer::PackerBinary;
-use paw_core::plan::{self, PlannedStep};
+use paw_core::plan::{self, PlannedStep, Rebuild};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -17,11 +17,11 @@ use crate::signals;
 
 pub struct Plan<'a>(Vec<PlannedStep<'a>>);
 
-pub async fn plan<'a>(cx: &'a Context, ids: &[String]) -> paw_core::Result<Plan<'a>> {
+pub async fn plan<'a>(cx: &'a Context, ids: &[String], rebuild: &Rebuild) -> paw_core::Result<Plan<'a>> {
     let workflow = cx.workflow()?;
     let steps = workflow.select(ids)?;
     let catalog = cx.catalog_for_reading().await?;
-    Ok(Plan(plan::plan(workflow, catalog.as_ref(), cx.region().await?, &steps).await?))
+    Ok(Plan(plan::plan(workflow, catalog.as_ref(), cx.region().await?, &steps, rebuild).await?))
 }
 
 impl Report for Plan<'_> {
@@ -52,9 +52,17 @@ impl Report for Plan<'_> {
 
 pub struct Built(Vec<StepOutcome>);
 
-pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose: bool) -> paw_core::Result<Built> {
+pub async fn build(
+    cx: &Context,
+    ids: &[String],
+    rebuild: &Rebuild,
+    options: BuildOptions,
+    verbose: bool,
+) -> paw_core::Result<Built> {
     let workflow = cx.workflow()?;
     let steps = workflow.select(ids)?;
+    // Before anything is settled or built.
+    rebuild.check(workflow)?;
     let packer = PackerBinary::locate().ok_or_else(|| {
         Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
     })?;
@@ -79,7 +87,7 @@ pub async fn build(cx: &Context, ids: &[String], options: BuildOptions, verbose:
     if !options.dry_run {
         lease::recover(&engine.cx).await?;
     }
-    let plan = plan::plan(workflow, catalog, region, &steps).await?;
+    let plan = plan::plan(workflow, catalog, region, &steps, rebuild).await?;
     engine::check_replacements(workflow, &plan, &options)?;
     Ok(Built(engine.run(&plan, options).await?))
 }

@@ -14,6 +14,7 @@ mod report;
 mod steps;
 
 use paw_core::engine::BuildOptions;
+use paw_core::plan::Rebuild;
 
 use paw_core::ops::prune::PruneOptions;
 
@@ -81,9 +82,10 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Steps => Box::new(steps::steps(cx)?),
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),
-        Command::Plan { steps } => Box::new(build::plan(cx, &steps).await?),
+        Command::Plan { steps, rebuild } => Box::new(build::plan(cx, &steps, &Rebuild::from_arg(rebuild)).await?),
         Command::Build {
             steps,
+            rebuild,
             dry_run,
             packer_debug,
             force,
@@ -102,7 +104,7 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
                 retries,
                 retry_delay: std::time::Duration::from_secs(retry_delay),
             };
-            Box::new(build::build(cx, &steps, options, verbose).await?)
+            Box::new(build::build(cx, &steps, &Rebuild::from_arg(rebuild), options, verbose).await?)
         }
         Command::Recover => Box::new(build::recover(cx).await?),
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),
