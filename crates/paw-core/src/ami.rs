@@ -31,6 +31,9 @@ pub fn output_ami_name(workflow: &Workflow, step: &Step) -> String {
     format!("{}/{}/{}", workflow.param.root_base_ami_name.trim_end_matches('/'), workflow.param.workflow_id, step.id)
 }
 
+/// packer's Amazon builders that make an AMI, named by their `ami_name`, from their `source_ami`.
+pub const AMI_BUILDERS: [&str; 4] = ["amazon-ebs", "amazon-ebssurrogate", "amazon-instance", "amazon-chroot"];
+
 /// What to do about a template that names its AMI itself.
 pub const PAW_NAMES_THE_AMI: &str = "paw names each step's AMI, and finds, records and cleans it up by that name: set \
                                      `ami_name = var.output_ami_name` in the template's source block and \

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod fingerprint;
+pub mod import;
 pub mod json;
 pub mod ops;
 pub mod packer;

@@ -153,6 +153,14 @@ pub enum Command {
         /// The folder to create; it must be new or empty.
         dir: PathBuf,
     },
+    /// Make a one-step workflow from a plain Packer (HCL2) project, and say what was changed.
+    Import {
+        /// The folder with the project's *.pkr.hcl files; it is not changed.
+        packer_dir: PathBuf,
+        /// The workflow folder to create; it must be new or empty [default: ./<project folder's name>-workflow]
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

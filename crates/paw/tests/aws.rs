@@ -536,3 +536,20 @@ fn paw_catalog_in_the_environment_chooses_the_catalog() {
     assert!(!paw.path("wf/.paw/catalog.sqlite").exists());
     assert_eq!(images(&paw).len(), 1);
 }
+
+/// A plain Packer project, imported, builds as a paw step: its AMI named and recorded by paw,
+/// packer's `{{ }}` intact, its script run from the step folder.
+#[test]
+fn an_imported_packer_project_builds() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::new());
+    crate::offline::write_packer_project(&paw);
+    paw.run(&["import", "web-app", "--into", "wf"]).success();
+    let run = paw.run(&["-w", "wf", "build", "-v"]);
+    assert!(run.success().stdout.contains("1 built"), "{}", run.stdout);
+    assert!(run.stdout.contains("setting the web app up"), "{}", run.stdout);
+    let records = images(&paw);
+    assert_eq!(records[0]["ami_name"], "imported/web-app/web-app-1/web-app");
+    let made: Vec<String> = emulator.ec2().own_images().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(made, [records[0]["ami_id"].as_str().unwrap()]);
+}

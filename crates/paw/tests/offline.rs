@@ -215,3 +215,75 @@ fn the_version_names_the_commit() {
     let head = String::from_utf8(head.stdout).unwrap();
     assert_eq!(run.success().stdout, format!("paw {} ({})\n", env!("CARGO_PKG_VERSION"), head.trim()));
 }
+
+/// A plain Packer project, as teams have them: its own AMI name, a fixed source AMI, packer's
+/// `{{ }}`, a script beside it. Made for the emulator (no SSH, its endpoint).
+const PACKER_PROJECT: &str = r#"variable "endpoint" {
+  type    = string
+  default = env("AWS_ENDPOINT_URL")
+}
+
+source "amazon-ebs" "web" {
+  ami_name      = "web-app-${formatdate("YYYYMMDDhhmm", timestamp())}"
+  instance_type = "t2.micro"
+  region        = "us-east-1"
+  source_ami    = "ami-785db401"
+
+  custom_endpoint_ec2        = var.endpoint
+  communicator               = "none"
+  skip_credential_validation = true
+  skip_region_validation     = true
+}
+
+build {
+  sources = ["source.amazon-ebs.web"]
+
+  provisioner "shell-local" {
+    execute_command = ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
+    script          = "scripts/setup.sh"
+  }
+}
+"#;
+
+pub fn write_packer_project(paw: &Paw) {
+    paw.write("web-app/main.pkr.hcl", PACKER_PROJECT);
+    paw.write("web-app/scripts/setup.sh", "#!/bin/sh\necho 'setting the web app up'\n");
+    let script = paw.path("web-app/scripts/setup.sh");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// `paw import` turns the project into a one-step workflow and says what it changed; the project
+/// is not touched; a folder that is no project, or a folder that is not empty, is refused.
+#[test]
+fn import_makes_a_workflow_of_a_plain_packer_project() {
+    let paw = Paw::new();
+    write_packer_project(&paw);
+    let run = paw.run(&["import", "web-app", "--into", "wf"]);
+    let out = &run.success().stdout;
+    for said in [
+        "created wf with one step, web-app:",
+        "main.pkr.hcl:7: `ami_name      = \"web-app-${formatdate(",
+        "→ `ami_name = var.output_ami_name`",
+        "main.pkr.hcl:10: `source_ami    = \"ami-785db401\"` → `source_ami = var.source_ami_id`",
+        "main.pkr.hcl:22: packer's {{ }} wrapped in {% raw %}",
+        "left to do: workflow_param.json's root_base_ami_name is a stand-in",
+    ] {
+        assert!(out.contains(said), "{said}: {out}");
+    }
+    let template = paw.read("wf/web-app/templates/.main.pkr.hcl");
+    assert!(template.contains("  ami_name      = var.output_ami_name\n"), "{template}");
+    assert!(template.contains("\"{% raw %}{{.Vars}}{% endraw %} {% raw %}{{.Script}}{% endraw %}\""), "{template}");
+    assert_eq!(paw.read("web-app/main.pkr.hcl"), PACKER_PROJECT, "the project is not changed");
+    let param: serde_json::Value = serde_json::from_str(&paw.read("wf/workflow_param.json")).unwrap();
+    assert_eq!(
+        (param["root_base_ami_id"].as_str(), param["region_name"].as_str()),
+        (Some("ami-785db401"), Some("us-east-1"))
+    );
+    paw.run(&["-w", "wf", "validate"]).success();
+
+    let again = paw.run(&["import", "web-app", "--into", "wf"]);
+    assert!(again.code == 2 && again.stderr.contains("the folder is not empty"), "{}", again.stderr);
+    let none = paw.run(&["import", "wf/web-app/scripts", "--into", "other"]);
+    assert!(none.code == 2 && none.stderr.contains("no *.pkr.hcl file"), "{}", none.stderr);
+    assert!(!paw.path("other").exists());
+}

@@ -7,7 +7,7 @@ use hcl::eval::{Context, Evaluate};
 use hcl::{Body, Expression, Value};
 
 use super::Rendered;
-use crate::ami::PAW_NAMES_THE_AMI;
+use crate::ami::{AMI_BUILDERS, PAW_NAMES_THE_AMI};
 use crate::error::{Error, ErrorKind, Location, Result};
 
 /// What the HCL check learnt about the rendered files.
@@ -18,9 +18,6 @@ pub struct HclSummary {
     /// A `variable "instance_type"` block, which `instance_types` needs.
     pub declares_instance_type: bool,
 }
-
-/// The Amazon builders that make an AMI named by `ami_name`.
-const AMI_BUILDERS: [&str; 4] = ["amazon-ebs", "amazon-ebssurrogate", "amazon-instance", "amazon-chroot"];
 
 /// Parses every rendered file as HCL, and checks that each AMI-making source block's `ami_name`
 /// is `output_ami_name`; errors point at the rendered file's line and column.

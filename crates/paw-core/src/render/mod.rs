@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Location, Result};
 use crate::workflow::{Step, TEMPLATES_DIR, Workflow};
 
 pub use hcl_check::{HclSummary, check_hcl};
+pub use jinja::packer_syntax::wrapped_in_raw;
 
 const RENDERED_SUFFIXES: [&str; 2] = ["pkr.hcl", "pkrvars.hcl"];
 /// What templates see as `builder`.
@@ -169,7 +170,7 @@ fn template_error(path: &Path, source: &str, err: &minijinja::Error) -> Error {
     let detail = err.detail().unwrap_or_default();
     let line_text = source.lines().nth(line.saturating_sub(1)).unwrap_or_default();
     if matches!(err.kind(), minijinja::ErrorKind::SyntaxError | minijinja::ErrorKind::UndefinedError)
-        && let Some(rewritten) = jinja::packer_syntax::wrapped_in_raw(line_text)
+        && let Some(rewritten) = wrapped_in_raw(line_text)
     {
         return Error::new(
             ErrorKind::Template,

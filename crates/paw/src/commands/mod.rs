@@ -72,6 +72,7 @@ fn run_command(cli: Cli) -> i32 {
 async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Report + '_>> {
     Ok(match command {
         Command::Init { dir } => Box::new(steps::init(&dir)?),
+        Command::Import { packer_dir, into } => Box::new(steps::import(&packer_dir, into)?),
         Command::Doctor => Box::new(doctor::doctor(cx).await?),
         Command::Packer(PackerCommand::Install { version, dir }) => {
             Box::new(packer::install(version.as_deref(), dir).await?)

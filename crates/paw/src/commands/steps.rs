@@ -36,6 +36,31 @@ impl Report for Created {
     }
 }
 
+pub struct Imported(paw_core::import::Imported);
+
+/// `into` defaults to `./<project folder's name>-workflow`.
+pub fn import(project: &Path, into: Option<PathBuf>) -> paw_core::Result<Imported> {
+    let into = into.unwrap_or_else(|| {
+        let absolute = std::path::absolute(project).unwrap_or_else(|_| project.to_path_buf());
+        let name = absolute.file_name().map_or("packer".into(), |name| name.to_string_lossy().into_owned());
+        PathBuf::from(format!("{name}-workflow"))
+    });
+    Ok(Imported(paw_core::import::import(project, &into)?))
+}
+
+impl Report for Imported {
+    fn json(&self) -> Value {
+        json!({ "workflow": self.0.dir, "step_id": self.0.step_id, "changes": self.0.changes })
+    }
+
+    fn text(&self) -> String {
+        let mut lines = vec![format!("created {} with one step, {}:", self.0.dir.display(), self.0.step_id)];
+        lines.extend(self.0.changes.iter().map(|change| format!("  {change}")));
+        lines.push(format!("next: `paw validate -w {}`", self.0.dir.display()));
+        lines.join("\n")
+    }
+}
+
 pub struct Steps<'a>(&'a Workflow);
 
 pub fn steps(cx: &Context) -> paw_core::Result<Steps<'_>> {
