@@ -78,10 +78,19 @@ impl Rebuild {
         }
     }
 
-    /// Refuses a step the workflow does not have, and a manual one (paw does not make its AMI).
-    pub fn check(&self, workflow: &Workflow) -> Result<()> {
+    /// Refuses a step the workflow does not have, one outside the steps to build (`selected`),
+    /// and a manual one (paw does not make its AMI).
+    pub fn check(&self, workflow: &Workflow, selected: &[&Step]) -> Result<()> {
         let Rebuild::Steps(ids) = self else { return Ok(()) };
         for step in workflow.select(ids)? {
+            if !selected.iter().any(|chosen| chosen.id == step.id) {
+                let chosen: Vec<&str> = selected.iter().map(|chosen| chosen.id.as_str()).collect();
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("--rebuild {}: the step is not among those to build ({})", step.id, chosen.join(", ")),
+                )
+                .help(format!("name {} among the steps too, or name no steps", step.id)));
+            }
             if step.manual {
                 return Err(Error::new(
                     ErrorKind::Usage,
@@ -126,7 +135,7 @@ pub async fn plan<'a>(
     steps: &[&'a Step],
     rebuild: &Rebuild,
 ) -> Result<Vec<PlannedStep<'a>>> {
-    rebuild.check(workflow)?;
+    rebuild.check(workflow, steps)?;
     let workflow_id = &workflow.param.workflow_id;
     let mut planned: Vec<PlannedStep<'a>> = Vec::with_capacity(steps.len());
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -351,5 +360,8 @@ mod tests {
         let steps: Vec<&Step> = workflow.steps().iter().collect();
         let unknown = plan(&workflow, &catalog, "us-east-1", &steps, &Rebuild::Steps(vec!["zz".into()])).await;
         assert!(unknown.unwrap_err().message.contains("zz"));
+        let only_b = [steps[1]];
+        let outside = plan(&workflow, &catalog, "us-east-1", &only_b, &Rebuild::Steps(vec!["a".into()])).await;
+        assert_eq!(outside.unwrap_err().message, "--rebuild a: the step is not among those to build (b)");
     }
 }

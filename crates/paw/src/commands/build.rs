@@ -62,7 +62,7 @@ pub async fn build(
     let workflow = cx.workflow()?;
     let steps = workflow.select(ids)?;
     // Before anything is settled or built.
-    rebuild.check(workflow)?;
+    rebuild.check(workflow, &steps)?;
     let packer = PackerBinary::locate().ok_or_else(|| {
         Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
     })?;
