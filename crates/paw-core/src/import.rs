@@ -2,7 +2,8 @@
 //! `*.pkrvars.hcl` files become the step's templates, with packer's own `{{ }}` wrapped in
 //! `{% raw %}`, and each Amazon source's `ami_name` and `source_ami` set to the variables paw fills
 //! in; every other file is copied into the step folder, where packer runs. What was changed, and
-//! what is left to the user, is returned line by line. The folder is written whole or not at all.
+//! what is left to the user, is returned line by line. The folder is written whole or not at all
+//! (`files::write_folder_whole`).
 
 use std::path::{Path, PathBuf};
 
@@ -55,13 +56,16 @@ pub fn import(project: &Path, into: &Path) -> Result<Imported> {
     plan.finish(&step_id, into)
 }
 
+/// The project folder's name (`.` resolved), as written; empty for `/`.
+pub fn project_name(project: &Path) -> String {
+    let absolute = std::path::absolute(project).unwrap_or_else(|_| project.to_path_buf());
+    absolute.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// The step's id: the project folder's name, in the letters a step id may hold.
 fn step_id_for(project: &Path) -> String {
-    let absolute = std::path::absolute(project).unwrap_or_else(|_| project.to_path_buf());
-    let name: String = absolute
-        .file_name()
-        .map(|name| name.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
+    let name: String = project_name(project)
+        .to_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
         .collect();
@@ -76,8 +80,8 @@ fn name_of(path: &Path) -> String {
 /// What the new folder will hold, gathered before anything is written.
 #[derive(Default)]
 struct Plan {
-    /// (path in the step folder, content, executable).
-    files: Vec<(String, Vec<u8>, bool)>,
+    /// (path in the step folder, content, permissions to keep: an executable's).
+    files: Vec<(String, Vec<u8>, Option<u32>)>,
     changes: Vec<String>,
     root_base_ami_id: Option<String>,
     region: Option<String>,
@@ -96,7 +100,7 @@ impl Plan {
         }
         let bytes = std::fs::read(path).map_err(|err| Error::io(path, "read", err))?;
         if !(name.ends_with(".pkr.hcl") || name.ends_with(".pkrvars.hcl")) {
-            self.files.push((name, bytes, is_executable(path)));
+            self.files.push((name, bytes, executable_mode(path)));
             return Ok(());
         }
         let text = String::from_utf8(bytes)
@@ -108,7 +112,7 @@ impl Plan {
         })?;
         self.learn(&body);
         let template = self.rewrite(&name, &text);
-        self.files.push((format!("templates/.{name}"), template.into_bytes(), false));
+        self.files.push((format!("templates/.{name}"), template.into_bytes(), None));
         Ok(())
     }
 
@@ -123,7 +127,7 @@ impl Plan {
             }
             let bytes = std::fs::read(path).map_err(|err| Error::io(path, "read", err))?;
             let relative = path.strip_prefix(project).unwrap_or(path).to_string_lossy().replace('\\', "/");
-            self.files.push((relative, bytes, is_executable(path)));
+            self.files.push((relative, bytes, executable_mode(path)));
         }
         Ok(())
     }
@@ -226,11 +230,11 @@ impl Plan {
 
     fn finish(mut self, step_id: &str, into: &Path) -> Result<Imported> {
         if !self.declares.iter().any(|name| name == "output_ami_name") {
-            self.files.push(("templates/.paw.variables.pkr.hcl".into(), VARIABLES.as_bytes().to_vec(), false));
+            self.files.push(("templates/.paw.variables.pkr.hcl".into(), VARIABLES.as_bytes().to_vec(), None));
             self.changes
                 .push("added templates/.paw.variables.pkr.hcl: variables output_ami_name and source_ami_id".into());
         }
-        self.files.push(("templates/.paw.pkrvars.hcl".into(), VALUES.as_bytes().to_vec(), false));
+        self.files.push(("templates/.paw.pkrvars.hcl".into(), VALUES.as_bytes().to_vec(), None));
         self.changes.push("added templates/.paw.pkrvars.hcl: their values, from paw".into());
         let mut param = Map::new();
         param.insert("workflow_id".into(), json!(format!("{step_id}-1")));
@@ -266,13 +270,15 @@ impl Plan {
             .expect("JSON serialises")
             + "\n";
         let mut written = vec![
-            ("workflow_param.json".to_string(), param.into_bytes(), false),
-            (format!("{step_id}/step_param.json"), step_param.into_bytes(), false),
+            ("workflow_param.json".to_string(), param.into_bytes(), None),
+            (format!("{step_id}/step_param.json"), step_param.into_bytes(), None),
         ];
-        written.extend(
-            self.files.into_iter().map(|(path, bytes, executable)| (format!("{step_id}/{path}"), bytes, executable)),
-        );
-        write_whole(into, &written)?;
+        written.extend(self.files.into_iter().map(|(path, bytes, mode)| (format!("{step_id}/{path}"), bytes, mode)));
+        // The folder whole, or nothing: a failure leaves no partial workflow behind.
+        if let Some(parent) = into.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the folder", err))?;
+        }
+        crate::files::write_folder_whole(into, &written).map_err(|err| Error::io(into, "create", err))?;
         Ok(Imported { dir: into.to_path_buf(), step_id: step_id.to_string(), changes: self.changes })
     }
 }
@@ -304,40 +310,10 @@ fn braces(line: &str) -> (usize, usize) {
     (open, close)
 }
 
-fn is_executable(path: &Path) -> bool {
+/// 0o755 for an executable file (a script the build runs), to keep; None for any other.
+fn executable_mode(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0)
-}
-
-/// Writes the files into a new folder beside `into`, then renames it into place: a failure leaves
-/// nothing behind.
-fn write_whole(into: &Path, files: &[(String, Vec<u8>, bool)]) -> Result<()> {
-    let parent = into.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the folder", err))?;
-    let staged = parent.join(format!(".paw-import-{}", std::process::id()));
-    let written = write_files(&staged, files).and_then(|()| {
-        // An empty folder named by the user may be there: rename replaces an empty folder.
-        std::fs::rename(&staged, into).map_err(|err| Error::io(into, "create", err))
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    written
-}
-
-fn write_files(staged: &Path, files: &[(String, Vec<u8>, bool)]) -> Result<()> {
-    for (relative, bytes, executable) in files {
-        let path = staged.join(relative);
-        let folder = path.parent().expect("a file is in a folder");
-        std::fs::create_dir_all(folder).map_err(|err| Error::io(folder, "create the folder", err))?;
-        std::fs::write(&path, bytes).map_err(|err| Error::io(&path, "write", err))?;
-        if *executable {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|err| Error::io(&path, "make executable", err))?;
-        }
-    }
-    Ok(())
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0).then_some(0o755)
 }
 
 #[cfg(test)]
@@ -372,6 +348,6 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(!left.iter().any(|name| name.starts_with(".paw-import-")), "{left:?}");
+        assert!(!left.iter().any(|name| name.ends_with(".partial")), "{left:?}");
     }
 }

@@ -41,9 +41,8 @@ pub struct Imported(paw_core::import::Imported);
 /// `into` defaults to `./<project folder's name>-workflow`.
 pub fn import(project: &Path, into: Option<PathBuf>) -> paw_core::Result<Imported> {
     let into = into.unwrap_or_else(|| {
-        let absolute = std::path::absolute(project).unwrap_or_else(|_| project.to_path_buf());
-        let name = absolute.file_name().map_or("packer".into(), |name| name.to_string_lossy().into_owned());
-        PathBuf::from(format!("{name}-workflow"))
+        let name = paw_core::import::project_name(project);
+        PathBuf::from(format!("{}-workflow", if name.is_empty() { "packer" } else { &name }))
     });
     Ok(Imported(paw_core::import::import(project, &into)?))
 }
