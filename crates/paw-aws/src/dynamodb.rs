@@ -1,6 +1,6 @@
 //! The team catalog in DynamoDB, in the seed's table layout: key `workflow_id` / `step_id`, GSI
 //! `step_id_index` (`step_id`, `create_at`), every attribute a string (`details` and `metadata` as
-//! JSON). paw's own fields are extra attributes, and paw adds two indexes of its own. Every read is a
+//! JSON). paw's own fields are extra attributes, and paw adds indexes of its own. Every read is a
 //! GetItem or a Query on a key or an index; nothing scans the table.
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableDescription,
 };
 use paw_core::catalog::{
-    self, BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records,
+    self, BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
 };
 use paw_core::{Error, ErrorKind, Result};
 
@@ -33,13 +33,17 @@ pub const FINGERPRINT_INDEX: &str = "paw_fingerprint_index";
 /// paw's, for lineage: every record of an AMI, and every record built on an AMI.
 pub const AMI_INDEX: &str = "paw_ami_id_index";
 pub const BASE_AMI_INDEX: &str = "paw_base_ami_id_index";
+/// paw's: every record of a workflow name, newest first (sparse: records older than names are
+/// not in it until `paw catalog adopt` names them).
+pub const NAME_INDEX: &str = "paw_workflow_name_index";
 
-const INDEXES: [(&str, &str); 5] = [
+const INDEXES: [(&str, &str); 6] = [
     (STEP_INDEX, "step_id"),
     (WORKFLOW_INDEX, "workflow_id"),
     (FINGERPRINT_INDEX, "fingerprint"),
     (AMI_INDEX, "ami_id"),
     (BASE_AMI_INDEX, "base_ami_id"),
+    (NAME_INDEX, "workflow_name"),
 ];
 const WAIT: Duration = Duration::from_secs(600);
 
@@ -48,7 +52,8 @@ const WAIT: Duration = Duration::from_secs(600);
 /// `create_at`, so no index holds them, and the seed, which asks for real workflow ids or
 /// queries its index, never sees them.
 const JOURNAL_KEY: &str = "paw#builds";
-/// Channel entries likewise, with `<channel>#<step_id>#<seq, 20 digits>` as their range key.
+/// Channel entries likewise, with `<pointer>#<seq, 20 digits>` as their range key (the pointer is
+/// `ChannelEntry::pointer`: `@<line>#<channel>#<step_id>`).
 const CHANNELS_KEY: &str = "paw#channels";
 
 pub struct DynamoCatalog {
@@ -92,7 +97,7 @@ fn all_attributes() -> Projection {
 }
 
 fn attribute_definitions() -> Vec<AttributeDefinition> {
-    ["workflow_id", "step_id", "create_at", "fingerprint", "ami_id", "base_ami_id"]
+    ["workflow_id", "step_id", "create_at", "fingerprint", "ami_id", "base_ami_id", "workflow_name"]
         .into_iter()
         .map(string_attribute)
         .collect()
@@ -306,10 +311,10 @@ async fn all_items(query: QueryFluentBuilder) -> Result<Vec<HashMap<String, Attr
         .map_err(|err| aws_error("dynamodb:Query", err))
 }
 
-fn channel_key(channel: &str, step_id: &str, seq: Option<u64>) -> String {
+fn channel_key(pointer: &str, seq: Option<u64>) -> String {
     match seq {
-        Some(seq) => format!("{channel}#{step_id}#{seq:020}"),
-        None => format!("{channel}#{step_id}#"),
+        Some(seq) => format!("{pointer}#{seq:020}"),
+        None => format!("{pointer}#"),
     }
 }
 
@@ -329,7 +334,8 @@ fn from_entry_item<T: serde::de::DeserializeOwned>(table: &str, item: &HashMap<S
 }
 
 fn channel_item(entry: &ChannelEntry) -> HashMap<String, AttributeValue> {
-    entry_item(CHANNELS_KEY, &channel_key(&entry.channel, &entry.step_id, Some(entry.seq)), entry)
+    let pointer = ChannelEntry::pointer(entry.line().as_ref(), &entry.channel, &entry.step_id);
+    entry_item(CHANNELS_KEY, &channel_key(&pointer, Some(entry.seq)), entry)
 }
 
 fn journal_key(workflow_id: &str, step_id: &str) -> String {
@@ -464,6 +470,24 @@ impl Records for DynamoCatalog {
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {
         Ok(None)
     }
+
+    async fn list_name(&self, name: &str) -> Result<Vec<ImageRecord>> {
+        self.query_index(NAME_INDEX, "workflow_name", name).await
+    }
+
+    async fn set_line(&self, workflow_id: &str, step_id: &str, line: &Line) -> Result<()> {
+        let request = self
+            .update_record(workflow_id, step_id)
+            .expression_attribute_names("#variant", "variant")
+            .expression_attribute_values(":name", AttributeValue::S(line.name.clone()));
+        let request = match &line.variant {
+            Some(variant) => request
+                .update_expression("SET workflow_name = :name, #variant = :variant")
+                .expression_attribute_values(":variant", AttributeValue::S(variant.clone())),
+            None => request.update_expression("SET workflow_name = :name REMOVE #variant"),
+        };
+        send_update(request, workflow_id, step_id).await
+    }
 }
 
 #[async_trait]
@@ -546,14 +570,15 @@ impl Channels for DynamoCatalog {
         all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()
     }
 
-    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+    async fn channel_history(&self, line: &Line, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        let pointer = ChannelEntry::pointer(Some(line), channel, step_id);
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("workflow_id = :channels AND begins_with(step_id, :prefix)")
             .expression_attribute_values(":channels", AttributeValue::S(CHANNELS_KEY.into()))
-            .expression_attribute_values(":prefix", AttributeValue::S(channel_key(channel, step_id, None)))
+            .expression_attribute_values(":prefix", AttributeValue::S(channel_key(&pointer, None)))
             .scan_index_forward(false)
             .consistent_read(true);
         all_items(query).await?.iter().map(|item| from_entry_item(&self.table, item)).collect()

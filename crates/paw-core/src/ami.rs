@@ -40,6 +40,10 @@ pub const PAW_NAMES_THE_AMI: &str = "paw names each step's AMI, and finds, recor
                                      `output_ami_name = \"{{ builder.output_ami_name }}\"` in its .pkrvars.hcl, as \
                                      the seed's templates do";
 
+/// The tags that say which line of images an AMI belongs to: the workflow's name and variant.
+pub const NAME_TAG: &str = "paw:name";
+pub const VARIANT_TAG: &str = "paw:variant";
+
 /// The tag that holds a built AMI's fingerprint.
 pub const FINGERPRINT_TAG: &str = "paw:fingerprint";
 
@@ -58,6 +62,10 @@ pub fn ami_tags(workflow: &Workflow, step: &Step, source: &AmiRef) -> Vec<(Strin
     }
     set_tag(&mut tags, "paw:workflow_id", &param.workflow_id);
     set_tag(&mut tags, "paw:step_id", &step.id);
+    set_tag(&mut tags, NAME_TAG, &workflow.name);
+    if let Some(variant) = &workflow.variant {
+        set_tag(&mut tags, VARIANT_TAG, variant);
+    }
     tags
 }
 

@@ -71,6 +71,11 @@ pub struct WorkflowParam {
     /// `"root_base_ami_filter": {"name": "...", "owners": [...], "architecture": "x86_64"}`: its
     /// newest available match is the current root base AMI (`paw status`, `paw base-ami update`).
     pub root_base_ami_filter: Option<BaseAmiQuery>,
+    /// `"name"`: the line of images this workflow makes (checked by `check_workflow_name`); the
+    /// folder's name when absent (`Workflow::name`).
+    pub name: Option<String>,
+    /// `"fingerprint_ignore"`: more keys that do not change the image, left out of the fingerprint.
+    pub fingerprint_ignore: Vec<String>,
     file: JsonFile,
 }
 
@@ -179,6 +184,8 @@ impl WorkflowParam {
             aws_tags: file.string_map("aws_tags")?,
             catalog: file.optional_string("catalog")?,
             root_base_ami_filter: root_base_ami_filter(&file)?,
+            name: workflow_name(&file)?,
+            fingerprint_ignore: file.string_list(FINGERPRINT_IGNORE)?,
             file,
         })
     }
@@ -194,22 +201,25 @@ impl WorkflowParam {
         map
     }
 
-    /// The keys that decide the AMIs a workflow makes, in file order: all but the run's name and
-    /// who runs it (profile, credentials) and where it is recorded, which differ between teammates
-    /// and runs without changing an image.
+    /// The keys that decide the AMIs a workflow makes, in file order: all but those that cannot
+    /// change an image (`KEYS_NOT_DECIDING_IMAGES`) and those `fingerprint_ignore` names.
     pub fn keys_deciding_images(&self) -> Map<String, Value> {
-        let mut map = self.file.object.clone();
-        for key in [
-            "workflow_id",
-            "profile_name",
-            "aws_access_key_id",
-            "aws_secret_access_key",
-            "aws_session_token",
-            "catalog",
-            // What it resolves to, root_base_ami_id, is an input; the filter itself is not.
-            ROOT_BASE_AMI_FILTER,
-        ] {
+        let mut map = self.keys_deciding_images_v1();
+        for key in
+            KEYS_NOT_DECIDING_IMAGES_SINCE_V2.iter().copied().chain(self.fingerprint_ignore.iter().map(String::as_str))
+        {
             map.shift_remove(key);
+        }
+        map
+    }
+
+    /// The keys the first fingerprints (paw 0.1) counted: also `aws_tags` and what
+    /// `fingerprint_ignore` names. An image fingerprinted so is still up to date (see
+    /// `fingerprint::Fingerprint::v1_digest`), so that an upgrade rebuilds nothing.
+    pub fn keys_deciding_images_v1(&self) -> Map<String, Value> {
+        let mut map = self.file.object.clone();
+        for key in KEYS_NOT_DECIDING_IMAGES.iter().chain(&KEYS_UNKNOWN_TO_V1) {
+            map.shift_remove(*key);
         }
         map
     }
@@ -225,6 +235,50 @@ impl WorkflowParam {
 }
 
 pub const ROOT_BASE_AMI_FILTER: &str = "root_base_ami_filter";
+pub const FINGERPRINT_IGNORE: &str = "fingerprint_ignore";
+pub const WORKFLOW_NAME: &str = "name";
+
+/// workflow_param.json's keys that never decide an image: the run's id, who runs it (profile,
+/// credentials) and where it is recorded, which differ between teammates and runs; the root base
+/// AMI's filter (what it resolves to, root_base_ami_id, is an input).
+const KEYS_NOT_DECIDING_IMAGES: [&str; 7] = [
+    "workflow_id",
+    "profile_name",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "catalog",
+    ROOT_BASE_AMI_FILTER,
+];
+
+/// Keys added after the first fingerprints, which those could not hold.
+const KEYS_UNKNOWN_TO_V1: [&str; 2] = [WORKFLOW_NAME, FINGERPRINT_IGNORE];
+
+/// Keys that decided an image in the first fingerprints and do not since: tags are applied after
+/// the build.
+const KEYS_NOT_DECIDING_IMAGES_SINCE_V2: [&str; 1] = ["aws_tags"];
+
+/// A workflow name (`"name"`, or the folder's name): part of catalog keys, tags and SSM paths.
+pub fn check_workflow_name(name: &str) -> std::result::Result<(), String> {
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if first_ok && rest_ok && name.len() <= 64 {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not a workflow name: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit"
+        ))
+    }
+}
+
+fn workflow_name(file: &JsonFile) -> Result<Option<String>> {
+    let Some(name) = file.optional_string(WORKFLOW_NAME)? else { return Ok(None) };
+    check_workflow_name(&name).map_err(|message| {
+        file.key_error(WORKFLOW_NAME, message)
+            .help("the name says which line of images this folder makes, e.g. \"name\": \"web-base\"")
+    })?;
+    Ok(Some(name))
+}
 
 /// A `root_base_ami_filter` for the help of its errors: Canonical's Ubuntu 22.04 images.
 pub const ROOT_BASE_AMI_FILTER_EXAMPLE: &str = concat!(

@@ -4,9 +4,14 @@
 //! - every file of the step folder (path, executable bit, content), except the rendered outputs,
 //!   `.paw/`, and what the step's `.gitignore` files ignore (step_param.json is one of the files);
 //! - the files outside the folder that step_param.json's `"inputs"` globs match;
-//! - workflow_param.json's keys but `workflow_id` and those of who runs it and where it is recorded
-//!   (`profile_name`, the credential keys, `catalog`), as canonical JSON (key order does not matter);
+//! - workflow_param.json's keys but those that cannot change the image: `workflow_id`, `name`,
+//!   `aws_tags` (applied after the build), who runs it and where it is recorded (`profile_name`, the
+//!   credential keys, `catalog`), `root_base_ami_filter`, `fingerprint_ignore` and the keys it names;
+//!   as canonical JSON (key order does not matter);
 //! - the resolved source AMI id.
+//!
+//! The first fingerprints (paw 0.1) counted `aws_tags` too: an image with such a fingerprint is still
+//! up to date (`v1_digest`), so that an upgrade rebuilds nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,9 @@ pub struct Fingerprint {
     pub digest: String,
     /// Each input's name and its own hash (the source AMI's id as it is).
     pub inputs: BTreeMap<String, String>,
+    /// The digest the first fingerprints gave the same inputs, when it differs: an image recorded
+    /// with it is up to date too.
+    pub v1_digest: Option<String>,
 }
 
 impl Fingerprint {
@@ -37,7 +45,12 @@ impl Fingerprint {
                 hasher.update(part.as_bytes());
             }
         }
-        Fingerprint { digest: hasher.finalize().to_hex().to_string(), inputs }
+        Fingerprint { digest: hasher.finalize().to_hex().to_string(), inputs, v1_digest: None }
+    }
+
+    /// Whether a recorded fingerprint is this one, as it is written now or was first.
+    pub fn matches(&self, recorded: Option<&str>) -> bool {
+        recorded.is_some_and(|recorded| recorded == self.digest || Some(recorded) == self.v1_digest.as_deref())
     }
 
     /// The inputs that differ from an earlier fingerprint's, by name: changed, added or removed.
@@ -63,10 +76,18 @@ pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Res
     for (relative, path) in declared_inputs(step)? {
         inputs.insert(format!("inputs:{relative}"), file_hash(&path)?);
     }
-    let params = canonical(&Value::Object(workflow.param.keys_deciding_images()));
-    inputs.insert(WORKFLOW_PARAM_INPUT.into(), blake3::hash(params.to_string().as_bytes()).to_hex().to_string());
     inputs.insert(SOURCE_AMI_INPUT.into(), source_ami_id.to_string());
-    Ok(Fingerprint::from_inputs(inputs))
+    let mut v1_inputs = inputs.clone();
+    inputs.insert(WORKFLOW_PARAM_INPUT.into(), params_hash(workflow.param.keys_deciding_images()));
+    v1_inputs.insert(WORKFLOW_PARAM_INPUT.into(), params_hash(workflow.param.keys_deciding_images_v1()));
+    let mut fingerprint = Fingerprint::from_inputs(inputs);
+    let v1 = Fingerprint::from_inputs(v1_inputs);
+    fingerprint.v1_digest = Some(v1.digest).filter(|digest| *digest != fingerprint.digest);
+    Ok(fingerprint)
+}
+
+fn params_hash(params: serde_json::Map<String, Value>) -> String {
+    blake3::hash(canonical(&Value::Object(params)).to_string().as_bytes()).to_hex().to_string()
 }
 
 /// The step folder's files that decide its AMI, by path relative to the folder, `/`-separated.

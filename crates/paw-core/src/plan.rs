@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::ami::AmiRef;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::source::{recorded_source, root_source};
@@ -136,13 +136,12 @@ pub async fn plan<'a>(
     rebuild: &Rebuild,
 ) -> Result<Vec<PlannedStep<'a>>> {
     rebuild.check(workflow, steps)?;
-    let workflow_id = &workflow.param.workflow_id;
     let mut planned: Vec<PlannedStep<'a>> = Vec::with_capacity(steps.len());
     let mut index: HashMap<&str, usize> = HashMap::new();
     for step in steps {
         // A revoked image is still the step's (it holds the AMI name) but never up to date.
         let existing =
-            catalog.get(workflow_id, &step.id).await?.filter(|record| record.status != ImageStatus::Deregistered);
+            own_record(catalog, workflow, &step.id).await?.filter(|record| record.status != ImageStatus::Deregistered);
         let parent_action = step.parent.as_deref().and_then(|parent| index.get(parent)).map(|at| &planned[*at].action);
         if step.manual {
             // A person made its AMI: it stays up to date for as long as it is available.
@@ -172,7 +171,7 @@ pub async fn plan<'a>(
                 let action = if rebuild.wants(step) {
                     Action::Build { reason: REBUILD_REASON.into(), replaces: existing }
                 } else {
-                    decide(catalog, workflow_id, region, step, &fingerprint, existing).await?
+                    decide(catalog, workflow, region, step, &fingerprint, existing).await?
                 };
                 (action, Some(fingerprint))
             }
@@ -185,7 +184,7 @@ pub async fn plan<'a>(
 
 async fn decide(
     catalog: &dyn Catalog,
-    workflow_id: &str,
+    workflow: &Workflow,
     region: &str,
     step: &Step,
     fingerprint: &Fingerprint,
@@ -196,7 +195,7 @@ async fn decide(
             let reason = format!("revoked: {}", record.revoked_reason.as_deref().unwrap_or("no reason given"));
             return Ok(Action::Build { reason, replaces: Some(record) });
         }
-        if record.fingerprint.as_deref() == Some(fingerprint.digest.as_str()) {
+        if fingerprint.matches(record.fingerprint.as_deref()) {
             return Ok(Action::UpToDate { record });
         }
         let reason = match &record.fingerprint_inputs {
@@ -208,17 +207,22 @@ async fn decide(
         return Ok(Action::Build { reason, replaces: Some(record) });
     }
     // An AMI made by hand from an instance is this workflow's own: its inputs do not make it.
-    let reusable = catalog.find_by_fingerprint(&fingerprint.digest).await?.into_iter().find(|record| {
+    let mut candidates = catalog.find_by_fingerprint(&fingerprint.digest).await?;
+    if let Some(v1_digest) = &fingerprint.v1_digest {
+        candidates.extend(catalog.find_by_fingerprint(v1_digest).await?);
+    }
+    let reusable = candidates.into_iter().find(|record| {
         record.status == ImageStatus::Available
             && record.region == region
-            && record.workflow_id != workflow_id
+            && record.workflow_id != workflow.param.workflow_id
             && record.from_instance.is_none()
     });
     if let Some(record) = reusable {
         return Ok(Action::Reuse { record });
     }
-    // Say what changed since the newest AMI of this step in any workflow, if there is one.
-    let previous = catalog.list_step(&step.id).await?.into_iter().find(|record| record.fingerprint_inputs.is_some());
+    // Say what changed since the newest AMI of this step in the line, if there is one.
+    let previous = catalog.list_line(&Line::of(workflow), &step.id).await?;
+    let previous = previous.into_iter().find(|record| record.fingerprint_inputs.is_some());
     let reason = match previous {
         Some(record) => format!(
             "changed since {} of workflow {}: {}",
@@ -234,8 +238,8 @@ async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::SqliteCatalog;
     use crate::catalog::conformance::sample_record;
+    use crate::catalog::{Records, SqliteCatalog};
     use crate::config::{STEP_PARAM_FILE, WORKFLOW_PARAM_FILE};
 
     /// a -> b, with templates; the workflow id is `id`.
@@ -283,6 +287,7 @@ mod tests {
             let ami = format!("ami-{}-{}", workflow.param.workflow_id, step.id);
             let mut record =
                 sample_record(&workflow.param.workflow_id, &step.id, &ami, &crate::catalog::now_create_at());
+            record.workflow_name = Some(workflow.name.clone());
             record.fingerprint = Some(fingerprint.digest);
             record.fingerprint_inputs = Some(fingerprint.inputs);
             catalog.record(&record).await.unwrap();
@@ -363,5 +368,60 @@ mod tests {
         let only_b = [steps[1]];
         let outside = plan(&workflow, &catalog, "us-east-1", &only_b, &Rebuild::Steps(vec!["a".into()])).await;
         assert_eq!(outside.unwrap_err().message, "--rebuild a: the step is not among those to build (b)");
+    }
+
+    #[tokio::test]
+    async fn tags_change_no_fingerprint_and_first_fingerprints_stay_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        write_workflow(dir.path(), "w1");
+        let param_path = dir.path().join(WORKFLOW_PARAM_FILE);
+        let with = |extra: &str| {
+            let text = std::fs::read_to_string(&param_path).unwrap();
+            std::fs::write(&param_path, text.replacen('{', &format!("{{{extra}, "), 1)).unwrap();
+            Workflow::load(dir.path()).unwrap()
+        };
+        let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
+        let workflow = with(r#""aws_tags": {"team": "a"}, "build_note": "x""#);
+        let first = fingerprint::fingerprint(&workflow, &workflow.steps()[0], "ami-root").unwrap();
+        assert!(first.v1_digest.is_some(), "the first fingerprints counted aws_tags");
+        // An image paw 0.1 recorded, whose fingerprint counted aws_tags: up to date, not rebuilt.
+        record_all(&workflow, &catalog).await;
+        let recorded = catalog.get("w1", "a").await.unwrap().unwrap();
+        let mut v1 = recorded.clone();
+        v1.fingerprint = first.v1_digest.clone();
+        catalog.set_status("w1", "a", ImageStatus::Deregistered, None).await.unwrap();
+        catalog.record(&ImageRecord { ami_id: "ami-v1".into(), ..v1 }).await.unwrap();
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(got[0], ("up-to-date".to_string(), "ami-v1 has this fingerprint".to_string()));
+
+        // A cost tag, and a key fingerprint_ignore names, change nothing; another key does.
+        let workflow = with(r#""aws_tags": {"team": "a", "cost": "1"}"#);
+        assert_eq!(actions(&workflow, &catalog).await[0].0, "up-to-date");
+        let workflow = with(r#""fingerprint_ignore": ["build_note"], "build_note": "y""#);
+        assert_eq!(actions(&workflow, &catalog).await[0].0, "up-to-date");
+        let workflow = with(r#""packages": ["curl"]"#);
+        assert_eq!(actions(&workflow, &catalog).await[0].1, "changed since ami-v1: workflow_param.json");
+    }
+
+    #[tokio::test]
+    async fn a_workflow_id_of_another_name_is_refused_and_reuse_crosses_names() {
+        let dir = tempfile::tempdir().unwrap();
+        write_workflow(dir.path(), "w1");
+        let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
+        let team_a = Workflow::load(dir.path()).unwrap();
+        record_all(&team_a, &catalog).await;
+        let param_path = dir.path().join(WORKFLOW_PARAM_FILE);
+        let text = std::fs::read_to_string(&param_path).unwrap();
+        std::fs::write(&param_path, text.replacen('{', r#"{"name": "team-b", "#, 1)).unwrap();
+        let team_b = Workflow::load(dir.path()).unwrap();
+        let steps: Vec<&Step> = team_b.steps().iter().collect();
+        let err = plan(&team_b, &catalog, "us-east-1", &steps, &Rebuild::Nothing).await.unwrap_err();
+        assert!(err.message.starts_with(&format!("the workflow id \"w1\" is {}'s", team_a.name)), "{}", err.message);
+        write_workflow(dir.path(), "w2");
+        let text = std::fs::read_to_string(&param_path).unwrap();
+        std::fs::write(&param_path, text.replacen('{', r#"{"name": "team-b", "#, 1)).unwrap();
+        let team_b = Workflow::load(dir.path()).unwrap();
+        let got = actions(&team_b, &catalog).await;
+        assert_eq!(got[0], ("reuse".to_string(), "ami-w1-a of workflow w1 has this fingerprint".to_string()));
     }
 }

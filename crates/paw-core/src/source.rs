@@ -1,7 +1,7 @@
 //! Which AMI a step starts from: the root base AMI for a first step, else its parent's recorded AMI.
 
 use crate::ami::AmiRef;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus};
+use crate::catalog::{Catalog, ImageStatus, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
 
@@ -11,7 +11,7 @@ pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &St
     let Some(parent) = &step.parent else {
         return Ok(root_source(workflow));
     };
-    let record = available(catalog, &workflow.param.workflow_id, parent).await?;
+    let record = own_record(catalog, workflow, parent).await?.filter(|record| record.status == ImageStatus::Available);
     Ok(record.map_or_else(|| AmiRef::placeholder(parent), |record| record.as_source()))
 }
 
@@ -21,7 +21,7 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
         return Ok(root_source(workflow));
     };
     let workflow_id = &workflow.param.workflow_id;
-    match catalog.get(workflow_id, parent).await? {
+    match own_record(catalog, workflow, parent).await? {
         Some(record) if record.status == ImageStatus::Available => Ok(record.as_source()),
         Some(record) if record.status == ImageStatus::Revoked => Err(Error::new(
             ErrorKind::Usage,
@@ -49,8 +49,4 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
 
 pub fn root_source(workflow: &Workflow) -> AmiRef {
     AmiRef { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
-}
-
-async fn available(catalog: &dyn Catalog, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
-    Ok(catalog.get(workflow_id, step_id).await?.filter(|record| record.status == ImageStatus::Available))
 }

@@ -25,6 +25,11 @@ pub struct Step {
 pub struct Workflow {
     pub root: PathBuf,
     pub param: WorkflowParam,
+    /// The line of images it makes: workflow_param.json's `"name"`, else the folder's name.
+    /// Resolve, prune, channels, status and report stay within it.
+    pub name: String,
+    /// The variant this is of the workflow (its `"variants"` entry merged in), when it has variants.
+    pub variant: Option<String>,
     /// In build order: parents first, siblings by step id.
     steps: Vec<Step>,
 }
@@ -61,7 +66,11 @@ impl Workflow {
             .help("add a step folder with a step_param.json and a templates/ folder (see `paw init`)"));
         }
         let steps = order_steps(steps)?;
-        Ok(Workflow { root: root.to_path_buf(), param, steps })
+        let name = match &param.name {
+            Some(name) => name.clone(),
+            None => folder_name(root, &param)?,
+        };
+        Ok(Workflow { root: root.to_path_buf(), param, name, variant: None, steps })
     }
 
     pub fn steps(&self) -> &[Step] {
@@ -86,6 +95,25 @@ impl Workflow {
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(".paw")
     }
+}
+
+/// The workflow folder's name, as the workflow's name when workflow_param.json names none: what a
+/// name may not hold becomes '-' ("My images" is My-images), leading symbols go.
+fn folder_name(root: &Path, param: &WorkflowParam) -> Result<String> {
+    let absolute = std::fs::canonicalize(root).map_err(|err| Error::io(root, "find the folder", err))?;
+    let folder = absolute.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let name: String = folder
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(64)
+        .collect();
+    crate::config::check_workflow_name(&name).map_err(|_| {
+        Error::new(ErrorKind::Config, format!("the folder's name \"{folder}\" cannot be the workflow's name"))
+            .in_file(&param.path)
+            .help("name the workflow in workflow_param.json: \"name\": \"web-base\"")
+    })?;
+    Ok(name)
 }
 
 /// Sub-folders that hold a step_param.json, by name; hidden folders are paw's or git's own.

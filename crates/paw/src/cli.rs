@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAW_WORKFLOW_ID", value_name = "ID")]
     pub workflow_id: Option<String>,
 
+    /// The workflow name whose images to work with (resolve, channels, images), instead of the
+    /// workflow folder's ("name" in workflow_param.json, else the folder's name).
+    #[arg(long, global = true, env = "PAW_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+
     /// Set a key of workflow_param.json for this run, over the file and PAW_PARAM_<KEY>: VALUE is
     /// JSON, else a string (e.g. --param instance_size=large). Counted in the fingerprint.
     #[arg(long = "param", global = true, value_name = "KEY=VALUE")]
@@ -311,6 +316,13 @@ pub enum CatalogCommand {
         /// Steps to copy besides the workflow folder's (a DynamoDB source cannot list its steps without a scan).
         #[arg(long = "step", value_name = "STEP")]
         steps: Vec<String>,
+    },
+    /// Assign records made before workflow names existed to this folder's name (or --name), by
+    /// workflow id, with the channel entries that point at them. Without ids: list the workflows
+    /// whose records of the folder's steps have no name.
+    Adopt {
+        /// Workflow ids whose records to assign.
+        workflow_ids: Vec<String>,
     },
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use paw_aws::dynamodb::DynamoCatalog;
 use paw_aws::ec2::AwsEc2;
 use paw_aws::ssm::AwsSsm;
-use paw_core::catalog::{Catalog, CatalogUri, SqliteCatalog};
+use paw_core::catalog::{Catalog, CatalogUri, Line, SqliteCatalog};
 use paw_core::config::{ParamOverride, WORKFLOW_PARAM_FILE};
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, Result};
@@ -25,6 +25,8 @@ pub struct Context {
     catalog_arg: Option<CatalogUri>,
     /// `--workflow-id` / PAW_WORKFLOW_ID: this run's workflow id, instead of workflow_param.json's.
     workflow_id: Option<String>,
+    /// `--name` / PAW_NAME: the line of images to work with, instead of the folder's.
+    name: Option<String>,
     region: OnceCell<String>,
     sdk_config: OnceCell<aws_config::SdkConfig>,
     catalog: OnceCell<Box<dyn Catalog>>,
@@ -65,6 +67,7 @@ impl Context {
             workflow_named: cli.workflow.is_some(),
             catalog_arg: cli.catalog.clone(),
             workflow_id,
+            name: cli.name.clone().filter(|name| !name.is_empty()),
             region: OnceCell::new(),
             sdk_config: OnceCell::new(),
             catalog: OnceCell::new(),
@@ -96,6 +99,23 @@ impl Context {
         match &self.workflow_id {
             Some(workflow_id) => Ok(workflow_id.clone()),
             None => Ok(self.workflow()?.param.workflow_id.clone()),
+        }
+    }
+
+    /// The line of images to work with: `--name`'s, else the workflow folder's.
+    pub fn line(&self) -> Result<Line> {
+        match &self.name {
+            Some(name) => {
+                paw_core::config::check_workflow_name(name).map_err(|message| {
+                    Error::new(ErrorKind::Usage, format!("--name: {message}"))
+                        .help("a workflow name is what \"name\" in workflow_param.json says, e.g. web-base")
+                })?;
+                Ok(Line { name: name.clone(), variant: None })
+            }
+            None => Ok(Line::of(self.workflow().map_err(|err| Error {
+                help: Some(format!("{} (or name the workflow with --name NAME)", err.help.clone().unwrap_or_default())),
+                ..err
+            })?)),
         }
     }
 

@@ -187,7 +187,9 @@ impl Reporter for ProgressReporter {
             }
             Event::DryRun { step, command } => self.finish(step, format!("dry run: {command}")),
             Event::Built { step, ami_id } => self.finish(step, format!("✓ built {ami_id}")),
-            Event::UpToDate { step, ami_id } => self.finish(step, format!("✓ up to date: {ami_id}")),
+            Event::UpToDate { step, ami_id, tags_set } => {
+                self.finish(step, format!("✓ up to date: {ami_id}{}", tags_note(tags_set)))
+            }
             Event::Reused { step, ami_id, from } => self.finish(step, format!("✓ reused {ami_id} of {from}")),
             Event::Failed { step, error } => {
                 // The whole error, above the live lines; the step's line keeps its first line.
@@ -247,7 +249,9 @@ impl Reporter for TextReporter {
                 self.line(step, &format!("dry run: would run in the step folder: {command}"))
             }
             Event::Built { step, ami_id } => self.line(step, &format!("=== built {ami_id}, tagged and recorded")),
-            Event::UpToDate { step, ami_id } => self.line(step, &format!("=== up to date: {ami_id}")),
+            Event::UpToDate { step, ami_id, tags_set } => {
+                self.line(step, &format!("=== up to date: {ami_id}{}", tags_note(tags_set)))
+            }
             Event::Reused { step, ami_id, from } => {
                 self.line(step, &format!("=== reused {ami_id} of workflow {from} (same inputs), recorded"))
             }
@@ -267,4 +271,9 @@ impl Reporter for TextReporter {
             Event::CleanedUp { step, what } => self.line(step, &format!("=== cleanup: {what}")),
         }
     }
+}
+
+/// What an up-to-date step's tags needed: nothing, or the keys set.
+fn tags_note(tags_set: &[String]) -> String {
+    if tags_set.is_empty() { String::new() } else { format!(" (tags set: {})", tags_set.join(", ")) }
 }

@@ -79,10 +79,20 @@ fn items_the_seed_wrote_are_listed_by_paw() {
     assert_eq!(records[0]["status"], "available");
     assert_eq!(records[0]["region"], "us-east-1");
     assert_eq!(records[0]["metadata"]["written_by"], "the seed");
-    // The indexes are added once.
+    assert!(run.stderr.contains("paw_workflow_name_index"));
+    // The indexes are added once. The seed's items belong to no workflow name: a step's images of
+    // this folder's name do not include them until they are adopted.
+    let run = paw.run(&["-w", "wf", "--catalog", &catalog, "images", "list", "--step", "step1", "--json"]);
+    assert_eq!(run.success().json(), serde_json::json!([]));
+    assert!(!run.stderr.contains("added the index"), "{}", run.stderr);
+    let candidates = paw.run(&["-w", "wf", "--catalog", &catalog, "catalog", "adopt"]).success().stdout.clone();
+    assert!(candidates.contains("workflow wf-seed: step1, step2"), "{candidates}");
+    let adopted = paw.run(&["-w", "wf", "--catalog", &catalog, "catalog", "adopt", "wf-seed"]).success().stdout.clone();
+    assert!(adopted.starts_with("adopted 2 records into wf"), "{adopted}");
     let run = paw.run(&["-w", "wf", "--catalog", &catalog, "images", "list", "--step", "step1", "--json"]);
     assert_eq!(run.success().json()[0]["workflow_id"], "wf-seed");
-    assert!(!run.stderr.contains("added the index"), "{}", run.stderr);
+    let resolved = paw.run(&["-w", "wf", "--catalog", &catalog, "resolve", "step2"]).success().stdout.clone();
+    assert_eq!(resolved.trim(), "ami-0000000000000aaa2");
     // A seed item is never overwritten by paw.
     let shown =
         paw.run(&["-w", "wf", "--catalog", &catalog, "images", "show", "step2", "--workflow-id", "wf-seed", "--json"]);

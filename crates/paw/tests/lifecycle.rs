@@ -187,10 +187,10 @@ fn channels_on(emulator: &Emulator, paw: &Paw, args: &[&str]) {
 
     // Bad input.
     assert!(cli.run(&["channel", "history", "no-such", "step3"]).success().stdout.contains("no channel yet"));
-    cli.fails(&["resolve", "step3", "--channel", "canary"], "there is no channel canary for step \"step3\"");
+    cli.fails(&["resolve", "step3", "--channel", "canary"], "wf has no channel canary for step \"step3\"");
     cli.fails(&["channel", "set", "pr#od", "step3"], "\"pr#od\" is not a channel name");
     cli.fails(&["channel", "set", "prod", "step9"], "no AMI of step \"step9\"");
-    cli.fails(&["resolve", "step9"], "step \"step9\" has no available image");
+    cli.fails(&["resolve", "step9"], "step \"step9\" of wf has no available image");
 }
 
 #[test]

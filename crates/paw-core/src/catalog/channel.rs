@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Line;
 use crate::error::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,11 @@ pub struct ChannelEntry {
     pub ssm_parameter: Option<String>,
     #[serde(default)]
     pub rolled_back: bool,
+    /// The line whose channel it is (`Line`); None in entries made before names existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// Channel names are short words: letters, digits, `.`, `_`, `-` (they are part of catalog keys).
@@ -36,6 +42,19 @@ pub fn check_channel_name(channel: &str) -> Result<()> {
 }
 
 impl ChannelEntry {
+    pub fn line(&self) -> Option<Line> {
+        Line::named(self.workflow_name.as_deref(), self.variant.as_deref())
+    }
+
+    /// How catalogs key its channel: `@line#channel#step` (`channel#step` before names existed;
+    /// no channel name holds '@').
+    pub fn pointer(line: Option<&Line>, channel: &str, step_id: &str) -> String {
+        match line {
+            Some(line) => format!("@{line}#{channel}#{step_id}"),
+            None => format!("{channel}#{step_id}"),
+        }
+    }
+
     /// The entry the channel points at now: the newest that was not rolled back. `history` is
     /// newest first.
     pub fn current(history: &[ChannelEntry]) -> Option<&ChannelEntry> {

@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records};
+use super::{
+    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
+};
 use crate::error::ErrorKind;
 
 /// A record with recognisable values; `create_at` decides the order of listings.
 pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: &str) -> ImageRecord {
     ImageRecord {
         workflow_id: workflow_id.into(),
+        workflow_name: Some("sample".into()),
+        variant: None,
         step_id: step_id.into(),
         ami_id: ami_id.into(),
         ami_name: format!("base/{workflow_id}/{step_id}"),
@@ -46,6 +50,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
 pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     assert!(!catalog.schema().await.unwrap().is_empty());
     records(catalog, other, prefix).await;
+    lines(catalog, other, prefix).await;
     journal(catalog, other, prefix).await;
     channels(catalog, other, prefix).await;
     // Journal entries and channel entries (the channels suite's are of step s1) are not records.
@@ -214,6 +219,43 @@ async fn check_lineage_and_revocation(catalog: &dyn Records, other: &dyn Records
     assert_eq!((restored.status, restored.revoked_reason, restored.revoked_at), (ImageStatus::Available, None, None));
 }
 
+/// Lines: two workflow names with the same step ids list apart; a record older than names is in
+/// neither until `set_line` assigns it.
+pub async fn lines(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
+    let line =
+        |name: &str, variant: Option<&str>| Line { name: format!("{prefix}-{name}"), variant: variant.map(Into::into) };
+    let (team_a, team_b, team_b_arm) = (line("team-a", None), line("team-b", None), line("team-b", Some("arm64")));
+    let named = |workflow: &str, ami_id: &str, second: u32, line: Option<&Line>| {
+        let mut record = sample_record(
+            &format!("{prefix}-{workflow}"),
+            "base",
+            ami_id,
+            &format!("2026-02-01T00:00:{second:02}.000000+0000"),
+        );
+        record.workflow_name = line.map(|line| line.name.clone());
+        record.variant = line.and_then(|line| line.variant.clone());
+        record
+    };
+    catalog.record(&named("a1", "ami-a1", 1, Some(&team_a))).await.unwrap();
+    catalog.record(&named("b1", "ami-b1", 2, Some(&team_b))).await.unwrap();
+    catalog.record(&named("b1-arm", "ami-b1-arm", 3, Some(&team_b_arm))).await.unwrap();
+    catalog.record(&named("old", "ami-old", 4, None)).await.unwrap();
+    let ids = |records: Vec<ImageRecord>| records.into_iter().map(|r| r.ami_id).collect::<Vec<_>>();
+    assert_eq!(ids(other.list_line(&team_a, "base").await.unwrap()), ["ami-a1"]);
+    assert_eq!(ids(other.list_line(&team_b, "base").await.unwrap()), ["ami-b1"]);
+    assert_eq!(ids(other.list_line(&team_b_arm, "base").await.unwrap()), ["ami-b1-arm"]);
+    assert_eq!(ids(other.list_name(&team_b.name).await.unwrap()), ["ami-b1-arm", "ami-b1"]);
+    assert!(other.list_line(&team_a, "app").await.unwrap().is_empty());
+
+    catalog.set_line(&format!("{prefix}-old"), "base", &team_a).await.unwrap();
+    assert_eq!(ids(other.list_line(&team_a, "base").await.unwrap()), ["ami-old", "ami-a1"]);
+    assert_eq!(other.get(&format!("{prefix}-old"), "base").await.unwrap().unwrap().line(), Some(team_a.clone()));
+    catalog.set_line(&format!("{prefix}-old"), "base", &team_b_arm).await.unwrap();
+    assert_eq!(ids(other.list_line(&team_b_arm, "base").await.unwrap()), ["ami-old", "ami-b1-arm"]);
+    let missing = catalog.set_line(&format!("{prefix}-missing"), "nowhere", &team_a).await.unwrap_err();
+    assert_eq!(missing.to_string(), super::missing_record(&format!("{prefix}-missing"), "nowhere").to_string());
+}
+
 /// Channel entries: one per number (also for writers racing), history newest first, updates in
 /// place, and only of entries that exist.
 pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str) {
@@ -227,22 +269,28 @@ pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str
         set_at: "2026-01-04T00:00:00.000000+0000".into(),
         ssm_parameter: Some("/paw/s1".into()),
         rolled_back: false,
+        workflow_name: Some(format!("{prefix}-team")),
+        variant: None,
     };
+    let line = Line { name: format!("{prefix}-team"), variant: None };
     assert!(catalog.add_channel_entry(&entry(1, "ami-1")).await.unwrap());
     assert!(!other.add_channel_entry(&entry(1, "ami-9")).await.unwrap(), "the number is taken");
     assert!(other.add_channel_entry(&entry(2, "ami-2")).await.unwrap());
     let mut second = entry(2, "ami-2");
     second.rolled_back = true;
     catalog.update_channel_entry(&second).await.unwrap();
-    let history = other.channel_history(&channel, "s1").await.unwrap();
+    let history = other.channel_history(&line, &channel, "s1").await.unwrap();
     assert_eq!(history, [second, entry(1, "ami-1")]);
     assert_eq!(ChannelEntry::current(&history), Some(&entry(1, "ami-1")));
-    assert!(other.channel_history(&channel, "s2").await.unwrap().is_empty());
+    assert!(other.channel_history(&line, &channel, "s2").await.unwrap().is_empty());
     let all = catalog.channel_entries().await.unwrap();
     assert_eq!(all.iter().filter(|listed| listed.channel == channel).count(), 2);
     let gone = catalog.update_channel_entry(&entry(9, "ami-9")).await.unwrap_err();
     assert_eq!(gone.to_string(), super::missing_channel_entry(&entry(9, "ami-9")).to_string());
-    assert!(other.channel_history(&channel, "s1").await.unwrap().iter().all(|listed| listed.seq != 9), "not created");
+    assert!(
+        other.channel_history(&line, &channel, "s1").await.unwrap().iter().all(|listed| listed.seq != 9),
+        "not created"
+    );
 
     let racers: Vec<ChannelEntry> = (0..8).map(|n| entry(3, &format!("ami-racer-{n}"))).collect();
     let added = join_all(racers.iter().enumerate().map(|(n, racer)| async move {
@@ -251,7 +299,25 @@ pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str
     }))
     .await;
     assert_eq!(added.iter().filter(|added| **added).count(), 1, "{added:?}");
-    assert_eq!(other.channel_history(&channel, "s1").await.unwrap().len(), 3);
+    assert_eq!(other.channel_history(&line, &channel, "s1").await.unwrap().len(), 3);
+
+    // The same channel and step of another line, of another variant, and older than names: apart.
+    let variant = Line { variant: Some("arm64".into()), ..line.clone() };
+    let other_line = Line { name: format!("{prefix}-team2"), variant: None };
+    let in_line = |line: &Line, ami_id: &str| ChannelEntry {
+        workflow_name: Some(line.name.clone()),
+        variant: line.variant.clone(),
+        ..entry(1, ami_id)
+    };
+    assert!(catalog.add_channel_entry(&in_line(&variant, "ami-arm")).await.unwrap());
+    assert!(catalog.add_channel_entry(&in_line(&other_line, "ami-other")).await.unwrap());
+    let unnamed = ChannelEntry { workflow_name: None, ..entry(1, "ami-unnamed") };
+    assert!(catalog.add_channel_entry(&unnamed).await.unwrap());
+    assert_eq!(other.channel_history(&variant, &channel, "s1").await.unwrap(), [in_line(&variant, "ami-arm")]);
+    assert_eq!(other.channel_history(&other_line, &channel, "s1").await.unwrap(), [in_line(&other_line, "ami-other")]);
+    assert_eq!(other.channel_history(&line, &channel, "s1").await.unwrap().len(), 3);
+    let all = other.channel_entries().await.unwrap();
+    assert!(all.contains(&unnamed), "entries older than names are listed, with no line");
 }
 
 /// A change to a record the catalog does not have is an error, and creates nothing.

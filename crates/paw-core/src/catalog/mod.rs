@@ -4,10 +4,12 @@
 //! (embedded, the default) here, DynamoDB in paw-aws; `conformance` has one suite per part, which
 //! both pass.
 
+mod adopt;
 mod channel;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod journal;
+mod line;
 mod migrate;
 mod record;
 mod sqlite;
@@ -18,10 +20,12 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 
+pub use adopt::{Adopted, adopt, unnamed};
 pub use channel::{ChannelEntry, check_channel_name};
 #[cfg(test)]
 pub(crate) use journal::dead_runs_lock;
 pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host};
+pub use line::Line;
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;
@@ -49,8 +53,21 @@ pub trait Records: Send + Sync {
     /// All steps of one workflow, newest first.
     async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>>;
 
-    /// One step across all workflows, newest first.
+    /// One step across all workflows and names, newest first: for copying a whole catalog, and
+    /// for finding records older than names (`paw catalog adopt`).
     async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>>;
+
+    /// Every record of one workflow name (all its variants, workflows and steps), newest first.
+    async fn list_name(&self, name: &str) -> Result<Vec<ImageRecord>>;
+
+    /// One step of one line across its workflows, newest first.
+    async fn list_line(&self, line: &Line, step_id: &str) -> Result<Vec<ImageRecord>> {
+        let records = self.list_name(&line.name).await?;
+        Ok(records.into_iter().filter(|record| record.step_id == step_id && line.holds(record)).collect())
+    }
+
+    /// Assigns a record to a line (`paw catalog adopt`). A missing record is `missing_record`'s error.
+    async fn set_line(&self, workflow_id: &str, step_id: &str, line: &Line) -> Result<()>;
 
     /// The records of AMIs made from exactly these inputs, newest first.
     async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>>;
@@ -141,8 +158,8 @@ pub trait Channels: Send + Sync {
     /// Every channel entry of every channel and step, in no particular order.
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>>;
 
-    /// One channel's entries for one step, newest first.
-    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>>;
+    /// One line's channel's entries for one step, newest first.
+    async fn channel_history(&self, line: &Line, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>>;
 }
 
 /// A catalog: the three parts, in one store (an SQLite file, a DynamoDB table).
@@ -150,6 +167,28 @@ pub trait Channels: Send + Sync {
 pub trait Catalog: Records + BuildJournal + Channels {
     /// What the store is, for `paw doctor`: its schema version, or its table's state.
     async fn schema(&self) -> Result<String>;
+}
+
+/// The workflow's record of a step. A record under the same workflow id of another line is an
+/// error: two folders share the id in one catalog, and neither may use or replace the other's
+/// images. A record older than names is the workflow's own (its id says so).
+pub async fn own_record(catalog: &dyn Records, workflow: &Workflow, step_id: &str) -> Result<Option<ImageRecord>> {
+    let workflow_id = &workflow.param.workflow_id;
+    let Some(record) = catalog.get(workflow_id, step_id).await? else { return Ok(None) };
+    let ours = Line::of(workflow);
+    match record.line() {
+        Some(theirs) if theirs != ours => Err(Error::new(
+            ErrorKind::Catalog,
+            format!(
+                "the workflow id \"{workflow_id}\" is {theirs}'s in {}: its step \"{step_id}\" is {}, not {ours}'s",
+                catalog.uri(),
+                record.ami_id
+            ),
+        )
+        .in_file(&workflow.param.path)
+        .help("give this workflow an id of its own: a new workflow_id, or --workflow-id ID")),
+        _ => Ok(Some(record)),
+    }
 }
 
 /// A change to a record the catalog does not have (`set_status`, `set_copies`): every backend

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::Line;
 use crate::ami::AmiRef;
 use crate::ec2::Image;
 use crate::error::{Error, ErrorKind, Result};
@@ -48,6 +49,13 @@ impl ImageStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
     pub workflow_id: String,
+    /// The workflow's name: the line of images it belongs to. None in records made before names
+    /// existed, until `paw catalog adopt` assigns one.
+    #[serde(default)]
+    pub workflow_name: Option<String>,
+    /// The workflow's variant (`"variants"` in workflow_param.json), when it has variants.
+    #[serde(default)]
+    pub variant: Option<String>,
     pub step_id: String,
     pub ami_id: String,
     pub ami_name: String,
@@ -112,6 +120,8 @@ impl ImageRecord {
     pub fn of_image(workflow: &Workflow, step: &Step, source: &AmiRef, region: &str, image: &Image) -> ImageRecord {
         ImageRecord {
             workflow_id: workflow.param.workflow_id.clone(),
+            workflow_name: Some(workflow.name.clone()),
+            variant: workflow.variant.clone(),
             step_id: step.id.clone(),
             ami_id: image.id.clone(),
             ami_name: image.name.clone(),
@@ -140,6 +150,16 @@ impl ImageRecord {
         std::iter::once((self.region.clone(), self.ami_id.clone()))
             .chain(self.copies.iter().map(|(region, ami_id)| (region.clone(), ami_id.clone())))
             .collect()
+    }
+
+    /// The line it belongs to; None before `paw catalog adopt`, for records older than names.
+    pub fn line(&self) -> Option<Line> {
+        Line::named(self.workflow_name.as_deref(), self.variant.as_deref())
+    }
+
+    /// The AMI this record's was built on.
+    pub fn base_source(&self) -> AmiRef {
+        AmiRef { id: self.base_ami_id.clone(), name: self.base_ami_name.clone() }
     }
 
     /// This record's AMI as the source of a child step.
@@ -195,10 +215,11 @@ mod tests {
         assert_eq!(ImageRecord::from_attributes(attributes.clone(), "t").unwrap(), record);
 
         let mut seed = attributes;
-        for paw_only in ["status", "region", "fingerprint", "fingerprint_inputs"] {
+        for paw_only in ["status", "region", "fingerprint", "fingerprint_inputs", "workflow_name"] {
             seed.remove(paw_only);
         }
         let read = ImageRecord::from_attributes(seed, "t").unwrap();
+        assert_eq!(read.line(), None, "a record older than names has no line until adopted");
         assert_eq!((read.status, read.region.as_str(), read.fingerprint), (ImageStatus::Available, "us-east-1", None));
 
         let mut broken = record.to_attributes();

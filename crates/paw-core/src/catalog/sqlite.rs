@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records};
+use super::{
+    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The embedded catalog: one SQLite file, WAL, safe with several paw processes at once. Its calls
@@ -104,6 +106,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (channel, step_id, seq)
     );",
     "ALTER TABLE images ADD COLUMN copies TEXT;",
+    // Workflow names and variants: lines of images. A channel is keyed by its line's pointer
+    // (`ChannelEntry::pointer`), which holds the channel and the step.
+    "ALTER TABLE images ADD COLUMN workflow_name TEXT;
+    ALTER TABLE images ADD COLUMN variant TEXT;
+    CREATE INDEX images_by_name ON images (workflow_name, create_at);
+    CREATE TABLE channels_v7 (
+        pointer TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (pointer, seq)
+    );
+    INSERT INTO channels_v7 SELECT channel || '#' || step_id, seq, entry FROM channels;
+    DROP TABLE channels;
+    ALTER TABLE channels_v7 RENAME TO channels;",
 ];
 
 impl SqliteCatalog {
@@ -373,9 +389,8 @@ impl Store {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let added = connection
             .execute(
-                "INSERT INTO channels (channel, step_id, seq, entry) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-                rusqlite::params![entry.channel, entry.step_id, entry.seq as i64, stored_json(entry)],
+                "INSERT INTO channels (pointer, seq, entry) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                rusqlite::params![channel_pointer(entry), entry.seq as i64, stored_json(entry)],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         Ok(added == 1)
@@ -385,8 +400,8 @@ impl Store {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let changed = connection
             .execute(
-                "UPDATE channels SET entry = ?4 WHERE channel = ?1 AND step_id = ?2 AND seq = ?3",
-                rusqlite::params![entry.channel, entry.step_id, entry.seq as i64, stored_json(entry)],
+                "UPDATE channels SET entry = ?3 WHERE pointer = ?1 AND seq = ?2",
+                rusqlite::params![channel_pointer(entry), entry.seq as i64, stored_json(entry)],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         if changed == 0 {
@@ -396,8 +411,26 @@ impl Store {
     }
 
     fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
-        self.stored("SELECT entry FROM channels ORDER BY channel, step_id, seq DESC", &[])
+        self.stored("SELECT entry FROM channels ORDER BY pointer, seq DESC", &[])
     }
+
+    fn set_line(&self, workflow_id: &str, step_id: &str, line: &Line) -> Result<()> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let changed = connection
+            .execute(
+                "UPDATE images SET workflow_name = ?3, variant = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
+                rusqlite::params![workflow_id, step_id, line.name, line.variant],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        if changed == 0 {
+            return Err(super::missing_record(workflow_id, step_id));
+        }
+        Ok(())
+    }
+}
+
+fn channel_pointer(entry: &ChannelEntry) -> String {
+    ChannelEntry::pointer(entry.line().as_ref(), &entry.channel, &entry.step_id)
 }
 
 #[async_trait]
@@ -417,6 +450,15 @@ impl Records for SqliteCatalog {
 
     async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
         self.records("SELECT * FROM images WHERE step_id = ?1 ORDER BY create_at DESC, workflow_id", step_id).await
+    }
+
+    async fn list_name(&self, name: &str) -> Result<Vec<ImageRecord>> {
+        self.records("SELECT * FROM images WHERE workflow_name = ?1 ORDER BY create_at DESC, workflow_id", name).await
+    }
+
+    async fn set_line(&self, workflow_id: &str, step_id: &str, line: &Line) -> Result<()> {
+        let (workflow_id, step_id, line) = (workflow_id.to_string(), step_id.to_string(), line.clone());
+        self.blocking(move |store| store.set_line(&workflow_id, &step_id, &line)).await
     }
 
     async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
@@ -504,10 +546,10 @@ impl Channels for SqliteCatalog {
         self.blocking(Store::channel_entries).await
     }
 
-    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
-        let (channel, step_id) = (channel.to_string(), step_id.to_string());
-        let sql = "SELECT entry FROM channels WHERE channel = ?1 AND step_id = ?2 ORDER BY seq DESC";
-        self.blocking(move |store| store.stored(sql, &[&channel, &step_id])).await
+    async fn channel_history(&self, line: &Line, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        let pointer = ChannelEntry::pointer(Some(line), channel, step_id);
+        let sql = "SELECT entry FROM channels WHERE pointer = ?1 ORDER BY seq DESC";
+        self.blocking(move |store| store.stored(sql, &[&pointer])).await
     }
 }
 
@@ -584,6 +626,52 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// A catalog of the schema before names: its records and channels read back, with no line.
+    #[tokio::test]
+    async fn a_catalog_from_before_names_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let connection = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..6] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 6).unwrap();
+        let mut record =
+            crate::catalog::conformance::sample_record("old", "base", "ami-old", "2026-01-01T00:00:00.000000+0000");
+        (record.workflow_name, record.variant) = (None, None);
+        let attributes = record.to_attributes();
+        let names: Vec<&str> = attributes.keys().map(String::as_str).collect();
+        let slots: Vec<String> = (1..=names.len()).map(|index| format!("?{index}")).collect();
+        let sql = format!("INSERT INTO images ({}) VALUES ({})", names.join(", "), slots.join(", "));
+        connection.execute(&sql, rusqlite::params_from_iter(attributes.values())).unwrap();
+        let entry = r#"{"channel": "prod", "step_id": "base", "seq": 1, "ami_id": "ami-old", "workflow_id": "old",
+            "set_at": "2026-01-01T00:00:00.000000+0000"}"#;
+        connection
+            .execute("INSERT INTO channels (channel, step_id, seq, entry) VALUES ('prod', 'base', 1, ?1)", [entry])
+            .unwrap();
+        drop(connection);
+
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        assert_eq!(catalog.get("old", "base").await.unwrap(), Some(record));
+        let entries = catalog.channel_entries().await.unwrap();
+        assert_eq!((entries.len(), entries[0].line(), entries[0].ami_id.as_str()), (1, None, "ami-old"));
+        let line = Line { name: "team".into(), variant: None };
+        assert!(catalog.channel_history(&line, "prod", "base").await.unwrap().is_empty());
+        let adopted = crate::catalog::adopt(&catalog, &line, &["old".to_string()]).await.unwrap();
+        assert_eq!((adopted.records.len(), adopted.channel_entries), (1, 1));
+        assert_eq!(catalog.channel_history(&line, "prod", "base").await.unwrap()[0].ami_id, "ami-old");
+        assert_eq!(catalog.list_line(&line, "base").await.unwrap()[0].ami_id, "ami-old");
+        let again = crate::catalog::adopt(&catalog, &line, &["old".to_string()]).await.unwrap();
+        assert_eq!(
+            (again.records.len(), again.already, again.channel_entries),
+            (0, 1, 0),
+            "running it again changes nothing"
+        );
+        let other = Line { name: "other-team".into(), variant: None };
+        let err = crate::catalog::adopt(&catalog, &other, &["old".to_string()]).await.unwrap_err();
+        assert!(err.message.contains("is team's"), "{}", err.message);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum Event<'a> {
     UpToDate {
         step: &'a str,
         ami_id: &'a str,
+        /// The tags set on it because they differed from what the workflow says now (aws_tags
+        /// changed; tags do not change an image, so it was not rebuilt).
+        tags_set: &'a [String],
     },
     Reused {
         step: &'a str,

@@ -357,7 +357,7 @@ async fn adoptable(
         _ => return refuse("its step is not in this workflow folder, so its inputs cannot be checked"),
     };
     let now = fingerprint::fingerprint(cx.workflow, step, &entry.source_ami_id)?;
-    if build.fingerprint.as_ref() != Some(&now.digest) {
+    if !now.matches(build.fingerprint.as_deref()) {
         return refuse("the step's inputs changed since");
     }
     match &image.state {

@@ -19,9 +19,9 @@ use tokio::sync::Semaphore;
 pub use events::{Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary};
 pub use stages::Services;
 
-use crate::ami::AmiRef;
+use crate::ami::{self, AmiRef};
 use crate::catalog::{ImageRecord, ImageStatus, Recorded, now_create_at};
-use crate::ec2::ImageState;
+use crate::ec2::{Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::Packer;
 use crate::plan::{Action, PlannedStep};
@@ -184,12 +184,7 @@ impl Engine<'_> {
     ) -> Outcome {
         let step = planned.step;
         let result: std::result::Result<Outcome, StepFailure> = match &planned.action {
-            Action::UpToDate { record } => {
-                self.check_still_there(step, record).await.map_err(StepFailure::from).map(|()| {
-                    self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
-                    Outcome::UpToDate { ami: record.as_source() }
-                })
-            }
+            Action::UpToDate { record } => self.up_to_date(step, record, options).await.map_err(StepFailure::from),
             Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
             Action::Manual => {
                 self.cx.reporter.event(Event::Manual { step: &step.id });
@@ -287,7 +282,7 @@ impl Engine<'_> {
         }
         match stages.run(&self.cx, run).await? {
             Finished::BuiltMeanwhile(record) => {
-                self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id });
+                self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id, tags_set: &[] });
                 Ok(Outcome::UpToDate { ami: record.as_source() })
             }
             Finished::Built(made) => {
@@ -304,10 +299,29 @@ impl Engine<'_> {
         }
     }
 
+    /// An up-to-date AMI, still in EC2, with the tags the workflow gives it now: tags do not
+    /// change an image, so a changed `aws_tags` sets them instead of rebuilding (tags taken out of
+    /// `aws_tags` stay: paw cannot tell them from tags someone else set). An AMI a person made
+    /// from an instance keeps the tags it was given.
+    async fn up_to_date(&self, step: &Step, record: &ImageRecord, options: BuildOptions) -> Result<Outcome> {
+        let image = self.check_still_there(step, record).await?;
+        let wanted = match record.from_instance {
+            Some(_) => Vec::new(),
+            None => ami::ami_tags(self.cx.workflow, step, &record.base_source()),
+        };
+        let differing: Vec<(String, String)> = wanted.into_iter().filter(|tag| !image.tags.contains(tag)).collect();
+        if !differing.is_empty() && !options.dry_run {
+            self.cx.ec2.create_tags(std::slice::from_ref(&record.ami_id), &differing).await?;
+        }
+        let keys: Vec<String> = differing.into_iter().map(|(key, _)| key).collect();
+        self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id, tags_set: &keys });
+        Ok(Outcome::UpToDate { ami: record.as_source() })
+    }
+
     /// A recorded AMI is only as good as EC2 says.
-    async fn check_still_there(&self, step: &Step, record: &ImageRecord) -> Result<()> {
+    async fn check_still_there(&self, step: &Step, record: &ImageRecord) -> Result<Image> {
         match self.cx.ec2.describe_image(&record.ami_id).await? {
-            Some(image) if image.state == ImageState::Available => Ok(()),
+            Some(image) if image.state == ImageState::Available => Ok(image),
             _ => Err(Error::new(
                 ErrorKind::Usage,
                 format!("{} of step \"{}\" is in the catalog but not available in EC2", record.ami_id, step.id),
@@ -326,6 +340,8 @@ impl Engine<'_> {
         if !options.dry_run {
             let reused = ImageRecord {
                 workflow_id: self.cx.workflow.param.workflow_id.clone(),
+                workflow_name: Some(self.cx.workflow.name.clone()),
+                variant: self.cx.workflow.variant.clone(),
                 create_at: now_create_at(),
                 metadata: step.param.metadata.clone(),
                 reused_from: Some(record.workflow_id.clone()),

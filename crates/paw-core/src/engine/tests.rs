@@ -15,8 +15,8 @@ use super::*;
 use crate::catalog::conformance::sample_record;
 use crate::catalog::dead_runs_lock;
 use crate::catalog::{
-    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Recorded, Records, RunLock,
-    SqliteCatalog,
+    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
+    RunLock, SqliteCatalog,
 };
 use crate::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use crate::packer::{BuildOutput, BuildRequest, Packer};
@@ -372,6 +372,12 @@ impl Records for LosingAnswers {
     async fn list_step(&self, step_id: &str) -> Result<Vec<ImageRecord>> {
         self.inner.list_step(step_id).await
     }
+    async fn list_name(&self, name: &str) -> Result<Vec<ImageRecord>> {
+        self.inner.list_name(name).await
+    }
+    async fn set_line(&self, workflow_id: &str, step_id: &str, line: &Line) -> Result<()> {
+        self.inner.set_line(workflow_id, step_id, line).await
+    }
     async fn find_by_fingerprint(&self, fingerprint: &str) -> Result<Vec<ImageRecord>> {
         self.inner.find_by_fingerprint(fingerprint).await
     }
@@ -431,8 +437,8 @@ impl Channels for LosingAnswers {
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
         self.inner.channel_entries().await
     }
-    async fn channel_history(&self, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
-        self.inner.channel_history(channel, step_id).await
+    async fn channel_history(&self, line: &Line, channel: &str, step_id: &str) -> Result<Vec<ChannelEntry>> {
+        self.inner.channel_history(line, channel, step_id).await
     }
 }
 

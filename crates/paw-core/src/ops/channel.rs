@@ -1,9 +1,10 @@
-//! Channels in use: set, roll back, list, resolve. A channel points a step at one image of one
-//! workflow; with an SSM parameter, every change is published there too.
+//! Channels in use: set, roll back, list, resolve. A channel belongs to one line of images (a
+//! workflow name, and variant) and points one of its steps at one of its images; with an SSM
+//! parameter, every change is published there too.
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{Catalog, ChannelEntry, ImageRecord, ImageStatus, check_channel_name, now_create_at};
+use crate::catalog::{Catalog, ChannelEntry, ImageRecord, ImageStatus, Line, check_channel_name, now_create_at};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ssm::Ssm;
 
@@ -15,15 +16,32 @@ const ATTEMPTS: usize = 5;
 pub async fn set(
     catalog: &dyn Catalog,
     ssm: &dyn Ssm,
+    line: &Line,
     channel: &str,
     record: &ImageRecord,
     ssm_parameter: Option<String>,
 ) -> Result<ChannelEntry> {
     check_channel_name(channel)?;
     usable(record, Some(channel))?;
+    if !line.holds(record) {
+        let theirs = record.line().map_or("no workflow name (older than names)".to_string(), |line| line.to_string());
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{} (workflow {}) belongs to {theirs}, not to {line}, whose channel this is",
+                record.ami_id, record.workflow_id
+            ),
+        )
+        .help(match record.line() {
+            Some(_) => {
+                "set the channel from that workflow's folder (or with its --name), or pick one of this line's images"
+            }
+            None => "assign old records to their workflow name first: `paw catalog adopt --workflow-id ID`",
+        }));
+    }
     let mut tried: Option<ChannelEntry> = None;
     for _ in 0..ATTEMPTS {
-        let history = catalog.channel_history(channel, &record.step_id).await?;
+        let history = catalog.channel_history(line, channel, &record.step_id).await?;
         // The entry last tried is there: it was written, and only the answer was lost.
         if let Some(entry) = tried.take().filter(|tried| history.contains(tried)) {
             publish(ssm, &entry).await?;
@@ -40,6 +58,8 @@ pub async fn set(
                 .clone()
                 .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
             rolled_back: false,
+            workflow_name: Some(line.name.clone()),
+            variant: line.variant.clone(),
         };
         if catalog.add_channel_entry(&entry).await? {
             publish(ssm, &entry).await?;
@@ -55,14 +75,15 @@ pub async fn set(
 pub async fn rollback(
     catalog: &dyn Catalog,
     ssm: &dyn Ssm,
+    line: &Line,
     channel: &str,
     step_id: &str,
 ) -> Result<(ChannelEntry, ChannelEntry)> {
     check_channel_name(channel)?;
-    let history = catalog.channel_history(channel, step_id).await?;
+    let history = catalog.channel_history(line, channel, step_id).await?;
     let mut live = history.iter().filter(|entry| !entry.rolled_back);
     let Some(current) = live.next() else {
-        return Err(unknown_channel(channel, step_id));
+        return Err(unknown_channel(line, channel, step_id));
     };
     let Some(previous) = live.next() else {
         return Err(Error::new(
@@ -93,11 +114,15 @@ pub async fn rollback(
     Ok((rolled_back, previous.clone()))
 }
 
-/// Every channel's current entry per step, by channel, then step.
-pub async fn current_entries(catalog: &dyn Catalog) -> Result<Vec<ChannelEntry>> {
-    let mut by_pointer: BTreeMap<(String, String), Vec<ChannelEntry>> = BTreeMap::new();
+/// Every channel's current entry per step, of `line`, or of every line (and of none, for entries
+/// older than names) when it is None; by line, channel, then step.
+pub async fn current_entries(catalog: &dyn Catalog, line: Option<&Line>) -> Result<Vec<ChannelEntry>> {
+    let mut by_pointer: BTreeMap<(Option<Line>, String, String), Vec<ChannelEntry>> = BTreeMap::new();
     for entry in catalog.channel_entries().await? {
-        by_pointer.entry((entry.channel.clone(), entry.step_id.clone())).or_default().push(entry);
+        if line.is_some_and(|line| entry.line().as_ref() != Some(line)) {
+            continue;
+        }
+        by_pointer.entry((entry.line(), entry.channel.clone(), entry.step_id.clone())).or_default().push(entry);
     }
     Ok(by_pointer
         .into_values()
@@ -109,10 +134,10 @@ pub async fn current_entries(catalog: &dyn Catalog) -> Result<Vec<ChannelEntry>>
 }
 
 /// The record a channel points at for a step; an error when there is none, or it is not usable.
-pub async fn resolve(catalog: &dyn Catalog, channel: &str, step_id: &str) -> Result<ImageRecord> {
+pub async fn resolve(catalog: &dyn Catalog, line: &Line, channel: &str, step_id: &str) -> Result<ImageRecord> {
     check_channel_name(channel)?;
-    let history = catalog.channel_history(channel, step_id).await?;
-    let current = ChannelEntry::current(&history).ok_or_else(|| unknown_channel(channel, step_id))?;
+    let history = catalog.channel_history(line, channel, step_id).await?;
+    let current = ChannelEntry::current(&history).ok_or_else(|| unknown_channel(line, channel, step_id))?;
     let record =
         catalog.get(&current.workflow_id, step_id).await?.filter(|record| record.ami_id == current.ami_id).ok_or_else(
             || {
@@ -126,14 +151,13 @@ pub async fn resolve(catalog: &dyn Catalog, channel: &str, step_id: &str) -> Res
     Ok(record)
 }
 
-/// The newest available image of a step, in any workflow.
-pub async fn newest_available(catalog: &dyn Catalog, step_id: &str) -> Result<ImageRecord> {
-    catalog.list_step(step_id).await?.into_iter().find(|record| record.status == ImageStatus::Available).ok_or_else(
-        || {
-            Error::new(ErrorKind::Usage, format!("step \"{step_id}\" has no available image in {}", catalog.uri()))
-                .help("`paw images list --step STEP` shows its images; `paw build` makes one")
-        },
-    )
+/// The newest available image of a step of the line, in any of its workflows.
+pub async fn newest_available(catalog: &dyn Catalog, line: &Line, step_id: &str) -> Result<ImageRecord> {
+    let records = catalog.list_line(line, step_id).await?;
+    records.into_iter().find(|record| record.status == ImageStatus::Available).ok_or_else(|| {
+        Error::new(ErrorKind::Usage, format!("step \"{step_id}\" of {line} has no available image in {}", catalog.uri()))
+            .help("`paw images list --step STEP` shows its images; `paw build` makes one; records made before workflow names need `paw catalog adopt`")
+    })
 }
 
 /// Only an available image may be pointed at, or resolved (through `channel`, when one).
@@ -170,8 +194,8 @@ pub fn usable(record: &ImageRecord, channel: Option<&str>) -> Result<()> {
     }
 }
 
-fn unknown_channel(channel: &str, step_id: &str) -> Error {
-    Error::new(ErrorKind::Usage, format!("there is no channel {channel} for step \"{step_id}\""))
+fn unknown_channel(line: &Line, channel: &str, step_id: &str) -> Error {
+    Error::new(ErrorKind::Usage, format!("{line} has no channel {channel} for step \"{step_id}\""))
         .help(format!("`paw channel list` shows the channels; `paw channel set {channel} {step_id}` makes this one"))
 }
 

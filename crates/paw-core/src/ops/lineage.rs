@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRecord};
+use crate::catalog::{Catalog, ImageRecord, Line};
 use crate::ec2::Ec2;
 use crate::error::Result;
 
@@ -60,8 +60,9 @@ pub async fn ancestry(catalog: &dyn Catalog, ec2: &dyn Ec2, record: &ImageRecord
     Ok(chain)
 }
 
-/// Every record of an image built on `ami_id`, directly or not, nearest first.
-pub async fn descendants(catalog: &dyn Catalog, ami_id: &str) -> Result<Vec<ImageRecord>> {
+/// Every record of the line's images built on `ami_id`, directly or not, nearest first. The walk
+/// goes through other lines' images, which are not listed: another team's images are theirs.
+pub async fn descendants(catalog: &dyn Catalog, ami_id: &str, line: &Line) -> Result<Vec<ImageRecord>> {
     let mut found = Vec::new();
     let mut visited = HashSet::from([ami_id.to_string()]);
     let mut queue = VecDeque::from([ami_id.to_string()]);
@@ -70,13 +71,15 @@ pub async fn descendants(catalog: &dyn Catalog, ami_id: &str) -> Result<Vec<Imag
             if visited.insert(child.ami_id.clone()) {
                 queue.push_back(child.ami_id.clone());
             }
-            found.push(child);
+            if line.holds(&child) {
+                found.push(child);
+            }
         }
     }
     Ok(found)
 }
 
 /// `descendants`, as lineage entries.
-pub async fn descendant_images(catalog: &dyn Catalog, ami_id: &str) -> Result<Vec<LineageImage>> {
-    Ok(descendants(catalog, ami_id).await?.iter().map(|record| LineageImage::of(record, true)).collect())
+pub async fn descendant_images(catalog: &dyn Catalog, ami_id: &str, line: &Line) -> Result<Vec<LineageImage>> {
+    Ok(descendants(catalog, ami_id, line).await?.iter().map(|record| LineageImage::of(record, true)).collect())
 }

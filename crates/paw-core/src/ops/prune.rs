@@ -1,6 +1,7 @@
-//! Retention (`paw images prune`): per step of the folder, across workflows, the newest images are
-//! kept, and so is every image something depends on: a channel points at it, a kept image was
-//! built on it (so every kept image can be rebuilt from its recorded parent), or it is younger than
+//! Retention (`paw images prune`): per step of the folder, across the workflows of its line (its
+//! name and variant), the newest images are kept, and so is every image something depends on: a
+//! channel points at it, a kept image was built on it (so every kept image can be rebuilt from its
+//! recorded parent), another line recorded it too (reuse) or built on it, or it is younger than
 //! `--older-than`. The rest are deregistered (with their snapshots, when asked) and their records
 //! marked `deregistered`. An AMI that several workflows recorded (reuse) is one image: kept or
 //! deleted as one.
@@ -11,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::channel;
-use crate::catalog::{CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus};
+use crate::catalog::{CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, Line};
 use crate::ec2::{Ec2, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
@@ -86,12 +87,17 @@ pub async fn prune(
         return Err(Error::new(ErrorKind::Usage, "--keep 0 would delete every image of every step")
             .help("keep at least 1; `paw images delete STEP` removes one image"));
     }
-    let inventory = Inventory::gather(workflow, catalog).await?;
+    let line = Line::of(workflow);
+    let inventory = Inventory::gather(workflow, &line, catalog).await?;
     let kept = decide(&inventory, options, chrono::Utc::now());
     let mut pruned = Pruned { dry_run: options.dry_run, ..Pruned::default() };
     for (ami_id, records) in &inventory.images {
-        let (action, reason) = match kept.get(ami_id) {
-            Some(reason) => (PruneAction::Kept, reason.clone()),
+        let kept = match kept.get(ami_id) {
+            Some(reason) => Some(reason.clone()),
+            None => used_by_another_line(catalog, &line, ami_id).await?,
+        };
+        let (action, reason) = match kept {
+            Some(reason) => (PruneAction::Kept, reason),
             None => {
                 let regional = ec2_in(ec2, region, &records[0].region);
                 pruned.snapshot_gib_freed += delete(&*regional, catalog, records, options).await?;
@@ -122,11 +128,15 @@ struct Inventory {
 }
 
 impl Inventory {
-    async fn gather(workflow: &Workflow, catalog: &dyn Catalog) -> Result<Inventory> {
+    async fn gather(workflow: &Workflow, line: &Line, catalog: &dyn Catalog) -> Result<Inventory> {
         let mut inventory = Inventory::default();
+        let mut by_step: HashMap<String, Vec<ImageRecord>> = HashMap::new();
+        for record in catalog.list_name(&line.name).await?.into_iter().filter(|record| line.holds(record)) {
+            by_step.entry(record.step_id.clone()).or_default().push(record);
+        }
         for step in workflow.steps() {
             let mut at: HashMap<String, usize> = HashMap::new();
-            for record in catalog.list_step(&step.id).await? {
+            for record in by_step.remove(&step.id).unwrap_or_default() {
                 if record.status == ImageStatus::Deregistered {
                     continue;
                 }
@@ -140,7 +150,8 @@ impl Inventory {
                 }
             }
         }
-        for entry in channel::current_entries(catalog).await? {
+        // Every line's channels: an image another line's channel points at is never deleted.
+        for entry in channel::current_entries(catalog, None).await? {
             inventory.channels.push((entry.ami_id, entry.channel));
         }
         // The parents the records above do not give, up to the root base AMI.
@@ -199,6 +210,21 @@ fn decide(inventory: &Inventory, options: PruneOptions, now: chrono::DateTime<ch
         to_visit.push(base.clone());
     }
     kept
+}
+
+/// Why an image of the line that prune would delete is kept for another line (or for records older
+/// than names): one of them recorded the same AMI (reuse), or built an image on it.
+async fn used_by_another_line(catalog: &dyn Catalog, line: &Line, ami_id: &str) -> Result<Option<String>> {
+    let theirs = |record: &ImageRecord| record.status != ImageStatus::Deregistered && !line.holds(record);
+    let owner =
+        |record: &ImageRecord| record.line().map_or("a record older than names".into(), |line| line.to_string());
+    if let Some(other) = catalog.find_by_ami(ami_id).await?.iter().find(|record| theirs(record)) {
+        return Ok(Some(format!("also recorded by {} (workflow {})", owner(other), other.workflow_id)));
+    }
+    if let Some(child) = catalog.find_by_base(ami_id).await?.iter().find(|record| theirs(record)) {
+        return Ok(Some(format!("{} of {} is built on it", child.ami_id, owner(child))));
+    }
+    Ok(None)
 }
 
 /// Deregisters the AMI and its copies (their snapshots too, when asked) and marks its records;

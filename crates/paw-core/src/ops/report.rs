@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::channel;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, now_create_at};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, now_create_at};
 use crate::error::Result;
 use crate::workflow::Workflow;
 
@@ -61,7 +61,8 @@ pub struct ReportImage {
 pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<ImageTree> {
     let workflow_id = workflow.param.workflow_id.clone();
     let mut channels: HashMap<String, Vec<String>> = HashMap::new();
-    for entry in channel::current_entries(catalog).await? {
+    let line = Line::of(workflow);
+    for entry in channel::current_entries(catalog, Some(&line)).await? {
         channels.entry(entry.ami_id.clone()).or_default().push(entry.channel.clone());
     }
     let mut statuses: HashMap<String, &'static str> = HashMap::new();
@@ -71,7 +72,7 @@ pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: b
         let depth = step.parent.as_deref().and_then(|parent| depths.get(parent)).map_or(0, |depth| depth + 1);
         depths.insert(&step.id, depth);
         let records: Vec<ImageRecord> = catalog
-            .list_step(&step.id)
+            .list_line(&line, &step.id)
             .await?
             .into_iter()
             .filter(|record| all_workflows || record.workflow_id == workflow_id)

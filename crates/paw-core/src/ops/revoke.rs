@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::lineage;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, now_create_at};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, now_create_at};
 use crate::ec2::{Ec2, ImageState, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -22,10 +22,11 @@ pub struct Changed {
     pub status: &'static str,
 }
 
-/// Revokes the record's AMI, and with `cascade` every AMI built on it, directly or not.
+/// Revokes the record's AMI, and with `cascade` every AMI of the line built on it, directly or not.
 pub async fn revoke(
     ec2: &dyn Ec2,
     catalog: &dyn Catalog,
+    line: &Line,
     record: &ImageRecord,
     reason: &str,
     cascade: bool,
@@ -43,7 +44,7 @@ pub async fn revoke(
     }
     let mut amis = vec![record.ami_id.clone()];
     if cascade {
-        for child in lineage::descendants(catalog, &record.ami_id).await? {
+        for child in lineage::descendants(catalog, &record.ami_id, line).await? {
             if !amis.contains(&child.ami_id) {
                 amis.push(child.ami_id);
             }

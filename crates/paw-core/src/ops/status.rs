@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRecord, ImageStatus};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, own_record};
 use crate::ec2::{Ec2, Image};
 use crate::error::Result;
 use crate::fingerprint;
@@ -46,11 +46,10 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         Some(query) => ec2.find_base_amis(query).await?.into_iter().next(),
         None => None,
     };
-    let workflow_id = &workflow.param.workflow_id;
     let mut states: HashMap<&str, (State, Option<String>)> = HashMap::new();
     let mut report = Vec::new();
     for step in workflow.steps() {
-        let record = catalog.get(workflow_id, &step.id).await?;
+        let record = own_record(catalog, workflow, &step.id).await?;
         let (state, reasons) = match &record {
             None => (State::Missing, vec!["no image in the catalog".to_string()]),
             Some(record) if record.status == ImageStatus::Deregistered => {
@@ -96,7 +95,7 @@ pub fn changed_inputs(workflow: &Workflow, step: &Step, record: &ImageRecord) ->
         return Ok(None);
     }
     let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
-    if record.fingerprint.as_ref() == Some(&now.digest) {
+    if now.matches(record.fingerprint.as_deref()) {
         return Ok(None);
     }
     Ok(Some(match &record.fingerprint_inputs {

@@ -1,8 +1,9 @@
-//! `paw catalog migrate`: every record from one catalog to another.
+//! `paw catalog migrate`: every record from one catalog to another; `paw catalog adopt`: records
+//! older than workflow names, assigned to one.
 
 use std::collections::BTreeSet;
 
-use paw_core::catalog::{self, CatalogUri, MigrateReport};
+use paw_core::catalog::{self, Adopted, CatalogUri, ImageRecord, Line, MigrateReport};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -68,5 +69,86 @@ impl Report for Migrated {
                 .details(conflicts.join("\n"))
                 .help("the target has another, available AMI for those steps; deregister it there first, or keep it")
         })
+    }
+}
+
+pub enum Adoption {
+    /// No ids given: the workflows whose records of the folder's steps have no name.
+    Candidates {
+        line: Line,
+        unnamed: Vec<(String, Vec<ImageRecord>)>,
+    },
+    Done {
+        line: Line,
+        adopted: Adopted,
+    },
+}
+
+pub async fn adopt(cx: &Context, workflow_ids: Vec<String>) -> paw_core::Result<Adoption> {
+    let line = cx.line()?;
+    let catalog = cx.catalog().await?;
+    if workflow_ids.is_empty() {
+        let steps: Vec<&str> = cx.workflow()?.steps().iter().map(|step| step.id.as_str()).collect();
+        let unnamed = catalog::unnamed(catalog, &steps).await?.into_iter().collect();
+        return Ok(Adoption::Candidates { line, unnamed });
+    }
+    let adopted = catalog::adopt(catalog, &line, &workflow_ids).await?;
+    Ok(Adoption::Done { line, adopted })
+}
+
+impl Report for Adoption {
+    fn json(&self) -> Value {
+        match self {
+            Adoption::Candidates { line, unnamed } => json!({
+                "name": line.name,
+                "unnamed": unnamed.iter().map(|(workflow_id, records)| json!({
+                    "workflow_id": workflow_id,
+                    "steps": records.iter().map(|record| &record.step_id).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            }),
+            Adoption::Done { line, adopted } => json!({
+                "name": line.name,
+                "adopted": adopted.records.iter().map(|(workflow_id, step_id, ami_id)| {
+                    json!({"workflow_id": workflow_id, "step_id": step_id, "ami_id": ami_id})
+                }).collect::<Vec<_>>(),
+                "already": adopted.already,
+                "channel_entries": adopted.channel_entries,
+                "channels_left": adopted.channels_left,
+            }),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Adoption::Candidates { line, unnamed } if unnamed.is_empty() => {
+                format!("every record of this folder's steps has a workflow name; nothing to adopt into {line}")
+            }
+            Adoption::Candidates { line, unnamed } => {
+                let mut text = String::from("records older than workflow names, of this folder's steps:\n");
+                for (workflow_id, records) in unnamed {
+                    let steps: Vec<&str> = records.iter().map(|record| record.step_id.as_str()).collect();
+                    text.push_str(&format!("  workflow {workflow_id}: {}\n", steps.join(", ")));
+                }
+                text.push_str(&format!(
+                    "assign those this folder built to {line} with `paw catalog adopt WORKFLOW_ID...`; \
+                     another team's workflows may share step ids"
+                ));
+                text
+            }
+            Adoption::Done { line, adopted } => {
+                let mut text = format!(
+                    "adopted {} records into {line} ({} already its), and {} channel entries",
+                    adopted.records.len(),
+                    adopted.already,
+                    adopted.channel_entries
+                );
+                for (channel, step_id) in &adopted.channels_left {
+                    text.push_str(&format!(
+                        "\nchannel {channel} of step {step_id}: left as {line} set it since; its older entries were not added"
+                    ));
+                }
+                text
+            }
+        }
     }
 }

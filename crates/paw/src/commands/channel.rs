@@ -14,7 +14,7 @@ pub struct Set(ChannelEntry);
 pub async fn set(cx: &Context, name: &str, step: &str, ssm_parameter: Option<String>) -> paw_core::Result<Set> {
     let record = find_record(cx, step).await?;
     let ssm = cx.ssm().await?;
-    Ok(Set(channel::set(cx.catalog().await?, &ssm, name, &record, ssm_parameter).await?))
+    Ok(Set(channel::set(cx.catalog().await?, &ssm, &cx.line()?, name, &record, ssm_parameter).await?))
 }
 
 impl Report for Set {
@@ -42,12 +42,14 @@ pub struct Entries {
 }
 
 pub async fn list(cx: &Context) -> paw_core::Result<Entries> {
-    Ok(Entries { entries: channel::current_entries(cx.catalog().await?).await?, history: false })
+    let line = cx.line()?;
+    Ok(Entries { entries: channel::current_entries(cx.catalog().await?, Some(&line)).await?, history: false })
 }
 
 pub async fn history(cx: &Context, name: &str, step: &str) -> paw_core::Result<Entries> {
     paw_core::catalog::check_channel_name(name)?;
-    Ok(Entries { entries: cx.catalog().await?.channel_history(name, step).await?, history: true })
+    let line = cx.line()?;
+    Ok(Entries { entries: cx.catalog().await?.channel_history(&line, name, step).await?, history: true })
 }
 
 impl Report for Entries {
@@ -99,7 +101,7 @@ pub struct RolledBack {
 
 pub async fn rollback(cx: &Context, name: &str, step: &str) -> paw_core::Result<RolledBack> {
     let ssm = cx.ssm().await?;
-    let (from, to) = channel::rollback(cx.catalog().await?, &ssm, name, step).await?;
+    let (from, to) = channel::rollback(cx.catalog().await?, &ssm, &cx.line()?, name, step).await?;
     Ok(RolledBack { from, to })
 }
 
@@ -132,13 +134,13 @@ pub async fn resolve(
 ) -> paw_core::Result<Resolved> {
     let catalog = cx.catalog().await?;
     let record = match (&name, cx.workflow_id_given()) {
-        (Some(name), _) => channel::resolve(catalog, name, step).await?,
+        (Some(name), _) => channel::resolve(catalog, &cx.line()?, name, step).await?,
         (None, Some(_)) => {
             let record = find_record(cx, step).await?;
             channel::usable(&record, None)?;
             record
         }
-        (None, None) => channel::newest_available(catalog, step).await?,
+        (None, None) => channel::newest_available(catalog, &cx.line()?, step).await?,
     };
     let region = region.unwrap_or(&record.region).to_string();
     let ami_id = record.every_copy().into_iter().find(|(copy_region, _)| *copy_region == region).map(|(_, id)| id);

@@ -19,7 +19,7 @@ pub async fn list(cx: &Context, step: Option<String>, limit: Option<u32>) -> paw
     let catalog = cx.catalog().await?;
     let mut records = match (cx.workflow_id_given(), step) {
         (Some(workflow_id), Some(step)) => catalog.get(workflow_id, &step).await?.into_iter().collect(),
-        (None, Some(step)) => catalog.list_step(&step).await?,
+        (None, Some(step)) => catalog.list_line(&cx.line()?, &step).await?,
         (_, None) => catalog.list_workflow(&cx.workflow_id()?).await?,
     };
     records.truncate(limit.map_or(usize::MAX, |limit| limit as usize));

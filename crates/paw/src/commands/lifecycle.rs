@@ -21,7 +21,7 @@ pub async fn lineage(cx: &Context, step: &str, descendants: bool) -> paw_core::R
     let record = find_record(cx, step).await?;
     let catalog = cx.catalog().await?;
     let images = if descendants {
-        lineage::descendant_images(catalog, &record.ami_id).await?
+        lineage::descendant_images(catalog, &record.ami_id, &cx.line()?).await?
     } else {
         lineage::ancestry(catalog, &cx.ec2(Some(&record.region)).await?, &record).await?
     };
@@ -158,7 +158,7 @@ pub async fn revoke(cx: &Context, step: &str, reason: &str, cascade: bool, yes: 
         return Ok(Revoked(Vec::new()));
     }
     let ec2 = cx.ec2(Some(&record.region)).await?;
-    Ok(Revoked(revoke::revoke(&ec2, cx.catalog().await?, &record, reason, cascade).await?))
+    Ok(Revoked(revoke::revoke(&ec2, cx.catalog().await?, &cx.line()?, &record, reason, cascade).await?))
 }
 
 pub async fn restore(cx: &Context, step: &str) -> paw_core::Result<Revoked> {

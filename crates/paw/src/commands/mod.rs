@@ -158,5 +158,6 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Catalog(CatalogCommand::Migrate { from, to, steps }) => {
             Box::new(catalog::migrate(cx, &from, &to, steps).await?)
         }
+        Command::Catalog(CatalogCommand::Adopt { workflow_ids }) => Box::new(catalog::adopt(cx, workflow_ids).await?),
     })
 }

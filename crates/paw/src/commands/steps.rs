@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use paw_core::catalog::Line;
 use paw_core::config::WORKFLOW_PARAM_FILE;
 use paw_core::workflow::Workflow;
 use serde_json::{Value, json};
@@ -74,6 +75,8 @@ impl Report for Steps<'_> {
             .iter()
             .map(|step| {
                 json!({
+                    "workflow_name": self.0.name,
+                    "variant": self.0.variant,
                     "step_id": step.id,
                     "previous_step_id": step.parent,
                     "folder": step.dir,
@@ -100,13 +103,18 @@ impl Report for Steps<'_> {
                 ]
             })
             .collect();
-        let steps = table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows);
+        let mut text = format!(
+            "workflow {} (id {})\n{}",
+            Line::of(self.0),
+            self.0.param.workflow_id,
+            table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows)
+        );
         let overridden: Vec<String> =
             self.0.param.overridden().map(|(key, value)| format!("{key} = {value}")).collect();
-        if overridden.is_empty() {
-            return steps;
+        if !overridden.is_empty() {
+            text.push_str(&format!("\nworkflow_param.json, for this run: {}", overridden.join(", ")));
         }
-        format!("{steps}\nworkflow_param.json, for this run: {}", overridden.join(", "))
+        text
     }
 }
 
