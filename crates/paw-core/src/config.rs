@@ -76,6 +76,8 @@ pub struct WorkflowParam {
     pub name: Option<String>,
     /// `"fingerprint_ignore"`: more keys that do not change the image, left out of the fingerprint.
     pub fingerprint_ignore: Vec<String>,
+    /// `"variants"`: each a name and the keys it sets over the file's, in file order.
+    pub variants: Vec<(String, Map<String, Value>)>,
     file: JsonFile,
 }
 
@@ -186,6 +188,7 @@ impl WorkflowParam {
             root_base_ami_filter: root_base_ami_filter(&file)?,
             name: workflow_name(&file)?,
             fingerprint_ignore: file.string_list(FINGERPRINT_IGNORE)?,
+            variants: variants(&file)?,
             file,
         })
     }
@@ -237,6 +240,22 @@ impl WorkflowParam {
 pub const ROOT_BASE_AMI_FILTER: &str = "root_base_ami_filter";
 pub const FINGERPRINT_IGNORE: &str = "fingerprint_ignore";
 pub const WORKFLOW_NAME: &str = "name";
+pub const VARIANTS: &str = "variants";
+
+/// Keys a variant may not set: they say which workflow, line and catalog it is, not what it builds.
+/// Nor where it runs and as whom: variants share one region, profile and catalog.
+const KEYS_NO_VARIANT_SETS: [&str; 10] = [
+    "workflow_id",
+    WORKFLOW_NAME,
+    VARIANTS,
+    "catalog",
+    FINGERPRINT_IGNORE,
+    "region_name",
+    "profile_name",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
 
 /// workflow_param.json's keys that never decide an image: the run's id, who runs it (profile,
 /// credentials) and where it is recorded, which differ between teammates and runs; the root base
@@ -251,8 +270,9 @@ const KEYS_NOT_DECIDING_IMAGES: [&str; 7] = [
     ROOT_BASE_AMI_FILTER,
 ];
 
-/// Keys added after the first fingerprints, which those could not hold.
-const KEYS_UNKNOWN_TO_V1: [&str; 2] = [WORKFLOW_NAME, FINGERPRINT_IGNORE];
+/// Keys added after the first fingerprints, which those could not hold. Each variant's own keys
+/// are merged in, and count; the list of variants does not.
+const KEYS_UNKNOWN_TO_V1: [&str; 3] = [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS];
 
 /// Keys that decided an image in the first fingerprints and do not since: tags are applied after
 /// the build.
@@ -269,6 +289,33 @@ pub fn check_workflow_name(name: &str) -> std::result::Result<(), String> {
             "\"{name}\" is not a workflow name: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit"
         ))
     }
+}
+
+/// `"variants": {"amd64": {"root_base_ami_id": "...", ...}, "arm64": {...}}`.
+pub(crate) fn variants(file: &JsonFile) -> Result<Vec<(String, Map<String, Value>)>> {
+    let example = r#""variants": {"amd64": {"instance_type": "t3.small"}, "arm64": {"instance_type": "t4g.small"}}"#;
+    let mut variants = Vec::new();
+    for (name, keys) in file.optional_map(VARIANTS)? {
+        check_workflow_name(&name).map_err(|message| {
+            file.key_error(VARIANTS, format!("variant {}", message.replace("workflow name", "variant name")))
+                .help(format!("write e.g. {example}"))
+        })?;
+        let Value::Object(keys) = keys else {
+            return Err(file
+                .key_error(VARIANTS, format!("variant \"{name}\" is not an object of keys to set"))
+                .help(format!("write e.g. {example}")));
+        };
+        if let Some(key) = keys.keys().find(|key| KEYS_NO_VARIANT_SETS.contains(&key.as_str())) {
+            return Err(file
+                .key_error(VARIANTS, format!("variant \"{name}\" sets \"{key}\", which a variant cannot set"))
+                .help(format!(
+                    "variants share {}; set it once, outside \"variants\"",
+                    KEYS_NO_VARIANT_SETS.join(", ")
+                )));
+        }
+        variants.push((name, keys));
+    }
+    Ok(variants)
 }
 
 fn workflow_name(file: &JsonFile) -> Result<Option<String>> {

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::config::{ParamOverride, STEP_PARAM_FILE, StepParam, WORKFLOW_PARAM_FILE, WorkflowParam};
+use crate::config::{self, ParamOverride, STEP_PARAM_FILE, StepParam, VARIANTS, WORKFLOW_PARAM_FILE, WorkflowParam};
 use crate::error::{Error, ErrorKind, Result};
+use crate::json::JsonFile;
 
 /// The folder of a step's Jinja2 templates.
 pub const TEMPLATES_DIR: &str = "templates";
@@ -41,12 +42,12 @@ impl Workflow {
 
     /// The workflow, with these keys of workflow_param.json set from outside the file.
     pub fn load_with(root: &Path, overrides: &[ParamOverride]) -> Result<Workflow> {
-        let param_path = root.join(WORKFLOW_PARAM_FILE);
-        if !param_path.is_file() {
-            return Err(Error::new(ErrorKind::Config, format!("no {WORKFLOW_PARAM_FILE} in {}", root.display()))
-                .help("point paw at a workflow folder with -w DIR, or create one with `paw init DIR`"));
-        }
-        let param = WorkflowParam::load(&param_path, overrides)?;
+        let param = WorkflowParam::load(&param_path(root)?, overrides)?;
+        Workflow::with_param(root, param, None)
+    }
+
+    /// The workflow folder's steps, with this workflow_param.json.
+    fn with_param(root: &Path, param: WorkflowParam, variant: Option<String>) -> Result<Workflow> {
         let mut steps = Vec::new();
         for dir in step_dirs(root)? {
             let step_param = StepParam::load(&dir.join(STEP_PARAM_FILE))?;
@@ -70,7 +71,60 @@ impl Workflow {
             Some(name) => name.clone(),
             None => folder_name(root, &param)?,
         };
-        Ok(Workflow { root: root.to_path_buf(), param, name, variant: None, steps })
+        let mut workflow = Workflow { root: root.to_path_buf(), param, name, variant, steps };
+        let workflow_id = workflow.param.workflow_id.clone();
+        workflow.set_workflow_id(&workflow_id);
+        Ok(workflow)
+    }
+
+    /// The workflow once per variant (only `chosen`, when given), each with its variant's keys set
+    /// over the file's and `overrides` over both; the workflow itself when it has no variants. The
+    /// file's own keys are defaults for the variants: a key every variant sets (the root base AMI)
+    /// may be left out of them.
+    pub fn load_variants(root: &Path, overrides: &[ParamOverride], chosen: Option<&str>) -> Result<Vec<Workflow>> {
+        let param_path = param_path(root)?;
+        let file = JsonFile::load(&param_path)?;
+        let variants = config::variants(&file)?;
+        let names: Vec<&str> = variants.iter().map(|(name, _)| name.as_str()).collect();
+        match chosen {
+            Some(variant) if names.is_empty() => {
+                return Err(Error::new(ErrorKind::Usage, format!("--variant {variant}: the workflow has no variants"))
+                    .in_file(&param_path)
+                    .help("leave out --variant, or add \"variants\" to workflow_param.json"));
+            }
+            Some(variant) if !names.contains(&variant) => {
+                return Err(Error::new(ErrorKind::Usage, format!("--variant {variant}: no such variant"))
+                    .at(file.key_location(VARIANTS))
+                    .help(format!("the variants are: {}", names.join(", "))));
+            }
+            _ if names.is_empty() => return Ok(vec![Workflow::load_with(root, overrides)?]),
+            _ => {}
+        }
+        let location = file.key_location(VARIANTS);
+        let chosen_variants = variants.iter().filter(|(name, _)| chosen.is_none_or(|chosen| chosen == name));
+        chosen_variants
+            .map(|(variant, keys)| {
+                let mut all: Vec<ParamOverride> = keys
+                    .iter()
+                    .map(|(key, value)| ParamOverride {
+                        key: key.clone(),
+                        value: value.clone(),
+                        origin: format!("{location} (variants.{variant}.{key})"),
+                    })
+                    .collect();
+                all.extend(overrides.iter().cloned());
+                Workflow::with_param(root, WorkflowParam::load(&param_path, &all)?, Some(variant.clone()))
+            })
+            .collect()
+    }
+
+    /// Sets the run's workflow id. A variant's is the id and the variant's name, `<id>-<variant>`:
+    /// its own records, AMI names and journal entries.
+    pub fn set_workflow_id(&mut self, workflow_id: &str) {
+        self.param.workflow_id = match &self.variant {
+            Some(variant) => format!("{workflow_id}-{variant}"),
+            None => workflow_id.to_string(),
+        };
     }
 
     pub fn steps(&self) -> &[Step] {
@@ -95,6 +149,15 @@ impl Workflow {
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(".paw")
     }
+}
+
+fn param_path(root: &Path) -> Result<PathBuf> {
+    let param_path = root.join(WORKFLOW_PARAM_FILE);
+    if !param_path.is_file() {
+        return Err(Error::new(ErrorKind::Config, format!("no {WORKFLOW_PARAM_FILE} in {}", root.display()))
+            .help("point paw at a workflow folder with -w DIR, or create one with `paw init DIR`"));
+    }
+    Ok(param_path)
 }
 
 /// The workflow folder's name, as the workflow's name when workflow_param.json names none: what a
@@ -287,5 +350,73 @@ mod tests {
         let workflow = Workflow::load(dir.path()).unwrap();
         assert!(workflow.steps()[0].dir.ends_with("01-base"));
         assert!(workflow.select(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn variants_set_keys_over_the_file_and_each_has_its_own_workflow_id() {
+        let dir = write_workflow(&[("s", "s", None)]);
+        let param = dir.path().join(WORKFLOW_PARAM_FILE);
+        let with_variants = |variants: &str| {
+            let text = format!(
+                r#"{{"name": "web", "workflow_id": "w", "root_base_ami_name": "base", "size": "s",
+                "variants": {variants}}}"#
+            );
+            std::fs::write(&param, text).unwrap();
+        };
+        with_variants(
+            r#"{"amd64": {"root_base_ami_id": "ami-1"}, "arm64": {"root_base_ami_id": "ami-2", "size": "l"}}"#,
+        );
+        let size = Some(ParamOverride::from_arg("size=xl").unwrap());
+        let all = Workflow::load_variants(dir.path(), &[], None).unwrap();
+        let ids: Vec<(&str, &str, &str)> = all
+            .iter()
+            .map(|w| (w.param.workflow_id.as_str(), w.param.root_base_ami_id.as_str(), w.variant.as_deref().unwrap()))
+            .collect();
+        assert_eq!(ids, [("w-amd64", "ami-1", "amd64"), ("w-arm64", "ami-2", "arm64")]);
+        assert_eq!(all[1].param.template_value("r")["size"], "l");
+        assert_eq!(all[0].name, "web");
+        let arm = Workflow::load_variants(dir.path(), &size.into_iter().collect::<Vec<_>>(), Some("arm64")).unwrap();
+        assert_eq!(
+            (arm.len(), &arm[0].param.template_value("r")["size"]),
+            (1, &serde_json::json!("xl")),
+            "--param wins"
+        );
+        let mut renamed = arm[0].clone();
+        renamed.set_workflow_id("ci-7");
+        assert_eq!(renamed.param.workflow_id, "ci-7-arm64");
+
+        // The list of variants is not an input: adding one changes no other variant's fingerprint.
+        let before = crate::fingerprint::fingerprint(&all[0], &all[0].steps()[0], "ami-1").unwrap();
+        with_variants(r#"{"amd64": {"root_base_ami_id": "ami-1"}, "riscv": {"root_base_ami_id": "ami-3"}}"#);
+        let after = Workflow::load_variants(dir.path(), &[], Some("amd64")).unwrap();
+        assert_eq!(crate::fingerprint::fingerprint(&after[0], &after[0].steps()[0], "ami-1").unwrap(), before);
+
+        let err = Workflow::load_variants(dir.path(), &[], Some("arm64")).unwrap_err();
+        assert_eq!(
+            (err.message.as_str(), err.help.as_deref()),
+            ("--variant arm64: no such variant", Some("the variants are: amd64, riscv"))
+        );
+        for (variants, message) in [
+            (r#"{"amd64": "x"}"#, "variant \"amd64\" is not an object of keys to set"),
+            (r#"{"amd 64": {}}"#, "variant \"amd 64\" is not a variant name"),
+            (
+                r#"{"amd64": {"workflow_id": "x"}}"#,
+                "variant \"amd64\" sets \"workflow_id\", which a variant cannot set",
+            ),
+            (r#"{"amd64": {"region_name": "eu-west-1"}}"#, "sets \"region_name\", which a variant cannot set"),
+            (r#"{"amd64": {"root_base_ami_id": "img-1"}}"#, "\"root_base_ami_id\" is \"img-1\", not an AMI id"),
+        ] {
+            with_variants(variants);
+            let err = Workflow::load_variants(dir.path(), &[], None).unwrap_err();
+            assert!(err.message.contains(message), "{variants}: {}", err.message);
+            assert!(
+                err.location.unwrap().to_string().contains("workflow_param.json:2:"),
+                "{variants}: at the variants key"
+            );
+        }
+        std::fs::write(&param, r#"{"workflow_id": "w", "root_base_ami_id": "ami-1", "root_base_ami_name": "b"}"#)
+            .unwrap();
+        let err = Workflow::load_variants(dir.path(), &[], Some("arm64")).unwrap_err();
+        assert_eq!(err.message, "--variant arm64: the workflow has no variants");
     }
 }

@@ -31,6 +31,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAW_NAME", value_name = "NAME")]
     pub name: Option<String>,
 
+    /// The variant to work with ("variants" in workflow_param.json) [default: every variant for
+    /// build, plan, status, validate and recover; others need one named when there are several]
+    #[arg(long, global = true, env = "PAW_VARIANT", value_name = "VARIANT")]
+    pub variant: Option<String>,
+
     /// Set a key of workflow_param.json for this run, over the file and PAW_PARAM_<KEY>: VALUE is
     /// JSON, else a string (e.g. --param instance_size=large). Counted in the fingerprint.
     #[arg(long = "param", global = true, value_name = "KEY=VALUE")]

@@ -18,8 +18,8 @@ use crate::cli::Cli;
 pub struct Context {
     /// Data for scripts (JSON on stdout) instead of tables.
     pub json: bool,
-    /// The workflow, or why there is none.
-    workflow: std::result::Result<Workflow, Error>,
+    /// The workflow once per variant chosen (once when it has none), or why there is none.
+    workflows: std::result::Result<Vec<Workflow>, Error>,
     /// Whether the workflow folder was named (-w): then a broken one is an error for every command.
     workflow_named: bool,
     catalog_arg: Option<CatalogUri>,
@@ -27,6 +27,8 @@ pub struct Context {
     workflow_id: Option<String>,
     /// `--name` / PAW_NAME: the line of images to work with, instead of the folder's.
     name: Option<String>,
+    /// `--variant` / PAW_VARIANT.
+    variant: Option<String>,
     region: OnceCell<String>,
     sdk_config: OnceCell<aws_config::SdkConfig>,
     catalog: OnceCell<Box<dyn Catalog>>,
@@ -47,13 +49,17 @@ impl Context {
             }
             Ok(overrides)
         });
-        let workflow = overrides.and_then(|overrides| Workflow::load_with(&dir, &overrides)).map(|mut workflow| {
-            if let Some(workflow_id) = &workflow_id {
-                workflow.param.workflow_id = workflow_id.clone();
-            }
-            workflow
-        });
-        if let Ok(workflow) = &workflow
+        let variant = cli.variant.as_deref().filter(|variant| !variant.is_empty());
+        let workflows =
+            overrides.and_then(|overrides| Workflow::load_variants(&dir, &overrides, variant)).map(|mut workflows| {
+                for workflow in &mut workflows {
+                    if let Some(workflow_id) = &workflow_id {
+                        workflow.set_workflow_id(workflow_id);
+                    }
+                }
+                workflows
+            });
+        if let Ok([workflow, ..]) = workflows.as_deref()
             && workflow.param.credentials.is_some()
         {
             eprintln!(
@@ -63,27 +69,42 @@ impl Context {
         }
         Context {
             json: cli.json,
-            workflow,
+            workflows,
             workflow_named: cli.workflow.is_some(),
             catalog_arg: cli.catalog.clone(),
             workflow_id,
             name: cli.name.clone().filter(|name| !name.is_empty()),
+            variant: variant.map(str::to_string),
             region: OnceCell::new(),
             sdk_config: OnceCell::new(),
             catalog: OnceCell::new(),
         }
     }
 
-    /// The workflow folder; an error for the commands that need one when there is none.
+    /// The workflow folder, as one workflow: an error for the commands that need one when there is
+    /// none, or when it has several variants and --variant names none.
     pub fn workflow(&self) -> Result<&Workflow> {
-        self.workflow.as_ref().map_err(Clone::clone)
+        match self.workflows()? {
+            [workflow] => Ok(workflow),
+            workflows => {
+                let names: Vec<&str> = workflows.iter().filter_map(|workflow| workflow.variant.as_deref()).collect();
+                Err(Error::new(ErrorKind::Usage, format!("the workflow has variants ({})", names.join(", ")))
+                    .help(format!("name the one to work with: --variant {}", names[0])))
+            }
+        }
+    }
+
+    /// The workflow once per variant chosen (once when it has none).
+    pub fn workflows(&self) -> Result<&[Workflow]> {
+        self.workflows.as_deref().map_err(Clone::clone)
     }
 
     /// The workflow when one is named with -w or is at the default place; for commands that work
-    /// without one (the workflow only supplies defaults).
+    /// without one (the workflow only supplies defaults: region, profile, catalog and steps, which
+    /// its variants share).
     pub fn optional_workflow(&self) -> Result<Option<&Workflow>> {
-        match &self.workflow {
-            Ok(workflow) => Ok(Some(workflow)),
+        match &self.workflows {
+            Ok(workflows) => Ok(workflows.first()),
             Err(err) if self.workflow_named => Err(err.clone()),
             Err(_) => Ok(None),
         }
@@ -94,15 +115,17 @@ impl Context {
         self.workflow_id.as_deref()
     }
 
-    /// This run's workflow id: the one given, else workflow_param.json's.
+    /// This run's workflow id: the one given, else workflow_param.json's; a variant's has the
+    /// variant's name in it (`Workflow::set_workflow_id`).
     pub fn workflow_id(&self) -> Result<String> {
-        match &self.workflow_id {
-            Some(workflow_id) => Ok(workflow_id.clone()),
-            None => Ok(self.workflow()?.param.workflow_id.clone()),
+        match (&self.workflow_id, self.optional_workflow()?) {
+            (Some(workflow_id), None) => Ok(workflow_id.clone()),
+            _ => Ok(self.workflow()?.param.workflow_id.clone()),
         }
     }
 
-    /// The line of images to work with: `--name`'s, else the workflow folder's.
+    /// The line of images to work with: `--name`'s (and `--variant`'s), else the workflow
+    /// folder's (and its variant's).
     pub fn line(&self) -> Result<Line> {
         match &self.name {
             Some(name) => {
@@ -110,7 +133,7 @@ impl Context {
                     Error::new(ErrorKind::Usage, format!("--name: {message}"))
                         .help("a workflow name is what \"name\" in workflow_param.json says, e.g. web-base")
                 })?;
-                Ok(Line { name: name.clone(), variant: None })
+                Ok(Line { name: name.clone(), variant: self.variant.clone() })
             }
             None => Ok(Line::of(self.workflow().map_err(|err| Error {
                 help: Some(format!("{} (or name the workflow with --name NAME)", err.help.clone().unwrap_or_default())),
@@ -200,9 +223,10 @@ impl Context {
 
     /// Without --catalog, the workflow says where its catalog is, so there must be one.
     fn catalog_uri(&self) -> Result<CatalogUri> {
+        // Variants share the catalog: the first one's is theirs.
         let workflow = match &self.catalog_arg {
             Some(_) => self.optional_workflow()?,
-            None => Some(self.workflow()?),
+            None => Some(&self.workflows()?[0]),
         };
         CatalogUri::resolve(self.catalog_arg.as_ref(), workflow)
     }

@@ -9,6 +9,7 @@ mod first_contact;
 mod harness;
 mod incremental;
 mod lifecycle;
+mod lines;
 mod offline;
 mod packer_install;
 mod packer_output;

@@ -8,35 +8,35 @@ use crate::emulator::Emulator;
 use crate::harness::{Paw, Run};
 
 /// paw with these leading arguments (`-w wf`, and a catalog).
-struct Cli<'a> {
+pub struct Cli<'a> {
     paw: &'a Paw,
     args: Vec<&'a str>,
 }
 
 impl<'a> Cli<'a> {
-    fn new(paw: &'a Paw, args: &[&'a str]) -> Cli<'a> {
+    pub fn new(paw: &'a Paw, args: &[&'a str]) -> Cli<'a> {
         Cli { paw, args: args.to_vec() }
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub fn run(&self, args: &[&str]) -> Run {
         let all: Vec<&str> = self.args.iter().copied().chain(args.iter().copied()).collect();
         self.paw.run(&all)
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
         self.run(&all).success().json()
     }
 
     /// The step's AMI in workflow `workflow_id`.
-    fn ami(&self, workflow_id: &str, step: &str) -> String {
+    pub fn ami(&self, workflow_id: &str, step: &str) -> String {
         self.json(&["--workflow-id", workflow_id, "images", "show", step])["ami_id"].as_str().unwrap().to_string()
     }
 
     /// The command is refused as bad input or a request that cannot be met now: exit 2.
     #[track_caller]
-    fn fails(&self, args: &[&str], message: &str) -> Run {
+    pub fn fails(&self, args: &[&str], message: &str) -> Run {
         let run = self.run(args);
         assert_eq!(run.code, 2, "{args:?} should fail with exit 2:\n{}\n{}", run.stdout, run.stderr);
         assert!(run.stderr.contains(message), "{args:?}: expected {message:?} in:\n{}", run.stderr);
@@ -44,7 +44,13 @@ impl<'a> Cli<'a> {
     }
 }
 
-fn field<'v>(values: &'v Value, key: &str) -> Vec<&'v Value> {
+/// The AMIs a prune decided to delete.
+pub fn deleted_by(pruned: &Value) -> Vec<&Value> {
+    let decisions = pruned.as_array().unwrap().iter();
+    decisions.filter(|decision| decision["action"] == "deleted").map(|decision| &decision["ami_id"]).collect()
+}
+
+pub fn field<'v>(values: &'v Value, key: &str) -> Vec<&'v Value> {
     values.as_array().unwrap().iter().map(|value| &value[key]).collect()
 }
 
@@ -251,14 +257,7 @@ fn prune_keeps_the_newest_the_channels_and_their_ancestors() {
     assert_eq!(decision(&prod)["reason"], "channel prod");
     assert_eq!(decision(&old_step2)["reason"], format!("ancestor of {prod}"));
     assert_eq!(decision(&doomed)["action"], "deleted");
-    let deleted: Vec<&Value> = dry
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|decision| decision["action"] == "deleted")
-        .map(|decision| &decision["ami_id"])
-        .collect();
-    assert_eq!(deleted, [&Value::from(doomed.clone())]);
+    assert_eq!(deleted_by(&dry), [&Value::from(doomed.clone())]);
     assert!(emulator.ec2().image(&doomed).is_some(), "a dry run changes nothing");
     let text = cli.run(&["images", "prune", "--keep", "1", "--delete-snapshots", "--dry-run"]);
     let said = "1 image(s) would be deleted (dry run); snapshots would be freed: 15 GiB";

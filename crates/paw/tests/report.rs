@@ -49,7 +49,7 @@ fn the_report_shows_the_tree_statuses_lineage_and_channels_in_a_browser() {
 
     let dom = chromium_on(&page, &paw.path("chromium-profile"), &["--dump-dom"]);
     for expected in [
-        "paw report: paw-2024-06-13-12-00-00",
+        "paw report: wf (paw-2024-06-13-12-00-00)",
         "3 steps, 6 images",
         "id=\"step-step3\"",
         &format!("id=\"img-{step2}\""),

@@ -178,7 +178,7 @@ pub async fn own_record(catalog: &dyn Records, workflow: &Workflow, step_id: &st
     let ours = Line::of(workflow);
     match record.line() {
         Some(theirs) if theirs != ours => Err(Error::new(
-            ErrorKind::Catalog,
+            ErrorKind::Config,
             format!(
                 "the workflow id \"{workflow_id}\" is {theirs}'s in {}: its step \"{step_id}\" is {}, not {ours}'s",
                 catalog.uri(),

@@ -78,6 +78,76 @@ pub trait Reporter: Send + Sync {
     fn event(&self, event: Event<'_>);
 }
 
+impl<R: Reporter + ?Sized> Reporter for &R {
+    fn event(&self, event: Event<'_>) {
+        (**self).event(event);
+    }
+}
+
+impl<'a> Event<'a> {
+    /// The same event, of the step named `step` (a variant's step: `amd64/app`).
+    fn of_step<'b>(self, step: &'b str) -> Event<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Event::StepStarted { source, .. } => Event::StepStarted { step, source },
+            Event::Packer { line, .. } => Event::Packer { step, line },
+            Event::DryRun { command, .. } => Event::DryRun { step, command },
+            Event::Built { ami_id, .. } => Event::Built { step, ami_id },
+            Event::UpToDate { ami_id, tags_set, .. } => Event::UpToDate { step, ami_id, tags_set },
+            Event::Reused { ami_id, from, .. } => Event::Reused { step, ami_id, from },
+            Event::Failed { error, .. } => Event::Failed { step, error },
+            Event::Manual { .. } => Event::Manual { step },
+            Event::Skipped { reason, .. } => Event::Skipped { step, reason },
+            Event::Stage { stage, .. } => Event::Stage { step, stage },
+            Event::Waiting { held_by, .. } => Event::Waiting { step, held_by },
+            Event::Notice { what, .. } => Event::Notice { step, what },
+            Event::CleanedUp { what, .. } => Event::CleanedUp { step, what },
+        }
+    }
+
+    pub fn step(&self) -> &'a str {
+        match self {
+            Event::StepStarted { step, .. }
+            | Event::Packer { step, .. }
+            | Event::DryRun { step, .. }
+            | Event::Built { step, .. }
+            | Event::UpToDate { step, .. }
+            | Event::Reused { step, .. }
+            | Event::Failed { step, .. }
+            | Event::Manual { step }
+            | Event::Skipped { step, .. }
+            | Event::Stage { step, .. }
+            | Event::Waiting { step, .. }
+            | Event::Notice { step, .. }
+            | Event::CleanedUp { step, .. } => step,
+        }
+    }
+}
+
+/// One variant's events, to the run's reporter: each step named `<variant>/<step>`, as
+/// `variant_step` writes it, so that the variants of one run can share a terminal.
+pub struct VariantReporter<'a> {
+    pub inner: &'a dyn Reporter,
+    pub variant: &'a str,
+}
+
+impl Reporter for VariantReporter<'_> {
+    fn event(&self, event: Event<'_>) {
+        let step = variant_step(Some(self.variant), event.step());
+        self.inner.event(event.of_step(&step));
+    }
+}
+
+/// How a step of a variant is named in a run's output: `amd64/app` (just `app` without variants).
+pub fn variant_step(variant: Option<&str>, step: &str) -> String {
+    match variant {
+        Some(variant) => format!("{variant}/{step}"),
+        None => step.to_string(),
+    }
+}
+
 #[derive(Debug)]
 pub enum Outcome {
     Built {
@@ -178,7 +248,16 @@ impl Outcome {
 #[derive(Debug)]
 pub struct StepOutcome {
     pub step_id: String,
+    /// The variant whose step it is, when the workflow has variants.
+    pub variant: Option<String>,
     pub outcome: Outcome,
+}
+
+impl StepOutcome {
+    /// The step as a run's output names it: `amd64/app` for a variant's.
+    pub fn label(&self) -> String {
+        variant_step(self.variant.as_deref(), &self.step_id)
+    }
 }
 
 /// How many steps ended which way.
@@ -212,17 +291,17 @@ impl Summary {
     /// The run's error when a step failed: interrupted wins (exit 130), else the first failure's
     /// kind decides the exit code.
     pub fn error(outcomes: &[StepOutcome]) -> Option<Error> {
-        let failed: Vec<(&str, &Error)> = outcomes
+        let failed: Vec<(String, &Error)> = outcomes
             .iter()
             .filter_map(|step| match &step.outcome {
-                Outcome::Failed { error, .. } => Some((step.step_id.as_str(), error)),
+                Outcome::Failed { error, .. } => Some((step.label(), error)),
                 _ => None,
             })
             .collect();
         let (_, first) = failed.first()?;
         let interrupted = failed.iter().any(|(_, error)| error.kind == ErrorKind::Interrupted);
         let kind = if interrupted { ErrorKind::Interrupted } else { first.kind };
-        let ids: Vec<&str> = failed.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
         Some(
             Error::new(kind, format!("{} of {} steps failed: {}", failed.len(), outcomes.len(), ids.join(", ")))
                 .help("each step's error is above; fix it and run `paw build` again"),

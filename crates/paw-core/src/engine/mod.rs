@@ -16,7 +16,9 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
-pub use events::{Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary};
+pub use events::{
+    Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter, variant_step,
+};
 pub use stages::Services;
 
 use crate::ami::{self, AmiRef};
@@ -82,13 +84,36 @@ pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options
     )))
 }
 
+/// Runs the plans of a workflow's variants (each with its engine) as one run: every step to build
+/// of every variant is rendered and validated first, and nothing is made when one fails; then all
+/// are built, `jobs` packer builds at a time across the variants. The outcomes come per variant.
+pub async fn run_variants(
+    runs: &[(&Engine<'_>, &[PlannedStep<'_>])],
+    options: BuildOptions,
+) -> Result<Vec<Vec<StepOutcome>>> {
+    for (engine, plan) in runs {
+        engine.validate_all(plan, options.jobs).await?;
+    }
+    let packer_slots = Semaphore::new(options.jobs.max(1));
+    let slots = &packer_slots;
+    Ok(futures_util::future::join_all(runs.iter().map(|(engine, plan)| engine.execute(plan, options, slots))).await)
+}
+
 impl Engine<'_> {
     /// Runs the plan. Fails, before anything is made, when a step to build does not render or
     /// validate; otherwise a failed step skips its descendants, other branches carry on, and the
     /// outcomes come in the plan's order.
     pub async fn run(&self, plan: &[PlannedStep<'_>], options: BuildOptions) -> Result<Vec<StepOutcome>> {
-        self.validate_all(plan, options.jobs).await?;
-        let packer_slots = Semaphore::new(options.jobs.max(1));
+        Ok(run_variants(&[(self, plan)], options).await?.remove(0))
+    }
+
+    /// Builds the validated plan, a packer build at a time per slot.
+    async fn execute(
+        &self,
+        plan: &[PlannedStep<'_>],
+        options: BuildOptions,
+        packer_slots: &Semaphore,
+    ) -> Vec<StepOutcome> {
         let in_plan: HashSet<&str> = plan.iter().map(|planned| planned.step.id.as_str()).collect();
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         let mut waiting: Vec<&PlannedStep<'_>> = plan.iter().collect();
@@ -122,7 +147,7 @@ impl Engine<'_> {
                 }
                 let parent_ami = parent_outcome.flatten().and_then(Outcome::ami).cloned();
                 let step = planned.step.id.clone();
-                let slots = &packer_slots;
+                let slots = packer_slots;
                 running.push(async move { (step, self.run_step(planned, parent_ami, options, slots).await) });
             }
             waiting = still_waiting;
@@ -133,13 +158,13 @@ impl Engine<'_> {
                 None => break,
             }
         }
-        Ok(plan
-            .iter()
+        plan.iter()
             .map(|planned| StepOutcome {
                 step_id: planned.step.id.clone(),
+                variant: self.cx.workflow.variant.clone(),
                 outcome: outcomes.remove(&planned.step.id).expect("every planned step has an outcome"),
             })
-            .collect())
+            .collect()
     }
 
     /// Fail fast: every step to build, rendered (its parent's AMI a placeholder while the parent

@@ -1,6 +1,7 @@
 //! What `paw report` shows: the step tree, each step's images (this workflow's, or every
-//! workflow's) with their status, parent, channels, copies and console link. The binary renders it
-//! as one self-contained HTML page.
+//! workflow's of its line) with their status, parent, channels, copies and console link; for a
+//! workflow with variants, the tree of each variant in turn. The binary renders it as one
+//! self-contained HTML page.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +14,9 @@ use crate::workflow::Workflow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageTree {
+    /// The workflow ids of the report (one per variant).
     pub workflow_id: String,
+    pub workflow_name: String,
     pub catalog: String,
     pub generated_at: String,
     pub all_workflows: bool,
@@ -24,6 +27,12 @@ pub struct ImageTree {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportStep {
     pub step_id: String,
+    /// The variant whose tree it is in, when the workflow has variants.
+    pub variant: Option<String>,
+    /// Its anchor in the page: `step-<step>`, `step-<variant>-<step>` for a variant's.
+    pub anchor: String,
+    /// The parent's anchor.
+    pub parent_anchor: Option<String>,
     pub parent: Option<String>,
     /// How far below a first step it is, for the tree.
     pub depth: usize,
@@ -58,13 +67,43 @@ pub struct ReportImage {
 /// An available image is stale when the step's inputs, on the same parent, no longer give its
 /// fingerprint; when its parent is stale, revoked or deregistered; or, for a first step, when
 /// the workflow's root base AMI changed.
-pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<ImageTree> {
+pub async fn report(workflows: &[Workflow], catalog: &dyn Catalog, all_workflows: bool) -> Result<ImageTree> {
+    let mut steps = Vec::new();
+    for workflow in workflows {
+        steps.extend(variant_steps(workflow, catalog, all_workflows).await?);
+    }
+    let mut anchored = std::collections::HashSet::new();
+    let in_report: std::collections::HashSet<String> =
+        steps.iter().flat_map(|step| step.images.iter().map(|image| image.ami_id.clone())).collect();
+    for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {
+        image.base_in_report = in_report.contains(&image.base_ami_id);
+        image.anchor = anchored.insert(image.ami_id.clone());
+    }
+    let image_count = steps.iter().map(|step| step.images.len()).sum();
+    let ids: Vec<&str> = workflows.iter().map(|workflow| workflow.param.workflow_id.as_str()).collect();
+    Ok(ImageTree {
+        workflow_id: ids.join(", "),
+        workflow_name: workflows.first().map(|workflow| workflow.name.clone()).unwrap_or_default(),
+        catalog: catalog.uri(),
+        generated_at: now_create_at(),
+        all_workflows,
+        steps,
+        image_count,
+    })
+}
+
+/// One workflow's (or variant's) steps, with their images.
+async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<Vec<ReportStep>> {
     let workflow_id = workflow.param.workflow_id.clone();
     let mut channels: HashMap<String, Vec<String>> = HashMap::new();
     let line = Line::of(workflow);
     for entry in channel::current_entries(catalog, Some(&line)).await? {
         channels.entry(entry.ami_id.clone()).or_default().push(entry.channel.clone());
     }
+    let anchor = |step: &str| match &workflow.variant {
+        Some(variant) => format!("step-{variant}-{step}"),
+        None => format!("step-{step}"),
+    };
     let mut statuses: HashMap<String, &'static str> = HashMap::new();
     let mut depths: HashMap<&str, usize> = HashMap::new();
     let mut steps = Vec::new();
@@ -124,24 +163,14 @@ pub async fn report(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: b
         }
         steps.push(ReportStep {
             step_id: step.id.clone(),
+            variant: workflow.variant.clone(),
+            anchor: anchor(&step.id),
+            parent_anchor: step.parent.as_deref().map(anchor),
             parent: step.parent.clone(),
             depth,
             manual: step.manual,
             images,
         });
     }
-    let mut anchored = std::collections::HashSet::new();
-    for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {
-        image.base_in_report = statuses.contains_key(&image.base_ami_id);
-        image.anchor = anchored.insert(image.ami_id.clone());
-    }
-    let image_count = steps.iter().map(|step| step.images.len()).sum();
-    Ok(ImageTree {
-        workflow_id,
-        catalog: catalog.uri(),
-        generated_at: now_create_at(),
-        all_workflows,
-        steps,
-        image_count,
-    })
+    Ok(steps)
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use paw_core::engine::lease::{self, Found};
-use paw_core::engine::{self, BuildOptions, Engine, Outcome, SkipReason, StepOutcome, Summary};
+use paw_core::engine::{
+    self, BuildOptions, Engine, Outcome, Reporter, SkipReason, StepOutcome, Summary, VariantReporter,
+};
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep, Rebuild};
 use paw_core::{Error, ErrorKind};
@@ -15,38 +17,46 @@ use crate::context::Context;
 use crate::output::{BuildReporter, Report, table};
 use crate::signals;
 
-pub struct Plan<'a>(Vec<PlannedStep<'a>>);
+/// Each variant's plan (one, of no variant, without variants), in the file's order.
+pub struct Plan<'a>(Vec<(Option<&'a str>, Vec<PlannedStep<'a>>)>);
 
 pub async fn plan<'a>(cx: &'a Context, ids: &[String], rebuild: &Rebuild) -> paw_core::Result<Plan<'a>> {
-    let workflow = cx.workflow()?;
-    let steps = workflow.select(ids)?;
     let catalog = cx.catalog_for_reading().await?;
-    Ok(Plan(plan::plan(workflow, catalog.as_ref(), cx.region().await?, &steps, rebuild).await?))
+    let region = cx.region().await?;
+    let mut plans = Vec::new();
+    for workflow in cx.workflows()? {
+        let steps = workflow.select(ids)?;
+        let planned = plan::plan(workflow, catalog.as_ref(), region, &steps, rebuild).await?;
+        plans.push((workflow.variant.as_deref(), planned));
+    }
+    Ok(Plan(plans))
 }
 
 impl Report for Plan<'_> {
     fn json(&self) -> Value {
-        json!(
-            self.0
-                .iter()
-                .map(|planned| json!({
+        let steps = self.0.iter().flat_map(|(variant, plan)| {
+            plan.iter().map(move |planned| {
+                json!({
                     "step_id": planned.step.id,
+                    "variant": variant,
                     "action": planned.action.name(),
                     "reason": planned.action.reason(),
                     "fingerprint": planned.fingerprint.as_ref().map(|fingerprint| &fingerprint.digest),
                     "source_ami_id": planned.source.as_ref().map(|source| &source.id),
-                }))
-                .collect::<Vec<_>>()
-        )
+                })
+            })
+        });
+        json!(steps.collect::<Vec<_>>())
     }
 
     fn text(&self) -> String {
-        let rows = self
-            .0
-            .iter()
-            .map(|planned| vec![planned.step.id.clone(), planned.action.name().to_string(), planned.action.reason()])
-            .collect();
-        table(&["STEP", "ACTION", "REASON"], rows)
+        let rows = self.0.iter().flat_map(|(variant, plan)| {
+            plan.iter().map(|planned| {
+                let step = engine::variant_step(*variant, &planned.step.id);
+                vec![step, planned.action.name().to_string(), planned.action.reason()]
+            })
+        });
+        table(&["STEP", "ACTION", "REASON"], rows.collect())
     }
 }
 
@@ -59,10 +69,11 @@ pub async fn build(
     options: BuildOptions,
     verbose: bool,
 ) -> paw_core::Result<Built> {
-    let workflow = cx.workflow()?;
-    let steps = workflow.select(ids)?;
+    let workflows = cx.workflows()?;
     // Before anything is settled or built.
-    rebuild.check(workflow, &steps)?;
+    for workflow in workflows {
+        rebuild.check(workflow, &workflow.select(ids)?)?;
+    }
     let packer = PackerBinary::locate().ok_or_else(|| {
         Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
     })?;
@@ -74,36 +85,73 @@ pub async fn build(
     let cancel = CancellationToken::new();
     // `--packer-debug` asks questions on the terminal: it gets packer's lines.
     let verbose = verbose || options.packer_debug;
-    let reporter = Arc::new(BuildReporter::choose(steps.iter().map(|step| step.id.as_str()), cx.json, verbose));
+    let mut labels = Vec::new();
+    for workflow in workflows {
+        let variant = workflow.variant.as_deref();
+        labels.extend(workflow.select(ids)?.iter().map(|step| engine::variant_step(variant, &step.id)));
+    }
+    let reporter = Arc::new(BuildReporter::choose(labels.iter().map(String::as_str), cx.json, verbose));
     signals::stop_on_signals(cancel.clone(), reporter.clone())
         .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
-    let engine = Engine {
-        cx: engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
-        packer: &packer,
-        packer_env: paw_aws::packer_env(&workflow.param, region),
-        lease_ttl,
-    };
-    // What interrupted runs left is settled first: an adopted AMI changes the plan.
-    if !options.dry_run {
-        lease::recover(&engine.cx).await?;
+    // One reporter for the run: each variant's names its steps `<variant>/<step>`.
+    let reporters: Vec<Box<dyn Reporter + '_>> = workflows
+        .iter()
+        .map(|workflow| -> Box<dyn Reporter + '_> {
+            match &workflow.variant {
+                Some(variant) => Box::new(VariantReporter { inner: reporter.as_ref(), variant }),
+                None => Box::new(reporter.as_ref()),
+            }
+        })
+        .collect();
+    let engines: Vec<Engine<'_>> = workflows
+        .iter()
+        .zip(&reporters)
+        .map(|(workflow, reporter)| Engine {
+            cx: engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
+            packer: &packer,
+            packer_env: paw_aws::packer_env(&workflow.param, region),
+            lease_ttl,
+        })
+        .collect();
+    let mut plans = Vec::new();
+    for engine in &engines {
+        let workflow = engine.cx.workflow;
+        // What interrupted runs left is settled first: an adopted AMI changes the plan.
+        if !options.dry_run {
+            lease::recover(&engine.cx).await?;
+        }
+        let plan = plan::plan(workflow, catalog, region, &workflow.select(ids)?, rebuild).await?;
+        engine::check_replacements(workflow, &plan, &options)?;
+        plans.push(plan);
     }
-    let plan = plan::plan(workflow, catalog, region, &steps, rebuild).await?;
-    engine::check_replacements(workflow, &plan, &options)?;
-    Ok(Built(engine.run(&plan, options).await?))
+    let runs: Vec<(&Engine<'_>, &[PlannedStep<'_>])> =
+        engines.iter().zip(&plans).map(|(engine, plan)| (engine, plan.as_slice())).collect();
+    Ok(Built(engine::run_variants(&runs, options).await?.into_iter().flatten().collect()))
 }
 
 pub struct Recovered(Vec<Found>);
 
-/// `paw recover`: settles what interrupted runs of the workflow left; lists runs still at work.
+/// `paw recover`: settles what interrupted runs of the workflow (of each variant) left; lists
+/// runs still at work.
 pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
-    let workflow = cx.workflow()?;
     let region = cx.region().await?;
     let ec2 = cx.ec2(None).await?;
     let catalog = cx.catalog().await?;
     let cancel = CancellationToken::new();
-    let reporter = BuildReporter::choose(workflow.steps().iter().map(|step| step.id.as_str()), cx.json, true);
-    let context = engine::Services { workflow, region, ec2: &ec2, catalog, reporter: &reporter, cancel: &cancel };
-    Ok(Recovered(lease::recover(&context).await?))
+    let mut found = Vec::new();
+    for workflow in cx.workflows()? {
+        let labels: Vec<String> =
+            workflow.steps().iter().map(|step| engine::variant_step(workflow.variant.as_deref(), &step.id)).collect();
+        let reporter = BuildReporter::choose(labels.iter().map(String::as_str), cx.json, true);
+        let reporter: Box<dyn Reporter + '_> = match &workflow.variant {
+            Some(variant) => Box::new(VariantReporter { inner: &reporter, variant }),
+            None => Box::new(&reporter),
+        };
+        let context =
+            engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel };
+        found.extend(lease::recover(&context).await?);
+    }
+    Ok(Recovered(found))
 }
 
 impl Report for Recovered {
@@ -148,7 +196,8 @@ impl Report for Built {
             .0
             .iter()
             .map(|step| {
-                let mut entry = json!({"step_id": step.step_id, "result": step.outcome.name()});
+                let mut entry =
+                    json!({"step_id": step.step_id, "variant": step.variant, "result": step.outcome.name()});
                 match &step.outcome {
                     Outcome::Built { ami, packer_time, paw_time, attempt, instance_type } => {
                         entry["ami_id"] = json!(ami.id);
@@ -203,32 +252,35 @@ impl Report for Built {
                     Outcome::Failed { .. } => ("FAILED".into(), dash(), dash(), dash()),
                     Outcome::Skipped(reason) => (format!("skipped: {reason}"), dash(), dash(), dash()),
                 };
-                vec![step.step_id.clone(), result, ami, packer, paw]
+                vec![step.label(), result, ami, packer, paw]
             })
             .collect();
         let mut lines = vec![table(&["STEP", "RESULT", "AMI", "PACKER (s)", "PAW (s)"], rows)];
         // What became of the AMIs that failed steps made: nothing is left in EC2 unsaid.
         for step in &self.0 {
             if let Outcome::Failed { amis, .. } = &step.outcome {
-                lines.extend(amis.iter().map(|left| format!("{}: {}: {}", step.step_id, left.ami_id, left.fate)));
+                lines.extend(amis.iter().map(|left| format!("{}: {}: {}", step.label(), left.ami_id, left.fate)));
             }
         }
         // Manual steps still waiting for a person, and what waits for them.
         for step in self.0.iter().filter(|step| matches!(step.outcome, Outcome::Manual)) {
             let waiting = SkipReason::WaitsForManualStep(step.step_id.clone());
-            let descendants: Vec<&str> = self
+            let descendants: Vec<String> = self
                 .0
                 .iter()
+                .filter(|other| other.variant == step.variant)
                 .filter(|other| matches!(&other.outcome, Outcome::Skipped(reason) if reason == &waiting))
-                .map(|other| other.step_id.as_str())
+                .map(StepOutcome::label)
                 .collect();
             let after = if descendants.is_empty() {
                 String::new()
             } else {
                 format!("; then `paw build` builds {}", descendants.join(", "))
             };
+            let variant = step.variant.as_ref().map(|variant| format!(" --variant {variant}")).unwrap_or_default();
             lines.push(format!(
-                "{0} is a manual step: make its AMI with `paw images from-instance {0} --instance-id ID`{after}",
+                "{} is a manual step: make its AMI with `paw images from-instance {}{variant} --instance-id ID`{after}",
+                step.label(),
                 step.step_id
             ));
         }

@@ -42,12 +42,17 @@ impl Doctor {
 
 pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     let mut doctor = Doctor(Vec::new());
-    let workflow = cx.workflow();
+    // Variants share their steps, region and catalog: the first stands for them here.
+    let workflows = cx.workflows();
     doctor.check(
         "workflow folder",
-        workflow.as_ref().map(|w| format!("{} ({} steps)", w.root.display(), w.steps().len())).map_err(Clone::clone),
+        workflows.as_ref().map_err(Clone::clone).map(|workflows| {
+            let w = &workflows[0];
+            let variants = if workflows.len() > 1 { format!(", {} variants", workflows.len()) } else { String::new() };
+            format!("{} ({} steps{variants}), name {}", w.root.display(), w.steps().len(), w.name)
+        }),
     );
-    let Ok(workflow) = workflow else { return Ok(doctor) };
+    let Ok([workflow, ..]) = workflows else { return Ok(doctor) };
     let region = cx.region().await;
     // Rendering needs a region name for the templates, not AWS: the placeholder AMI stands in for parents.
     let mut requires_plugins = false;

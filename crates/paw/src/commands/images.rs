@@ -20,7 +20,18 @@ pub async fn list(cx: &Context, step: Option<String>, limit: Option<u32>) -> paw
     let mut records = match (cx.workflow_id_given(), step) {
         (Some(workflow_id), Some(step)) => catalog.get(workflow_id, &step).await?.into_iter().collect(),
         (None, Some(step)) => catalog.list_line(&cx.line()?, &step).await?,
-        (_, None) => catalog.list_workflow(&cx.workflow_id()?).await?,
+        (_, None) => match cx.optional_workflow()? {
+            // Every variant's, newest first.
+            Some(_) => {
+                let mut records = Vec::new();
+                for workflow in cx.workflows()? {
+                    records.extend(catalog.list_workflow(&workflow.param.workflow_id).await?);
+                }
+                records.sort_by(|a, b| b.create_at.cmp(&a.create_at));
+                records
+            }
+            None => catalog.list_workflow(&cx.workflow_id()?).await?,
+        },
     };
     records.truncate(limit.map_or(usize::MAX, |limit| limit as usize));
     Ok(Records(records))
@@ -32,27 +43,37 @@ impl Report for Records {
     }
 
     fn text(&self) -> String {
+        let variants = self.0.iter().any(|record| record.variant.is_some());
         let rows = self
             .0
             .iter()
             .map(|record| {
-                vec![
-                    record.workflow_id.clone(),
-                    record.step_id.clone(),
-                    record.ami_id.clone(),
-                    record.status.as_str().to_string(),
-                    record.create_at.clone(),
-                    record.ami_name.clone(),
-                    record
-                        .copies
-                        .iter()
-                        .map(|(region, ami_id)| format!("{region}:{ami_id}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ]
+                let variant = variants.then(|| record.variant.clone().unwrap_or_else(|| "-".into()));
+                vec![record.workflow_id.clone()]
+                    .into_iter()
+                    .chain(variant)
+                    .chain([
+                        record.step_id.clone(),
+                        record.ami_id.clone(),
+                        record.status.as_str().to_string(),
+                        record.create_at.clone(),
+                        record.ami_name.clone(),
+                        record
+                            .copies
+                            .iter()
+                            .map(|(region, ami_id)| format!("{region}:{ami_id}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ])
+                    .collect()
             })
             .collect();
-        table(&["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME", "COPIES"], rows)
+        let header: &[&str] = if variants {
+            &["WORKFLOW", "VARIANT", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME", "COPIES"]
+        } else {
+            &["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME", "COPIES"]
+        };
+        table(header, rows)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The images after the build: `paw images lineage|prune|revoke|restore`, `paw status` and
 //! `paw base-ami update`.
 
+use paw_core::engine;
 use paw_core::ops::base_ami::{self, BaseAmiUpdate};
 use paw_core::ops::lineage::{self, LineageImage};
 use paw_core::ops::prune::{self, PruneOptions, Pruned};
@@ -63,27 +64,37 @@ impl Report for Lineage {
     }
 }
 
-pub struct Status(Vec<StepStatus>);
+/// Each variant's steps (one workflow's without variants).
+pub struct Status(Vec<(Option<String>, StepStatus)>);
 
 pub async fn status(cx: &Context) -> paw_core::Result<Status> {
-    let workflow = cx.workflow()?;
     let catalog = cx.catalog().await?;
     let ec2 = cx.ec2(None).await?;
-    Ok(Status(status::status(workflow, catalog, &ec2).await?))
+    let mut steps = Vec::new();
+    for workflow in cx.workflows()? {
+        let statuses = status::status(workflow, catalog, &ec2).await?;
+        steps.extend(statuses.into_iter().map(|step| (workflow.variant.clone(), step)));
+    }
+    Ok(Status(steps))
 }
 
 impl Report for Status {
     fn json(&self) -> Value {
-        json!(self.0)
+        let steps = self.0.iter().map(|(variant, step)| {
+            let mut entry = json!(step);
+            entry["variant"] = json!(variant);
+            entry
+        });
+        json!(steps.collect::<Vec<_>>())
     }
 
     fn text(&self) -> String {
         let rows = self
             .0
             .iter()
-            .map(|step| {
+            .map(|(variant, step)| {
                 vec![
-                    step.step_id.clone(),
+                    engine::variant_step(variant.as_deref(), &step.step_id),
                     step.ami_id.clone().unwrap_or_else(|| "-".into()),
                     step.state.as_str().to_string(),
                     step.reasons.join("; "),
@@ -191,7 +202,23 @@ impl Report for Revoked {
 }
 
 pub async fn update_base_ami(cx: &Context, dry_run: bool) -> paw_core::Result<BaseAmiUpdate> {
-    base_ami::update(cx.workflow()?, &cx.ec2(None).await?, dry_run).await
+    let workflow = cx.workflow()?;
+    // paw rewrites the file's own keys; a variant's root base AMI is inside "variants".
+    let own_base = workflow.param.variants.iter().find(|(name, keys)| {
+        workflow.variant.as_ref() == Some(name) && keys.keys().any(|key| key.starts_with("root_base_ami"))
+    });
+    if let Some((variant, _)) = own_base {
+        return Err(paw_core::Error::new(
+            paw_core::ErrorKind::Usage,
+            format!("variant {variant} sets its own root base AMI, which `base-ami update` does not edit"),
+        )
+        .at(workflow.param.json().key_location(paw_core::config::VARIANTS))
+        .help(format!(
+            "set variants.{variant}.root_base_ami_id and root_base_ami_name by hand; `paw status --variant {variant}` \
+             names the newest match of the filter"
+        )));
+    }
+    base_ami::update(workflow, &cx.ec2(None).await?, dry_run).await
 }
 
 impl Report for BaseAmiUpdate {

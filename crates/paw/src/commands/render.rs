@@ -3,28 +3,34 @@
 
 use paw_core::packer::{Packer as _, PackerBinary};
 use paw_core::render::{self, Prepared};
-use paw_core::source;
+use paw_core::workflow::Workflow;
+use paw_core::{engine, source};
 use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::output::Report;
 
 /// Renders and checks the named steps, each from its parent's recorded AMI when there is one; a
-/// manual step (no templates/) has nothing to render: None.
-async fn prepare_all(cx: &Context, ids: &[String]) -> paw_core::Result<Vec<(String, Option<Prepared>)>> {
-    let workflow = cx.workflow()?;
+/// manual step (no templates/) has nothing to render: None. Each is named as a run's output names
+/// it (`variant/step` for a variant's).
+async fn prepare_all(
+    cx: &Context,
+    workflow: &Workflow,
+    ids: &[String],
+) -> paw_core::Result<Vec<(String, Option<Prepared>)>> {
     let region = cx.region().await?;
     let catalog = cx.catalog_for_reading().await?;
     let mut prepared = Vec::new();
     for step in workflow.select(ids)? {
+        let label = engine::variant_step(workflow.variant.as_deref(), &step.id);
         if step.manual {
-            prepared.push((step.id.clone(), None));
+            prepared.push((label, None));
             continue;
         }
         let source = source::render_source(workflow, catalog.as_ref(), step).await?;
         // Not while a build in this folder has rendered the step and its packer has not read it yet.
         let _lock = render::StepLock::acquire(step).await?;
-        prepared.push((step.id.clone(), Some(render::prepare_step(workflow, step, source, region)?)));
+        prepared.push((label, Some(render::prepare_step(workflow, step, source, region)?)));
     }
     Ok(prepared)
 }
@@ -34,7 +40,7 @@ const MANUAL: &str = "a manual step (no templates/): nothing to render; `paw ima
 pub struct Rendered(Vec<(String, Option<Prepared>)>);
 
 pub async fn render(cx: &Context, ids: &[String]) -> paw_core::Result<Rendered> {
-    Ok(Rendered(prepare_all(cx, ids).await?))
+    Ok(Rendered(prepare_all(cx, cx.workflow()?, ids).await?))
 }
 
 fn file_names(prepared: &Prepared) -> Vec<String> {
@@ -76,16 +82,22 @@ pub struct Validated {
 }
 
 pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validated> {
-    let workflow = cx.workflow()?;
     let packer = PackerBinary::locate();
-    let steps = prepare_all(cx, ids).await?;
-    if let Some(packer) = &packer {
-        for (step_id, prepared) in steps.iter().filter_map(|(id, prepared)| Some((id, prepared.as_ref()?))) {
-            let step = workflow.step(step_id).expect("prepared steps exist");
-            packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await?;
-        }
-    } else {
+    if packer.is_none() {
         eprintln!("warning: the packer check was skipped: no packer found (set PAW_PACKER or put packer on PATH)");
+    }
+    let mut steps = Vec::new();
+    // A variant's files are checked before the next variant's replace them in the step folders.
+    for workflow in cx.workflows()? {
+        let prepared_steps = prepare_all(cx, workflow, ids).await?;
+        if let Some(packer) = &packer {
+            for (step, prepared) in workflow.select(ids)?.iter().zip(&prepared_steps) {
+                if let Some(prepared) = &prepared.1 {
+                    packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await?;
+                }
+            }
+        }
+        steps.extend(prepared_steps);
     }
     let packer = match &packer {
         Some(packer) => Some(packer.describe().await?),

@@ -20,7 +20,7 @@ pub struct Page {
 }
 
 pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) -> paw_core::Result<Page> {
-    let data = report::report(cx.workflow()?, cx.catalog().await?, all_workflows).await?;
+    let data = report::report(cx.workflows()?, cx.catalog().await?, all_workflows).await?;
     let page = render(&data)?;
     if let Some(path) = &html {
         paw_core::files::write_whole(path, page.as_bytes(), None).map_err(|err| Error::io(path, "write", err))?;

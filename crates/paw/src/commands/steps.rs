@@ -61,22 +61,24 @@ impl Report for Imported {
     }
 }
 
-pub struct Steps<'a>(&'a Workflow);
+/// The workflow once per variant (once without variants): they share their steps.
+pub struct Steps<'a>(&'a [Workflow]);
 
 pub fn steps(cx: &Context) -> paw_core::Result<Steps<'_>> {
-    Ok(Steps(cx.workflow()?))
+    Ok(Steps(cx.workflows()?))
 }
 
 impl Report for Steps<'_> {
     fn json(&self) -> Value {
         let steps: Vec<_> = self
             .0
-            .steps()
             .iter()
-            .map(|step| {
+            .flat_map(|workflow| workflow.steps().iter().map(move |step| (workflow, step)))
+            .map(|(workflow, step)| {
                 json!({
-                    "workflow_name": self.0.name,
-                    "variant": self.0.variant,
+                    "workflow_name": workflow.name,
+                    "variant": workflow.variant,
+                    "workflow_id": workflow.param.workflow_id,
                     "step_id": step.id,
                     "previous_step_id": step.parent,
                     "folder": step.dir,
@@ -89,8 +91,8 @@ impl Report for Steps<'_> {
     }
 
     fn text(&self) -> String {
-        let rows = self
-            .0
+        let first = &self.0[0];
+        let rows = first
             .steps()
             .iter()
             .map(|step| {
@@ -103,18 +105,35 @@ impl Report for Steps<'_> {
                 ]
             })
             .collect();
-        let mut text = format!(
-            "workflow {} (id {})\n{}",
-            Line::of(self.0),
-            self.0.param.workflow_id,
-            table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows)
-        );
-        let overridden: Vec<String> =
-            self.0.param.overridden().map(|(key, value)| format!("{key} = {value}")).collect();
-        if !overridden.is_empty() {
-            text.push_str(&format!("\nworkflow_param.json, for this run: {}", overridden.join(", ")));
+        let steps = table(&["STEP", "PARENT", "FOLDER", "METADATA", "AMI MADE BY"], rows);
+        let set_for_run = |workflow: &Workflow| -> Vec<String> {
+            workflow.param.overridden().map(|(key, value)| format!("{key} = {value}")).collect()
+        };
+        if first.variant.is_none() {
+            let mut text = format!("workflow {} (id {})\n{steps}", Line::of(first), first.param.workflow_id);
+            let overridden = set_for_run(first);
+            if !overridden.is_empty() {
+                text.push_str(&format!("\nworkflow_param.json, for this run: {}", overridden.join(", ")));
+            }
+            return text;
         }
-        text
+        let variants = self
+            .0
+            .iter()
+            .map(|workflow| {
+                vec![
+                    workflow.variant.clone().unwrap_or_default(),
+                    workflow.param.workflow_id.clone(),
+                    set_for_run(workflow).join(", "),
+                ]
+            })
+            .collect();
+        format!(
+            "workflow {} with {} variants, each its own line of images\n{steps}\n{}",
+            first.name,
+            self.0.len(),
+            table(&["VARIANT", "WORKFLOW ID", "KEYS SET (variant, then --param)"], variants)
+        )
     }
 }
 
