@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAW_VARIANT", value_name = "VARIANT")]
     pub variant: Option<String>,
 
+    /// Speak a CI system's language: errors as annotations, packer's output of each step in a
+    /// collapsible group, a summary, and the AMI ids as the job's outputs [default: github when
+    /// GITHUB_ACTIONS=true, gitlab when GITLAB_CI=true]
+    #[arg(long, global = true, env = "PAW_CI", value_enum, value_name = "SYSTEM")]
+    pub ci: Option<CiArg>,
+
     /// Set a key of workflow_param.json for this run, over the file and PAW_PARAM_<KEY>: VALUE is
     /// JSON, else a string (e.g. --param instance_size=large). Counted in the fingerprint.
     #[arg(long = "param", global = true, value_name = "KEY=VALUE")]
@@ -68,6 +74,10 @@ pub enum Command {
         /// match, and so their descendants.
         #[arg(long, num_args = 0.., value_name = "STEP")]
         rebuild: Option<Vec<String>>,
+        /// Exit 0 when there is nothing to build or reuse, 2 when there is, 1 on an error (as
+        /// Terraform's `plan -detailed-exitcode`).
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Build what the plan says, parents first and branches in parallel; tag and record the AMIs.
     Build {
@@ -105,6 +115,13 @@ pub enum Command {
         /// step (which is what a terminal gets otherwise; pipes and --json always get the lines).
         #[arg(long, short)]
         verbose: bool,
+        /// Write every event of the run to stdout, one JSON object a line (schema in the README);
+        /// people's output goes to stderr meanwhile.
+        #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+        events: Option<EventsFormat>,
+        /// With --events: each line of packer's output as an event too.
+        #[arg(long, requires = "events")]
+        events_packer: bool,
     },
     /// Settle what interrupted runs of this workflow left (every build does this first): packer's
     /// instances, key pairs and security groups go; an AMI is adopted when whole and its inputs still
@@ -377,4 +394,18 @@ pub fn parse() -> Cli {
 /// The command line's definition, for completions and the man page.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiArg {
+    Github,
+    Gitlab,
+    /// Not in CI, whatever the environment says.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// JSON Lines: one JSON object a line.
+    Jsonl,
 }

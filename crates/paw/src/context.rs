@@ -13,11 +13,16 @@ use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
 
-use crate::cli::Cli;
+use std::sync::Arc;
+
+use crate::ci::CiSystem;
+use crate::cli::{Cli, Command, EventsFormat};
+use crate::events::EventStream;
+use crate::output::RunOutput;
 
 pub struct Context {
-    /// Data for scripts (JSON on stdout) instead of tables.
-    pub json: bool,
+    /// Where output goes: JSON or text, the event stream, the CI system.
+    pub output: RunOutput,
     /// The workflow once per variant chosen (once when it has none), or why there is none.
     workflows: std::result::Result<Vec<Workflow>, Error>,
     /// Whether the workflow folder was named (-w): then a broken one is an error for every command.
@@ -67,8 +72,18 @@ impl Context {
                 workflow.param.path.display()
             );
         }
+        let events = match &cli.command {
+            Command::Build { events: Some(EventsFormat::Jsonl), events_packer, .. } => {
+                Some(Arc::new(EventStream::new(*events_packer)))
+            }
+            _ => None,
+        };
+        let ci = CiSystem::detect(cli.ci);
+        if let (Some(ci), Ok(workflows)) = (ci, &workflows) {
+            ci.mask_secrets(workflows);
+        }
         Context {
-            json: cli.json,
+            output: RunOutput { json: cli.json, events, ci },
             workflows,
             workflow_named: cli.workflow.is_some(),
             catalog_arg: cli.catalog.clone(),

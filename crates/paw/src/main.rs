@@ -1,8 +1,10 @@
 //! The `paw` command line: arguments → one context → one library call → one report.
 
+mod ci;
 mod cli;
 mod commands;
 mod context;
+mod events;
 mod install;
 mod output;
 mod signals;

@@ -13,6 +13,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use paw_core::Error;
 use paw_core::engine::stages::PACKER_BUILD;
 use paw_core::engine::{Event, Reporter};
+use std::sync::Arc;
+
+use crate::ci::{CiLog, CiSystem};
+use crate::events::EventStream;
 use serde_json::Value;
 
 /// What a command found or did.
@@ -27,15 +31,24 @@ pub trait Report {
     fn error(&self) -> Option<Error> {
         None
     }
+
+    /// The exit code of a command that did not fail: 0, or what it says (`plan --detailed-exitcode`).
+    fn exit_code(&self) -> i32 {
+        0
+    }
 }
 
-pub fn print(report: &dyn Report, json: bool) {
-    if json {
+/// The report: JSON on stdout with --json; else text, on stdout, or on stderr when stdout carries
+/// the event stream.
+pub fn print(report: &dyn Report, output: &RunOutput) {
+    if output.json {
         println!("{}", serde_json::to_string_pretty(&report.json()).expect("JSON values serialise"));
     } else {
         let text = report.text();
-        if !text.is_empty() {
-            println!("{}", text.trim_end());
+        match (text.is_empty(), output.events.is_some()) {
+            (true, _) => {}
+            (false, true) => eprintln!("{}", text.trim_end()),
+            (false, false) => println!("{}", text.trim_end()),
         }
     }
 }
@@ -80,37 +93,80 @@ impl PackerSteps {
     }
 }
 
-/// How a build shows what it does: lines, or one live line per step on a terminal.
-pub enum BuildReporter {
+/// How a build shows what it does: to people as lines, or one live line per step on a terminal;
+/// besides, to programs as an event stream (`--events`), and to a CI system (`ci`).
+pub struct BuildReporter {
+    view: View,
+    events: Option<Arc<EventStream>>,
+    ci: Option<CiLog>,
+    in_packer: PackerSteps,
+}
+
+enum View {
     Lines(TextReporter),
     Live(ProgressReporter),
 }
 
+/// Where a run's output goes, decided once from the command line and the environment.
+#[derive(Clone, Default)]
+pub struct RunOutput {
+    /// `--json`: the report is JSON on stdout.
+    pub json: bool,
+    /// `--events jsonl`: stdout is the event stream; people's output goes to stderr.
+    pub events: Option<Arc<EventStream>>,
+    pub ci: Option<CiSystem>,
+}
+
+impl RunOutput {
+    /// Whether stdout belongs to a program (JSON, events): then people's output goes to stderr.
+    pub fn stdout_is_data(&self) -> bool {
+        self.json || self.events.is_some()
+    }
+}
+
 impl BuildReporter {
-    /// Live lines on a terminal, unless the user wants packer's output (`verbose`) or the output is
-    /// for a script (`json`).
-    pub fn choose<'a>(step_ids: impl Iterator<Item = &'a str> + Clone, json: bool, verbose: bool) -> BuildReporter {
-        if !json && !verbose && std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
-            BuildReporter::Live(ProgressReporter::new(step_ids))
+    /// Live lines on a terminal, unless the user wants packer's output (`verbose`), stdout is for a
+    /// program, or the run is in CI (which keeps each step's packer output in a group).
+    pub fn choose<'a>(
+        step_ids: impl Iterator<Item = &'a str> + Clone,
+        output: &RunOutput,
+        verbose: bool,
+    ) -> BuildReporter {
+        let live = !output.stdout_is_data()
+            && !verbose
+            && output.ci.is_none()
+            && std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal();
+        let view = if live {
+            View::Live(ProgressReporter::new(step_ids))
         } else {
-            BuildReporter::Lines(TextReporter::new(step_ids, json))
+            View::Lines(TextReporter::new(step_ids, output.stdout_is_data(), output.ci.is_none()))
+        };
+        BuildReporter {
+            view,
+            events: output.events.clone(),
+            ci: output.ci.map(CiLog::new),
+            in_packer: PackerSteps::default(),
         }
     }
 
     pub fn packer_steps(&self) -> &PackerSteps {
-        match self {
-            BuildReporter::Lines(lines) => &lines.in_packer,
-            BuildReporter::Live(live) => &live.in_packer,
-        }
+        &self.in_packer
     }
 }
 
 impl Reporter for BuildReporter {
     fn event(&self, event: Event<'_>) {
-        self.packer_steps().follow(&event);
-        match self {
-            BuildReporter::Lines(lines) => lines.event(event),
-            BuildReporter::Live(live) => live.event(event),
+        self.in_packer.follow(&event);
+        if let Some(events) = &self.events {
+            events.event(event.clone());
+        }
+        if let Some(ci) = &self.ci {
+            ci.event(event.clone());
+        }
+        match &self.view {
+            View::Lines(lines) => lines.event(event),
+            View::Live(live) => live.event(event),
         }
     }
 }
@@ -120,7 +176,6 @@ impl Reporter for BuildReporter {
 pub struct ProgressReporter {
     bars: MultiProgress,
     steps: HashMap<String, ProgressBar>,
-    in_packer: PackerSteps,
 }
 
 impl ProgressReporter {
@@ -138,7 +193,7 @@ impl ProgressReporter {
                 (step.to_string(), bar)
             })
             .collect();
-        ProgressReporter { bars, steps, in_packer: PackerSteps::default() }
+        ProgressReporter { bars, steps }
     }
 
     fn bar(&self, step: &str) -> Option<&ProgressBar> {
@@ -180,6 +235,7 @@ impl Reporter for ProgressReporter {
                     bar.set_message(stage);
                 }
             }
+            Event::StageFinished { .. } => {}
             Event::Packer { step, line } => {
                 if let (Some(bar), Some(state)) = (self.bar(step), packer_state(line)) {
                     bar.set_message(state);
@@ -213,17 +269,17 @@ impl Reporter for ProgressReporter {
     }
 }
 
-/// Renders the engine's events as lines prefixed with their step, aligned (packer's own lines too). Packer's output goes to
-/// stdout, or to stderr when stdout carries JSON.
+/// Renders the engine's events as lines prefixed with their step, aligned (packer's own lines too,
+/// unless a CI log groups them). They go to stdout, or to stderr when stdout carries data.
 pub struct TextReporter {
     width: usize,
     to_stderr: bool,
-    in_packer: PackerSteps,
+    packer_lines: bool,
 }
 
 impl TextReporter {
-    pub fn new<'a>(step_ids: impl Iterator<Item = &'a str>, to_stderr: bool) -> TextReporter {
-        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr, in_packer: PackerSteps::default() }
+    pub fn new<'a>(step_ids: impl Iterator<Item = &'a str>, to_stderr: bool, packer_lines: bool) -> TextReporter {
+        TextReporter { width: step_ids.map(str::len).max().unwrap_or(0), to_stderr, packer_lines }
     }
 
     fn line(&self, step: &str, text: &str) {
@@ -243,8 +299,9 @@ impl Reporter for TextReporter {
                 self.line(step, &format!("=== building from {} ({})", source.id, source.name))
             }
             // Each stage is visible in what it prints; the stages themselves are for progress views.
-            Event::Stage { .. } => {}
-            Event::Packer { step, line } => self.line(step, line),
+            Event::Stage { .. } | Event::StageFinished { .. } => {}
+            Event::Packer { step, line } if self.packer_lines => self.line(step, line),
+            Event::Packer { .. } => {}
             Event::DryRun { step, command } => {
                 self.line(step, &format!("dry run: would run in the step folder: {command}"))
             }

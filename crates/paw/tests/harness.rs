@@ -123,7 +123,17 @@ impl Paw {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin!("paw"));
         command.args(args).current_dir(&self.cwd);
         // No AWS configuration of the machine leaks in, and nothing ever asks EC2's metadata service.
-        for key in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "PAW_CATALOG", "PAW_PACKER"] {
+        // Nor does the CI system the tests may run in.
+        for key in [
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "PAW_CATALOG",
+            "PAW_PACKER",
+            "GITHUB_ACTIONS",
+            "GITLAB_CI",
+            "PAW_CI",
+        ] {
             command.env_remove(key);
         }
         command

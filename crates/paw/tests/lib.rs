@@ -2,6 +2,7 @@
 
 mod aws;
 mod bad_input;
+mod ci;
 mod dynamodb;
 mod emulator;
 mod faults;

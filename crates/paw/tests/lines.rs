@@ -172,7 +172,10 @@ fn a_tag_change_rebuilds_nothing_and_tags_the_images() {
     let built = cli.run(&["build"]).success().stdout.clone();
     assert!(built.contains("0 built, 0 reused, 3 up-to-date"), "{built}");
     assert!(built.contains("tags set: cost:center"), "{built}");
-    assert_eq!(emulator.ec2().image(&step2).unwrap().0.get("cost:center").map(String::as_str), Some("42"));
+    let (tags, snapshots) = emulator.ec2().image(&step2).unwrap();
+    assert_eq!(tags.get("cost:center").map(String::as_str), Some("42"));
+    let snapshot_tags = emulator.ec2().snapshot(&snapshots[0]).unwrap();
+    assert_eq!(snapshot_tags.get("cost:center").map(String::as_str), Some("42"), "on its snapshots too");
     // Set once: the next run finds them in place.
     let again = cli.run(&["build", "--verbose"]).success().stdout.clone();
     assert!(!again.contains("tags set"), "{again}");

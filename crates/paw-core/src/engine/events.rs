@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
+use serde_json::{Map, Value, json};
+
 use crate::ami::AmiRef;
 use crate::error::{Error, ErrorKind};
 
 /// What the engine tells its reporter, as it happens.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Event<'a> {
     StepStarted {
         step: &'a str,
@@ -57,6 +59,13 @@ pub enum Event<'a> {
         step: &'a str,
         stage: &'static str,
     },
+    /// The stage ended: done (`ok`), or failed, after `seconds`.
+    StageFinished {
+        step: &'a str,
+        stage: &'static str,
+        ok: bool,
+        seconds: f64,
+    },
     /// Another run holds the step's lease: this one waits for it. `held_by`: "host/pid since T".
     Waiting {
         step: &'a str,
@@ -76,6 +85,69 @@ pub enum Event<'a> {
 
 pub trait Reporter: Send + Sync {
     fn event(&self, event: Event<'_>);
+}
+
+/// The version of the event stream's schema (`--events`): a field's meaning never changes within one.
+pub const EVENTS_VERSION: u64 = 1;
+
+/// One event of the stream, as a line: the schema's version `v`, the `type`, the `time` (RFC 3339,
+/// UTC), the `step` and `variant` of `label` (`variant/step` for a variant's; null for the run's
+/// own events), and the type's own `fields`.
+pub fn event_line(kind: &str, label: Option<&str>, fields: Value) -> String {
+    let (variant, step) = match label.map(|label| label.split_once('/').ok_or(label)) {
+        Some(Ok((variant, step))) => (Some(variant), Some(step)),
+        Some(Err(step)) => (None, Some(step)),
+        None => (None, None),
+    };
+    let mut event = Map::new();
+    event.insert("v".into(), json!(EVENTS_VERSION));
+    event.insert("type".into(), json!(kind));
+    event.insert("time".into(), json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    event.insert("step".into(), json!(step));
+    event.insert("variant".into(), json!(variant));
+    if let Value::Object(fields) = fields {
+        event.extend(fields);
+    }
+    Value::Object(event).to_string()
+}
+
+/// An error as events carry it: what, where (file, line, column), and what to do.
+pub fn error_record(error: &Error) -> Value {
+    let location = error.location.as_ref();
+    json!({
+        "kind": format!("{:?}", error.kind).to_lowercase(),
+        "message": error.message,
+        "file": location.map(|at| at.path.display().to_string()),
+        "line": location.map(|at| at.line).filter(|line| *line > 0),
+        "column": location.map(|at| at.column).filter(|column| *column > 0),
+        "help": error.help,
+    })
+}
+
+impl Event<'_> {
+    /// The event's type in the stream, and its own fields.
+    pub fn record(&self) -> (&'static str, Value) {
+        match self {
+            Event::StepStarted { source, .. } => {
+                ("step_started", json!({"source_ami_id": source.id, "source_ami_name": source.name}))
+            }
+            Event::Stage { stage, .. } => ("stage_started", json!({"stage": stage})),
+            Event::StageFinished { stage, ok, seconds, .. } => {
+                ("stage_finished", json!({"stage": stage, "ok": ok, "seconds": seconds}))
+            }
+            Event::Packer { line, .. } => ("packer_line", json!({"line": line})),
+            Event::DryRun { command, .. } => ("dry_run", json!({"command": command})),
+            Event::Built { ami_id, .. } => ("built", json!({"ami_id": ami_id})),
+            Event::UpToDate { ami_id, tags_set, .. } => ("up_to_date", json!({"ami_id": ami_id, "tags_set": tags_set})),
+            Event::Reused { ami_id, from, .. } => ("reused", json!({"ami_id": ami_id, "from_workflow_id": from})),
+            Event::Failed { error, .. } => ("failed", json!({"error": error_record(error)})),
+            Event::Manual { .. } => ("manual", json!({})),
+            Event::Skipped { reason, .. } => ("skipped", json!({"reason": reason.to_string()})),
+            Event::Waiting { held_by, .. } => ("waiting", json!({"held_by": held_by})),
+            Event::Notice { what, .. } => ("notice", json!({"what": what})),
+            Event::CleanedUp { what, .. } => ("cleaned_up", json!({"what": what})),
+        }
+    }
 }
 
 impl<R: Reporter + ?Sized> Reporter for &R {
@@ -101,6 +173,7 @@ impl<'a> Event<'a> {
             Event::Manual { .. } => Event::Manual { step },
             Event::Skipped { reason, .. } => Event::Skipped { step, reason },
             Event::Stage { stage, .. } => Event::Stage { step, stage },
+            Event::StageFinished { stage, ok, seconds, .. } => Event::StageFinished { step, stage, ok, seconds },
             Event::Waiting { held_by, .. } => Event::Waiting { step, held_by },
             Event::Notice { what, .. } => Event::Notice { step, what },
             Event::CleanedUp { what, .. } => Event::CleanedUp { step, what },
@@ -119,6 +192,7 @@ impl<'a> Event<'a> {
             | Event::Manual { step }
             | Event::Skipped { step, .. }
             | Event::Stage { step, .. }
+            | Event::StageFinished { step, .. }
             | Event::Waiting { step, .. }
             | Event::Notice { step, .. }
             | Event::CleanedUp { step, .. } => step,
@@ -261,7 +335,7 @@ impl StepOutcome {
 }
 
 /// How many steps ended which way.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     pub built: usize,
     pub reused: usize,

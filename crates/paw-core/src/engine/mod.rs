@@ -17,7 +17,8 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
 pub use events::{
-    Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter, variant_step,
+    EVENTS_VERSION, Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter,
+    error_record, event_line, variant_step,
 };
 pub use stages::Services;
 
@@ -324,10 +325,10 @@ impl Engine<'_> {
         }
     }
 
-    /// An up-to-date AMI, still in EC2, with the tags the workflow gives it now: tags do not
-    /// change an image, so a changed `aws_tags` sets them instead of rebuilding (tags taken out of
-    /// `aws_tags` stay: paw cannot tell them from tags someone else set). An AMI a person made
-    /// from an instance keeps the tags it was given.
+    /// An up-to-date AMI, still in EC2, with the tags the workflow gives it now, on the AMI and its
+    /// snapshots: tags do not change an image, so a changed `aws_tags` sets them instead of
+    /// rebuilding (tags taken out of `aws_tags` stay: paw cannot tell them from tags someone else
+    /// set). An AMI a person made from an instance keeps the tags it was given.
     async fn up_to_date(&self, step: &Step, record: &ImageRecord, options: BuildOptions) -> Result<Outcome> {
         let image = self.check_still_there(step, record).await?;
         let wanted = match record.from_instance {
@@ -336,7 +337,7 @@ impl Engine<'_> {
         };
         let differing: Vec<(String, String)> = wanted.into_iter().filter(|tag| !image.tags.contains(tag)).collect();
         if !differing.is_empty() && !options.dry_run {
-            self.cx.ec2.create_tags(std::slice::from_ref(&record.ami_id), &differing).await?;
+            self.cx.ec2.create_tags(&stages::image_and_snapshots(&image), &differing).await?;
         }
         let keys: Vec<String> = differing.into_iter().map(|(key, _)| key).collect();
         self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id, tags_set: &keys });

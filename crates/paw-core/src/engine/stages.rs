@@ -181,7 +181,15 @@ async fn run_list<S: StepState>(
             return (index, Err(interrupted));
         }
         let lease = state.step_run().lease.clone();
-        match keeping(cx, lease, stage.run(cx, state)).await {
+        let started = std::time::Instant::now();
+        let result = keeping(cx, lease, stage.run(cx, state)).await;
+        cx.reporter.event(Event::StageFinished {
+            step: &state.step_run().step.id,
+            stage: stage.name(),
+            ok: result.is_ok(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        match result {
             Ok(Next::Continue) => {}
             done => return (index + 1, done),
         }

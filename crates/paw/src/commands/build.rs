@@ -18,9 +18,18 @@ use crate::output::{BuildReporter, Report, table};
 use crate::signals;
 
 /// Each variant's plan (one, of no variant, without variants), in the file's order.
-pub struct Plan<'a>(Vec<(Option<&'a str>, Vec<PlannedStep<'a>>)>);
+pub struct Plan<'a> {
+    plans: Vec<(Option<&'a str>, Vec<PlannedStep<'a>>)>,
+    /// `--detailed-exitcode`: exit 2 when a step is to be built or reused.
+    detailed_exitcode: bool,
+}
 
-pub async fn plan<'a>(cx: &'a Context, ids: &[String], rebuild: &Rebuild) -> paw_core::Result<Plan<'a>> {
+pub async fn plan<'a>(
+    cx: &'a Context,
+    ids: &[String],
+    rebuild: &Rebuild,
+    detailed_exitcode: bool,
+) -> paw_core::Result<Plan<'a>> {
     let catalog = cx.catalog_for_reading().await?;
     let region = cx.region().await?;
     let mut plans = Vec::new();
@@ -29,28 +38,39 @@ pub async fn plan<'a>(cx: &'a Context, ids: &[String], rebuild: &Rebuild) -> paw
         let planned = plan::plan(workflow, catalog.as_ref(), region, &steps, rebuild).await?;
         plans.push((workflow.variant.as_deref(), planned));
     }
-    Ok(Plan(plans))
+    Ok(Plan { plans, detailed_exitcode })
+}
+
+/// Each planned step, as `paw plan --json` and the `run_started` event list them.
+fn planned_json(variant: Option<&str>, planned: &PlannedStep<'_>) -> Value {
+    json!({
+        "step_id": planned.step.id,
+        "variant": variant,
+        "action": planned.action.name(),
+        "reason": planned.action.reason(),
+        "fingerprint": planned.fingerprint.as_ref().map(|fingerprint| &fingerprint.digest),
+        "source_ami_id": planned.source.as_ref().map(|source| &source.id),
+    })
 }
 
 impl Report for Plan<'_> {
     fn json(&self) -> Value {
-        let steps = self.0.iter().flat_map(|(variant, plan)| {
-            plan.iter().map(move |planned| {
-                json!({
-                    "step_id": planned.step.id,
-                    "variant": variant,
-                    "action": planned.action.name(),
-                    "reason": planned.action.reason(),
-                    "fingerprint": planned.fingerprint.as_ref().map(|fingerprint| &fingerprint.digest),
-                    "source_ami_id": planned.source.as_ref().map(|source| &source.id),
-                })
-            })
-        });
+        let steps =
+            self.plans.iter().flat_map(|(variant, plan)| plan.iter().map(|planned| planned_json(*variant, planned)));
         json!(steps.collect::<Vec<_>>())
     }
 
+    fn exit_code(&self) -> i32 {
+        let changes = self
+            .plans
+            .iter()
+            .flat_map(|(_, plan)| plan)
+            .any(|planned| matches!(planned.action, plan::Action::Build { .. } | plan::Action::Reuse { .. }));
+        if self.detailed_exitcode && changes { 2 } else { 0 }
+    }
+
     fn text(&self) -> String {
-        let rows = self.0.iter().flat_map(|(variant, plan)| {
+        let rows = self.plans.iter().flat_map(|(variant, plan)| {
             plan.iter().map(|planned| {
                 let step = engine::variant_step(*variant, &planned.step.id);
                 vec![step, planned.action.name().to_string(), planned.action.reason()]
@@ -90,7 +110,7 @@ pub async fn build(
         let variant = workflow.variant.as_deref();
         labels.extend(workflow.select(ids)?.iter().map(|step| engine::variant_step(variant, &step.id)));
     }
-    let reporter = Arc::new(BuildReporter::choose(labels.iter().map(String::as_str), cx.json, verbose));
+    let reporter = Arc::new(BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, verbose));
     signals::stop_on_signals(cancel.clone(), reporter.clone())
         .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
     // One reporter for the run: each variant's names its steps `<variant>/<step>`.
@@ -126,7 +146,28 @@ pub async fn build(
     }
     let runs: Vec<(&Engine<'_>, &[PlannedStep<'_>])> =
         engines.iter().zip(&plans).map(|(engine, plan)| (engine, plan.as_slice())).collect();
-    Ok(Built(engine::run_variants(&runs, options).await?.into_iter().flatten().collect()))
+    if let Some(events) = &cx.output.events {
+        let steps = runs.iter().flat_map(|(engine, plan)| {
+            plan.iter().map(|planned| planned_json(engine.cx.workflow.variant.as_deref(), planned))
+        });
+        let ids: Vec<&str> = workflows.iter().map(|workflow| workflow.param.workflow_id.as_str()).collect();
+        let run = json!({"workflow_name": workflows[0].name, "workflow_ids": ids, "region": region,
+            "dry_run": options.dry_run, "steps": steps.collect::<Vec<_>>()});
+        events.emit("run_started", None, run);
+    }
+    let outcomes: Vec<StepOutcome> = engine::run_variants(&runs, options).await?.into_iter().flatten().collect();
+    let built = Built(outcomes);
+    if let Some(events) = &cx.output.events {
+        let mut summary = json!(Summary::of(&built.0));
+        summary["steps"] = built.json();
+        summary["ok"] = json!(built.error().is_none());
+        events.emit("summary", None, summary);
+    }
+    if let Some(ci) = cx.output.ci {
+        ci.finish(&built.0, region)
+            .map_err(|err| Error::new(ErrorKind::Io, format!("cannot write the CI outputs: {err}")))?;
+    }
+    Ok(built)
 }
 
 pub struct Recovered(Vec<Found>);
@@ -142,7 +183,7 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
     for workflow in cx.workflows()? {
         let labels: Vec<String> =
             workflow.steps().iter().map(|step| engine::variant_step(workflow.variant.as_deref(), &step.id)).collect();
-        let reporter = BuildReporter::choose(labels.iter().map(String::as_str), cx.json, true);
+        let reporter = BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, true);
         let reporter: Box<dyn Reporter + '_> = match &workflow.variant {
             Some(variant) => Box::new(VariantReporter { inner: &reporter, variant }),
             None => Box::new(&reporter),

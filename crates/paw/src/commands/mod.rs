@@ -53,16 +53,22 @@ fn report_panics() {
 fn run_command(cli: Cli) -> i32 {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
     let cx = Context::new(&cli);
+    // `plan --detailed-exitcode`: 0 and 2 say what the plan holds, so every error is 1.
+    let detailed = matches!(cli.command, Command::Plan { detailed_exitcode: true, .. });
     let result = runtime.block_on(dispatch(&cx, cli.command)).and_then(|report| {
-        output::print(report.as_ref(), cx.json);
-        report.error().map_or(Ok(()), Err)
+        output::print(report.as_ref(), &cx.output);
+        report.error().map_or(Ok(report.exit_code()), Err)
     });
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err}");
+            if let Some(ci) = cx.output.ci {
+                ci.annotate(&err);
+            }
             match (err.kind, crate::signals::received()) {
                 (paw_core::ErrorKind::Interrupted, Some(signal)) => paw_core::error::signal_exit_code(signal),
+                _ if detailed => 1,
                 (kind, _) => kind.exit_code(),
             }
         }
@@ -83,7 +89,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Steps => Box::new(steps::steps(cx)?),
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),
-        Command::Plan { steps, rebuild } => Box::new(build::plan(cx, &steps, &Rebuild::from_arg(rebuild)).await?),
+        Command::Plan { steps, rebuild, detailed_exitcode } => {
+            Box::new(build::plan(cx, &steps, &Rebuild::from_arg(rebuild), detailed_exitcode).await?)
+        }
         Command::Build {
             steps,
             rebuild,
@@ -95,6 +103,8 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             retries,
             retry_delay,
             verbose,
+            events: _,
+            events_packer: _,
         } => {
             let options = BuildOptions {
                 dry_run,
