@@ -10,6 +10,8 @@
 4. EC2 keeps AMI names unique per account and region: CreateImage, CopyImage and RegisterImage of a
    name in use fail with InvalidAMIName.Duplicate. moto makes a second AMI of the same name, so a
    write retried after its answer was lost would look like a leak that EC2 never lets happen.
+5. Image lifecycle calls moto lacks (see add_image_lifecycle): deprecation, deregistration
+   protection, and the images' last launch time.
 
 Usage: python moto_server.py PORT_FILE — binds a free port on 127.0.0.1, writes it to PORT_FILE once
 the server answers, and serves until killed.
@@ -71,6 +73,76 @@ def keep_ami_names_unique():
         setattr(amis.AmiBackend, name, checked)
 
 
+def add_image_lifecycle():
+    """5. EnableImageDeprecation / DisableImageDeprecation, Enable/DisableImageDeregistrationProtection
+    and the images' LastLaunchedTime, which moto does not implement: as EC2 documents them.
+    DescribeImages shows DeprecationTime, DeregistrationProtection and LastLaunchedTime (and
+    DescribeImageAttribute lastLaunchedTime); RunInstances sets the launch time; DeregisterImage of
+    a protected image fails with OperationNotPermitted, as the CLI shows EC2 refusing it."""
+    from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.responses.amis import AmisResponse
+    from moto.core.responses import ActionResult
+
+    for name, default in (("deprecation_time", None), ("deregistration_protection", "disabled"),
+                          ("last_launched_time", None)):
+        setattr(amis.Ami, name, default)
+    # DescribeImageAttribute reads `lld` for lastLaunchedTime.
+    amis.Ami.lld = property(lambda ami: ami.last_launched_time)
+
+    def ami(response):
+        ami_id = response._get_param("ImageId")
+        response.error_on_dryrun()
+        images = response.ec2_backend.describe_images(ami_ids=[ami_id])
+        return images[0]
+
+    def enable_image_deprecation(self):
+        image = ami(self)
+        at = self._get_param("DeprecateAt")
+        image.deprecation_time = at if isinstance(at, str) else at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return ActionResult({"Return": True})
+
+    def disable_image_deprecation(self):
+        ami(self).deprecation_time = None
+        return ActionResult({"Return": True})
+
+    def enable_image_deregistration_protection(self):
+        cooldown = str(self._get_param("WithCooldown", False)).lower() == "true"
+        ami(self).deregistration_protection = "enabled-with-cooldown" if cooldown else "enabled"
+        return ActionResult({"Return": "enabled"})
+
+    def disable_image_deregistration_protection(self):
+        ami(self).deregistration_protection = "disabled"
+        return ActionResult({"Return": "disabled"})
+
+    for handler in (enable_image_deprecation, disable_image_deprecation, enable_image_deregistration_protection,
+                    disable_image_deregistration_protection):
+        setattr(AmisResponse, handler.__name__, handler)
+
+    unprotected = amis.AmiBackend.deregister_image
+
+    def deregister_image(backend, ami_id, *args, **kwargs):
+        image = backend.amis.get(ami_id)
+        if image is not None and image.deregistration_protection != "disabled":
+            raise EC2ClientError(
+                "OperationNotPermitted",
+                f"The image {ami_id} cannot be deregistered because deregistration protection is enabled",
+            )
+        return unprotected(backend, ami_id, *args, **kwargs)
+
+    amis.AmiBackend.deregister_image = deregister_image
+
+    unlaunched = InstanceBackend.run_instances
+
+    def run_instances(backend, image_id, *args, **kwargs):
+        reservation = unlaunched(backend, image_id, *args, **kwargs)
+        image = backend.amis.get(image_id)
+        if image is not None:
+            image.last_launched_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return reservation
+
+    InstanceBackend.run_instances = run_instances
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -82,6 +154,7 @@ def main():
     make_ebs_the_default_root_device_type()
     make_dynamodb_writes_atomic()
     keep_ami_names_unique()
+    add_image_lifecycle()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

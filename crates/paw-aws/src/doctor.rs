@@ -21,14 +21,15 @@ pub fn credentials_source(param: Option<&WorkflowParam>) -> String {
     }
 }
 
-/// The account the credentials are of (they were loaded once already: `check_credentials`).
-pub async fn account(config: &SdkConfig) -> Result<String> {
+/// Who the credentials are (they were loaded once already: `check_credentials`): their account,
+/// and the caller's ARN.
+pub async fn caller(config: &SdkConfig) -> Result<(String, String)> {
     let output = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
         .await
         .map_err(|err| aws_error("sts:GetCallerIdentity", err))?;
-    Ok(output.account().unwrap_or("?").to_string())
+    Ok((output.account().unwrap_or("?").to_string(), output.arn().unwrap_or("?").to_string()))
 }
 
 /// The VPC (the default one when `default_vpc`, else by its Name tag): its id.

@@ -552,13 +552,6 @@ impl Channels for DynamoCatalog {
         self.put_if(channel_item(entry), "attribute_not_exists(step_id)", &[]).await
     }
 
-    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
-        if self.put_if(channel_item(entry), "attribute_exists(step_id)", &[]).await? {
-            return Ok(());
-        }
-        Err(catalog::missing_channel_entry(entry))
-    }
-
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
         let query = self
             .client

@@ -71,6 +71,7 @@ fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
         "State": image.state().map(|state| state.as_str()),
         "CreationDate": image.creation_date(),
         "DeprecationTime": image.deprecation_time(),
+        "LastLaunchedTime": image.last_launched_time(),
         "OwnerId": image.owner_id(),
         "Public": image.public(),
         "Architecture": image.architecture().map(|arch| arch.as_str()),
@@ -88,6 +89,7 @@ fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
         state: ImageState::from(image.state().map_or("", |state| state.as_str())),
         creation_date: image.creation_date().unwrap_or_default().to_string(),
         deprecation_time: image.deprecation_time().map(str::to_string),
+        last_launched_time: image.last_launched_time().map(str::to_string),
         snapshot_ids,
         tags,
         data,
@@ -189,6 +191,60 @@ impl Ec2 for AwsEc2 {
             Ok(output) => Ok(output.images().first().map(image_from_sdk)),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(aws_error("ec2:DescribeImages", err)),
+        }
+    }
+
+    async fn describe_images(&self, image_ids: &[String]) -> Result<Vec<Image>> {
+        let mut images = Vec::new();
+        // One request per 100 ids; an id EC2 does not know fails its whole request, so those
+        // requests are asked again id by id.
+        for ids in image_ids.chunks(100) {
+            let request = self.client.describe_images().set_image_ids(Some(ids.to_vec())).include_disabled(true);
+            match request.send().await {
+                Ok(output) => images.extend(output.images().iter().map(image_from_sdk)),
+                Err(err) if is_not_found(&err) => {
+                    for id in ids {
+                        images.extend(self.describe_image(id).await?);
+                    }
+                }
+                Err(err) => return Err(aws_error("ec2:DescribeImages", err)),
+            }
+        }
+        Ok(images)
+    }
+
+    async fn deprecate_image(&self, image_id: &str, at: &str) -> Result<()> {
+        let at = aws_sdk_ec2::primitives::DateTime::from_str(at, aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
+            .map_err(|err| Error::new(ErrorKind::Internal, format!("\"{at}\" is not a time: {err}")))?;
+        self.client
+            .enable_image_deprecation()
+            .image_id(image_id)
+            .deprecate_at(at)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:EnableImageDeprecation", err))?;
+        Ok(())
+    }
+
+    async fn set_deregistration_protection(&self, image_id: &str, on: bool) -> Result<()> {
+        let result = if on {
+            let request = self.client.enable_image_deregistration_protection().image_id(image_id);
+            request
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| (is_gone(&err), aws_error("ec2:EnableImageDeregistrationProtection", err)))
+        } else {
+            let request = self.client.disable_image_deregistration_protection().image_id(image_id);
+            request
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| (is_gone(&err), aws_error("ec2:DisableImageDeregistrationProtection", err)))
+        };
+        match result {
+            Ok(()) | Err((true, _)) => Ok(()),
+            Err((false, err)) => Err(err),
         }
     }
 

@@ -78,6 +78,8 @@ pub struct WorkflowParam {
     pub fingerprint_ignore: Vec<String>,
     /// `"variants"`: each a name and the keys it sets over the file's, in file order.
     pub variants: Vec<(String, Map<String, Value>)>,
+    /// `"lifecycle"`: the retention policy of every step (a step's own keys win).
+    pub lifecycle: LifecyclePolicy,
     file: JsonFile,
 }
 
@@ -189,6 +191,7 @@ impl WorkflowParam {
             name: workflow_name(&file)?,
             fingerprint_ignore: file.string_list(FINGERPRINT_IGNORE)?,
             variants: variants(&file)?,
+            lifecycle: LifecyclePolicy::of(&file)?,
             file,
         })
     }
@@ -272,7 +275,7 @@ const KEYS_NOT_DECIDING_IMAGES: [&str; 7] = [
 
 /// Keys added after the first fingerprints, which those could not hold. Each variant's own keys
 /// are merged in, and count; the list of variants does not.
-const KEYS_UNKNOWN_TO_V1: [&str; 3] = [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS];
+const KEYS_UNKNOWN_TO_V1: [&str; 4] = [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE];
 
 /// Keys that decided an image in the first fingerprints and do not since: tags are applied after
 /// the build.
@@ -364,6 +367,90 @@ fn root_base_ami_filter(file: &JsonFile) -> Result<Option<BaseAmiQuery>> {
     Ok(Some(BaseAmiQuery { name_pattern: name, owners, architecture }))
 }
 
+/// A retention policy (`paw lifecycle`): in workflow_param.json for every step, and in a
+/// step_param.json for that step, key by key over the workflow's. Ages count from the image's
+/// creation, in days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecyclePolicy {
+    /// Each step's newest available images kept whatever their age (1 or more).
+    pub keep: Option<u64>,
+    /// EC2's deprecation (hidden from describe-images but for its owner; still launchable).
+    pub deprecate_after_days: Option<u64>,
+    /// DisableImage: no new launches; the catalog says `disabled`.
+    pub disable_after_days: Option<u64>,
+    /// Deregistered, its record kept as `deregistered`.
+    pub delete_after_days: Option<u64>,
+    /// With delete: the snapshots too.
+    pub delete_snapshots: Option<bool>,
+    /// An image launched this recently (EC2's lastLaunchedTime) is kept as it is.
+    pub protect_launched_within_days: Option<u64>,
+}
+
+pub const LIFECYCLE: &str = "lifecycle";
+
+impl LifecyclePolicy {
+    fn of(file: &JsonFile) -> Result<LifecyclePolicy> {
+        let Some(value) = file.object.get(LIFECYCLE).filter(|value| !value.is_null()) else {
+            return Ok(LifecyclePolicy::default());
+        };
+        let wrong = |what: String| {
+            file.key_error(LIFECYCLE, format!("\"{LIFECYCLE}\" {what}")).help(
+                "write e.g. \"lifecycle\": {\"keep\": 3, \"deprecate_after_days\": 30, \"disable_after_days\": 90, \
+                 \"delete_after_days\": 180, \"delete_snapshots\": true, \"protect_launched_within_days\": 14}",
+            )
+        };
+        let policy: LifecyclePolicy =
+            serde_json::from_value(value.clone()).map_err(|err| wrong(format!("is not a policy: {err}")))?;
+        policy.check().map_err(wrong)?;
+        Ok(policy)
+    }
+
+    /// This policy with `step`'s keys over it; the result is checked again, at the step's file.
+    pub fn with_step(&self, step: &StepParam) -> Result<LifecyclePolicy> {
+        let own = step.lifecycle;
+        let merged = LifecyclePolicy {
+            keep: own.keep.or(self.keep),
+            deprecate_after_days: own.deprecate_after_days.or(self.deprecate_after_days),
+            disable_after_days: own.disable_after_days.or(self.disable_after_days),
+            delete_after_days: own.delete_after_days.or(self.delete_after_days),
+            delete_snapshots: own.delete_snapshots.or(self.delete_snapshots),
+            protect_launched_within_days: own.protect_launched_within_days.or(self.protect_launched_within_days),
+        };
+        merged.check().map_err(|what| {
+            step.json()
+                .key_error(LIFECYCLE, format!("with workflow_param.json's \"{LIFECYCLE}\", this step's {what}"))
+                .help("an image is deprecated, then disabled, then deleted: the days must not go down")
+        })?;
+        Ok(merged)
+    }
+
+    /// Whether it says to do anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.deprecate_after_days.is_none() && self.disable_after_days.is_none() && self.delete_after_days.is_none()
+    }
+
+    /// `keep` of at least 1, and deprecate, disable and delete in that order.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.keep == Some(0) {
+            return Err("has \"keep\": 0, which would leave a step without an image".into());
+        }
+        let steps = [
+            ("deprecate_after_days", self.deprecate_after_days),
+            ("disable_after_days", self.disable_after_days),
+            ("delete_after_days", self.delete_after_days),
+        ];
+        let set: Vec<(&str, u64)> = steps.iter().filter_map(|(name, days)| Some((*name, (*days)?))).collect();
+        for pair in set.windows(2) {
+            let ((earlier, before), (later, after)) = (pair[0], pair[1]);
+            if after < before {
+                return Err(format!("has \"{later}\": {after}, before \"{earlier}\": {before}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StepParam {
     pub path: PathBuf,
@@ -375,6 +462,8 @@ pub struct StepParam {
     /// EC2 instance types to build on, one per attempt (`-var instance_type=…`): the first, then
     /// the next when packer failed for a passing cause such as no capacity.
     pub instance_types: Vec<String>,
+    /// `"lifecycle"`: this step's keys of the retention policy, over the workflow's.
+    pub lifecycle: LifecyclePolicy,
     file: JsonFile,
 }
 
@@ -388,6 +477,7 @@ impl StepParam {
             metadata: file.optional_map("metadata")?,
             inputs: file.string_list("inputs")?,
             instance_types: file.string_list("instance_types")?,
+            lifecycle: LifecyclePolicy::of(&file)?,
             file,
         })
     }
@@ -489,5 +579,47 @@ mod tests {
         let value = step.template_value();
         assert_eq!(value["metadata"], serde_json::json!({}));
         assert_eq!(value["extra"], serde_json::json!([1]));
+    }
+
+    #[test]
+    fn a_lifecycle_policy_is_checked_at_its_line_and_a_step_adds_its_keys() {
+        let policy = |text: &str| {
+            workflow_param(&MINIMAL.replace(
+                '}',
+                &format!(
+                    r#",
+            "lifecycle": {text}}}"#
+                ),
+            ))
+        };
+        let param = policy(r#"{"keep": 3, "deprecate_after_days": 30, "delete_after_days": 180}"#).unwrap();
+        assert_eq!((param.lifecycle.keep, param.lifecycle.delete_after_days), (Some(3), Some(180)));
+        for (text, message) in [
+            (r#"{"keep": 3, "purge": 1}"#, "unknown field `purge`"),
+            (
+                r#"{"deprecate_after_days": 30, "delete_after_days": 10}"#,
+                "\"delete_after_days\": 10, before \"deprecate_after_days\": 30",
+            ),
+            (r#"{"keep": 0}"#, "\"keep\": 0"),
+            (r#"{"keep": -1}"#, "is not a policy"),
+            (r#"[1]"#, "is not a policy"),
+        ] {
+            let err = policy(text).unwrap_err();
+            assert!(err.message.contains(message), "{text}: {}", err.message);
+            assert_eq!(err.location.unwrap().line, 2, "{text}: at the key");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STEP_PARAM_FILE);
+        std::fs::write(&path, r#"{"step_id": "s", "lifecycle": {"deprecate_after_days": 200}}"#).unwrap();
+        let step = StepParam::load(&path).unwrap();
+        let err = param.lifecycle.with_step(&step).unwrap_err();
+        assert!(err.message.contains("this step's has \"delete_after_days\": 180, before"), "{}", err.message);
+        std::fs::write(&path, r#"{"step_id": "s", "lifecycle": {"keep": 1}}"#).unwrap();
+        let merged = param.lifecycle.with_step(&StepParam::load(&path).unwrap()).unwrap();
+        assert_eq!(
+            (merged.keep, merged.deprecate_after_days),
+            (Some(1), Some(30)),
+            "the step's key wins, the rest stays"
+        );
     }
 }

@@ -53,6 +53,8 @@ pub struct Image {
     pub state: ImageState,
     pub creation_date: String,
     pub deprecation_time: Option<String>,
+    /// When an instance was last launched from it (EC2 records it about daily), if ever.
+    pub last_launched_time: Option<String>,
     pub snapshot_ids: Vec<String>,
     pub tags: Vec<(String, String)>,
     /// The image in the API's own shape (`ImageId`, `Name`, ...), for the catalog's `details`.
@@ -146,6 +148,18 @@ pub trait Ec2: Send + Sync {
     async fn set_create_volume_permission(&self, snapshot_id: &str, accounts: &[String], remove: bool) -> Result<()>;
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
+
+    /// The images of these ids that exist (disabled ones too), in few requests: DescribeImages
+    /// takes many ids at once.
+    async fn describe_images(&self, image_ids: &[String]) -> Result<Vec<Image>>;
+
+    /// EnableImageDeprecation: from `at` (RFC 3339, in the future) EC2 lists the image only to
+    /// its owner and to those who name it; it can still be launched.
+    async fn deprecate_image(&self, image_id: &str, at: &str) -> Result<()>;
+
+    /// Enable/DisableImageDeregistrationProtection: while on, DeregisterImage is refused. An image
+    /// that is gone has nothing to protect: done.
+    async fn set_deregistration_protection(&self, image_id: &str, on: bool) -> Result<()>;
 
     /// The images of this account with exactly this name: one at most, as EC2 keeps names unique
     /// per region.

@@ -2,7 +2,8 @@
 //!
 //! Inputs, each hashed on its own so that a change can be named:
 //! - every file of the step folder (path, executable bit, content), except the rendered outputs,
-//!   `.paw/`, and what the step's `.gitignore` files ignore (step_param.json is one of the files);
+//!   `.paw/`, and what the step's `.gitignore` files ignore; step_param.json by its keys but
+//!   `lifecycle`, as canonical JSON;
 //! - the files outside the folder that step_param.json's `"inputs"` globs match;
 //! - workflow_param.json's keys but those that cannot change the image: `workflow_id`, `name`,
 //!   `aws_tags` (applied after the build), who runs it and where it is recorded (`profile_name`, the
@@ -10,14 +11,17 @@
 //!   as canonical JSON (key order does not matter);
 //! - the resolved source AMI id.
 //!
-//! The first fingerprints (paw 0.1) counted `aws_tags` too: an image with such a fingerprint is still
-//! up to date (`v1_digest`), so that an upgrade rebuilds nothing.
+//! A `"lifecycle"` policy, in either file, is never an input: it says what becomes of the image.
+//!
+//! The first fingerprints (paw 0.1) counted `aws_tags` too, and step_param.json as a file: an image
+//! with such a fingerprint is still up to date (`v1_digest`), so that an upgrade rebuilds nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::config::STEP_PARAM_FILE;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
 
@@ -78,6 +82,7 @@ pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Res
     }
     inputs.insert(SOURCE_AMI_INPUT.into(), source_ami_id.to_string());
     let mut v1_inputs = inputs.clone();
+    inputs.insert(STEP_PARAM_FILE.into(), step_param_hash(step));
     inputs.insert(WORKFLOW_PARAM_INPUT.into(), params_hash(workflow.param.keys_deciding_images()));
     v1_inputs.insert(WORKFLOW_PARAM_INPUT.into(), params_hash(workflow.param.keys_deciding_images_v1()));
     let mut fingerprint = Fingerprint::from_inputs(inputs);
@@ -154,6 +159,15 @@ fn declared_inputs(step: &Step) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     Ok(files)
+}
+
+/// step_param.json's hash: of its keys but `"lifecycle"` (what becomes of the image later), as
+/// canonical JSON; so neither a policy, nor a comment, nor key order changes the image. (The
+/// first fingerprints hashed the file as any other: `v1_digest`.)
+fn step_param_hash(step: &Step) -> String {
+    let mut keys = step.param.json().object.clone();
+    keys.shift_remove(crate::config::LIFECYCLE);
+    params_hash(keys)
 }
 
 /// blake3 of a file's executable bit and content; other mode bits vary with the umask, not the AMI.
@@ -237,6 +251,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fp(root, "ami-1"), base);
+        // Nor do a lifecycle policy, comments or key order in step_param.json.
+        let step_param = std::fs::read_to_string(root.join("s/step_param.json")).unwrap();
+        let object: serde_json::Map<String, Value> = serde_json::from_str(&step_param).unwrap();
+        let mut reordered: Vec<(String, Value)> = object.into_iter().collect();
+        reordered.reverse();
+        reordered.push(("lifecycle".into(), serde_json::json!({"keep": 2})));
+        let text = serde_json::to_string_pretty(&serde_json::Map::from_iter(reordered)).unwrap();
+        std::fs::write(root.join("s/step_param.json"), format!("// a comment\n{text}")).unwrap();
+        assert_eq!(fp(root, "ami-1").digest, base.digest);
+        std::fs::write(root.join("s/step_param.json"), step_param).unwrap();
 
         // Content, the executable bit, declared inputs, params and the source AMI all do.
         let changed = |edit: &dyn Fn()| {

@@ -195,6 +195,10 @@ async fn decide(
             let reason = format!("revoked: {}", record.revoked_reason.as_deref().unwrap_or("no reason given"));
             return Ok(Action::Build { reason, replaces: Some(record) });
         }
+        if record.status == ImageStatus::Disabled {
+            let reason = "disabled by the lifecycle policy".to_string();
+            return Ok(Action::Build { reason, replaces: Some(record) });
+        }
         if fingerprint.matches(record.fingerprint.as_deref()) {
             return Ok(Action::UpToDate { record });
         }

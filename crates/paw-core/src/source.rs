@@ -35,6 +35,16 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
         .help(format!(
             "rebuild the parent: `paw build --force {parent}`, or restore it: `paw images restore {parent}`"
         ))),
+        Some(record) if record.status == ImageStatus::Disabled => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "step \"{}\" starts from step \"{parent}\", whose AMI {} the lifecycle policy disabled",
+                step.id, record.ami_id
+            ),
+        )
+        .help(
+            "build the chain under a new workflow id (`--workflow-id ID`): the unchanged steps are rebuilt or reused",
+        )),
         _ => Err(Error::new(
             ErrorKind::Usage,
             format!(

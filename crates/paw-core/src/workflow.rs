@@ -67,6 +67,10 @@ impl Workflow {
             .help("add a step folder with a step_param.json and a templates/ folder (see `paw init`)"));
         }
         let steps = order_steps(steps)?;
+        // Each step's lifecycle policy, over the workflow's, checked once for every command.
+        for step in &steps {
+            param.lifecycle.with_step(&step.param)?;
+        }
         let name = match &param.name {
             Some(name) => name.clone(),
             None => folder_name(root, &param)?,

@@ -145,6 +145,10 @@ pub enum Command {
     /// Channels: named pointers (prod, staging) from a step to one of its images, with history.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Lifecycle policies ("lifecycle" in workflow_param.json and step_param.json): what is due
+    /// for each image of the workflow's name — keep, deprecate, disable, delete — and doing it.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
     /// Print a step's AMI id alone, for scripts: `$(paw resolve app --channel prod)`. Default: the
     /// newest available image of the step (of --workflow-id, when given).
     Resolve {
@@ -300,13 +304,22 @@ pub enum ChannelCommand {
         /// every later set and rollback of this channel and step.
         #[arg(long, value_name = "NAME")]
         ssm_parameter: Option<String>,
+        /// Why, kept in the channel's history.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
-    /// Every channel, per step: the image it points at.
+    /// Every channel, per step: the image it points at, who set it and when.
     List,
-    /// A channel's entries for a step, newest first.
+    /// A channel's history for a step, newest first: every set and rollback, when, by whom, why.
     History { channel: String, step: String },
-    /// Move the channel back to its previous entry.
-    Rollback { channel: String, step: String },
+    /// Move the channel back to the image before the current one (a new entry of its history).
+    Rollback {
+        channel: String,
+        step: String,
+        /// Why, kept in the channel's history.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,4 +421,16 @@ pub enum CiArg {
 pub enum EventsFormat {
     /// JSON Lines: one JSON object a line.
     Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LifecycleCommand {
+    /// Per image of the workflow's name (and its copies): the action the policy says is due, and
+    /// why. Changes nothing.
+    Plan,
+    /// Carry out the plan's actions that are not done yet; without a terminal, only with --yes.
+    Apply {
+        #[arg(long)]
+        yes: bool,
+    },
 }

@@ -231,6 +231,17 @@ impl Context {
         })
     }
 
+    /// Who runs paw, for the channels' history: `user@host`, and the AWS caller's ARN when AWS
+    /// says (a caller AWS does not name is still `user@host`).
+    pub async fn caller(&self) -> Result<String> {
+        let user = std::env::var("USER").ok().filter(|user| !user.is_empty()).unwrap_or_else(|| "unknown".into());
+        let local = format!("{user}@{}", paw_core::catalog::this_host());
+        Ok(match paw_aws::doctor::caller(self.sdk_config().await?).await {
+            Ok((_, arn)) => format!("{local} ({arn})"),
+            Err(_) => local,
+        })
+    }
+
     /// SSM Parameter Store in the workflow's region.
     pub async fn ssm(&self) -> Result<AwsSsm> {
         Ok(AwsSsm::new(self.sdk_config().await?))

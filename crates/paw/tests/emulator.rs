@@ -244,6 +244,31 @@ impl Ec2 {
         output.images().first()?.state().map(|state| state.as_str().to_string())
     }
 
+    /// When EC2 deprecates (or deprecated) the image, if it does.
+    pub fn deprecation_time(&self, image_id: &str) -> Option<String> {
+        let request = self.client.describe_images().image_ids(image_id).include_disabled(true);
+        let output = self.runtime.block_on(request.send()).ok()?;
+        output.images().first()?.deprecation_time().map(str::to_string)
+    }
+
+    /// `enabled` (or `enabled-with-cooldown`) while DeregisterImage is refused, else `disabled`.
+    pub fn deregistration_protection(&self, image_id: &str) -> Option<String> {
+        let request = self.client.describe_images().image_ids(image_id).include_disabled(true);
+        let output = self.runtime.block_on(request.send()).ok()?;
+        output.images().first()?.deregistration_protection().map(str::to_string)
+    }
+
+    /// Turns the image's deregistration protection on or off, as someone at the console would.
+    pub fn protect(&self, image_id: &str, on: bool) {
+        if on {
+            let request = self.client.enable_image_deregistration_protection().image_id(image_id);
+            self.runtime.block_on(request.send()).unwrap();
+        } else {
+            let request = self.client.disable_image_deregistration_protection().image_id(image_id);
+            self.runtime.block_on(request.send()).unwrap();
+        }
+    }
+
     pub fn stop_instance(&self, instance_id: &str) {
         self.runtime.block_on(self.client.stop_instances().instance_ids(instance_id).send()).unwrap();
         let output = self.runtime.block_on(self.client.describe_instances().instance_ids(instance_id).send()).unwrap();

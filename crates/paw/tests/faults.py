@@ -9,6 +9,8 @@ Usage: faults.py PORT_FILE   (writes the port it listens on to PORT_FILE), confi
   FAULT_KINDS         the kinds of fault to draw from, comma-separated (default: all five below)
   FAULT_ACTIONS       a regular expression: only the actions it matches get faults (default: all)
   FAULT_LOG           a file that gets one line per fault: "<kind> <service> <action>"
+  FAULT_COUNT         a file that gets one line per request of paw's: "<service> <action>" (with
+                      FAULT_RATE=0, a request counter: bench/lifecycle)
   FAULT_LAG           seconds a new AMI stays unknown to paw's DescribeImages by id
                       (InvalidAMIID.NotFound), as EC2's eventual consistency has it (default 0)
   FAULT_INDEX_LAG     seconds an item paw put in DynamoDB stays missing from Query on an index (a
@@ -42,6 +44,7 @@ UPSTREAM = urllib.parse.urlparse(os.environ["FAULT_UPSTREAM"])
 RATE = float(os.environ.get("FAULT_RATE", "0.15"))
 MAX_IN_A_ROW = int(os.environ.get("FAULT_MAX_IN_A_ROW", "2"))
 LOG = os.environ.get("FAULT_LOG")
+COUNT = os.environ.get("FAULT_COUNT")
 LAG = float(os.environ.get("FAULT_LAG", "0"))
 KINDS = os.environ.get("FAULT_KINDS", "throttle,error,delay,drop,lost").split(",")
 ACTIONS = re.compile(os.environ.get("FAULT_ACTIONS", ""))
@@ -89,6 +92,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
         from_paw = "aws-sdk-rust" in self.headers.get("User-Agent", "") + self.headers.get("x-amz-user-agent", "")
         service, action = service_and_action(self.headers, body)
+        if COUNT and from_paw:
+            with lock, open(COUNT, "a") as count:
+                count.write(f"{service} {action}\n")
         json = "X-Amz-Target" in self.headers
         digest = hashlib.sha256(self.command.encode() + self.path.encode() + body).hexdigest()
         fault, delay = draw(digest) if from_paw and ACTIONS.match(action) else (None, 0)

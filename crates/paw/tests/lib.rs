@@ -14,6 +14,7 @@ mod lines;
 mod offline;
 mod packer_install;
 mod packer_output;
+mod policies;
 mod recovery;
 mod regions;
 mod report;

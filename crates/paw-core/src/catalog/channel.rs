@@ -1,6 +1,6 @@
 //! Channels: named pointers (`prod`, `staging`) from a step to one of its images, with their
-//! history. Each `paw channel set` adds an entry; a rollback marks the current entry rolled back,
-//! so the one before it is current again. The catalog keeps them beside the records.
+//! history, an append-only audit log: each `paw channel set` and each rollback adds an entry, with
+//! when, who and why. The catalog keeps them beside the records.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,13 +20,34 @@ pub struct ChannelEntry {
     /// The SSM parameter the channel is published to, for this step.
     #[serde(default)]
     pub ssm_parameter: Option<String>,
+    /// Set by an older paw on the entry a rollback undid (it added none); new rollbacks are
+    /// entries of their own.
     #[serde(default)]
     pub rolled_back: bool,
+    #[serde(default)]
+    pub action: ChannelAction,
+    /// Who: `user@host`, and the AWS caller's ARN where AWS answered.
+    #[serde(default)]
+    pub set_by: Option<String>,
+    /// Why, when given (`--reason`).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// The line whose channel it is (`Line`); None in entries made before names existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+}
+
+/// What an entry did to its channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelAction {
+    /// Pointed the channel at an image.
+    #[default]
+    Set,
+    /// Pointed it back at the image before the current one.
+    Rollback,
 }
 
 /// Channel names are short words: letters, digits, `.`, `_`, `-` (they are part of catalog keys).
@@ -59,5 +80,20 @@ impl ChannelEntry {
     /// newest first.
     pub fn current(history: &[ChannelEntry]) -> Option<&ChannelEntry> {
         history.iter().find(|entry| !entry.rolled_back)
+    }
+
+    /// The images the channel can go back through, oldest first, the current one last: replaying
+    /// `history` (newest first), a set pushes and a rollback pops.
+    pub fn stack(history: &[ChannelEntry]) -> Vec<&ChannelEntry> {
+        let mut stack = Vec::new();
+        for entry in history.iter().rev().filter(|entry| !entry.rolled_back) {
+            match entry.action {
+                ChannelAction::Set => stack.push(entry),
+                ChannelAction::Rollback => {
+                    stack.pop();
+                }
+            }
+        }
+        stack
     }
 }

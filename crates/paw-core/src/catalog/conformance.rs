@@ -9,7 +9,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::{
-    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
+    BuildJournal, Catalog, ChannelAction, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded,
+    Records,
 };
 use crate::error::ErrorKind;
 
@@ -256,8 +257,8 @@ pub async fn lines(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
     assert_eq!(missing.to_string(), super::missing_record(&format!("{prefix}-missing"), "nowhere").to_string());
 }
 
-/// Channel entries: one per number (also for writers racing), history newest first, updates in
-/// place, and only of entries that exist.
+/// Channel entries, an append-only log: one per number (also for writers racing), history newest
+/// first, a rollback an entry of its own.
 pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str) {
     let channel = format!("{prefix}-prod");
     let entry = |seq: u64, ami_id: &str| ChannelEntry {
@@ -269,6 +270,9 @@ pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str
         set_at: "2026-01-04T00:00:00.000000+0000".into(),
         ssm_parameter: Some("/paw/s1".into()),
         rolled_back: false,
+        action: ChannelAction::Set,
+        set_by: Some("ci@runner-1 (arn:aws:sts::123456789012:assumed-role/ci/1)".into()),
+        reason: None,
         workflow_name: Some(format!("{prefix}-team")),
         variant: None,
     };
@@ -276,30 +280,27 @@ pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str
     assert!(catalog.add_channel_entry(&entry(1, "ami-1")).await.unwrap());
     assert!(!other.add_channel_entry(&entry(1, "ami-9")).await.unwrap(), "the number is taken");
     assert!(other.add_channel_entry(&entry(2, "ami-2")).await.unwrap());
-    let mut second = entry(2, "ami-2");
-    second.rolled_back = true;
-    catalog.update_channel_entry(&second).await.unwrap();
+    // A rollback is an entry of its own: back to the image before, with why.
+    let rollback =
+        ChannelEntry { action: ChannelAction::Rollback, reason: Some("boot loop".into()), ..entry(3, "ami-1") };
+    assert!(other.add_channel_entry(&rollback).await.unwrap());
     let history = other.channel_history(&line, &channel, "s1").await.unwrap();
-    assert_eq!(history, [second, entry(1, "ami-1")]);
-    assert_eq!(ChannelEntry::current(&history), Some(&entry(1, "ami-1")));
+    assert_eq!(history, [rollback.clone(), entry(2, "ami-2"), entry(1, "ami-1")]);
+    assert_eq!(ChannelEntry::current(&history), Some(&rollback));
+    let stack: Vec<&str> = ChannelEntry::stack(&history).iter().map(|entry| entry.ami_id.as_str()).collect();
+    assert_eq!(stack, ["ami-1"], "nothing left to roll back to");
     assert!(other.channel_history(&line, &channel, "s2").await.unwrap().is_empty());
     let all = catalog.channel_entries().await.unwrap();
-    assert_eq!(all.iter().filter(|listed| listed.channel == channel).count(), 2);
-    let gone = catalog.update_channel_entry(&entry(9, "ami-9")).await.unwrap_err();
-    assert_eq!(gone.to_string(), super::missing_channel_entry(&entry(9, "ami-9")).to_string());
-    assert!(
-        other.channel_history(&line, &channel, "s1").await.unwrap().iter().all(|listed| listed.seq != 9),
-        "not created"
-    );
+    assert_eq!(all.iter().filter(|listed| listed.channel == channel).count(), 3);
 
-    let racers: Vec<ChannelEntry> = (0..8).map(|n| entry(3, &format!("ami-racer-{n}"))).collect();
+    let racers: Vec<ChannelEntry> = (0..8).map(|n| entry(4, &format!("ami-racer-{n}"))).collect();
     let added = join_all(racers.iter().enumerate().map(|(n, racer)| async move {
         let handle = if n % 2 == 0 { catalog } else { other };
         handle.add_channel_entry(racer).await.unwrap()
     }))
     .await;
     assert_eq!(added.iter().filter(|added| **added).count(), 1, "{added:?}");
-    assert_eq!(other.channel_history(&line, &channel, "s1").await.unwrap().len(), 3);
+    assert_eq!(other.channel_history(&line, &channel, "s1").await.unwrap().len(), 4);
 
     // The same channel and step of another line, of another variant, and older than names: apart.
     let variant = Line { variant: Some("arm64".into()), ..line.clone() };
@@ -315,7 +316,7 @@ pub async fn channels(catalog: &dyn Channels, other: &dyn Channels, prefix: &str
     assert!(catalog.add_channel_entry(&unnamed).await.unwrap());
     assert_eq!(other.channel_history(&variant, &channel, "s1").await.unwrap(), [in_line(&variant, "ami-arm")]);
     assert_eq!(other.channel_history(&other_line, &channel, "s1").await.unwrap(), [in_line(&other_line, "ami-other")]);
-    assert_eq!(other.channel_history(&line, &channel, "s1").await.unwrap().len(), 3);
+    assert_eq!(other.channel_history(&line, &channel, "s1").await.unwrap().len(), 4);
     let all = other.channel_entries().await.unwrap();
     assert!(all.contains(&unnamed), "entries older than names are listed, with no line");
 }

@@ -21,7 +21,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 
 pub use adopt::{Adopted, adopt, unnamed};
-pub use channel::{ChannelEntry, check_channel_name};
+pub use channel::{ChannelAction, ChannelEntry, check_channel_name};
 #[cfg(test)]
 pub(crate) use journal::dead_runs_lock;
 pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host};
@@ -151,10 +151,6 @@ pub trait Channels: Send + Sync {
     /// channel meanwhile): false then.
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool>;
 
-    /// Rewrites an existing entry (a rollback marks it rolled back); a missing one is
-    /// `missing_channel_entry`'s error.
-    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()>;
-
     /// Every channel entry of every channel and step, in no particular order.
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>>;
 
@@ -199,15 +195,6 @@ pub fn missing_record(workflow_id: &str, step_id: &str) -> Error {
         format!("the catalog has no record of step \"{step_id}\" of workflow \"{workflow_id}\""),
     )
     .help("another paw may have deleted it meanwhile: `paw images list` shows what is recorded")
-}
-
-/// An update of a channel entry the catalog does not have.
-pub fn missing_channel_entry(entry: &ChannelEntry) -> Error {
-    Error::new(
-        ErrorKind::Catalog,
-        format!("entry {} of channel {} for step {} is gone", entry.seq, entry.channel, entry.step_id),
-    )
-    .help("another paw may have changed the channel meanwhile: `paw channel history` shows it")
 }
 
 /// An already-recorded AMI for the same step: what the conflict error says.

@@ -34,6 +34,8 @@ pub enum ImageStatus {
     /// Withdrawn (`paw images revoke`): disabled in EC2, never a source, never reused, never
     /// up to date, until restored.
     Revoked,
+    /// Disabled in EC2 by the lifecycle policy, for its age: as revoked, but not for a fault.
+    Disabled,
 }
 
 impl ImageStatus {
@@ -42,6 +44,7 @@ impl ImageStatus {
             ImageStatus::Available => "available",
             ImageStatus::Deregistered => "deregistered",
             ImageStatus::Revoked => "revoked",
+            ImageStatus::Disabled => "disabled",
         }
     }
 }

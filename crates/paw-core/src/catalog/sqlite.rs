@@ -120,6 +120,46 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO channels_v7 SELECT channel || '#' || step_id, seq, entry FROM channels;
     DROP TABLE channels;
     ALTER TABLE channels_v7 RENAME TO channels;",
+    // `disabled` (the lifecycle policy's), a status SQLite's CHECK must allow: the table is rebuilt.
+    "CREATE TABLE images_v8 (
+        workflow_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        ami_id TEXT NOT NULL,
+        ami_name TEXT NOT NULL,
+        create_at TEXT NOT NULL,
+        aws_console_url TEXT NOT NULL,
+        base_ami_id TEXT NOT NULL,
+        base_ami_name TEXT NOT NULL,
+        root_base_ami_id TEXT NOT NULL,
+        root_base_ami_name TEXT NOT NULL,
+        details TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        region TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered', 'revoked', 'disabled')),
+        fingerprint TEXT,
+        reused_from TEXT,
+        fingerprint_inputs TEXT,
+        from_instance TEXT,
+        revoked_reason TEXT,
+        revoked_at TEXT,
+        copies TEXT,
+        workflow_name TEXT,
+        variant TEXT,
+        PRIMARY KEY (workflow_id, step_id)
+    );
+    INSERT INTO images_v8 (workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id,
+        base_ami_name, root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint,
+        reused_from, fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant)
+    SELECT workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id, base_ami_name,
+        root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint, reused_from,
+        fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant FROM images;
+    DROP TABLE images;
+    ALTER TABLE images_v8 RENAME TO images;
+    CREATE INDEX images_by_step ON images (step_id, create_at);
+    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
+    CREATE INDEX images_by_ami ON images (ami_id, create_at);
+    CREATE INDEX images_by_base ON images (base_ami_id, create_at);
+    CREATE INDEX images_by_name ON images (workflow_name, create_at);",
 ];
 
 impl SqliteCatalog {
@@ -396,20 +436,6 @@ impl Store {
         Ok(added == 1)
     }
 
-    fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
-        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        let changed = connection
-            .execute(
-                "UPDATE channels SET entry = ?3 WHERE pointer = ?1 AND seq = ?2",
-                rusqlite::params![channel_pointer(entry), entry.seq as i64, stored_json(entry)],
-            )
-            .map_err(|err| sqlite_error(&self.path, err))?;
-        if changed == 0 {
-            return Err(super::missing_channel_entry(entry));
-        }
-        Ok(())
-    }
-
     fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
         self.stored("SELECT entry FROM channels ORDER BY pointer, seq DESC", &[])
     }
@@ -535,11 +561,6 @@ impl Channels for SqliteCatalog {
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         let entry = entry.clone();
         self.blocking(move |store| store.add_channel_entry(&entry)).await
-    }
-
-    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
-        let entry = entry.clone();
-        self.blocking(move |store| store.update_channel_entry(&entry)).await
     }
 
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {

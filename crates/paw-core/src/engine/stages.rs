@@ -710,7 +710,8 @@ pub fn image_and_snapshots(image: &Image) -> Vec<String> {
     std::iter::once(image.id.clone()).chain(image.snapshot_ids.iter().cloned()).collect()
 }
 
-/// The step's tags, and the fingerprint, on the AMI and every one of its snapshots.
+/// The step's tags, and the fingerprint, on the AMI and every one of its snapshots; and the
+/// lifecycle policy's deprecation time on the AMI and its copies.
 pub struct TagImage;
 
 #[async_trait]
@@ -731,6 +732,18 @@ impl<'a> Stage<ImageRun<'a>> for TagImage {
                 .create_tags(&image_and_snapshots(copy), &tags)
                 .await
                 .map_err(|err| err.in_region(region))?;
+        }
+        // The lifecycle policy's deprecation, set now in EC2 for the image and its copies: EC2
+        // hides it when the time comes, whether or not paw runs then.
+        let policy = cx.workflow.param.lifecycle.with_step(&made.run.step.param)?;
+        if let Some(days) = policy.deprecate_after_days {
+            // EC2 takes a time in the future.
+            let at = chrono::Utc::now() + chrono::Duration::days(days as i64) + chrono::Duration::minutes(1);
+            let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            cx.ec2.deprecate_image(&made.image.id, &at).await?;
+            for (region, copy) in &made.copies {
+                cx.ec2.in_region(region).deprecate_image(&copy.id, &at).await.map_err(|err| err.in_region(region))?;
+            }
         }
         Ok(Next::Continue)
     }

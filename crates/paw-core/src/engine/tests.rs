@@ -50,6 +50,7 @@ impl FakeEc2 {
             state: ImageState::Available,
             creation_date: chrono::Utc::now().to_rfc3339(),
             deprecation_time: None,
+            last_launched_time: None,
             snapshot_ids: vec![format!("snap-{id}")],
             tags: Vec::new(),
             data: serde_json::Value::Null,
@@ -104,6 +105,19 @@ impl Ec2 for FakeEc2 {
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
         self.lookup()?;
         Ok(self.images.lock().unwrap().get(image_id).cloned())
+    }
+
+    async fn describe_images(&self, image_ids: &[String]) -> Result<Vec<Image>> {
+        let images = self.images.lock().unwrap();
+        Ok(image_ids.iter().filter_map(|id| images.get(id).cloned()).collect())
+    }
+
+    async fn deprecate_image(&self, _: &str, _: &str) -> Result<()> {
+        unimplemented!("the engine's unit tests deprecate nothing")
+    }
+
+    async fn set_deregistration_protection(&self, _: &str, _: bool) -> Result<()> {
+        unimplemented!("the engine's unit tests set no channel")
     }
 
     async fn images_named(&self, name: &str) -> Result<Vec<Image>> {
@@ -430,9 +444,6 @@ impl Channels for LosingAnswers {
     async fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         let first = self.inner.add_channel_entry(entry).await?;
         if self.losing() { self.inner.add_channel_entry(entry).await } else { Ok(first) }
-    }
-    async fn update_channel_entry(&self, entry: &ChannelEntry) -> Result<()> {
-        self.inner.update_channel_entry(entry).await
     }
     async fn channel_entries(&self) -> Result<Vec<ChannelEntry>> {
         self.inner.channel_entries().await

@@ -4,22 +4,43 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{Catalog, ChannelEntry, ImageRecord, ImageStatus, Line, check_channel_name, now_create_at};
+use crate::catalog::{
+    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, check_channel_name, now_create_at,
+};
+use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ssm::Ssm;
 
 /// How often `set` tries again when another paw set the same channel at the same moment.
 const ATTEMPTS: usize = 5;
 
+/// What a channel change talks to: the catalog (its history), SSM (its parameter), EC2 (its
+/// image's deregistration protection).
+#[derive(Clone, Copy)]
+pub struct Stores<'a> {
+    pub catalog: &'a dyn Catalog,
+    pub ssm: &'a dyn Ssm,
+    pub ec2: &'a dyn Ec2,
+}
+
+/// Who changes a channel, and why: what its history keeps of each change.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// `user@host`, and the AWS caller's ARN where AWS answered.
+    pub by: String,
+    pub reason: Option<String>,
+}
+
 /// Points the channel at the record's image; the SSM parameter, when given or remembered from
-/// the channel's last entry, is published.
+/// the channel's last entry, is published. The image gets EC2's deregistration protection, and the
+/// image the channel pointed at before loses it, unless another channel points at it.
 pub async fn set(
-    catalog: &dyn Catalog,
-    ssm: &dyn Ssm,
+    Stores { catalog, ssm, ec2 }: Stores<'_>,
     line: &Line,
     channel: &str,
     record: &ImageRecord,
     ssm_parameter: Option<String>,
+    change: &Change,
 ) -> Result<ChannelEntry> {
     check_channel_name(channel)?;
     usable(record, Some(channel))?;
@@ -39,53 +60,36 @@ pub async fn set(
             None => "assign old records to their workflow name first: `paw catalog adopt --workflow-id ID`",
         }));
     }
-    let mut tried: Option<ChannelEntry> = None;
-    for _ in 0..ATTEMPTS {
-        let history = catalog.channel_history(line, channel, &record.step_id).await?;
-        // The entry last tried is there: it was written, and only the answer was lost.
-        if let Some(entry) = tried.take().filter(|tried| history.contains(tried)) {
-            publish(ssm, &entry).await?;
-            return Ok(entry);
-        }
-        let entry = ChannelEntry {
-            channel: channel.to_string(),
-            step_id: record.step_id.clone(),
-            seq: history.first().map_or(1, |newest| newest.seq + 1),
-            ami_id: record.ami_id.clone(),
-            workflow_id: record.workflow_id.clone(),
-            set_at: now_create_at(),
-            ssm_parameter: ssm_parameter
-                .clone()
-                .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
-            rolled_back: false,
-            workflow_name: Some(line.name.clone()),
-            variant: line.variant.clone(),
-        };
-        if catalog.add_channel_entry(&entry).await? {
-            publish(ssm, &entry).await?;
-            return Ok(entry);
-        }
-        tried = Some(entry);
-    }
-    Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
-        .help("another paw sets it at the same time; try again"))
+    let make = |history: &[ChannelEntry]| ChannelEntry {
+        ami_id: record.ami_id.clone(),
+        workflow_id: record.workflow_id.clone(),
+        ssm_parameter: ssm_parameter
+            .clone()
+            .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
+        ..new_entry(line, channel, &record.step_id, ChannelAction::Set, change, history)
+    };
+    let (entry, before) = append(catalog, line, channel, &record.step_id, make).await?;
+    publish(ssm, &entry).await?;
+    protect(catalog, ec2, &entry, before.as_ref()).await?;
+    Ok(entry)
 }
 
-/// Moves the channel back to its entry before the current one; returns (from, to).
+/// Moves the channel back to the image before the current one, as a new entry of its history;
+/// returns (from, to).
 pub async fn rollback(
-    catalog: &dyn Catalog,
-    ssm: &dyn Ssm,
+    Stores { catalog, ssm, ec2 }: Stores<'_>,
     line: &Line,
     channel: &str,
     step_id: &str,
+    change: &Change,
 ) -> Result<(ChannelEntry, ChannelEntry)> {
     check_channel_name(channel)?;
     let history = catalog.channel_history(line, channel, step_id).await?;
-    let mut live = history.iter().filter(|entry| !entry.rolled_back);
-    let Some(current) = live.next() else {
+    let stack = ChannelEntry::stack(&history);
+    let Some(current) = stack.last() else {
         return Err(unknown_channel(line, channel, step_id));
     };
-    let Some(previous) = live.next() else {
+    let Some(previous) = stack.len().checked_sub(2).map(|at| stack[at]) else {
         return Err(Error::new(
             ErrorKind::Usage,
             format!("channel {channel} of step \"{step_id}\" has no entry before {}", current.ami_id),
@@ -105,13 +109,88 @@ pub async fn rollback(
             )));
         }
     }
-    let mut rolled_back = current.clone();
-    rolled_back.rolled_back = true;
-    catalog.update_channel_entry(&rolled_back).await?;
-    let mut published = previous.clone();
-    published.ssm_parameter = previous.ssm_parameter.clone().or_else(|| current.ssm_parameter.clone());
-    publish(ssm, &published).await?;
-    Ok((rolled_back, previous.clone()))
+    let from = (*current).clone();
+    let make = |history: &[ChannelEntry]| ChannelEntry {
+        ami_id: previous.ami_id.clone(),
+        workflow_id: previous.workflow_id.clone(),
+        ssm_parameter: history.first().and_then(|newest| newest.ssm_parameter.clone()),
+        ..new_entry(line, channel, step_id, ChannelAction::Rollback, change, history)
+    };
+    let (entry, before) = append(catalog, line, channel, step_id, make).await?;
+    publish(ssm, &entry).await?;
+    protect(catalog, ec2, &entry, before.as_ref()).await?;
+    Ok((from, entry))
+}
+
+/// An entry of the channel after `history`: the next number, now, by whom and why.
+fn new_entry(
+    line: &Line,
+    channel: &str,
+    step_id: &str,
+    action: ChannelAction,
+    change: &Change,
+    history: &[ChannelEntry],
+) -> ChannelEntry {
+    ChannelEntry {
+        channel: channel.to_string(),
+        step_id: step_id.to_string(),
+        seq: history.first().map_or(1, |newest| newest.seq + 1),
+        ami_id: String::new(),
+        workflow_id: String::new(),
+        set_at: now_create_at(),
+        ssm_parameter: None,
+        rolled_back: false,
+        action,
+        set_by: Some(change.by.clone()).filter(|by| !by.is_empty()),
+        reason: change.reason.clone(),
+        workflow_name: Some(line.name.clone()),
+        variant: line.variant.clone(),
+    }
+}
+
+/// Adds the entry `make` makes from the channel's history, once, even when another paw changes the
+/// channel at the same moment or an answer is lost; returns it and the entry that was current.
+async fn append(
+    catalog: &dyn Catalog,
+    line: &Line,
+    channel: &str,
+    step_id: &str,
+    make: impl Fn(&[ChannelEntry]) -> ChannelEntry,
+) -> Result<(ChannelEntry, Option<ChannelEntry>)> {
+    let mut tried: Option<ChannelEntry> = None;
+    for _ in 0..ATTEMPTS {
+        let history = catalog.channel_history(line, channel, step_id).await?;
+        // The entry last tried is there: it was written, and only the answer was lost.
+        if let Some(entry) = tried.take().filter(|tried| history.contains(tried)) {
+            let before = history.iter().skip_while(|other| **other != entry).nth(1).cloned();
+            return Ok((entry, before));
+        }
+        let entry = make(&history);
+        if catalog.add_channel_entry(&entry).await? {
+            return Ok((entry, ChannelEntry::current(&history).cloned()));
+        }
+        tried = Some(entry);
+    }
+    Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
+        .help("another paw sets it at the same time; try again"))
+}
+
+/// The channel's image gets EC2's deregistration protection, so that nobody deregisters it from
+/// the console; the image it pointed at before loses it, unless a channel (of any line) still
+/// points at it.
+async fn protect(
+    catalog: &dyn Catalog,
+    ec2: &dyn Ec2,
+    now: &ChannelEntry,
+    before: Option<&ChannelEntry>,
+) -> Result<()> {
+    ec2.set_deregistration_protection(&now.ami_id, true).await?;
+    let Some(before) = before.filter(|before| before.ami_id != now.ami_id) else { return Ok(()) };
+    let still_used = current_entries(catalog, None).await?.iter().any(|entry| entry.ami_id == before.ami_id);
+    if !still_used {
+        ec2.set_deregistration_protection(&before.ami_id, false).await?;
+    }
+    Ok(())
 }
 
 /// Every channel's current entry per step, of `line`, or of every line (and of none, for entries
@@ -186,9 +265,9 @@ pub fn usable(record: &ImageRecord, channel: Option<&str>) -> Result<()> {
                 record.step_id
             ),
         })),
-        ImageStatus::Deregistered => Err(Error::new(
+        ImageStatus::Deregistered | ImageStatus::Disabled => Err(Error::new(
             ErrorKind::Usage,
-            format!("{} of step \"{}\" is deregistered", record.ami_id, record.step_id),
+            format!("{} of step \"{}\" is {}", record.ami_id, record.step_id, record.status.as_str()),
         )
         .help("point the channel at an available image")),
     }

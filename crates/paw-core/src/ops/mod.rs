@@ -1,12 +1,14 @@
 //! Operations on images outside a build, each in its own module: delete, from-instance, lineage,
-//! status (staleness), prune (retention), revoke and restore, channels, base-ami update, copy and
-//! share across regions and accounts. Each acts on an image's copies in every region.
+//! status (staleness), prune (retention), lifecycle (policies), revoke and restore, channels,
+//! base-ami update, copy and share across regions and accounts. Each acts on an image's copies in
+//! every region.
 
 pub mod base_ami;
 pub mod channel;
 pub mod copy;
 mod delete;
 mod from_instance;
+pub mod lifecycle;
 pub mod lineage;
 pub mod prune;
 pub mod report;

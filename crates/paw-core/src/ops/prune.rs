@@ -117,18 +117,18 @@ pub async fn prune(
 
 /// What prune decides from, read from the catalog before anything is decided.
 #[derive(Debug, Default)]
-struct Inventory {
+pub(super) struct Inventory {
     /// Each step's images that are not deregistered, newest first: one entry per AMI, with every
     /// record of it (a reused AMI is one image).
-    images: Vec<(String, Vec<ImageRecord>)>,
+    pub(super) images: Vec<(String, Vec<ImageRecord>)>,
     /// The AMIs that channels point at now, with the channel's name.
-    channels: Vec<(String, String)>,
+    pub(super) channels: Vec<(String, String)>,
     /// The recorded parent of every AMI on the way up from those images and channel AMIs.
-    parents: HashMap<String, String>,
+    pub(super) parents: HashMap<String, String>,
 }
 
 impl Inventory {
-    async fn gather(workflow: &Workflow, line: &Line, catalog: &dyn Catalog) -> Result<Inventory> {
+    pub(super) async fn gather(workflow: &Workflow, line: &Line, catalog: &dyn Catalog) -> Result<Inventory> {
         let mut inventory = Inventory::default();
         let mut by_step: HashMap<String, Vec<ImageRecord>> = HashMap::new();
         for record in catalog.list_name(&line.name).await?.into_iter().filter(|record| line.holds(record)) {
@@ -214,7 +214,7 @@ fn decide(inventory: &Inventory, options: PruneOptions, now: chrono::DateTime<ch
 
 /// Why an image of the line that prune would delete is kept for another line (or for records older
 /// than names): one of them recorded the same AMI (reuse), or built an image on it.
-async fn used_by_another_line(catalog: &dyn Catalog, line: &Line, ami_id: &str) -> Result<Option<String>> {
+pub(super) async fn used_by_another_line(catalog: &dyn Catalog, line: &Line, ami_id: &str) -> Result<Option<String>> {
     let theirs = |record: &ImageRecord| record.status != ImageStatus::Deregistered && !line.holds(record);
     let owner =
         |record: &ImageRecord| record.line().map_or("a record older than names".into(), |line| line.to_string());

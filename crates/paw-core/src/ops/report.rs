@@ -121,6 +121,10 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
             let mut reasons = Vec::new();
             let status = match record.status {
                 ImageStatus::Deregistered => "deregistered",
+                ImageStatus::Disabled => {
+                    reasons.push("disabled by the lifecycle policy".into());
+                    "disabled"
+                }
                 ImageStatus::Revoked => {
                     reasons.extend(record.revoked_reason.clone());
                     "revoked"

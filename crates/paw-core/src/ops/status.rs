@@ -58,6 +58,9 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
             Some(record) if record.status == ImageStatus::Revoked => {
                 (State::Revoked, vec![record.revoked_reason.clone().unwrap_or_else(|| "revoked".into())])
             }
+            Some(record) if record.status == ImageStatus::Disabled => {
+                (State::Revoked, vec!["disabled by the lifecycle policy".to_string()])
+            }
             Some(record) => {
                 let mut reasons = Vec::new();
                 match &step.parent {

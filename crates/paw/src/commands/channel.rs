@@ -1,7 +1,7 @@
 //! `paw channel set|list|history|rollback` and `paw resolve`.
 
-use paw_core::catalog::{ChannelEntry, ImageRecord};
-use paw_core::ops::channel;
+use paw_core::catalog::{ChannelAction, ChannelEntry, ImageRecord};
+use paw_core::ops::channel::{self, Change, Stores};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -11,10 +11,18 @@ use crate::output::{Report, table};
 
 pub struct Set(ChannelEntry);
 
-pub async fn set(cx: &Context, name: &str, step: &str, ssm_parameter: Option<String>) -> paw_core::Result<Set> {
+pub async fn set(
+    cx: &Context,
+    name: &str,
+    step: &str,
+    ssm_parameter: Option<String>,
+    reason: Option<String>,
+) -> paw_core::Result<Set> {
     let record = find_record(cx, step).await?;
-    let ssm = cx.ssm().await?;
-    Ok(Set(channel::set(cx.catalog().await?, &ssm, &cx.line()?, name, &record, ssm_parameter).await?))
+    let (ssm, ec2) = (cx.ssm().await?, cx.ec2(Some(&record.region)).await?);
+    let change = Change { by: cx.caller().await?, reason };
+    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
+    Ok(Set(channel::set(stores, &cx.line()?, name, &record, ssm_parameter, &change).await?))
 }
 
 impl Report for Set {
@@ -62,33 +70,38 @@ impl Report for Entries {
             return "no channel yet: `paw channel set CHANNEL STEP` makes one".into();
         }
         let current = ChannelEntry::current(&self.entries).map(|entry| entry.seq);
+        let dash = |text: &Option<String>| text.clone().unwrap_or_else(|| "-".into());
         let rows = self
             .entries
             .iter()
             .map(|entry| {
-                let mut row = vec![
-                    entry.channel.clone(),
-                    entry.step_id.clone(),
+                let mut row = vec![entry.channel.clone(), entry.step_id.clone()];
+                if self.history {
+                    let action = match (entry.action, entry.rolled_back) {
+                        (_, true) => "set (undone)",
+                        (ChannelAction::Set, false) => "set",
+                        (ChannelAction::Rollback, false) => "rollback",
+                    };
+                    row.push(action.to_string());
+                }
+                row.extend([
                     entry.ami_id.clone(),
                     entry.workflow_id.clone(),
                     entry.set_at.clone(),
-                    entry.ssm_parameter.clone().unwrap_or_else(|| "-".into()),
-                ];
+                    dash(&entry.set_by),
+                    dash(&entry.ssm_parameter),
+                ]);
                 if self.history {
-                    let state = match (entry.rolled_back, Some(entry.seq) == current) {
-                        (true, _) => "rolled back",
-                        (false, true) => "current",
-                        (false, false) => "earlier",
-                    };
-                    row.push(state.to_string());
+                    row.push(dash(&entry.reason));
+                    row.push(if Some(entry.seq) == current { "current" } else { "earlier" }.to_string());
                 }
                 row
             })
             .collect();
         let header: &[&str] = if self.history {
-            &["CHANNEL", "STEP", "AMI", "WORKFLOW", "SET AT (UTC)", "SSM PARAMETER", "STATE"]
+            &["CHANNEL", "STEP", "ACTION", "AMI", "WORKFLOW", "AT (UTC)", "BY", "SSM PARAMETER", "WHY", "STATE"]
         } else {
-            &["CHANNEL", "STEP", "AMI", "WORKFLOW", "SET AT (UTC)", "SSM PARAMETER"]
+            &["CHANNEL", "STEP", "AMI", "WORKFLOW", "SET AT (UTC)", "BY", "SSM PARAMETER"]
         };
         table(header, rows)
     }
@@ -99,9 +112,11 @@ pub struct RolledBack {
     to: ChannelEntry,
 }
 
-pub async fn rollback(cx: &Context, name: &str, step: &str) -> paw_core::Result<RolledBack> {
-    let ssm = cx.ssm().await?;
-    let (from, to) = channel::rollback(cx.catalog().await?, &ssm, &cx.line()?, name, step).await?;
+pub async fn rollback(cx: &Context, name: &str, step: &str, reason: Option<String>) -> paw_core::Result<RolledBack> {
+    let (ssm, ec2) = (cx.ssm().await?, cx.ec2(None).await?);
+    let change = Change { by: cx.caller().await?, reason };
+    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
+    let (from, to) = channel::rollback(stores, &cx.line()?, name, step, &change).await?;
     Ok(RolledBack { from, to })
 }
 

@@ -84,7 +84,7 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     let config = match config {
         Ok(Some(config)) => {
             let source = doctor::credentials_source(Some(&workflow.param));
-            let account = doctor::account(config).await.map(|account| format!("{source}; account {account}"));
+            let account = doctor::caller(config).await.map(|(account, _)| format!("{source}; account {account}"));
             doctor.check("credentials", account).then_some(config)
         }
         Ok(None) => None,

@@ -3,6 +3,7 @@
 
 use paw_core::engine;
 use paw_core::ops::base_ami::{self, BaseAmiUpdate};
+use paw_core::ops::lifecycle::{self as policy, Decision, Due};
 use paw_core::ops::lineage::{self, LineageImage};
 use paw_core::ops::prune::{self, PruneOptions, Pruned};
 use paw_core::ops::revoke::{self, Changed};
@@ -102,6 +103,86 @@ impl Report for Status {
             })
             .collect();
         table(&["STEP", "AMI", "STATE", "WHY"], rows)
+    }
+}
+
+/// `paw lifecycle plan` (or, `applied`, what `apply` carried out).
+pub struct LifecyclePlan {
+    decisions: Vec<Decision>,
+    applied: bool,
+    /// `apply` found another run holding the lease: who.
+    held_by: Option<String>,
+}
+
+pub async fn lifecycle_plan(cx: &Context) -> paw_core::Result<LifecyclePlan> {
+    let decisions = policy::plan(cx.workflow()?, cx.catalog().await?, &cx.ec2(None).await?).await?;
+    Ok(LifecyclePlan { decisions, applied: false, held_by: None })
+}
+
+pub async fn lifecycle_apply(cx: &Context, yes: bool) -> paw_core::Result<LifecyclePlan> {
+    let (catalog, ec2) = (cx.catalog().await?, cx.ec2(None).await?);
+    if !yes {
+        let decisions = policy::plan(cx.workflow()?, catalog, &ec2).await?;
+        let due = decisions.iter().filter(|decision| decision.action != Due::Keep && !decision.done).count();
+        let what = format!("carry out {due} lifecycle action(s) (`paw lifecycle plan` lists them)");
+        if due > 0 && !confirm(&what)? {
+            return Ok(LifecyclePlan { decisions: Vec::new(), applied: true, held_by: None });
+        }
+    }
+    let applied = policy::apply(cx.workflow()?, catalog, &ec2).await?;
+    Ok(LifecyclePlan { decisions: applied.carried_out, applied: true, held_by: applied.held_by })
+}
+
+impl Report for LifecyclePlan {
+    fn json(&self) -> Value {
+        json!(self.decisions)
+    }
+
+    fn text(&self) -> String {
+        if let Some(holder) = &self.held_by {
+            return format!("another `paw lifecycle apply` of this workflow name runs ({holder}): it does the work");
+        }
+        if self.applied {
+            if self.decisions.is_empty() {
+                return "nothing to do: every image is as its policy says".into();
+            }
+            let lines: Vec<String> = self
+                .decisions
+                .iter()
+                .map(|decision| {
+                    format!(
+                        "{}d {} of step {}: {}",
+                        decision.action.as_str(),
+                        decision.ami_id,
+                        decision.step_id,
+                        decision.reason
+                    )
+                })
+                .collect();
+            return lines.join("\n");
+        }
+        let rows = self
+            .decisions
+            .iter()
+            .map(|decision| {
+                let action = if decision.done {
+                    format!("{} (done)", decision.action.as_str())
+                } else {
+                    decision.action.as_str().to_string()
+                };
+                let copies = decision.copies.keys().cloned().collect::<Vec<_>>().join(" ");
+                vec![
+                    decision.step_id.clone(),
+                    decision.ami_id.clone(),
+                    decision.workflow_id.clone(),
+                    decision.created_at.chars().take(10).collect(),
+                    if copies.is_empty() { "-".into() } else { copies },
+                    action,
+                    decision.reason.clone(),
+                ]
+            })
+            .collect();
+        table(&["STEP", "AMI", "WORKFLOW", "CREATED", "COPIES", "ACTION", "WHY"], rows)
     }
 }
 

@@ -18,7 +18,9 @@ use paw_core::plan::Rebuild;
 
 use paw_core::ops::prune::PruneOptions;
 
-use crate::cli::{BaseAmiCommand, CatalogCommand, ChannelCommand, Cli, Command, ImagesCommand, PackerCommand};
+use crate::cli::{
+    BaseAmiCommand, CatalogCommand, ChannelCommand, Cli, Command, ImagesCommand, LifecycleCommand, PackerCommand,
+};
 use crate::context::Context;
 use crate::output::{self, Report};
 
@@ -118,6 +120,8 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             Box::new(build::build(cx, &steps, &Rebuild::from_arg(rebuild), options, verbose).await?)
         }
         Command::Recover => Box::new(build::recover(cx).await?),
+        Command::Lifecycle(LifecycleCommand::Plan) => Box::new(lifecycle::lifecycle_plan(cx).await?),
+        Command::Lifecycle(LifecycleCommand::Apply { yes }) => Box::new(lifecycle::lifecycle_apply(cx, yes).await?),
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),
         Command::Images(ImagesCommand::Show { step }) => Box::new(images::show(cx, &step).await?),
         Command::Images(ImagesCommand::FromInstance { step, instance_id, no_wait, timeout }) => {
@@ -146,15 +150,15 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Status => Box::new(lifecycle::status(cx).await?),
         Command::Report { html, all_workflows } => Box::new(report::report(cx, html, all_workflows).await?),
-        Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter }) => {
-            Box::new(channel::set(cx, &name, &step, ssm_parameter).await?)
+        Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter, reason }) => {
+            Box::new(channel::set(cx, &name, &step, ssm_parameter, reason).await?)
         }
         Command::Channel(ChannelCommand::List) => Box::new(channel::list(cx).await?),
         Command::Channel(ChannelCommand::History { channel: name, step }) => {
             Box::new(channel::history(cx, &name, &step).await?)
         }
-        Command::Channel(ChannelCommand::Rollback { channel: name, step }) => {
-            Box::new(channel::rollback(cx, &name, &step).await?)
+        Command::Channel(ChannelCommand::Rollback { channel: name, step, reason }) => {
+            Box::new(channel::rollback(cx, &name, &step, reason).await?)
         }
         Command::Resolve { step, channel: name, region } => {
             Box::new(channel::resolve(cx, &step, name, region.as_deref()).await?)
