@@ -307,6 +307,9 @@ pub enum ChannelCommand {
         /// Why, kept in the channel's history.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Point the channel at a deprecated image all the same (an override; needs --reason).
+        #[arg(long, requires = "reason")]
+        force: bool,
     },
     /// Every channel, per step: the image it points at, who set it and when.
     List,

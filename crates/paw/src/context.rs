@@ -234,8 +234,7 @@ impl Context {
     /// Who runs paw, for the channels' history: `user@host`, and the AWS caller's ARN when AWS
     /// says (a caller AWS does not name is still `user@host`).
     pub async fn caller(&self) -> Result<String> {
-        let user = std::env::var("USER").ok().filter(|user| !user.is_empty()).unwrap_or_else(|| "unknown".into());
-        let local = format!("{user}@{}", paw_core::catalog::this_host());
+        let local = format!("{}@{}", paw_core::catalog::this_user(), paw_core::catalog::this_host());
         Ok(match paw_aws::doctor::caller(self.sdk_config().await?).await {
             Ok((_, arn)) => format!("{local} ({arn})"),
             Err(_) => local,

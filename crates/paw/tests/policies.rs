@@ -116,6 +116,14 @@ fn policy_on(emulator: &Emulator, paw: &Paw, catalog: &str) {
     let noop = cli.run(&["lifecycle", "apply", "--yes"]);
     assert!(noop.success().stdout.contains("nothing to do"), "{}", noop.stdout);
 
+    // Pointing a channel at a retired (deprecated) image is an override: on purpose, with a reason.
+    let canary = ["--workflow-id", "gen-1", "channel", "set", "canary", "step1"];
+    cli.fails(&canary, "is deprecated (from ");
+    let forced: Vec<&str> = canary.iter().copied().chain(["--force", "--reason", "bisecting a regression"]).collect();
+    assert_eq!(cli.json(&forced)["action"], "override");
+    let history = cli.json(&["channel", "history", "canary", "step1"]);
+    assert_eq!(history[0]["reason"], "bisecting a regression");
+
     // An image launched from lately is kept (EC2's lastLaunchedTime; a child's build launches its
     // parent too), and so is its parent; the last step's image, never launched, is not.
     paw.edit("wf/workflow_param.json", r#""keep": 1"#, r#""keep": 1, "protect_launched_within_days": 14"#);

@@ -48,6 +48,9 @@ pub enum ChannelAction {
     Set,
     /// Pointed it back at the image before the current one.
     Rollback,
+    /// Pointed it at an image the lifecycle policy retired (deprecated), on purpose (`--force`,
+    /// with a reason).
+    Override,
 }
 
 /// Channel names are short words: letters, digits, `.`, `_`, `-` (they are part of catalog keys).
@@ -88,7 +91,7 @@ impl ChannelEntry {
         let mut stack = Vec::new();
         for entry in history.iter().rev().filter(|entry| !entry.rolled_back) {
             match entry.action {
-                ChannelAction::Set => stack.push(entry),
+                ChannelAction::Set | ChannelAction::Override => stack.push(entry),
                 ChannelAction::Rollback => {
                     stack.pop();
                 }

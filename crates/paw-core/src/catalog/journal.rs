@@ -30,6 +30,14 @@ pub fn lease_ttl() -> Result<i64> {
     }
 }
 
+/// Who runs paw here: `$USER`, else the account's name, else its uid.
+pub fn this_user() -> String {
+    std::env::var("USER").ok().filter(|user| !user.is_empty()).unwrap_or_else(|| {
+        let uid = nix::unistd::getuid();
+        nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |user| user.name)
+    })
+}
+
 pub fn this_host() -> String {
     std::env::var(HOST_ENV).ok().filter(|host| !host.is_empty()).unwrap_or_else(|| {
         nix::unistd::gethostname()

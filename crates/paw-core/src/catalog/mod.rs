@@ -24,7 +24,7 @@ pub use adopt::{Adopted, adopt, unnamed};
 pub use channel::{ChannelAction, ChannelEntry, check_channel_name};
 #[cfg(test)]
 pub(crate) use journal::dead_runs_lock;
-pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host};
+pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host, this_user};
 pub use line::Line;
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};

@@ -29,6 +29,8 @@ pub struct Change {
     /// `user@host`, and the AWS caller's ARN where AWS answered.
     pub by: String,
     pub reason: Option<String>,
+    /// Point the channel at a deprecated image all the same: an override, with its reason.
+    pub force: bool,
 }
 
 /// Points the channel at the record's image; the SSM parameter, when given or remembered from
@@ -60,13 +62,24 @@ pub async fn set(
             None => "assign old records to their workflow name first: `paw catalog adopt --workflow-id ID`",
         }));
     }
+    let action = match ec2.describe_image(&record.ami_id).await?.and_then(|image| image.deprecation_time) {
+        None => ChannelAction::Set,
+        Some(_) if change.force && change.reason.is_some() => ChannelAction::Override,
+        Some(at) => {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("{} is deprecated (from {at}): pointing channel {channel} at it is an override", record.ami_id),
+            )
+            .help("pick a current image, or override on purpose: --force --reason TEXT (the history keeps both)"));
+        }
+    };
     let make = |history: &[ChannelEntry]| ChannelEntry {
         ami_id: record.ami_id.clone(),
         workflow_id: record.workflow_id.clone(),
         ssm_parameter: ssm_parameter
             .clone()
             .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
-        ..new_entry(line, channel, &record.step_id, ChannelAction::Set, change, history)
+        ..new_entry(line, channel, &record.step_id, action, change, history)
     };
     let (entry, before) = append(catalog, line, channel, &record.step_id, make).await?;
     publish(ssm, &entry).await?;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::channel;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, now_create_at};
+use crate::ec2::Ec2;
 use crate::error::Result;
 use crate::workflow::Workflow;
 
@@ -62,15 +63,33 @@ pub struct ReportImage {
     pub channels: Vec<String>,
     pub copies: BTreeMap<String, String>,
     pub reused_from: Option<String>,
+    /// When EC2 deprecates (or deprecated) it.
+    pub deprecation_time: Option<String>,
 }
 
 /// An available image is stale when the step's inputs, on the same parent, no longer give its
 /// fingerprint; when its parent is stale, revoked or deregistered; or, for a first step, when
 /// the workflow's root base AMI changed.
-pub async fn report(workflows: &[Workflow], catalog: &dyn Catalog, all_workflows: bool) -> Result<ImageTree> {
+pub async fn report(
+    workflows: &[Workflow],
+    catalog: &dyn Catalog,
+    ec2: Option<&dyn Ec2>,
+    all_workflows: bool,
+) -> Result<ImageTree> {
     let mut steps = Vec::new();
     for workflow in workflows {
         steps.extend(variant_steps(workflow, catalog, all_workflows).await?);
+    }
+    // The lifecycle policy's deprecation times, as EC2 has them (in one request per 100 images),
+    // when paw can ask EC2: the report itself needs only the catalog.
+    if let Some(ec2) = ec2 {
+        let ids: Vec<String> =
+            steps.iter().flat_map(|step| step.images.iter().map(|image| image.ami_id.clone())).collect();
+        let deprecations: HashMap<String, Option<String>> =
+            ec2.describe_images(&ids).await?.into_iter().map(|image| (image.id, image.deprecation_time)).collect();
+        for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {
+            image.deprecation_time = deprecations.get(&image.ami_id).cloned().flatten();
+        }
     }
     let mut anchored = std::collections::HashSet::new();
     let in_report: std::collections::HashSet<String> =
@@ -163,6 +182,7 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
                 base_ami_id: record.base_ami_id,
                 copies: record.copies,
                 reused_from: record.reused_from,
+                deprecation_time: None,
             });
         }
         steps.push(ReportStep {

@@ -38,6 +38,8 @@ pub struct StepStatus {
     pub ami_id: Option<String>,
     pub state: State,
     pub reasons: Vec<String>,
+    /// When EC2 deprecates (or deprecated) the image: the lifecycle policy's, set at build time.
+    pub deprecation_time: Option<String>,
 }
 
 /// Every step of the workflow, in build order.
@@ -86,7 +88,14 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         };
         let ami_id = record.map(|record| record.ami_id);
         states.insert(&step.id, (state, ami_id.clone()));
-        report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons });
+        report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons, deprecation_time: None });
+    }
+    // Their deprecation times, in one request (per 100 images).
+    let ids: Vec<String> = report.iter().filter_map(|step| step.ami_id.clone()).collect();
+    let deprecations: HashMap<String, Option<String>> =
+        ec2.describe_images(&ids).await?.into_iter().map(|image| (image.id, image.deprecation_time)).collect();
+    for step in &mut report {
+        step.deprecation_time = step.ami_id.as_ref().and_then(|ami| deprecations.get(ami).cloned().flatten());
     }
     Ok(report)
 }

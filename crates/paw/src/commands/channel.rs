@@ -11,16 +11,17 @@ use crate::output::{Report, table};
 
 pub struct Set(ChannelEntry);
 
+/// `change` as the command line gives it: who makes it is found here.
 pub async fn set(
     cx: &Context,
     name: &str,
     step: &str,
     ssm_parameter: Option<String>,
-    reason: Option<String>,
+    change: Change,
 ) -> paw_core::Result<Set> {
     let record = find_record(cx, step).await?;
     let (ssm, ec2) = (cx.ssm().await?, cx.ec2(Some(&record.region)).await?);
-    let change = Change { by: cx.caller().await?, reason };
+    let change = Change { by: cx.caller().await?, ..change };
     let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
     Ok(Set(channel::set(stores, &cx.line()?, name, &record, ssm_parameter, &change).await?))
 }
@@ -81,6 +82,7 @@ impl Report for Entries {
                         (_, true) => "set (undone)",
                         (ChannelAction::Set, false) => "set",
                         (ChannelAction::Rollback, false) => "rollback",
+                        (ChannelAction::Override, false) => "override",
                     };
                     row.push(action.to_string());
                 }
@@ -114,7 +116,7 @@ pub struct RolledBack {
 
 pub async fn rollback(cx: &Context, name: &str, step: &str, reason: Option<String>) -> paw_core::Result<RolledBack> {
     let (ssm, ec2) = (cx.ssm().await?, cx.ec2(None).await?);
-    let change = Change { by: cx.caller().await?, reason };
+    let change = Change { by: cx.caller().await?, reason, force: false };
     let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
     let (from, to) = channel::rollback(stores, &cx.line()?, name, step, &change).await?;
     Ok(RolledBack { from, to })

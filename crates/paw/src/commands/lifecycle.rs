@@ -90,19 +90,30 @@ impl Report for Status {
     }
 
     fn text(&self) -> String {
+        // The deprecation column, when the lifecycle policy deprecates any of them.
+        let deprecations = self.0.iter().any(|(_, step)| step.deprecation_time.is_some());
         let rows = self
             .0
             .iter()
             .map(|(variant, step)| {
-                vec![
+                let mut row = vec![
                     engine::variant_step(variant.as_deref(), &step.step_id),
                     step.ami_id.clone().unwrap_or_else(|| "-".into()),
                     step.state.as_str().to_string(),
-                    step.reasons.join("; "),
-                ]
+                ];
+                if deprecations {
+                    row.push(step.deprecation_time.clone().unwrap_or_else(|| "-".into()));
+                }
+                row.push(step.reasons.join("; "));
+                row
             })
             .collect();
-        table(&["STEP", "AMI", "STATE", "WHY"], rows)
+        let header: &[&str] = if deprecations {
+            &["STEP", "AMI", "STATE", "DEPRECATED FROM", "WHY"]
+        } else {
+            &["STEP", "AMI", "STATE", "WHY"]
+        };
+        table(header, rows)
     }
 }
 

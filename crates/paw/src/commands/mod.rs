@@ -16,6 +16,7 @@ mod steps;
 use paw_core::engine::BuildOptions;
 use paw_core::plan::Rebuild;
 
+use paw_core::ops::channel::Change;
 use paw_core::ops::prune::PruneOptions;
 
 use crate::cli::{
@@ -150,8 +151,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Status => Box::new(lifecycle::status(cx).await?),
         Command::Report { html, all_workflows } => Box::new(report::report(cx, html, all_workflows).await?),
-        Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter, reason }) => {
-            Box::new(channel::set(cx, &name, &step, ssm_parameter, reason).await?)
+        Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter, reason, force }) => {
+            let change = Change { by: String::new(), reason, force };
+            Box::new(channel::set(cx, &name, &step, ssm_parameter, change).await?)
         }
         Command::Channel(ChannelCommand::List) => Box::new(channel::list(cx).await?),
         Command::Channel(ChannelCommand::History { channel: name, step }) => {

@@ -20,7 +20,16 @@ pub struct Page {
 }
 
 pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) -> paw_core::Result<Page> {
-    let data = report::report(cx.workflows()?, cx.catalog().await?, all_workflows).await?;
+    // Without AWS (credentials, network) the report is whole but for the deprecation times.
+    let ec2 = match cx.ec2(None).await {
+        Ok(ec2) => Some(ec2),
+        Err(err) => {
+            eprintln!("paw: the report leaves out EC2's deprecation times: {}", err.message);
+            None
+        }
+    };
+    let ec2 = ec2.as_ref().map(|ec2| ec2 as &dyn paw_core::ec2::Ec2);
+    let data = report::report(cx.workflows()?, cx.catalog().await?, ec2, all_workflows).await?;
     let page = render(&data)?;
     if let Some(path) = &html {
         paw_core::files::write_whole(path, page.as_bytes(), None).map_err(|err| Error::io(path, "write", err))?;
