@@ -52,7 +52,8 @@ impl CiSystem {
         for credentials in workflows.iter().filter_map(|workflow| workflow.param.credentials.as_ref()) {
             let secrets = std::iter::once(&credentials.secret_access_key).chain(&credentials.session_token);
             for secret in secrets {
-                println!("::add-mask::{}", secret.expose());
+                // On stderr, as every workflow command of paw's: stdout may carry data (--events).
+                eprintln!("::add-mask::{}", secret.expose());
             }
         }
     }

@@ -150,10 +150,16 @@ impl Context {
                 })?;
                 Ok(Line { name: name.clone(), variant: self.variant.clone() })
             }
-            None => Ok(Line::of(self.workflow().map_err(|err| Error {
-                help: Some(format!("{} (or name the workflow with --name NAME)", err.help.clone().unwrap_or_default())),
-                ..err
-            })?)),
+            None => {
+                let workflow = self.workflow().map_err(|err| {
+                    let help = match &err.help {
+                        Some(help) => format!("{help}; or name the images' workflow with --name NAME"),
+                        None => "name the images' workflow with --name NAME".to_string(),
+                    };
+                    err.help(help)
+                })?;
+                Ok(Line::of(workflow))
+            }
         }
     }
 

@@ -113,7 +113,7 @@ fn github_actions_gets_annotations_groups_a_summary_outputs_and_masked_secrets()
     );
     let run = paw.run_with(&github, &["-w", "wf", "build", "--verbose"]);
     run.success();
-    assert!(run.stdout.contains("::add-mask::s3cr3t-in-the-file"), "{}", run.stdout);
+    assert!(run.stderr.contains("::add-mask::s3cr3t-in-the-file"), "{}", run.stderr);
     assert!(
         run.stderr.contains("::group::packer output of step2") && run.stderr.contains("::endgroup::"),
         "{}",
