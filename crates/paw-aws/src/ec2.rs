@@ -227,24 +227,18 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn set_deregistration_protection(&self, image_id: &str, on: bool) -> Result<()> {
-        let result = if on {
-            let request = self.client.enable_image_deregistration_protection().image_id(image_id);
-            request
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|err| (is_gone(&err), aws_error("ec2:EnableImageDeregistrationProtection", err)))
+        if on {
+            match self.client.enable_image_deregistration_protection().image_id(image_id).send().await {
+                Ok(_) => Ok(()),
+                Err(err) if is_gone(&err) => Ok(()),
+                Err(err) => Err(aws_error("ec2:EnableImageDeregistrationProtection", err)),
+            }
         } else {
-            let request = self.client.disable_image_deregistration_protection().image_id(image_id);
-            request
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|err| (is_gone(&err), aws_error("ec2:DisableImageDeregistrationProtection", err)))
-        };
-        match result {
-            Ok(()) | Err((true, _)) => Ok(()),
-            Err((false, err)) => Err(err),
+            match self.client.disable_image_deregistration_protection().image_id(image_id).send().await {
+                Ok(_) => Ok(()),
+                Err(err) if is_gone(&err) => Ok(()),
+                Err(err) => Err(aws_error("ec2:DisableImageDeregistrationProtection", err)),
+            }
         }
     }
 

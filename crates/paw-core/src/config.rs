@@ -283,15 +283,24 @@ const KEYS_NOT_DECIDING_IMAGES_SINCE_V2: [&str; 1] = ["aws_tags"];
 
 /// A workflow name (`"name"`, or the folder's name): part of catalog keys, tags and SSM paths.
 pub fn check_workflow_name(name: &str) -> std::result::Result<(), String> {
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if first_ok && rest_ok && name.len() <= 64 {
-        Ok(())
-    } else {
-        Err(format!(
-            "\"{name}\" is not a workflow name: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit"
-        ))
+    check_short_name(name, "workflow name")
+}
+
+/// A name of up to 64 characters of `is_plain_name`'s; `what` names it in the message.
+fn check_short_name(name: &str, what: &str) -> std::result::Result<(), String> {
+    if is_plain_name(name) && name.len() <= 64 {
+        return Ok(());
     }
+    Err(format!(
+        "\"{name}\" is not a {what}: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit"
+    ))
+}
+
+/// Letters, digits, '-', '_' and '.', starting with a letter or digit: safe in file names, AMI
+/// names, tags and catalog keys (step ids, workflow names, variants).
+pub fn is_plain_name(name: &str) -> bool {
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    first_ok && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `"variants": {"amd64": {"root_base_ami_id": "...", ...}, "arm64": {...}}`.
@@ -299,9 +308,8 @@ pub(crate) fn variants(file: &JsonFile) -> Result<Vec<(String, Map<String, Value
     let example = r#""variants": {"amd64": {"instance_type": "t3.small"}, "arm64": {"instance_type": "t4g.small"}}"#;
     let mut variants = Vec::new();
     for (name, keys) in file.optional_map(VARIANTS)? {
-        check_workflow_name(&name).map_err(|message| {
-            file.key_error(VARIANTS, format!("variant {}", message.replace("workflow name", "variant name")))
-                .help(format!("write e.g. {example}"))
+        check_short_name(&name, "variant name").map_err(|message| {
+            file.key_error(VARIANTS, format!("variant {message}")).help(format!("write e.g. {example}"))
         })?;
         let Value::Object(keys) = keys else {
             return Err(file

@@ -200,9 +200,7 @@ fn step_dirs(root: &Path) -> Result<Vec<PathBuf>> {
 
 /// A step id becomes part of file names and AMI names: keep it to a plain file-name component.
 pub fn check_step_id(id: &str) -> std::result::Result<(), String> {
-    let first_ok = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if first_ok && rest_ok {
+    if config::is_plain_name(id) {
         Ok(())
     } else {
         Err(format!(

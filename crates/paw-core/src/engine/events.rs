@@ -207,6 +207,16 @@ pub struct VariantReporter<'a> {
     pub variant: &'a str,
 }
 
+impl<'a> VariantReporter<'a> {
+    /// `inner`, as the reporter of `variant`'s steps: itself when there is no variant.
+    pub fn of(inner: &'a dyn Reporter, variant: Option<&'a str>) -> Box<dyn Reporter + 'a> {
+        match variant {
+            Some(variant) => Box::new(VariantReporter { inner, variant }),
+            None => Box::new(inner),
+        }
+    }
+}
+
 impl Reporter for VariantReporter<'_> {
     fn event(&self, event: Event<'_>) {
         let step = variant_step(Some(self.variant), event.step());

@@ -17,8 +17,8 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
 pub use events::{
-    EVENTS_VERSION, Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter,
-    error_record, event_line, variant_step,
+    Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter, event_line,
+    variant_step,
 };
 pub use stages::Services;
 

@@ -5,7 +5,7 @@
 //! the protection window, nor one another line uses. Planning asks EC2 in batches
 //! (`Ec2::describe_images`), never once per image.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -127,7 +127,7 @@ fn decide<'i>(
         let created = chrono::DateTime::parse_from_str(text, CREATE_AT_FORMAT).ok()?;
         Some((now - created.to_utc()).num_days().max(0) as u64)
     };
-    let mut kept: HashMap<&str, String> = HashMap::new();
+    let mut kept: HashMap<String, String> = HashMap::new();
     let mut newest: HashMap<&str, u64> = HashMap::new();
     for (ami_id, records) in &inventory.images {
         let record = &records[0];
@@ -138,7 +138,7 @@ fn decide<'i>(
             let count = newest.entry(record.step_id.as_str()).or_default();
             if *count < keep {
                 *count += 1;
-                kept.insert(ami_id, format!("newest {keep} of step {}", record.step_id));
+                kept.insert(ami_id.clone(), format!("newest {keep} of step {}", record.step_id));
                 continue;
             }
         }
@@ -148,32 +148,17 @@ fn decide<'i>(
         {
             let days = (now - at.to_utc()).num_days().max(0) as u64;
             if days <= window {
-                kept.insert(ami_id, format!("launched {days} days ago (protected for {window})"));
+                kept.insert(ami_id.clone(), format!("launched {days} days ago (protected for {window})"));
             }
         }
     }
-    for (ami_id, channel) in &inventory.channels {
-        kept.entry(ami_id).or_insert_with(|| format!("channel {channel}"));
-    }
-    // Ancestors of what is kept, up the recorded parents: every kept image can be rebuilt.
-    let mut to_visit: Vec<String> = kept.keys().map(|ami| ami.to_string()).collect();
-    let mut visited: HashSet<String> = HashSet::new();
-    while let Some(ami_id) = to_visit.pop() {
-        if !visited.insert(ami_id.clone()) {
-            continue;
-        }
-        let Some(base) = inventory.parents.get(&ami_id) else { continue };
-        if let Some((candidate, _)) = inventory.images.iter().find(|(candidate, _)| candidate == base) {
-            kept.entry(candidate).or_insert_with(|| format!("ancestor of {ami_id}"));
-        }
-        to_visit.push(base.clone());
-    }
+    inventory.keep_depended_on(&mut kept);
     inventory
         .images
         .iter()
         .map(|image| {
             let (ami_id, records) = image;
-            if let Some(reason) = kept.get(ami_id.as_str()) {
+            if let Some(reason) = kept.get(ami_id) {
                 return (Due::Keep, reason.clone(), image);
             }
             let policy = policies.get(&records[0].step_id).copied().unwrap_or_default();

@@ -128,6 +128,27 @@ pub(super) struct Inventory {
 }
 
 impl Inventory {
+    /// Adds to `kept` (AMI id → why) what the kept images depend on: what channels point at, then
+    /// the ancestors of everything kept, up the recorded parents, so that every kept image can be
+    /// rebuilt.
+    pub(super) fn keep_depended_on(&self, kept: &mut HashMap<String, String>) {
+        for (ami_id, channel) in &self.channels {
+            kept.entry(ami_id.clone()).or_insert_with(|| format!("channel {channel}"));
+        }
+        let mut to_visit: Vec<String> = kept.keys().cloned().collect();
+        let mut visited: HashSet<String> = HashSet::new();
+        while let Some(ami_id) = to_visit.pop() {
+            if !visited.insert(ami_id.clone()) {
+                continue;
+            }
+            let Some(base) = self.parents.get(&ami_id) else { continue };
+            if !kept.contains_key(base) && self.images.iter().any(|(candidate, _)| candidate == base) {
+                kept.insert(base.clone(), format!("ancestor of {ami_id}"));
+            }
+            to_visit.push(base.clone());
+        }
+    }
+
     pub(super) async fn gather(workflow: &Workflow, line: &Line, catalog: &dyn Catalog) -> Result<Inventory> {
         let mut inventory = Inventory::default();
         let mut by_step: HashMap<String, Vec<ImageRecord>> = HashMap::new();
@@ -193,22 +214,7 @@ fn decide(inventory: &Inventory, options: PruneOptions, now: chrono::DateTime<ch
             kept.insert(ami_id.clone(), format!("newer than {} days", options.older_than_days.unwrap_or_default()));
         }
     }
-    for (ami_id, channel) in &inventory.channels {
-        kept.entry(ami_id.clone()).or_insert_with(|| format!("channel {channel}"));
-    }
-    // Ancestors of what is kept, up the recorded parents: every kept image can be rebuilt.
-    let mut to_visit: Vec<String> = kept.keys().cloned().collect();
-    let mut visited: HashSet<String> = HashSet::new();
-    while let Some(ami_id) = to_visit.pop() {
-        if !visited.insert(ami_id.clone()) {
-            continue;
-        }
-        let Some(base) = inventory.parents.get(&ami_id) else { continue };
-        if !kept.contains_key(base) && inventory.images.iter().any(|(candidate, _)| candidate == base) {
-            kept.insert(base.clone(), format!("ancestor of {ami_id}"));
-        }
-        to_visit.push(base.clone());
-    }
+    inventory.keep_depended_on(&mut kept);
     kept
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::channel;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, now_create_at};
-use crate::ec2::Ec2;
+use crate::ec2::{Ec2, deprecation_times};
 use crate::error::Result;
 use crate::workflow::Workflow;
 
@@ -85,10 +85,9 @@ pub async fn report(
     if let Some(ec2) = ec2 {
         let ids: Vec<String> =
             steps.iter().flat_map(|step| step.images.iter().map(|image| image.ami_id.clone())).collect();
-        let deprecations: HashMap<String, Option<String>> =
-            ec2.describe_images(&ids).await?.into_iter().map(|image| (image.id, image.deprecation_time)).collect();
+        let deprecations = deprecation_times(ec2, &ids).await?;
         for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {
-            image.deprecation_time = deprecations.get(&image.ami_id).cloned().flatten();
+            image.deprecation_time = deprecations.get(&image.ami_id).cloned();
         }
     }
     let mut anchored = std::collections::HashSet::new();

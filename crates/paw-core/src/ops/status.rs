@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, own_record};
-use crate::ec2::{Ec2, Image};
+use crate::ec2::{Ec2, Image, deprecation_times};
 use crate::error::Result;
 use crate::fingerprint;
 use crate::workflow::{Step, Workflow};
@@ -90,12 +90,10 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         states.insert(&step.id, (state, ami_id.clone()));
         report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons, deprecation_time: None });
     }
-    // Their deprecation times, in one request (per 100 images).
     let ids: Vec<String> = report.iter().filter_map(|step| step.ami_id.clone()).collect();
-    let deprecations: HashMap<String, Option<String>> =
-        ec2.describe_images(&ids).await?.into_iter().map(|image| (image.id, image.deprecation_time)).collect();
+    let deprecations = deprecation_times(ec2, &ids).await?;
     for step in &mut report {
-        step.deprecation_time = step.ami_id.as_ref().and_then(|ami| deprecations.get(ami).cloned().flatten());
+        step.deprecation_time = step.ami_id.as_ref().and_then(|ami| deprecations.get(ami).cloned());
     }
     Ok(report)
 }

@@ -114,15 +114,8 @@ pub async fn build(
     signals::stop_on_signals(cancel.clone(), reporter.clone())
         .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
     // One reporter for the run: each variant's names its steps `<variant>/<step>`.
-    let reporters: Vec<Box<dyn Reporter + '_>> = workflows
-        .iter()
-        .map(|workflow| -> Box<dyn Reporter + '_> {
-            match &workflow.variant {
-                Some(variant) => Box::new(VariantReporter { inner: reporter.as_ref(), variant }),
-                None => Box::new(reporter.as_ref()),
-            }
-        })
-        .collect();
+    let reporters: Vec<Box<dyn Reporter + '_>> =
+        workflows.iter().map(|workflow| VariantReporter::of(reporter.as_ref(), workflow.variant.as_deref())).collect();
     let engines: Vec<Engine<'_>> = workflows
         .iter()
         .zip(&reporters)
@@ -184,10 +177,7 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
         let labels: Vec<String> =
             workflow.steps().iter().map(|step| engine::variant_step(workflow.variant.as_deref(), &step.id)).collect();
         let reporter = BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, true);
-        let reporter: Box<dyn Reporter + '_> = match &workflow.variant {
-            Some(variant) => Box::new(VariantReporter { inner: &reporter, variant }),
-            None => Box::new(&reporter),
-        };
+        let reporter = VariantReporter::of(&reporter, workflow.variant.as_deref());
         let context =
             engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel };
         found.extend(lease::recover(&context).await?);
