@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use paw_core::catalog::{
     self, BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
+    TestRun,
 };
 use paw_core::{Error, ErrorKind, Result};
 
@@ -272,6 +273,20 @@ impl DynamoCatalog {
 
 impl DynamoCatalog {
     /// A change to a record that is there: sent by `send_update`.
+    /// A record's item as stored, read consistently.
+    async fn get_item(&self, workflow_id: &str, step_id: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key(workflow_id, step_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| aws_error("dynamodb:GetItem", err))?;
+        Ok(output.item)
+    }
+
     fn update_record(&self, workflow_id: &str, step_id: &str) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
@@ -380,16 +395,8 @@ impl Records for DynamoCatalog {
     }
 
     async fn get(&self, workflow_id: &str, step_id: &str) -> Result<Option<ImageRecord>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key(workflow_id, step_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| aws_error("dynamodb:GetItem", err))?;
-        output.item().map(|item| from_item(&self.table, item)).transpose()
+        let item = self.get_item(workflow_id, step_id).await?;
+        item.as_ref().map(|item| from_item(&self.table, item)).transpose()
     }
 
     async fn list_workflow(&self, workflow_id: &str) -> Result<Vec<ImageRecord>> {
@@ -465,6 +472,56 @@ impl Records for DynamoCatalog {
             .update_expression("SET copies = :copies")
             .expression_attribute_values(":copies", AttributeValue::S(text));
         send_update(request, workflow_id, step_id).await
+    }
+
+    async fn add_test_run(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        run: &TestRun,
+        status: Option<ImageStatus>,
+    ) -> Result<()> {
+        // The history is one attribute of JSON text, as the seed's layout keeps nested values: it
+        // is read and written back on the condition that nobody changed it meanwhile.
+        for _ in 0..5 {
+            let Some(item) = self.get_item(workflow_id, step_id).await? else {
+                return Err(catalog::missing_record(workflow_id, step_id));
+            };
+            let record = from_item(&self.table, &item)?;
+            let mut tests = record.tests.clone();
+            tests.push(run.clone());
+            let status = status.unwrap_or(record.status);
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key(workflow_id, step_id)))
+                .update_expression("SET tests = :tests, #status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":tests",
+                    AttributeValue::S(serde_json::to_string(&tests).expect("tests serialise")),
+                )
+                .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+            let request = match item.get("tests").and_then(|old| old.as_s().ok()) {
+                Some(old) => request
+                    .condition_expression("tests = :old")
+                    .expression_attribute_values(":old", AttributeValue::S(old.clone())),
+                None => request.condition_expression("attribute_exists(workflow_id) AND attribute_not_exists(tests)"),
+            };
+            match request.send().await {
+                Ok(_) => return Ok(()),
+                Err(err) if is_condition_failure(&err) => continue,
+                Err(err) => return Err(aws_error("dynamodb:UpdateItem", err)),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Catalog,
+            format!(
+                "the test history of step \"{step_id}\" of workflow \"{workflow_id}\" kept changing under this write"
+            ),
+        )
+        .help("other paw runs are testing the same image: run `paw test` again when they are done"))
     }
 
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {

@@ -472,7 +472,28 @@ pub struct StepParam {
     pub instance_types: Vec<String>,
     /// `"lifecycle"`: this step's keys of the retention policy, over the workflow's.
     pub lifecycle: LifecyclePolicy,
+    /// `"test_timeout_minutes"`: how long each of the step's image tests may run (30 by default).
+    pub test_timeout: std::time::Duration,
     file: JsonFile,
+}
+
+/// The step_param.json key of the image tests' timeout, in minutes: like `"lifecycle"`, it says
+/// nothing about the image, so it is not an input of its fingerprint.
+pub const TEST_TIMEOUT: &str = "test_timeout_minutes";
+const DEFAULT_TEST_TIMEOUT_MINUTES: u64 = 30;
+
+fn test_timeout(file: &JsonFile) -> Result<std::time::Duration> {
+    let minutes = match file.object.get(TEST_TIMEOUT) {
+        None | Some(Value::Null) => DEFAULT_TEST_TIMEOUT_MINUTES,
+        Some(value) => value.as_u64().filter(|minutes| (1..=24 * 60).contains(minutes)).ok_or_else(|| {
+            file.key_error(
+                TEST_TIMEOUT,
+                format!("\"{TEST_TIMEOUT}\" is {value}, not a number of minutes from 1 to 1440"),
+            )
+            .help(format!("write e.g. \"{TEST_TIMEOUT}\": 10, or leave it out for {DEFAULT_TEST_TIMEOUT_MINUTES}"))
+        })?,
+    };
+    Ok(std::time::Duration::from_secs(minutes * 60))
 }
 
 impl StepParam {
@@ -486,6 +507,7 @@ impl StepParam {
             inputs: file.string_list("inputs")?,
             instance_types: file.string_list("instance_types")?,
             lifecycle: LifecyclePolicy::of(&file)?,
+            test_timeout: test_timeout(&file)?,
             file,
         })
     }

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Catalog,
     /// An AWS call failed.
     Aws,
+    /// An image failed one of its step's tests.
+    TestFailed,
     /// The user interrupted the run.
     Interrupted,
     /// The user asked for something that cannot be done in the current state.
@@ -45,7 +47,7 @@ impl ErrorKind {
             | ErrorKind::Validation
             | ErrorKind::Limit
             | ErrorKind::Usage => 2,
-            ErrorKind::Packer | ErrorKind::Catalog | ErrorKind::Aws | ErrorKind::Io => 1,
+            ErrorKind::Packer | ErrorKind::Catalog | ErrorKind::Aws | ErrorKind::Io | ErrorKind::TestFailed => 1,
             ErrorKind::Internal => INTERNAL_ERROR_EXIT_CODE,
         }
     }

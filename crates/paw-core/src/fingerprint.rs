@@ -2,8 +2,9 @@
 //!
 //! Inputs, each hashed on its own so that a change can be named:
 //! - every file of the step folder (path, executable bit, content), except the rendered outputs,
-//!   `.paw/`, and what the step's `.gitignore` files ignore; step_param.json by its keys but
-//!   `lifecycle`, as canonical JSON;
+//!   `.paw/`, the image tests (`tests/`: `tests_digest` hashes them on their own), and what the
+//!   step's `.gitignore` files ignore; step_param.json by its keys but `lifecycle` and
+//!   `test_timeout_minutes`, as canonical JSON;
 //! - the files outside the folder that step_param.json's `"inputs"` globs match;
 //! - workflow_param.json's keys but those that cannot change the image: `workflow_id`, `name`,
 //!   `aws_tags` (applied after the build), who runs it and where it is recorded (`profile_name`, the
@@ -74,7 +75,7 @@ impl Fingerprint {
 
 pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fingerprint> {
     let mut inputs = BTreeMap::new();
-    for (relative, path) in step_files(step)? {
+    for (relative, path) in step_files(step)?.into_iter().filter(|(relative, _)| !is_test_file(relative)) {
         inputs.insert(relative, file_hash(&path)?);
     }
     for (relative, path) in declared_inputs(step)? {
@@ -89,6 +90,27 @@ pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Res
     let v1 = Fingerprint::from_inputs(v1_inputs);
     fingerprint.v1_digest = Some(v1.digest).filter(|digest| *digest != fingerprint.digest);
     Ok(fingerprint)
+}
+
+/// A file of the step's image tests (`tests/`): it decides whether an image is good, not what the
+/// image is, so it is no input of the fingerprint; `tests_digest` hashes these files instead.
+fn is_test_file(relative: &str) -> bool {
+    relative.strip_prefix(crate::workflow::TESTS_DIR).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The hash of the step's `tests/` folder (every file's path, executable bit and content), as a
+/// test run records it: a different one now means the tests changed since. None without tests.
+pub fn tests_digest(step: &Step) -> Result<Option<String>> {
+    let files: Vec<(String, PathBuf)> =
+        step_files(step)?.into_iter().filter(|(relative, _)| is_test_file(relative)).collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut inputs = BTreeMap::new();
+    for (relative, path) in files {
+        inputs.insert(relative, file_hash(&path)?);
+    }
+    Ok(Some(Fingerprint::from_inputs(inputs).digest))
 }
 
 fn params_hash(params: serde_json::Map<String, Value>) -> String {
@@ -161,12 +183,14 @@ fn declared_inputs(step: &Step) -> Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// step_param.json's hash: of its keys but `"lifecycle"` (what becomes of the image later), as
+/// step_param.json's hash: of its keys but `"lifecycle"` (what becomes of the image later) and
+/// `"test_timeout_minutes"` (how long its tests may take), as
 /// canonical JSON; so neither a policy, nor a comment, nor key order changes the image. (The
 /// first fingerprints hashed the file as any other: `v1_digest`.)
 fn step_param_hash(step: &Step) -> String {
     let mut keys = step.param.json().object.clone();
     keys.shift_remove(crate::config::LIFECYCLE);
+    keys.shift_remove(crate::config::TEST_TIMEOUT);
     params_hash(keys)
 }
 
@@ -301,5 +325,48 @@ mod tests {
         let now = Fingerprint::from_inputs(BTreeMap::from([("a".to_string(), "1".to_string())]));
         let earlier = BTreeMap::from([("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())]);
         assert_eq!(now.changed_since(&earlier), ["b (removed)"]);
+    }
+
+    /// The image tests are no input of the image: a changed test keeps the fingerprint and changes
+    /// the tests' own digest; so does their timeout's key. The tests are found by kind and name.
+    #[test]
+    fn tests_are_hashed_apart_from_the_image() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = workflow_dir();
+        let step_dir = dir.path().join("s");
+        let step = || Workflow::load(dir.path()).unwrap().step("s").unwrap().clone();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        assert_eq!(tests_digest(&step()).unwrap(), None);
+        assert!(step().image_tests().unwrap().is_empty());
+        let before = fingerprint(&workflow, &step(), "ami-1").unwrap();
+
+        std::fs::create_dir_all(step_dir.join("tests/templates")).unwrap();
+        std::fs::write(step_dir.join("tests/templates/boot.pkr.hcl"), "build {}").unwrap();
+        std::fs::write(step_dir.join("tests/tags.sh"), "exit 0").unwrap();
+        std::fs::set_permissions(step_dir.join("tests/tags.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(step_dir.join("tests/expected.txt"), "data, not a test").unwrap();
+        std::fs::write(step_dir.join("tests/.hidden"), "no").unwrap();
+        let tests = step().image_tests().unwrap();
+        let found: Vec<(&str, crate::workflow::TestKind)> =
+            tests.iter().map(|test| (test.name.as_str(), test.kind)).collect();
+        assert_eq!(
+            found,
+            [("boot", crate::workflow::TestKind::Template), ("tags.sh", crate::workflow::TestKind::Local)]
+        );
+        let first = tests_digest(&step()).unwrap().expect("a digest with tests");
+        assert_eq!(fingerprint(&workflow, &step(), "ami-1").unwrap(), before);
+
+        std::fs::write(step_dir.join("tests/tags.sh"), "exit 1").unwrap();
+        let step_param = r#"{"step_id": "s", "inputs": ["../common/*.sh"], "test_timeout_minutes": 5}"#;
+        std::fs::write(step_dir.join(STEP_PARAM_FILE), step_param).unwrap();
+        assert_ne!(tests_digest(&step()).unwrap().unwrap(), first);
+        let workflow = Workflow::load(dir.path()).unwrap();
+        assert_eq!(fingerprint(&workflow, &step(), "ami-1").unwrap().digest, before.digest);
+        assert_eq!(step().param.test_timeout, std::time::Duration::from_secs(300));
+
+        std::fs::write(step_dir.join(STEP_PARAM_FILE), r#"{"step_id": "s", "test_timeout_minutes": 0}"#).unwrap();
+        let err = Workflow::load(dir.path()).unwrap_err();
+        assert!(err.message.contains("\"test_timeout_minutes\" is 0, not a number of minutes"), "{err}");
+        assert_eq!(err.location.unwrap().line, 1);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::ami::AmiRef;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, own_record};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Verdict, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::source::{recorded_source, root_source};
@@ -125,6 +125,35 @@ pub struct PlannedStep<'a> {
     pub source: Option<AmiRef>,
     /// The fingerprint, when the source AMI is known.
     pub fingerprint: Option<Fingerprint>,
+    /// What the tests of an up-to-date image say, when worth saying (`tests_note`).
+    pub tests_note: Option<String>,
+}
+
+impl PlannedStep<'_> {
+    /// Why the step gets its action, and what its image's tests say.
+    pub fn reason(&self) -> String {
+        match &self.tests_note {
+            Some(note) => format!("{}; {note}", self.action.reason()),
+            None => self.action.reason(),
+        }
+    }
+}
+
+/// For an up-to-date image of a step with tests: untested (the build tests it), or tested by
+/// other tests than the step's now (`paw test` runs them again; nothing is rebuilt for it).
+fn tests_note(step: &Step, action: &Action) -> Result<Option<String>> {
+    let Action::UpToDate { record } = action else { return Ok(None) };
+    if step.image_tests()?.is_empty() {
+        return Ok(None);
+    }
+    let digest = fingerprint::tests_digest(step)?.unwrap_or_default();
+    Ok(match record.tests.last() {
+        None => Some("untested: the build runs its tests before its children use it".into()),
+        Some(run) if run.tests_digest != digest => {
+            Some(format!("its tests changed since they last ran (`paw test {}` runs them again)", step.id))
+        }
+        Some(_) => None,
+    })
 }
 
 /// Plans the steps (in build order).
@@ -148,7 +177,8 @@ pub async fn plan<'a>(
             let available = existing.filter(|record| record.status == ImageStatus::Available);
             let action = available.map_or(Action::Manual, |record| Action::UpToDate { record });
             index.insert(&step.id, planned.len());
-            planned.push(PlannedStep { step, action, source: None, fingerprint: None });
+            let tests_note = tests_note(step, &action)?;
+            planned.push(PlannedStep { step, action, source: None, fingerprint: None, tests_note });
             continue;
         }
         let source = match (&step.parent, parent_action) {
@@ -177,7 +207,8 @@ pub async fn plan<'a>(
             }
         };
         index.insert(&step.id, planned.len());
-        planned.push(PlannedStep { step, action, source, fingerprint });
+        let tests_note = tests_note(step, &action)?;
+        planned.push(PlannedStep { step, action, source, fingerprint, tests_note });
     }
     Ok(planned)
 }
@@ -199,6 +230,11 @@ async fn decide(
             let reason = "disabled by the lifecycle policy".to_string();
             return Ok(Action::Build { reason, replaces: Some(record) });
         }
+        if record.status == ImageStatus::Failed {
+            let failed = record.tests.last().and_then(|run| run.failure()).map(|test| test.name.as_str());
+            let reason = format!("{} failed its test {}", record.ami_id, failed.unwrap_or("(unknown)"));
+            return Ok(Action::Build { reason, replaces: Some(record) });
+        }
         if fingerprint.matches(record.fingerprint.as_deref()) {
             return Ok(Action::UpToDate { record });
         }
@@ -215,11 +251,14 @@ async fn decide(
     if let Some(v1_digest) = &fingerprint.v1_digest {
         candidates.extend(catalog.find_by_fingerprint(v1_digest).await?);
     }
+    // A step with tests reuses only an image that passed them.
+    let tested = !step.image_tests()?.is_empty();
     let reusable = candidates.into_iter().find(|record| {
         record.status == ImageStatus::Available
             && record.region == region
             && record.workflow_id != workflow.param.workflow_id
             && record.from_instance.is_none()
+            && (!tested || record.verdict() == Verdict::Passed)
     });
     if let Some(record) = reusable {
         return Ok(Action::Reuse { record });
@@ -228,12 +267,19 @@ async fn decide(
     let previous = catalog.list_line(&Line::of(workflow), &step.id).await?;
     let previous = previous.into_iter().find(|record| record.fingerprint_inputs.is_some());
     let reason = match previous {
-        Some(record) => format!(
-            "changed since {} of workflow {}: {}",
-            record.ami_id,
-            record.workflow_id,
-            fingerprint.changed_since(record.fingerprint_inputs.as_ref().expect("found with inputs")).join(", ")
-        ),
+        Some(record) => {
+            let changed = fingerprint.changed_since(record.fingerprint_inputs.as_ref().expect("found with inputs"));
+            if changed.is_empty() {
+                // Same inputs, but that image is not there to use.
+                let failed = match record.verdict() {
+                    Verdict::Failed => " after it failed its tests",
+                    _ => "",
+                };
+                format!("{} of workflow {} is {}{failed}", record.ami_id, record.workflow_id, record.status.as_str())
+            } else {
+                format!("changed since {} of workflow {}: {}", record.ami_id, record.workflow_id, changed.join(", "))
+            }
+        }
         None => "no AMI yet".into(),
     };
     Ok(Action::Build { reason, replaces: None })
@@ -346,6 +392,50 @@ mod tests {
         let steps: Vec<&Step> = workflow.steps().iter().collect();
         let planned = plan(&workflow, &catalog, "eu-west-1", &steps, &Rebuild::Nothing).await.unwrap();
         assert_eq!(planned[0].action.name(), "build");
+    }
+
+    /// A step with tests reuses only an image that passed them; a kept image that failed is never
+    /// up to date; an untested one is, and the plan says it will be tested.
+    #[tokio::test]
+    async fn tests_decide_reuse_and_up_to_date() {
+        use crate::catalog::conformance::sample_test_run;
+        let dir = tempfile::tempdir().unwrap();
+        write_workflow(dir.path(), "w1");
+        let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        record_all(&workflow, &catalog).await;
+        std::fs::create_dir_all(dir.path().join("a/tests")).unwrap();
+        std::fs::write(dir.path().join("a/tests/check"), "exit 0").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let executable = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.path().join("a/tests/check"), executable).unwrap();
+        let workflow = Workflow::load(dir.path()).unwrap();
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        let planned = plan(&workflow, &catalog, "us-east-1", &steps, &Rebuild::Nothing).await.unwrap();
+        assert_eq!(planned[0].action.name(), "up-to-date", "tests are no input of the image");
+        assert!(planned[0].reason().ends_with("; untested: the build runs its tests before its children use it"));
+
+        // Another workflow: a is untested, so it is built, not reused.
+        write_workflow(dir.path(), "w2");
+        let other = Workflow::load(dir.path()).unwrap();
+        let got = actions(&other, &catalog).await;
+        assert_eq!(got[0].0, "build", "{got:?}");
+        let mut passed = sample_test_run("check", true);
+        passed.tests_digest = crate::fingerprint::tests_digest(other.step("a").unwrap()).unwrap().unwrap();
+        catalog.add_test_run("w1", "a", &passed, None).await.unwrap();
+        assert_eq!(actions(&other, &catalog).await[0].0, "reuse");
+        assert_eq!(planned_reason(&workflow, &catalog).await, "ami-w1-a has this fingerprint");
+
+        catalog.add_test_run("w1", "a", &sample_test_run("check", false), Some(ImageStatus::Failed)).await.unwrap();
+        assert_eq!(actions(&other, &catalog).await[0].0, "build");
+        write_workflow(dir.path(), "w1");
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(got[0], ("build".into(), "ami-w1-a failed its test check".into()));
+    }
+
+    async fn planned_reason(workflow: &Workflow, catalog: &dyn Catalog) -> String {
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        plan(workflow, catalog, "us-east-1", &steps, &Rebuild::Nothing).await.unwrap()[0].reason()
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Which AMI a step starts from: the root base AMI for a first step, else its parent's recorded AMI.
 
 use crate::ami::AmiRef;
-use crate::catalog::{Catalog, ImageStatus, own_record};
+use crate::catalog::{Catalog, ImageStatus, Verdict, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
 
@@ -15,14 +15,41 @@ pub async fn render_source(workflow: &Workflow, catalog: &dyn Catalog, step: &St
     Ok(record.map_or_else(|| AmiRef::placeholder(parent), |record| record.as_source()))
 }
 
-/// The source AMI of a build: the root base AMI, or the parent's available record.
+/// The source AMI of a build: the root base AMI, or the parent's available record, which, when the
+/// parent step has tests, passed them: no step starts from an image that has not.
 pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &Step) -> Result<AmiRef> {
     let Some(parent) = &step.parent else {
         return Ok(root_source(workflow));
     };
     let workflow_id = &workflow.param.workflow_id;
+    let parent_tested = match workflow.step(parent) {
+        Some(parent_step) => !parent_step.image_tests()?.is_empty(),
+        None => false,
+    };
     match own_record(catalog, workflow, parent).await? {
+        Some(record)
+            if record.status == ImageStatus::Available && parent_tested && record.verdict() != Verdict::Passed =>
+        {
+            Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "step \"{}\" starts from step \"{parent}\", whose AMI {} has not been tested",
+                    step.id, record.ami_id
+                ),
+            )
+            .help(format!("test it first: `paw test {parent}`, or build both: `paw build {parent} {}`", step.id)))
+        }
         Some(record) if record.status == ImageStatus::Available => Ok(record.as_source()),
+        Some(record) if record.status == ImageStatus::Failed => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "step \"{}\" starts from step \"{parent}\", whose AMI {} failed its test {}",
+                step.id,
+                record.ami_id,
+                crate::ops::channel::failed_test(&record)
+            ),
+        )
+        .help(format!("fix it and test it again (`paw test {parent}`), or rebuild it: `paw build --force {parent}`"))),
         Some(record) if record.status == ImageStatus::Revoked => Err(Error::new(
             ErrorKind::Usage,
             format!(

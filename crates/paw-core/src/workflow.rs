@@ -10,6 +10,8 @@ use crate::json::JsonFile;
 
 /// The folder of a step's Jinja2 templates.
 pub const TEMPLATES_DIR: &str = "templates";
+/// A step's image tests: `tests/templates/` (packer templates) and executables in `tests/`.
+pub const TESTS_DIR: &str = "tests";
 
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -20,6 +22,65 @@ pub struct Step {
     /// No `templates/`: the step's AMI is made by hand, from an instance (the seed's
     /// `create_image_manually`; `paw images from-instance`), never by packer.
     pub manual: bool,
+}
+
+/// How an image test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestKind {
+    /// A packer template (`tests/templates/NAME.pkr.hcl`) that launches an instance from the image.
+    Template,
+    /// An executable (`tests/NAME`) run on the machine running paw.
+    Local,
+}
+
+/// The suffix of a test template's name: `boot.pkr.hcl` is the test `boot`.
+pub const TEMPLATE_SUFFIX: &str = ".pkr.hcl";
+
+/// One image test of a step (engine::image_tests runs them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTest {
+    pub name: String,
+    pub kind: TestKind,
+    pub path: PathBuf,
+}
+
+impl Step {
+    /// The step's image tests, templates then executables, each by name; none without `tests/`.
+    /// Hidden files, and files of `tests/` that are not executable (a test's data), are not tests.
+    pub fn image_tests(&self) -> Result<Vec<ImageTest>> {
+        let dir = self.dir.join(TESTS_DIR);
+        let mut tests = Vec::new();
+        for (path, name) in visible_files(&dir.join(TEMPLATES_DIR))? {
+            if let Some(test) = name.strip_suffix(TEMPLATE_SUFFIX).filter(|test| !test.is_empty()) {
+                tests.push(ImageTest { name: test.to_string(), kind: TestKind::Template, path });
+            }
+        }
+        for (path, name) in visible_files(&dir)? {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(&path).map_err(|err| Error::io(&path, "read the test", err))?;
+            if meta.permissions().mode() & 0o111 != 0 {
+                tests.push(ImageTest { name, kind: TestKind::Local, path });
+            }
+        }
+        Ok(tests)
+    }
+}
+
+/// The files of a folder that are not hidden, by name; none when there is no such folder.
+fn visible_files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(Error::io(dir, "list the tests", err)),
+    };
+    let mut files: Vec<(PathBuf, String)> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| (entry.path(), entry.file_name().to_string_lossy().into_owned()))
+        .filter(|(path, name)| !name.starts_with('.') && path.is_file())
+        .collect();
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(files)
 }
 
 #[derive(Debug, Clone)]

@@ -111,6 +111,10 @@ pub enum Command {
         /// Seconds before the first retry; doubled for each next one.
         #[arg(long, value_name = "SECONDS", default_value_t = 15, env = "PAW_RETRY_DELAY")]
         retry_delay: u64,
+        /// Keep a new image that fails its tests, to look into it: marked failed, tagged
+        /// paw:tests=failed, never a source, never reused (else it is deregistered with its snapshots).
+        #[arg(long)]
+        keep_failed: bool,
         /// Stream packer's output, each line prefixed with its step, instead of one live line per
         /// step (which is what a terminal gets otherwise; pipes and --json always get the lines).
         #[arg(long, short)]
@@ -122,6 +126,16 @@ pub enum Command {
         /// With --events: each line of packer's output as an event too.
         #[arg(long, requires = "events")]
         events_packer: bool,
+    },
+    /// Run the image tests of the steps' existing images (every step with tests when none is
+    /// named) and add the results to each image's test history. A failure marks the image failed,
+    /// but keeps it (it may be in use: `paw images revoke` withdraws it); the exit code is then 1.
+    Test {
+        /// Step ids.
+        steps: Vec<String>,
+        /// Stream packer's output, each line prefixed with its step.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Settle what interrupted runs of this workflow left (every build does this first): packer's
     /// instances, key pairs and security groups go; an AMI is adopted when whole and its inputs still

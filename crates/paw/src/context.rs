@@ -240,7 +240,7 @@ impl Context {
     /// Who runs paw, for the channels' history: `user@host`, and the AWS caller's ARN when AWS
     /// says (a caller AWS does not name is still `user@host`).
     pub async fn caller(&self) -> Result<String> {
-        let local = format!("{}@{}", paw_core::catalog::this_user(), paw_core::catalog::this_host());
+        let local = paw_core::engine::stages::who();
         Ok(match paw_aws::doctor::caller(self.sdk_config().await?).await {
             Ok((_, arn)) => format!("{local} ({arn})"),
             Err(_) => local,

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use paw_core::Error;
+use paw_core::catalog::TestResult;
 use paw_core::engine::stages::PACKER_BUILD;
 use paw_core::engine::{Event, Reporter};
 use std::sync::Arc;
@@ -265,6 +266,14 @@ impl Reporter for ProgressReporter {
             Event::CleanedUp { step, what } => {
                 let _ = self.bars.println(format!("{step}: cleanup: {what}"));
             }
+            Event::TestStarted { step, test } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.set_message(format!("testing: {test}"));
+                }
+            }
+            Event::TestFinished { step, result } => {
+                let _ = self.bars.println(format!("{step}: {}", test_line(result)));
+            }
         }
     }
 }
@@ -326,8 +335,25 @@ impl Reporter for TextReporter {
             }
             Event::Notice { step, what } => self.line(step, &format!("=== note: {what}")),
             Event::CleanedUp { step, what } => self.line(step, &format!("=== cleanup: {what}")),
+            Event::TestStarted { step, test } => self.line(step, &format!("=== testing: {test}")),
+            Event::TestFinished { step, result } => {
+                for (index, text) in test_line(result).lines().enumerate() {
+                    self.line(step, &if index == 0 { format!("=== {text}") } else { format!("    {text}") });
+                }
+            }
         }
     }
+}
+
+/// A test's result as one line (a failure's reason on the lines after): its verdict, time and log.
+pub fn test_line(result: &TestResult) -> String {
+    let verdict = if result.passed { "passed" } else { "FAILED" };
+    let mut line = format!("test {} {verdict} in {:.1} s (log: {})", result.name, result.seconds, result.log);
+    if let Some(reason) = &result.reason {
+        line.push('\n');
+        line.push_str(reason);
+    }
+    line
 }
 
 /// What an up-to-date step's tags needed: nothing, or the keys set.

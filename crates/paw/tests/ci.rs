@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use paw_core::ami::AmiRef;
+use paw_core::catalog::{TestKind, TestResult};
 use paw_core::engine::{Event, SkipReason, event_line};
 use paw_core::{Error, ErrorKind};
 use serde_json::json;
@@ -241,6 +242,14 @@ fn every_event_type_follows_the_schema() {
         .help("define it");
     let skipped = SkipReason::ParentDidNotFinish("a".into());
     let tags = ["cost".to_string()];
+    let tested = TestResult {
+        name: "boot".into(),
+        kind: TestKind::Template,
+        passed: false,
+        seconds: 12.5,
+        log: "wf/.paw/logs/w1/a-test-boot.log".into(),
+        reason: Some("exit status 1".into()),
+    };
     let events = [
         Event::StepStarted { step: "amd64/a", source: &source },
         Event::Stage { step: "a", stage: "running packer build" },
@@ -256,6 +265,8 @@ fn every_event_type_follows_the_schema() {
         Event::Skipped { step: "b", reason: &skipped },
         Event::Notice { step: "a", what: "adopted ami-0123456789abcdef0" },
         Event::CleanedUp { step: "a", what: "terminated i-1" },
+        Event::TestStarted { step: "a", test: "boot" },
+        Event::TestFinished { step: "a", result: &tested },
     ];
     let mut lines: Vec<String> = events
         .iter()

@@ -165,6 +165,12 @@ impl Ec2 {
         output.reservations().iter().flat_map(|r| r.instances()).map(|i| i.instance_id().unwrap().to_string()).collect()
     }
 
+    /// Ids of the EBS volumes there are (a test's instance leaves none).
+    pub fn volumes(&self) -> Vec<String> {
+        let output = self.runtime.block_on(self.client.describe_volumes().send()).unwrap();
+        output.volumes().iter().map(|volume| volume.volume_id().unwrap().to_string()).collect()
+    }
+
     /// Every AMI of this account in the emulator, as (id, name).
     pub fn own_images(&self) -> Vec<(String, String)> {
         let output = self.runtime.block_on(self.client.describe_images().owners("self").send()).unwrap();

@@ -172,8 +172,10 @@ pub fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap().map(Result::unwrap) {
         let target = to.join(entry.file_name());
         let name = entry.file_name().to_string_lossy().into_owned();
-        // paw's state and rendered outputs of a local run of the example are not part of it.
-        if name == ".paw" || paw_core::render::is_rendered_output(&name) {
+        // paw's state and the rendered outputs (in a step folder) of a local run of the example are
+        // not part of it.
+        let step_folder = from.join(paw_core::config::STEP_PARAM_FILE).is_file();
+        if name == ".paw" || (step_folder && paw_core::render::is_rendered_output(&name)) {
             continue;
         }
         if entry.path().is_dir() {

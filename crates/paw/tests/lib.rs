@@ -8,6 +8,7 @@ mod emulator;
 mod faults;
 mod first_contact;
 mod harness;
+mod image_tests;
 mod incremental;
 mod lifecycle;
 mod lines;

@@ -88,3 +88,36 @@ fn the_report_shows_the_tree_statuses_lineage_and_channels_in_a_browser() {
     assert_eq!(data["image_count"], 3);
     assert_eq!(data["steps"][2]["images"][0]["status"], "stale");
 }
+
+/// Each image's test verdict is a badge, with the failed test, why, and its log.
+#[test]
+fn the_report_shows_each_images_test_verdict() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("fanout"));
+    paw.run(&["-w", "wf", "build"]).success();
+    paw.edit("wf/web/tests/image-env", "set -eu", "set -eu\necho 'port 80 is closed' >&2\nexit 1");
+    assert_eq!(paw.run(&["-w", "wf", "test", "web"]).code, 1);
+    let page = paw.path("report.html");
+    paw.run(&["-w", "wf", "report", "--html", page.to_str().unwrap()]).success();
+    let dom = chromium_on(&page, &paw.path("chromium-profile"), &["--dump-dom"]);
+    let log =
+        paw.run(&["-w", "wf", "images", "show", "web", "--json"]).success().json()["tests"][1]["results"][0]["log"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    for expected in [
+        "<span class=\"badge passed\">passed</span>",
+        "<span class=\"badge failed\">failed</span>",
+        "test <b>image-env</b>: exit status 1",
+        "port 80 is closed",
+        &format!("log: <code>{log}</code>"),
+    ] {
+        assert!(dom.contains(expected), "the page has no {expected:?}:\n{dom}");
+    }
+    let data = paw.run(&["-w", "wf", "report", "--json"]).success().json();
+    let web = &data["steps"][2];
+    assert_eq!(web["step_id"], "web");
+    assert_eq!(web["images"][0]["tests"]["verdict"], "failed");
+    assert_eq!(web["images"][0]["status"], "failed");
+    assert_eq!(data["steps"][0]["images"][0]["tests"]["verdict"], "passed");
+}

@@ -48,8 +48,8 @@ pub enum ChannelAction {
     Set,
     /// Pointed it back at the image before the current one.
     Rollback,
-    /// Pointed it at an image the lifecycle policy retired (deprecated), on purpose (`--force`,
-    /// with a reason).
+    /// Pointed it at an image the lifecycle policy retired (deprecated), or one of a step with
+    /// tests that has not passed them, on purpose (`--force`, with a reason).
     Override,
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{
     BuildJournal, Catalog, ChannelAction, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded,
-    Records,
+    Records, TestKind, TestResult, TestRun, Verdict,
 };
 use crate::error::ErrorKind;
 
@@ -42,6 +42,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         copies: [("us-west-2".to_string(), format!("{ami_id}-west"))].into(),
         revoked_reason: None,
         revoked_at: None,
+        tests: Vec::new(),
     }
 }
 
@@ -52,6 +53,7 @@ pub async fn check(catalog: &dyn Catalog, other: &dyn Catalog, prefix: &str) {
     assert!(!catalog.schema().await.unwrap().is_empty());
     records(catalog, other, prefix).await;
     lines(catalog, other, prefix).await;
+    tests(catalog, other, prefix).await;
     journal(catalog, other, prefix).await;
     channels(catalog, other, prefix).await;
     // Journal entries and channel entries (the channels suite's are of step s1) are not records.
@@ -255,6 +257,62 @@ pub async fn lines(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
     assert_eq!(ids(other.list_line(&team_b_arm, "base").await.unwrap()), ["ami-old", "ami-b1-arm"]);
     let missing = catalog.set_line(&format!("{prefix}-missing"), "nowhere", &team_a).await.unwrap_err();
     assert_eq!(missing.to_string(), super::missing_record(&format!("{prefix}-missing"), "nowhere").to_string());
+}
+
+/// A test run of `passed` tests named `name`.
+pub fn sample_test_run(name: &str, passed: bool) -> TestRun {
+    TestRun {
+        at: "2026-03-01T00:00:00Z".into(),
+        by: "paw test (me@here)".into(),
+        tests_digest: "digest".into(),
+        results: vec![TestResult {
+            name: name.into(),
+            kind: TestKind::Local,
+            passed,
+            seconds: 1.25,
+            log: format!("/logs/{name}.log"),
+            reason: (!passed).then(|| "exit status 1\nno \"agent\" running".to_string()),
+        }],
+    }
+}
+
+/// An image's test history: appended in order, with the status set in the same write, by racing
+/// writers without a run lost; refused for a record that is not there.
+pub async fn tests(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
+    let workflow_id = format!("{prefix}-tested");
+    catalog
+        .record(&sample_record(&workflow_id, "base", "ami-tested", "2026-03-01T00:00:00.000000+0000"))
+        .await
+        .unwrap();
+    catalog
+        .add_test_run(&workflow_id, "base", &sample_test_run("boot", false), Some(ImageStatus::Failed))
+        .await
+        .unwrap();
+    let failed = other.get(&workflow_id, "base").await.unwrap().unwrap();
+    assert_eq!((failed.status, failed.verdict()), (ImageStatus::Failed, Verdict::Failed));
+    assert_eq!(failed.tests, [sample_test_run("boot", false)]);
+    assert_eq!(failed.test_badge().as_deref(), Some("failed: boot"));
+    // Two paw processes testing at once: both runs are kept.
+    let (first, second) = (sample_test_run("a", true), sample_test_run("b", true));
+    let (one, two) = futures_util::future::join(
+        catalog.add_test_run(&workflow_id, "base", &first, None),
+        other.add_test_run(&workflow_id, "base", &second, None),
+    )
+    .await;
+    one.unwrap();
+    two.unwrap();
+    catalog
+        .add_test_run(&workflow_id, "base", &sample_test_run("boot", true), Some(ImageStatus::Available))
+        .await
+        .unwrap();
+    let passed = other.get(&workflow_id, "base").await.unwrap().unwrap();
+    let names: Vec<&str> = passed.tests.iter().map(|run| run.results[0].name.as_str()).collect();
+    assert_eq!(names.len(), 4);
+    assert_eq!((names[0], names[3]), ("boot", "boot"));
+    assert!(names.contains(&"a") && names.contains(&"b"));
+    assert_eq!((passed.status, passed.verdict()), (ImageStatus::Available, Verdict::Passed));
+    let missing = catalog.add_test_run(&format!("{prefix}-missing"), "x", &first, None).await.unwrap_err();
+    assert_eq!(missing.to_string(), super::missing_record(&format!("{prefix}-missing"), "x").to_string());
 }
 
 /// Channel entries, an append-only log: one per number (also for writers racing), history newest

@@ -13,6 +13,7 @@ mod line;
 mod migrate;
 mod record;
 mod sqlite;
+mod test_run;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ pub use line::Line;
 pub use migrate::{MigrateReport, copy_records};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;
+pub use test_run::{TestKind, TestResult, TestRun, Verdict};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
@@ -115,6 +117,16 @@ pub trait Records: Send + Sync {
     /// Sets the record's copies in other regions (region → AMI id). A missing record is
     /// `missing_record`'s error.
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()>;
+
+    /// Appends a run to the record's test history, and sets its status when `status` is given, in
+    /// one atomic step for every process. A missing record is `missing_record`'s error.
+    async fn add_test_run(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        run: &TestRun,
+        status: Option<ImageStatus>,
+    ) -> Result<()>;
 
     /// Marks a record deregistered; it stays for history.
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {

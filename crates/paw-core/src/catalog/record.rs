@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::Line;
+use super::test_run::{TestRun, Verdict};
 use crate::ami::AmiRef;
 use crate::ec2::Image;
 use crate::error::{Error, ErrorKind, Result};
@@ -36,6 +37,9 @@ pub enum ImageStatus {
     Revoked,
     /// Disabled in EC2 by the lifecycle policy, for its age: as revoked, but not for a fault.
     Disabled,
+    /// Failed its tests and kept in EC2 (`paw build --keep-failed`, or `paw test` on an image that
+    /// may be in use): never a source, never reused, never up to date, until its tests pass.
+    Failed,
 }
 
 impl ImageStatus {
@@ -45,6 +49,7 @@ impl ImageStatus {
             ImageStatus::Deregistered => "deregistered",
             ImageStatus::Revoked => "revoked",
             ImageStatus::Disabled => "disabled",
+            ImageStatus::Failed => "failed",
         }
     }
 }
@@ -98,6 +103,9 @@ pub struct ImageRecord {
     pub revoked_reason: Option<String>,
     #[serde(default)]
     pub revoked_at: Option<String>,
+    /// The image's test history, oldest first (`TestRun`): the latest run is its verdict.
+    #[serde(default, deserialize_with = "json_or_text", skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestRun>,
 }
 
 /// A JSON value, or a string holding one (as the catalogs store nested values).
@@ -145,7 +153,23 @@ impl ImageRecord {
             copies: BTreeMap::new(),
             revoked_reason: None,
             revoked_at: None,
+            tests: Vec::new(),
         }
+    }
+
+    /// What its latest test run says.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(&self.tests)
+    }
+
+    /// Its latest verdict in a word or two, as lists and reports show it ("passed", "failed: boot");
+    /// None when it was never tested.
+    pub fn test_badge(&self) -> Option<String> {
+        let run = self.tests.last()?;
+        Some(match run.failure() {
+            None => Verdict::Passed.as_str().to_string(),
+            Some(test) => format!("{}: {}", Verdict::Failed.as_str(), test.name),
+        })
     }
 
     /// The AMI and its copies: (region, AMI id), its own region first.

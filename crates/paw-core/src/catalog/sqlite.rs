@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
+    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records, TestRun,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -155,6 +155,47 @@ const MIGRATIONS: &[&str] = &[
         fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant FROM images;
     DROP TABLE images;
     ALTER TABLE images_v8 RENAME TO images;
+    CREATE INDEX images_by_step ON images (step_id, create_at);
+    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
+    CREATE INDEX images_by_ami ON images (ami_id, create_at);
+    CREATE INDEX images_by_base ON images (base_ami_id, create_at);
+    CREATE INDEX images_by_name ON images (workflow_name, create_at);",
+    // `failed` (an image that failed its tests, kept), and the images' test history.
+    "CREATE TABLE images_v9 (
+        workflow_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        ami_id TEXT NOT NULL,
+        ami_name TEXT NOT NULL,
+        create_at TEXT NOT NULL,
+        aws_console_url TEXT NOT NULL,
+        base_ami_id TEXT NOT NULL,
+        base_ami_name TEXT NOT NULL,
+        root_base_ami_id TEXT NOT NULL,
+        root_base_ami_name TEXT NOT NULL,
+        details TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        region TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered', 'revoked', 'disabled', 'failed')),
+        fingerprint TEXT,
+        reused_from TEXT,
+        fingerprint_inputs TEXT,
+        from_instance TEXT,
+        revoked_reason TEXT,
+        revoked_at TEXT,
+        copies TEXT,
+        workflow_name TEXT,
+        variant TEXT,
+        tests TEXT,
+        PRIMARY KEY (workflow_id, step_id)
+    );
+    INSERT INTO images_v9 (workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id,
+        base_ami_name, root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint,
+        reused_from, fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant)
+    SELECT workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id, base_ami_name,
+        root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint, reused_from,
+        fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant FROM images;
+    DROP TABLE images;
+    ALTER TABLE images_v9 RENAME TO images;
     CREATE INDEX images_by_step ON images (step_id, create_at);
     CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
     CREATE INDEX images_by_ami ON images (ami_id, create_at);
@@ -425,6 +466,30 @@ impl Store {
         Ok(())
     }
 
+    fn add_test_run(&self, workflow_id: &str, step_id: &str, run: &TestRun, status: Option<ImageStatus>) -> Result<()> {
+        let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let fail = |err| sqlite_error(&self.path, err);
+        // IMMEDIATE: the history read and the one written back are one step for every process.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        let sql = "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2";
+        let existing = transaction.query_row(sql, [workflow_id, step_id], row_attributes).optional().map_err(fail)?;
+        let Some(existing) = existing else { return Err(super::missing_record(workflow_id, step_id)) };
+        let mut record = ImageRecord::from_attributes(existing, &self.uri)?;
+        record.tests.push(run.clone());
+        transaction
+            .execute(
+                "UPDATE images SET tests = ?3, status = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
+                rusqlite::params![
+                    workflow_id,
+                    step_id,
+                    stored_json(&record.tests),
+                    status.unwrap_or(record.status).as_str()
+                ],
+            )
+            .map_err(fail)?;
+        transaction.commit().map_err(fail)
+    }
+
     fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let added = connection
@@ -525,6 +590,17 @@ impl Records for SqliteCatalog {
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         let (workflow_id, step_id, copies) = (workflow_id.to_string(), step_id.to_string(), copies.clone());
         self.blocking(move |store| store.set_copies(&workflow_id, &step_id, &copies)).await
+    }
+
+    async fn add_test_run(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        run: &TestRun,
+        status: Option<ImageStatus>,
+    ) -> Result<()> {
+        let (workflow_id, step_id, run) = (workflow_id.to_string(), step_id.to_string(), run.clone());
+        self.blocking(move |store| store.add_test_run(&workflow_id, &step_id, &run, status)).await
     }
 
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {

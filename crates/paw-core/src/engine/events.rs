@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::ami::AmiRef;
+use crate::catalog::{TestResult, TestRun};
 use crate::error::{Error, ErrorKind};
 
 /// What the engine tells its reporter, as it happens.
@@ -81,6 +82,16 @@ pub enum Event<'a> {
         step: &'a str,
         what: &'a str,
     },
+    /// One of the step's image tests begins (`image_tests`).
+    TestStarted {
+        step: &'a str,
+        test: &'a str,
+    },
+    /// It ended: passed or not, after how long, its log, and why it failed.
+    TestFinished {
+        step: &'a str,
+        result: &'a TestResult,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -146,6 +157,8 @@ impl Event<'_> {
             Event::Waiting { held_by, .. } => ("waiting", json!({"held_by": held_by})),
             Event::Notice { what, .. } => ("notice", json!({"what": what})),
             Event::CleanedUp { what, .. } => ("cleaned_up", json!({"what": what})),
+            Event::TestStarted { test, .. } => ("test_started", json!({"test": test})),
+            Event::TestFinished { result, .. } => ("test_finished", json!(result)),
         }
     }
 }
@@ -177,6 +190,8 @@ impl<'a> Event<'a> {
             Event::Waiting { held_by, .. } => Event::Waiting { step, held_by },
             Event::Notice { what, .. } => Event::Notice { step, what },
             Event::CleanedUp { what, .. } => Event::CleanedUp { step, what },
+            Event::TestStarted { test, .. } => Event::TestStarted { step, test },
+            Event::TestFinished { result, .. } => Event::TestFinished { step, result },
         }
     }
 
@@ -195,7 +210,9 @@ impl<'a> Event<'a> {
             | Event::StageFinished { step, .. }
             | Event::Waiting { step, .. }
             | Event::Notice { step, .. }
-            | Event::CleanedUp { step, .. } => step,
+            | Event::CleanedUp { step, .. }
+            | Event::TestStarted { step, .. }
+            | Event::TestFinished { step, .. } => step,
         }
     }
 }
@@ -243,9 +260,13 @@ pub enum Outcome {
         /// of the step's `instance_types`, when it names them.
         attempt: u32,
         instance_type: Option<String>,
+        /// The image's tests, run in this build (None: the step has none).
+        tests: Option<TestRun>,
     },
     UpToDate {
         ami: AmiRef,
+        /// The image's tests, when this build ran them (it had none yet).
+        tests: Option<TestRun>,
     },
     Reused {
         ami: AmiRef,
@@ -323,7 +344,7 @@ impl Outcome {
     /// The AMI the step has after this run, for its children to start from.
     pub fn ami(&self) -> Option<&AmiRef> {
         match self {
-            Outcome::Built { ami, .. } | Outcome::UpToDate { ami } | Outcome::Reused { ami, .. } => Some(ami),
+            Outcome::Built { ami, .. } | Outcome::UpToDate { ami, .. } | Outcome::Reused { ami, .. } => Some(ami),
             _ => None,
         }
     }

@@ -381,7 +381,7 @@ async fn adopt(
     let step = cx.workflow.step(&entry.step_id).expect("adoptable checked the step");
     let source = AmiRef { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
     let ami_id = image.id.clone();
-    let mut made = ImageRun { run: StepRun::new(cx.workflow, step, source, fingerprint), image, copies };
+    let mut made = ImageRun { run: StepRun::new(cx.workflow, step, source, fingerprint), image, copies, tests: None };
     run_stages(cx, &[&TagImage, &Record], &mut made).await.map_err(|failure| *failure.error)?;
     let what = format!("adopted {ami_id} left by an interrupted run (its inputs still match)");
     cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });

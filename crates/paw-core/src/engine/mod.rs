@@ -5,12 +5,13 @@
 //! decides how they look.
 
 pub mod events;
+pub mod image_tests;
 pub mod lease;
 pub mod stages;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -23,13 +24,14 @@ pub use events::{
 pub use stages::Services;
 
 use crate::ami::{self, AmiRef};
-use crate::catalog::{ImageRecord, ImageStatus, Recorded, now_create_at};
+use crate::catalog::{ImageRecord, ImageStatus, Recorded, TestRun, Verdict, now_create_at};
 use crate::ec2::{Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::Packer;
 use crate::plan::{Action, PlannedStep};
 use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
+use image_tests::{OnFailure, Subject, Tester};
 use stages::{BuildStages, Finished, StepRun};
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +48,8 @@ pub struct BuildOptions {
     /// (`packer::transient_cause`), and the wait before the first retry (doubled for each next).
     pub retries: u32,
     pub retry_delay: std::time::Duration,
+    /// An image that fails its tests is kept (marked failed, tagged), not deregistered.
+    pub keep_failed: bool,
 }
 
 /// Everything a build talks to.
@@ -178,6 +182,7 @@ impl Engine<'_> {
             let source = planned.source.clone().unwrap_or_else(|| placeholder_for(step));
             self.cx.reporter.event(Event::Stage { step: &step.id, stage: "validating" });
             let _lock = StepLock::acquire(step).await?;
+            image_tests::validate_templates(self.cx.workflow, self.packer, step, &source, self.cx.region).await?;
             let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region)?;
             self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await
         }))
@@ -210,7 +215,7 @@ impl Engine<'_> {
     ) -> Outcome {
         let step = planned.step;
         let result: std::result::Result<Outcome, StepFailure> = match &planned.action {
-            Action::UpToDate { record } => self.up_to_date(step, record, options).await.map_err(StepFailure::from),
+            Action::UpToDate { record } => self.up_to_date(step, record, options).await,
             Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
             Action::Manual => {
                 self.cx.reporter.event(Event::Manual { step: &step.id });
@@ -301,6 +306,7 @@ impl Engine<'_> {
             log_path: self.log_path(step),
             slots: packer_slots,
             lease_ttl: self.lease_ttl,
+            keep_failed: options.keep_failed,
         };
         if options.dry_run {
             stages.dry_run(&self.cx, run).await?;
@@ -309,17 +315,20 @@ impl Engine<'_> {
         match stages.run(&self.cx, run).await? {
             Finished::BuiltMeanwhile(record) => {
                 self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id, tags_set: &[] });
-                Ok(Outcome::UpToDate { ami: record.as_source() })
+                Ok(Outcome::UpToDate { ami: record.as_source(), tests: None })
             }
             Finished::Built(made) => {
                 self.cx.reporter.event(Event::Built { step: &step.id, ami_id: &made.image.id });
                 let packer_time = made.run.packer_time;
+                // The tests' time is theirs, as packer's is packer's.
+                let tests_time = made.tests.as_ref().map_or(Duration::ZERO, TestRun::duration);
                 Ok(Outcome::Built {
                     ami: AmiRef { id: made.image.id, name: made.run.ami_name },
                     packer_time,
-                    paw_time: started.elapsed().saturating_sub(packer_time),
+                    paw_time: started.elapsed().saturating_sub(packer_time).saturating_sub(tests_time),
                     attempt,
                     instance_type: made.run.instance_type,
+                    tests: made.tests,
                 })
             }
         }
@@ -329,7 +338,12 @@ impl Engine<'_> {
     /// snapshots: tags do not change an image, so a changed `aws_tags` sets them instead of
     /// rebuilding (tags taken out of `aws_tags` stay: paw cannot tell them from tags someone else
     /// set). An AMI a person made from an instance keeps the tags it was given.
-    async fn up_to_date(&self, step: &Step, record: &ImageRecord, options: BuildOptions) -> Result<Outcome> {
+    async fn up_to_date(
+        &self,
+        step: &Step,
+        record: &ImageRecord,
+        options: BuildOptions,
+    ) -> std::result::Result<Outcome, StepFailure> {
         let image = self.check_still_there(step, record).await?;
         let wanted = match record.from_instance {
             Some(_) => Vec::new(),
@@ -340,8 +354,29 @@ impl Engine<'_> {
             self.cx.ec2.create_tags(&stages::image_and_snapshots(&image), &differing).await?;
         }
         let keys: Vec<String> = differing.into_iter().map(|(key, _)| key).collect();
+        let tests = if options.dry_run { None } else { self.test_untested(step, record).await? };
         self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id, tags_set: &keys });
-        Ok(Outcome::UpToDate { ami: record.as_source() })
+        Ok(Outcome::UpToDate { ami: record.as_source(), tests })
+    }
+
+    /// An up-to-date image that was never tested (its tests came later, its build was interrupted
+    /// during them, or `recover` adopted it) is tested before a child starts from it. It may be in
+    /// use, so a failure keeps it, marked failed.
+    async fn test_untested(
+        &self,
+        step: &Step,
+        record: &ImageRecord,
+    ) -> std::result::Result<Option<TestRun>, StepFailure> {
+        let tests = step.image_tests()?;
+        if tests.is_empty() || record.verdict() != Verdict::Untested {
+            return Ok(None);
+        }
+        let tester =
+            Tester { packer: self.packer, env: &self.packer_env, by: format!("paw build ({})", stages::who()) };
+        let subject = Subject { step, image: record.as_source(), source: record.base_source() };
+        let run = image_tests::run(&self.cx, &tester, &subject, &tests, None).await?;
+        image_tests::record_verdict(&self.cx, record, &run, OnFailure::Keep).await?;
+        Ok(Some(run))
     }
 
     /// A recorded AMI is only as good as EC2 says.

@@ -17,10 +17,11 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, LeftAmi, Reporter, StepFailure};
+use super::image_tests::{self, OnFailure, Subject, Tester};
 use super::lease::{Lease, Taken};
 use crate::ami::{self, AmiRef};
 use crate::blocking::off_the_task;
-use crate::catalog::{Catalog, ImageRecord, PackerRun};
+use crate::catalog::{Catalog, ImageRecord, PackerRun, TestRun};
 use crate::ec2::{self, Ec2, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
@@ -110,6 +111,8 @@ pub struct ImageRun<'a> {
     pub image: Image,
     /// Its copies in other regions (packer's `ami_regions`), with their regions.
     pub copies: Vec<(String, Image)>,
+    /// Its tests' run, once `TestImage` ran them (None: the step has no tests).
+    pub tests: Option<TestRun>,
 }
 
 /// The fingerprint of a step's inputs from `source`, computed off the async task (it reads and
@@ -264,7 +267,7 @@ pub async fn run_pipeline<'a>(
         Ok(found) => found,
         Err(failure) => return finish(cx, &before[..started], &mut run, Err(failure)).await,
     };
-    let mut made = ImageRun { run, image, copies };
+    let mut made = ImageRun { run, image, copies, tests: None };
     let (after_started, result) = run_list(cx, after, &mut made).await;
     let result = finish(cx, &after[..after_started], &mut made, result).await;
     let result = finish(cx, &before[..started], &mut made.run, result).await;
@@ -322,6 +325,8 @@ pub struct BuildStages<'a> {
     /// The `--jobs` slots, and how long a lease lasts unless renewed, in seconds.
     pub slots: &'a Semaphore,
     pub lease_ttl: i64,
+    /// `--keep-failed`: an image that fails its tests is kept (marked failed), not deregistered.
+    pub keep_failed: bool,
 }
 
 impl<'a> BuildStages<'a> {
@@ -335,10 +340,13 @@ impl<'a> BuildStages<'a> {
             log_path: &self.log_path,
         };
         let replace = ReplaceOld { delete_snapshots: self.delete_snapshots };
+        let tester = Tester { packer: self.packer, env: self.packer_env, by: format!("paw build ({})", who()) };
+        let on_failure = if self.keep_failed { OnFailure::Keep } else { OnFailure::Deregister };
+        let test = TestImage { tester: &tester, on_failure };
         let before: [&dyn Stage<StepRun<'a>>; 6] =
             [&take_lease, &SourceAvailable, &Render, &NameFree, &replace, &packer];
         // ... then find_made_image, then:
-        let after: [&dyn Stage<ImageRun<'a>>; 2] = [&TagImage, &Record];
+        let after: [&dyn Stage<ImageRun<'a>>; 3] = [&TagImage, &Record, &test];
         run_pipeline(cx, &before, &after, run).await
     }
 
@@ -754,6 +762,42 @@ pub fn step_tags(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<(String, String)> 
     let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
     ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &run.fingerprint.digest);
     tags
+}
+
+/// `user@host`: who runs paw here, as histories name them.
+pub fn who() -> String {
+    format!("{}@{}", crate::catalog::this_user(), crate::catalog::this_host())
+}
+
+/// The step's image tests (`image_tests`), on the image just recorded, under the step's lease
+/// (the journal knows each test's instance): its children wait for the verdict. Failed, the image
+/// is marked so, and deregistered unless `--keep-failed`; the step fails.
+pub struct TestImage<'a> {
+    pub tester: &'a Tester<'a>,
+    pub on_failure: OnFailure,
+}
+
+#[async_trait]
+impl<'a> Stage<ImageRun<'a>> for TestImage<'_> {
+    fn name(&self) -> &'static str {
+        "testing the image"
+    }
+
+    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
+        let tests = made.run.step.image_tests()?;
+        if tests.is_empty() {
+            return Ok(Next::Continue);
+        }
+        let Some(record) = made.run.recorded.clone() else {
+            return Err(Error::bug(format!("step {}: tests run on a recorded image", made.run.step.id)).into());
+        };
+        let subject = Subject { step: made.run.step, image: record.as_source(), source: made.run.source.clone() };
+        let lease = made.run.lease.clone();
+        let run = image_tests::run(cx, self.tester, &subject, &tests, lease.as_deref()).await?;
+        image_tests::record_verdict(cx, &record, &run, self.on_failure).await?;
+        made.tests = Some(run);
+        Ok(Next::Continue)
+    }
 }
 
 /// The AMI in the catalog; from here on it is kept.

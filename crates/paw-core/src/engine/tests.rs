@@ -209,6 +209,7 @@ const RETRIES: BuildOptions = BuildOptions {
     jobs: 1,
     retries: 2,
     retry_delay: std::time::Duration::ZERO,
+    keep_failed: false,
 };
 
 struct FakePacker<'a> {
@@ -416,6 +417,15 @@ impl Records for LosingAnswers {
     }
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         self.inner.set_copies(workflow_id, step_id, copies).await
+    }
+    async fn add_test_run(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        run: &crate::catalog::TestRun,
+        status: Option<ImageStatus>,
+    ) -> Result<()> {
+        self.inner.add_test_run(workflow_id, step_id, run, status).await
     }
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {
         self.inner.step_ids().await

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::catalog::{
-    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, check_channel_name, now_create_at,
+    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name, now_create_at,
 };
 use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
@@ -35,7 +35,8 @@ pub struct Change {
 
 /// Points the channel at the record's image; the SSM parameter, when given or remembered from
 /// the channel's last entry, is published. The image gets EC2's deregistration protection, and the
-/// image the channel pointed at before loses it, unless another channel points at it.
+/// image the channel pointed at before loses it, unless another channel points at it. An image of
+/// a step with tests (`tested`) must have passed them: anything else is an override.
 pub async fn set(
     Stores { catalog, ssm, ec2 }: Stores<'_>,
     line: &Line,
@@ -43,9 +44,32 @@ pub async fn set(
     record: &ImageRecord,
     ssm_parameter: Option<String>,
     change: &Change,
+    tested: bool,
 ) -> Result<ChannelEntry> {
     check_channel_name(channel)?;
-    usable(record, Some(channel))?;
+    let overriding = change.force && change.reason.is_some();
+    let not_passed = match record.verdict() {
+        Verdict::Passed => None,
+        _ if !tested => None,
+        Verdict::Untested => Some("has not been tested".to_string()),
+        Verdict::Failed => Some(format!("failed its test {}", failed_test(record))),
+    };
+    if let Some(why) = &not_passed
+        && !overriding
+    {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{} of step \"{}\" {why}: channel {channel} points at images that passed their tests", record.ami_id, record.step_id),
+        )
+        .help(format!(
+            "test it with `paw test {} --workflow-id {}`, or override on purpose: --force --reason TEXT (the history keeps both)",
+            record.step_id, record.workflow_id
+        )));
+    }
+    // A failed image may be pointed at only by that override.
+    if !(record.status == ImageStatus::Failed && not_passed.is_some()) {
+        usable(record, Some(channel))?;
+    }
     if !line.holds(record) {
         let theirs = record.line().map_or("no workflow name (older than names)".to_string(), |line| line.to_string());
         return Err(Error::new(
@@ -63,8 +87,9 @@ pub async fn set(
         }));
     }
     let action = match ec2.describe_image(&record.ami_id).await?.and_then(|image| image.deprecation_time) {
+        None if not_passed.is_some() => ChannelAction::Override,
         None => ChannelAction::Set,
-        Some(_) if change.force && change.reason.is_some() => ChannelAction::Override,
+        Some(_) if overriding => ChannelAction::Override,
         Some(at) => {
             return Err(Error::new(
                 ErrorKind::Usage,
@@ -278,11 +303,27 @@ pub fn usable(record: &ImageRecord, channel: Option<&str>) -> Result<()> {
                 record.step_id
             ),
         })),
+        ImageStatus::Failed => Err(Error::new(
+            ErrorKind::Usage,
+            format!("{} of step \"{}\" failed its tests: {}", record.ami_id, record.step_id, failed_test(record)),
+        )
+        .help(format!(
+            "use another image of the step, or fix what failed and test it again: `paw test {} --workflow-id {}`",
+            record.step_id, record.workflow_id
+        ))),
         ImageStatus::Deregistered | ImageStatus::Disabled => Err(Error::new(
             ErrorKind::Usage,
             format!("{} of step \"{}\" is {}", record.ami_id, record.step_id, record.status.as_str()),
         )
         .help("point the channel at an available image")),
+    }
+}
+
+/// The test an image failed last, and its log: what errors and reports name.
+pub fn failed_test(record: &ImageRecord) -> String {
+    match record.tests.last().and_then(|run| run.failure()) {
+        Some(test) => format!("{} (log: {})", test.name, test.log),
+        None => "no test failed".into(),
     }
 }
 

@@ -16,6 +16,8 @@ pub struct LineageImage {
     pub step_id: Option<String>,
     pub workflow_id: Option<String>,
     pub status: String,
+    /// Its tests' latest verdict ("passed", "failed: boot"), when it was tested.
+    pub tests: Option<String>,
     /// Its parent (in `--descendants` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_ami_id: Option<String>,
@@ -28,6 +30,7 @@ impl LineageImage {
             step_id: Some(record.step_id.clone()),
             workflow_id: Some(record.workflow_id.clone()),
             status: record.status.as_str().to_string(),
+            tests: record.test_badge(),
             base_ami_id: with_base.then(|| record.base_ami_id.clone()),
         }
     }
@@ -51,7 +54,14 @@ pub async fn ancestry(catalog: &dyn Catalog, ec2: &dyn Ec2, record: &ImageRecord
                 Some(image) => image.state.to_string(),
                 None => "not in EC2".to_string(),
             };
-            chain.push(LineageImage { ami_id: base, step_id: None, workflow_id: None, status, base_ami_id: None });
+            chain.push(LineageImage {
+                ami_id: base,
+                step_id: None,
+                workflow_id: None,
+                status,
+                tests: None,
+                base_ami_id: None,
+            });
             break;
         };
         chain.push(LineageImage::of(parent, false));

@@ -1,5 +1,5 @@
 //! Operations on images outside a build, each in its own module: delete, from-instance, lineage,
-//! status (staleness), prune (retention), lifecycle (policies), revoke and restore, channels,
+//! status (staleness), test (image tests), prune (retention), lifecycle (policies), revoke and restore, channels,
 //! base-ami update, copy and share across regions and accounts. Each acts on an image's copies in
 //! every region.
 
@@ -15,6 +15,7 @@ pub mod report;
 pub mod revoke;
 pub mod share;
 pub mod status;
+pub mod test;
 
 pub use delete::{delete_image, deregister_with_copies};
 pub use from_instance::image_from_instance;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::channel;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, now_create_at};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Verdict, now_create_at};
 use crate::ec2::{Ec2, deprecation_times};
 use crate::error::Result;
 use crate::workflow::Workflow;
@@ -65,6 +65,43 @@ pub struct ReportImage {
     pub reused_from: Option<String>,
     /// When EC2 deprecates (or deprecated) it.
     pub deprecation_time: Option<String>,
+    /// Its tests' verdict; None when its step has no tests and it was never tested.
+    pub tests: Option<ReportTests>,
+}
+
+/// An image's latest test verdict, as the report's badge shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportTests {
+    /// `passed`, `failed` or `untested`.
+    pub verdict: &'static str,
+    /// When the latest run began.
+    pub at: Option<String>,
+    /// The test that failed, with its log and why.
+    pub failed_test: Option<String>,
+    pub log: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl ReportTests {
+    fn of(record: &ImageRecord, step_has_tests: bool) -> Option<ReportTests> {
+        let Some(run) = record.tests.last() else {
+            return step_has_tests.then_some(ReportTests {
+                verdict: Verdict::Untested.as_str(),
+                at: None,
+                failed_test: None,
+                log: None,
+                reason: None,
+            });
+        };
+        let failure = run.failure();
+        Some(ReportTests {
+            verdict: record.verdict().as_str(),
+            at: Some(run.at.clone()),
+            failed_test: failure.map(|test| test.name.clone()),
+            log: failure.map(|test| test.log.clone()),
+            reason: failure.and_then(|test| test.reason.clone()),
+        })
+    }
 }
 
 /// An available image is stale when the step's inputs, on the same parent, no longer give its
@@ -135,6 +172,7 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
             .filter(|record| all_workflows || record.workflow_id == workflow_id)
             .collect();
         let mut images = Vec::new();
+        let step_has_tests = !step.image_tests()?.is_empty();
         for record in records {
             let mut reasons = Vec::new();
             let status = match record.status {
@@ -146,6 +184,11 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
                 ImageStatus::Revoked => {
                     reasons.extend(record.revoked_reason.clone());
                     "revoked"
+                }
+                ImageStatus::Failed => {
+                    // Which test, why and its log: the tests' badge says it.
+                    reasons.push("failed its tests".into());
+                    "failed"
                 }
                 ImageStatus::Available => {
                     if let Some(parent_status) =
@@ -167,6 +210,7 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
                 statuses.insert(record.ami_id.clone(), status);
             }
             images.push(ReportImage {
+                tests: ReportTests::of(&record, step_has_tests),
                 fingerprint: record.fingerprint.as_ref().map(|digest| digest.chars().take(12).collect()),
                 channels: channels.get(&record.ami_id).cloned().unwrap_or_default(),
                 base_in_report: false,

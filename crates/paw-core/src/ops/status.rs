@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, own_record};
+use super::channel;
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Verdict, own_record};
 use crate::ec2::{Ec2, Image, deprecation_times};
 use crate::error::Result;
 use crate::fingerprint;
@@ -19,6 +20,10 @@ pub enum State {
     Stale,
     Missing,
     Revoked,
+    /// Current, but its step has tests that never ran on it.
+    Untested,
+    /// It failed its tests and is kept, marked failed.
+    Failed,
 }
 
 impl State {
@@ -28,6 +33,8 @@ impl State {
             State::Stale => "stale",
             State::Missing => "missing",
             State::Revoked => "revoked",
+            State::Untested => "untested",
+            State::Failed => "failed",
         }
     }
 }
@@ -55,7 +62,16 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         let (state, reasons) = match &record {
             None => (State::Missing, vec!["no image in the catalog".to_string()]),
             Some(record) if record.status == ImageStatus::Deregistered => {
-                (State::Missing, vec![format!("{} was deregistered", record.ami_id)])
+                let why = match record.verdict() {
+                    Verdict::Failed => format!(" after it failed its test {}", channel::failed_test(record)),
+                    _ => String::new(),
+                };
+                (State::Missing, vec![format!("{} was deregistered{why}", record.ami_id)])
+            }
+            Some(record) if record.status == ImageStatus::Failed => {
+                let mut reasons = vec![format!("failed its test {}", channel::failed_test(record))];
+                reasons.extend(record.tests.last().and_then(|run| run.failure()).and_then(|test| test.reason.clone()));
+                (State::Failed, reasons)
             }
             Some(record) if record.status == ImageStatus::Revoked => {
                 (State::Revoked, vec![record.revoked_reason.clone().unwrap_or_else(|| "revoked".into())])
@@ -67,13 +83,15 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
                 let mut reasons = Vec::new();
                 match &step.parent {
                     Some(parent) => match states.get(parent.as_str()) {
-                        Some((State::Current, Some(parent_ami))) if *parent_ami != record.base_ami_id => {
+                        Some((State::Current | State::Untested, Some(parent_ami)))
+                            if *parent_ami != record.base_ami_id =>
+                        {
                             reasons.push(format!(
                                 "parent rebuilt: {parent} is now {parent_ami}; this image is built on {}",
                                 record.base_ami_id
                             ))
                         }
-                        Some((State::Current, _)) => {}
+                        Some((State::Current | State::Untested, _)) => {}
                         Some((state, _)) => reasons.push(format!("parent {parent} is {}", state.as_str())),
                         None => {}
                     },
@@ -82,7 +100,15 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
                 if let Some(changed) = changed_inputs(workflow, step, record)? {
                     reasons.push(format!("inputs changed: {changed}"));
                 }
-                let state = if reasons.is_empty() { State::Current } else { State::Stale };
+                let untested = record.verdict() == Verdict::Untested && !step.image_tests()?.is_empty();
+                let state = match (reasons.is_empty(), untested) {
+                    (false, _) => State::Stale,
+                    (true, true) => State::Untested,
+                    (true, false) => State::Current,
+                };
+                if untested {
+                    reasons.push(format!("never tested: `paw test {}` runs the step's tests", step.id));
+                }
                 (state, reasons)
             }
         };

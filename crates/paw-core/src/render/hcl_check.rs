@@ -24,17 +24,7 @@ pub struct HclSummary {
 pub fn check_hcl(files: &[Rendered], output_ami_name: &str) -> Result<HclSummary> {
     let mut parsed = Vec::new();
     for file in files {
-        let body = hcl::parse(&file.text).map_err(|err| match err {
-            hcl::Error::Parse(parse) => {
-                Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {}", parse.message()))
-                    .at(Location::at(&file.path, parse.location().line(), parse.location().column()))
-                    .help("fix the template that produced this file, then render again")
-            }
-            other => {
-                Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {other}")).in_file(&file.path)
-            }
-        })?;
-        parsed.push((file, body));
+        parsed.push((file, parse_rendered(file)?));
     }
     let blocks = || parsed.iter().flat_map(|(_, body)| body.blocks());
     let requires_plugins = blocks()
@@ -54,6 +44,20 @@ pub fn check_hcl(files: &[Rendered], output_ami_name: &str) -> Result<HclSummary
         }
     }
     Ok(HclSummary { requires_plugins, declares_instance_type })
+}
+
+/// A rendered file, parsed as HCL; a syntax error points at its line and column.
+pub fn parse_rendered(file: &Rendered) -> Result<Body> {
+    hcl::parse(&file.text).map_err(|err| match err {
+        hcl::Error::Parse(parse) => {
+            Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {}", parse.message()))
+                .at(Location::at(&file.path, parse.location().line(), parse.location().column()))
+                .help("fix the template that produced this file, then render again")
+        }
+        other => {
+            Error::new(ErrorKind::Validation, format!("not valid HCL after rendering: {other}")).in_file(&file.path)
+        }
+    })
 }
 
 /// `var.*` as packer sees it, where a value is plain: variable defaults, then the var files

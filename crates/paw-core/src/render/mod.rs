@@ -15,7 +15,7 @@ use crate::ami::{self, AmiRef};
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::workflow::{Step, TEMPLATES_DIR, Workflow};
 
-pub use hcl_check::{HclSummary, check_hcl};
+pub use hcl_check::{HclSummary, check_hcl, parse_rendered};
 pub use jinja::packer_syntax::wrapped_in_raw;
 
 const RENDERED_SUFFIXES: [&str; 2] = ["pkr.hcl", "pkrvars.hcl"];
@@ -28,6 +28,31 @@ pub fn builder_context(workflow: &Workflow, step: &Step, source: &AmiRef, aws_re
     builder.insert("workflow_param".into(), workflow.param.template_value(aws_region).into());
     builder.insert("step_param".into(), step.param.template_value().into());
     Json::Object(builder)
+}
+
+/// One of the step's test templates (`tests/templates/`), rendered in memory and checked as HCL
+/// (an error points at the template): the step's `builder` context, plus the image under test
+/// (`test_ami_id`, `test_ami_name`) and the absolute path of the step's `tests/` folder
+/// (`test_dir`), for provisioners' files.
+pub fn render_test(
+    workflow: &Workflow,
+    step: &Step,
+    source: &AmiRef,
+    aws_region: &str,
+    image: &AmiRef,
+    template: &Path,
+) -> Result<String> {
+    let mut builder = builder_context(workflow, step, source, aws_region);
+    let test_dir = std::path::absolute(step.dir.join(crate::workflow::TESTS_DIR))
+        .map_err(|err| Error::io(&step.dir, "find the tests folder", err))?;
+    builder["test_ami_id"] = image.id.clone().into();
+    builder["test_ami_name"] = image.name.clone().into();
+    builder["test_dir"] = test_dir.to_string_lossy().into_owned().into();
+    let source_text = crate::json::read_text(template)?;
+    let text = render_template(template, &source_text, &Value::from(Serde(builder)))?;
+    let rendered = Rendered { path: template.to_path_buf(), text };
+    parse_rendered(&rendered)?;
+    Ok(rendered.text)
 }
 
 /// One rendered file, not yet written.

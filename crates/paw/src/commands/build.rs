@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use paw_core::catalog::TestRun;
+use paw_core::engine::image_tests::Tester;
 use paw_core::engine::lease::{self, Found};
 use paw_core::engine::{
     self, BuildOptions, Engine, Outcome, Reporter, SkipReason, StepOutcome, Summary, VariantReporter,
 };
+use paw_core::ops::test::Tested;
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep, Rebuild};
 use paw_core::{Error, ErrorKind};
@@ -47,7 +50,7 @@ fn planned_json(variant: Option<&str>, planned: &PlannedStep<'_>) -> Value {
         "step_id": planned.step.id,
         "variant": variant,
         "action": planned.action.name(),
-        "reason": planned.action.reason(),
+        "reason": planned.reason(),
         "fingerprint": planned.fingerprint.as_ref().map(|fingerprint| &fingerprint.digest),
         "source_ami_id": planned.source.as_ref().map(|source| &source.id),
     })
@@ -73,7 +76,7 @@ impl Report for Plan<'_> {
         let rows = self.plans.iter().flat_map(|(variant, plan)| {
             plan.iter().map(|planned| {
                 let step = engine::variant_step(*variant, &planned.step.id);
-                vec![step, planned.action.name().to_string(), planned.action.reason()]
+                vec![step, planned.action.name().to_string(), planned.reason()]
             })
         });
         table(&["STEP", "ACTION", "REASON"], rows.collect())
@@ -94,9 +97,7 @@ pub async fn build(
     for workflow in workflows {
         rebuild.check(workflow, &workflow.select(ids)?)?;
     }
-    let packer = PackerBinary::locate().ok_or_else(|| {
-        Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
-    })?;
+    let packer = locate_packer()?;
     let lease_ttl = paw_core::catalog::lease_ttl()?;
     let region = cx.region().await?;
     let ec2 = cx.ec2(None).await?;
@@ -104,15 +105,7 @@ pub async fn build(
 
     let cancel = CancellationToken::new();
     // `--packer-debug` asks questions on the terminal: it gets packer's lines.
-    let verbose = verbose || options.packer_debug;
-    let mut labels = Vec::new();
-    for workflow in workflows {
-        let variant = workflow.variant.as_deref();
-        labels.extend(workflow.select(ids)?.iter().map(|step| engine::variant_step(variant, &step.id)));
-    }
-    let reporter = Arc::new(BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, verbose));
-    signals::stop_on_signals(cancel.clone(), reporter.clone())
-        .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
+    let reporter = run_reporter(cx, ids, verbose || options.packer_debug, &cancel)?;
     // One reporter for the run: each variant's names its steps `<variant>/<step>`.
     let reporters: Vec<Box<dyn Reporter + '_>> =
         workflows.iter().map(|workflow| VariantReporter::of(reporter.as_ref(), workflow.variant.as_deref())).collect();
@@ -161,6 +154,86 @@ pub async fn build(
             .map_err(|err| Error::new(ErrorKind::Io, format!("cannot write the CI outputs: {err}")))?;
     }
     Ok(built)
+}
+
+/// Each variant's tested images.
+pub struct TestedImages(Vec<(Option<String>, Tested)>);
+
+/// `paw test`: the image tests of the steps' images, in each variant.
+pub async fn test(cx: &Context, ids: &[String], verbose: bool) -> paw_core::Result<TestedImages> {
+    let workflows = cx.workflows()?;
+    let packer = locate_packer()?;
+    let region = cx.region().await?;
+    let ec2 = cx.ec2(None).await?;
+    let catalog = cx.catalog().await?;
+    let cancel = CancellationToken::new();
+    let reporter = run_reporter(cx, ids, verbose, &cancel)?;
+    let mut tested = Vec::new();
+    for workflow in workflows {
+        let reporter = VariantReporter::of(reporter.as_ref(), workflow.variant.as_deref());
+        let services =
+            engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel };
+        let env = paw_aws::packer_env(&workflow.param, region);
+        let tester = Tester { packer: &packer, env: &env, by: format!("paw test ({})", cx.caller().await?) };
+        let steps = workflow.select(ids)?;
+        let results = paw_core::ops::test::test_images(&services, &tester, &steps, !ids.is_empty()).await?;
+        tested.extend(results.into_iter().map(|result| (workflow.variant.clone(), result)));
+    }
+    Ok(TestedImages(tested))
+}
+
+impl Report for TestedImages {
+    fn json(&self) -> Value {
+        json!(
+            self.0
+                .iter()
+                .map(|(variant, tested)| json!({
+                    "step_id": tested.step_id,
+                    "variant": variant,
+                    "ami_id": tested.ami_id,
+                    "passed": tested.run.passed(),
+                    "run": tested.run,
+                }))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn text(&self) -> String {
+        let rows = self
+            .0
+            .iter()
+            .flat_map(|(variant, tested)| {
+                let step = engine::variant_step(variant.as_deref(), &tested.step_id);
+                tested.run.results.iter().map(move |result| {
+                    vec![
+                        step.clone(),
+                        tested.ami_id.clone(),
+                        result.name.clone(),
+                        if result.passed { "passed".into() } else { "FAILED".into() },
+                        format!("{:.1}", result.seconds),
+                        result.log.clone(),
+                    ]
+                })
+            })
+            .collect();
+        table(&["STEP", "AMI", "TEST", "VERDICT", "SECONDS", "LOG"], rows)
+    }
+
+    fn error(&self) -> Option<Error> {
+        let failed: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, tested)| tested.failure.is_some())
+            .map(|(variant, tested)| engine::variant_step(variant.as_deref(), &tested.step_id))
+            .collect();
+        if failed.is_empty() {
+            return None;
+        }
+        Some(
+            Error::new(ErrorKind::TestFailed, format!("the images of {} failed their tests", failed.join(", ")))
+                .help("each failure is above, with its log; the images are marked failed (kept: `paw images revoke` withdraws one)"),
+        )
+    }
 }
 
 pub struct Recovered(Vec<Found>);
@@ -230,14 +303,18 @@ impl Report for Built {
                 let mut entry =
                     json!({"step_id": step.step_id, "variant": step.variant, "result": step.outcome.name()});
                 match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type } => {
+                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type, tests } => {
                         entry["ami_id"] = json!(ami.id);
                         entry["packer_seconds"] = json!(packer_time.as_secs_f64());
                         entry["paw_seconds"] = json!(paw_time.as_secs_f64());
                         entry["attempt"] = json!(attempt);
                         entry["instance_type"] = json!(instance_type);
+                        entry["tests"] = json!(tests);
                     }
-                    Outcome::UpToDate { ami } => entry["ami_id"] = json!(ami.id),
+                    Outcome::UpToDate { ami, tests } => {
+                        entry["ami_id"] = json!(ami.id);
+                        entry["tests"] = json!(tests);
+                    }
                     Outcome::Reused { ami, from } => {
                         entry["ami_id"] = json!(ami.id);
                         entry["reused_from"] = json!(from);
@@ -265,14 +342,19 @@ impl Report for Built {
             .0
             .iter()
             .map(|step| {
+                let tests = match &step.outcome {
+                    Outcome::Built { tests, .. } | Outcome::UpToDate { tests, .. } => tests_cell(tests.as_ref()),
+                    Outcome::Failed { error, .. } if error.kind == ErrorKind::TestFailed => "failed".into(),
+                    _ => dash(),
+                };
                 let (result, ami, packer, paw) = match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type } => (
+                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type, .. } => (
                         built_how(*attempt, instance_type.as_deref()),
                         ami.id.clone(),
                         format!("{:.1}", packer_time.as_secs_f64()),
                         format!("{:.1}", paw_time.as_secs_f64()),
                     ),
-                    Outcome::UpToDate { ami } => ("up-to-date".into(), ami.id.clone(), dash(), dash()),
+                    Outcome::UpToDate { ami, .. } => ("up-to-date".into(), ami.id.clone(), dash(), dash()),
                     Outcome::Reused { ami, from } => (format!("reused from {from}"), ami.id.clone(), dash(), dash()),
                     Outcome::DryRun => ("dry run".into(), dash(), dash(), dash()),
                     Outcome::Manual => ("manual: no AMI yet".into(), dash(), dash(), dash()),
@@ -283,12 +365,18 @@ impl Report for Built {
                     Outcome::Failed { .. } => ("FAILED".into(), dash(), dash(), dash()),
                     Outcome::Skipped(reason) => (format!("skipped: {reason}"), dash(), dash(), dash()),
                 };
-                vec![step.label(), result, ami, packer, paw]
+                vec![step.label(), result, ami, tests, packer, paw]
             })
             .collect();
-        let mut lines = vec![table(&["STEP", "RESULT", "AMI", "PACKER (s)", "PAW (s)"], rows)];
+        let mut lines = vec![table(&["STEP", "RESULT", "AMI", "TESTS", "PACKER (s)", "PAW (s)"], rows)];
         // What became of the AMIs that failed steps made: nothing is left in EC2 unsaid.
         for step in &self.0 {
+            if let Outcome::Failed { error, .. } = &step.outcome
+                && error.kind == ErrorKind::TestFailed
+            {
+                let log = error.help.as_deref().unwrap_or_default();
+                lines.push(format!("{}: {}; {log}", step.label(), error.message));
+            }
             if let Outcome::Failed { amis, .. } = &step.outcome {
                 lines.extend(amis.iter().map(|left| format!("{}: {}: {}", step.label(), left.ami_id, left.fate)));
             }
@@ -322,6 +410,43 @@ impl Report for Built {
     fn error(&self) -> Option<Error> {
         Summary::error(&self.0)
     }
+}
+
+/// The tests a build ran on a step's image, and how long they took: "2 passed (3.1 s)", "1 of 2
+/// failed (0.4 s)", or "-" (none ran).
+fn tests_cell(tests: Option<&TestRun>) -> String {
+    let Some(run) = tests else { return "-".into() };
+    let failed = run.results.iter().filter(|result| !result.passed).count();
+    let seconds = run.duration().as_secs_f64();
+    match failed {
+        0 => format!("{} passed ({seconds:.1} s)", run.results.len()),
+        failed => format!("{failed} of {} failed ({seconds:.1} s)", run.results.len()),
+    }
+}
+
+/// The reporter of a run of the steps `ids` of every variant (each named as the run names it), and
+/// the signals, from now on, as its interrupt.
+fn run_reporter(
+    cx: &Context,
+    ids: &[String],
+    verbose: bool,
+    cancel: &CancellationToken,
+) -> paw_core::Result<Arc<BuildReporter>> {
+    let mut labels = Vec::new();
+    for workflow in cx.workflows()? {
+        let variant = workflow.variant.as_deref();
+        labels.extend(workflow.select(ids)?.iter().map(|step| engine::variant_step(variant, &step.id)));
+    }
+    let reporter = Arc::new(BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, verbose));
+    signals::stop_on_signals(cancel.clone(), reporter.clone())
+        .map_err(|err| Error::new(ErrorKind::Io, format!("cannot listen for signals: {err}")))?;
+    Ok(reporter)
+}
+
+fn locate_packer() -> paw_core::Result<PackerBinary> {
+    PackerBinary::locate().ok_or_else(|| {
+        Error::new(ErrorKind::Usage, "no packer found").help("install packer, or set PAW_PACKER to a packer binary")
+    })
 }
 
 /// "built", with the attempt and the instance type when either is worth saying.

@@ -23,7 +23,12 @@ pub async fn set(
     let (ssm, ec2) = (cx.ssm().await?, cx.ec2(Some(&record.region)).await?);
     let change = Change { by: cx.caller().await?, ..change };
     let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
-    Ok(Set(channel::set(stores, &cx.line()?, name, &record, ssm_parameter, &change).await?))
+    // The folder's step says whether the image must have passed tests.
+    let tested = match cx.workflow()?.step(step) {
+        Some(step) => !step.image_tests()?.is_empty(),
+        None => false,
+    };
+    Ok(Set(channel::set(stores, &cx.line()?, name, &record, ssm_parameter, &change, tested).await?))
 }
 
 impl Report for Set {

@@ -56,6 +56,7 @@ impl Report for Records {
                         record.step_id.clone(),
                         record.ami_id.clone(),
                         record.status.as_str().to_string(),
+                        record.test_badge().unwrap_or_else(|| "-".into()),
                         record.create_at.clone(),
                         record.ami_name.clone(),
                         record
@@ -69,9 +70,9 @@ impl Report for Records {
             })
             .collect();
         let header: &[&str] = if variants {
-            &["WORKFLOW", "VARIANT", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME", "COPIES"]
+            &["WORKFLOW", "VARIANT", "STEP", "AMI", "STATUS", "TESTS", "CREATED (UTC)", "NAME", "COPIES"]
         } else {
-            &["WORKFLOW", "STEP", "AMI", "STATUS", "CREATED (UTC)", "NAME", "COPIES"]
+            &["WORKFLOW", "STEP", "AMI", "STATUS", "TESTS", "CREATED (UTC)", "NAME", "COPIES"]
         };
         table(header, rows)
     }

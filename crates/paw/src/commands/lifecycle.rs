@@ -49,6 +49,7 @@ impl Report for Lineage {
                     image.step_id.clone().unwrap_or_else(|| "(root base AMI)".into()),
                     image.workflow_id.clone().unwrap_or_else(dash),
                     image.status.clone(),
+                    image.tests.clone().unwrap_or_else(dash),
                 ];
                 if self.descendants {
                     row.push(image.base_ami_id.clone().unwrap_or_else(dash));
@@ -57,9 +58,9 @@ impl Report for Lineage {
             })
             .collect();
         let header: &[&str] = if self.descendants {
-            &["AMI", "STEP", "WORKFLOW", "STATUS", "BUILT ON"]
+            &["AMI", "STEP", "WORKFLOW", "STATUS", "TESTS", "BUILT ON"]
         } else {
-            &["AMI", "STEP", "WORKFLOW", "STATUS"]
+            &["AMI", "STEP", "WORKFLOW", "STATUS", "TESTS"]
         };
         table(header, rows)
     }

@@ -105,6 +105,7 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             jobs,
             retries,
             retry_delay,
+            keep_failed,
             verbose,
             events: _,
             events_packer: _,
@@ -117,10 +118,12 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
                 jobs: usize::from(jobs),
                 retries,
                 retry_delay: std::time::Duration::from_secs(retry_delay),
+                keep_failed,
             };
             Box::new(build::build(cx, &steps, &Rebuild::from_arg(rebuild), options, verbose).await?)
         }
         Command::Recover => Box::new(build::recover(cx).await?),
+        Command::Test { steps, verbose } => Box::new(build::test(cx, &steps, verbose).await?),
         Command::Lifecycle(LifecycleCommand::Plan) => Box::new(lifecycle::lifecycle_plan(cx).await?),
         Command::Lifecycle(LifecycleCommand::Apply { yes }) => Box::new(lifecycle::lifecycle_apply(cx, yes).await?),
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),

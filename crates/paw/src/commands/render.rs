@@ -1,6 +1,7 @@
 //! `paw render` and `paw validate`: the templates, rendered from each step's source AMI (its
 //! parent's recorded AMI when there is one, so they read the catalog), checked, and validated.
 
+use paw_core::engine::image_tests;
 use paw_core::packer::{Packer as _, PackerBinary};
 use paw_core::render::{self, Prepared};
 use paw_core::workflow::Workflow;
@@ -91,9 +92,11 @@ pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validate
     for workflow in cx.workflows()? {
         let prepared_steps = prepare_all(cx, workflow, ids).await?;
         if let Some(packer) = &packer {
+            let region = cx.region().await?;
             for (step, prepared) in workflow.select(ids)?.iter().zip(&prepared_steps) {
                 if let Some(prepared) = &prepared.1 {
                     packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await?;
+                    image_tests::validate_templates(workflow, packer, step, &prepared.source, region).await?;
                 }
             }
         }
