@@ -12,6 +12,9 @@
    write retried after its answer was lost would look like a leak that EC2 never lets happen.
 5. Image lifecycle calls moto lacks (see add_image_lifecycle): deprecation, deregistration
    protection, and the images' last launch time.
+6. Images shared across accounts (see share_images_across_accounts): EC2 lets an account that an
+   AMI's launch permission names (or `all`) describe it by id and copy it; moto looks only in the
+   caller's own account, so CopyImage in a target account fails with InvalidAMIID.NotFound.
 
 Usage: python moto_server.py PORT_FILE — binds a free port on 127.0.0.1, writes it to PORT_FILE once
 the server answers, and serves until killed.
@@ -143,6 +146,40 @@ def add_image_lifecycle():
     InstanceBackend.run_instances = run_instances
 
 
+def share_images_across_accounts():
+    """6. DescribeImages by id, and CopyImage, which looks its source up that way, find an AMI of
+    another account in the same region when its launch permission names the caller's account, or
+    `all`, as EC2 does (a shared AMI is private to everyone else). The copy is the caller's own."""
+    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.models import ec2_backends
+
+    own_only = amis.AmiBackend.describe_images
+
+    def shared_with(backend, ami_ids):
+        found = []
+        for account, regions in list(ec2_backends.items()):
+            if account == backend.account_id or backend.region_name not in regions:
+                continue
+            for ami in list(regions[backend.region_name].amis.values()):
+                granted = {"UserId": backend.account_id} in ami.launch_permissions or ami.is_public
+                if ami.id in ami_ids and granted:
+                    found.append(ami)
+        return found
+
+    def describe_images(backend, ami_ids=None, filters=None, exec_users=None, owners=None):
+        shared = shared_with(backend, ami_ids) if ami_ids else []
+        if not shared:
+            return own_only(backend, ami_ids=ami_ids, filters=filters, exec_users=exec_users, owners=owners)
+        rest = [ami_id for ami_id in ami_ids if ami_id not in {ami.id for ami in shared}]
+        try:
+            mine = own_only(backend, ami_ids=rest, filters=filters, exec_users=exec_users, owners=owners) if rest else []
+        except InvalidAMIIdError:
+            mine = []
+        return mine + shared
+
+    amis.AmiBackend.describe_images = describe_images
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -155,6 +192,7 @@ def main():
     make_dynamodb_writes_atomic()
     keep_ami_names_unique()
     add_image_lifecycle()
+    share_images_across_accounts()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

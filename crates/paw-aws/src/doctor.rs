@@ -111,3 +111,53 @@ pub async fn instance_profile(config: &SdkConfig, name: &str) -> Result<String> 
         Err(err) => Err(aws_error("iam:GetInstanceProfile", err)),
     }
 }
+
+/// What a distribution target needs in one place, checked with the credentials paw acts there
+/// with (`config`): that they act in `account` (None: the build account), that the KMS key is
+/// enabled for encryption, and that Parameter Store answers (whether the role may write the
+/// parameter is known only when a channel is set: IAM has no dry run for it).
+pub async fn distribution_place(
+    config: &SdkConfig,
+    account: Option<&str>,
+    kms_key_id: Option<&str>,
+    ssm_parameter: Option<&str>,
+) -> Result<String> {
+    let (acting_in, arn) = caller(config).await?;
+    if let Some(account) = account.filter(|account| *account != acting_in) {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("the credentials act in account {acting_in}, not {account}"),
+        )
+        .help("the target's role_arn (or profile) must be one of that account"));
+    }
+    let mut said = vec![format!("as {arn}")];
+    if let Some(key) = kms_key_id {
+        let described = aws_sdk_kms::Client::new(config)
+            .describe_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(|err| aws_error("kms:DescribeKey", err))?;
+        let metadata = described
+            .key_metadata()
+            .ok_or_else(|| Error::new(ErrorKind::Aws, format!("kms:DescribeKey says nothing of {key}")))?;
+        if !metadata.enabled() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("the KMS key {key} ({}) is disabled", metadata.key_id()),
+            )
+            .help("enable it, or name another key in the target's kms_key_id"));
+        }
+        said.push(format!("key {key} ({}) enabled", metadata.key_id()));
+    }
+    if let Some(parameter) = ssm_parameter {
+        aws_sdk_ssm::Client::new(config)
+            .describe_parameters()
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|err| aws_error("ssm:DescribeParameters", err))?;
+        said.push(format!("Parameter Store answers (channels write {parameter})"));
+    }
+    Ok(said.join("; "))
+}

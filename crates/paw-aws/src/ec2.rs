@@ -7,6 +7,7 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
+use crate::accounts::SharedReach;
 use crate::aws_error;
 use aws_sdk_ec2::types::{
     Filter, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType, SnapshotAttributeName, Tag,
@@ -21,11 +22,19 @@ const TERMINATE_WAIT: Duration = Duration::from_secs(600);
 
 pub struct AwsEc2 {
     client: Client,
+    /// The build account's configuration, and the way into other accounts (distribution).
+    home: aws_config::SdkConfig,
+    reach: SharedReach,
 }
 
 impl AwsEc2 {
     pub fn new(config: &aws_config::SdkConfig) -> AwsEc2 {
-        AwsEc2 { client: Client::new(config) }
+        AwsEc2::reaching(config, SharedReach::default())
+    }
+
+    /// EC2 with `config`, which reaches other accounts through `reach`.
+    pub fn reaching(config: &aws_config::SdkConfig, reach: SharedReach) -> AwsEc2 {
+        AwsEc2 { client: Client::new(config), home: config.clone(), reach }
     }
 }
 
@@ -109,7 +118,12 @@ impl Ec2 for AwsEc2 {
     fn in_region(&self, region: &str) -> Box<dyn Ec2> {
         let config =
             self.client.config().to_builder().region(aws_sdk_ec2::config::Region::new(region.to_string())).build();
-        Box::new(AwsEc2 { client: Client::from_conf(config) })
+        Box::new(AwsEc2 { client: Client::from_conf(config), home: self.home.clone(), reach: self.reach.clone() })
+    }
+
+    fn in_account(&self, account: &str, region: &str) -> Box<dyn Ec2> {
+        let config = self.reach.config(&self.home, account, region);
+        Box::new(AwsEc2 { client: Client::new(&config), home: self.home.clone(), reach: self.reach.clone() })
     }
 
     async fn region_names(&self) -> Result<Vec<String>> {
@@ -125,12 +139,23 @@ impl Ec2 for AwsEc2 {
 
     /// With a client token, one per call: a retry whose first answer was lost gets the copy the
     /// first attempt made, not a second one.
-    async fn copy_image(&self, source_region: &str, source_image_id: &str, name: &str) -> Result<String> {
+    async fn copy_image(
+        &self,
+        source_region: &str,
+        source_image_id: &str,
+        name: &str,
+        kms_key_id: Option<&str>,
+    ) -> Result<String> {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let token = format!("paw-{}-{}", std::process::id(), since_epoch.as_nanos());
-        let output = self
-            .client
-            .copy_image()
+        // A key of this region (and account): a copy made without one is encrypted, if at all,
+        // with the default aws/ebs key, which cannot be shared with another account.
+        let encryption =
+            |request: aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder| match kms_key_id {
+                Some(key) => request.encrypted(true).kms_key_id(key),
+                None => request,
+            };
+        let output = encryption(self.client.copy_image())
             .source_region(source_region)
             .source_image_id(source_image_id)
             .name(name)

@@ -1,5 +1,6 @@
 //! paw's AWS side: region and credential resolution, EC2 and DynamoDB, on the AWS SDK for Rust.
 
+pub mod accounts;
 pub mod doctor;
 pub mod dynamodb;
 pub mod ec2;

@@ -4,22 +4,36 @@ use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::ParameterType;
 use paw_core::Result;
+use paw_core::ec2::Place;
 use paw_core::ssm::Ssm;
 
+use crate::accounts::SharedReach;
 use crate::aws_error;
 
 pub struct AwsSsm {
     client: Client,
+    /// The build account's configuration, and the way into other accounts (distribution).
+    home: aws_config::SdkConfig,
+    reach: SharedReach,
 }
 
 impl AwsSsm {
-    pub fn new(config: &aws_config::SdkConfig) -> AwsSsm {
-        AwsSsm { client: Client::new(config) }
+    /// Parameter Store with `config`, which reaches other accounts through `reach`.
+    pub fn reaching(config: &aws_config::SdkConfig, reach: SharedReach) -> AwsSsm {
+        AwsSsm { client: Client::new(config), home: config.clone(), reach }
     }
 }
 
 #[async_trait]
 impl Ssm for AwsSsm {
+    fn at(&self, place: &Place) -> Box<dyn Ssm> {
+        let config = match &place.account {
+            Some(account) => self.reach.config(&self.home, account, &place.region),
+            None => self.home.to_builder().region(aws_config::Region::new(place.region.clone())).build(),
+        };
+        Box::new(AwsSsm { client: Client::new(&config), home: self.home.clone(), reach: self.reach.clone() })
+    }
+
     async fn put_image_parameter(&self, name: &str, ami_id: &str) -> Result<()> {
         self.client
             .put_parameter()

@@ -67,7 +67,10 @@ pub struct WorkflowParam {
     pub credentials: Option<StaticCredentials>,
     pub aws_tags: Vec<(String, String)>,
     /// `"catalog": "sqlite:PATH"` or `"dynamodb:TABLE"`; the command line and PAW_CATALOG win.
+    /// Or `{"uri": ..., "region": ..., "role_arn": ...}`: a catalog in an account of its own.
     pub catalog: Option<String>,
+    /// The catalog's account and region, when they are not the build's (the object form).
+    pub catalog_access: CatalogAccess,
     /// `"root_base_ami_filter": {"name": "...", "owners": [...], "architecture": "x86_64"}`: its
     /// newest available match is the current root base AMI (`paw status`, `paw base-ami update`).
     pub root_base_ami_filter: Option<BaseAmiQuery>,
@@ -80,6 +83,8 @@ pub struct WorkflowParam {
     pub variants: Vec<(String, Map<String, Value>)>,
     /// `"lifecycle"`: the retention policy of every step (a step's own keys win).
     pub lifecycle: LifecyclePolicy,
+    /// `"distribution"`: where the images go after the build (regions, accounts, keys, SSM).
+    pub distribution: Vec<DistributionTarget>,
     file: JsonFile,
 }
 
@@ -177,6 +182,7 @@ impl WorkflowParam {
                         .help("give both, or better neither: use a profile or the environment"));
                 }
             };
+        let catalog = CatalogParam::of(&file)?;
         Ok(WorkflowParam {
             path: path.to_path_buf(),
             workflow_id,
@@ -186,12 +192,14 @@ impl WorkflowParam {
             region_name: file.optional_string("region_name")?,
             credentials,
             aws_tags: file.string_map("aws_tags")?,
-            catalog: file.optional_string("catalog")?,
+            catalog: catalog.uri,
+            catalog_access: catalog.access,
             root_base_ami_filter: root_base_ami_filter(&file)?,
             name: workflow_name(&file)?,
             fingerprint_ignore: file.string_list(FINGERPRINT_IGNORE)?,
             variants: variants(&file)?,
             lifecycle: LifecyclePolicy::of(&file)?,
+            distribution: DistributionTarget::list(&file)?,
             file,
         })
     }
@@ -275,7 +283,7 @@ const KEYS_NOT_DECIDING_IMAGES: [&str; 7] = [
 
 /// Keys added after the first fingerprints, which those could not hold. Each variant's own keys
 /// are merged in, and count; the list of variants does not.
-const KEYS_UNKNOWN_TO_V1: [&str; 4] = [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE];
+const KEYS_UNKNOWN_TO_V1: [&str; 5] = [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE, DISTRIBUTION];
 
 /// Keys that decided an image in the first fingerprints and do not since: tags are applied after
 /// the build.
@@ -396,6 +404,147 @@ pub struct LifecyclePolicy {
 }
 
 pub const LIFECYCLE: &str = "lifecycle";
+
+/// Where the catalog is, and as whom paw reaches it: a DynamoDB table may live in an account (and
+/// region) of its own, shared by several build accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogAccess {
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The role paw assumes, with the build's credentials, to use the catalog.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// Or a profile of the AWS config files.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// `"catalog"`: a URI, or an object with the URI and the catalog's own access.
+struct CatalogParam {
+    uri: Option<String>,
+    access: CatalogAccess,
+}
+
+/// The object form of `"catalog"`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogObject {
+    uri: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    role_arn: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+}
+
+impl CatalogParam {
+    fn of(file: &JsonFile) -> Result<CatalogParam> {
+        let param = match file.object.get("catalog") {
+            None | Some(Value::Null) => CatalogParam { uri: None, access: CatalogAccess::default() },
+            Some(Value::String(uri)) => CatalogParam { uri: Some(uri.clone()), access: CatalogAccess::default() },
+            Some(value) => serde_json::from_value(value.clone()).map(|CatalogObject { uri, region, role_arn, profile }| {
+                CatalogParam { uri: Some(uri), access: CatalogAccess { region, role_arn, profile } }
+            }).map_err(|err| {
+                file.key_error("catalog", format!("\"catalog\" is not a catalog URI or its object: {err}")).help(
+                    "write \"catalog\": \"dynamodb:TABLE\", or {\"uri\": \"dynamodb:TABLE\", \"region\": \"eu-central-1\", \
+                     \"role_arn\": \"arn:aws:iam::555555555555:role/paw-catalog\"}",
+                )
+            })?,
+        };
+        if param.access.role_arn.is_some() && param.access.profile.is_some() {
+            return Err(file
+                .key_error("catalog", "\"catalog\" names both a role_arn and a profile")
+                .help("one way into the catalog's account: a role_arn, or a profile"));
+        }
+        Ok(param)
+    }
+}
+
+/// workflow_param.json's key of the distribution block: where images go, not what they are, so it
+/// is no input of the fingerprint.
+pub const DISTRIBUTION: &str = "distribution";
+
+/// One target of the distribution block: a region, of the build account or of other accounts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionTarget {
+    pub region: String,
+    /// Other accounts (12 digits); none: the build account.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Each account gets a copy of its own (CopyImage run there); else it is granted launch
+    /// permission on the build account's copy in the region.
+    #[serde(default)]
+    pub copy_to_accounts: bool,
+    /// The KMS key copies made for this target are encrypted with (the region's; the account's).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// The role paw assumes in each account; `{account}` stands for the account's id.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// Or a profile of the AWS config files that acts in the accounts.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// The SSM parameter channels publish in each place of the target: `{name}`, `{variant}`,
+    /// `{step}`, `{channel}`, `{account}` and `{region}` are filled in.
+    #[serde(default)]
+    pub ssm_parameter: Option<String>,
+    /// The steps distributed (by `paw build`); default: the last step of each branch.
+    #[serde(default)]
+    pub steps: Option<Vec<String>>,
+}
+
+impl DistributionTarget {
+    fn list(file: &JsonFile) -> Result<Vec<DistributionTarget>> {
+        let Some(value) = file.object.get(DISTRIBUTION).filter(|value| !value.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let wrong = |what: String| {
+            file.key_error(DISTRIBUTION, format!("\"{DISTRIBUTION}\" {what}")).help(
+                "write e.g. \"distribution\": [{\"region\": \"eu-west-1\", \"accounts\": [\"222222222222\"], \
+                 \"copy_to_accounts\": true, \"role_arn\": \"arn:aws:iam::{account}:role/paw-distribution\", \
+                 \"kms_key_id\": \"alias/ami\", \"ssm_parameter\": \"/images/{name}/{step}/{channel}\"}]",
+            )
+        };
+        let targets: Vec<DistributionTarget> =
+            serde_json::from_value(value.clone()).map_err(|err| wrong(format!("is not a list of targets: {err}")))?;
+        for (index, target) in targets.iter().enumerate() {
+            target.check().map_err(|what| wrong(format!("target {}: {what}", index + 1)))?;
+        }
+        Ok(targets)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.region.is_empty() || !self.region.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-') {
+            return Err(format!("\"{}\" is not a region name", self.region));
+        }
+        if let Some(account) =
+            self.accounts.iter().find(|account| account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("\"{account}\" is not an account id (12 digits)"));
+        }
+        if self.role_arn.is_some() && self.profile.is_some() {
+            return Err("names both a role_arn and a profile: one way into the accounts".into());
+        }
+        let acts_there = self.copy_to_accounts || self.ssm_parameter.is_some();
+        if !self.accounts.is_empty() && acts_there && self.role_arn.is_none() && self.profile.is_none() {
+            return Err(
+                "acts in other accounts (copy_to_accounts, ssm_parameter) but names no role_arn or profile".into()
+            );
+        }
+        if self.copy_to_accounts && self.accounts.is_empty() {
+            return Err("copy_to_accounts needs accounts".into());
+        }
+        Ok(())
+    }
+
+    /// The role paw assumes in `account`.
+    pub fn role_in(&self, account: &str) -> Option<String> {
+        self.role_arn.as_ref().map(|role| role.replace("{account}", account))
+    }
+}
 
 impl LifecyclePolicy {
     fn of(file: &JsonFile) -> Result<LifecyclePolicy> {

@@ -111,8 +111,53 @@ impl<'a> std::ops::Deref for InRegion<'a> {
     }
 }
 
-pub fn ec2_in<'a>(home: &'a dyn Ec2, home_region: &str, region: &str) -> InRegion<'a> {
-    if region == home_region { InRegion::Home(home) } else { InRegion::Other(home.in_region(region)) }
+/// EC2 where a copy is (`Place::key`): `home` itself in its own region, the same account's EC2 in
+/// another region, or another account's (`Ec2::in_account`).
+pub fn ec2_in<'a>(home: &'a dyn Ec2, home_region: &str, place: &str) -> InRegion<'a> {
+    match Place::parse(place) {
+        Place { account: Some(account), region } => InRegion::Other(home.in_account(&account, &region)),
+        Place { region, .. } if region == home_region => InRegion::Home(home),
+        Place { region, .. } => InRegion::Other(home.in_region(&region)),
+    }
+}
+
+/// Where a copy of an image is: a region of the account paw builds in, or a region of another
+/// account (distribution). A record's `copies` are keyed by it: `eu-west-1`, or
+/// `222222222222:eu-west-1` in another account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    pub account: Option<String>,
+    pub region: String,
+}
+
+impl Place {
+    pub fn region(region: &str) -> Place {
+        Place { account: None, region: region.to_string() }
+    }
+
+    /// A copies key: `REGION`, or `ACCOUNT:REGION` (a region name holds no `:`).
+    pub fn parse(key: &str) -> Place {
+        match key.split_once(':') {
+            Some((account, region)) => Place { account: Some(account.to_string()), region: region.to_string() },
+            None => Place::region(key),
+        }
+    }
+
+    pub fn key(&self) -> String {
+        match &self.account {
+            Some(account) => format!("{account}:{}", self.region),
+            None => self.region.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.account {
+            Some(account) => write!(f, "{} of account {account}", self.region),
+            None => f.write_str(&self.region),
+        }
+    }
 }
 
 /// The filters of the seed's root base AMI finder (`paw base-ami find`), and of a workflow's
@@ -130,11 +175,22 @@ pub trait Ec2: Send + Sync {
     /// The same account's EC2 in another region (for an AMI's copies).
     fn in_region(&self, region: &str) -> Box<dyn Ec2>;
 
+    /// Another account's EC2 in a region, with the credentials the distribution block gives for it
+    /// (a role to assume, or a profile); without them, each call fails and says so.
+    fn in_account(&self, account: &str, region: &str) -> Box<dyn Ec2>;
+
     /// The names of the regions EC2 knows (DescribeRegions, all of them).
     async fn region_names(&self) -> Result<Vec<String>>;
 
-    /// CopyImage into this region from `source_region`; returns the new image's id.
-    async fn copy_image(&self, source_region: &str, source_image_id: &str, name: &str) -> Result<String>;
+    /// CopyImage into this region (and account) from `source_region`; returns the new image's id.
+    /// With `kms_key_id`, the copy is encrypted with that key (this region's, this account's).
+    async fn copy_image(
+        &self,
+        source_region: &str,
+        source_image_id: &str,
+        name: &str,
+        kms_key_id: Option<&str>,
+    ) -> Result<String>;
 
     /// Adds (or with `remove`, removes) launch permission for accounts and organizations.
     async fn set_launch_permission(

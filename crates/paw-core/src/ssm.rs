@@ -7,6 +7,10 @@ use crate::error::Result;
 
 #[async_trait]
 pub trait Ssm: Send + Sync {
+    /// Parameter Store where a copy is (`ec2::Place`): another region, or another account's (with
+    /// the distribution block's credentials for it).
+    fn at(&self, place: &crate::ec2::Place) -> Box<dyn Ssm>;
+
     /// Sets the parameter to the AMI id, as DataType `aws:ec2:image` (AWS then checks that the
     /// AMI exists), overwriting its value; its history keeps the old ones.
     async fn put_image_parameter(&self, name: &str, ami_id: &str) -> Result<()>;

@@ -173,7 +173,14 @@ pub enum Command {
         /// Its copy in this region.
         #[arg(long)]
         region: Option<String>,
+        /// Its copy owned by this account (distribution), in --region (default: the image's).
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: Option<String>,
     },
+    /// Copy (or share) the step's existing image to every region and account the distribution
+    /// block of workflow_param.json names for it, as `paw build` does for new images; only what is
+    /// missing is done.
+    Distribute { step: String },
     /// Root base AMIs: find them, and move the workflow to the newest.
     #[command(subcommand, name = "base-ami")]
     BaseAmi(BaseAmiCommand),

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use paw_aws::accounts::{Access, Reach, SharedReach};
 use paw_aws::dynamodb::DynamoCatalog;
 use paw_aws::ec2::AwsEc2;
 use paw_aws::ssm::AwsSsm;
@@ -227,14 +228,35 @@ impl Context {
     }
 
     /// EC2 in the workflow's region, or in `region` when an image lives elsewhere.
+    /// It reaches the accounts of the distribution block.
     pub async fn ec2(&self, region: Option<&str>) -> Result<AwsEc2> {
         let config = self.sdk_config().await?;
         Ok(match region {
-            Some(region) if region != self.region().await? => {
-                AwsEc2::new(&config.to_builder().region(aws_config::Region::new(region.to_string())).build())
-            }
-            _ => AwsEc2::new(config),
+            Some(region) if region != self.region().await? => AwsEc2::reaching(
+                &config.to_builder().region(aws_config::Region::new(region.to_string())).build(),
+                self.reach()?,
+            ),
+            _ => AwsEc2::reaching(config, self.reach()?),
         })
+    }
+
+    /// How paw gets into the accounts the workflow's distribution block names (every variant's):
+    /// each account's role (`{account}` filled in) or profile.
+    pub fn reach(&self) -> Result<SharedReach> {
+        let mut accounts = std::collections::HashMap::new();
+        for workflow in self.optional_workflow()?.map(|_| self.workflows()).transpose()?.unwrap_or_default() {
+            for target in &workflow.param.distribution {
+                for account in &target.accounts {
+                    let access = match (target.role_in(account), &target.profile) {
+                        (Some(role), _) => Access::Role(role),
+                        (None, Some(profile)) => Access::Profile(profile.clone()),
+                        (None, None) => continue,
+                    };
+                    accounts.entry(account.clone()).or_insert(access);
+                }
+            }
+        }
+        Ok(Arc::new(Reach::new(accounts)))
     }
 
     /// Who runs paw, for the channels' history: `user@host`, and the AWS caller's ARN when AWS
@@ -247,9 +269,9 @@ impl Context {
         })
     }
 
-    /// SSM Parameter Store in the workflow's region.
+    /// SSM Parameter Store in the workflow's region; it reaches the distribution block's accounts.
     pub async fn ssm(&self) -> Result<AwsSsm> {
-        Ok(AwsSsm::new(self.sdk_config().await?))
+        Ok(AwsSsm::reaching(self.sdk_config().await?, self.reach()?))
     }
 
     /// Without --catalog, the workflow says where its catalog is, so there must be one.
@@ -273,8 +295,29 @@ impl Context {
         Ok(match uri {
             CatalogUri::Sqlite(path) => Box::new(SqliteCatalog::open(&path)?),
             CatalogUri::DynamoDb(table) => Box::new(
-                DynamoCatalog::open(self.sdk_config().await?, &table, &|notice| eprintln!("paw: {notice}")).await?,
+                DynamoCatalog::open(&self.catalog_config().await?, &table, &|notice| eprintln!("paw: {notice}"))
+                    .await?,
             ),
+        })
+    }
+
+    /// The SDK configuration a DynamoDB catalog is reached with: the build's, unless the catalog
+    /// lives in an account or region of its own (workflow_param.json's `"catalog"` object; or
+    /// PAW_CATALOG_REGION, PAW_CATALOG_ROLE_ARN, PAW_CATALOG_PROFILE, which win): then one
+    /// catalog serves several build accounts.
+    async fn catalog_config(&self) -> Result<aws_config::SdkConfig> {
+        let base = self.sdk_config().await?;
+        let param = self.optional_workflow()?.map(|workflow| workflow.param.catalog_access.clone()).unwrap_or_default();
+        let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let region = env("PAW_CATALOG_REGION").or(param.region).unwrap_or(self.region().await?.to_string());
+        let access = match (env("PAW_CATALOG_ROLE_ARN"), env("PAW_CATALOG_PROFILE")) {
+            (Some(role_arn), _) => Some(Access::Role(role_arn)),
+            (None, Some(profile)) => Some(Access::Profile(profile)),
+            (None, None) => param.role_arn.map(Access::Role).or(param.profile.map(Access::Profile)),
+        };
+        Ok(match access {
+            Some(access) => paw_aws::accounts::acting_as(base, &access, &region),
+            None => base.to_builder().region(aws_config::Region::new(region)).build(),
         })
     }
 
@@ -293,7 +336,7 @@ impl Context {
             CatalogUri::Sqlite(path) if !path.is_file() => stand_in(format!("sqlite:{}", path.display())),
             CatalogUri::Sqlite(path) => Ok(Box::new(SqliteCatalog::open(&path)?)),
             CatalogUri::DynamoDb(table) => {
-                match DynamoCatalog::open_existing(self.sdk_config().await?, &table).await? {
+                match DynamoCatalog::open_existing(&self.catalog_config().await?, &table).await? {
                     Some(catalog) => Ok(Box::new(catalog)),
                     None => stand_in(format!("dynamodb:{table}")),
                 }

@@ -225,17 +225,8 @@ pub fn start_stuck_in_provisioning(
 ) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     paw.edit("wf/step1/templates/.pkr.hcl", "    inline = [", "    inline = [\n      \"sleep 60\",");
     let mut child = build.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut seen = Vec::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in stdout.by_ref() {
-        let line = line.unwrap();
-        let running = line.contains("Running local shell script");
-        seen.push(line);
-        if running {
-            break;
-        }
-    }
-    assert!(seen.last().is_some_and(|line| line.contains("Running local shell script")), "{seen:#?}");
+    crate::harness::read_until(&mut stdout, "Running local shell script");
     assert_eq!(emulator.ec2().live_instances().len(), 1);
     (child, stdout)
 }

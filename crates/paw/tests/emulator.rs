@@ -113,6 +113,32 @@ impl Emulator {
     }
 }
 
+impl Emulator {
+    /// What `account` sees in `region` (tests/account_view.py, acting there through AssumeRole):
+    /// the images it owns, and the values of the SSM parameters named.
+    pub fn account_view(&self, account: &str, region: &str, parameters: &[&str]) -> serde_json::Value {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/account_view.py"))
+            .args([&self.endpoint, account, region])
+            .args(parameters)
+            .output()
+            .expect("account_view.py runs");
+        assert!(output.status.success(), "account_view.py: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// A KMS key with `alias` in `account` and `region` (tests/make_key.py): its id.
+    pub fn make_kms_key(&self, account: &str, region: &str, alias: &str) -> String {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_key.py"))
+            .args([&self.endpoint, account, region, alias])
+            .output()
+            .expect("make_key.py runs");
+        assert!(output.status.success(), "make_key.py: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -19,9 +19,9 @@ use crate::recovery::kill_machine;
 /// The share of paw's requests that get a fault.
 const RATE: &str = "0.3";
 
-struct FaultyNetwork {
+pub struct FaultyNetwork {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
     dir: tempfile::TempDir,
 }
 
@@ -35,7 +35,7 @@ impl FaultyNetwork {
         FaultyNetwork::start_with(upstream, &settings)
     }
 
-    fn start_with(upstream: &str, settings: &[(&str, &str)]) -> FaultyNetwork {
+    pub fn start_with(upstream: &str, settings: &[(&str, &str)]) -> FaultyNetwork {
         let log = tempfile::tempdir().unwrap();
         let log_path = log.path().join("faults.log");
         let mut env = vec![("FAULT_UPSTREAM", upstream), ("FAULT_LOG", log_path.to_str().unwrap())];

@@ -167,6 +167,22 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
     }
 }
 
+/// A running paw's output, read up to the line that holds `marker` (which must come): the lines
+/// read. The rest stays to be read: a paw whose stdout is closed fails to write to it.
+#[track_caller]
+pub fn read_until(lines: &mut impl Iterator<Item = std::io::Result<String>>, marker: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let found = line.contains(marker);
+        seen.push(line);
+        if found {
+            return seen;
+        }
+    }
+    panic!("paw's output ended without {marker:?}: {seen:#?}");
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().map(Result::unwrap) {

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use serde_json::Value;
 
 use crate::emulator::Emulator;
-use crate::harness::{Paw, examples_dir};
+use crate::harness::{Paw, examples_dir, read_until};
 use crate::lifecycle::Cli;
 
 const FANOUT_ID: &str = "fanout-2024-06-13-12-00-00";
@@ -253,16 +253,8 @@ fn build_stuck_in_test(
 ) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     paw.edit("wf/base/tests/templates/boot.pkr.hcl", STUCK.0, STUCK.1);
     let mut child = paw.command(&["-w", "wf", "build"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut seen = Vec::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in stdout.by_ref() {
-        let line = line.unwrap();
-        let running = line.contains("amazon-ebsvolume.boot: Running local shell script");
-        seen.push(line);
-        if running {
-            break;
-        }
-    }
+    let seen = read_until(&mut stdout, "amazon-ebsvolume.boot: Running local shell script");
     assert_eq!(emulator.ec2().live_instances().len(), 1, "{seen:#?}");
     (child, stdout)
 }

@@ -3,6 +3,7 @@
 mod aws;
 mod bad_input;
 mod ci;
+mod distribution;
 mod dynamodb;
 mod emulator;
 mod faults;

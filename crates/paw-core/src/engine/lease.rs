@@ -10,10 +10,11 @@ use std::time::Duration;
 use super::events::Event;
 use super::stages::{self, ImageRun, Record, Services, StepRun, TagImage, run_stages};
 use crate::ami::AmiRef;
-use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun, RunLock};
+use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun, RunLock, Verdict};
 use crate::ec2::{Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
+use crate::ops;
 use crate::packer::{MachineLine, PackerResources};
 
 /// How often a waiting paw asks whether the step is free.
@@ -296,9 +297,36 @@ async fn settle(cx: &Services<'_>, entry: &InFlight, why: &str) -> Result<()> {
     if let Some(build) = &entry.build {
         settle_ami(cx, entry, build, &resources.copy_regions).await?;
     }
+    finish_distribution(cx, entry).await?;
     cx.catalog.end_build(entry).await?;
     if let Some(lock) = entry.lock_here(&catalog::this_host()) {
         RunLock::remove(lock);
+    }
+    Ok(())
+}
+
+/// The distribution a dead run may have begun: its step's image, recorded and (when the step has
+/// tests) passed, goes to the places the distribution block names; copies the run made are
+/// finished (recorded or not: a copy has the original's name), missing ones made. A place that
+/// fails is told, not fatal: `paw distribute STEP` does it again.
+async fn finish_distribution(cx: &Services<'_>, entry: &InFlight) -> Result<()> {
+    let step = match cx.workflow.step(&entry.step_id) {
+        Some(step) if cx.workflow.param.workflow_id == entry.workflow_id => step,
+        _ => return Ok(()),
+    };
+    let targets = ops::distribute::targets_of(cx.workflow, step);
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let record = cx.catalog.get(&entry.workflow_id, &entry.step_id).await?;
+    let Some(record) = record.filter(|record| record.status == ImageStatus::Available) else { return Ok(()) };
+    if !step.image_tests()?.is_empty() && record.verdict() != Verdict::Passed {
+        return Ok(());
+    }
+    let tell = |what: &str| cx.reporter.event(Event::Notice { step: &entry.step_id, what });
+    let results = ops::distribute::distribute(cx.ec2, cx.catalog, &record, &targets, &tell).await?;
+    if let Some(error) = ops::distribute::failure(&record, &results) {
+        tell(&error.to_string());
     }
     Ok(())
 }

@@ -346,7 +346,7 @@ impl<'a> BuildStages<'a> {
         let before: [&dyn Stage<StepRun<'a>>; 6] =
             [&take_lease, &SourceAvailable, &Render, &NameFree, &replace, &packer];
         // ... then find_made_image, then:
-        let after: [&dyn Stage<ImageRun<'a>>; 3] = [&TagImage, &Record, &test];
+        let after: [&dyn Stage<ImageRun<'a>>; 4] = [&TagImage, &Record, &test, &Distribute];
         run_pipeline(cx, &before, &after, run).await
     }
 
@@ -797,6 +797,32 @@ impl<'a> Stage<ImageRun<'a>> for TestImage<'_> {
         image_tests::record_verdict(cx, &record, &run, self.on_failure).await?;
         made.tests = Some(run);
         Ok(Next::Continue)
+    }
+}
+
+/// The distribution block's targets of the step (`ops::distribute`): the tested image copied, or
+/// shared, to every region and account that runs it. A place that fails fails the step; the image
+/// and the copies made stay recorded, and `paw distribute STEP` finishes the job.
+pub struct Distribute;
+
+#[async_trait]
+impl<'a> Stage<ImageRun<'a>> for Distribute {
+    fn name(&self) -> &'static str {
+        "distributing"
+    }
+
+    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
+        let targets = ops::distribute::targets_of(cx.workflow, made.run.step);
+        if targets.is_empty() {
+            return Ok(Next::Continue);
+        }
+        let Some(record) = made.run.recorded.clone() else {
+            return Err(Error::bug(format!("step {}: an image is distributed once recorded", made.run.step.id)).into());
+        };
+        let step_id = made.run.step.id.as_str();
+        let progress = |what: &str| cx.reporter.event(Event::Notice { step: step_id, what });
+        let results = ops::distribute::distribute(cx.ec2, cx.catalog, &record, &targets, &progress).await?;
+        ops::distribute::failure(&record, &results).map_or(Ok(Next::Continue), |error| Err(error.into()))
     }
 }
 

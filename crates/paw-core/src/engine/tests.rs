@@ -86,11 +86,15 @@ impl Ec2 for FakeEc2 {
         unimplemented!("the engine's unit tests build in one region")
     }
 
+    fn in_account(&self, _: &str, _: &str) -> Box<dyn Ec2> {
+        unimplemented!("the engine's unit tests build in one account")
+    }
+
     async fn region_names(&self) -> Result<Vec<String>> {
         Ok(vec![REGION.to_string()])
     }
 
-    async fn copy_image(&self, _: &str, _: &str, _: &str) -> Result<String> {
+    async fn copy_image(&self, _: &str, _: &str, _: &str, _: Option<&str>) -> Result<String> {
         unimplemented!("the engine's unit tests build in one region")
     }
 

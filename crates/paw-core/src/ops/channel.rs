@@ -4,23 +4,27 @@
 
 use std::collections::BTreeMap;
 
+use super::distribute;
 use crate::catalog::{
     Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name, now_create_at,
 };
-use crate::ec2::Ec2;
+use crate::config::DistributionTarget;
+use crate::ec2::{Ec2, Place};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ssm::Ssm;
 
 /// How often `set` tries again when another paw set the same channel at the same moment.
 const ATTEMPTS: usize = 5;
 
-/// What a channel change talks to: the catalog (its history), SSM (its parameter), EC2 (its
-/// image's deregistration protection).
+/// What a channel change talks to: the catalog (its history), SSM (its parameters), EC2 (its
+/// image's deregistration protection), and the distribution targets of its step, whose
+/// `ssm_parameter` it is published to in each of their places.
 #[derive(Clone, Copy)]
 pub struct Stores<'a> {
     pub catalog: &'a dyn Catalog,
     pub ssm: &'a dyn Ssm,
     pub ec2: &'a dyn Ec2,
+    pub distribution: &'a [&'a DistributionTarget],
 }
 
 /// Who changes a channel, and why: what its history keeps of each change.
@@ -38,7 +42,7 @@ pub struct Change {
 /// image the channel pointed at before loses it, unless another channel points at it. An image of
 /// a step with tests (`tested`) must have passed them: anything else is an override.
 pub async fn set(
-    Stores { catalog, ssm, ec2 }: Stores<'_>,
+    stores: Stores<'_>,
     line: &Line,
     channel: &str,
     record: &ImageRecord,
@@ -46,6 +50,7 @@ pub async fn set(
     change: &Change,
     tested: bool,
 ) -> Result<ChannelEntry> {
+    let Stores { catalog, ec2, .. } = stores;
     check_channel_name(channel)?;
     let overriding = change.force && change.reason.is_some();
     let not_passed = match record.verdict() {
@@ -106,8 +111,9 @@ pub async fn set(
             .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
         ..new_entry(line, channel, &record.step_id, action, change, history)
     };
+    let elsewhere = publications(stores.distribution, line, channel, record)?;
     let (entry, before) = append(catalog, line, channel, &record.step_id, make).await?;
-    publish(ssm, &entry).await?;
+    publish(stores, &entry, &elsewhere).await?;
     protect(catalog, ec2, &entry, before.as_ref()).await?;
     Ok(entry)
 }
@@ -115,12 +121,13 @@ pub async fn set(
 /// Moves the channel back to the image before the current one, as a new entry of its history;
 /// returns (from, to).
 pub async fn rollback(
-    Stores { catalog, ssm, ec2 }: Stores<'_>,
+    stores: Stores<'_>,
     line: &Line,
     channel: &str,
     step_id: &str,
     change: &Change,
 ) -> Result<(ChannelEntry, ChannelEntry)> {
+    let Stores { catalog, ec2, .. } = stores;
     check_channel_name(channel)?;
     let history = catalog.channel_history(line, channel, step_id).await?;
     let stack = ChannelEntry::stack(&history);
@@ -135,8 +142,11 @@ pub async fn rollback(
         .help(format!("`paw channel history {channel} {step_id}` shows its entries")));
     };
     let target = catalog.get(&previous.workflow_id, step_id).await?.filter(|record| record.ami_id == previous.ami_id);
-    match target {
-        Some(record) => usable(&record, Some(channel))?,
+    let elsewhere = match target {
+        Some(record) => {
+            usable(&record, Some(channel))?;
+            publications(stores.distribution, line, channel, &record)?
+        }
         None => {
             return Err(Error::new(
                 ErrorKind::Usage,
@@ -146,7 +156,7 @@ pub async fn rollback(
                 "set the channel to an image instead: `paw channel set {channel} {step_id} --workflow-id ID`"
             )));
         }
-    }
+    };
     let from = (*current).clone();
     let make = |history: &[ChannelEntry]| ChannelEntry {
         ami_id: previous.ami_id.clone(),
@@ -155,7 +165,7 @@ pub async fn rollback(
         ..new_entry(line, channel, step_id, ChannelAction::Rollback, change, history)
     };
     let (entry, before) = append(catalog, line, channel, step_id, make).await?;
-    publish(ssm, &entry).await?;
+    publish(stores, &entry, &elsewhere).await?;
     protect(catalog, ec2, &entry, before.as_ref()).await?;
     Ok((from, entry))
 }
@@ -332,9 +342,58 @@ fn unknown_channel(line: &Line, channel: &str, step_id: &str) -> Error {
         .help(format!("`paw channel list` shows the channels; `paw channel set {channel} {step_id}` makes this one"))
 }
 
-async fn publish(ssm: &dyn Ssm, entry: &ChannelEntry) -> Result<()> {
-    match &entry.ssm_parameter {
-        Some(name) => ssm.put_image_parameter(name, &entry.ami_id).await,
-        None => Ok(()),
+/// One SSM parameter a channel is published to in a distribution target's place: where, its
+/// name, and the image there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub place: Place,
+    pub parameter: String,
+    pub ami_id: String,
+}
+
+/// Where pointing the channel at the record's image publishes it besides its own parameter: each
+/// distribution target's `ssm_parameter`, in each of its places, with the image there. Checked
+/// before the channel changes: an image not distributed yet to a place is refused.
+pub fn publications(
+    targets: &[&DistributionTarget],
+    line: &Line,
+    channel: &str,
+    record: &ImageRecord,
+) -> Result<Vec<Publication>> {
+    let mut publications = Vec::new();
+    for target in targets {
+        let Some(template) = &target.ssm_parameter else { continue };
+        for place in distribute::places(target) {
+            let Some(ami_id) = distribute::image_at(record, target, &place) else {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("{} has no copy in {place}, where channel {channel} is published", record.ami_id),
+                )
+                .help(format!("`paw distribute {}` distributes it first", record.step_id)));
+            };
+            let parameter = template
+                .replace("{name}", &line.name)
+                .replace("{variant}", line.variant.as_deref().unwrap_or_default())
+                .replace("{step}", &record.step_id)
+                .replace("{channel}", channel)
+                .replace("{account}", place.account.as_deref().unwrap_or_default())
+                .replace("{region}", &place.region);
+            publications.push(Publication { place, parameter, ami_id });
+        }
     }
+    Ok(publications)
+}
+
+/// The channel's own parameter, then its publications elsewhere, each in its account and region.
+async fn publish(stores: Stores<'_>, entry: &ChannelEntry, elsewhere: &[Publication]) -> Result<()> {
+    if let Some(name) = &entry.ssm_parameter {
+        stores.ssm.put_image_parameter(name, &entry.ami_id).await?;
+    }
+    for Publication { place, parameter, ami_id } in elsewhere {
+        let ssm = stores.ssm.at(place);
+        ssm.put_image_parameter(parameter, ami_id)
+            .await
+            .map_err(|err| Error { message: format!("{place}: {}", err.message), ..err })?;
+    }
+    Ok(())
 }

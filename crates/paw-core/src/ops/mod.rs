@@ -1,12 +1,13 @@
 //! Operations on images outside a build, each in its own module: delete, from-instance, lineage,
-//! status (staleness), test (image tests), prune (retention), lifecycle (policies), revoke and restore, channels,
-//! base-ami update, copy and share across regions and accounts. Each acts on an image's copies in
-//! every region.
+//! status (staleness), test (image tests), prune (retention), lifecycle (policies), revoke and
+//! restore, channels, base-ami update, copy and share across regions and accounts, distribute
+//! (copies in other accounts). Each acts on an image's copies in every region and account.
 
 pub mod base_ami;
 pub mod channel;
 pub mod copy;
 mod delete;
+pub mod distribute;
 mod from_instance;
 pub mod lifecycle;
 pub mod lineage;

@@ -39,20 +39,29 @@ pub async fn share(
     let mut results = Vec::new();
     for (region, ami_id) in record.every_copy() {
         let regional = ec2_in(ec2, &record.region, &region);
-        let result = async {
-            regional.set_launch_permission(&ami_id, accounts, organization_arns, remove).await?;
-            let snapshots = regional.describe_image(&ami_id).await?.map(|image| image.snapshot_ids).unwrap_or_default();
-            if !accounts.is_empty() {
-                for snapshot in &snapshots {
-                    regional.set_create_volume_permission(snapshot, accounts, remove).await?;
-                }
-            }
-            Ok::<_, Error>(snapshots)
-        };
-        results.push(match result.await {
+        results.push(match grant(&*regional, &ami_id, accounts, organization_arns, remove).await {
             Ok(snapshot_ids) => Shared { region, ami_id, snapshot_ids, error: None },
             Err(err) => Shared { region, ami_id, snapshot_ids: Vec::new(), error: Some(err.to_string()) },
         });
     }
     Ok(results)
+}
+
+/// Launch permission on one AMI (`regional` is its region's), and create-volume permission on its
+/// snapshots for the accounts; returns the snapshots.
+pub async fn grant(
+    regional: &dyn Ec2,
+    ami_id: &str,
+    accounts: &[String],
+    organization_arns: &[String],
+    remove: bool,
+) -> Result<Vec<String>> {
+    regional.set_launch_permission(ami_id, accounts, organization_arns, remove).await?;
+    let snapshots = regional.describe_image(ami_id).await?.map(|image| image.snapshot_ids).unwrap_or_default();
+    if !accounts.is_empty() {
+        for snapshot in &snapshots {
+            regional.set_create_volume_permission(snapshot, accounts, remove).await?;
+        }
+    }
+    Ok(snapshots)
 }

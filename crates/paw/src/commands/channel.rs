@@ -1,7 +1,10 @@
 //! `paw channel set|list|history|rollback` and `paw resolve`.
 
 use paw_core::catalog::{ChannelAction, ChannelEntry, ImageRecord};
+use paw_core::config::DistributionTarget;
+use paw_core::ec2::Place;
 use paw_core::ops::channel::{self, Change, Stores};
+use paw_core::ops::distribute;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -22,7 +25,8 @@ pub async fn set(
     let record = find_record(cx, step).await?;
     let (ssm, ec2) = (cx.ssm().await?, cx.ec2(Some(&record.region)).await?);
     let change = Change { by: cx.caller().await?, ..change };
-    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
+    let targets = distribution_of(cx, step)?;
+    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2, distribution: &targets };
     // The folder's step says whether the image must have passed tests.
     let tested = match cx.workflow()?.step(step) {
         Some(step) => !step.image_tests()?.is_empty(),
@@ -114,6 +118,12 @@ impl Report for Entries {
     }
 }
 
+/// The distribution targets of the folder's step, whose parameters its channels are published to.
+fn distribution_of<'a>(cx: &'a Context, step: &str) -> paw_core::Result<Vec<&'a DistributionTarget>> {
+    let workflow = cx.workflow()?;
+    Ok(workflow.step(step).map(|step| distribute::targets_of(workflow, step)).unwrap_or_default())
+}
+
 pub struct RolledBack {
     from: ChannelEntry,
     to: ChannelEntry,
@@ -122,7 +132,8 @@ pub struct RolledBack {
 pub async fn rollback(cx: &Context, name: &str, step: &str, reason: Option<String>) -> paw_core::Result<RolledBack> {
     let (ssm, ec2) = (cx.ssm().await?, cx.ec2(None).await?);
     let change = Change { by: cx.caller().await?, reason, force: false };
-    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2 };
+    let targets = distribution_of(cx, step)?;
+    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2, distribution: &targets };
     let (from, to) = channel::rollback(stores, &cx.line()?, name, step, &change).await?;
     Ok(RolledBack { from, to })
 }
@@ -143,8 +154,9 @@ impl Report for RolledBack {
 pub struct Resolved {
     record: ImageRecord,
     channel: Option<String>,
-    /// The AMI in the region asked for: the record's own, or its copy there.
+    /// The AMI in the region (and account) asked for: the record's own, or its copy there.
     region: String,
+    account: Option<String>,
     ami_id: String,
 }
 
@@ -153,6 +165,7 @@ pub async fn resolve(
     step: &str,
     name: Option<String>,
     region: Option<&str>,
+    account: Option<&str>,
 ) -> paw_core::Result<Resolved> {
     let catalog = cx.catalog().await?;
     let record = match (&name, cx.workflow_id_given()) {
@@ -164,13 +177,18 @@ pub async fn resolve(
         }
         (None, None) => channel::newest_available(catalog, &cx.line()?, step).await?,
     };
-    let region = region.unwrap_or(&record.region).to_string();
-    let ami_id = record.every_copy().into_iter().find(|(copy_region, _)| *copy_region == region).map(|(_, id)| id);
+    let place = Place { account: account.map(str::to_string), region: region.unwrap_or(&record.region).to_string() };
+    let ami_id = record.every_copy().into_iter().find(|(key, _)| *key == place.key()).map(|(_, id)| id);
     let ami_id = ami_id.ok_or_else(|| {
-        Error::new(ErrorKind::Usage, format!("{} of step \"{step}\" has no copy in {region}", record.ami_id))
-            .help(format!("copy it there: `paw images copy {step} --to-region {region}`"))
+        let help = match &place.account {
+            Some(_) => {
+                format!("distribute it there: `paw distribute {step}` (the distribution block names the places)")
+            }
+            None => format!("copy it there: `paw images copy {step} --to-region {}`", place.region),
+        };
+        Error::new(ErrorKind::Usage, format!("{} of step \"{step}\" has no copy in {place}", record.ami_id)).help(help)
     })?;
-    Ok(Resolved { record, channel: name, region, ami_id })
+    Ok(Resolved { record, channel: name, region: place.region, account: place.account, ami_id })
 }
 
 impl Report for Resolved {
@@ -180,6 +198,7 @@ impl Report for Resolved {
             "step_id": self.record.step_id,
             "workflow_id": self.record.workflow_id,
             "region": self.region,
+            "account": self.account,
             "channel": self.channel,
         })
     }

@@ -4,6 +4,7 @@
 use paw_aws::doctor;
 use paw_core::ami::AmiRef;
 use paw_core::ec2::{Ec2 as _, ImageState};
+use paw_core::ops::distribute;
 use paw_core::packer::PackerBinary;
 use paw_core::source::root_source;
 use paw_core::{Error, ErrorKind, render};
@@ -13,8 +14,10 @@ use crate::context::Context;
 use crate::output::Report;
 
 pub struct Check {
-    name: &'static str,
+    name: String,
     result: Result<String, Problem>,
+    /// More for `--json`: a distribution check's account, region and what paw does there.
+    more: Option<Value>,
 }
 
 /// A failed check: what is wrong (where, when there is a place) and, when known, the fix.
@@ -33,9 +36,9 @@ impl From<Error> for Problem {
 pub struct Doctor(Vec<Check>);
 
 impl Doctor {
-    fn check(&mut self, name: &'static str, result: paw_core::Result<String>) -> bool {
+    fn check(&mut self, name: impl Into<String>, result: paw_core::Result<String>) -> bool {
         let ok = result.is_ok();
-        self.0.push(Check { name, result: result.map_err(Problem::from) });
+        self.0.push(Check { name: name.into(), result: result.map_err(Problem::from), more: None });
         ok
     }
 }
@@ -118,6 +121,39 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     };
     doctor.check("catalog", catalog);
     if let Some(config) = config {
+        // Every place the distribution block acts in, with the credentials paw acts there with.
+        let reach = cx.reach()?;
+        for target in &workflow.param.distribution {
+            let acts = |account: &Option<String>| {
+                account.is_none() || target.copy_to_accounts || target.ssm_parameter.is_some()
+            };
+            for place in distribute::places(target).into_iter().filter(|place| acts(&place.account)) {
+                let here = match &place.account {
+                    Some(account) => reach.config(config, account, &place.region),
+                    None => config.to_builder().region(aws_config::Region::new(place.region.clone())).build(),
+                };
+                let kms_key_id =
+                    target.kms_key_id.as_deref().filter(|_| place.account.is_none() || target.copy_to_accounts);
+                let checked = doctor::distribution_place(
+                    &here,
+                    place.account.as_deref(),
+                    kms_key_id,
+                    target.ssm_parameter.as_deref(),
+                )
+                .await;
+                doctor.check(format!("distribution to {place}"), checked);
+                let does = match (&place.account, target.copy_to_accounts) {
+                    (None, _) => "copies the images into this region",
+                    (Some(_), true) => "shares the images with the account, which copies them (its own)",
+                    (Some(_), false) => "shares the build account's copy with the account",
+                };
+                let more = json!({"account": place.account, "region": place.region, "does": does,
+                    "kms_key_id": kms_key_id, "ssm_parameter": target.ssm_parameter});
+                doctor.0.last_mut().expect("a check was added").more = Some(more);
+            }
+        }
+    }
+    if let Some(config) = config {
         let param = workflow.param.json();
         let named = |key: &str| param.optional_string(key).ok().flatten();
         let default_vpc = named("is_default_vpc").as_deref() == Some("true");
@@ -147,11 +183,17 @@ impl Report for Doctor {
         json!(
             self.0
                 .iter()
-                .map(|check| match &check.result {
-                    Ok(detail) => json!({"check": check.name, "ok": true, "detail": detail}),
-                    Err(problem) => {
-                        json!({"check": check.name, "ok": false, "detail": problem.what, "fix": problem.fix})
+                .map(|check| {
+                    let mut entry = match &check.result {
+                        Ok(detail) => json!({"check": check.name, "ok": true, "detail": detail}),
+                        Err(problem) => {
+                            json!({"check": check.name, "ok": false, "detail": problem.what, "fix": problem.fix})
+                        }
+                    };
+                    if let (Some(Value::Object(more)), Value::Object(fields)) = (&check.more, &mut entry) {
+                        fields.extend(more.clone());
                     }
+                    entry
                 })
                 .collect::<Vec<_>>()
         )
@@ -171,7 +213,8 @@ impl Report for Doctor {
     }
 
     fn error(&self) -> Option<Error> {
-        let failed: Vec<&str> = self.0.iter().filter(|check| check.result.is_err()).map(|check| check.name).collect();
+        let failed: Vec<&str> =
+            self.0.iter().filter(|check| check.result.is_err()).map(|check| check.name.as_str()).collect();
         (!failed.is_empty()).then(|| {
             Error::new(
                 ErrorKind::Config,

@@ -165,9 +165,10 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Channel(ChannelCommand::Rollback { channel: name, step, reason }) => {
             Box::new(channel::rollback(cx, &name, &step, reason).await?)
         }
-        Command::Resolve { step, channel: name, region } => {
-            Box::new(channel::resolve(cx, &step, name, region.as_deref()).await?)
+        Command::Resolve { step, channel: name, region, account } => {
+            Box::new(channel::resolve(cx, &step, name, region.as_deref(), account.as_deref()).await?)
         }
+        Command::Distribute { step } => Box::new(regions::distribute(cx, &step).await?),
         Command::BaseAmi(BaseAmiCommand::Update { dry_run }) => {
             Box::new(lifecycle::update_base_ami(cx, dry_run).await?)
         }

@@ -1,7 +1,10 @@
-//! `paw images copy` and `paw images share`: an AMI in other regions, and for other accounts.
+//! `paw images copy`, `paw images share` and `paw distribute`: an AMI in other regions, and for
+//! (and in) other accounts.
 
+use paw_core::ec2::Place;
 use paw_core::ops::copy::{self, Copied, CopyResult};
 use paw_core::ops::share::{self, Shared};
+use paw_core::ops::{channel, distribute};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -18,6 +21,26 @@ pub async fn copy(cx: &Context, step: &str, regions: &[String]) -> paw_core::Res
     Ok(Copies(copy::copy_image(&ec2, cx.catalog().await?, &record, regions, &progress).await?))
 }
 
+/// `paw distribute STEP`: the step's image to the places the distribution block names for it.
+pub async fn distribute(cx: &Context, step: &str) -> paw_core::Result<Copies> {
+    let workflow = cx.workflow()?;
+    let step_dir = workflow.select(&[step.to_string()])?[0];
+    let targets = distribute::targets_of(workflow, step_dir);
+    if targets.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("the distribution block names no target for step \"{step}\""),
+        )
+        .in_file(&workflow.param.path)
+        .help("add one to \"distribution\" (a target without \"steps\" is the last step of each branch's)"));
+    }
+    let record = find_record(cx, step).await?;
+    channel::usable(&record, None)?;
+    let ec2 = cx.ec2(Some(&record.region)).await?;
+    let progress = |line: &str| eprintln!("paw: {line}");
+    Ok(Copies(distribute::distribute(&ec2, cx.catalog().await?, &record, &targets, &progress).await?))
+}
+
 impl Report for Copies {
     fn json(&self) -> Value {
         json!(self.0)
@@ -27,19 +50,28 @@ impl Report for Copies {
         let lines: Vec<String> = self
             .0
             .iter()
-            .map(|copied| match (&copied.ami_id, &copied.error) {
-                (_, Some(error)) => format!("{}: FAILED: {error}", copied.region),
-                (Some(ami_id), None) => format!("{}: {} {ami_id}", copied.region, copied.result),
-                (None, None) => format!("{}: {}", copied.region, copied.result),
+            .map(|copied| {
+                let place = place_of(copied);
+                match (&copied.ami_id, &copied.error) {
+                    (_, Some(error)) => format!("{place}: FAILED: {error}"),
+                    (Some(ami_id), None) => format!("{place}: {} {ami_id}", copied.result),
+                    (None, None) => format!("{place}: {}", copied.result),
+                }
             })
             .collect();
         lines.join("\n")
     }
 
     fn error(&self) -> Option<Error> {
-        let failed = self.0.iter().filter(|copied| copied.result == CopyResult::Failed);
-        failed_regions(failed.map(|copied| copied.region.as_str()))
+        let failed: Vec<String> =
+            self.0.iter().filter(|copied| copied.result == CopyResult::Failed).map(place_of).collect();
+        failed_regions(failed.iter().map(String::as_str))
     }
+}
+
+/// Where a copy went: a region, or a region of another account.
+fn place_of(copied: &Copied) -> String {
+    Place { account: copied.account.clone(), region: copied.region.clone() }.to_string()
 }
 
 pub struct Shares(Vec<Shared>);

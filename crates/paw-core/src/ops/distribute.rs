@@ -1,0 +1,205 @@
+//! Distribution (workflow_param.json's `"distribution"`): an image copied to every region and
+//! account that runs it, each copy owned where it runs (or the build account's copy shared there),
+//! encrypted with the target's key, tagged, and recorded on the image's record (`copies`, keyed
+//! by account and region). `paw build` distributes each new image of the steps the block names;
+//! `paw distribute STEP` an existing one. Running it again does only what is missing.
+
+use crate::catalog::{Catalog, ImageRecord};
+use crate::config::DistributionTarget;
+use crate::ec2::{Ec2, Place, ec2_in};
+use crate::error::{Error, ErrorKind, Result};
+use crate::workflow::{Step, Workflow};
+
+use super::copy::{self, Copied, CopyResult, Destination};
+
+/// The targets that distribute the step's images: those that name it, and, naming no step, those
+/// of the last step of each branch.
+pub fn targets_of<'a>(workflow: &'a Workflow, step: &Step) -> Vec<&'a DistributionTarget> {
+    let is_leaf = !workflow.steps().iter().any(|other| other.parent.as_deref() == Some(step.id.as_str()));
+    workflow
+        .param
+        .distribution
+        .iter()
+        .filter(|target| match &target.steps {
+            Some(steps) => steps.contains(&step.id),
+            None => is_leaf,
+        })
+        .collect()
+}
+
+/// Every place a target puts the image: each account's region (a copy of its own, or the build
+/// account's shared), or the build account's region.
+pub fn places(target: &DistributionTarget) -> Vec<Place> {
+    if target.accounts.is_empty() {
+        return vec![Place::region(&target.region)];
+    }
+    target
+        .accounts
+        .iter()
+        .map(|account| Place { account: Some(account.clone()), region: target.region.clone() })
+        .collect()
+}
+
+/// The image id at a place of a target, once distributed: its own copy there, or the build
+/// account's copy in the region (shared with the account).
+pub fn image_at(record: &ImageRecord, target: &DistributionTarget, place: &Place) -> Option<String> {
+    let own = |region: &str| match region == record.region {
+        true => Some(record.ami_id.clone()),
+        false => record.copies.get(region).cloned(),
+    };
+    match &place.account {
+        Some(_) if target.copy_to_accounts => record.copies.get(&place.key()).cloned(),
+        _ => own(&place.region),
+    }
+}
+
+/// Distributes the record's image (`ec2` is its region's) to the targets: the copies first, then
+/// the launch permissions of accounts that share the build account's copy. What is there already
+/// is left as it is; a place that fails is reported, and the others still complete.
+pub async fn distribute(
+    ec2: &dyn Ec2,
+    catalog: &dyn Catalog,
+    record: &ImageRecord,
+    targets: &[&DistributionTarget],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<Copied>> {
+    let mut destinations = Vec::new();
+    for target in targets {
+        let kms_key_id = target.kms_key_id.clone();
+        if target.copy_to_accounts {
+            destinations
+                .extend(places(target).into_iter().map(|place| Destination { place, kms_key_id: kms_key_id.clone() }));
+        } else {
+            destinations.push(Destination { place: Place::region(&target.region), kms_key_id });
+        }
+    }
+    destinations.dedup();
+    let mut results = copy::copy_to(ec2, catalog, record, &destinations, progress).await?;
+    let record = catalog.get(&record.workflow_id, &record.step_id).await?.unwrap_or_else(|| record.clone());
+    for target in targets.iter().filter(|target| !target.copy_to_accounts && !target.accounts.is_empty()) {
+        let outcome = |ami_id: Option<String>, result, error| Copied {
+            region: target.region.clone(),
+            account: Some(target.accounts.join(",")),
+            ami_id,
+            result,
+            error,
+        };
+        let Some(ami_id) = image_at(&record, target, &Place::region(&target.region)) else {
+            let error = format!("the build account has no copy in {} to share", target.region);
+            results.push(outcome(None, CopyResult::Failed, Some(error)));
+            continue;
+        };
+        let regional = ec2_in(ec2, &record.region, &target.region);
+        match super::share::grant(&*regional, &ami_id, &target.accounts, &[], false).await {
+            Ok(_) => {
+                progress(&format!("{}: {ami_id} shared with {}", target.region, target.accounts.join(", ")));
+                results.push(outcome(Some(ami_id), CopyResult::Shared, None));
+            }
+            Err(err) => results.push(outcome(Some(ami_id), CopyResult::Failed, Some(err.to_string()))),
+        }
+    }
+    Ok(results)
+}
+
+/// The places that failed, as one error; None when none did.
+pub fn failure(record: &ImageRecord, results: &[Copied]) -> Option<Error> {
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|copied| copied.result == CopyResult::Failed)
+        .map(|copied| {
+            let place = Place { account: copied.account.clone(), region: copied.region.clone() };
+            format!("{place}: {}", copied.error.as_deref().unwrap_or("failed"))
+        })
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    Some(
+        Error::new(ErrorKind::Aws, format!("{} could not be distributed everywhere", record.ami_id))
+            .details(failed.join("\n"))
+            .help(format!(
+                "the image and the copies made are recorded; fix what failed, then `paw distribute {}` finishes the job",
+                record.step_id
+            )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Line;
+    use crate::catalog::conformance::sample_record;
+    use crate::config::{STEP_PARAM_FILE, WORKFLOW_PARAM_FILE};
+
+    /// a -> {b, c}, with the distribution block `distribution`.
+    fn workflow(distribution: &str) -> (tempfile::TempDir, Workflow) {
+        let dir = tempfile::tempdir().unwrap();
+        let param = format!(
+            r#"{{"workflow_id": "w", "root_base_ami_id": "ami-1", "root_base_ami_name": "r", "distribution": {distribution}}}"#
+        );
+        std::fs::write(dir.path().join(WORKFLOW_PARAM_FILE), param).unwrap();
+        for (step, parent) in [("a", "null"), ("b", "\"a\""), ("c", "\"a\"")] {
+            std::fs::create_dir_all(dir.path().join(step).join("templates")).unwrap();
+            let step_param = format!(r#"{{"step_id": "{step}", "previous_step_id": {parent}}}"#);
+            std::fs::write(dir.path().join(step).join(STEP_PARAM_FILE), step_param).unwrap();
+        }
+        let workflow = Workflow::load(dir.path()).unwrap();
+        (dir, workflow)
+    }
+
+    #[test]
+    fn places_keys_targets_and_the_image_at_each_place() {
+        for key in ["eu-west-1", "222222222222:eu-west-1"] {
+            assert_eq!(Place::parse(key).key(), key);
+        }
+        assert_eq!(Place::parse("222222222222:eu-west-1").to_string(), "eu-west-1 of account 222222222222");
+
+        let block = r#"[{"region": "us-west-2"},
+            {"region": "eu-west-1", "accounts": ["222222222222"], "copy_to_accounts": true, "role_arn": "arn:aws:iam::{account}:role/r",
+             "ssm_parameter": "/i/{name}/{variant}/{step}/{channel}/{account}/{region}"},
+            {"region": "us-east-1", "accounts": ["444444444444"], "steps": ["a"]}]"#;
+        let (_dir, workflow) = workflow(block);
+        let step = |id: &str| workflow.step(id).unwrap();
+        assert_eq!(targets_of(&workflow, step("a")).len(), 1, "a target naming steps distributes those");
+        assert_eq!(targets_of(&workflow, step("b")).len(), 2, "one naming none, the last step of each branch");
+        let targets = &workflow.param.distribution;
+        assert_eq!(targets[1].role_in("222222222222").as_deref(), Some("arn:aws:iam::222222222222:role/r"));
+
+        let mut record = sample_record("w", "b", "ami-b", "2026-01-01T00:00:00.000000+0000");
+        record.copies = [("us-west-2".to_string(), "ami-west".to_string())].into();
+        let in_222 = Place { account: Some("222222222222".into()), region: "eu-west-1".into() };
+        assert_eq!(image_at(&record, &targets[0], &Place::region("us-west-2")).as_deref(), Some("ami-west"));
+        assert_eq!(image_at(&record, &targets[1], &in_222), None, "not copied there yet");
+        let line = Line { name: "web".into(), variant: Some("arm64".into()) };
+        let refused = crate::ops::channel::publications(&[&targets[1]], &line, "prod", &record).unwrap_err();
+        assert!(refused.message.contains("has no copy in eu-west-1 of account 222222222222"), "{refused}");
+        record.copies.insert(in_222.key(), "ami-222".into());
+        let published = crate::ops::channel::publications(&[&targets[1]], &line, "prod", &record).unwrap();
+        assert_eq!(published[0].parameter, "/i/web/arm64/b/prod/222222222222/eu-west-1");
+        assert_eq!((published[0].ami_id.as_str(), &published[0].place), ("ami-222", &in_222));
+        let shared = Place { account: Some("444444444444".into()), region: "us-east-1".into() };
+        assert_eq!(image_at(&record, &targets[2], &shared).as_deref(), Some("ami-b"), "the build account's, shared");
+    }
+
+    #[test]
+    fn a_target_that_cannot_work_is_refused() {
+        for (block, said) in [
+            (r#"[{"region": "eu west"}]"#, "\"eu west\" is not a region name"),
+            (r#"[{"region": "eu-west-1", "copy_to_accounts": true}]"#, "copy_to_accounts needs accounts"),
+            (r#"[{"region": "eu-west-1", "acounts": []}]"#, "unknown field `acounts`"),
+            (
+                r#"[{"region": "eu-west-1", "accounts": ["222222222222"], "role_arn": "a", "profile": "p"}]"#,
+                "names both a role_arn and a profile",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let param = format!(
+                r#"{{"workflow_id": "w", "root_base_ami_id": "ami-1", "root_base_ami_name": "r", "distribution": {block}}}"#
+            );
+            std::fs::write(dir.path().join(WORKFLOW_PARAM_FILE), param).unwrap();
+            let err = crate::config::WorkflowParam::load(&dir.path().join(WORKFLOW_PARAM_FILE), &[]).unwrap_err();
+            assert!(err.message.contains(said), "{block}: {err}");
+            assert_eq!(err.location.map(|at| at.line), Some(1));
+        }
+    }
+}
