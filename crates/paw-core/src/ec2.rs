@@ -47,6 +47,9 @@ impl serde::Serialize for ImageState {
 }
 
 /// An AMI as EC2 describes it.
+/// How soon a deprecation time counts as come (`Image::deprecated_since`).
+const DEPRECATED_WITHIN: chrono::Duration = chrono::Duration::minutes(5);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
     pub id: String,
@@ -63,6 +66,15 @@ pub struct Image {
 }
 
 impl Image {
+    /// Its deprecation time, once it has come: a time days ahead (the lifecycle policy's, set at
+    /// build time) is a plan, not a deprecation. EC2 takes no past time, so "deprecate now" is
+    /// the next minute (`paw lifecycle apply`): a time within `DEPRECATED_WITHIN` counts as come.
+    pub fn deprecated_since(&self) -> Option<&str> {
+        let due = chrono::Utc::now() + DEPRECATED_WITHIN;
+        let come = |at: &&String| chrono::DateTime::parse_from_rfc3339(at).is_ok_and(|at| at.to_utc() <= due);
+        self.deprecation_time.as_ref().filter(come).map(String::as_str)
+    }
+
     /// The image as EC2 describes it after CreateTags: each tag set (replacing one of the same
     /// key), in `tags` and in the raw `data`.
     pub fn add_tags(&mut self, tags: &[(String, String)]) {

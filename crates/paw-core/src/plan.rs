@@ -139,10 +139,11 @@ impl PlannedStep<'_> {
     }
 }
 
-/// For an up-to-date image of a step with tests: untested (the build tests it), or tested by
-/// other tests than the step's now (`paw test` runs them again; nothing is rebuilt for it).
+/// For an up-to-date (or reused) image of a step with tests: untested (the build tests it), or
+/// tested by other tests than the step's now (`paw test` runs them again; nothing is rebuilt).
 fn tests_note(step: &Step, action: &Action) -> Result<Option<String>> {
-    let Action::UpToDate { record } = action else { return Ok(None) };
+    // A reused image passed its tests (`decide`), perhaps other tests than the step's now.
+    let (Action::UpToDate { record } | Action::Reuse { record }) = action else { return Ok(None) };
     if step.image_tests()?.is_empty() {
         return Ok(None);
     }

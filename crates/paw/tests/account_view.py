@@ -27,6 +27,7 @@ images = [
         "name": image.get("Name"),
         "owner": image["OwnerId"],
         "state": image["State"],
+        "deprecation": image.get("DeprecationTime"),
         "tags": {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])},
         "snapshots": [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m],
     }

@@ -29,9 +29,15 @@ const DISTRIBUTION: &str = r#"    "distribution": [
 const OWN: &str = "123456789012";
 const PARAMETER: &str = "/images/wf/step3/prod";
 
+/// The chain, distributed; its images deprecated after 30 days.
 fn distributed(emulator: &Emulator) -> Paw {
     let paw = emulator.configure(Paw::example("chain"));
     paw.edit("wf/workflow_param.json", "    \"workflow_id\":", DISTRIBUTION);
+    paw.edit(
+        "wf/workflow_param.json",
+        "    \"workflow_id\":",
+        "    \"lifecycle\": {\"deprecate_after_days\": 30},\n    \"workflow_id\":",
+    );
     paw
 }
 
@@ -66,6 +72,8 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
         assert_eq!(images[0]["owner"], account);
         assert_eq!(images[0]["tags"]["paw:step_id"], "step3");
         assert_eq!(images[0]["tags"]["paw:workflow_id"], record["workflow_id"]);
+        // The lifecycle policy's deprecation, as the original's.
+        assert!(images[0]["deprecation"].is_string(), "{seen:#}");
     }
     let west = view(&emulator, OWN, "us-west-2", &[]);
     assert_eq!(west["images"][0]["id"], copies["us-west-2"]);
@@ -152,6 +160,12 @@ fn a_distribution_a_dead_machine_interrupted_is_finished_by_recover() {
     let mut child = paw.command(&["-w", "wf", "build"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     read_until(&mut stdout, "eu-west-1 of account 222222222222: copying");
+    // Once the network holds its CopyImage (us-west-2's was the first).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while network.faults().iter().filter(|fault| fault.ends_with("ec2 CopyImage")).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no CopyImage reached the network: {:?}", network.faults());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     crate::recovery::kill_machine(&mut child);
     // The delayed CopyImage is carried out after the machine died.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

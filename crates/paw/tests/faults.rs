@@ -46,7 +46,7 @@ impl FaultyNetwork {
     }
 
     /// The faults so far, one "kind service action" a line.
-    fn faults(&self) -> Vec<String> {
+    pub fn faults(&self) -> Vec<String> {
         let log = std::fs::read_to_string(self.dir.path().join("faults.log")).unwrap_or_default();
         log.lines().map(str::to_string).collect()
     }

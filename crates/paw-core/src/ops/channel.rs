@@ -91,7 +91,8 @@ pub async fn set(
             None => "assign old records to their workflow name first: `paw catalog adopt --workflow-id ID`",
         }));
     }
-    let action = match ec2.describe_image(&record.ami_id).await?.and_then(|image| image.deprecation_time) {
+    let image = ec2.describe_image(&record.ami_id).await?;
+    let action = match image.as_ref().and_then(|image| image.deprecated_since()) {
         None if not_passed.is_some() => ChannelAction::Override,
         None => ChannelAction::Set,
         Some(_) if overriding => ChannelAction::Override,

@@ -161,7 +161,7 @@ pub async fn copy_to(
         copies.insert(key.clone(), ami_id.clone());
         record_copies(catalog, record, &copies).await?;
         progress(&format!("{place}: {} copied as {ami_id}; waiting until it is available", record.ami_id));
-        match finish(&*destination, &ami_id, &source.tags).await {
+        match finish(&*destination, &ami_id, &source).await {
             Ok(()) => {
                 progress(&format!("{place}: {ami_id} is available and tagged"));
                 // The account owns its copy: it no longer needs the original.
@@ -222,15 +222,20 @@ async fn record_copies(catalog: &dyn Catalog, record: &ImageRecord, copies: &BTr
     Ok(())
 }
 
-/// A copy made: tagged as soon as EC2 knows it, waited for, then its snapshots tagged too.
-async fn finish(destination: &dyn Ec2, ami_id: &str, tags: &[(String, String)]) -> Result<()> {
+/// A copy made: tagged as soon as EC2 knows it, deprecated when the original is (the lifecycle
+/// policy's time, while it is to come: EC2 takes no past time), waited for, then its snapshots
+/// tagged too.
+async fn finish(destination: &dyn Ec2, ami_id: &str, source: &ec2::Image) -> Result<()> {
     if ec2::describe_new(destination, ami_id).await?.is_none() {
         return Err(Error::new(ErrorKind::Aws, format!("{ami_id} was made, but EC2 does not describe it")));
     }
-    destination.create_tags(&[ami_id.to_string()], tags).await?;
+    destination.create_tags(&[ami_id.to_string()], &source.tags).await?;
+    if let Some(at) = source.deprecation_time.as_ref().filter(|_| source.deprecated_since().is_none()) {
+        destination.deprecate_image(ami_id, at).await?;
+    }
     let copy = destination.wait_until_available(ami_id, COPY_WAIT).await?;
     if copy.snapshot_ids.is_empty() {
         return Ok(());
     }
-    destination.create_tags(&copy.snapshot_ids, tags).await
+    destination.create_tags(&copy.snapshot_ids, &source.tags).await
 }
