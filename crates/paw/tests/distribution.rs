@@ -4,7 +4,8 @@
 //! SSM parameter in every place; resolve finds each copy; revoke, restore and delete reach every
 //! copy in every account; a distribution a dead machine interrupted is finished by `recover`; a
 //! catalog in an account and region of its own serves the build account; `doctor` checks every
-//! place with the credentials paw acts there with.
+//! place with the credentials paw acts there with; prune deletes an image's copies in every
+//! account.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
@@ -258,4 +259,29 @@ fn doctor_checks_every_place_of_the_distribution() {
     let shared = check("distribution to us-east-1 of account 444444444444");
     assert_eq!((shared["ok"].as_bool(), shared["kms_key_id"].is_null()), (Some(true), true), "{shared:#}");
     assert!(!run.stdout.contains("testing"), "no secret is printed");
+}
+
+/// Prune keeps the newest image of each step and deletes the older ones: with their copies, in
+/// every account that owns one.
+#[test]
+fn prune_deletes_the_copies_in_every_account() {
+    let emulator = Emulator::start();
+    let paw = distributed(&emulator);
+    let cli = Cli::new(&paw, &["-w", "wf"]);
+    cli.run(&["build"]).success();
+    let old = cli.json(&["images", "show", "step3"]);
+    paw.write("wf/step3/notes.txt", "version two");
+    cli.run(&["--workflow-id", "second", "build"]).success();
+    let new = cli.json(&["--workflow-id", "second", "images", "show", "step3"]);
+    let ids = |account: &str| -> Vec<String> {
+        let seen = view(&emulator, account, "eu-west-1", &[]);
+        seen["images"].as_array().unwrap().iter().map(|image| image["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids("222222222222").len(), 2);
+    cli.run(&["images", "prune", "--keep", "1", "--delete-snapshots", "--yes"]).success();
+    for account in ["222222222222", "333333333333"] {
+        let key = format!("{account}:eu-west-1");
+        assert_eq!(ids(account), [new["copies"][&key].as_str().unwrap()], "{account}: {old:#}");
+    }
+    assert_eq!(cli.json(&["images", "show", "step3"])["status"], "deregistered");
 }

@@ -69,7 +69,8 @@ pub async fn distribute(
         if target.copy_to_accounts {
             destinations
                 .extend(places(target).into_iter().map(|place| Destination { place, kms_key_id: kms_key_id.clone() }));
-        } else {
+        } else if target.region != record.region {
+            // The build account's copy there (the image itself, in its own region).
             destinations.push(Destination { place: Place::region(&target.region), kms_key_id });
         }
     }
