@@ -4,7 +4,8 @@
 //! Two kinds, in the step's `tests/` folder, each named by its file:
 //! - `tests/templates/NAME.pkr.hcl`: a Jinja2 packer template, rendered with the step's `builder`
 //!   context plus the image under test, that launches an instance from it and runs provisioners
-//!   with `skip_create_ami = true`; packer's exit code is the verdict, and packer cleans up its
+//!   without making an AMI (`amazon-ebsvolume`; from packer 1.7, `amazon-ebs` with
+//!   `skip_create_ami = true`); packer's exit code is the verdict, and packer cleans up its
 //!   instance as in any build (interrupted included);
 //! - `tests/NAME` executables: run here, with the image and the AWS settings in their environment,
 //!   for checks that need no instance of their own.
@@ -188,7 +189,8 @@ async fn run_template(
             undo_image(cx, step_id, region, ami_id).await;
         }
         return Ok(Some(format!(
-            "the test template made an AMI ({}), deregistered: a test template sets skip_create_ami = true",
+            "the test template made an AMI ({}), deregistered: a test makes none (amazon-ebsvolume, or \
+             skip_create_ami = true from packer 1.7)",
             output.amis.iter().map(|(_, ami_id)| ami_id.as_str()).collect::<Vec<_>>().join(", ")
         )));
     }
