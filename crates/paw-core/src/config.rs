@@ -528,8 +528,7 @@ impl DistributionTarget {
         if self.role_arn.is_some() && self.profile.is_some() {
             return Err("names both a role_arn and a profile: one way into the accounts".into());
         }
-        let acts_there = self.copy_to_accounts || self.ssm_parameter.is_some();
-        if !self.accounts.is_empty() && acts_there && self.role_arn.is_none() && self.profile.is_none() {
+        if !self.accounts.is_empty() && self.acts_in_accounts() && self.role_arn.is_none() && self.profile.is_none() {
             return Err(
                 "acts in other accounts (copy_to_accounts, ssm_parameter) but names no role_arn or profile".into()
             );
@@ -538,6 +537,12 @@ impl DistributionTarget {
             return Err("copy_to_accounts needs accounts".into());
         }
         Ok(())
+    }
+
+    /// Whether paw acts in the accounts themselves (copies there, or publishes a parameter there),
+    /// and so needs their credentials; else it only shares with them, from the build account.
+    pub fn acts_in_accounts(&self) -> bool {
+        self.copy_to_accounts || self.ssm_parameter.is_some()
     }
 
     /// The role paw assumes in `account`.

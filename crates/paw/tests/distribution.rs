@@ -42,11 +42,6 @@ fn distributed(emulator: &Emulator) -> Paw {
     paw
 }
 
-/// The images `account` owns in `region`, and the SSM parameters named.
-fn view(emulator: &Emulator, account: &str, region: &str, parameters: &[&str]) -> Value {
-    emulator.account_view(account, region, parameters)
-}
-
 #[test]
 fn a_build_distributes_its_images_to_every_region_and_account() {
     let emulator = Emulator::start();
@@ -65,7 +60,7 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
 
     // Each account owns its copy, tagged there as the original.
     for account in ["222222222222", "333333333333"] {
-        let seen = view(&emulator, account, "eu-west-1", &[]);
+        let seen = emulator.account_view(account, "eu-west-1", &[]);
         assert_eq!(seen["account"], account);
         let images = seen["images"].as_array().unwrap();
         assert_eq!(images.len(), 1, "{seen:#}");
@@ -76,11 +71,11 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
         // The lifecycle policy's deprecation, as the original's.
         assert!(images[0]["deprecation"].is_string(), "{seen:#}");
     }
-    let west = view(&emulator, OWN, "us-west-2", &[]);
+    let west = emulator.account_view(OWN, "us-west-2", &[]);
     assert_eq!(west["images"][0]["id"], copies["us-west-2"]);
     // The fourth account shares the build account's image.
     assert_eq!(emulator.ec2().launch_permissions(&ami), ["444444444444"]);
-    assert!(view(&emulator, "444444444444", "us-east-1", &[])["images"].as_array().unwrap().is_empty());
+    assert!(emulator.account_view("444444444444", "us-east-1", &[])["images"].as_array().unwrap().is_empty());
 
     // Again: nothing more to do.
     let again = cli.run(&["distribute", "step3"]);
@@ -90,11 +85,11 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
     // Channels publish the copy of each place, in its account and region.
     cli.run(&["channel", "set", "prod", "step3"]).success();
     for account in ["222222222222", "333333333333"] {
-        let seen = view(&emulator, account, "eu-west-1", &[PARAMETER]);
+        let seen = emulator.account_view(account, "eu-west-1", &[PARAMETER]);
         assert_eq!(seen["parameters"][PARAMETER], copies[&format!("{account}:eu-west-1")], "{seen:#}");
     }
-    assert_eq!(view(&emulator, OWN, "us-west-2", &[PARAMETER])["parameters"][PARAMETER], copies["us-west-2"]);
-    let shared = view(&emulator, "444444444444", "us-east-1", &["/shared/step3/prod"]);
+    assert_eq!(emulator.account_view(OWN, "us-west-2", &[PARAMETER])["parameters"][PARAMETER], copies["us-west-2"]);
+    let shared = emulator.account_view("444444444444", "us-east-1", &["/shared/step3/prod"]);
     assert_eq!(shared["parameters"]["/shared/step3/prod"], ami.as_str());
     let resolved =
         cli.run(&["resolve", "step3", "--channel", "prod", "--region", "eu-west-1", "--account", "333333333333"]);
@@ -104,19 +99,19 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
     // Revoke and restore reach every copy in every account.
     cli.run(&["images", "revoke", "step3", "--reason", "broken", "--yes"]).success();
     for account in ["222222222222", "333333333333"] {
-        assert_eq!(view(&emulator, account, "eu-west-1", &[])["images"][0]["state"], "disabled", "{account}");
+        assert_eq!(emulator.account_view(account, "eu-west-1", &[])["images"][0]["state"], "disabled", "{account}");
     }
     cli.run(&["images", "restore", "step3"]).success();
-    assert_eq!(view(&emulator, "222222222222", "eu-west-1", &[])["images"][0]["state"], "available");
+    assert_eq!(emulator.account_view("222222222222", "eu-west-1", &[])["images"][0]["state"], "available");
 
     // A second workflow's new image (step3 changed), deleted: every copy goes, in every account.
     paw.write("wf/step3/notes.txt", "version two");
     cli.run(&["--workflow-id", "second", "build"]).success();
     let second = cli.json(&["--workflow-id", "second", "images", "show", "step3"]);
     let copy_222 = second["copies"]["222222222222:eu-west-1"].as_str().unwrap().to_string();
-    assert_eq!(view(&emulator, "222222222222", "eu-west-1", &[])["images"].as_array().unwrap().len(), 2);
+    assert_eq!(emulator.account_view("222222222222", "eu-west-1", &[])["images"].as_array().unwrap().len(), 2);
     cli.run(&["--workflow-id", "second", "images", "delete", "step3", "--delete-snapshots", "--yes"]).success();
-    let left = view(&emulator, "222222222222", "eu-west-1", &[]);
+    let left = emulator.account_view("222222222222", "eu-west-1", &[]);
     assert!(left["images"].as_array().unwrap().iter().all(|image| image["id"] != copy_222.as_str()), "{left:#}");
     assert_eq!(left["images"].as_array().unwrap().len(), 1);
 }
@@ -171,7 +166,7 @@ fn a_distribution_a_dead_machine_interrupted_is_finished_by_recover() {
     // The delayed CopyImage is carried out after the machine died.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let made = loop {
-        let images = view(&emulator, "222222222222", "eu-west-1", &[])["images"].clone();
+        let images = emulator.account_view("222222222222", "eu-west-1", &[])["images"].clone();
         if let Some(image) = images.as_array().unwrap().first() {
             break image["id"].as_str().unwrap().to_string();
         }
@@ -187,7 +182,7 @@ fn a_distribution_a_dead_machine_interrupted_is_finished_by_recover() {
     let after = cli.json(&["images", "show", "step3"]);
     assert_eq!(after["copies"]["222222222222:eu-west-1"], made.as_str(), "{after:#}");
     assert!(after["copies"].get("333333333333:eu-west-1").is_some(), "{after:#}");
-    let seen = view(&emulator, "222222222222", "eu-west-1", &[]);
+    let seen = emulator.account_view("222222222222", "eu-west-1", &[]);
     assert_eq!(seen["images"].as_array().unwrap().len(), 1, "no second copy: {seen:#}");
     assert_eq!(seen["images"][0]["tags"]["paw:step_id"], "step3");
     let again = cli.run(&["distribute", "step3"]);
@@ -208,8 +203,11 @@ fn a_catalog_in_an_account_of_its_own_serves_the_build_account() {
     paw.edit("wf/workflow_param.json", "    \"workflow_id\":", central);
     let cli = Cli::new(&paw, &["-w", "wf"]);
     cli.run(&["build"]).success();
-    assert_eq!(view(&emulator, "555555555555", "eu-central-1", &[])["tables"], serde_json::json!(["central-images"]));
-    assert!(view(&emulator, OWN, "us-east-1", &[])["tables"].as_array().unwrap().is_empty());
+    assert_eq!(
+        emulator.account_view("555555555555", "eu-central-1", &[])["tables"],
+        serde_json::json!(["central-images"])
+    );
+    assert!(emulator.account_view(OWN, "us-east-1", &[])["tables"].as_array().unwrap().is_empty());
     assert_eq!(cli.json(&["images", "list"]).as_array().unwrap().len(), 3);
     // The same catalog through the environment, from a folder that does not name it.
     let plain = emulator.configure(Paw::example("chain"));
@@ -274,7 +272,7 @@ fn prune_deletes_the_copies_in_every_account() {
     cli.run(&["--workflow-id", "second", "build"]).success();
     let new = cli.json(&["--workflow-id", "second", "images", "show", "step3"]);
     let ids = |account: &str| -> Vec<String> {
-        let seen = view(&emulator, account, "eu-west-1", &[]);
+        let seen = emulator.account_view(account, "eu-west-1", &[]);
         seen["images"].as_array().unwrap().iter().map(|image| image["id"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(ids("222222222222").len(), 2);

@@ -16,8 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 use super::events::{Event, LeftAmi, StepFailure};
 use super::lease::Lease;
 use super::stages::{Services, undo_image};
@@ -39,6 +37,13 @@ pub struct Tester<'a> {
     pub env: &'a [(String, String)],
     /// Who runs the tests, for the history: `paw build` or `paw test`, and `user@host`.
     pub by: String,
+}
+
+impl<'a> Tester<'a> {
+    /// The tester of `paw build`, run by this machine's user.
+    pub fn of_build(packer: &'a dyn Packer, env: &'a [(String, String)]) -> Tester<'a> {
+        Tester { packer, env, by: format!("paw build ({})", super::stages::who()) }
+    }
 }
 
 /// The image under test, of `step`, built from `source`.
@@ -98,16 +103,13 @@ pub async fn validate_templates(
 ) -> Result<()> {
     let image = AmiRef::placeholder(&step.id);
     for test in step.image_tests()?.into_iter().filter(|test| test.kind == TestKind::Template) {
-        let text = render::render_test(workflow, step, source, aws_region, &image, &test.path)?;
         let scratch = workflow.state_dir().join("tests").join(&workflow.param.workflow_id).join(format!(
             "validate-{}-{}-{}",
             step.id,
             test.name,
             std::process::id()
         ));
-        std::fs::create_dir_all(&scratch).map_err(|err| Error::io(&scratch, "create the test's folder", err))?;
-        let rendered = scratch.join(format!("{}{TEMPLATE_SUFFIX}", test.name));
-        std::fs::write(&rendered, text).map_err(|err| Error::io(&rendered, "write", err))?;
+        write_template(workflow, step, source, aws_region, &image, &test, &scratch)?;
         let checked = packer.validate(&scratch, &[], false).await;
         let _ = std::fs::remove_dir_all(&scratch);
         checked.map_err(|err| {
@@ -119,6 +121,30 @@ pub async fn validate_templates(
     Ok(())
 }
 
+/// A test template, rendered for `image` into the folder `dir` (made if need be), where packer
+/// then runs on it alone.
+fn write_template(
+    workflow: &Workflow,
+    step: &Step,
+    source: &AmiRef,
+    aws_region: &str,
+    image: &AmiRef,
+    test: &ImageTest,
+    dir: &Path,
+) -> Result<()> {
+    let text = render::render_test(workflow, step, source, aws_region, image, &test.path)?;
+    std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, "create the test's folder", err))?;
+    let rendered = dir.join(format!("{}{TEMPLATE_SUFFIX}", test.name));
+    std::fs::write(&rendered, text).map_err(|err| Error::io(&rendered, "write", err))
+}
+
+/// The last lines of a test's output that say something: why it failed.
+fn last_lines(output: &str) -> String {
+    let mut last: Vec<&str> = output.lines().filter(|line| !line.trim().is_empty()).rev().take(REASON_LINES).collect();
+    last.reverse();
+    last.join("\n")
+}
+
 fn interrupted(test: &str) -> Error {
     Error::new(ErrorKind::Interrupted, format!("interrupted during the test {test}"))
         .help("the image stays untested: `paw test STEP` tests it, and a build tests it before using it")
@@ -126,10 +152,7 @@ fn interrupted(test: &str) -> Error {
 
 /// The test's log, by an absolute path: the catalog's history names it for anyone who reads it.
 fn log_path(cx: &Services<'_>, step: &Step, test: &str) -> Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let workflow = cx.workflow;
-    let logs = workflow.state_dir().join("logs").join(&workflow.param.workflow_id);
-    let path = logs.join(format!("{}-test-{test}-{stamp}.log", step.id));
+    let path = super::log_path(cx.workflow, &format!("{}-test-{test}", step.id));
     std::path::absolute(&path).map_err(|err| Error::io(&path, "find the log's folder", err))
 }
 
@@ -145,10 +168,7 @@ async fn run_template(
     lease: Option<&Lease>,
 ) -> Result<Option<String>> {
     let dir = log.with_extension("d");
-    std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, "create the test's folder", err))?;
-    let rendered = dir.join(format!("{}{TEMPLATE_SUFFIX}", test.name));
-    let text = render::render_test(cx.workflow, subject.step, &subject.source, cx.region, &subject.image, &test.path)?;
-    std::fs::write(&rendered, text).map_err(|err| Error::io(&rendered, "write", err))?;
+    write_template(cx.workflow, subject.step, &subject.source, cx.region, &subject.image, test, &dir)?;
     let run_lock = match lease {
         Some(lease) => lease.run_lock()?,
         None => None,
@@ -169,19 +189,16 @@ async fn run_template(
         }
         cx.reporter.event(Event::Packer { step: step_id, line });
     };
-    let deadline = CancellationToken::new();
+    // On the timeout, packer is interrupted as by Ctrl-C, and waited for while it cleans up.
     let stop = cx.cancel.child_token();
     let timeout = subject.step.param.test_timeout;
-    let output = {
-        let timer = async {
-            tokio::time::sleep(timeout).await;
-            deadline.cancel();
+    let build = tester.packer.build(&request, &on_line, &stop);
+    tokio::pin!(build);
+    let (output, timed_out_now) = tokio::select! {
+        output = &mut build => (output?, false),
+        () = tokio::time::sleep(timeout) => {
             stop.cancel();
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            output = tester.packer.build(&request, &on_line, &stop) => output?,
-            () = timer => unreachable!("the timer never ends"),
+            (build.await?, true)
         }
     };
     if !output.amis.is_empty() {
@@ -196,12 +213,10 @@ async fn run_template(
     }
     match output.failure {
         None => Ok(None),
-        Some(_) if deadline.is_cancelled() => Ok(Some(timed_out(timeout))),
+        Some(_) if timed_out_now => Ok(Some(timed_out(timeout))),
         Some(failure) if failure.kind == ErrorKind::Interrupted => Err(interrupted(&test.name)),
         Some(failure) => {
-            let details = failure.details.unwrap_or_default();
-            let last: Vec<&str> = details.lines().rev().take(REASON_LINES).collect();
-            let reason = last.into_iter().rev().collect::<Vec<_>>().join("\n");
+            let reason = last_lines(&failure.details.unwrap_or_default());
             Ok(Some(if reason.is_empty() { failure.message } else { reason }))
         }
     }
@@ -266,12 +281,9 @@ async fn run_local(
     if status.success() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut last: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).rev().take(REASON_LINES).collect();
-    last.reverse();
-    last.insert(0, "");
+    let last = last_lines(&std::fs::read_to_string(log).unwrap_or_default());
     let code = status.code().map_or_else(|| status.to_string(), |code| format!("exit status {code}"));
-    Ok(Some(format!("{code}{}", last.join("\n")).trim_end().to_string()))
+    Ok(Some(if last.is_empty() { code } else { format!("{code}\n{last}").trim_end().to_string() }))
 }
 
 /// Stops a test's whole process group: TERM, then KILL when it has not exited within 5 s.

@@ -303,7 +303,7 @@ impl Engine<'_> {
             packer_env: &self.packer_env,
             packer_debug: options.packer_debug,
             delete_snapshots: options.delete_snapshots,
-            log_path: self.log_path(step),
+            log_path: log_path(self.cx.workflow, &step.id),
             slots: packer_slots,
             lease_ttl: self.lease_ttl,
             keep_failed: options.keep_failed,
@@ -371,8 +371,7 @@ impl Engine<'_> {
         if tests.is_empty() || record.verdict() != Verdict::Untested {
             return Ok(None);
         }
-        let tester =
-            Tester { packer: self.packer, env: &self.packer_env, by: format!("paw build ({})", stages::who()) };
+        let tester = Tester::of_build(self.packer, &self.packer_env);
         let subject = Subject { step, image: record.as_source(), source: record.base_source() };
         let run = image_tests::run(&self.cx, &tester, &subject, &tests, None).await?;
         image_tests::record_verdict(&self.cx, record, &run, OnFailure::Keep).await?;
@@ -421,12 +420,12 @@ impl Engine<'_> {
         self.cx.reporter.event(Event::Reused { step: &step.id, ami_id: &record.ami_id, from: &record.workflow_id });
         Ok(Outcome::Reused { ami: record.as_source(), from: record.workflow_id.clone() })
     }
+}
 
-    fn log_path(&self, step: &Step) -> PathBuf {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let workflow = self.cx.workflow;
-        workflow.state_dir().join("logs").join(&workflow.param.workflow_id).join(format!("{}-{stamp}.log", step.id))
-    }
+/// A new log of the workflow's: `.paw/logs/<workflow_id>/<name>-<time>.log`.
+pub fn log_path(workflow: &Workflow, name: &str) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    workflow.state_dir().join("logs").join(&workflow.param.workflow_id).join(format!("{name}-{stamp}.log"))
 }
 
 /// The instance type of an attempt (1, 2, ...) from the step's `instance_types`: one per attempt,

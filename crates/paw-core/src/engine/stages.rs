@@ -340,7 +340,7 @@ impl<'a> BuildStages<'a> {
             log_path: &self.log_path,
         };
         let replace = ReplaceOld { delete_snapshots: self.delete_snapshots };
-        let tester = Tester { packer: self.packer, env: self.packer_env, by: format!("paw build ({})", who()) };
+        let tester = Tester::of_build(self.packer, self.packer_env);
         let on_failure = if self.keep_failed { OnFailure::Keep } else { OnFailure::Deregister };
         let test = TestImage { tester: &tester, on_failure };
         let before: [&dyn Stage<StepRun<'a>>; 6] =

@@ -3,7 +3,7 @@
 
 use paw_aws::doctor;
 use paw_core::ami::AmiRef;
-use paw_core::ec2::{Ec2 as _, ImageState};
+use paw_core::ec2::{Ec2 as _, ImageState, Place};
 use paw_core::ops::distribute;
 use paw_core::packer::PackerBinary;
 use paw_core::source::root_source;
@@ -124,10 +124,8 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
         // Every place the distribution block acts in, with the credentials paw acts there with.
         let reach = cx.reach()?;
         for target in &workflow.param.distribution {
-            let acts = |account: &Option<String>| {
-                account.is_none() || target.copy_to_accounts || target.ssm_parameter.is_some()
-            };
-            for place in distribute::places(target).into_iter().filter(|place| acts(&place.account)) {
+            let acts = |place: &Place| place.account.is_none() || target.acts_in_accounts();
+            for place in distribute::places(target).into_iter().filter(acts) {
                 let here = match &place.account {
                     Some(account) => reach.config(config, account, &place.region),
                     None => config.to_builder().region(aws_config::Region::new(place.region.clone())).build(),
