@@ -99,6 +99,8 @@ fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
         creation_date: image.creation_date().unwrap_or_default().to_string(),
         deprecation_time: image.deprecation_time().map(str::to_string),
         last_launched_time: image.last_launched_time().map(str::to_string),
+        // "enabled", "enabled-with-cooldown", or "disabled-until <time>" / "disabled".
+        deregistration_protected: image.deregistration_protection().is_some_and(|state| state.starts_with("enabled")),
         snapshot_ids,
         tags,
         data,

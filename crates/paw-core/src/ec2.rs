@@ -59,6 +59,8 @@ pub struct Image {
     pub deprecation_time: Option<String>,
     /// When an instance was last launched from it (EC2 records it about daily), if ever.
     pub last_launched_time: Option<String>,
+    /// EC2 refuses to deregister it while this is on (a channel's image, or set by hand).
+    pub deregistration_protected: bool,
     pub snapshot_ids: Vec<String>,
     pub tags: Vec<(String, String)>,
     /// The image in the API's own shape (`ImageId`, `Name`, ...), for the catalog's `details`.
@@ -160,6 +162,13 @@ impl Place {
             Some(account) => format!("{account}:{}", self.region),
             None => self.region.clone(),
         }
+    }
+}
+
+/// In JSON as a record's copies key: `eu-west-1`, `222222222222:eu-west-1`.
+impl serde::Serialize for Place {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.key())
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod ami;
 pub mod blocking;
 pub mod catalog;
+pub mod change;
 pub mod config;
 pub mod ec2;
 pub mod engine;

@@ -241,12 +241,24 @@ pub enum ImagesCommand {
         #[arg(long, value_name = "SECS", default_value_t = 3600)]
         timeout: u64,
     },
-    /// Deregister the step's AMI (after a y/N prompt); the record is kept as `deregistered`.
+    /// Deregister the step's AMI and its copies in every region and account (after a y/N prompt);
+    /// the record is kept as `deregistered`. Planned whole first: an image a channel points at, or
+    /// that EC2 protects, is refused before anything changes, unless --force --reason.
     Delete {
         step: String,
         /// Delete the AMI's EBS snapshots too.
         #[arg(long)]
         delete_snapshots: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete a channel's image, or a protected one, all the same: its protection is lifted,
+        /// and each channel that pointed at it records the deletion (needs --reason).
+        #[arg(long, requires = "reason")]
+        force: bool,
+        /// Why, kept in the history of each channel that pointed at it.
+        #[arg(long, value_name = "TEXT", requires = "force")]
+        reason: Option<String>,
         /// Do not ask.
         #[arg(long)]
         yes: bool,
@@ -375,6 +387,9 @@ pub enum CatalogCommand {
         /// Steps to copy besides the workflow folder's (a DynamoDB source cannot list its steps without a scan).
         #[arg(long = "step", value_name = "STEP")]
         steps: Vec<String>,
+        /// Print what would be copied, and what conflicts; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Assign records made before workflow names existed to this folder's name (or --name), by
     /// workflow id, with the channel entries that point at them. Without ids: list the workflows

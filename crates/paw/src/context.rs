@@ -262,7 +262,7 @@ impl Context {
     /// Who runs paw, for the channels' history: `user@host`, and the AWS caller's ARN when AWS
     /// says (a caller AWS does not name is still `user@host`).
     pub async fn caller(&self) -> Result<String> {
-        let local = paw_core::engine::stages::who();
+        let local = paw_core::catalog::who();
         Ok(match paw_aws::doctor::caller(self.sdk_config().await?).await {
             Ok((_, arn)) => format!("{local} ({arn})"),
             Err(_) => local,

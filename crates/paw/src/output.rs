@@ -68,6 +68,22 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     table.to_string()
 }
 
+/// A plan's actions, in the order they are (or were) applied: one way every command shows them.
+pub fn plan_table(actions: &[paw_core::change::Action]) -> String {
+    if actions.is_empty() {
+        return "nothing to do".into();
+    }
+    let rows = actions
+        .iter()
+        .enumerate()
+        .map(|(at, action)| {
+            let (verb, place, what) = action.describe();
+            vec![(at + 1).to_string(), verb.to_string(), place, what]
+        })
+        .collect();
+    table(&["#", "ACTION", "WHERE", "WHAT"], rows)
+}
+
 /// The steps whose packer runs, as the events tell: what a second signal names.
 #[derive(Default)]
 pub struct PackerSteps(Mutex<BTreeSet<String>>);

@@ -31,7 +31,7 @@ const OWN: &str = "123456789012";
 const PARAMETER: &str = "/images/wf/step3/prod";
 
 /// The chain, distributed; its images deprecated after 30 days.
-fn distributed(emulator: &Emulator) -> Paw {
+pub fn distributed(emulator: &Emulator) -> Paw {
     let paw = emulator.configure(Paw::example("chain"));
     paw.edit("wf/workflow_param.json", "    \"workflow_id\":", DISTRIBUTION);
     paw.edit(

@@ -115,37 +115,82 @@ fn the_catalog_key_in_workflow_param_chooses_dynamodb_and_the_command_line_wins(
     assert_eq!(local, serde_json::json!([]));
 }
 
+/// A migration from the embedded catalog to DynamoDB and back keeps every record and every channel
+/// entry (actor, reason, rollbacks): `resolve --channel` answers the same in all three catalogs.
 #[test]
-fn migrate_copies_records_both_ways_once() {
+fn migrate_copies_records_and_channels_both_ways_once() {
     let emulator = Emulator::start();
     let paw = emulator.configure(Paw::example("chain"));
     paw.run(&["-w", "wf", "build", "step1", "step2"]).success();
+    for args in [
+        &["channel", "set", "prod", "step1", "--reason", "first"][..],
+        &["channel", "set", "prod", "step2"],
+        &["channel", "set", "prod", "step2", "--reason", "again"],
+        &["channel", "rollback", "prod", "step2", "--reason", "undo"],
+    ] {
+        paw.run(&[&["-w", "wf"][..], args].concat()).success();
+    }
     let dynamo = format!("dynamodb:{TABLE}");
-    let run = paw.run(&["-w", "wf", "catalog", "migrate", "--from", "sqlite:wf/.paw/catalog.sqlite", "--to", &dynamo]);
-    assert!(
-        run.success().stdout.contains("copied 2 records from sqlite:wf/.paw/catalog.sqlite to dynamodb:"),
-        "{}",
-        run.stdout
+    let migrate = |from: &str, to: &str, more: &[&str]| {
+        let args = [&["-w", "wf", "catalog", "migrate", "--from", from, "--to", to, "--json"][..], more].concat();
+        paw.run(&args).success().json()
+    };
+    let planned = migrate("sqlite:wf/.paw/catalog.sqlite", &dynamo, &["--dry-run"]);
+    assert_eq!((planned["copied"].as_u64(), planned["channel_entries"].as_u64()), (Some(2), Some(4)), "{planned:#}");
+    let run = paw.run(&["-w", "wf", "--catalog", &dynamo, "images", "list", "--json"]);
+    assert_eq!(run.success().json(), serde_json::json!([]), "a dry run writes nothing");
+    let copied = migrate("sqlite:wf/.paw/catalog.sqlite", &dynamo, &[]);
+    assert_eq!(copied["copied"], planned["copied"]);
+    assert_eq!(copied["channel_entries"], planned["channel_entries"]);
+    let again = migrate("sqlite:wf/.paw/catalog.sqlite", &dynamo, &[]);
+    assert_eq!((again["copied"].as_u64(), again["already_there"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (again["channel_entries"].as_u64(), again["channel_entries_already_there"].as_u64()),
+        (Some(0), Some(4))
     );
-    let again = paw.run(&[
-        "-w",
-        "wf",
-        "catalog",
-        "migrate",
-        "--from",
-        "sqlite:wf/.paw/catalog.sqlite",
-        "--to",
-        &dynamo,
-        "--json",
-    ]);
-    assert_eq!(again.success().json()["copied"], 0);
-    assert_eq!(again.json()["already_there"], 2);
 
-    let back = paw.run(&["-w", "wf", "catalog", "migrate", "--from", &dynamo, "--to", "sqlite:copy.sqlite", "--json"]);
-    assert_eq!(back.success().json()["copied"], 2);
-    let original = paw.run(&["-w", "wf", "images", "list", "--json"]).success().json();
-    let copy = paw.run(&["-w", "wf", "--catalog", "sqlite:copy.sqlite", "images", "list", "--json"]).success().json();
-    assert_eq!(original, copy);
+    let back = migrate(&dynamo, "sqlite:copy.sqlite", &[]);
+    assert_eq!((back["copied"].as_u64(), back["channel_entries"].as_u64()), (Some(2), Some(4)));
+    let catalogs = ["sqlite:wf/.paw/catalog.sqlite", dynamo.as_str(), "sqlite:copy.sqlite"];
+    let in_each = |args: &[&str]| -> Vec<serde_json::Value> {
+        catalogs
+            .iter()
+            .map(|catalog| paw.run(&[&["-w", "wf", "--catalog", catalog][..], args].concat()).success().json())
+            .collect()
+    };
+    let images = in_each(&["images", "list", "--json"]);
+    assert!(images.iter().all(|list| *list == images[0]), "{images:#?}");
+    for step in ["step1", "step2"] {
+        let histories = in_each(&["channel", "history", "prod", step, "--json"]);
+        assert!(histories.iter().all(|history| *history == histories[0]), "{histories:#?}");
+        let resolved: Vec<String> = catalogs
+            .iter()
+            .map(|catalog| {
+                paw.run(&["-w", "wf", "--catalog", catalog, "resolve", step, "--channel", "prod"])
+                    .success()
+                    .stdout
+                    .clone()
+            })
+            .collect();
+        assert!(resolved.iter().all(|ami| *ami == resolved[0] && ami.starts_with("ami-")), "{resolved:?}");
+    }
+    let history = &in_each(&["channel", "history", "prod", "step2", "--json"])[2];
+    assert_eq!(history[0]["action"], "rollback");
+    assert_eq!(history[0]["reason"], "undo");
+    assert!(history[0]["set_by"].as_str().unwrap().contains('@'), "{history:#}");
+
+    // A target whose channel history differs is refused whole: nothing copied.
+    let other = ["-w", "wf", "--catalog", "sqlite:other.sqlite", "--workflow-id", "other"];
+    paw.run(&[&other[..], &["build", "step1"]].concat()).success();
+    paw.run(&[&other[..], &["channel", "set", "prod", "step1"]].concat()).success();
+    let run =
+        paw.run(&["-w", "wf", "catalog", "migrate", "--from", "sqlite:copy.sqlite", "--to", "sqlite:other.sqlite"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("entries that conflict with the source; nothing was copied"), "{}", run.stderr);
+    let left = paw.run(&[&other[..], &["images", "list", "--json"]].concat()).success().json();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left:#}");
+    let history = paw.run(&[&other[..], &["channel", "history", "prod", "step1", "--json"]].concat()).success().json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history:#}");
 
     // Without a workflow folder or --step, a DynamoDB source cannot say which steps it has.
     let bare = emulator.configure(Paw::new()).env("AWS_REGION", "us-east-1");
@@ -153,7 +198,7 @@ fn migrate_copies_records_both_ways_once() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("cannot list its steps without scanning the table"), "{}", run.stderr);
     let run = bare.run(&["catalog", "migrate", "--from", &dynamo, "--to", "sqlite:x.sqlite", "--step", "step1"]);
-    assert!(run.success().stdout.contains("copied 1 records"), "{}", run.stdout);
+    assert!(run.success().stdout.contains("copied from dynamodb:"), "{}", run.stdout);
 }
 
 #[test]

@@ -147,7 +147,7 @@ fn a_failing_test_fails_its_image_and_skips_its_children() {
     let log = result["log"].as_str().unwrap();
     assert!(out.contains(&format!("runtime: {ami} failed the test image-env; the test's output is in {log}")), "{out}");
     assert!(std::fs::read_to_string(log).unwrap().contains("the agent is not running"));
-    assert!(out.contains(&format!("runtime: {ami}: deregistered, snapshots deleted: [\"snap-")), "{out}");
+    assert!(out.contains(&format!("runtime: {ami}: deregistered; deleted snapshots: snap-")), "{out}");
     assert_eq!((runtime["status"].as_str(), result["passed"].as_bool()), (Some("deregistered"), Some(false)));
     assert!(result["reason"].as_str().unwrap().starts_with("exit status 3"), "{runtime:#}");
     assert!(emulator.ec2().image(&ami).is_none());

@@ -16,6 +16,7 @@ mod lines;
 mod offline;
 mod packer_install;
 mod packer_output;
+mod plans;
 mod policies;
 mod recovery;
 mod regions;

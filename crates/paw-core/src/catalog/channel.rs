@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Line;
+use super::{Channels, Line, now_create_at};
 use crate::error::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +51,13 @@ pub enum ChannelAction {
     /// Pointed it at an image the lifecycle policy retired (deprecated), or one of a step with
     /// tests that has not passed them, on purpose (`--force`, with a reason).
     Override,
+    /// Its image was deleted on purpose (`paw images delete --force --reason`): the channel points
+    /// at nothing until it is set again.
+    Deleted,
 }
+
+/// How often `append_entry` tries again when another paw changed the same channel at the same moment.
+const ATTEMPTS: usize = 5;
 
 /// Channel names are short words: letters, digits, `.`, `_`, `-` (they are part of catalog keys).
 pub fn check_channel_name(channel: &str) -> Result<()> {
@@ -66,6 +72,33 @@ pub fn check_channel_name(channel: &str) -> Result<()> {
 }
 
 impl ChannelEntry {
+    /// An entry of the channel after `history` (newest first): the next number, now, `(by, why)`;
+    /// the image is the caller's to fill in.
+    pub fn next(
+        line: &Line,
+        channel: &str,
+        step_id: &str,
+        action: ChannelAction,
+        (by, reason): (&str, Option<&str>),
+        history: &[ChannelEntry],
+    ) -> ChannelEntry {
+        ChannelEntry {
+            channel: channel.to_string(),
+            step_id: step_id.to_string(),
+            seq: history.first().map_or(1, |newest| newest.seq + 1),
+            ami_id: String::new(),
+            workflow_id: String::new(),
+            set_at: now_create_at(),
+            ssm_parameter: None,
+            rolled_back: false,
+            action,
+            set_by: Some(by.to_string()).filter(|by| !by.is_empty()),
+            reason: reason.map(str::to_string),
+            workflow_name: Some(line.name.clone()),
+            variant: line.variant.clone(),
+        }
+    }
+
     pub fn line(&self) -> Option<Line> {
         Line::named(self.workflow_name.as_deref(), self.variant.as_deref())
     }
@@ -95,8 +128,37 @@ impl ChannelEntry {
                 ChannelAction::Rollback => {
                     stack.pop();
                 }
+                // Nothing before a deleted image is gone back to: the channel starts again.
+                ChannelAction::Deleted => stack.clear(),
             }
         }
         stack
     }
+}
+
+/// Adds the entry `make` makes from the channel's history, once, even when another paw changes the
+/// channel at the same moment or an answer is lost; returns it and the entry that was current.
+pub async fn append_entry(
+    catalog: &dyn Channels,
+    line: &Line,
+    channel: &str,
+    step_id: &str,
+    make: impl Fn(&[ChannelEntry]) -> ChannelEntry,
+) -> Result<(ChannelEntry, Option<ChannelEntry>)> {
+    let mut tried: Option<ChannelEntry> = None;
+    for _ in 0..ATTEMPTS {
+        let history = catalog.channel_history(line, channel, step_id).await?;
+        // The entry last tried is there: it was written, and only the answer was lost.
+        if let Some(entry) = tried.take().filter(|tried| history.contains(tried)) {
+            let before = history.iter().skip_while(|other| **other != entry).nth(1).cloned();
+            return Ok((entry, before));
+        }
+        let entry = make(&history);
+        if catalog.add_channel_entry(&entry).await? {
+            return Ok((entry, ChannelEntry::current(&history).cloned()));
+        }
+        tried = Some(entry);
+    }
+    Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
+        .help("another paw sets it at the same time; try again"))
 }

@@ -38,6 +38,11 @@ pub fn this_user() -> String {
     })
 }
 
+/// Who acts: `user@host`, as histories keep it.
+pub fn who() -> String {
+    format!("{}@{}", this_user(), this_host())
+}
+
 pub fn this_host() -> String {
     std::env::var(HOST_ENV).ok().filter(|host| !host.is_empty()).unwrap_or_else(|| {
         nix::unistd::gethostname()

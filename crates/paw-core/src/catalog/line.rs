@@ -38,3 +38,10 @@ impl fmt::Display for Line {
         }
     }
 }
+
+/// In JSON as messages write it: `name`, or `name/variant`.
+impl serde::Serialize for Line {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}

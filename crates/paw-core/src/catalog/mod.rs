@@ -22,12 +22,14 @@ use std::str::FromStr;
 use async_trait::async_trait;
 
 pub use adopt::{Adopted, adopt, unnamed};
-pub use channel::{ChannelAction, ChannelEntry, check_channel_name};
+pub use channel::{ChannelAction, ChannelEntry, append_entry, check_channel_name};
 #[cfg(test)]
 pub(crate) use journal::dead_runs_lock;
-pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host, this_user};
+pub use journal::{
+    HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host, this_user, who,
+};
 pub use line::Line;
-pub use migrate::{MigrateReport, copy_records};
+pub use migrate::{MigratePlan, apply_migration, plan_migration};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;
 pub use test_run::{TestKind, TestResult, TestRun, Verdict};

@@ -42,7 +42,7 @@ pub struct Tester<'a> {
 impl<'a> Tester<'a> {
     /// The tester of `paw build`, run by this machine's user.
     pub fn of_build(packer: &'a dyn Packer, env: &'a [(String, String)]) -> Tester<'a> {
-        Tester { packer, env, by: format!("paw build ({})", super::stages::who()) }
+        Tester { packer, env, by: format!("paw build ({})", crate::catalog::who()) }
     }
 }
 
@@ -339,8 +339,9 @@ pub async fn record_verdict(
         OnFailure::Deregister => {
             let mut failed_record = record.clone();
             failed_record.status = ImageStatus::Failed;
-            let snapshots = ops::delete_image(cx.ec2, cx.catalog, &failed_record, true).await?;
-            format!("deregistered, snapshots deleted: {snapshots:?} (--keep-failed keeps it)")
+            let request = ops::DeleteRequest { delete_snapshots: true, forced_because: None };
+            let done = ops::delete_image(&cx.executor(), std::slice::from_ref(&failed_record), &request).await?;
+            format!("deregistered{} (--keep-failed keeps it)", ops::delete::snapshots_said(&done))
         }
     };
     let others = run.results.iter().filter(|result| !result.passed).count() - 1;

@@ -41,6 +41,13 @@ pub struct Services<'a> {
     pub cancel: &'a CancellationToken,
 }
 
+impl Services<'_> {
+    /// The executor of the plans a build makes outside its stages (replacing an image, a failed test's).
+    pub fn executor(&self) -> crate::change::Executor<'_> {
+        crate::change::Executor { catalog: self.catalog, ec2: self.ec2, region: self.region, by: "paw build" }
+    }
+}
+
 /// One step's build up to its AMI: what the step starts from, and what the stages learn and hand on.
 pub struct StepRun<'a> {
     pub step: &'a Step,
@@ -529,8 +536,9 @@ impl<'a> Stage<StepRun<'a>> for ReplaceOld {
             cx.catalog.mark_deregistered(&old.workflow_id, &old.step_id).await?;
             format!("--force: dropped the reuse of {} (it stays, for workflow {owner})", old.ami_id)
         } else {
-            let snapshots = ops::delete_image(cx.ec2, cx.catalog, old, self.delete_snapshots).await?;
-            format!("--force: deregistered {} (inputs changed); deleted snapshots: {snapshots:?}", old.ami_id)
+            let request = ops::DeleteRequest { delete_snapshots: self.delete_snapshots, forced_because: None };
+            let done = ops::delete_image(&cx.executor(), std::slice::from_ref(old), &request).await?;
+            format!("--force: deregistered {} (inputs changed){}", old.ami_id, ops::delete::snapshots_said(&done))
         };
         cx.reporter.event(Event::CleanedUp { step: &run.step.id, what: &what });
         check_name_free(cx, run).await?;
@@ -762,11 +770,6 @@ pub fn step_tags(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<(String, String)> 
     let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
     ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &run.fingerprint.digest);
     tags
-}
-
-/// `user@host`: who runs paw here, as histories name them.
-pub fn who() -> String {
-    format!("{}@{}", crate::catalog::this_user(), crate::catalog::this_host())
 }
 
 /// The step's image tests (`image_tests`), on the image just recorded, under the step's lease

@@ -51,6 +51,7 @@ impl FakeEc2 {
             creation_date: chrono::Utc::now().to_rfc3339(),
             deprecation_time: None,
             last_launched_time: None,
+            deregistration_protected: false,
             snapshot_ids: vec![format!("snap-{id}")],
             tags: Vec::new(),
             data: serde_json::Value::Null,

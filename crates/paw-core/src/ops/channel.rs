@@ -6,15 +6,12 @@ use std::collections::BTreeMap;
 
 use super::distribute;
 use crate::catalog::{
-    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name, now_create_at,
+    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, append_entry, check_channel_name,
 };
 use crate::config::DistributionTarget;
 use crate::ec2::{Ec2, Place};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ssm::Ssm;
-
-/// How often `set` tries again when another paw set the same channel at the same moment.
-const ATTEMPTS: usize = 5;
 
 /// What a channel change talks to: the catalog (its history), SSM (its parameters), EC2 (its
 /// image's deregistration protection), and the distribution targets of its step, whose
@@ -110,10 +107,10 @@ pub async fn set(
         ssm_parameter: ssm_parameter
             .clone()
             .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
-        ..new_entry(line, channel, &record.step_id, action, change, history)
+        ..ChannelEntry::next(line, channel, &record.step_id, action, (&change.by, change.reason.as_deref()), history)
     };
     let elsewhere = publications(stores.distribution, line, channel, record)?;
-    let (entry, before) = append(catalog, line, channel, &record.step_id, make).await?;
+    let (entry, before) = append_entry(catalog, line, channel, &record.step_id, make).await?;
     publish(stores, &entry, &elsewhere).await?;
     protect(catalog, ec2, &entry, before.as_ref()).await?;
     Ok(entry)
@@ -163,65 +160,19 @@ pub async fn rollback(
         ami_id: previous.ami_id.clone(),
         workflow_id: previous.workflow_id.clone(),
         ssm_parameter: history.first().and_then(|newest| newest.ssm_parameter.clone()),
-        ..new_entry(line, channel, step_id, ChannelAction::Rollback, change, history)
+        ..ChannelEntry::next(
+            line,
+            channel,
+            step_id,
+            ChannelAction::Rollback,
+            (&change.by, change.reason.as_deref()),
+            history,
+        )
     };
-    let (entry, before) = append(catalog, line, channel, step_id, make).await?;
+    let (entry, before) = append_entry(catalog, line, channel, step_id, make).await?;
     publish(stores, &entry, &elsewhere).await?;
     protect(catalog, ec2, &entry, before.as_ref()).await?;
     Ok((from, entry))
-}
-
-/// An entry of the channel after `history`: the next number, now, by whom and why.
-fn new_entry(
-    line: &Line,
-    channel: &str,
-    step_id: &str,
-    action: ChannelAction,
-    change: &Change,
-    history: &[ChannelEntry],
-) -> ChannelEntry {
-    ChannelEntry {
-        channel: channel.to_string(),
-        step_id: step_id.to_string(),
-        seq: history.first().map_or(1, |newest| newest.seq + 1),
-        ami_id: String::new(),
-        workflow_id: String::new(),
-        set_at: now_create_at(),
-        ssm_parameter: None,
-        rolled_back: false,
-        action,
-        set_by: Some(change.by.clone()).filter(|by| !by.is_empty()),
-        reason: change.reason.clone(),
-        workflow_name: Some(line.name.clone()),
-        variant: line.variant.clone(),
-    }
-}
-
-/// Adds the entry `make` makes from the channel's history, once, even when another paw changes the
-/// channel at the same moment or an answer is lost; returns it and the entry that was current.
-async fn append(
-    catalog: &dyn Catalog,
-    line: &Line,
-    channel: &str,
-    step_id: &str,
-    make: impl Fn(&[ChannelEntry]) -> ChannelEntry,
-) -> Result<(ChannelEntry, Option<ChannelEntry>)> {
-    let mut tried: Option<ChannelEntry> = None;
-    for _ in 0..ATTEMPTS {
-        let history = catalog.channel_history(line, channel, step_id).await?;
-        // The entry last tried is there: it was written, and only the answer was lost.
-        if let Some(entry) = tried.take().filter(|tried| history.contains(tried)) {
-            let before = history.iter().skip_while(|other| **other != entry).nth(1).cloned();
-            return Ok((entry, before));
-        }
-        let entry = make(&history);
-        if catalog.add_channel_entry(&entry).await? {
-            return Ok((entry, ChannelEntry::current(&history).cloned()));
-        }
-        tried = Some(entry);
-    }
-    Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
-        .help("another paw sets it at the same time; try again"))
 }
 
 /// The channel's image gets EC2's deregistration protection, so that nobody deregisters it from
@@ -266,6 +217,19 @@ pub async fn resolve(catalog: &dyn Catalog, line: &Line, channel: &str, step_id:
     check_channel_name(channel)?;
     let history = catalog.channel_history(line, channel, step_id).await?;
     let current = ChannelEntry::current(&history).ok_or_else(|| unknown_channel(line, channel, step_id))?;
+    if current.action == ChannelAction::Deleted {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "channel {channel} of step \"{step_id}\" points at nothing: its image {} was deleted at {}{}: {}",
+                current.ami_id,
+                current.set_at,
+                current.set_by.as_ref().map(|by| format!(" by {by}")).unwrap_or_default(),
+                current.reason.as_deref().unwrap_or("no reason given")
+            ),
+        )
+        .help(format!("point it at an image: `paw channel set {channel} {step_id} --workflow-id ID`")));
+    }
     let record =
         catalog.get(&current.workflow_id, step_id).await?.filter(|record| record.ami_id == current.ami_id).ok_or_else(
             || {

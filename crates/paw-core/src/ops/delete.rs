@@ -1,65 +1,312 @@
-//! Deregistering a recorded AMI: never from under another workflow that reuses it.
+//! Deleting a recorded image in every place it has a copy, planned whole (`change`): `paw images
+//! delete`, and every deletion of prune, the lifecycle and the build (`--force`, a failed test).
+//! Refused before anything is touched while another workflow reuses the image or a build of its
+//! step runs; a channel's image, or one EC2 protects from deregistration, only with `--force` and a
+//! reason, and then its protection is lifted, every copy goes and the channel says so.
 
-use crate::catalog::{Catalog, ImageRecord, ImageStatus};
-use crate::ec2::{Ec2, Image, ec2_in};
-use crate::error::{Error, ErrorKind, Result};
+use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, InFlight, now_unix, this_host};
+use crate::change::{Action, Executor, Plan};
+use crate::ec2::{Ec2, Image, Place, ec2_in};
+use crate::error::Result;
 
-/// Deregisters a recorded AMI, and its snapshots when asked; the record stays, `deregistered`.
-/// Returns the deleted snapshots.
-pub async fn delete_image(
-    ec2: &dyn Ec2,
-    catalog: &dyn Catalog,
-    record: &ImageRecord,
-    delete_snapshots: bool,
-) -> Result<Vec<String>> {
-    // Other workflows may have reused this AMI: deregistering it would pull it from under them.
-    let users: Vec<String> = catalog
-        .find_by_ami(&record.ami_id)
-        .await?
+/// What is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteRequest {
+    pub delete_snapshots: bool,
+    /// `--force --reason`: delete a channel's image, or a protected one, all the same.
+    pub forced_because: Option<String>,
+}
+
+/// What deleting decides from, read before anything is decided.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The records deleted together (a reused AMI is one image), the one whose copies they are first.
+    pub records: Vec<ImageRecord>,
+    /// Every other record of the AMI: another workflow that reuses it.
+    pub others: Vec<ImageRecord>,
+    /// The channels that point at it now.
+    pub channels: Vec<ChannelEntry>,
+    /// Each copy (its own region's first): where, its id, and EC2's description (None: gone).
+    pub copies: Vec<(Place, String, Option<Image>)>,
+    /// Builds of its step that another live run holds now (a dead run's is `paw recover`'s).
+    pub building: Vec<InFlight>,
+}
+
+impl Inventory {
+    /// Reads what deleting `records` (one AMI; `records[0]`'s copies) decides from: the catalog's
+    /// other records of it, channels and leases, and each copy as EC2 describes it where it is.
+    pub async fn gather(
+        catalog: &dyn Catalog,
+        ec2: &dyn Ec2,
+        region: &str,
+        records: &[ImageRecord],
+    ) -> Result<Inventory> {
+        let record = &records[0];
+        let same = |other: &ImageRecord| {
+            records.iter().any(|ours| ours.workflow_id == other.workflow_id && ours.step_id == other.step_id)
+        };
+        let others = catalog.records_of(record).await?.into_iter().filter(|other| !same(other)).collect();
+        let channels = super::channel::current_entries(catalog, None)
+            .await?
+            .into_iter()
+            .filter(|entry| entry.ami_id == record.ami_id && entry.action != ChannelAction::Deleted)
+            .collect();
+        let mut copies = Vec::new();
+        for (key, ami_id) in record.every_copy() {
+            let regional = ec2_in(ec2, region, &key);
+            let image = regional.describe_image(&ami_id).await.map_err(|err| err.in_region(&key))?;
+            copies.push((Place::parse(&key), ami_id, image));
+        }
+        let (host, pid) = (this_host(), std::process::id());
+        let mut building = Vec::new();
+        for record in records {
+            let entries = catalog.builds_in_flight(&record.workflow_id).await?;
+            // This process's own build (it replaces the image, or its test failed) is no other run.
+            building.extend(entries.into_iter().filter(|entry| {
+                let ours = entry.host == host && entry.pid == pid;
+                entry.step_id == record.step_id && !ours && entry.stale_because(now_unix(), &host).is_none()
+            }));
+        }
+        Ok(Inventory { records: records.to_vec(), others, channels, copies, building })
+    }
+}
+
+/// The plan of deleting the inventory's image: pure.
+pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
+    let mut plan = Plan::default();
+    let record = &inventory.records[0];
+    let users: Vec<String> = inventory
+        .others
         .iter()
         .filter(|other| other.status == ImageStatus::Available)
-        .filter(|other| other.workflow_id != record.workflow_id || other.step_id != record.step_id)
         .map(|other| format!("workflow {} step {}", other.workflow_id, other.step_id))
         .collect();
     if !users.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Usage,
+        plan.refuse(
             format!("{} is also recorded for {}; deregistering it would break them", record.ami_id, users.join(", ")),
-        )
-        .help(
             "delete those records' AMIs first (`paw images delete STEP --workflow-id ID`), or use a new workflow_id",
-        ));
+        );
     }
-    let images = deregister_with_copies(ec2, record, delete_snapshots).await?;
-    catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
-    let snapshots = images.into_iter().flat_map(|image| image.snapshot_ids);
-    Ok(if delete_snapshots { snapshots.collect() } else { Vec::new() })
-}
-
-/// Deregisters the record's AMI (`ec2` is its region's) and its copies in every other region,
-/// their snapshots too when asked; returns the images deregistered, as EC2 described them just
-/// before. An AMI already gone is passed over. A region that fails does not stop the others;
-/// the error names each failed region, and a second run finishes the job.
-pub async fn deregister_with_copies(ec2: &dyn Ec2, record: &ImageRecord, delete_snapshots: bool) -> Result<Vec<Image>> {
-    let mut deregistered = Vec::new();
-    let mut failed = Vec::new();
-    for (region, ami_id) in record.every_copy() {
-        let regional = ec2_in(ec2, &record.region, &region);
-        let result = async {
-            let Some(image) = regional.describe_image(&ami_id).await? else { return Ok(None) };
-            let snapshots = if delete_snapshots { image.snapshot_ids.as_slice() } else { &[] };
-            regional.deregister_image(&ami_id, snapshots).await?;
-            Ok::<_, Error>(Some(image))
-        };
-        match result.await {
-            Ok(image) => deregistered.extend(image),
-            Err(err) => failed.push(format!("{ami_id} in {region}: {err}")),
+    for build in &inventory.building {
+        plan.refuse(
+            format!(
+                "a build of step \"{}\" holds its lease: paw {} on {} since {}",
+                build.step_id, build.pid, build.host, build.since
+            ),
+            "wait for that build to end (or `paw recover` if its machine died)",
+        );
+    }
+    let forced = request.forced_because.as_deref();
+    for entry in &inventory.channels {
+        let line = entry.line().map_or("no line".into(), |line| line.to_string());
+        if forced.is_none() || entry.line().is_none() {
+            plan.refuse(
+                format!("channel {} of step \"{}\" ({line}) points at {}", entry.channel, entry.step_id, record.ami_id),
+                format!(
+                    "point the channel at another image first (`paw channel set {0} {1} --workflow-id ID`, or `paw \
+                     channel rollback {0} {1}`), or delete the image all the same: --force --reason TEXT",
+                    entry.channel, entry.step_id
+                ),
+            );
         }
     }
-    if failed.is_empty() {
-        return Ok(deregistered);
+    for (place, ami_id, image) in &inventory.copies {
+        let protected = image.as_ref().is_some_and(|image| image.deregistration_protected);
+        if protected && forced.is_none() && inventory.channels.is_empty() {
+            plan.refuse(
+                format!("{ami_id} in {place} is protected from deregistration"),
+                "lift the protection in EC2 first, or delete the image all the same: --force --reason TEXT",
+            );
+        }
     }
-    Err(Error::new(ErrorKind::Aws, format!("{} could not be deregistered everywhere", record.ami_id))
-        .details(failed.join("\n"))
-        .help("the other regions are done; fix what the error says and run the command again"))
+
+    let home = Place::region(&record.region);
+    // The copies elsewhere first: the record lists each until it is gone.
+    let mut copies: Vec<&(Place, String, Option<Image>)> = inventory.copies.iter().collect();
+    copies.sort_by_key(|(place, ..)| *place == home);
+    for (place, ami_id, image) in copies {
+        if let Some(image) = image {
+            if image.deregistration_protected {
+                plan.actions.push(Action::Unprotect { place: place.clone(), ami_id: ami_id.clone() });
+            }
+            let snapshots = if request.delete_snapshots { image.snapshot_ids.clone() } else { Vec::new() };
+            plan.actions.push(Action::Deregister { place: place.clone(), ami_id: ami_id.clone(), snapshots });
+        }
+        if *place != home {
+            for record in &inventory.records {
+                let (workflow_id, step_id) = (record.workflow_id.clone(), record.step_id.clone());
+                plan.actions.push(Action::ForgetCopy { workflow_id, step_id, place: place.clone() });
+            }
+        }
+    }
+    for record in inventory.records.iter().filter(|record| record.status != ImageStatus::Deregistered) {
+        let (workflow_id, step_id) = (record.workflow_id.clone(), record.step_id.clone());
+        plan.actions.push(Action::MarkDeregistered { workflow_id, step_id });
+    }
+    if let Some(reason) = forced {
+        for entry in &inventory.channels {
+            let Some(line) = entry.line() else { continue };
+            plan.actions.push(Action::ClearChannel {
+                line,
+                channel: entry.channel.clone(),
+                step_id: entry.step_id.clone(),
+                ami_id: record.ami_id.clone(),
+                reason: reason.to_string(),
+            });
+        }
+    }
+    plan
+}
+
+/// Plans and applies the deletion of `records`' image (one AMI, reused by them all) in every
+/// place; returns the actions done. `ec2` is the workflow's region's (`region`).
+pub async fn delete_image(
+    executor: &Executor<'_>,
+    records: &[ImageRecord],
+    request: &DeleteRequest,
+) -> Result<Vec<Action>> {
+    let inventory = Inventory::gather(executor.catalog, executor.ec2, executor.region, records).await?;
+    executor.apply(&decide(&inventory, request)).await
+}
+
+/// The snapshots the actions deleted (or, planned, will delete).
+pub fn deleted_snapshots(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .flat_map(|action| match action {
+            Action::Deregister { snapshots, .. } => snapshots.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// "; deleted snapshots: snap-1, snap-2", or nothing when none were: how messages say it.
+pub fn snapshots_said(actions: &[Action]) -> String {
+    let snapshots = deleted_snapshots(actions);
+    if snapshots.is_empty() { String::new() } else { format!("; deleted snapshots: {}", snapshots.join(", ")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::conformance::sample_record;
+    use crate::catalog::{ChannelAction, Line, now_create_at};
+
+    fn image(id: &str, protected: bool) -> Option<Image> {
+        Some(Image {
+            id: id.into(),
+            name: format!("name-{id}"),
+            state: crate::ec2::ImageState::Available,
+            creation_date: String::new(),
+            deprecation_time: None,
+            last_launched_time: None,
+            deregistration_protected: protected,
+            snapshot_ids: vec![format!("snap-{id}")],
+            tags: Vec::new(),
+            data: serde_json::Value::Null,
+        })
+    }
+
+    fn pinned() -> Inventory {
+        let mut record = sample_record("wf", "app", "ami-d001", "2026-01-01T00:00:00.000000+0000");
+        record.region = "us-east-1".into();
+        record.workflow_name = Some("app".into());
+        record.copies.insert("eu-west-1".into(), "ami-eu".into());
+        record.copies.insert("222222222222:eu-west-1".into(), "ami-222".into());
+        let line = Line { name: "app".into(), variant: None };
+        let channel = ChannelEntry {
+            ami_id: "ami-d001".into(),
+            workflow_id: "wf".into(),
+            ..ChannelEntry::next(&line, "prod", "app", ChannelAction::Set, ("me", None), &[])
+        };
+        Inventory {
+            copies: vec![
+                (Place::region("us-east-1"), "ami-d001".into(), image("ami-d001", true)),
+                (Place::parse("222222222222:eu-west-1"), "ami-222".into(), image("ami-222", false)),
+                (Place::region("eu-west-1"), "ami-eu".into(), image("ami-eu", false)),
+            ],
+            records: vec![record],
+            others: Vec::new(),
+            channels: vec![channel],
+            building: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_channels_image_is_refused_before_anything_and_forced_goes_everywhere() {
+        let inventory = pinned();
+        let plan = decide(&inventory, &DeleteRequest { delete_snapshots: true, forced_because: None });
+        assert_eq!(plan.refusals.len(), 1, "{plan:#?}");
+        assert!(plan.refusals[0].reason.contains("channel prod of step \"app\" (app) points at ami-d001"));
+        let err = plan.check().unwrap_err();
+        assert!(err.message.ends_with("nothing was changed"), "{err}");
+        assert!(err.help.unwrap().contains("--force --reason TEXT"));
+
+        let forced = DeleteRequest { delete_snapshots: true, forced_because: Some("CVE".into()) };
+        let plan = decide(&inventory, &forced);
+        assert!(plan.refusals.is_empty(), "{plan:#?}");
+        let verbs: Vec<String> = plan
+            .actions
+            .iter()
+            .map(|action| {
+                let (verb, place, _) = action.describe();
+                format!("{verb} {place}")
+            })
+            .collect();
+        assert_eq!(
+            verbs,
+            [
+                "deregister eu-west-1 of account 222222222222",
+                "forget copy catalog",
+                "deregister eu-west-1",
+                "forget copy catalog",
+                "unprotect us-east-1",
+                "deregister us-east-1",
+                "mark deregistered catalog",
+                "clear channel catalog",
+            ]
+        );
+        assert_eq!(deleted_snapshots(&plan.actions), ["snap-ami-222", "snap-ami-eu", "snap-ami-d001"]);
+    }
+
+    #[test]
+    fn reuse_a_build_and_protection_refuse_and_what_is_gone_is_only_forgotten() {
+        let mut inventory = pinned();
+        inventory.channels.clear();
+        let plan = decide(&inventory, &DeleteRequest::default());
+        assert_eq!(plan.refusals.len(), 1);
+        assert!(plan.refusals[0].reason.contains("ami-d001 in us-east-1 is protected from deregistration"));
+
+        inventory.copies[0].2 = image("ami-d001", false);
+        let mut other = sample_record("other", "app", "ami-d001", "2026-01-02T00:00:00.000000+0000");
+        other.reused_from = Some("wf".into());
+        inventory.others.push(other);
+        inventory.building.push(InFlight {
+            workflow_id: "wf".into(),
+            step_id: "app".into(),
+            run_id: "r".into(),
+            host: "elsewhere".into(),
+            pid: 7,
+            lock_path: None,
+            since: now_create_at(),
+            expires_at: 0,
+            ami_name: String::new(),
+            source_ami_id: String::new(),
+            source_ami_name: String::new(),
+            build: None,
+            resources: Default::default(),
+        });
+        let plan = decide(&inventory, &DeleteRequest::default());
+        assert_eq!(plan.refusals.len(), 2, "{plan:#?}");
+        assert!(plan.check().unwrap_err().message.starts_with("2 things refuse this change"));
+
+        // A second run after a first that deregistered the copies: what is gone is forgotten.
+        inventory.others.clear();
+        inventory.building.clear();
+        inventory.copies[1].2 = None;
+        inventory.copies[2].2 = None;
+        let plan = decide(&inventory, &DeleteRequest::default());
+        let verbs: Vec<&str> = plan.actions.iter().map(|action| action.describe().0).collect();
+        assert_eq!(verbs, ["forget copy", "forget copy", "deregister", "mark deregistered"]);
+    }
 }

@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use super::DeleteRequest;
 use super::prune::{Inventory, used_by_another_line};
 use crate::catalog::{
     CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, InFlight, LEASE_TTL_ENV, Line, RunLock, lease_ttl,
     now_create_at, now_unix, this_host,
 };
+use crate::change::Executor;
 use crate::config::LifecyclePolicy;
 use crate::ec2::{Ec2, Image, ImageState, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
@@ -245,10 +247,11 @@ async fn carry_out(
                 }
             }
             Due::Delete => {
-                super::deregister_with_copies(ec2, record, decision.delete_snapshots).await?;
-                for record in records.iter().filter(|record| record.status != ImageStatus::Deregistered) {
-                    catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
-                }
+                let request = DeleteRequest { delete_snapshots: decision.delete_snapshots, forced_because: None };
+                let records: Vec<ImageRecord> =
+                    records.iter().filter(|record| record.status != ImageStatus::Deregistered).cloned().collect();
+                let executor = Executor { catalog, ec2, region: &record.region, by: "paw lifecycle apply" };
+                super::delete_image(&executor, &records, &request).await?;
             }
             Due::Keep => unreachable!("filtered out"),
         }

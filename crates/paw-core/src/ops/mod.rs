@@ -6,7 +6,7 @@
 pub mod base_ami;
 pub mod channel;
 pub mod copy;
-mod delete;
+pub mod delete;
 pub mod distribute;
 mod from_instance;
 pub mod lifecycle;
@@ -18,5 +18,5 @@ pub mod share;
 pub mod status;
 pub mod test;
 
-pub use delete::{delete_image, deregister_with_copies};
+pub use delete::{DeleteRequest, delete_image};
 pub use from_instance::image_from_instance;

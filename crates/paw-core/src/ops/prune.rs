@@ -12,8 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::channel;
+use super::delete::{self, DeleteRequest};
 use crate::catalog::{CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, Line};
-use crate::ec2::{Ec2, ec2_in};
+use crate::change::Executor;
+use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
 
@@ -99,8 +101,7 @@ pub async fn prune(
         let (action, reason) = match kept {
             Some(reason) => (PruneAction::Kept, reason),
             None => {
-                let regional = ec2_in(ec2, region, &records[0].region);
-                pruned.snapshot_gib_freed += delete(&*regional, catalog, records, options).await?;
+                pruned.snapshot_gib_freed += delete(ec2, region, catalog, records, options).await?;
                 (PruneAction::Deleted, format!("older than the newest {} and nothing depends on it", options.keep))
             }
         };
@@ -233,24 +234,25 @@ pub(super) async fn used_by_another_line(catalog: &dyn Catalog, line: &Line, ami
     Ok(None)
 }
 
-/// Deregisters the AMI and its copies (their snapshots too, when asked) and marks its records;
-/// returns the GiB of snapshots deleted. A dry run only counts. `ec2` is the AMI's region's.
-async fn delete(ec2: &dyn Ec2, catalog: &dyn Catalog, records: &[ImageRecord], options: PruneOptions) -> Result<u64> {
-    let record = &records[0];
-    let images = if options.dry_run {
-        let mut images = Vec::new();
-        for (region, ami_id) in record.every_copy() {
-            images.extend(ec2_in(ec2, &record.region, &region).describe_image(&ami_id).await?);
-        }
-        images
+/// Deletes the AMI in every place (their snapshots too, when asked) and marks its records, as one
+/// plan (`delete`); returns the GiB of snapshots deleted. A dry run only plans. `ec2` is `region`'s.
+async fn delete(
+    ec2: &dyn Ec2,
+    region: &str,
+    catalog: &dyn Catalog,
+    records: &[ImageRecord],
+    options: PruneOptions,
+) -> Result<u64> {
+    let request = DeleteRequest { delete_snapshots: options.delete_snapshots, forced_because: None };
+    let inventory = delete::Inventory::gather(catalog, ec2, region, records).await?;
+    let plan = delete::decide(&inventory, &request);
+    if options.dry_run {
+        plan.check()?;
     } else {
-        let images = super::deregister_with_copies(ec2, record, options.delete_snapshots).await?;
-        for record in records {
-            catalog.mark_deregistered(&record.workflow_id, &record.step_id).await?;
-        }
-        images
-    };
-    Ok(if options.delete_snapshots { images.iter().map(|image| snapshot_gib(&image.data)).sum() } else { 0 })
+        Executor { catalog, ec2, region, by: "paw images prune" }.apply(&plan).await?;
+    }
+    let described = inventory.copies.iter().filter_map(|(_, _, image)| image.as_ref());
+    Ok(if options.delete_snapshots { described.map(|image| snapshot_gib(&image.data)).sum() } else { 0 })
 }
 
 /// The GiB of the image's EBS volumes, as DescribeImages reports them.

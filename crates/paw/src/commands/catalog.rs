@@ -3,18 +3,19 @@
 
 use std::collections::BTreeSet;
 
-use paw_core::catalog::{self, Adopted, CatalogUri, ImageRecord, Line, MigrateReport};
+use paw_core::catalog::{self, Adopted, CatalogUri, ImageRecord, Line, MigratePlan};
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
 use crate::context::Context;
-use crate::output::Report;
+use crate::output::{Report, table};
 
 pub struct Migrated {
-    report: MigrateReport,
+    plan: MigratePlan,
     from: String,
     to: String,
     step_ids: Vec<String>,
+    dry_run: bool,
 }
 
 pub async fn migrate(
@@ -22,6 +23,7 @@ pub async fn migrate(
     from: &CatalogUri,
     to: &CatalogUri,
     steps: Vec<String>,
+    dry_run: bool,
 ) -> paw_core::Result<Migrated> {
     // The workflow, when there is one, gives the region and its step ids.
     let workflow = cx.optional_workflow()?;
@@ -41,33 +43,59 @@ pub async fn migrate(
         None => {}
     }
     let step_ids: Vec<String> = step_ids.into_iter().collect();
-    let report = catalog::copy_records(source.as_ref(), target.as_ref(), &step_ids).await?;
-    Ok(Migrated { report, from: source.uri(), to: target.uri(), step_ids })
+    let plan = catalog::plan_migration(source.as_ref(), target.as_ref(), &step_ids).await?;
+    if !dry_run {
+        catalog::apply_migration(target.as_ref(), &plan).await?;
+    }
+    Ok(Migrated { plan, from: source.uri(), to: target.uri(), step_ids, dry_run })
 }
 
 impl Report for Migrated {
     fn json(&self) -> Value {
-        let MigrateReport { copied, already_there, conflicts } = &self.report;
-        json!({ "copied": copied, "already_there": already_there, "conflicts": conflicts })
+        let plan = &self.plan;
+        json!({
+            "copied": plan.records_copied(),
+            "already_there": plan.records_there,
+            "test_runs": plan.test_runs.len(),
+            "channel_entries": plan.channel_entries.len(),
+            "channel_entries_already_there": plan.channel_entries_there,
+            "conflicts": plan.conflicts,
+            "dry_run": self.dry_run,
+        })
     }
 
     fn text(&self) -> String {
+        let plan = &self.plan;
+        let rows = vec![
+            vec!["records".into(), plan.records_copied().to_string(), plan.records_there.to_string()],
+            vec!["test runs".into(), plan.test_runs.len().to_string(), "-".into()],
+            vec![
+                "channel entries".into(),
+                plan.channel_entries.len().to_string(),
+                plan.channel_entries_there.to_string(),
+            ],
+        ];
+        let verb = if self.dry_run { "would copy" } else { "copied" };
         format!(
-            "copied {} records from {} to {} ({} already there; steps: {})",
-            self.report.copied,
+            "{}\n{verb} from {} to {} (steps: {}){}",
+            table(&["WHAT", "TO COPY", "ALREADY THERE"], rows),
             self.from,
             self.to,
-            self.report.already_there,
-            self.step_ids.join(", ")
+            self.step_ids.join(", "),
+            if self.dry_run { "\ndry run: nothing was changed" } else { "" }
         )
     }
 
     fn error(&self) -> Option<Error> {
-        let conflicts = &self.report.conflicts;
-        (!conflicts.is_empty()).then(|| {
-            Error::new(ErrorKind::Catalog, format!("{} records were left alone:", conflicts.len()))
-                .details(conflicts.join("\n"))
-                .help("the target has another, available AMI for those steps; deregister it there first, or keep it")
+        // A dry run shows what would refuse the migration, and fails as the migration would.
+        let conflicts = &self.plan.conflicts;
+        (self.dry_run && !conflicts.is_empty()).then(|| {
+            Error::new(
+                ErrorKind::Catalog,
+                format!("{} entries of {} conflict with the source", conflicts.len(), self.to),
+            )
+            .details(conflicts.join("\n"))
+            .help("migrate into an empty catalog, or delete those there first")
         })
     }
 }

@@ -92,6 +92,7 @@ impl Report for Entries {
                         (ChannelAction::Set, false) => "set",
                         (ChannelAction::Rollback, false) => "rollback",
                         (ChannelAction::Override, false) => "override",
+                        (ChannelAction::Deleted, false) => "image deleted",
                     };
                     row.push(action.to_string());
                 }

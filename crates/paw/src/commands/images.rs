@@ -3,14 +3,16 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use paw_core::catalog::{ImageRecord, ImageStatus};
+use paw_core::catalog::ImageRecord;
+use paw_core::change::{Action, Executor};
 use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image};
+use paw_core::ops::DeleteRequest;
 use paw_core::{Error, ErrorKind, engine, ops};
 use serde_json::{Value, json};
 
 use crate::cli::Arch;
 use crate::context::Context;
-use crate::output::{Report, table};
+use crate::output::{Report, plan_table, table};
 
 pub struct Records(Vec<ImageRecord>);
 
@@ -169,50 +171,83 @@ impl Report for FromInstance {
     }
 }
 
-pub enum Deleted {
-    NothingDone,
-    Deregistered { ami_id: String, snapshots: Vec<String> },
+/// What `paw images delete` planned, and did unless it was a dry run (or the answer was no).
+pub struct Deleted {
+    ami_id: String,
+    actions: Vec<Action>,
+    outcome: Outcome,
 }
 
-pub async fn delete(cx: &Context, step: &str, delete_snapshots: bool, yes: bool) -> paw_core::Result<Deleted> {
+#[derive(PartialEq)]
+enum Outcome {
+    Planned,
+    NotConfirmed,
+    Applied,
+}
+
+pub async fn delete(
+    cx: &Context,
+    step: &str,
+    request: DeleteRequest,
+    dry_run: bool,
+    yes: bool,
+) -> paw_core::Result<Deleted> {
     let record = find_record(cx, step).await?;
-    if record.status == ImageStatus::Deregistered {
+    let ec2 = cx.ec2(Some(&record.region)).await?;
+    let catalog = cx.catalog().await?;
+    let records = std::slice::from_ref(&record);
+    let inventory = ops::delete::Inventory::gather(catalog, &ec2, &record.region, records).await?;
+    let plan = ops::delete::decide(&inventory, &request);
+    plan.check()?;
+    if plan.actions.is_empty() {
         return Err(Error::new(
             ErrorKind::Usage,
-            format!("{} of step \"{step}\" is already deregistered", record.ami_id),
+            format!("{} of step \"{step}\" is already deregistered, in every place", record.ami_id),
         ));
     }
+    let deleted = |actions, outcome| Deleted { ami_id: record.ami_id.clone(), actions, outcome };
+    if dry_run {
+        return Ok(deleted(plan.actions, Outcome::Planned));
+    }
     let what = format!(
-        "deregister {} ({}){}",
+        "{}\napply these {} actions to {} ({})",
+        plan_table(&plan.actions),
+        plan.actions.len(),
         record.ami_id,
-        record.ami_name,
-        if delete_snapshots { " and delete its snapshots" } else { "" }
+        record.ami_name
     );
     if !yes && !confirm(&what)? {
-        return Ok(Deleted::NothingDone);
+        return Ok(deleted(plan.actions, Outcome::NotConfirmed));
     }
-    let ec2 = cx.ec2(Some(&record.region)).await?;
-    let snapshots = ops::delete_image(&ec2, cx.catalog().await?, &record, delete_snapshots).await?;
-    Ok(Deleted::Deregistered { ami_id: record.ami_id, snapshots })
+    let by = cx.caller().await?;
+    let executor = Executor { catalog, ec2: &ec2, region: &record.region, by: &by };
+    let done = executor.apply(&plan).await?;
+    Ok(deleted(done, Outcome::Applied))
 }
 
 impl Report for Deleted {
     fn json(&self) -> Value {
-        match self {
-            Deleted::NothingDone => json!({"status": "unchanged"}),
-            Deleted::Deregistered { ami_id, snapshots } => {
-                json!({"ami_id": ami_id, "deleted_snapshots": snapshots, "status": "deregistered"})
-            }
+        let actions = serde_json::to_value(&self.actions).expect("actions serialise");
+        match self.outcome {
+            Outcome::NotConfirmed => json!({"status": "unchanged", "actions": actions}),
+            Outcome::Planned => json!({"ami_id": self.ami_id, "dry_run": true, "actions": actions}),
+            Outcome::Applied => json!({
+                "ami_id": self.ami_id,
+                "deleted_snapshots": ops::delete::deleted_snapshots(&self.actions),
+                "status": "deregistered",
+                "actions": actions,
+            }),
         }
     }
 
     fn text(&self) -> String {
-        match self {
-            Deleted::NothingDone => "nothing done".into(),
-            Deleted::Deregistered { ami_id, snapshots } => format!(
-                "deregistered {ami_id}; deleted snapshots: {}",
-                if snapshots.is_empty() { "none".to_string() } else { snapshots.join(", ") }
-            ),
+        let table = plan_table(&self.actions);
+        match self.outcome {
+            Outcome::NotConfirmed => "nothing done".into(),
+            Outcome::Planned => format!("{table}\ndry run: nothing was changed"),
+            Outcome::Applied => {
+                format!("{table}\nderegistered {}{}", self.ami_id, ops::delete::snapshots_said(&self.actions))
+            }
         }
     }
 }

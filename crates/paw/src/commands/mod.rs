@@ -132,8 +132,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
             Box::new(images::from_instance(cx, &step, &instance_id, wait).await?)
         }
-        Command::Images(ImagesCommand::Delete { step, delete_snapshots, yes }) => {
-            Box::new(images::delete(cx, &step, delete_snapshots, yes).await?)
+        Command::Images(ImagesCommand::Delete { step, delete_snapshots, dry_run, force: _, reason, yes }) => {
+            let request = paw_core::ops::DeleteRequest { delete_snapshots, forced_because: reason };
+            Box::new(images::delete(cx, &step, request, dry_run, yes).await?)
         }
         Command::Images(ImagesCommand::Lineage { step, descendants }) => {
             Box::new(lifecycle::lineage(cx, &step, descendants).await?)
@@ -175,8 +176,8 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::BaseAmi(BaseAmiCommand::Find { name, owner, arch }) => {
             Box::new(images::find_base_ami(cx, name, owner, arch).await?)
         }
-        Command::Catalog(CatalogCommand::Migrate { from, to, steps }) => {
-            Box::new(catalog::migrate(cx, &from, &to, steps).await?)
+        Command::Catalog(CatalogCommand::Migrate { from, to, steps, dry_run }) => {
+            Box::new(catalog::migrate(cx, &from, &to, steps, dry_run).await?)
         }
         Command::Catalog(CatalogCommand::Adopt { workflow_ids }) => Box::new(catalog::adopt(cx, workflow_ids).await?),
     })
