@@ -458,6 +458,13 @@ impl CatalogParam {
                 .key_error("catalog", "\"catalog\" names both a role_arn and a profile")
                 .help("one way into the catalog's account: a role_arn, or a profile"));
         }
+        let region = param.access.region.as_deref().map(check_region_name);
+        let role_arn = param.access.role_arn.as_deref().map(check_role_arn);
+        if let Some(Err(what)) = region.into_iter().chain(role_arn).find(Result::is_err) {
+            return Err(file
+                .key_error("catalog", format!("\"catalog\": {what}"))
+                .help("write the catalog's region as EC2 names it, and its role as arn:aws:iam::ACCOUNT:role/NAME"));
+        }
         Ok(param)
     }
 }
@@ -517,8 +524,9 @@ impl DistributionTarget {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.region.is_empty() || !self.region.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-') {
-            return Err(format!("\"{}\" is not a region name", self.region));
+        check_region_name(&self.region)?;
+        if let Some(role_arn) = &self.role_arn {
+            check_role_arn(role_arn)?;
         }
         if let Some(account) =
             self.accounts.iter().find(|account| account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
@@ -549,6 +557,38 @@ impl DistributionTarget {
     pub fn role_in(&self, account: &str) -> Option<String> {
         self.role_arn.as_ref().map(|role| role.replace("{account}", account))
     }
+}
+
+/// A region's name has EC2's shape: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: two letters,
+/// one or more words, a number. Checked before anything is built, not when the first copy fails.
+fn check_region_name(region: &str) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let lowercase = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_lowercase());
+    let valid = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(|part| lowercase(part))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if valid {
+        return Ok(());
+    }
+    Err(format!("\"{region}\" is not a region name (e.g. eu-west-1)"))
+}
+
+/// A role's ARN: `arn:PARTITION:iam::ACCOUNT:role/NAME`, where ACCOUNT may be `{account}`.
+fn check_role_arn(role_arn: &str) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    let account = parts.get(4).copied().unwrap_or_default();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && (account == "{account}" || (account.len() == 12 && account.bytes().all(|byte| byte.is_ascii_digit())))
+        && parts[5].strip_prefix("role/").is_some_and(|name| !name.is_empty());
+    if valid {
+        return Ok(());
+    }
+    Err(format!("role_arn \"{role_arn}\" is not a role's ARN (arn:aws:iam::{{account}}:role/NAME)"))
 }
 
 impl LifecyclePolicy {

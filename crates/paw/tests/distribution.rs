@@ -125,6 +125,16 @@ fn a_distribution_block_that_cannot_work_is_refused_at_its_line() {
     let run = cli.fails(&["plan"], "target 2: \"3333\" is not an account id (12 digits)");
     assert!(run.stderr.contains("workflow_param.json:"), "{}", run.stderr);
     paw.edit("wf/workflow_param.json", "\"3333\"", "\"333333333333\"");
+    // A region that cannot exist, and a role that is not an ARN: refused at validate, not after
+    // the image exists.
+    paw.edit("wf/workflow_param.json", "\"us-west-2\"", "\"mars-1\"");
+    let run = cli.fails(&["validate"], "target 1: \"mars-1\" is not a region name (e.g. eu-west-1)");
+    assert!(run.stderr.contains("workflow_param.json:"), "{}", run.stderr);
+    paw.edit("wf/workflow_param.json", "\"mars-1\"", "\"us-west-2\"");
+    let arn = "\"arn:aws:iam::{account}:role/paw-distribution\",\n         \"ssm";
+    paw.edit("wf/workflow_param.json", arn, "\"paw-target\",\n         \"ssm");
+    cli.fails(&["validate"], "target 2: role_arn \"paw-target\" is not a role's ARN");
+    paw.edit("wf/workflow_param.json", "\"paw-target\",\n         \"ssm", arn);
     paw.edit(
         "wf/workflow_param.json",
         "\"role_arn\": \"arn:aws:iam::{account}:role/paw-distribution\",\n         \"ssm",

@@ -132,7 +132,8 @@ fn builds_through_throttles_errors_and_lost_answers_lose_and_leak_nothing() {
 /// (the second changes step3), the second's step3 copied to us-west-2 and shared, `prune --keep 1`,
 /// `recover` after a machine died mid-build, and `from-instance`. Then, asked of the emulator in
 /// both regions: nothing running, no key pair or group of packer's, every AMI and snapshot
-/// accounted for, and the copy and recover, run again without faults, find nothing to do.
+/// accounted for, and the copy and recover, run again without faults, find nothing to do. Last, the
+/// copied image, pointed at by a channel, is deleted with --force: every copy goes.
 fn operations_round(catalog: &str, faults: &[(&str, &str)]) -> Vec<String> {
     let emulator = Emulator::start();
     let network = FaultyNetwork::start_with(&emulator.endpoint, faults);
@@ -195,6 +196,31 @@ fn operations_round(catalog: &str, faults: &[(&str, &str)]) -> Vec<String> {
     assert!(again.success().stdout.contains(&format!("us-west-2: already there {copy}")), "{}", again.stdout);
     let again = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-3")], &["-w", "wf", "recover"]);
     assert!(again.success().stdout.contains("nothing to recover"), "{}", again.stdout);
+
+    // A channel's image, copied and shared, deleted on purpose: one plan, every write through the
+    // faults; nothing of it is left in either region, and a run without faults finds nothing to do.
+    let ami = records.iter().find(|record| record["copies"]["us-west-2"].is_string()).unwrap()["ami_id"].clone();
+    through("wf-2", &["channel", "set", "prod", "step3"]);
+    let forced = ["images", "delete", "step3", "--delete-snapshots", "--force", "--reason", "faults", "--yes"];
+    let deleted = through("wf-2", &[&forced[..], &["--json"]].concat()).json();
+    assert_eq!(deleted["ami_id"], ami, "{context}");
+    assert!(!east.own_images().iter().any(|(id, _)| *id == ami), "{context}");
+    assert_eq!(west.own_images(), Vec::<(String, String)>::new(), "{context}");
+    for ec2 in [&east, &west] {
+        let of_images: BTreeSet<String> =
+            ec2.own_images().iter().flat_map(|(id, _)| ec2.image(id).unwrap().1).collect();
+        assert_eq!(ids(ec2.own_snapshots()), of_images, "{context}");
+    }
+    let record = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &["-w", "wf", "images", "show", "step3", "--json"]);
+    assert_eq!(record.success().json()["status"], "deregistered");
+    assert_eq!(record.json()["copies"], serde_json::json!({}));
+    let history =
+        paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &["-w", "wf", "channel", "history", "prod", "step3", "--json"]);
+    let actions: Vec<Value> =
+        history.success().json().as_array().unwrap().iter().map(|entry| entry["action"].clone()).collect();
+    assert_eq!(actions, ["deleted", "set"], "one entry each, though answers were lost");
+    let again = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &[&["-w", "wf"][..], &forced].concat());
+    assert!(again.stderr.contains("is already deregistered, in every place"), "{}", again.stderr);
     network.faults()
 }
 
@@ -215,6 +241,8 @@ fn copy_share_prune_recover_and_from_instance_through_faults_lose_and_leak_nothi
         "ec2 ModifySnapshotAttribute",
         "ec2 DeregisterImage",
         "ec2 DeleteSnapshot",
+        "ec2 EnableImageDeregistrationProtection",
+        "ec2 DisableImageDeregistrationProtection",
         "ec2 TerminateInstances",
         "ec2 DeleteKeyPair",
         "ec2 DeleteSecurityGroup",

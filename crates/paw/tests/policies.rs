@@ -72,12 +72,12 @@ fn policy_on(emulator: &Emulator, paw: &Paw, catalog: &str) {
     assert_eq!(emulator.ec2().image_state(&ami(1, "step3")).as_deref(), Some("available"));
     cli.fails(&["lifecycle", "apply"], "without confirmation");
 
-    // An apply that stops half-way (EC2 refuses the delete: someone protected the image) leaves
-    // what it did done and whole; the next one finishes.
+    // An apply that stops half-way (the delete's plan is refused: someone protected the image)
+    // leaves what it did done and whole; the next one finishes.
     emulator.ec2().protect(&ami(1, "step3"), true);
     let stopped = cli.run(&["lifecycle", "apply", "--yes"]);
-    assert_eq!(stopped.code, 1, "{}", stopped.stderr);
-    assert!(stopped.stderr.contains("deregistration protection"), "{}", stopped.stderr);
+    assert_eq!(stopped.code, 2, "{}", stopped.stderr);
+    assert!(stopped.stderr.contains("is protected from deregistration; nothing was changed"), "{}", stopped.stderr);
     assert_eq!(emulator.ec2().image_state(&ami(1, "step2")).as_deref(), Some("disabled"), "done before the stop");
     assert_eq!(cli.json(&["--workflow-id", "gen-1", "images", "show", "step3"])["status"], "available");
     emulator.ec2().protect(&ami(1, "step3"), false);
@@ -151,10 +151,15 @@ fn a_channel_history_is_an_audit_log_and_its_image_is_protected_from_deregistrat
 
     cli.run(&["channel", "set", "prod", "step3", "--reason", "first release"]).success();
     assert_eq!(protection(&one).as_deref(), Some("enabled"));
-    // Nobody deregisters prod's image: EC2 refuses, and the image and its record stay.
+    // Nobody deregisters prod's image: paw refuses before it touches anything (and EC2 would), and
+    // the image and its record stay.
     let refused = cli.run(&["images", "delete", "step3", "--yes"]);
-    assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("deregistration protection"), "{}", refused.stderr);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("channel prod of step \"step3\" (wf) points at {one}")),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(emulator.ec2().image_state(&one).as_deref(), Some("available"));
     assert_eq!(cli.json(&["images", "show", "step3"])["status"], "available");
 

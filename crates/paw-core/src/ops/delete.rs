@@ -115,7 +115,8 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
         if protected && forced.is_none() && inventory.channels.is_empty() {
             plan.refuse(
                 format!("{ami_id} in {place} is protected from deregistration"),
-                "lift the protection in EC2 first, or delete the image all the same: --force --reason TEXT",
+                "lift it in EC2 first (DisableImageDeregistrationProtection), or delete the image all the same: `paw \
+                 images delete STEP --force --reason TEXT`",
             );
         }
     }

@@ -186,10 +186,15 @@ mod tests {
     fn a_target_that_cannot_work_is_refused() {
         for (block, said) in [
             (r#"[{"region": "eu west"}]"#, "\"eu west\" is not a region name"),
+            (r#"[{"region": "mars-1"}]"#, "target 1: \"mars-1\" is not a region name (e.g. eu-west-1)"),
+            (
+                r#"[{"region": "eu-west-1", "accounts": ["222222222222"], "role_arn": "paw-target", "copy_to_accounts": true}]"#,
+                "target 1: role_arn \"paw-target\" is not a role's ARN (arn:aws:iam::{account}:role/NAME)",
+            ),
             (r#"[{"region": "eu-west-1", "copy_to_accounts": true}]"#, "copy_to_accounts needs accounts"),
             (r#"[{"region": "eu-west-1", "acounts": []}]"#, "unknown field `acounts`"),
             (
-                r#"[{"region": "eu-west-1", "accounts": ["222222222222"], "role_arn": "a", "profile": "p"}]"#,
+                r#"[{"region": "eu-west-1", "accounts": ["222222222222"], "role_arn": "arn:aws:iam::{account}:role/r", "profile": "p"}]"#,
                 "names both a role_arn and a profile",
             ),
         ] {

@@ -209,15 +209,22 @@ pub async fn delete(
     if dry_run {
         return Ok(deleted(plan.actions, Outcome::Planned));
     }
+    let places = plan.actions.iter().filter(|action| matches!(action, Action::Deregister { .. })).count();
     let what = format!(
-        "{}\napply these {} actions to {} ({})",
-        plan_table(&plan.actions),
-        plan.actions.len(),
+        "deregister {} ({}) in {places} place{}{}",
         record.ami_id,
-        record.ami_name
+        record.ami_name,
+        if places == 1 { "" } else { "s" },
+        if request.delete_snapshots { " and delete its snapshots" } else { "" }
     );
-    if !yes && !confirm(&what)? {
-        return Ok(deleted(plan.actions, Outcome::NotConfirmed));
+    if !yes {
+        // The plan, where someone is there to read it before answering.
+        if std::io::stdin().is_terminal() {
+            eprintln!("{}", plan_table(&plan.actions));
+        }
+        if !confirm(&what)? {
+            return Ok(deleted(plan.actions, Outcome::NotConfirmed));
+        }
     }
     let by = cx.caller().await?;
     let executor = Executor { catalog, ec2: &ec2, region: &record.region, by: &by };
