@@ -299,12 +299,20 @@ pub enum ImagesCommand {
         /// Revoke every image built on it too, directly or not.
         #[arg(long)]
         cascade: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Do not ask.
         #[arg(long)]
         yes: bool,
     },
     /// Undo a revocation: the AMI enabled, its tag removed, its records available again.
-    Restore { step: String },
+    Restore {
+        step: String,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy the step's AMI to other regions: each copy waited for, tagged like the original, and
     /// recorded with it.
     Copy {

@@ -97,11 +97,23 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
     cli.fails(&["resolve", "step3", "--account", "555555555555"], "has no copy in us-east-1 of account 555555555555");
 
     // Revoke and restore reach every copy in every account.
-    cli.run(&["images", "revoke", "step3", "--reason", "broken", "--yes"]).success();
+    // Planned first: the dry run names every copy, changes nothing, and is what the revocation does.
+    let planned = cli.json(&["images", "revoke", "step3", "--reason", "broken", "--dry-run"]);
+    let places = |plan: &Value, action: &str| -> Vec<Value> {
+        let actions = plan["actions"].as_array().unwrap().iter();
+        actions.filter(|a| a["action"] == action).map(|a| a["place"].clone()).collect()
+    };
+    let every_place = ["us-east-1", "222222222222:eu-west-1", "333333333333:eu-west-1", "us-west-2"];
+    assert_eq!(places(&planned, "disable"), every_place, "{planned:#}");
+    assert_eq!(emulator.account_view("222222222222", "eu-west-1", &[])["images"][0]["state"], "available");
+    let applied = cli.json(&["images", "revoke", "step3", "--reason", "broken", "--yes"]);
+    assert_eq!(applied, planned["changed"]);
     for account in ["222222222222", "333333333333"] {
         assert_eq!(emulator.account_view(account, "eu-west-1", &[])["images"][0]["state"], "disabled", "{account}");
     }
-    cli.run(&["images", "restore", "step3"]).success();
+    let planned = cli.json(&["images", "restore", "step3", "--dry-run"]);
+    assert_eq!(places(&planned, "enable"), every_place, "{planned:#}");
+    assert_eq!(cli.json(&["images", "restore", "step3"]), planned["changed"]);
     assert_eq!(emulator.account_view("222222222222", "eu-west-1", &[])["images"][0]["state"], "available");
 
     // A second workflow's new image (step3 changed), deleted: every copy goes, in every account.

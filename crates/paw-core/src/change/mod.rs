@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, Line, append_entry};
+use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, Line, append_entry, now_create_at};
 use crate::ec2::{Ec2, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -20,16 +20,59 @@ use crate::error::{Error, ErrorKind, Result};
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Lift EC2's deregistration protection of an image (a channel's, or set by hand).
-    Unprotect { place: Place, ami_id: String },
+    Unprotect {
+        place: Place,
+        ami_id: String,
+    },
     /// DeregisterImage, then DeleteSnapshot of each of `snapshots`.
-    Deregister { place: Place, ami_id: String, snapshots: Vec<String> },
+    Deregister {
+        place: Place,
+        ami_id: String,
+        snapshots: Vec<String>,
+    },
     /// The record no longer lists its copy in `place`: the copy is gone.
-    ForgetCopy { workflow_id: String, step_id: String, place: Place },
+    ForgetCopy {
+        workflow_id: String,
+        step_id: String,
+        place: Place,
+    },
     /// The record says `deregistered`: its image is gone in every place.
-    MarkDeregistered { workflow_id: String, step_id: String },
+    MarkDeregistered {
+        workflow_id: String,
+        step_id: String,
+    },
+    /// DisableImage: nothing launches from it until enabled.
+    Disable {
+        place: Place,
+        ami_id: String,
+    },
+    Enable {
+        place: Place,
+        ami_id: String,
+    },
+    /// A tag set on the image (CreateTags), or with no value removed (DeleteTags).
+    Tag {
+        place: Place,
+        ami_id: String,
+        key: String,
+        value: Option<String>,
+    },
+    /// The record's status; a revocation keeps its reason, with the time it is applied.
+    SetStatus {
+        workflow_id: String,
+        step_id: String,
+        status: ImageStatus,
+        reason: Option<String>,
+    },
     /// The channel's history gets an entry saying its image was deleted, by whom and why: it
     /// points at nothing until set again.
-    ClearChannel { line: Line, channel: String, step_id: String, ami_id: String, reason: String },
+    ClearChannel {
+        line: Line,
+        channel: String,
+        step_id: String,
+        ami_id: String,
+        reason: String,
+    },
 }
 
 impl Action {
@@ -49,6 +92,17 @@ impl Action {
             Action::MarkDeregistered { workflow_id, step_id } => {
                 ("mark deregistered", "catalog".into(), format!("step {step_id} of workflow {workflow_id}"))
             }
+            Action::Disable { place, ami_id } => ("disable", place.to_string(), ami_id.clone()),
+            Action::Enable { place, ami_id } => ("enable", place.to_string(), ami_id.clone()),
+            Action::Tag { place, ami_id, key, value: Some(value) } => {
+                ("tag", place.to_string(), format!("{ami_id} {key}={value}"))
+            }
+            Action::Tag { place, ami_id, key, value: None } => ("untag", place.to_string(), format!("{ami_id} {key}")),
+            Action::SetStatus { workflow_id, step_id, status, .. } => (
+                "set status",
+                "catalog".into(),
+                format!("step {step_id} of workflow {workflow_id}: {}", status.as_str()),
+            ),
             Action::ClearChannel { line, channel, step_id, ami_id, .. } => {
                 ("clear channel", "catalog".into(), format!("{channel} of step {step_id} ({line}), was {ami_id}"))
             }
@@ -143,6 +197,23 @@ impl Executor<'_> {
                     self.catalog.mark_deregistered(workflow_id, step_id).await?;
                 }
                 Ok(())
+            }
+            Action::Disable { place, ami_id } => self.at(place).disable_image(ami_id).await,
+            Action::Enable { place, ami_id } => self.at(place).enable_image(ami_id).await,
+            Action::Tag { place, ami_id, key, value: Some(value) } => {
+                self.at(place).create_tags(std::slice::from_ref(ami_id), &[(key.clone(), value.clone())]).await
+            }
+            Action::Tag { place, ami_id, key, value: None } => {
+                self.at(place).delete_tags(std::slice::from_ref(ami_id), &[key.as_str()]).await
+            }
+            Action::SetStatus { workflow_id, step_id, status, reason } => {
+                let Some(record) = self.catalog.get(workflow_id, step_id).await? else { return Ok(()) };
+                if record.status == *status && record.revoked_reason == *reason {
+                    return Ok(());
+                }
+                let at = now_create_at();
+                let revocation = reason.as_deref().map(|reason| (reason, at.as_str()));
+                self.catalog.set_status(workflow_id, step_id, *status, revocation).await
             }
             Action::ClearChannel { line, channel, step_id, ami_id, reason } => {
                 let history = self.catalog.channel_history(line, channel, step_id).await?;

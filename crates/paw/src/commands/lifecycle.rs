@@ -1,6 +1,7 @@
 //! The images after the build: `paw images lineage|prune|revoke|restore`, `paw status` and
 //! `paw base-ami update`.
 
+use paw_core::change::{Action, Executor, Plan};
 use paw_core::engine;
 use paw_core::ops::base_ami::{self, BaseAmiUpdate};
 use paw_core::ops::lifecycle::{self as policy, Decision, Due};
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::images::{confirm, find_record};
 use crate::context::Context;
-use crate::output::{Report, table};
+use crate::output::{Report, plan_table, table};
 
 pub struct Lineage {
     images: Vec<LineageImage>,
@@ -249,39 +250,80 @@ impl Report for Pruned {
     }
 }
 
-pub struct Revoked(Vec<Changed>);
+/// What revoke or restore changed (or, in a dry run, would change): the records, and the actions.
+pub struct Revoked {
+    changed: Vec<Changed>,
+    actions: Vec<Action>,
+    dry_run: bool,
+}
 
-pub async fn revoke(cx: &Context, step: &str, reason: &str, cascade: bool, yes: bool) -> paw_core::Result<Revoked> {
+pub async fn revoke(
+    cx: &Context,
+    step: &str,
+    reason: &str,
+    cascade: bool,
+    dry_run: bool,
+    yes: bool,
+) -> paw_core::Result<Revoked> {
     let record = find_record(cx, step).await?;
+    let ec2 = cx.ec2(Some(&record.region)).await?;
+    let catalog = cx.catalog().await?;
+    let images = revoke::gather_revocation(&ec2, catalog, &cx.line()?, &record, cascade).await?;
+    let plan = revoke::decide_revocation(&images, reason);
+    plan.check()?;
     let what = format!(
         "revoke {} of step {step}{} (it is disabled in EC2)",
         record.ami_id,
         if cascade { " and every image built on it" } else { "" }
     );
-    if !yes && !confirm(&what)? {
-        return Ok(Revoked(Vec::new()));
+    if !dry_run && !yes && !confirm(&what)? {
+        return Ok(Revoked { changed: Vec::new(), actions: Vec::new(), dry_run });
     }
-    let ec2 = cx.ec2(Some(&record.region)).await?;
-    Ok(Revoked(revoke::revoke(&ec2, cx.catalog().await?, &cx.line()?, &record, reason, cascade).await?))
+    applied(cx, &ec2, &record.region, plan, &images, dry_run).await
 }
 
-pub async fn restore(cx: &Context, step: &str) -> paw_core::Result<Revoked> {
+pub async fn restore(cx: &Context, step: &str, dry_run: bool) -> paw_core::Result<Revoked> {
     let record = find_record(cx, step).await?;
     let ec2 = cx.ec2(Some(&record.region)).await?;
-    Ok(Revoked(revoke::restore(&ec2, cx.catalog().await?, &record).await?))
+    let image = revoke::gather_restoration(&ec2, cx.catalog().await?, &record).await?;
+    let plan = revoke::decide_restoration(&image);
+    applied(cx, &ec2, &record.region, plan, std::slice::from_ref(&image), dry_run).await
+}
+
+/// The plan applied, unless this is a dry run: what revoke and restore report.
+async fn applied(
+    cx: &Context,
+    ec2: &dyn paw_core::ec2::Ec2,
+    region: &str,
+    plan: Plan,
+    images: &[revoke::ImageInventory],
+    dry_run: bool,
+) -> paw_core::Result<Revoked> {
+    let changed = revoke::changed(&plan, images);
+    if !dry_run {
+        let by = cx.caller().await?;
+        Executor { catalog: cx.catalog().await?, ec2, region, by: &by }.apply(&plan).await?;
+    }
+    Ok(Revoked { changed, actions: plan.actions, dry_run })
 }
 
 impl Report for Revoked {
     fn json(&self) -> Value {
-        json!(self.0)
+        match self.dry_run {
+            true => json!({"dry_run": true, "changed": self.changed, "actions": self.actions}),
+            false => json!(self.changed),
+        }
     }
 
     fn text(&self) -> String {
-        if self.0.is_empty() {
+        if self.dry_run {
+            return format!("{}\ndry run: nothing was changed", plan_table(&self.actions));
+        }
+        if self.changed.is_empty() {
             return "nothing done".into();
         }
         let lines: Vec<String> = self
-            .0
+            .changed
             .iter()
             .map(|changed| {
                 format!(

@@ -143,10 +143,12 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             let options = PruneOptions { keep, older_than_days: older_than, delete_snapshots, dry_run };
             Box::new(lifecycle::prune(cx, options, yes).await?)
         }
-        Command::Images(ImagesCommand::Revoke { step, reason, cascade, yes }) => {
-            Box::new(lifecycle::revoke(cx, &step, &reason, cascade, yes).await?)
+        Command::Images(ImagesCommand::Revoke { step, reason, cascade, dry_run, yes }) => {
+            Box::new(lifecycle::revoke(cx, &step, &reason, cascade, dry_run, yes).await?)
         }
-        Command::Images(ImagesCommand::Restore { step }) => Box::new(lifecycle::restore(cx, &step).await?),
+        Command::Images(ImagesCommand::Restore { step, dry_run }) => {
+            Box::new(lifecycle::restore(cx, &step, dry_run).await?)
+        }
         Command::Images(ImagesCommand::Copy { step, to_regions }) => {
             Box::new(regions::copy(cx, &step, &to_regions).await?)
         }
