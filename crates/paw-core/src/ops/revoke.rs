@@ -228,7 +228,11 @@ mod tests {
             [("ami-1", "revoked"); 2]
         );
         assert!(
-            decide_revocation(&[image.clone()], " ").check().unwrap_err().message.starts_with("the reason is empty")
+            decide_revocation(std::slice::from_ref(&image), " ")
+                .check()
+                .unwrap_err()
+                .message
+                .starts_with("the reason is empty")
         );
 
         let restored = decide_restoration(&image);
