@@ -391,7 +391,8 @@ async fn check_missing_record(catalog: &dyn Records, prefix: &str) {
     assert!(catalog.list_workflow(&workflow_id).await.unwrap().is_empty(), "nothing was created");
 }
 
-fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {
+/// A journal entry of another machine's run (`host-a`).
+pub fn journal_entry(workflow_id: &str, step_id: &str, run_id: &str) -> InFlight {
     InFlight {
         workflow_id: workflow_id.into(),
         step_id: step_id.into(),

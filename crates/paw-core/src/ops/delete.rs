@@ -190,8 +190,8 @@ pub fn snapshots_said(actions: &[Action]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::conformance::sample_record;
-    use crate::catalog::{ChannelAction, Line, now_create_at};
+    use crate::catalog::conformance::{journal_entry, sample_record};
+    use crate::catalog::{ChannelAction, Line};
 
     fn image(id: &str, protected: bool) -> Option<Image> {
         Some(Image {
@@ -282,21 +282,7 @@ mod tests {
         let mut other = sample_record("other", "app", "ami-d001", "2026-01-02T00:00:00.000000+0000");
         other.reused_from = Some("wf".into());
         inventory.others.push(other);
-        inventory.building.push(InFlight {
-            workflow_id: "wf".into(),
-            step_id: "app".into(),
-            run_id: "r".into(),
-            host: "elsewhere".into(),
-            pid: 7,
-            lock_path: None,
-            since: now_create_at(),
-            expires_at: 0,
-            ami_name: String::new(),
-            source_ami_id: String::new(),
-            source_ami_name: String::new(),
-            build: None,
-            resources: Default::default(),
-        });
+        inventory.building.push(journal_entry("wf", "app", "r"));
         let plan = decide(&inventory, &DeleteRequest::default());
         assert_eq!(plan.refusals.len(), 2, "{plan:#?}");
         assert!(plan.check().unwrap_err().message.starts_with("2 things refuse this change"));
