@@ -265,6 +265,16 @@ fn prune_keeps_the_newest_the_channels_and_their_ancestors() {
     let young = cli.json(&["images", "prune", "--keep", "1", "--older-than", "1", "--dry-run"]);
     assert!(young.as_array().unwrap().iter().all(|decision| decision["action"] == "kept"), "{young:#}");
 
+    // An image someone protected from deregistration by hand is kept, and the plan says why.
+    emulator.ec2().protect(&doomed, true);
+    let protected = cli.json(&["images", "prune", "--keep", "1", "--yes"]);
+    let reason = format!("{doomed} in us-east-1 is protected from deregistration");
+    assert!(
+        protected.as_array().unwrap().iter().any(|d| d["ami_id"] == doomed.as_str() && d["reason"] == reason.as_str())
+    );
+    assert!(deleted_by(&protected).is_empty(), "{protected:#}");
+    emulator.ec2().protect(&doomed, false);
+
     cli.fails(&["images", "prune", "--keep", "1"], "without confirmation");
     cli.fails(&["images", "prune", "--keep", "0", "--yes"], "--keep 0 would delete every image");
     let run = cli.run(&["images", "prune", "--keep", "1", "--delete-snapshots", "--yes"]);

@@ -100,10 +100,14 @@ pub async fn prune(
         };
         let (action, reason) = match kept {
             Some(reason) => (PruneAction::Kept, reason),
-            None => {
-                pruned.snapshot_gib_freed += delete(ec2, region, catalog, records, options).await?;
-                (PruneAction::Deleted, format!("older than the newest {} and nothing depends on it", options.keep))
-            }
+            None => match delete(ec2, region, catalog, records, options).await? {
+                Ok(gib) => {
+                    pruned.snapshot_gib_freed += gib;
+                    (PruneAction::Deleted, format!("older than the newest {} and nothing depends on it", options.keep))
+                }
+                // Its deletion is refused (protected by hand, a build of its step running): kept.
+                Err(refused) => (PruneAction::Kept, refused),
+            },
         };
         pruned.decisions.extend(records.iter().map(|record| Decision {
             ami_id: ami_id.clone(),
@@ -235,24 +239,26 @@ pub(super) async fn used_by_another_line(catalog: &dyn Catalog, line: &Line, ami
 }
 
 /// Deletes the AMI in every place (their snapshots too, when asked) and marks its records, as one
-/// plan (`delete`); returns the GiB of snapshots deleted. A dry run only plans. `ec2` is `region`'s.
+/// plan (`delete`); returns the GiB of snapshots deleted, or why the plan is refused (nothing
+/// changed). A dry run only plans. `ec2` is `region`'s.
 async fn delete(
     ec2: &dyn Ec2,
     region: &str,
     catalog: &dyn Catalog,
     records: &[ImageRecord],
     options: PruneOptions,
-) -> Result<u64> {
+) -> Result<std::result::Result<u64, String>> {
     let request = DeleteRequest { delete_snapshots: options.delete_snapshots, forced_because: None };
     let inventory = delete::Inventory::gather(catalog, ec2, region, records).await?;
     let plan = delete::decide(&inventory, &request);
-    if options.dry_run {
-        plan.check()?;
-    } else {
+    if let Some(refused) = plan.refusals.first() {
+        return Ok(Err(refused.reason.clone()));
+    }
+    if !options.dry_run {
         Executor { catalog, ec2, region, by: "paw images prune" }.apply(&plan).await?;
     }
     let described = inventory.copies.iter().filter_map(|(_, _, image)| image.as_ref());
-    Ok(if options.delete_snapshots { described.map(|image| snapshot_gib(&image.data)).sum() } else { 0 })
+    Ok(Ok(if options.delete_snapshots { described.map(|image| snapshot_gib(&image.data)).sum() } else { 0 }))
 }
 
 /// The GiB of the image's EBS volumes, as DescribeImages reports them.
