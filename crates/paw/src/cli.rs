@@ -351,6 +351,9 @@ pub enum ChannelCommand {
         /// Point the channel at a deprecated image all the same (an override; needs --reason).
         #[arg(long, requires = "reason")]
         force: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Every channel, per step: the image it points at, who set it and when.
     List,
@@ -363,6 +366,9 @@ pub enum ChannelCommand {
         /// Why, kept in the channel's history.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

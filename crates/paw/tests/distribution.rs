@@ -82,8 +82,26 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
     assert!(again.success().stdout.contains("eu-west-1 of account 333333333333: already there"), "{}", again.stdout);
     assert_eq!(cli.json(&["images", "show", "step3"])["copies"], record["copies"]);
 
-    // Channels publish the copy of each place, in its account and region.
+    // Channels publish the copy of each place, in its account and region: planned, then done.
+    let planned = cli.json(&["channel", "set", "prod", "step3", "--dry-run"]);
+    let puts: Vec<(String, String, String)> = planned["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|action| action["action"] == "put_parameter")
+        .map(|action| {
+            let field = |key: &str| action[key].as_str().unwrap().to_string();
+            (field("place"), field("name"), field("ami_id"))
+        })
+        .collect();
+    assert_eq!(puts.len(), 4, "{planned:#}");
+    assert!(emulator.account_view(OWN, "us-west-2", &[PARAMETER])["parameters"][PARAMETER].is_null(), "a dry run");
     cli.run(&["channel", "set", "prod", "step3"]).success();
+    for (place, name, ami_id) in &puts {
+        let (account, region) = place.split_once(':').unwrap_or((OWN, place));
+        let seen = emulator.account_view(account, region, &[name]);
+        assert_eq!(seen["parameters"][name], ami_id.as_str(), "{place}: {seen:#}");
+    }
     for account in ["222222222222", "333333333333"] {
         let seen = emulator.account_view(account, "eu-west-1", &[PARAMETER]);
         assert_eq!(seen["parameters"][PARAMETER], copies[&format!("{account}:eu-west-1")], "{seen:#}");

@@ -165,6 +165,15 @@ fn a_channel_history_is_an_audit_log_and_its_image_is_protected_from_deregistrat
 
     cli.run(&["--workflow-id", "wf-2", "channel", "set", "prod", "step3"]).success();
     assert_eq!((protection(&two).as_deref(), protection(&one).as_deref()), (Some("enabled"), Some("disabled")));
+    let planned = cli.json(&["channel", "rollback", "prod", "step3", "--reason", "boot loop", "--dry-run"]);
+    let said: Vec<String> = planned["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| format!("{} {}", action["action"].as_str().unwrap(), action["ami_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(said, [format!("point_channel {one}"), format!("protect {one}"), format!("unprotect {two}")]);
+    assert_eq!(protection(&one).as_deref(), Some("disabled"), "a dry run changes nothing");
     cli.run(&["channel", "rollback", "prod", "step3", "--reason", "boot loop"]).success();
     assert_eq!((protection(&one).as_deref(), protection(&two).as_deref()), (Some("enabled"), Some("disabled")));
     cli.run(&["--workflow-id", "wf-2", "channel", "set", "prod", "step3", "--reason", "fixed"]).success();

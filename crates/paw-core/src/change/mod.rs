@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, Line, append_entry, now_create_at};
 use crate::ec2::{Ec2, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
+use crate::ssm::Ssm;
 
 /// One change, to one thing in one place. In JSON `{"action": "deregister", ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,6 +65,29 @@ pub enum Action {
         status: ImageStatus,
         reason: Option<String>,
     },
+    /// The channel's history gets an entry pointing it at an image (set, override, rollback), by
+    /// whom and why; its number and time are taken when it is written.
+    PointChannel {
+        line: Line,
+        channel: String,
+        step_id: String,
+        ami_id: String,
+        workflow_id: String,
+        kind: ChannelAction,
+        ssm_parameter: Option<String>,
+        reason: Option<String>,
+    },
+    /// An SSM parameter (DataType aws:ec2:image) set to the image id, where the copy is.
+    PutParameter {
+        place: Place,
+        name: String,
+        ami_id: String,
+    },
+    /// EC2's deregistration protection on: a channel's image.
+    Protect {
+        place: Place,
+        ami_id: String,
+    },
     /// The channel's history gets an entry saying its image was deleted, by whom and why: it
     /// points at nothing until set again.
     ClearChannel {
@@ -103,6 +127,18 @@ impl Action {
                 "catalog".into(),
                 format!("step {step_id} of workflow {workflow_id}: {}", status.as_str()),
             ),
+            Action::PointChannel { line, channel, step_id, ami_id, kind, .. } => {
+                let verb = match kind {
+                    ChannelAction::Rollback => "roll back channel",
+                    ChannelAction::Override => "override channel",
+                    _ => "set channel",
+                };
+                (verb, "catalog".into(), format!("{channel} of step {step_id} ({line}) to {ami_id}"))
+            }
+            Action::PutParameter { place, name, ami_id } => {
+                ("put parameter", place.to_string(), format!("{name} = {ami_id}"))
+            }
+            Action::Protect { place, ami_id } => ("protect", place.to_string(), ami_id.clone()),
             Action::ClearChannel { line, channel, step_id, ami_id, .. } => {
                 ("clear channel", "catalog".into(), format!("{channel} of step {step_id} ({line}), was {ami_id}"))
             }
@@ -155,6 +191,8 @@ pub struct Executor<'a> {
     pub region: &'a str,
     /// Who applies it: `user@host`, kept in the history entries it writes.
     pub by: &'a str,
+    /// Parameter Store, for plans that publish a channel (`PutParameter`).
+    pub ssm: Option<&'a dyn Ssm>,
 }
 
 impl Executor<'_> {
@@ -215,6 +253,22 @@ impl Executor<'_> {
                 let revocation = reason.as_deref().map(|reason| (reason, at.as_str()));
                 self.catalog.set_status(workflow_id, step_id, *status, revocation).await
             }
+            Action::PointChannel { line, channel, step_id, ami_id, workflow_id, kind, ssm_parameter, reason } => {
+                let make = |history: &[ChannelEntry]| ChannelEntry {
+                    ami_id: ami_id.clone(),
+                    workflow_id: workflow_id.clone(),
+                    ssm_parameter: ssm_parameter.clone(),
+                    ..ChannelEntry::next(line, channel, step_id, *kind, (self.by, reason.as_deref()), history)
+                };
+                append_entry(self.catalog, line, channel, step_id, make).await.map(|_| ())
+            }
+            Action::PutParameter { place, name, ami_id } => {
+                let Some(ssm) = self.ssm else {
+                    return Err(Error::bug("a plan that publishes an SSM parameter was applied without SSM"));
+                };
+                ssm.at(place).put_image_parameter(name, ami_id).await.map_err(|err| err.in_region(&place.to_string()))
+            }
+            Action::Protect { place, ami_id } => self.at(place).set_deregistration_protection(ami_id, true).await,
             Action::ClearChannel { line, channel, step_id, ami_id, reason } => {
                 let history = self.catalog.channel_history(line, channel, step_id).await?;
                 let cleared = |entry: &ChannelEntry| entry.action == ChannelAction::Deleted && entry.ami_id == *ami_id;

@@ -44,7 +44,13 @@ pub struct Services<'a> {
 impl Services<'_> {
     /// The executor of the plans a build makes outside its stages (replacing an image, a failed test's).
     pub fn executor(&self) -> crate::change::Executor<'_> {
-        crate::change::Executor { catalog: self.catalog, ec2: self.ec2, region: self.region, by: "paw build" }
+        crate::change::Executor {
+            catalog: self.catalog,
+            ec2: self.ec2,
+            region: self.region,
+            by: "paw build",
+            ssm: None,
+        }
     }
 }
 

@@ -6,20 +6,19 @@ use std::collections::BTreeMap;
 
 use super::distribute;
 use crate::catalog::{
-    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, append_entry, check_channel_name,
+    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name,
 };
+use crate::change::{Action, Plan};
 use crate::config::DistributionTarget;
 use crate::ec2::{Ec2, Place};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ssm::Ssm;
 
-/// What a channel change talks to: the catalog (its history), SSM (its parameters), EC2 (its
-/// image's deregistration protection), and the distribution targets of its step, whose
-/// `ssm_parameter` it is published to in each of their places.
+/// What planning a channel change reads: the catalog (its history), EC2 (its image's state), and
+/// the distribution targets of its step, whose `ssm_parameter` it is published to in each of
+/// their places.
 #[derive(Clone, Copy)]
 pub struct Stores<'a> {
     pub catalog: &'a dyn Catalog,
-    pub ssm: &'a dyn Ssm,
     pub ec2: &'a dyn Ec2,
     pub distribution: &'a [&'a DistributionTarget],
 }
@@ -34,11 +33,12 @@ pub struct Change {
     pub force: bool,
 }
 
-/// Points the channel at the record's image; the SSM parameter, when given or remembered from
-/// the channel's last entry, is published. The image gets EC2's deregistration protection, and the
-/// image the channel pointed at before loses it, unless another channel points at it. An image of
-/// a step with tests (`tested`) must have passed them: anything else is an override.
-pub async fn set(
+/// The plan of pointing the channel at the record's image: its history's entry; the SSM parameter,
+/// when given or remembered from the channel's last entry, and the distribution targets' published;
+/// EC2's deregistration protection on the image, and off the image the channel pointed at before,
+/// unless another channel points at it. An image of a step with tests (`tested`) must have passed
+/// them: anything else is an override. `stores.ec2` is the record's region's.
+pub async fn plan_set(
     stores: Stores<'_>,
     line: &Line,
     channel: &str,
@@ -46,7 +46,7 @@ pub async fn set(
     ssm_parameter: Option<String>,
     change: &Change,
     tested: bool,
-) -> Result<ChannelEntry> {
+) -> Result<Plan> {
     let Stores { catalog, ec2, .. } = stores;
     check_channel_name(channel)?;
     let overriding = change.force && change.reason.is_some();
@@ -101,31 +101,35 @@ pub async fn set(
             .help("pick a current image, or override on purpose: --force --reason TEXT (the history keeps both)"));
         }
     };
-    let make = |history: &[ChannelEntry]| ChannelEntry {
+    let history = catalog.channel_history(line, channel, &record.step_id).await?;
+    let ssm_parameter = ssm_parameter.or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone()));
+    let elsewhere = publications(stores.distribution, line, channel, record)?;
+    let point = Action::PointChannel {
+        line: line.clone(),
+        channel: channel.to_string(),
+        step_id: record.step_id.clone(),
         ami_id: record.ami_id.clone(),
         workflow_id: record.workflow_id.clone(),
-        ssm_parameter: ssm_parameter
-            .clone()
-            .or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone())),
-        ..ChannelEntry::next(line, channel, &record.step_id, action, (&change.by, change.reason.as_deref()), history)
+        kind: action,
+        ssm_parameter: ssm_parameter.clone(),
+        reason: change.reason.clone(),
     };
-    let elsewhere = publications(stores.distribution, line, channel, record)?;
-    let (entry, before) = append_entry(catalog, line, channel, &record.step_id, make).await?;
-    publish(stores, &entry, &elsewhere).await?;
-    protect(catalog, ec2, &entry, before.as_ref()).await?;
-    Ok(entry)
+    let home = Place::region(&record.region);
+    moving(catalog, point, &home, ssm_parameter.as_deref(), &elsewhere, ChannelEntry::current(&history)).await
 }
 
-/// Moves the channel back to the image before the current one, as a new entry of its history;
-/// returns (from, to).
-pub async fn rollback(
+/// The plan of moving the channel back to the image before the current one, as a new entry of its
+/// history (published and protected as `plan_set`'s); with the entry it moves from. `stores.ec2`
+/// is `region`'s.
+pub async fn plan_rollback(
     stores: Stores<'_>,
     line: &Line,
     channel: &str,
     step_id: &str,
     change: &Change,
-) -> Result<(ChannelEntry, ChannelEntry)> {
-    let Stores { catalog, ec2, .. } = stores;
+    region: &str,
+) -> Result<(ChannelEntry, Plan)> {
+    let Stores { catalog, .. } = stores;
     check_channel_name(channel)?;
     let history = catalog.channel_history(line, channel, step_id).await?;
     let stack = ChannelEntry::stack(&history);
@@ -156,41 +160,59 @@ pub async fn rollback(
         }
     };
     let from = (*current).clone();
-    let make = |history: &[ChannelEntry]| ChannelEntry {
+    let point = Action::PointChannel {
+        line: line.clone(),
+        channel: channel.to_string(),
+        step_id: step_id.to_string(),
         ami_id: previous.ami_id.clone(),
         workflow_id: previous.workflow_id.clone(),
+        kind: ChannelAction::Rollback,
         ssm_parameter: history.first().and_then(|newest| newest.ssm_parameter.clone()),
-        ..ChannelEntry::next(
-            line,
-            channel,
-            step_id,
-            ChannelAction::Rollback,
-            (&change.by, change.reason.as_deref()),
-            history,
-        )
+        reason: change.reason.clone(),
     };
-    let (entry, before) = append_entry(catalog, line, channel, step_id, make).await?;
-    publish(stores, &entry, &elsewhere).await?;
-    protect(catalog, ec2, &entry, before.as_ref()).await?;
-    Ok((from, entry))
+    let own = history.first().and_then(|newest| newest.ssm_parameter.clone());
+    let plan = moving(catalog, point, &Place::region(region), own.as_deref(), &elsewhere, Some(&from)).await?;
+    Ok((from, plan))
 }
 
-/// The channel's image gets EC2's deregistration protection, so that nobody deregisters it from
-/// the console; the image it pointed at before loses it, unless a channel (of any line) still
-/// points at it.
-async fn protect(
+/// The plan of a channel's move (`point`) from `before`: the entry; its own parameter, and each
+/// publication elsewhere; EC2's deregistration protection on its image (in `home`), so that nobody
+/// deregisters it from the console, and off the image it pointed at before, unless a channel (of
+/// any line) still points at that.
+async fn moving(
     catalog: &dyn Catalog,
-    ec2: &dyn Ec2,
-    now: &ChannelEntry,
+    point: Action,
+    home: &Place,
+    own_parameter: Option<&str>,
+    elsewhere: &[Publication],
     before: Option<&ChannelEntry>,
-) -> Result<()> {
-    ec2.set_deregistration_protection(&now.ami_id, true).await?;
-    let Some(before) = before.filter(|before| before.ami_id != now.ami_id) else { return Ok(()) };
-    let still_used = current_entries(catalog, None).await?.iter().any(|entry| entry.ami_id == before.ami_id);
-    if !still_used {
-        ec2.set_deregistration_protection(&before.ami_id, false).await?;
+) -> Result<Plan> {
+    let Action::PointChannel { line, channel, step_id, ami_id, .. } = &point else {
+        return Err(Error::bug("a channel's move is planned from its entry"));
+    };
+    let (ami_id, pointer) = (ami_id.clone(), ChannelEntry::pointer(Some(line), channel, step_id));
+    let still_used = match before.filter(|before| before.ami_id != ami_id) {
+        None => true,
+        Some(before) => current_entries(catalog, None).await?.iter().any(|entry| {
+            entry.ami_id == before.ami_id
+                && ChannelEntry::pointer(entry.line().as_ref(), &entry.channel, &entry.step_id) != pointer
+        }),
+    };
+    let mut plan = Plan::default();
+    plan.actions.push(point);
+    if let Some(name) = own_parameter {
+        plan.actions.push(Action::PutParameter { place: home.clone(), name: name.to_string(), ami_id: ami_id.clone() });
     }
-    Ok(())
+    plan.actions.extend(elsewhere.iter().map(|Publication { place, parameter, ami_id }| Action::PutParameter {
+        place: place.clone(),
+        name: parameter.clone(),
+        ami_id: ami_id.clone(),
+    }));
+    plan.actions.push(Action::Protect { place: home.clone(), ami_id });
+    if let Some(before) = before.filter(|_| !still_used) {
+        plan.actions.push(Action::Unprotect { place: home.clone(), ami_id: before.ami_id.clone() });
+    }
+    Ok(plan)
 }
 
 /// Every channel's current entry per step, of `line`, or of every line (and of none, for entries
@@ -347,18 +369,4 @@ pub fn publications(
         }
     }
     Ok(publications)
-}
-
-/// The channel's own parameter, then its publications elsewhere, each in its account and region.
-async fn publish(stores: Stores<'_>, entry: &ChannelEntry, elsewhere: &[Publication]) -> Result<()> {
-    if let Some(name) = &entry.ssm_parameter {
-        stores.ssm.put_image_parameter(name, &entry.ami_id).await?;
-    }
-    for Publication { place, parameter, ami_id } in elsewhere {
-        let ssm = stores.ssm.at(place);
-        ssm.put_image_parameter(parameter, ami_id)
-            .await
-            .map_err(|err| Error { message: format!("{place}: {}", err.message), ..err })?;
-    }
-    Ok(())
 }

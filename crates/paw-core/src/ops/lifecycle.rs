@@ -250,7 +250,7 @@ async fn carry_out(
                 let request = DeleteRequest { delete_snapshots: decision.delete_snapshots, forced_because: None };
                 let records: Vec<ImageRecord> =
                     records.iter().filter(|record| record.status != ImageStatus::Deregistered).cloned().collect();
-                let executor = Executor { catalog, ec2, region: &record.region, by: "paw lifecycle apply" };
+                let executor = Executor { catalog, ec2, region: &record.region, by: "paw lifecycle apply", ssm: None };
                 super::delete_image(&executor, &records, &request).await?;
             }
             Due::Keep => unreachable!("filtered out"),

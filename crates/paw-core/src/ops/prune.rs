@@ -255,7 +255,7 @@ async fn delete(
         return Ok(Err(refused.reason.clone()));
     }
     if !options.dry_run {
-        Executor { catalog, ec2, region, by: "paw images prune" }.apply(&plan).await?;
+        Executor { catalog, ec2, region, by: "paw images prune", ssm: None }.apply(&plan).await?;
     }
     let described = inventory.copies.iter().filter_map(|(_, _, image)| image.as_ref());
     Ok(Ok(if options.delete_snapshots { described.map(|image| snapshot_gib(&image.data)).sum() } else { 0 }))

@@ -1,6 +1,7 @@
 //! `paw channel set|list|history|rollback` and `paw resolve`.
 
 use paw_core::catalog::{ChannelAction, ChannelEntry, ImageRecord};
+use paw_core::change::{Action, Executor, Plan};
 use paw_core::config::DistributionTarget;
 use paw_core::ec2::Place;
 use paw_core::ops::channel::{self, Change, Stores};
@@ -10,9 +11,14 @@ use serde_json::{Value, json};
 
 use super::images::find_record;
 use crate::context::Context;
-use crate::output::{Report, table};
+use crate::output::{Report, plan_table, table};
 
-pub struct Set(ChannelEntry);
+/// What `channel set` and `rollback` did (the entry written, and the one moved from), or would do.
+pub enum Moved {
+    Planned(Vec<Action>),
+    Set(Box<ChannelEntry>),
+    RolledBack { from: Box<ChannelEntry>, to: Box<ChannelEntry> },
+}
 
 /// `change` as the command line gives it: who makes it is found here.
 pub async fn set(
@@ -21,27 +27,61 @@ pub async fn set(
     step: &str,
     ssm_parameter: Option<String>,
     change: Change,
-) -> paw_core::Result<Set> {
+    dry_run: bool,
+) -> paw_core::Result<Moved> {
     let record = find_record(cx, step).await?;
-    let (ssm, ec2) = (cx.ssm().await?, cx.ec2(Some(&record.region)).await?);
+    let ec2 = cx.ec2(Some(&record.region)).await?;
     let change = Change { by: cx.caller().await?, ..change };
     let targets = distribution_of(cx, step)?;
-    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2, distribution: &targets };
+    let stores = Stores { catalog: cx.catalog().await?, ec2: &ec2, distribution: &targets };
     // The folder's step says whether the image must have passed tests.
     let tested = match cx.workflow()?.step(step) {
         Some(step) => !step.image_tests()?.is_empty(),
         None => false,
     };
-    Ok(Set(channel::set(stores, &cx.line()?, name, &record, ssm_parameter, &change, tested).await?))
+    let plan = channel::plan_set(stores, &cx.line()?, name, &record, ssm_parameter, &change, tested).await?;
+    if dry_run {
+        return Ok(Moved::Planned(plan.actions));
+    }
+    Ok(Moved::Set(Box::new(apply(cx, &ec2, &record.region, &change, &plan, name, step).await?)))
 }
 
-impl Report for Set {
+/// Applies a channel's plan; returns the entry it wrote (the channel's current one).
+async fn apply(
+    cx: &Context,
+    ec2: &dyn paw_core::ec2::Ec2,
+    region: &str,
+    change: &Change,
+    plan: &Plan,
+    name: &str,
+    step: &str,
+) -> paw_core::Result<ChannelEntry> {
+    let (catalog, ssm) = (cx.catalog().await?, cx.ssm().await?);
+    Executor { catalog, ec2, region, by: &change.by, ssm: Some(&ssm) }.apply(plan).await?;
+    let history = catalog.channel_history(&cx.line()?, name, step).await?;
+    ChannelEntry::current(&history).cloned().ok_or_else(|| Error::bug("a channel just set has no entry"))
+}
+
+impl Report for Moved {
     fn json(&self) -> Value {
-        json!(self.0)
+        match self {
+            Moved::Planned(actions) => json!({"dry_run": true, "actions": actions}),
+            Moved::Set(entry) => json!(entry),
+            Moved::RolledBack { from, to } => json!({"from": from, "to": to}),
+        }
     }
 
     fn text(&self) -> String {
-        let entry = &self.0;
+        let entry = match self {
+            Moved::Planned(actions) => return format!("{}\ndry run: nothing was changed", plan_table(actions)),
+            Moved::RolledBack { from, to } => {
+                return format!(
+                    "channel {} of step {}: {} → {} (workflow {})",
+                    to.channel, to.step_id, from.ami_id, to.ami_id, to.workflow_id
+                );
+            }
+            Moved::Set(entry) => entry,
+        };
         let mut text = format!(
             "channel {} of step {} → {} (workflow {})",
             entry.channel, entry.step_id, entry.ami_id, entry.workflow_id
@@ -125,31 +165,24 @@ fn distribution_of<'a>(cx: &'a Context, step: &str) -> paw_core::Result<Vec<&'a 
     Ok(workflow.step(step).map(|step| distribute::targets_of(workflow, step)).unwrap_or_default())
 }
 
-pub struct RolledBack {
-    from: ChannelEntry,
-    to: ChannelEntry,
-}
-
-pub async fn rollback(cx: &Context, name: &str, step: &str, reason: Option<String>) -> paw_core::Result<RolledBack> {
-    let (ssm, ec2) = (cx.ssm().await?, cx.ec2(None).await?);
+pub async fn rollback(
+    cx: &Context,
+    name: &str,
+    step: &str,
+    reason: Option<String>,
+    dry_run: bool,
+) -> paw_core::Result<Moved> {
+    let ec2 = cx.ec2(None).await?;
+    let region = cx.region().await?;
     let change = Change { by: cx.caller().await?, reason, force: false };
     let targets = distribution_of(cx, step)?;
-    let stores = Stores { catalog: cx.catalog().await?, ssm: &ssm, ec2: &ec2, distribution: &targets };
-    let (from, to) = channel::rollback(stores, &cx.line()?, name, step, &change).await?;
-    Ok(RolledBack { from, to })
-}
-
-impl Report for RolledBack {
-    fn json(&self) -> Value {
-        json!({"from": self.from, "to": self.to})
+    let stores = Stores { catalog: cx.catalog().await?, ec2: &ec2, distribution: &targets };
+    let (from, plan) = channel::plan_rollback(stores, &cx.line()?, name, step, &change, region).await?;
+    if dry_run {
+        return Ok(Moved::Planned(plan.actions));
     }
-
-    fn text(&self) -> String {
-        format!(
-            "channel {} of step {}: {} → {} (workflow {})",
-            self.to.channel, self.to.step_id, self.from.ami_id, self.to.ami_id, self.to.workflow_id
-        )
-    }
+    let to = apply(cx, &ec2, region, &change, &plan, name, step).await?;
+    Ok(Moved::RolledBack { from: Box::new(from), to: Box::new(to) })
 }
 
 pub struct Resolved {

@@ -227,7 +227,7 @@ pub async fn delete(
         }
     }
     let by = cx.caller().await?;
-    let executor = Executor { catalog, ec2: &ec2, region: &record.region, by: &by };
+    let executor = Executor { catalog, ec2: &ec2, region: &record.region, by: &by, ssm: None };
     let done = executor.apply(&plan).await?;
     Ok(deleted(done, Outcome::Applied))
 }
