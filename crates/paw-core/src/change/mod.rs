@@ -65,18 +65,8 @@ pub enum Action {
         status: ImageStatus,
         reason: Option<String>,
     },
-    /// The channel's history gets an entry pointing it at an image (set, override, rollback), by
-    /// whom and why; its number and time are taken when it is written.
-    PointChannel {
-        line: Line,
-        channel: String,
-        step_id: String,
-        ami_id: String,
-        workflow_id: String,
-        kind: ChannelAction,
-        ssm_parameter: Option<String>,
-        reason: Option<String>,
-    },
+    /// The channel's history gets an entry pointing it at an image.
+    PointChannel(ChannelMove),
     /// An SSM parameter (DataType aws:ec2:image) set to the image id, where the copy is.
     PutParameter {
         place: Place,
@@ -127,7 +117,7 @@ impl Action {
                 "catalog".into(),
                 format!("step {step_id} of workflow {workflow_id}: {}", status.as_str()),
             ),
-            Action::PointChannel { line, channel, step_id, ami_id, kind, .. } => {
+            Action::PointChannel(ChannelMove { line, channel, step_id, ami_id, kind, .. }) => {
                 let verb = match kind {
                     ChannelAction::Rollback => "roll back channel",
                     ChannelAction::Override => "override channel",
@@ -144,6 +134,21 @@ impl Action {
             }
         }
     }
+}
+
+/// A channel pointed at an image (set, override, rollback), by whom and why; the entry's number and
+/// time are taken when it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelMove {
+    pub line: Line,
+    pub channel: String,
+    pub step_id: String,
+    pub ami_id: String,
+    pub workflow_id: String,
+    pub kind: ChannelAction,
+    /// The channel's own SSM parameter, published with it.
+    pub ssm_parameter: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Why a plan may not be applied, and what to do about it.
@@ -253,7 +258,16 @@ impl Executor<'_> {
                 let revocation = reason.as_deref().map(|reason| (reason, at.as_str()));
                 self.catalog.set_status(workflow_id, step_id, *status, revocation).await
             }
-            Action::PointChannel { line, channel, step_id, ami_id, workflow_id, kind, ssm_parameter, reason } => {
+            Action::PointChannel(ChannelMove {
+                line,
+                channel,
+                step_id,
+                ami_id,
+                workflow_id,
+                kind,
+                ssm_parameter,
+                reason,
+            }) => {
                 let make = |history: &[ChannelEntry]| ChannelEntry {
                     ami_id: ami_id.clone(),
                     workflow_id: workflow_id.clone(),

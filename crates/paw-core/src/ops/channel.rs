@@ -8,7 +8,7 @@ use super::distribute;
 use crate::catalog::{
     Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name,
 };
-use crate::change::{Action, Plan};
+use crate::change::{Action, ChannelMove, Plan};
 use crate::config::DistributionTarget;
 use crate::ec2::{Ec2, Place};
 use crate::error::{Error, ErrorKind, Result};
@@ -104,18 +104,18 @@ pub async fn plan_set(
     let history = catalog.channel_history(line, channel, &record.step_id).await?;
     let ssm_parameter = ssm_parameter.or_else(|| history.first().and_then(|newest| newest.ssm_parameter.clone()));
     let elsewhere = publications(stores.distribution, line, channel, record)?;
-    let point = Action::PointChannel {
+    let point = ChannelMove {
         line: line.clone(),
         channel: channel.to_string(),
         step_id: record.step_id.clone(),
         ami_id: record.ami_id.clone(),
         workflow_id: record.workflow_id.clone(),
         kind: action,
-        ssm_parameter: ssm_parameter.clone(),
+        ssm_parameter,
         reason: change.reason.clone(),
     };
     let home = Place::region(&record.region);
-    moving(catalog, point, &home, ssm_parameter.as_deref(), &elsewhere, ChannelEntry::current(&history)).await
+    moving(catalog, point, &home, &elsewhere, ChannelEntry::current(&history)).await
 }
 
 /// The plan of moving the channel back to the image before the current one, as a new entry of its
@@ -160,7 +160,7 @@ pub async fn plan_rollback(
         }
     };
     let from = (*current).clone();
-    let point = Action::PointChannel {
+    let point = ChannelMove {
         line: line.clone(),
         channel: channel.to_string(),
         step_id: step_id.to_string(),
@@ -170,27 +170,24 @@ pub async fn plan_rollback(
         ssm_parameter: history.first().and_then(|newest| newest.ssm_parameter.clone()),
         reason: change.reason.clone(),
     };
-    let own = history.first().and_then(|newest| newest.ssm_parameter.clone());
-    let plan = moving(catalog, point, &Place::region(region), own.as_deref(), &elsewhere, Some(&from)).await?;
+    let plan = moving(catalog, point, &Place::region(region), &elsewhere, Some(&from)).await?;
     Ok((from, plan))
 }
 
-/// The plan of a channel's move (`point`) from `before`: the entry; its own parameter, and each
-/// publication elsewhere; EC2's deregistration protection on its image (in `home`), so that nobody
-/// deregisters it from the console, and off the image it pointed at before, unless a channel (of
-/// any line) still points at that.
+/// The plan of a channel's move from `before`: the entry; its own parameter, and each publication
+/// elsewhere; EC2's deregistration protection on its image (in `home`), so that nobody deregisters
+/// it from the console, and off the image it pointed at before, unless a channel (of any line)
+/// still points at that.
 async fn moving(
     catalog: &dyn Catalog,
-    point: Action,
+    point: ChannelMove,
     home: &Place,
-    own_parameter: Option<&str>,
     elsewhere: &[Publication],
     before: Option<&ChannelEntry>,
 ) -> Result<Plan> {
-    let Action::PointChannel { line, channel, step_id, ami_id, .. } = &point else {
-        return Err(Error::bug("a channel's move is planned from its entry"));
-    };
-    let (ami_id, pointer) = (ami_id.clone(), ChannelEntry::pointer(Some(line), channel, step_id));
+    let ami_id = point.ami_id.clone();
+    let pointer = ChannelEntry::pointer(Some(&point.line), &point.channel, &point.step_id);
+    let own_parameter = point.ssm_parameter.clone();
     let still_used = match before.filter(|before| before.ami_id != ami_id) {
         None => true,
         Some(before) => current_entries(catalog, None).await?.iter().any(|entry| {
@@ -199,9 +196,9 @@ async fn moving(
         }),
     };
     let mut plan = Plan::default();
-    plan.actions.push(point);
+    plan.actions.push(Action::PointChannel(point));
     if let Some(name) = own_parameter {
-        plan.actions.push(Action::PutParameter { place: home.clone(), name: name.to_string(), ami_id: ami_id.clone() });
+        plan.actions.push(Action::PutParameter { place: home.clone(), name, ami_id: ami_id.clone() });
     }
     plan.actions.extend(elsewhere.iter().map(|Publication { place, parameter, ami_id }| Action::PutParameter {
         place: place.clone(),
