@@ -10,10 +10,10 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use crate::accounts::SharedReach;
 use crate::aws_error;
 use aws_sdk_ec2::types::{
-    Filter, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType, SnapshotAttributeName, Tag,
-    TagSpecification,
+    Filter, ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType,
+    SnapshotAttributeName, Tag, TagSpecification,
 };
-use paw_core::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
+use paw_core::ec2::{BaseAmiQuery, Ec2, Image, ImageState, LaunchPermissions};
 use paw_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
@@ -210,6 +210,27 @@ impl Ec2 for AwsEc2 {
             .await
             .map_err(|err| aws_error("ec2:ModifySnapshotAttribute", err))?;
         Ok(())
+    }
+
+    async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions> {
+        let output = self
+            .client
+            .describe_image_attribute()
+            .image_id(image_id)
+            .attribute(ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DescribeImageAttribute", err))?;
+        let mut permissions = LaunchPermissions::default();
+        for permission in output.launch_permissions() {
+            if let Some(account) = permission.user_id() {
+                permissions.accounts.push(account.to_string());
+            }
+            if let Some(arn) = permission.organization_arn() {
+                permissions.organization_arns.push(arn.to_string());
+            }
+        }
+        Ok(permissions)
     }
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {

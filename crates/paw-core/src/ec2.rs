@@ -68,6 +68,23 @@ pub struct Image {
 }
 
 impl Image {
+    /// An available image with nothing else set, for unit tests to change what they look at.
+    #[cfg(test)]
+    pub fn available(id: &str) -> Image {
+        Image {
+            id: id.into(),
+            name: String::new(),
+            state: ImageState::Available,
+            creation_date: String::new(),
+            deprecation_time: None,
+            last_launched_time: None,
+            deregistration_protected: false,
+            snapshot_ids: Vec::new(),
+            tags: Vec::new(),
+            data: Value::Null,
+        }
+    }
+
     /// Its deprecation time, once it has come: a time days ahead (the lifecycle policy's, set at
     /// build time) is a plan, not a deprecation. EC2 takes no past time, so "deprecate now" is
     /// the next minute (`paw lifecycle apply`): a time within `DEPRECATED_WITHIN` counts as come.
@@ -181,6 +198,14 @@ impl std::fmt::Display for Place {
     }
 }
 
+/// Who may launch an image besides its owner: accounts and organizations (public launch
+/// permission, which paw never grants, is not listed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchPermissions {
+    pub accounts: Vec<String>,
+    pub organization_arns: Vec<String>,
+}
+
 /// The filters of the seed's root base AMI finder (`paw base-ami find`), and of a workflow's
 /// `root_base_ami_filter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +249,9 @@ pub trait Ec2: Send + Sync {
 
     /// Adds (or removes) create-volume permission on a snapshot for accounts.
     async fn set_create_volume_permission(&self, snapshot_id: &str, accounts: &[String], remove: bool) -> Result<()>;
+
+    /// Who may launch the image besides its owner (DescribeImageAttribute launchPermission).
+    async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions>;
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
 

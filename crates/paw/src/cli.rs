@@ -180,7 +180,12 @@ pub enum Command {
     /// Copy (or share) the step's existing image to every region and account the distribution
     /// block of workflow_param.json names for it, as `paw build` does for new images; only what is
     /// missing is done.
-    Distribute { step: String },
+    Distribute {
+        step: String,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Root base AMIs: find them, and move the workflow to the newest.
     #[command(subcommand, name = "base-ami")]
     BaseAmi(BaseAmiCommand),
@@ -319,6 +324,9 @@ pub enum ImagesCommand {
         step: String,
         #[arg(long = "to-region", value_name = "REGION", required = true)]
         to_regions: Vec<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Grant launch permission on every copy of the step's AMI, in every region, and create-volume
     /// permission on their snapshots (--remove withdraws them).
@@ -332,6 +340,9 @@ pub enum ImagesCommand {
         org_arns: Vec<String>,
         #[arg(long)]
         remove: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -485,5 +496,8 @@ pub enum LifecycleCommand {
     Apply {
         #[arg(long)]
         yes: bool,
+        /// Print the plan and change nothing (as `paw lifecycle plan`).
+        #[arg(long)]
+        dry_run: bool,
     },
 }

@@ -84,6 +84,20 @@ pub fn plan_table(actions: &[paw_core::change::Action]) -> String {
     table(&["#", "ACTION", "WHERE", "WHAT"], rows)
 }
 
+/// A plan printed and not applied (`--dry-run`): its actions, as a table or `{"dry_run": true,
+/// "actions": [...]}`.
+pub struct Planned(pub Vec<paw_core::change::Action>);
+
+impl Report for Planned {
+    fn json(&self) -> Value {
+        serde_json::json!({"dry_run": true, "actions": self.0})
+    }
+
+    fn text(&self) -> String {
+        format!("{}\ndry run: nothing was changed", plan_table(&self.0))
+    }
+}
+
 /// The steps whose packer runs, as the events tell: what a second signal names.
 #[derive(Default)]
 pub struct PackerSteps(Mutex<BTreeSet<String>>);

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::emulator::Emulator;
 use crate::faults::FaultyNetwork;
-use crate::harness::{Paw, read_until};
+use crate::harness::{Paw, planned_actions, read_until};
 use crate::lifecycle::Cli;
 
 const DISTRIBUTION: &str = r#"    "distribution": [
@@ -144,6 +144,23 @@ fn a_build_distributes_its_images_to_every_region_and_account() {
     let left = emulator.account_view("222222222222", "eu-west-1", &[]);
     assert!(left["images"].as_array().unwrap().iter().all(|image| image["id"] != copy_222.as_str()), "{left:#}");
     assert_eq!(left["images"].as_array().unwrap().len(), 1);
+
+    // A target added later: the dry run plans only its copy, and distribute then does just that.
+    paw.edit("wf/workflow_param.json", "\"distribution\": [", "\"distribution\": [{\"region\": \"ap-southeast-2\"},");
+    let planned = cli.json(&["distribute", "step3", "--dry-run"]);
+    let actions = planned_actions(&planned);
+    assert_eq!(actions, [("copy".to_string(), "ap-southeast-2".to_string())], "{planned:#}");
+    let done = cli.json(&["distribute", "step3"]);
+    let copied: Vec<&str> = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|place| place["result"] == "copied")
+        .map(|place| place["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(copied, ["ap-southeast-2"], "{done:#}");
+    assert!(cli.json(&["images", "show", "step3"])["copies"]["ap-southeast-2"].is_string());
+    assert_eq!(cli.json(&["distribute", "step3", "--dry-run"])["actions"], serde_json::json!([]));
 }
 
 #[test]

@@ -129,7 +129,8 @@ fn builds_through_throttles_errors_and_lost_answers_lose_and_leak_nothing() {
 }
 
 /// One round of the other operations on images, each through the faults: two workflows built
-/// (the second changes step3), the second's step3 copied to us-west-2 and shared, `prune --keep 1`,
+/// (the second changes step3), the second's step3 copied to us-west-2, shared, revoked, restored and
+/// shared again by a distribution target added later, `prune --keep 1`,
 /// `recover` after a machine died mid-build, and `from-instance`. Then, asked of the emulator in
 /// both regions: nothing running, no key pair or group of packer's, every AMI and snapshot
 /// accounted for, and the copy and recover, run again without faults, find nothing to do. Last, the
@@ -152,6 +153,16 @@ fn operations_round(catalog: &str, faults: &[(&str, &str)]) -> Vec<String> {
     through("wf-2", &["build"]);
     through("wf-2", &["images", "copy", "step3", "--to-region", "us-west-2"]);
     through("wf-2", &["images", "share", "step3", "--account", "111122223333"]);
+    through("wf-2", &["images", "revoke", "step3", "--reason", "faults", "--yes"]);
+    through("wf-2", &["images", "restore", "step3"]);
+    // A distribution target added after the build: its share, done by `distribute`.
+    let target = r#"{"region": "us-east-1", "accounts": ["444455556666"], "steps": ["step3"]}"#;
+    paw.edit(
+        "wf/workflow_param.json",
+        "    \"workflow_id\":",
+        &format!("    \"distribution\": [{target}],\n    \"workflow_id\":"),
+    );
+    through("wf-2", &["distribute", "step3"]);
     let pruned = through("wf-2", &["images", "prune", "--keep", "1", "--delete-snapshots", "--yes", "--json"]).json();
     let deleted: Vec<&Value> =
         pruned.as_array().unwrap().iter().filter(|decision| decision["action"] == "deleted").collect();
@@ -190,10 +201,20 @@ fn operations_round(catalog: &str, faults: &[(&str, &str)]) -> Vec<String> {
     }
     let copy = copies.first().unwrap();
     assert_eq!(west.launch_permissions(copy), ["111122223333"], "{context}");
+    let distributed = records.iter().find(|record| record["copies"]["us-west-2"].is_string()).unwrap();
+    let mut launchers = east.launch_permissions(distributed["ami_id"].as_str().unwrap());
+    launchers.sort();
+    assert_eq!(launchers, ["111122223333", "444455556666"], "{context}");
+    assert_eq!(east.image_state(distributed["ami_id"].as_str().unwrap()).as_deref(), Some("available"), "{context}");
 
     let again = paw
         .run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &["-w", "wf", "images", "copy", "step3", "--to-region", "us-west-2"]);
     assert!(again.success().stdout.contains(&format!("us-west-2: already there {copy}")), "{}", again.stdout);
+    for planned in [&["distribute", "step3"][..], &["images", "share", "step3", "--account", "111122223333"]] {
+        let plan =
+            paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &[&["-w", "wf", "--json"], planned, &["--dry-run"]].concat());
+        assert_eq!(plan.success().json()["actions"], serde_json::json!([]), "{planned:?}: nothing left to do");
+    }
     let again = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-3")], &["-w", "wf", "recover"]);
     assert!(again.success().stdout.contains("nothing to recover"), "{}", again.stdout);
 
@@ -239,6 +260,8 @@ fn copy_share_prune_recover_and_from_instance_through_faults_lose_and_leak_nothi
         "ec2 CreateTags",
         "ec2 ModifyImageAttribute",
         "ec2 ModifySnapshotAttribute",
+        "ec2 DisableImage",
+        "ec2 EnableImage",
         "ec2 DeregisterImage",
         "ec2 DeleteSnapshot",
         "ec2 EnableImageDeregistrationProtection",

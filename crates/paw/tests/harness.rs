@@ -52,6 +52,13 @@ impl Run {
     }
 }
 
+/// A `--dry-run --json` plan's actions, each as (action, place).
+pub fn planned_actions(plan: &serde_json::Value) -> Vec<(String, String)> {
+    let actions = plan["actions"].as_array().unwrap_or_else(|| panic!("not a plan: {plan:#}"));
+    let field = |action: &serde_json::Value, key: &str| action[key].as_str().unwrap_or_default().to_string();
+    actions.iter().map(|action| (field(action, "action"), field(action, "place"))).collect()
+}
+
 impl Paw {
     /// An empty temporary folder to run paw in.
     pub fn new() -> Paw {

@@ -2,7 +2,7 @@
 //! `paw images copy`, `share`, and the operations that act on every copy.
 
 use crate::emulator::Emulator;
-use crate::harness::Paw;
+use crate::harness::{Paw, planned_actions};
 
 fn show(paw: &Paw, step: &str) -> serde_json::Value {
     paw.run(&["-w", "wf", "images", "show", step, "--json"]).success().json()
@@ -38,15 +38,34 @@ fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
     let run = paw.run(&["-w", "wf", "resolve", "step1", "--region", "eu-west-1"]);
     assert!(run.code == 2 && run.stderr.contains("has no copy in eu-west-1"), "{}", run.stderr);
 
-    // paw's own copy; a bad region fails alone, and the exit code says so.
+    // paw's own copy. A region EC2 does not know refuses the whole copy: nothing is made.
     let step3 = show(&paw, "step3")["ami_id"].as_str().unwrap().to_string();
+    let eu_ec2 = emulator.ec2_in("eu-west-1");
     let run =
         paw.run(&["-w", "wf", "images", "copy", "step3", "--to-region", "eu-west-1", "--to-region", "xx-nowhere-1"]);
-    assert_eq!(run.code, 1, "a region that failed fails the run: {}", run.stdout);
-    assert!(run.stdout.contains("xx-nowhere-1: FAILED: \"xx-nowhere-1\" is not an EC2 region"), "{}", run.stdout);
-    assert!(run.stderr.contains("failed in xx-nowhere-1"), "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("\"xx-nowhere-1\" is not an EC2 region; nothing was changed"), "{}", run.stderr);
+    assert!(show(&paw, "step3")["copies"].as_object().unwrap().is_empty() && eu_ec2.own_images().is_empty());
+    // The plan the dry run prints is what the copy then does.
+    let copy =
+        ["-w", "wf", "--json", "images", "copy", "step3", "--to-region", "eu-west-1", "--to-region", "us-east-1"];
+    let planned = paw.run(&[&copy[..], &["--dry-run"]].concat()).success().json();
+    let actions = planned_actions(&planned);
+    assert_eq!(
+        actions,
+        [("copy".to_string(), "eu-west-1".to_string())],
+        "us-east-1 is the image's own region: {planned:#}"
+    );
+    assert!(eu_ec2.own_images().is_empty(), "a dry run");
+    let done = paw.run(&copy).success().json();
+    let results: Vec<(&str, &str)> = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|copied| (copied["region"].as_str().unwrap(), copied["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(results, [("eu-west-1", "copied"), ("us-east-1", "already there")], "{done:#}");
     let eu = show(&paw, "step3")["copies"]["eu-west-1"].as_str().unwrap().to_string();
-    let eu_ec2 = emulator.ec2_in("eu-west-1");
     let (tags, eu_snapshots) = eu_ec2.image(&eu).unwrap();
     assert_eq!(tags["paw:step_id"], "step3");
     assert!(eu_snapshots.iter().all(|snapshot| eu_ec2.snapshot(snapshot).unwrap()["paw:step_id"] == "step3"));
@@ -54,9 +73,19 @@ fn copies_in_every_region_are_tagged_recorded_shared_revoked_and_deleted() {
     assert!(again.success().stdout.contains(&format!("eu-west-1: already there {eu}")), "{}", again.stdout);
     assert_eq!(eu_ec2.own_images().len(), 1, "no second copy");
 
-    // Sharing: every copy, and its snapshots; then withdrawn.
+    // Sharing: every copy, and its snapshots, planned, then done; then withdrawn.
     let account = "111122223333";
-    paw.run(&["-w", "wf", "images", "share", "step1", "--account", account]).success();
+    let share = ["-w", "wf", "--json", "images", "share", "step1", "--account", account];
+    let planned = paw.run(&[&share[..], &["--dry-run"]].concat()).success().json();
+    let places: Vec<&str> =
+        planned["actions"].as_array().unwrap().iter().map(|a| a["place"].as_str().unwrap()).collect();
+    assert_eq!(places, ["us-east-1", "us-west-2"], "{planned:#}");
+    assert!(west_ec2.launch_permissions(&west).is_empty(), "a dry run");
+    let shared = paw.run(&share).success().json();
+    let regions: Vec<&str> = shared.as_array().unwrap().iter().map(|s| s["region"].as_str().unwrap()).collect();
+    assert_eq!(regions, places, "{shared:#}");
+    let again = paw.run(&[&share[..], &["--dry-run"]].concat()).success().json();
+    assert_eq!(again["actions"], serde_json::json!([]), "shared already");
     let east_ec2 = emulator.ec2();
     let east = step1["ami_id"].as_str().unwrap();
     for (ec2, ami) in [(&east_ec2, east), (&west_ec2, west.as_str())] {

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channels, Line, now_create_at};
+use std::collections::BTreeMap;
+
+use super::{Catalog, Channels, Line, now_create_at};
 use crate::error::{Error, ErrorKind, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,4 +163,23 @@ pub async fn append_entry(
     }
     Err(Error::new(ErrorKind::Catalog, format!("channel {channel} kept changing while paw set it"))
         .help("another paw sets it at the same time; try again"))
+}
+
+/// Every channel's current entry per step, of `line`, or of every line (and of none, for entries
+/// older than names) when it is None; by line, channel, then step.
+pub async fn current_entries(catalog: &dyn Catalog, line: Option<&Line>) -> Result<Vec<ChannelEntry>> {
+    let mut by_pointer: BTreeMap<(Option<Line>, String, String), Vec<ChannelEntry>> = BTreeMap::new();
+    for entry in catalog.channel_entries().await? {
+        if line.is_some_and(|line| entry.line().as_ref() != Some(line)) {
+            continue;
+        }
+        by_pointer.entry((entry.line(), entry.channel.clone(), entry.step_id.clone())).or_default().push(entry);
+    }
+    Ok(by_pointer
+        .into_values()
+        .filter_map(|mut history| {
+            history.sort_by_key(|entry| std::cmp::Reverse(entry.seq));
+            ChannelEntry::current(&history).cloned()
+        })
+        .collect())
 }

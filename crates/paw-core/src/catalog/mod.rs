@@ -22,7 +22,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 
 pub use adopt::{Adopted, adopt, unnamed};
-pub use channel::{ChannelAction, ChannelEntry, append_entry, check_channel_name};
+pub use channel::{ChannelAction, ChannelEntry, append_entry, check_channel_name, current_entries};
 #[cfg(test)]
 pub(crate) use journal::dead_runs_lock;
 pub use journal::{

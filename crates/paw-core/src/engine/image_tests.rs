@@ -21,8 +21,8 @@ use super::lease::Lease;
 use super::stages::{Services, undo_image};
 use crate::ami::AmiRef;
 use crate::catalog::{ImageRecord, ImageStatus, TestResult, TestRun};
+use crate::change;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ops;
 use crate::packer::{BuildRequest, Packer};
 use crate::render;
 use crate::workflow::{ImageTest, Step, TEMPLATE_SUFFIX, TESTS_DIR, TestKind, Workflow};
@@ -339,9 +339,9 @@ pub async fn record_verdict(
         OnFailure::Deregister => {
             let mut failed_record = record.clone();
             failed_record.status = ImageStatus::Failed;
-            let request = ops::DeleteRequest { delete_snapshots: true, forced_because: None };
-            let done = ops::delete_image(&cx.executor(), std::slice::from_ref(&failed_record), &request).await?;
-            format!("deregistered{} (--keep-failed keeps it)", ops::delete::snapshots_said(&done))
+            let request = change::DeleteRequest { delete_snapshots: true, forced_because: None };
+            let done = change::delete_image(&cx.executor(), std::slice::from_ref(&failed_record), &request).await?;
+            format!("deregistered{} (--keep-failed keeps it)", change::delete::snapshots_said(&done))
         }
     };
     let others = run.results.iter().filter(|result| !result.passed).count() - 1;

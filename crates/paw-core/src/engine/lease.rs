@@ -11,10 +11,10 @@ use super::events::Event;
 use super::stages::{self, ImageRun, Record, Services, StepRun, TagImage, run_stages};
 use crate::ami::AmiRef;
 use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun, RunLock, Verdict};
+use crate::change;
 use crate::ec2::{Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::ops;
 use crate::packer::{MachineLine, PackerResources};
 
 /// How often a waiting paw asks whether the step is free.
@@ -314,7 +314,7 @@ async fn finish_distribution(cx: &Services<'_>, entry: &InFlight) -> Result<()> 
         Some(step) if cx.workflow.param.workflow_id == entry.workflow_id => step,
         _ => return Ok(()),
     };
-    let targets = ops::distribute::targets_of(cx.workflow, step);
+    let targets = change::distribute::targets_of(cx.workflow, step);
     if targets.is_empty() {
         return Ok(());
     }
@@ -324,8 +324,8 @@ async fn finish_distribution(cx: &Services<'_>, entry: &InFlight) -> Result<()> 
         return Ok(());
     }
     let tell = |what: &str| cx.reporter.event(Event::Notice { step: &entry.step_id, what });
-    let results = ops::distribute::distribute(cx.ec2, cx.catalog, &record, &targets, &tell).await?;
-    if let Some(error) = ops::distribute::failure(&record, &results) {
+    let results = change::distribute::distribute(&cx.executor().telling(&tell), &record, &targets).await?;
+    if let Some(error) = change::distribute::failure(&record, &results) {
         tell(&error.to_string());
     }
     Ok(())

@@ -22,10 +22,10 @@ use super::lease::{Lease, Taken};
 use crate::ami::{self, AmiRef};
 use crate::blocking::off_the_task;
 use crate::catalog::{Catalog, ImageRecord, PackerRun, TestRun};
+use crate::change;
 use crate::ec2::{self, Ec2, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::ops;
 use crate::packer::{BuildRequest, Packer};
 use crate::render::{self, Prepared, StepLock};
 use crate::workflow::{Step, Workflow};
@@ -44,13 +44,7 @@ pub struct Services<'a> {
 impl Services<'_> {
     /// The executor of the plans a build makes outside its stages (replacing an image, a failed test's).
     pub fn executor(&self) -> crate::change::Executor<'_> {
-        crate::change::Executor {
-            catalog: self.catalog,
-            ec2: self.ec2,
-            region: self.region,
-            by: "paw build",
-            ssm: None,
-        }
+        change::Executor::new(self.catalog, self.ec2, self.region, "paw build")
     }
 }
 
@@ -542,9 +536,9 @@ impl<'a> Stage<StepRun<'a>> for ReplaceOld {
             cx.catalog.mark_deregistered(&old.workflow_id, &old.step_id).await?;
             format!("--force: dropped the reuse of {} (it stays, for workflow {owner})", old.ami_id)
         } else {
-            let request = ops::DeleteRequest { delete_snapshots: self.delete_snapshots, forced_because: None };
-            let done = ops::delete_image(&cx.executor(), std::slice::from_ref(old), &request).await?;
-            format!("--force: deregistered {} (inputs changed){}", old.ami_id, ops::delete::snapshots_said(&done))
+            let request = change::DeleteRequest { delete_snapshots: self.delete_snapshots, forced_because: None };
+            let done = change::delete_image(&cx.executor(), std::slice::from_ref(old), &request).await?;
+            format!("--force: deregistered {} (inputs changed){}", old.ami_id, change::delete::snapshots_said(&done))
         };
         cx.reporter.event(Event::CleanedUp { step: &run.step.id, what: &what });
         check_name_free(cx, run).await?;
@@ -809,7 +803,7 @@ impl<'a> Stage<ImageRun<'a>> for TestImage<'_> {
     }
 }
 
-/// The distribution block's targets of the step (`ops::distribute`): the tested image copied, or
+/// The distribution block's targets of the step (`change::distribute`): the tested image copied, or
 /// shared, to every region and account that runs it. A place that fails fails the step; the image
 /// and the copies made stay recorded, and `paw distribute STEP` finishes the job.
 pub struct Distribute;
@@ -821,7 +815,7 @@ impl<'a> Stage<ImageRun<'a>> for Distribute {
     }
 
     async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
-        let targets = ops::distribute::targets_of(cx.workflow, made.run.step);
+        let targets = change::distribute::targets_of(cx.workflow, made.run.step);
         if targets.is_empty() {
             return Ok(Next::Continue);
         }
@@ -830,8 +824,8 @@ impl<'a> Stage<ImageRun<'a>> for Distribute {
         };
         let step_id = made.run.step.id.as_str();
         let progress = |what: &str| cx.reporter.event(Event::Notice { step: step_id, what });
-        let results = ops::distribute::distribute(cx.ec2, cx.catalog, &record, &targets, &progress).await?;
-        ops::distribute::failure(&record, &results).map_or(Ok(Next::Continue), |error| Err(error.into()))
+        let results = change::distribute::distribute(&cx.executor().telling(&progress), &record, &targets).await?;
+        change::distribute::failure(&record, &results).map_or(Ok(Next::Continue), |error| Err(error.into()))
     }
 }
 

@@ -107,6 +107,10 @@ impl Ec2 for FakeEc2 {
         unimplemented!("the engine's unit tests share nothing")
     }
 
+    async fn launch_permissions(&self, _: &str) -> Result<crate::ec2::LaunchPermissions> {
+        unimplemented!("the engine's unit tests share nothing")
+    }
+
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
         self.lookup()?;
         Ok(self.images.lock().unwrap().get(image_id).cloned())

@@ -2,12 +2,10 @@
 //! workflow name, and variant) and points one of its steps at one of its images; with an SSM
 //! parameter, every change is published there too.
 
-use std::collections::BTreeMap;
-
-use super::distribute;
 use crate::catalog::{
     Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name,
 };
+use crate::change::distribute;
 use crate::change::{Action, ChannelMove, Plan};
 use crate::config::DistributionTarget;
 use crate::ec2::{Ec2, Place};
@@ -190,7 +188,7 @@ async fn moving(
     let own_parameter = point.ssm_parameter.clone();
     let still_used = match before.filter(|before| before.ami_id != ami_id) {
         None => true,
-        Some(before) => current_entries(catalog, None).await?.iter().any(|entry| {
+        Some(before) => crate::catalog::current_entries(catalog, None).await?.iter().any(|entry| {
             entry.ami_id == before.ami_id
                 && ChannelEntry::pointer(entry.line().as_ref(), &entry.channel, &entry.step_id) != pointer
         }),
@@ -210,25 +208,6 @@ async fn moving(
         plan.actions.push(Action::Unprotect { place: home.clone(), ami_id: before.ami_id.clone() });
     }
     Ok(plan)
-}
-
-/// Every channel's current entry per step, of `line`, or of every line (and of none, for entries
-/// older than names) when it is None; by line, channel, then step.
-pub async fn current_entries(catalog: &dyn Catalog, line: Option<&Line>) -> Result<Vec<ChannelEntry>> {
-    let mut by_pointer: BTreeMap<(Option<Line>, String, String), Vec<ChannelEntry>> = BTreeMap::new();
-    for entry in catalog.channel_entries().await? {
-        if line.is_some_and(|line| entry.line().as_ref() != Some(line)) {
-            continue;
-        }
-        by_pointer.entry((entry.line(), entry.channel.clone(), entry.step_id.clone())).or_default().push(entry);
-    }
-    Ok(by_pointer
-        .into_values()
-        .filter_map(|mut history| {
-            history.sort_by_key(|entry| std::cmp::Reverse(entry.seq));
-            ChannelEntry::current(&history).cloned()
-        })
-        .collect())
 }
 
 /// The record a channel points at for a step; an error when there is none, or it is not usable.

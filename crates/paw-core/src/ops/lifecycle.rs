@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::DeleteRequest;
 use super::prune::{Inventory, used_by_another_line};
 use crate::catalog::{
     CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, InFlight, LEASE_TTL_ENV, Line, RunLock, lease_ttl,
     now_create_at, now_unix, this_host,
 };
+use crate::change::DeleteRequest;
 use crate::change::Executor;
 use crate::config::LifecyclePolicy;
 use crate::ec2::{Ec2, Image, ImageState, ec2_in};
@@ -250,8 +250,8 @@ async fn carry_out(
                 let request = DeleteRequest { delete_snapshots: decision.delete_snapshots, forced_because: None };
                 let records: Vec<ImageRecord> =
                     records.iter().filter(|record| record.status != ImageStatus::Deregistered).cloned().collect();
-                let executor = Executor { catalog, ec2, region: &record.region, by: "paw lifecycle apply", ssm: None };
-                super::delete_image(&executor, &records, &request).await?;
+                let executor = Executor::new(catalog, ec2, &record.region, "paw lifecycle apply");
+                crate::change::delete_image(&executor, &records, &request).await?;
             }
             Due::Keep => unreachable!("filtered out"),
         }

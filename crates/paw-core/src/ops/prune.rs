@@ -11,10 +11,9 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::channel;
-use super::delete::{self, DeleteRequest};
 use crate::catalog::{CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, Line};
 use crate::change::Executor;
+use crate::change::delete::{self, DeleteRequest};
 use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
@@ -177,7 +176,7 @@ impl Inventory {
             }
         }
         // Every line's channels: an image another line's channel points at is never deleted.
-        for entry in channel::current_entries(catalog, None).await? {
+        for entry in crate::catalog::current_entries(catalog, None).await? {
             inventory.channels.push((entry.ami_id, entry.channel));
         }
         // The parents the records above do not give, up to the root base AMI.
@@ -255,7 +254,7 @@ async fn delete(
         return Ok(Err(refused.reason.clone()));
     }
     if !options.dry_run {
-        Executor { catalog, ec2, region, by: "paw images prune", ssm: None }.apply(&plan).await?;
+        Executor::new(catalog, ec2, region, "paw images prune").apply(&plan).await?;
     }
     let described = inventory.copies.iter().filter_map(|(_, _, image)| image.as_ref());
     Ok(Ok(if options.delete_snapshots { described.map(|image| snapshot_gib(&image.data)).sum() } else { 0 }))

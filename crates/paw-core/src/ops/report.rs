@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::channel;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Verdict, now_create_at};
 use crate::ec2::{Ec2, deprecation_times};
 use crate::error::Result;
@@ -152,7 +151,7 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
     let workflow_id = workflow.param.workflow_id.clone();
     let mut channels: HashMap<String, Vec<String>> = HashMap::new();
     let line = Line::of(workflow);
-    for entry in channel::current_entries(catalog, Some(&line)).await? {
+    for entry in crate::catalog::current_entries(catalog, Some(&line)).await? {
         channels.entry(entry.ami_id.clone()).or_default().push(entry.channel.clone());
     }
     let anchor = |step: &str| match &workflow.variant {

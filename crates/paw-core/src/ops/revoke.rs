@@ -176,18 +176,7 @@ mod tests {
     use crate::catalog::conformance::sample_record;
 
     fn copy(key: &str, id: &str, state: ImageState) -> (Place, String, Option<Image>) {
-        let image = Image {
-            id: id.into(),
-            name: String::new(),
-            state,
-            creation_date: String::new(),
-            deprecation_time: None,
-            last_launched_time: None,
-            deregistration_protected: false,
-            snapshot_ids: Vec::new(),
-            tags: Vec::new(),
-            data: serde_json::Value::Null,
-        };
+        let image = Image { state, ..Image::available(id) };
         (Place::parse(key), id.into(), Some(image))
     }
 

@@ -1,11 +1,11 @@
 //! `paw channel set|list|history|rollback` and `paw resolve`.
 
 use paw_core::catalog::{ChannelAction, ChannelEntry, ImageRecord};
+use paw_core::change::distribute;
 use paw_core::change::{Action, Executor, Plan};
 use paw_core::config::DistributionTarget;
 use paw_core::ec2::Place;
 use paw_core::ops::channel::{self, Change, Stores};
-use paw_core::ops::distribute;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -57,7 +57,7 @@ async fn apply(
     step: &str,
 ) -> paw_core::Result<ChannelEntry> {
     let (catalog, ssm) = (cx.catalog().await?, cx.ssm().await?);
-    Executor { catalog, ec2, region, by: &change.by, ssm: Some(&ssm) }.apply(plan).await?;
+    Executor::new(catalog, ec2, region, &change.by).with_ssm(&ssm).apply(plan).await?;
     let history = catalog.channel_history(&cx.line()?, name, step).await?;
     ChannelEntry::current(&history).cloned().ok_or_else(|| Error::bug("a channel just set has no entry"))
 }
@@ -101,7 +101,7 @@ pub struct Entries {
 
 pub async fn list(cx: &Context) -> paw_core::Result<Entries> {
     let line = cx.line()?;
-    Ok(Entries { entries: channel::current_entries(cx.catalog().await?, Some(&line)).await?, history: false })
+    Ok(Entries { entries: paw_core::catalog::current_entries(cx.catalog().await?, Some(&line)).await?, history: false })
 }
 
 pub async fn history(cx: &Context, name: &str, step: &str) -> paw_core::Result<Entries> {

@@ -3,8 +3,8 @@
 
 use paw_aws::doctor;
 use paw_core::ami::AmiRef;
+use paw_core::change::distribute;
 use paw_core::ec2::{Ec2 as _, ImageState, Place};
-use paw_core::ops::distribute;
 use paw_core::packer::PackerBinary;
 use paw_core::source::root_source;
 use paw_core::{Error, ErrorKind, render};

@@ -4,9 +4,8 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use paw_core::catalog::ImageRecord;
-use paw_core::change::{Action, Executor};
+use paw_core::change::{self, Action, DeleteRequest, Executor};
 use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image};
-use paw_core::ops::DeleteRequest;
 use paw_core::{Error, ErrorKind, engine, ops};
 use serde_json::{Value, json};
 
@@ -196,8 +195,8 @@ pub async fn delete(
     let ec2 = cx.ec2(Some(&record.region)).await?;
     let catalog = cx.catalog().await?;
     let records = std::slice::from_ref(&record);
-    let inventory = ops::delete::Inventory::gather(catalog, &ec2, &record.region, records).await?;
-    let plan = ops::delete::decide(&inventory, &request);
+    let inventory = change::delete::Inventory::gather(catalog, &ec2, &record.region, records).await?;
+    let plan = change::delete::decide(&inventory, &request);
     plan.check()?;
     if plan.actions.is_empty() {
         return Err(Error::new(
@@ -227,7 +226,7 @@ pub async fn delete(
         }
     }
     let by = cx.caller().await?;
-    let executor = Executor { catalog, ec2: &ec2, region: &record.region, by: &by, ssm: None };
+    let executor = Executor::new(catalog, &ec2, &record.region, &by);
     let done = executor.apply(&plan).await?;
     Ok(deleted(done, Outcome::Applied))
 }
@@ -240,7 +239,7 @@ impl Report for Deleted {
             Outcome::Planned => json!({"ami_id": self.ami_id, "dry_run": true, "actions": actions}),
             Outcome::Applied => json!({
                 "ami_id": self.ami_id,
-                "deleted_snapshots": ops::delete::deleted_snapshots(&self.actions),
+                "deleted_snapshots": change::delete::deleted_snapshots(&self.actions),
                 "status": "deregistered",
                 "actions": actions,
             }),
@@ -253,7 +252,7 @@ impl Report for Deleted {
             Outcome::NotConfirmed => "nothing done".into(),
             Outcome::Planned => format!("{table}\ndry run: nothing was changed"),
             Outcome::Applied => {
-                format!("{table}\nderegistered {}{}", self.ami_id, ops::delete::snapshots_said(&self.actions))
+                format!("{table}\nderegistered {}{}", self.ami_id, change::delete::snapshots_said(&self.actions))
             }
         }
     }

@@ -302,7 +302,7 @@ async fn applied(
     let changed = revoke::changed(&plan, images);
     if !dry_run {
         let by = cx.caller().await?;
-        Executor { catalog: cx.catalog().await?, ec2, region, by: &by, ssm: None }.apply(&plan).await?;
+        Executor::new(cx.catalog().await?, ec2, region, &by).apply(&plan).await?;
     }
     Ok(Revoked { changed, actions: plan.actions, dry_run })
 }

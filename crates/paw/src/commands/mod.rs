@@ -16,6 +16,7 @@ mod steps;
 use paw_core::engine::BuildOptions;
 use paw_core::plan::Rebuild;
 
+use paw_core::change::share::ShareRequest;
 use paw_core::ops::channel::Change;
 use paw_core::ops::prune::PruneOptions;
 
@@ -124,8 +125,12 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Recover => Box::new(build::recover(cx).await?),
         Command::Test { steps, verbose } => Box::new(build::test(cx, &steps, verbose).await?),
-        Command::Lifecycle(LifecycleCommand::Plan) => Box::new(lifecycle::lifecycle_plan(cx).await?),
-        Command::Lifecycle(LifecycleCommand::Apply { yes }) => Box::new(lifecycle::lifecycle_apply(cx, yes).await?),
+        Command::Lifecycle(LifecycleCommand::Plan | LifecycleCommand::Apply { dry_run: true, .. }) => {
+            Box::new(lifecycle::lifecycle_plan(cx).await?)
+        }
+        Command::Lifecycle(LifecycleCommand::Apply { yes, dry_run: false }) => {
+            Box::new(lifecycle::lifecycle_apply(cx, yes).await?)
+        }
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),
         Command::Images(ImagesCommand::Show { step }) => Box::new(images::show(cx, &step).await?),
         Command::Images(ImagesCommand::FromInstance { step, instance_id, no_wait, timeout }) => {
@@ -133,7 +138,7 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             Box::new(images::from_instance(cx, &step, &instance_id, wait).await?)
         }
         Command::Images(ImagesCommand::Delete { step, delete_snapshots, dry_run, force: _, reason, yes }) => {
-            let request = paw_core::ops::DeleteRequest { delete_snapshots, forced_because: reason };
+            let request = paw_core::change::DeleteRequest { delete_snapshots, forced_because: reason };
             Box::new(images::delete(cx, &step, request, dry_run, yes).await?)
         }
         Command::Images(ImagesCommand::Lineage { step, descendants }) => {
@@ -149,11 +154,12 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Images(ImagesCommand::Restore { step, dry_run }) => {
             Box::new(lifecycle::restore(cx, &step, dry_run).await?)
         }
-        Command::Images(ImagesCommand::Copy { step, to_regions }) => {
-            Box::new(regions::copy(cx, &step, &to_regions).await?)
+        Command::Images(ImagesCommand::Copy { step, to_regions, dry_run }) => {
+            regions::copy(cx, &step, &to_regions, dry_run).await?
         }
-        Command::Images(ImagesCommand::Share { step, accounts, org_arns, remove }) => {
-            Box::new(regions::share(cx, &step, &accounts, &org_arns, remove).await?)
+        Command::Images(ImagesCommand::Share { step, accounts, org_arns, remove, dry_run }) => {
+            let request = ShareRequest { accounts, organization_arns: org_arns, remove };
+            regions::share(cx, &step, request, dry_run).await?
         }
         Command::Status => Box::new(lifecycle::status(cx).await?),
         Command::Report { html, all_workflows } => Box::new(report::report(cx, html, all_workflows).await?),
@@ -171,7 +177,7 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Resolve { step, channel: name, region, account } => {
             Box::new(channel::resolve(cx, &step, name, region.as_deref(), account.as_deref()).await?)
         }
-        Command::Distribute { step } => Box::new(regions::distribute(cx, &step).await?),
+        Command::Distribute { step, dry_run } => regions::distribute(cx, &step, dry_run).await?,
         Command::BaseAmi(BaseAmiCommand::Update { dry_run }) => {
             Box::new(lifecycle::update_base_ami(cx, dry_run).await?)
         }

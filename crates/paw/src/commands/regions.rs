@@ -1,28 +1,29 @@
 //! `paw images copy`, `paw images share` and `paw distribute`: an AMI in other regions, and for
 //! (and in) other accounts.
 
-use paw_core::ec2::Place;
-use paw_core::ops::copy::{self, Copied, CopyResult};
-use paw_core::ops::share::{self, Shared};
-use paw_core::ops::{channel, distribute};
+use paw_core::catalog::ImageRecord;
+use paw_core::change::copy::{self, Copied, CopyResult, Destination};
+use paw_core::change::share::{self, ShareRequest, Shared};
+use paw_core::change::{Executor, distribute};
+use paw_core::ec2::{Ec2, Place};
+use paw_core::ops::channel;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
 use super::images::find_record;
 use crate::context::Context;
-use crate::output::Report;
+use crate::output::{Planned, Report};
 
 pub struct Copies(Vec<Copied>);
 
-pub async fn copy(cx: &Context, step: &str, regions: &[String]) -> paw_core::Result<Copies> {
+pub async fn copy(cx: &Context, step: &str, regions: &[String], dry_run: bool) -> paw_core::Result<Box<dyn Report>> {
     let record = find_record(cx, step).await?;
-    let ec2 = cx.ec2(Some(&record.region)).await?;
-    let progress = |line: &str| eprintln!("paw: {line}");
-    Ok(Copies(copy::copy_image(&ec2, cx.catalog().await?, &record, regions, &progress).await?))
+    let destinations: Vec<Destination> = regions.iter().map(|region| Destination::region(region)).collect();
+    copy_to(cx, &record, &destinations, dry_run).await
 }
 
 /// `paw distribute STEP`: the step's image to the places the distribution block names for it.
-pub async fn distribute(cx: &Context, step: &str) -> paw_core::Result<Copies> {
+pub async fn distribute(cx: &Context, step: &str, dry_run: bool) -> paw_core::Result<Box<dyn Report>> {
     let workflow = cx.workflow()?;
     let step_dir = workflow.select(&[step.to_string()])?[0];
     let targets = distribute::targets_of(workflow, step_dir);
@@ -36,9 +37,28 @@ pub async fn distribute(cx: &Context, step: &str) -> paw_core::Result<Copies> {
     }
     let record = find_record(cx, step).await?;
     channel::usable(&record, None)?;
+    copy_to(cx, &record, &distribute::destinations(&targets), dry_run).await
+}
+
+/// The record's image copied to each destination: planned from what each has, then (without
+/// `dry_run`) applied.
+async fn copy_to(
+    cx: &Context,
+    record: &ImageRecord,
+    destinations: &[Destination],
+    dry_run: bool,
+) -> paw_core::Result<Box<dyn Report>> {
     let ec2 = cx.ec2(Some(&record.region)).await?;
+    let inventory = copy::gather(&ec2, record, destinations).await?;
+    let plan = copy::decide(&inventory);
+    plan.check()?;
+    if dry_run {
+        return Ok(Box::new(Planned(plan.actions)));
+    }
+    let by = cx.caller().await?;
     let progress = |line: &str| eprintln!("paw: {line}");
-    Ok(Copies(distribute::distribute(&ec2, cx.catalog().await?, &record, &targets, &progress).await?))
+    let executor = Executor::new(cx.catalog().await?, &ec2, &record.region, &by).telling(&progress);
+    Ok(Box::new(Copies(copy::apply(&executor, &inventory, &plan).await?)))
 }
 
 impl Report for Copies {
@@ -79,13 +99,21 @@ pub struct Shares(Vec<Shared>);
 pub async fn share(
     cx: &Context,
     step: &str,
-    accounts: &[String],
-    org_arns: &[String],
-    remove: bool,
-) -> paw_core::Result<Shares> {
+    request: ShareRequest,
+    dry_run: bool,
+) -> paw_core::Result<Box<dyn Report>> {
+    request.check()?;
     let record = find_record(cx, step).await?;
     let ec2 = cx.ec2(Some(&record.region)).await?;
-    Ok(Shares(share::share(&ec2, &record, accounts, org_arns, remove).await?))
+    let held = share::gather(&ec2, &record).await?;
+    let plan = share::decide(&held, &request);
+    plan.check()?;
+    if dry_run {
+        return Ok(Box::new(Planned(plan.actions)));
+    }
+    let by = cx.caller().await?;
+    let executor = Executor::new(cx.catalog().await?, &ec2 as &dyn Ec2, &record.region, &by);
+    Ok(Box::new(Shares(share::apply(&executor, &held, &plan).await?)))
 }
 
 impl Report for Shares {

@@ -46,7 +46,7 @@ impl Inventory {
             records.iter().any(|ours| ours.workflow_id == other.workflow_id && ours.step_id == other.step_id)
         };
         let others = catalog.records_of(record).await?.into_iter().filter(|other| !same(other)).collect();
-        let channels = super::channel::current_entries(catalog, None)
+        let channels = crate::catalog::current_entries(catalog, None)
             .await?
             .into_iter()
             .filter(|entry| entry.ami_id == record.ami_id && entry.action != ChannelAction::Deleted)
@@ -195,16 +195,10 @@ mod tests {
 
     fn image(id: &str, protected: bool) -> Option<Image> {
         Some(Image {
-            id: id.into(),
             name: format!("name-{id}"),
-            state: crate::ec2::ImageState::Available,
-            creation_date: String::new(),
-            deprecation_time: None,
-            last_launched_time: None,
             deregistration_protected: protected,
             snapshot_ids: vec![format!("snap-{id}")],
-            tags: Vec::new(),
-            data: serde_json::Value::Null,
+            ..Image::available(id)
         })
     }
 

@@ -4,13 +4,13 @@
 //! by account and region). `paw build` distributes each new image of the steps the block names;
 //! `paw distribute STEP` an existing one. Running it again does only what is missing.
 
-use crate::catalog::{Catalog, ImageRecord};
+use super::Executor;
+use super::copy::{self, Copied, CopyResult, Destination};
+use crate::catalog::ImageRecord;
 use crate::config::DistributionTarget;
-use crate::ec2::{Ec2, Place, ec2_in};
+use crate::ec2::Place;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
-
-use super::copy::{self, Copied, CopyResult, Destination};
 
 /// The targets that distribute the step's images: those that name it, and, naming no step, those
 /// of the last step of each branch.
@@ -53,53 +53,49 @@ pub fn image_at(record: &ImageRecord, target: &DistributionTarget, place: &Place
     }
 }
 
-/// Distributes the record's image (`ec2` is its region's) to the targets: the copies first, then
-/// the launch permissions of accounts that share the build account's copy. What is there already
-/// is left as it is; a place that fails is reported, and the others still complete.
+/// Where the targets put the record's image: each account's region, for targets whose accounts
+/// own a copy; otherwise the build account's region, with the accounts that share its copy there
+/// (the image itself, in its own region). A place named twice is one destination.
+pub fn destinations(targets: &[&DistributionTarget]) -> Vec<Destination> {
+    let mut destinations: Vec<Destination> = Vec::new();
+    let wanted = targets.iter().flat_map(|target| {
+        let kms_key_id = target.kms_key_id.clone();
+        match target.copy_to_accounts {
+            true => places(target)
+                .into_iter()
+                .map(|place| Destination { place, kms_key_id: kms_key_id.clone(), share_with: Vec::new() })
+                .collect(),
+            false => vec![Destination {
+                place: Place::region(&target.region),
+                kms_key_id,
+                share_with: target.accounts.clone(),
+            }],
+        }
+    });
+    for destination in wanted {
+        match destinations.iter_mut().find(|known| known.place == destination.place) {
+            Some(known) => {
+                for account in destination.share_with {
+                    if !known.share_with.contains(&account) {
+                        known.share_with.push(account);
+                    }
+                }
+            }
+            None => destinations.push(destination),
+        }
+    }
+    destinations
+}
+
+/// Distributes the record's image (the executor's home region is its region) to the targets:
+/// planned from what each place has, and what is there already is left as it is; a place that
+/// fails is reported, and the others still complete.
 pub async fn distribute(
-    ec2: &dyn Ec2,
-    catalog: &dyn Catalog,
+    executor: &Executor<'_>,
     record: &ImageRecord,
     targets: &[&DistributionTarget],
-    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<Copied>> {
-    let mut destinations = Vec::new();
-    for target in targets {
-        let kms_key_id = target.kms_key_id.clone();
-        if target.copy_to_accounts {
-            destinations
-                .extend(places(target).into_iter().map(|place| Destination { place, kms_key_id: kms_key_id.clone() }));
-        } else if target.region != record.region {
-            // The build account's copy there (the image itself, in its own region).
-            destinations.push(Destination { place: Place::region(&target.region), kms_key_id });
-        }
-    }
-    destinations.dedup();
-    let mut results = copy::copy_to(ec2, catalog, record, &destinations, progress).await?;
-    let record = catalog.get(&record.workflow_id, &record.step_id).await?.unwrap_or_else(|| record.clone());
-    for target in targets.iter().filter(|target| !target.copy_to_accounts && !target.accounts.is_empty()) {
-        let outcome = |ami_id: Option<String>, result, error| Copied {
-            region: target.region.clone(),
-            account: Some(target.accounts.join(",")),
-            ami_id,
-            result,
-            error,
-        };
-        let Some(ami_id) = image_at(&record, target, &Place::region(&target.region)) else {
-            let error = format!("the build account has no copy in {} to share", target.region);
-            results.push(outcome(None, CopyResult::Failed, Some(error)));
-            continue;
-        };
-        let regional = ec2_in(ec2, &record.region, &target.region);
-        match super::share::grant(&*regional, &ami_id, &target.accounts, &[], false).await {
-            Ok(_) => {
-                progress(&format!("{}: {ami_id} shared with {}", target.region, target.accounts.join(", ")));
-                results.push(outcome(Some(ami_id), CopyResult::Shared, None));
-            }
-            Err(err) => results.push(outcome(Some(ami_id), CopyResult::Failed, Some(err.to_string()))),
-        }
-    }
-    Ok(results)
+    copy::copy_to(executor, record, &destinations(targets)).await
 }
 
 /// The places that failed, as one error; None when none did.
