@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{
     Filter, ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType,
     SnapshotAttributeName, Tag, TagSpecification,
 };
-use paw_core::ec2::{BaseAmiQuery, Ec2, Image, ImageState, LaunchPermissions};
+use paw_core::ec2::{BaseAmiQuery, Ec2, Image, ImageState, InstanceState, LaunchPermissions};
 use paw_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
@@ -383,22 +383,22 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
-    async fn instance_state(&self, instance_id: &str) -> Result<Option<String>> {
+    async fn instance_state(&self, instance_id: &str) -> Result<Option<InstanceState>> {
         match self.client.describe_instances().instance_ids(instance_id).send().await {
             Ok(output) => Ok(output
                 .reservations()
                 .iter()
                 .flat_map(|reservation| reservation.instances())
-                .find_map(|instance| instance.state()?.name().map(|name| name.as_str().to_string()))),
+                .find_map(|instance| instance.state()?.name().map(|name| InstanceState::from(name.as_str())))),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(aws_error("ec2:DescribeInstances", err)),
         }
     }
 
     async fn terminate_instance(&self, instance_id: &str) -> Result<bool> {
-        match self.instance_state(instance_id).await?.as_deref() {
-            None | Some("terminated") => return Ok(false),
-            Some("shutting-down") => {}
+        match self.instance_state(instance_id).await? {
+            None | Some(InstanceState::Terminated) => return Ok(false),
+            Some(InstanceState::ShuttingDown) => {}
             Some(_) => {
                 self.client
                     .terminate_instances()

@@ -46,6 +46,37 @@ impl serde::Serialize for ImageState {
     }
 }
 
+/// An instance's state as EC2 reports it: the states paw acts on by name, any other by its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    Stopped,
+    ShuttingDown,
+    Terminated,
+    Other(String),
+}
+
+impl From<&str> for InstanceState {
+    fn from(state: &str) -> InstanceState {
+        match state {
+            "stopped" => InstanceState::Stopped,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            other => InstanceState::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Other(state) => state,
+        })
+    }
+}
+
 /// An AMI as EC2 describes it.
 /// How soon a deprecation time counts as come (`Image::deprecated_since`).
 const DEPRECATED_WITHIN: chrono::Duration = chrono::Duration::minutes(5);
@@ -68,6 +99,17 @@ pub struct Image {
 }
 
 impl Image {
+    /// Whether EC2 says the image was made at or after `since` (to the second, as EC2 keeps it).
+    pub fn made_since(&self, since: chrono::DateTime<chrono::Utc>) -> bool {
+        chrono::DateTime::parse_from_rfc3339(&self.creation_date)
+            .is_ok_and(|created| created.timestamp() >= since.timestamp())
+    }
+
+    /// Its id and its snapshots' ids: what its tags go on.
+    pub fn ids_with_snapshots(&self) -> Vec<String> {
+        std::iter::once(self.id.clone()).chain(self.snapshot_ids.iter().cloned()).collect()
+    }
+
     /// An available image with nothing else set, for unit tests to change what they look at.
     #[cfg(test)]
     pub fn available(id: &str) -> Image {
@@ -289,7 +331,7 @@ pub trait Ec2: Send + Sync {
     async fn deregister_image(&self, image_id: &str, snapshot_ids: &[String]) -> Result<()>;
 
     /// The instance's state name (`running`, `stopped`, ...), or None when there is no such instance.
-    async fn instance_state(&self, instance_id: &str) -> Result<Option<String>>;
+    async fn instance_state(&self, instance_id: &str) -> Result<Option<InstanceState>>;
 
     /// Terminates the instance and waits until it is gone; false when there was nothing to
     /// terminate (no such instance, or already terminated).

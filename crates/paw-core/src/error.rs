@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// What kind of thing went wrong; lets callers (and the exit code) tell input errors from failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In JSON (events, `--json` errors) as its name in lower case: `testfailed`, `aws`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
     /// A workflow_param.json / step_param.json that cannot be used.
     Config,

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod packer;
 pub mod plan;
 pub mod render;
+pub mod run_lock;
 pub mod scaffold;
 pub mod source;
 pub mod ssm;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::ami::AmiRef;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Verdict, own_record};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Standing, Verdict, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::source::{recorded_source, root_source};
@@ -130,6 +130,18 @@ pub struct PlannedStep<'a> {
 }
 
 impl PlannedStep<'_> {
+    /// As `paw plan --json` and the `run_started` event list it, of `variant`'s workflow.
+    pub fn json(&self, variant: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "step_id": self.step.id,
+            "variant": variant,
+            "action": self.action.name(),
+            "reason": self.reason(),
+            "fingerprint": self.fingerprint.as_ref().map(|fingerprint| &fingerprint.digest),
+            "source_ami_id": self.source.as_ref().map(|source| &source.id),
+        })
+    }
+
     /// Why the step gets its action, and what its image's tests say.
     pub fn reason(&self) -> String {
         match &self.tests_note {
@@ -157,7 +169,15 @@ fn tests_note(step: &Step, action: &Action) -> Result<Option<String>> {
     })
 }
 
-/// Plans the steps (in build order).
+/// The steps a run is asked for (`ids`; every step when empty), in build order, and `rebuild`
+/// checked against them.
+pub fn select<'a>(workflow: &'a Workflow, ids: &[String], rebuild: &Rebuild) -> Result<Vec<&'a Step>> {
+    let steps = workflow.select(ids)?;
+    rebuild.check(workflow, &steps)?;
+    Ok(steps)
+}
+
+/// Plans the steps (in build order; `select`ed).
 pub async fn plan<'a>(
     workflow: &'a Workflow,
     catalog: &dyn Catalog,
@@ -165,7 +185,6 @@ pub async fn plan<'a>(
     steps: &[&'a Step],
     rebuild: &Rebuild,
 ) -> Result<Vec<PlannedStep<'a>>> {
-    rebuild.check(workflow, steps)?;
     let mut planned: Vec<PlannedStep<'a>> = Vec::with_capacity(steps.len());
     let mut index: HashMap<&str, usize> = HashMap::new();
     for step in steps {
@@ -223,18 +242,10 @@ async fn decide(
     existing: Option<ImageRecord>,
 ) -> Result<Action> {
     if let Some(record) = existing {
-        if record.status == ImageStatus::Revoked {
-            let reason = format!("revoked: {}", record.revoked_reason.as_deref().unwrap_or("no reason given"));
-            return Ok(Action::Build { reason, replaces: Some(record) });
-        }
-        if record.status == ImageStatus::Disabled {
-            let reason = "disabled by the lifecycle policy".to_string();
-            return Ok(Action::Build { reason, replaces: Some(record) });
-        }
-        if record.status == ImageStatus::Failed {
-            let failed = record.tests.last().and_then(|run| run.failure()).map(|test| test.name.as_str());
-            let reason = format!("{} failed its test {}", record.ami_id, failed.unwrap_or("(unknown)"));
-            return Ok(Action::Build { reason, replaces: Some(record) });
+        // Revoked, disabled or failed: never up to date (a deregistered one is not the step's).
+        let standing = record.standing();
+        if standing != Standing::Available {
+            return Ok(Action::Build { reason: standing.to_string(), replaces: Some(record) });
         }
         if fingerprint.matches(record.fingerprint.as_deref()) {
             return Ok(Action::UpToDate { record });
@@ -431,7 +442,7 @@ mod tests {
         assert_eq!(actions(&other, &catalog).await[0].0, "build");
         write_workflow(dir.path(), "w1");
         let got = actions(&workflow, &catalog).await;
-        assert_eq!(got[0], ("build".into(), "ami-w1-a failed its test check".into()));
+        assert_eq!(got[0], ("build".into(), "failed its test check (log: /logs/check.log)".into()));
     }
 
     async fn planned_reason(workflow: &Workflow, catalog: &dyn Catalog) -> String {
@@ -457,11 +468,9 @@ mod tests {
         assert_eq!(got[1], rebuilt);
         assert_eq!(Rebuild::from_arg(Some(vec![])), Rebuild::Every);
         assert_eq!(Rebuild::from_arg(None), Rebuild::Nothing);
-        let steps: Vec<&Step> = workflow.steps().iter().collect();
-        let unknown = plan(&workflow, &catalog, "us-east-1", &steps, &Rebuild::Steps(vec!["zz".into()])).await;
+        let unknown = select(&workflow, &[], &Rebuild::Steps(vec!["zz".into()]));
         assert!(unknown.unwrap_err().message.contains("zz"));
-        let only_b = [steps[1]];
-        let outside = plan(&workflow, &catalog, "us-east-1", &only_b, &Rebuild::Steps(vec!["a".into()])).await;
+        let outside = select(&workflow, &["b".into()], &Rebuild::Steps(vec!["a".into()]));
         assert_eq!(outside.unwrap_err().message, "--rebuild a: the step is not among those to build (b)");
     }
 

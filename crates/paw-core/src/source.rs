@@ -1,7 +1,7 @@
 //! Which AMI a step starts from: the root base AMI for a first step, else its parent's recorded AMI.
 
 use crate::ami::AmiRef;
-use crate::catalog::{Catalog, ImageStatus, Verdict, own_record};
+use crate::catalog::{Catalog, ImageStatus, Standing, Verdict, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
 
@@ -40,38 +40,28 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
             .help(format!("test it first: `paw test {parent}`, or build both: `paw build {parent} {}`", step.id)))
         }
         Some(record) if record.status == ImageStatus::Available => Ok(record.as_source()),
-        Some(record) if record.status == ImageStatus::Failed => Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "step \"{}\" starts from step \"{parent}\", whose AMI {} failed its test {}",
-                step.id,
-                record.ami_id,
-                crate::ops::channel::failed_test(&record)
-            ),
-        )
-        .help(format!("fix it and test it again (`paw test {parent}`), or rebuild it: `paw build --force {parent}`"))),
-        Some(record) if record.status == ImageStatus::Revoked => Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "step \"{}\" starts from step \"{parent}\", whose AMI {} is revoked ({})",
-                step.id,
-                record.ami_id,
-                record.revoked_reason.as_deref().unwrap_or("no reason given")
-            ),
-        )
-        .help(format!(
-            "rebuild the parent: `paw build --force {parent}`, or restore it: `paw images restore {parent}`"
-        ))),
-        Some(record) if record.status == ImageStatus::Disabled => Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "step \"{}\" starts from step \"{parent}\", whose AMI {} the lifecycle policy disabled",
-                step.id, record.ami_id
-            ),
-        )
-        .help(
-            "build the chain under a new workflow id (`--workflow-id ID`): the unchanged steps are rebuilt or reused",
-        )),
+        Some(record) if record.status != ImageStatus::Deregistered => {
+            let standing = record.standing();
+            let help = match standing {
+                Standing::Failed { .. } => format!(
+                    "fix it and test it again (`paw test {parent}`), or rebuild it: `paw build --force {parent}`"
+                ),
+                Standing::Revoked { .. } => format!(
+                    "rebuild the parent: `paw build --force {parent}`, or restore it: `paw images restore {parent}`"
+                ),
+                _ => "build the chain under a new workflow id (`--workflow-id ID`): the unchanged steps are rebuilt \
+                      or reused"
+                    .into(),
+            };
+            Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "step \"{}\" starts from step \"{parent}\", whose AMI {} cannot be used: {standing}",
+                    step.id, record.ami_id
+                ),
+            )
+            .help(help))
+        }
         _ => Err(Error::new(
             ErrorKind::Usage,
             format!(

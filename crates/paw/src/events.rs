@@ -6,7 +6,7 @@
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use paw_core::engine::{Event, Reporter, event_line};
+use paw_core::engine::{Event, Reporter, RunEvent, event_line};
 use serde_json::Value;
 
 pub struct EventStream {
@@ -22,7 +22,7 @@ impl EventStream {
 
     /// Writes one event: `kind`, of `label`'s step (`variant/step` for a variant's; None for the
     /// run's own events), with `fields`.
-    pub fn emit(&self, kind: &str, label: Option<&str>, fields: Value) {
+    fn emit(&self, kind: &str, label: Option<&str>, fields: Value) {
         let line = event_line(kind, label, fields);
         let mut out = self.out.lock().expect("the event stream is not poisoned");
         // A reader that went away (a closed pipe) does not stop the build.
@@ -37,5 +37,10 @@ impl Reporter for EventStream {
         }
         let (kind, fields) = event.record();
         self.emit(kind, Some(event.step()), fields);
+    }
+
+    fn run_event(&self, event: &RunEvent<'_>) {
+        let (kind, fields) = event.record();
+        self.emit(kind, None, fields);
     }
 }

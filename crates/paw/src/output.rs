@@ -12,8 +12,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use paw_core::Error;
 use paw_core::catalog::TestResult;
-use paw_core::engine::stages::PACKER_BUILD;
-use paw_core::engine::{Event, Reporter};
+use paw_core::engine::pipeline::StageId;
+use paw_core::engine::{Event, Reporter, RunEvent};
 use std::sync::Arc;
 
 use crate::ci::{CiLog, CiSystem};
@@ -109,7 +109,7 @@ impl PackerSteps {
 
     fn follow(&self, event: &Event<'_>) {
         let state = match event {
-            Event::Stage { step, stage } => Some((*step, *stage == PACKER_BUILD)),
+            Event::Stage { step, stage } => Some((*step, *stage == StageId::PackerBuild)),
             Event::Failed { step, .. } | Event::Built { step, .. } => Some((*step, false)),
             _ => None,
         };
@@ -187,6 +187,12 @@ impl BuildReporter {
 }
 
 impl Reporter for BuildReporter {
+    fn run_event(&self, event: &RunEvent<'_>) {
+        if let Some(events) = &self.events {
+            events.run_event(event);
+        }
+    }
+
     fn event(&self, event: Event<'_>) {
         self.in_packer.follow(&event);
         if let Some(events) = &self.events {
@@ -263,7 +269,7 @@ impl Reporter for ProgressReporter {
             }
             Event::Stage { step, stage } => {
                 if let Some(bar) = self.bar(step) {
-                    bar.set_message(stage);
+                    bar.set_message(stage.as_str());
                 }
             }
             Event::StageFinished { .. } => {}

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use paw_core::ami::AmiRef;
 use paw_core::catalog::{TestKind, TestResult};
+use paw_core::engine::pipeline::StageId;
 use paw_core::engine::{Event, SkipReason, event_line};
 use paw_core::{Error, ErrorKind};
 use serde_json::json;
@@ -252,8 +253,8 @@ fn every_event_type_follows_the_schema() {
     };
     let events = [
         Event::StepStarted { step: "amd64/a", source: &source },
-        Event::Stage { step: "a", stage: "running packer build" },
-        Event::StageFinished { step: "a", stage: "running packer build", ok: true, seconds: 1.5 },
+        Event::Stage { step: "a", stage: StageId::PackerBuild },
+        Event::StageFinished { step: "a", stage: StageId::PackerBuild, ok: true, seconds: 1.5 },
         Event::Waiting { step: "a", held_by: "host/42 since 2026-12-01T00:00:00Z" },
         Event::Packer { step: "a", line: "==> a: Creating AMI" },
         Event::DryRun { step: "a", command: "packer build ." },

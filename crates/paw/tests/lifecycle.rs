@@ -110,7 +110,7 @@ fn lineage_status_and_revocation() {
     let plan = cli.json(&["--workflow-id", "wf-three", "plan"]);
     assert_eq!(field(&plan, "action"), ["reuse", "build", "build"]);
     cli.fails(&["build", "step3"], "whose AMI ");
-    cli.fails(&["resolve", "step2", "--workflow-id", WORKFLOW_ID], "is revoked: CVE-2026-1 in libssl");
+    cli.fails(&["resolve", "step2", "--workflow-id", WORKFLOW_ID], "cannot be used: revoked: CVE-2026-1 in libssl");
 
     // Restored: one AMI, every record of it.
     let restored = cli.json(&["images", "restore", "step2"]);
@@ -187,8 +187,8 @@ fn channels_on(emulator: &Emulator, paw: &Paw, args: &[&str]) {
 
     // A revoked image: resolve fails clearly, and no channel may point at it.
     cli.run(&["images", "revoke", "step3", "--reason", "broken app", "--yes"]).success();
-    cli.fails(&["resolve", "step3", "--channel", "prod"], "is revoked: broken app");
-    cli.fails(&["channel", "set", "staging", "step3"], "is revoked: broken app");
+    cli.fails(&["resolve", "step3", "--channel", "prod"], "cannot be used: revoked: broken app");
+    cli.fails(&["channel", "set", "staging", "step3"], "cannot be used: revoked: broken app");
     assert_eq!(cli.run(&["resolve", "step3"]).success().stdout.trim(), two, "the newest available one");
 
     // Bad input.

@@ -13,6 +13,7 @@ mod line;
 mod migrate;
 mod record;
 mod sqlite;
+mod standing;
 mod test_run;
 
 use std::collections::BTreeMap;
@@ -25,13 +26,12 @@ pub use adopt::{Adopted, adopt, unnamed};
 pub use channel::{ChannelAction, ChannelEntry, append_entry, check_channel_name, current_entries};
 #[cfg(test)]
 pub(crate) use journal::dead_runs_lock;
-pub use journal::{
-    HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, RunLock, lease_ttl, now_unix, this_host, this_user, who,
-};
+pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, lease_ttl, now_unix, this_host, this_user, who};
 pub use line::Line;
 pub use migrate::{MigratePlan, apply_migration, plan_migration};
 pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;
+pub use standing::Standing;
 pub use test_run::{TestKind, TestResult, TestRun, Verdict};
 
 use crate::error::{Error, ErrorKind, Result};

@@ -172,6 +172,19 @@ impl ImageRecord {
         })
     }
 
+    /// Where it stands, from the record alone.
+    pub fn standing(&self) -> super::Standing {
+        super::Standing::of(self)
+    }
+
+    /// The test its image failed last, and its log: what errors and reports name.
+    pub fn failed_test(&self) -> String {
+        match self.tests.last().and_then(|run| run.failure()) {
+            Some(test) => format!("{} (log: {})", test.name, test.log),
+            None => "no test failed".into(),
+        }
+    }
+
     /// The AMI and its copies: (region, AMI id), its own region first.
     pub fn every_copy(&self) -> Vec<(String, String)> {
         std::iter::once((self.region.clone(), self.ami_id.clone()))

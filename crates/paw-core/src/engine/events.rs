@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::pipeline::StageId;
 use crate::ami::AmiRef;
 use crate::catalog::{TestResult, TestRun};
 use crate::error::{Error, ErrorKind};
@@ -58,12 +59,12 @@ pub enum Event<'a> {
     /// A step enters a stage of its build (`stages.rs`), e.g. "running packer build".
     Stage {
         step: &'a str,
-        stage: &'static str,
+        stage: StageId,
     },
     /// The stage ended: done (`ok`), or failed, after `seconds`.
     StageFinished {
         step: &'a str,
-        stage: &'static str,
+        stage: StageId,
         ok: bool,
         seconds: f64,
     },
@@ -96,6 +97,37 @@ pub enum Event<'a> {
 
 pub trait Reporter: Send + Sync {
     fn event(&self, event: Event<'_>);
+
+    /// The run's own events (its start and its end); most reporters show only the steps'.
+    fn run_event(&self, _event: &RunEvent<'_>) {}
+}
+
+/// What the engine tells its reporter of the run as a whole.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// The run's plan, before any step starts: each planned step as `PlannedStep::json` gives it.
+    Started { workflow_name: &'a str, workflow_ids: Vec<&'a str>, region: &'a str, dry_run: bool, steps: Vec<Value> },
+    /// Every step's outcome.
+    Finished { outcomes: &'a [StepOutcome] },
+}
+
+impl RunEvent<'_> {
+    /// The event's type in the stream, and its own fields.
+    pub fn record(&self) -> (&'static str, Value) {
+        match self {
+            RunEvent::Started { workflow_name, workflow_ids, region, dry_run, steps } => (
+                "run_started",
+                json!({"workflow_name": workflow_name, "workflow_ids": workflow_ids, "region": region,
+                    "dry_run": dry_run, "steps": steps}),
+            ),
+            RunEvent::Finished { outcomes } => {
+                let mut summary = json!(Summary::of(outcomes));
+                summary["steps"] = json!(outcomes.iter().map(StepOutcome::json).collect::<Vec<_>>());
+                summary["ok"] = json!(Summary::error(outcomes).is_none());
+                ("summary", summary)
+            }
+        }
+    }
 }
 
 /// The version of the event stream's schema (`--events`): a field's meaning never changes within one.
@@ -126,7 +158,7 @@ pub fn event_line(kind: &str, label: Option<&str>, fields: Value) -> String {
 pub fn error_record(error: &Error) -> Value {
     let location = error.location.as_ref();
     json!({
-        "kind": format!("{:?}", error.kind).to_lowercase(),
+        "kind": error.kind,
         "message": error.message,
         "file": location.map(|at| at.path.display().to_string()),
         "line": location.map(|at| at.line).filter(|line| *line > 0),
@@ -142,9 +174,9 @@ impl Event<'_> {
             Event::StepStarted { source, .. } => {
                 ("step_started", json!({"source_ami_id": source.id, "source_ami_name": source.name}))
             }
-            Event::Stage { stage, .. } => ("stage_started", json!({"stage": stage})),
+            Event::Stage { stage, .. } => ("stage_started", json!({"stage": stage.as_str()})),
             Event::StageFinished { stage, ok, seconds, .. } => {
-                ("stage_finished", json!({"stage": stage, "ok": ok, "seconds": seconds}))
+                ("stage_finished", json!({"stage": stage.as_str(), "ok": ok, "seconds": seconds}))
             }
             Event::Packer { line, .. } => ("packer_line", json!({"line": line})),
             Event::DryRun { command, .. } => ("dry_run", json!({"command": command})),
@@ -166,6 +198,10 @@ impl Event<'_> {
 impl<R: Reporter + ?Sized> Reporter for &R {
     fn event(&self, event: Event<'_>) {
         (**self).event(event);
+    }
+
+    fn run_event(&self, event: &RunEvent<'_>) {
+        (**self).run_event(event);
     }
 }
 
@@ -308,7 +344,7 @@ impl std::fmt::Display for SkipReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftAmi {
     pub ami_id: String,
-    /// e.g. "deregistered, snapshots deleted: [...]", or why it was left in EC2.
+    /// e.g. "deregistered, snapshots deleted: snap-1, snap-2", or why it was left in EC2.
     pub fate: String,
 }
 
@@ -362,6 +398,38 @@ impl StepOutcome {
     /// The step as a run's output names it: `amd64/app` for a variant's.
     pub fn label(&self) -> String {
         variant_step(self.variant.as_deref(), &self.step_id)
+    }
+
+    /// As `paw build --json` and the `summary` event list it.
+    pub fn json(&self) -> Value {
+        let mut entry = json!({"step_id": self.step_id, "variant": self.variant, "result": self.outcome.name()});
+        match &self.outcome {
+            Outcome::Built { ami, packer_time, paw_time, attempt, instance_type, tests } => {
+                entry["ami_id"] = json!(ami.id);
+                entry["packer_seconds"] = json!(packer_time.as_secs_f64());
+                entry["paw_seconds"] = json!(paw_time.as_secs_f64());
+                entry["attempt"] = json!(attempt);
+                entry["instance_type"] = json!(instance_type);
+                entry["tests"] = json!(tests);
+            }
+            Outcome::UpToDate { ami, tests } => {
+                entry["ami_id"] = json!(ami.id);
+                entry["tests"] = json!(tests);
+            }
+            Outcome::Reused { ami, from } => {
+                entry["ami_id"] = json!(ami.id);
+                entry["reused_from"] = json!(from);
+            }
+            Outcome::Failed { error, amis } => {
+                entry["error"] = json!(error.to_string());
+                entry["amis"] = json!(
+                    amis.iter().map(|left| json!({"ami_id": left.ami_id, "fate": left.fate})).collect::<Vec<_>>()
+                );
+            }
+            Outcome::Skipped(reason) => entry["reason"] = json!(reason.to_string()),
+            Outcome::DryRun | Outcome::Manual => {}
+        }
+        entry
     }
 }
 

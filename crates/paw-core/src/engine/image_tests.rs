@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::events::{Event, LeftAmi, StepFailure};
 use super::lease::Lease;
-use super::stages::{Services, undo_image};
+use super::services::Services;
 use crate::ami::AmiRef;
 use crate::catalog::{ImageRecord, ImageStatus, TestResult, TestRun};
 use crate::change;
@@ -203,7 +203,7 @@ async fn run_template(
     };
     if !output.amis.is_empty() {
         for (region, ami_id) in &output.amis {
-            undo_image(cx, step_id, region, ami_id).await;
+            cx.undo_image(step_id, region, ami_id).await;
         }
         return Ok(Some(format!(
             "the test template made an AMI ({}), deregistered: a test makes none (amazon-ebsvolume, or \

@@ -1,26 +1,21 @@
 //! Leases and the journal at work (the entries themselves: catalog::journal). A step is built only
 //! under its lease: a second paw, on this machine or another, waits for the holder and then uses
-//! its AMI. A holder that died leaves its entry; whoever finds it stale settles it: packer's
-//! instance, key pair and security group go, and the AMI the dead run made is adopted when it is
-//! whole and its inputs still match, else deregistered.
+//! its AMI. A holder that died leaves its entry; whoever finds it stale settles it (`recover`) and
+//! takes the lease again.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::events::Event;
-use super::stages::{self, ImageRun, Record, Services, StepRun, TagImage, run_stages};
+use super::services::Services;
 use crate::ami::AmiRef;
-use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun, RunLock, Verdict};
-use crate::change;
-use crate::ec2::{Image, ImageState};
+use crate::catalog::{self, ImageRecord, ImageStatus, InFlight, PackerRun};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fingerprint::{self, Fingerprint};
-use crate::packer::{MachineLine, PackerResources};
+use crate::packer::PackerResources;
+use crate::run_lock::RunLock;
 
 /// How often a waiting paw asks whether the step is free.
 const POLL: Duration = Duration::from_millis(500);
-/// How long a settled run's AMI, still pending, may take to become available.
-const PENDING_AMI_WAIT: Duration = Duration::from_secs(1800);
 
 /// A step's lease, held while this run builds it.
 pub struct Lease {
@@ -29,7 +24,7 @@ pub struct Lease {
     lock: Mutex<Option<RunLock>>,
     /// Wakes the renewal to write a change (a new resource packer made) at once.
     changed: tokio::sync::Notify,
-    /// When the entry was last written: the lease is kept by each stage in turn (`stages::keeping`),
+    /// When the entry was last written: the lease is kept by each stage in turn (`pipeline::keeping`),
     /// and a renewal is due a third of the lifetime after the last one, whichever stage runs.
     renewed_at: Mutex<tokio::time::Instant>,
     ttl: i64,
@@ -42,27 +37,40 @@ pub enum Taken {
     BuiltMeanwhile(Box<ImageRecord>),
     /// A live run holds it: its entry (`wait_for` it, then try again).
     HeldBy(Box<InFlight>),
+    /// A run that is gone holds it: its entry, and why it is stale (settle it, then try again).
+    HeldByDead(Box<InFlight>, String),
+}
+
+/// What a run claims the step's lease for: written in the journal entry, and checked against a
+/// record made meanwhile.
+pub struct Claim<'a> {
+    pub step_id: &'a str,
+    pub ami_name: &'a str,
+    pub source: &'a AmiRef,
+    /// The fingerprint of the step's inputs.
+    pub fingerprint: &'a str,
+    /// The AMI `--force` replaces, which is not "built meanwhile".
+    pub replaces: Option<&'a str>,
 }
 
 impl Lease {
-    /// Tries to take the step's lease, for `ttl` seconds, once, settling a dead holder's entry
-    /// first. The record the plan would replace (`--force`) is not "built meanwhile".
-    pub async fn try_take(cx: &Services<'_>, run: &StepRun<'_>, ttl: i64) -> Result<Taken> {
+    /// Tries to take the step's lease, for `ttl` seconds, once.
+    pub async fn try_take(cx: &Services<'_>, run: &Claim<'_>, ttl: i64) -> Result<Taken> {
         let host = catalog::this_host();
         let now = chrono::Utc::now();
         let run_id =
-            format!("{host}-{}-{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or_default(), run.step.id);
+            format!("{host}-{}-{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or_default(), run.step_id);
         let lock = RunLock::take(&run_id)?;
         let mut entry = InFlight {
             workflow_id: cx.workflow.param.workflow_id.clone(),
-            step_id: run.step.id.clone(),
+            step_id: run.step_id.to_string(),
             run_id,
             host,
             pid: std::process::id(),
             lock_path: Some(lock.path().to_path_buf()),
             since: catalog::now_create_at(),
             expires_at: 0,
-            ami_name: run.ami_name.clone(),
+            ami_name: run.ami_name.to_string(),
             source_ami_id: run.source.id.clone(),
             source_ami_name: run.source.name.clone(),
             build: None,
@@ -72,7 +80,11 @@ impl Lease {
             Ok(None) => {}
             Ok(Some(holder)) => {
                 lock.release();
-                return Ok(Taken::HeldBy(Box::new(holder)));
+                let host = catalog::this_host();
+                return Ok(match holder.stale_because(catalog::now_unix(), &host) {
+                    Some(why) => Taken::HeldByDead(Box::new(holder), why),
+                    None => Taken::HeldBy(Box::new(holder)),
+                });
             }
             Err(err) => {
                 lock.release();
@@ -87,11 +99,11 @@ impl Lease {
             ttl,
         };
         // The holder this run waited for, or a settled dead run, may have recorded the step.
-        let current = cx.catalog.get(&cx.workflow.param.workflow_id, &run.step.id).await;
+        let current = cx.catalog.get(&cx.workflow.param.workflow_id, run.step_id).await;
         let built = match current {
             Ok(Some(record))
                 if record.status == ImageStatus::Available
-                    && run.replaces.is_none_or(|replaced| replaced.ami_id != record.ami_id) =>
+                    && run.replaces.is_none_or(|replaced| replaced != record.ami_id) =>
             {
                 record
             }
@@ -104,7 +116,7 @@ impl Lease {
         lease.release(cx).await;
         // A record without a fingerprint (the seed's) has at least to start from the same AMI.
         let same_inputs = match &built.fingerprint {
-            Some(digest) => digest == &run.fingerprint.digest,
+            Some(digest) => digest == run.fingerprint,
             None => built.base_ami_id == run.source.id,
         };
         if !same_inputs {
@@ -112,7 +124,7 @@ impl Lease {
                 ErrorKind::Catalog,
                 format!(
                     "step \"{}\" of workflow \"{}\" was built meanwhile by another run, from other inputs ({})",
-                    run.step.id, built.workflow_id, built.ami_id
+                    run.step_id, built.workflow_id, built.ami_id
                 ),
             )
             .help("two folders that differ share this workflow_id: give one of them a workflow_id of its own"));
@@ -220,198 +232,10 @@ impl Lease {
     }
 }
 
-/// Writes the step's journal entry, settling a dead holder's first: None when written, or the
-/// live run's entry that holds the step.
+/// Writes the step's journal entry: None when written, or the entry of the run that holds the step.
 async fn write_entry(cx: &Services<'_>, entry: &mut InFlight, ttl: i64) -> Result<Option<InFlight>> {
-    let host = catalog::this_host();
-    loop {
-        entry.expires_at = catalog::now_unix() + ttl;
-        let Some(holder) = cx.catalog.begin_build(entry).await? else { return Ok(None) };
-        // This very entry: the write applied, its answer was lost, and the retry found it.
-        if holder.run_id == entry.run_id {
-            return Ok(None);
-        }
-        match holder.stale_because(catalog::now_unix(), &host) {
-            Some(why) => settle(cx, &holder, &why).await?,
-            None => return Ok(Some(holder)),
-        }
-    }
-}
-
-/// A journal entry of the workflow, as `paw recover` found it.
-#[derive(Debug)]
-pub struct Found {
-    pub entry: InFlight,
-    /// Why its run is gone (it was settled), or None: still at work.
-    pub stale: Option<String>,
-}
-
-/// Settles every stale journal entry of the workflow; the live ones are listed, untouched.
-pub async fn recover(cx: &Services<'_>) -> Result<Vec<Found>> {
-    let host = catalog::this_host();
-    let mut found = Vec::new();
-    for entry in cx.catalog.builds_in_flight(&cx.workflow.param.workflow_id).await? {
-        let stale = entry.stale_because(catalog::now_unix(), &host);
-        if let Some(why) = &stale {
-            settle(cx, &entry, why).await?;
-        }
-        found.push(Found { entry, stale });
-    }
-    Ok(found)
-}
-
-/// Cleans up after a dead run: packer's temporary resources (named in its entry, and in its log
-/// when that is on this machine) go; an AMI of the step's name that it made is adopted, when it is
-/// available, not recorded, and the step's inputs still match; otherwise it is deregistered with
-/// its snapshots. Then the entry ends. paw touches only what that run made.
-async fn settle(cx: &Services<'_>, entry: &InFlight, why: &str) -> Result<()> {
-    let step_id = entry.step_id.as_str();
-    let tell = |what: String| cx.reporter.event(Event::Notice { step: step_id, what: &what });
-    tell(format!("settling the build of an interrupted run: {why}"));
-    let mut resources = entry.resources.clone();
-    if let Some(build) = entry.build.as_ref().filter(|_| entry.host == catalog::this_host()) {
-        let log = std::fs::read_to_string(&build.log_path).unwrap_or_default();
-        for line in log.lines().filter_map(MachineLine::parse) {
-            if let Some((_, text)) = line.ui_text() {
-                text.lines().for_each(|text_line| {
-                    resources.note(text_line);
-                });
-            }
-        }
-    }
-    for instance in &resources.instances {
-        if cx.ec2.terminate_instance(instance).await? {
-            tell(format!("terminated {instance} left by an interrupted run"));
-        }
-    }
-    for key_pair in &resources.key_pairs {
-        if cx.ec2.delete_key_pair(key_pair).await? {
-            tell(format!("deleted the key pair {key_pair} left by an interrupted run"));
-        }
-    }
-    for group in &resources.security_groups {
-        if cx.ec2.delete_security_group(group).await? {
-            tell(format!("deleted the security group {group} left by an interrupted run"));
-        }
-    }
-    if let Some(build) = &entry.build {
-        settle_ami(cx, entry, build, &resources.copy_regions).await?;
-    }
-    finish_distribution(cx, entry).await?;
-    cx.catalog.end_build(entry).await?;
-    if let Some(lock) = entry.lock_here(&catalog::this_host()) {
-        RunLock::remove(lock);
-    }
-    Ok(())
-}
-
-/// The distribution a dead run may have begun: its step's image, recorded and (when the step has
-/// tests) passed, goes to the places the distribution block names; copies the run made are
-/// finished (recorded or not: a copy has the original's name), missing ones made. A place that
-/// fails is told, not fatal: `paw distribute STEP` does it again.
-async fn finish_distribution(cx: &Services<'_>, entry: &InFlight) -> Result<()> {
-    let step = match cx.workflow.step(&entry.step_id) {
-        Some(step) if cx.workflow.param.workflow_id == entry.workflow_id => step,
-        _ => return Ok(()),
-    };
-    let targets = change::distribute::targets_of(cx.workflow, step);
-    if targets.is_empty() {
-        return Ok(());
-    }
-    let record = cx.catalog.get(&entry.workflow_id, &entry.step_id).await?;
-    let Some(record) = record.filter(|record| record.status == ImageStatus::Available) else { return Ok(()) };
-    if !step.image_tests()?.is_empty() && record.verdict() != Verdict::Passed {
-        return Ok(());
-    }
-    let tell = |what: &str| cx.reporter.event(Event::Notice { step: &entry.step_id, what });
-    let results = change::distribute::distribute(&cx.executor().telling(&tell), &record, &targets).await?;
-    if let Some(error) = change::distribute::failure(&record, &results) {
-        tell(&error.to_string());
-    }
-    Ok(())
-}
-
-/// The AMI a dead run made, if any, with its copies in `copy_regions`: adopted, or deregistered.
-async fn settle_ami(cx: &Services<'_>, entry: &InFlight, build: &PackerRun, copy_regions: &[String]) -> Result<()> {
-    let Ok(started_at) = chrono::DateTime::parse_from_rfc3339(&build.started_at) else { return Ok(()) };
-    let made_by_it = |image: &Image| stages::made_since(image, started_at.to_utc());
-    let recorded = cx.catalog.get(&entry.workflow_id, &entry.step_id).await?;
-    let recorded = recorded.filter(|record| record.status == ImageStatus::Available);
-    let mut copies = Vec::new();
-    for region in copy_regions {
-        for copy in cx.ec2.in_region(region).images_named(&entry.ami_name).await.map_err(|err| err.in_region(region))? {
-            let known = recorded.as_ref().is_some_and(|record| record.copies.get(region) == Some(&copy.id));
-            if made_by_it(&copy) && !known {
-                copies.push((region.clone(), copy));
-            }
-        }
-    }
-    let recorded = recorded.map(|record| record.ami_id);
-    let images = cx.ec2.images_named(&entry.ami_name).await?;
-    for image in images.into_iter().filter(|image| made_by_it(image) && recorded.as_ref() != Some(&image.id)) {
-        match adoptable(cx, entry, build, image, recorded.is_some()).await? {
-            Ok((image, fingerprint)) => adopt(cx, entry, image, fingerprint, std::mem::take(&mut copies)).await?,
-            Err((ami_id, why)) => undo(cx, entry, cx.region, &ami_id, &why).await,
-        }
-    }
-    // Copies of an AMI that was not adopted (or is gone) are not kept either.
-    for (region, copy) in copies {
-        undo(cx, entry, &region, &copy.id, "its AMI was not kept").await;
-    }
-    Ok(())
-}
-
-async fn undo(cx: &Services<'_>, entry: &InFlight, region: &str, ami_id: &str, why: &str) {
-    let left = stages::undo_image(cx, &entry.step_id, region, ami_id).await;
-    let what = format!("{ami_id} left by an interrupted run ({why}): {}", left.fate);
-    cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
-}
-
-/// The image, ready to adopt, with the step's fingerprint; or its id and why it is not to be kept.
-async fn adoptable(
-    cx: &Services<'_>,
-    entry: &InFlight,
-    build: &PackerRun,
-    image: Image,
-    step_recorded: bool,
-) -> Result<std::result::Result<(Image, Fingerprint), (String, String)>> {
-    let image_id = image.id.clone();
-    let refuse = |why: &str| Ok(Err((image_id.clone(), why.to_string())));
-    if step_recorded {
-        return refuse("the step has another AMI in the catalog");
-    }
-    let step = match cx.workflow.step(&entry.step_id) {
-        Some(step) if cx.workflow.param.workflow_id == entry.workflow_id => step,
-        _ => return refuse("its step is not in this workflow folder, so its inputs cannot be checked"),
-    };
-    let now = fingerprint::fingerprint(cx.workflow, step, &entry.source_ami_id)?;
-    if !now.matches(build.fingerprint.as_deref()) {
-        return refuse("the step's inputs changed since");
-    }
-    match &image.state {
-        ImageState::Available => Ok(Ok((image, now))),
-        ImageState::Pending => match cx.ec2.wait_until_available(&image.id, PENDING_AMI_WAIT).await {
-            Ok(image) => Ok(Ok((image, now))),
-            Err(_) => refuse("it did not become available"),
-        },
-        state => refuse(&format!("it is {state}")),
-    }
-}
-
-/// Tags and records a dead run's AMI, and its copies, as the step's, as its own build would have.
-async fn adopt(
-    cx: &Services<'_>,
-    entry: &InFlight,
-    image: Image,
-    fingerprint: Fingerprint,
-    copies: Vec<(String, Image)>,
-) -> Result<()> {
-    let step = cx.workflow.step(&entry.step_id).expect("adoptable checked the step");
-    let source = AmiRef { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
-    let ami_id = image.id.clone();
-    let mut made = ImageRun { run: StepRun::new(cx.workflow, step, source, fingerprint), image, copies, tests: None };
-    run_stages(cx, &[&TagImage, &Record], &mut made).await.map_err(|failure| *failure.error)?;
-    let what = format!("adopted {ami_id} left by an interrupted run (its inputs still match)");
-    cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
-    Ok(())
+    entry.expires_at = catalog::now_unix() + ttl;
+    let Some(holder) = cx.catalog.begin_build(entry).await? else { return Ok(None) };
+    // This very entry: the write applied, its answer was lost, and the retry found it.
+    Ok((holder.run_id != entry.run_id).then_some(holder))
 }

@@ -1,12 +1,18 @@
-//! `paw build`: the plan, carried out. Every step about to be built is rendered and validated
-//! first, all at once, so that a broken template stops the run before any instance starts. Then a
-//! step starts as soon as its parent is done, with at most `jobs` packer builds at once; each step
-//! to build runs the stages of `stages.rs`. The engine reports what happens as events; the binary
-//! decides how they look.
+//! `paw build`: the plan, carried out. The binary makes one call, `build` (`run.rs`), which
+//! settles, plans and reports the run; this file schedules its steps. Every step about to be built
+//! is rendered and validated first, all at once, so that a broken template stops the run before
+//! any instance starts. Then a step starts as soon as its parent is done, with at most `jobs`
+//! packer builds at once; each step to build runs the stages of `stages.rs`. The engine reports
+//! what happens as events; the binary decides how they look.
 
 pub mod events;
 pub mod image_tests;
 pub mod lease;
+pub mod pipeline;
+pub mod recording;
+pub mod recover;
+mod run;
+pub mod services;
 pub mod stages;
 
 use std::collections::{HashMap, HashSet};
@@ -18,10 +24,11 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
 pub use events::{
-    Event, LeftAmi, Outcome, Reporter, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter, event_line,
-    variant_step,
+    Event, LeftAmi, Outcome, Reporter, RunEvent, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter,
+    event_line, variant_step,
 };
-pub use stages::Services;
+pub use run::{BuildRun, build};
+pub use services::Services;
 
 use crate::ami::{self, AmiRef};
 use crate::catalog::{ImageRecord, ImageStatus, Recorded, TestRun, Verdict, now_create_at};
@@ -32,7 +39,8 @@ use crate::plan::{Action, PlannedStep};
 use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
 use image_tests::{OnFailure, Subject, Tester};
-use stages::{BuildStages, Finished, StepRun};
+use pipeline::{Finished, StageId, StepRun};
+use stages::BuildStages;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BuildOptions {
@@ -53,18 +61,18 @@ pub struct BuildOptions {
 }
 
 /// Everything a build talks to.
-pub struct Engine<'a> {
-    pub cx: Services<'a>,
-    pub packer: &'a dyn Packer,
+struct Engine<'a> {
+    cx: Services<'a>,
+    packer: &'a dyn Packer,
     /// Region, profile and credentials for packer's environment.
-    pub packer_env: Vec<(String, String)>,
+    packer_env: Vec<(String, String)>,
     /// How long a step's lease lasts unless renewed (`catalog::lease_ttl`), in seconds.
-    pub lease_ttl: i64,
+    lease_ttl: i64,
 }
 
 /// This workflow's AMIs that the plan would replace (their inputs changed, or `--rebuild`):
 /// refused unless `--force`.
-pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options: &BuildOptions) -> Result<()> {
+fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options: &BuildOptions) -> Result<()> {
     let replaced: Vec<String> = plan
         .iter()
         .filter_map(|planned| match &planned.action {
@@ -92,7 +100,7 @@ pub fn check_replacements(workflow: &Workflow, plan: &[PlannedStep<'_>], options
 /// Runs the plans of a workflow's variants (each with its engine) as one run: every step to build
 /// of every variant is rendered and validated first, and nothing is made when one fails; then all
 /// are built, `jobs` packer builds at a time across the variants. The outcomes come per variant.
-pub async fn run_variants(
+async fn run_variants(
     runs: &[(&Engine<'_>, &[PlannedStep<'_>])],
     options: BuildOptions,
 ) -> Result<Vec<Vec<StepOutcome>>> {
@@ -105,10 +113,9 @@ pub async fn run_variants(
 }
 
 impl Engine<'_> {
-    /// Runs the plan. Fails, before anything is made, when a step to build does not render or
-    /// validate; otherwise a failed step skips its descendants, other branches carry on, and the
-    /// outcomes come in the plan's order.
-    pub async fn run(&self, plan: &[PlannedStep<'_>], options: BuildOptions) -> Result<Vec<StepOutcome>> {
+    /// Runs one workflow's plan, as `build` runs each variant's (the unit tests' way in).
+    #[cfg(test)]
+    async fn run(&self, plan: &[PlannedStep<'_>], options: BuildOptions) -> Result<Vec<StepOutcome>> {
         Ok(run_variants(&[(self, plan)], options).await?.remove(0))
     }
 
@@ -180,7 +187,7 @@ impl Engine<'_> {
         let checks = futures_util::stream::iter(to_build.map(|planned| async move {
             let step = planned.step;
             let source = planned.source.clone().unwrap_or_else(|| placeholder_for(step));
-            self.cx.reporter.event(Event::Stage { step: &step.id, stage: "validating" });
+            self.cx.reporter.event(Event::Stage { step: &step.id, stage: StageId::Validate });
             let _lock = StepLock::acquire(step).await?;
             image_tests::validate_templates(self.cx.workflow, self.packer, step, &source, self.cx.region).await?;
             let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region)?;
@@ -351,7 +358,7 @@ impl Engine<'_> {
         };
         let differing: Vec<(String, String)> = wanted.into_iter().filter(|tag| !image.tags.contains(tag)).collect();
         if !differing.is_empty() && !options.dry_run {
-            self.cx.ec2.create_tags(&stages::image_and_snapshots(&image), &differing).await?;
+            self.cx.ec2.create_tags(&image.ids_with_snapshots(), &differing).await?;
         }
         let keys: Vec<String> = differing.into_iter().map(|(key, _)| key).collect();
         let tests = if options.dry_run { None } else { self.test_untested(step, record).await? };

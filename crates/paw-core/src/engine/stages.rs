@@ -1,253 +1,41 @@
-//! One step's build as a list of stages, in the manner of Packer's own `multistep`: the stages run
-//! in turn; when they are done, or one fails, or the run is interrupted, every stage that ran is
-//! cleaned up, in reverse order (a cleanup undoes only what is not to be kept). `BuildStages::run`
-//! is the whole of what `paw build` does for a step, from its lease to its release;
-//! `paw images from-instance` (ops::from_instance) shares the stages where the two do the same.
-//!
-//! The state is typed by phase: the stages up to the making of the AMI work on a `StepRun`; the
-//! AMI is then found in EC2 (`find_made_image`), and the stages after it work on an `ImageRun`,
-//! which holds the image itself, so no stage after the AMI can run without one.
+//! The concrete stages of one step's build (the machinery that runs them: `pipeline.rs`).
+//! `BuildStages::run` is the whole of what `paw build` does for a step, from its lease to its
+//! release; `paw images from-instance` (ops::from_instance) shares the stages where the two do the
+//! same. Between the stages up to the AMI and those after it, `run_pipeline` finds the AMI made in
+//! EC2 (`find_made_image`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use async_trait::async_trait;
-use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Semaphore;
 
-use super::events::{Event, LeftAmi, Reporter, StepFailure};
+use super::events::{Event, LeftAmi, StepFailure};
 use super::image_tests::{self, OnFailure, Subject, Tester};
 use super::lease::{Lease, Taken};
+use super::pipeline::{
+    Finished, ImageRun, Next, Stage, StageId, StepRun, enter, finish, keeping, run_list, run_stages,
+};
+use super::recording::{Record, TagImage};
+use super::recover;
+use super::services::Services;
 use crate::ami::{self, AmiRef};
 use crate::blocking::off_the_task;
-use crate::catalog::{Catalog, ImageRecord, PackerRun, TestRun};
+use crate::catalog::PackerRun;
 use crate::change;
-use crate::ec2::{self, Ec2, Image, ImageState};
+use crate::ec2::{self, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::packer::{BuildRequest, Packer};
-use crate::render::{self, Prepared, StepLock};
+use crate::render::{self, StepLock};
 use crate::workflow::{Step, Workflow};
-
-/// What every stage may use: the workflow, where it builds, and the services it talks to (EC2,
-/// the catalog, the reporter), with the run's cancel token. (The binary's `Context` builds it.)
-pub struct Services<'a> {
-    pub workflow: &'a Workflow,
-    pub region: &'a str,
-    pub ec2: &'a dyn Ec2,
-    pub catalog: &'a dyn Catalog,
-    pub reporter: &'a dyn Reporter,
-    pub cancel: &'a CancellationToken,
-}
-
-impl Services<'_> {
-    /// The executor of the plans a build makes outside its stages (replacing an image, a failed test's).
-    pub fn executor(&self) -> crate::change::Executor<'_> {
-        change::Executor::new(self.catalog, self.ec2, self.region, "paw build")
-    }
-}
-
-/// One step's build up to its AMI: what the step starts from, and what the stages learn and hand on.
-pub struct StepRun<'a> {
-    pub step: &'a Step,
-    pub source: AmiRef,
-    /// The source is the AMI the parent got in this run: known to be available.
-    pub source_is_fresh: bool,
-    pub ami_name: String,
-    /// The step's inputs, from this source (`inputs_fingerprint`: computed once per step).
-    pub fingerprint: Fingerprint,
-    /// This workflow's AMI of the step that `--force` replaces.
-    pub replaces: Option<&'a ImageRecord>,
-    /// The instance the AMI is made from, by hand, instead of packer.
-    pub from_instance: Option<String>,
-    /// This attempt's instance type, from the step's `instance_types`.
-    pub instance_type: Option<String>,
-    /// The rendered files packer reads: set by `Render`.
-    pub prepared: Option<Prepared>,
-    /// The step folder's rendered files are this run's from rendering until packer has read them.
-    pub render_lock: Option<StepLock>,
-    /// The step's lease and one of the `--jobs` slots, while this run builds it (`TakeLease`).
-    pub lease: Option<Arc<Lease>>,
-    pub slot: Option<SemaphorePermit<'a>>,
-    /// Every AMI this run made, with its region, from the moment it is known (packer reported it,
-    /// CreateImage returned it) and before anything checks it: cleanup deregisters each one not
-    /// recorded, whatever failed after.
-    pub made: Vec<(String, String)>,
-    /// Set once the AMI is in the catalog: from then on nothing undoes it.
-    pub recorded: Option<ImageRecord>,
-    pub packer_time: Duration,
-}
-
-impl<'a> StepRun<'a> {
-    pub fn new(workflow: &Workflow, step: &'a Step, source: AmiRef, fingerprint: Fingerprint) -> StepRun<'a> {
-        StepRun {
-            step,
-            source,
-            source_is_fresh: false,
-            ami_name: ami::output_ami_name(workflow, step),
-            fingerprint,
-            replaces: None,
-            from_instance: None,
-            instance_type: None,
-            prepared: None,
-            render_lock: None,
-            lease: None,
-            slot: None,
-            made: Vec::new(),
-            recorded: None,
-            packer_time: Duration::ZERO,
-        }
-    }
-
-    /// The `-var`s of packer's command line: the attempt's instance type.
-    fn packer_vars(&self) -> Vec<(String, String)> {
-        self.instance_type.iter().map(|instance_type| ("instance_type".to_string(), instance_type.clone())).collect()
-    }
-
-    /// The rendered files; a stage that needs them comes after `Render` in every list.
-    fn prepared(&self) -> Result<&Prepared> {
-        let missing = || Error::bug(format!("step {}: a stage needs the rendered files before Render", self.step.id));
-        self.prepared.as_ref().ok_or_else(missing)
-    }
-}
-
-/// The step's AMI, made and found in EC2: what the stages after it work on.
-pub struct ImageRun<'a> {
-    pub run: StepRun<'a>,
-    pub image: Image,
-    /// Its copies in other regions (packer's `ami_regions`), with their regions.
-    pub copies: Vec<(String, Image)>,
-    /// Its tests' run, once `TestImage` ran them (None: the step has no tests).
-    pub tests: Option<TestRun>,
-}
 
 /// The fingerprint of a step's inputs from `source`, computed off the async task (it reads and
 /// hashes files).
 pub async fn inputs_fingerprint(workflow: &Workflow, step: &Step, source: &AmiRef) -> Result<Fingerprint> {
     let (workflow, step, source) = (workflow.clone(), step.clone(), source.id.clone());
     off_the_task(move || fingerprint::fingerprint(&workflow, &step, &source)).await
-}
-
-/// What a stage says when it is done: go on, or the step needs nothing more.
-#[derive(Debug)]
-pub enum Next {
-    Continue,
-    /// Another run built the step meanwhile, from the same inputs: its record.
-    BuiltMeanwhile(Box<ImageRecord>),
-}
-
-/// The state stages work on: either phase knows its step and its lease.
-pub trait StepState: Send {
-    fn step_run(&self) -> &StepRun<'_>;
-}
-
-impl StepState for StepRun<'_> {
-    fn step_run(&self) -> &StepRun<'_> {
-        self
-    }
-}
-
-impl StepState for ImageRun<'_> {
-    fn step_run(&self) -> &StepRun<'_> {
-        &self.run
-    }
-}
-
-/// One stage: `run` does its part; `cleanup`, called in reverse order once the list is over
-/// (done, failed or interrupted), undoes what is not to be kept, and says what became of the AMIs
-/// it touched.
-#[async_trait]
-pub trait Stage<S: StepState>: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    async fn run(&self, cx: &Services<'_>, state: &mut S) -> Result<Next, StepFailure>;
-
-    async fn cleanup(&self, _cx: &Services<'_>, _state: &mut S) -> Vec<LeftAmi> {
-        Vec::new()
-    }
-}
-
-/// Runs the stages in order, then cleans up every stage that ran, the failed one included, last
-/// first. An interrupt stops the list before the next stage.
-pub async fn run_stages<S: StepState>(
-    cx: &Services<'_>,
-    stages: &[&dyn Stage<S>],
-    state: &mut S,
-) -> Result<Next, StepFailure> {
-    let (started, result) = run_list(cx, stages, state).await;
-    finish(cx, &stages[..started], state, result).await
-}
-
-/// Runs the stages until one fails or says the step needs nothing more: how many started, and
-/// how it went. Nothing is cleaned up yet.
-async fn run_list<S: StepState>(
-    cx: &Services<'_>,
-    stages: &[&dyn Stage<S>],
-    state: &mut S,
-) -> (usize, Result<Next, StepFailure>) {
-    for (index, stage) in stages.iter().enumerate() {
-        if let Err(interrupted) = enter(cx, &state.step_run().step.id, stage.name()) {
-            return (index, Err(interrupted));
-        }
-        let lease = state.step_run().lease.clone();
-        let started = std::time::Instant::now();
-        let result = keeping(cx, lease, stage.run(cx, state)).await;
-        cx.reporter.event(Event::StageFinished {
-            step: &state.step_run().step.id,
-            stage: stage.name(),
-            ok: result.is_ok(),
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        match result {
-            Ok(Next::Continue) => {}
-            done => return (index + 1, done),
-        }
-    }
-    (stages.len(), Ok(Next::Continue))
-}
-
-/// Before a stage: an interrupt stops the step here; otherwise the reporter hears the stage begin.
-fn enter(cx: &Services<'_>, step_id: &str, stage: &'static str) -> Result<(), StepFailure> {
-    if cx.cancel.is_cancelled() {
-        return Err(Error::new(ErrorKind::Interrupted, format!("interrupted before {stage}")).into());
-    }
-    cx.reporter.event(Event::Stage { step: step_id, stage });
-    Ok(())
-}
-
-/// Cleans up `ran` in reverse order; the AMIs they report join a failure's.
-async fn finish<S: StepState, T>(
-    cx: &Services<'_>,
-    ran: &[&dyn Stage<S>],
-    state: &mut S,
-    mut result: Result<T, StepFailure>,
-) -> Result<T, StepFailure> {
-    for stage in ran.iter().rev() {
-        let lease = state.step_run().lease.clone();
-        let left = keeping(cx, lease, stage.cleanup(cx, state)).await;
-        if let Err(failure) = &mut result {
-            failure.amis.extend(left);
-        }
-    }
-    result
-}
-
-/// `work`, with the step's lease renewed while it runs (when the step holds one).
-async fn keeping<T>(cx: &Services<'_>, lease: Option<Arc<Lease>>, work: impl Future<Output = T>) -> T {
-    match lease {
-        Some(lease) => tokio::select! {
-            out = work => out,
-            () = lease.keep(cx) => unreachable!("a lease is kept until dropped"),
-        },
-        None => work.await,
-    }
-}
-
-/// How a step's pipeline ended, when it did not fail.
-pub enum Finished<'a> {
-    Built(Box<ImageRun<'a>>),
-    BuiltMeanwhile(Box<ImageRecord>),
 }
 
 /// A step's pipeline: the stages up to its AMI, the AMI found in EC2 (`find_made_image`), the
@@ -284,15 +72,12 @@ pub async fn run_pipeline<'a>(
     })
 }
 
-/// The name of the stage that finds the AMI made.
-const FIND_IMAGE: &str = "finding the AMI";
-
 /// Between the stages that make the AMI and those that finish it: EC2's description of the AMI
 /// made in this region, with the step's name, and of its copies elsewhere. The AMI is the one
 /// made (packer reported it, CreateImage returned it), or, should packer's report be lost, the
 /// one AMI of the step's name made since packer started. Each copy is checked where it is.
 async fn find_made_image(cx: &Services<'_>, run: &StepRun<'_>) -> Result<(Image, Vec<(String, Image)>), StepFailure> {
-    enter(cx, &run.step.id, FIND_IMAGE)?;
+    enter(cx, &run.step.id, StageId::FindImage)?;
     let Some((_, ami_id)) = run.made.iter().find(|(region, _)| region.as_str() == cx.region) else {
         let what = format!("step {}: no stage made an AMI in {}", run.step.id, cx.region);
         return Err(Error::bug(what).into());
@@ -375,14 +160,14 @@ pub struct TakeLease<'a> {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for TakeLease<'a> {
-    fn name(&self) -> &'static str {
-        "taking the step's lease"
+    fn id(&self) -> StageId {
+        StageId::TakeLease
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         loop {
             let slot = self.slots.acquire().await.expect("the slots' semaphore is never closed");
-            match Lease::try_take(cx, run, self.ttl).await? {
+            match Lease::try_take(cx, &run.claim(), self.ttl).await? {
                 Taken::Held(lease) => {
                     run.lease = Some(lease);
                     run.slot = Some(slot);
@@ -396,6 +181,10 @@ impl<'a> Stage<StepRun<'a>> for TakeLease<'a> {
                 Taken::HeldBy(holder) => {
                     drop(slot);
                     Lease::wait_for(cx, &holder).await?;
+                }
+                Taken::HeldByDead(holder, why) => {
+                    drop(slot);
+                    recover::settle(cx, &holder, &why).await?;
                 }
             }
         }
@@ -415,8 +204,8 @@ pub struct SourceAvailable;
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for SourceAvailable {
-    fn name(&self) -> &'static str {
-        "checking the source AMI"
+    fn id(&self) -> StageId {
+        StageId::SourceAvailable
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -449,8 +238,8 @@ pub struct Render;
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for Render {
-    fn name(&self) -> &'static str {
-        "rendering"
+    fn id(&self) -> StageId {
+        StageId::Render
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -474,8 +263,8 @@ pub struct NameFree;
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for NameFree {
-    fn name(&self) -> &'static str {
-        "checking the AMI name"
+    fn id(&self) -> StageId {
+        StageId::NameFree
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -507,8 +296,8 @@ pub struct DryRun<'a> {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for DryRun<'_> {
-    fn name(&self) -> &'static str {
-        "dry run"
+    fn id(&self) -> StageId {
+        StageId::DryRun
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -526,8 +315,8 @@ pub struct ReplaceOld {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for ReplaceOld {
-    fn name(&self) -> &'static str {
-        "replacing the old AMI"
+    fn id(&self) -> StageId {
+        StageId::ReplaceOld
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -546,9 +335,6 @@ impl<'a> Stage<StepRun<'a>> for ReplaceOld {
     }
 }
 
-/// The name of the stage in which packer runs: what an interrupt waits for.
-pub const PACKER_BUILD: &str = "running packer build";
-
 /// `packer build`, under the step's lease and one of the `--jobs` slots (`TakeLease`). Every AMI
 /// packer reports is this run's from that moment (`made`), before anything checks it
 /// (`find_made_image` does). Cleanup deregisters an AMI that was not recorded, and its copies.
@@ -561,8 +347,8 @@ pub struct PackerBuild<'a> {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
-    fn name(&self) -> &'static str {
-        PACKER_BUILD
+    fn id(&self) -> StageId {
+        StageId::PackerBuild
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -625,7 +411,7 @@ pub async fn undo_unrecorded(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<LeftAm
     }
     let mut left = Vec::new();
     for (region, ami_id) in &run.made {
-        left.push(undo_image(cx, &run.step.id, region, ami_id).await);
+        left.push(cx.undo_image(&run.step.id, region, ami_id).await);
     }
     left
 }
@@ -648,7 +434,7 @@ fn adopt_unreported(
     };
     match images.as_slice() {
         [] => Err(no_ami(format!("EC2 has no AMI named \"{ami_name}\" either")).into()),
-        [image] if made_since(image, started_at) => {
+        [image] if image.made_since(started_at) => {
             let what = format!(
                 "packer's output named no AMI; {} is named \"{ami_name}\" and was made by this run: recording it",
                 image.id
@@ -679,19 +465,13 @@ async fn unreported_images(
     match cx.ec2.images_named(ami_name).await {
         Ok(images) => images
             .iter()
-            .filter(|image| !reported.contains(&image.id) && made_since(image, started_at))
+            .filter(|image| !reported.contains(&image.id) && image.made_since(started_at))
             .map(|image| unproven(image, ami_name))
             .collect(),
         Err(err) => {
             vec![LeftAmi { ami_id: "?".into(), fate: format!("could not look for AMIs named \"{ami_name}\": {err}") }]
         }
     }
-}
-
-/// Whether EC2 says the image was made at or after `since` (to the second, as EC2 keeps it).
-pub(crate) fn made_since(image: &Image, since: chrono::DateTime<chrono::Utc>) -> bool {
-    chrono::DateTime::parse_from_rfc3339(&image.creation_date)
-        .is_ok_and(|created| created.timestamp() >= since.timestamp())
 }
 
 fn unproven(image: &Image, ami_name: &str) -> LeftAmi {
@@ -705,73 +485,6 @@ fn unproven(image: &Image, ami_name: &str) -> LeftAmi {
     }
 }
 
-/// Deregisters an AMI this run made but did not record, in its region, with its snapshots.
-pub async fn undo_image(cx: &Services<'_>, step_id: &str, region: &str, ami_id: &str) -> LeftAmi {
-    let ec2 = crate::ec2::ec2_in(cx.ec2, cx.region, region);
-    let snapshots = match ec2.describe_image(ami_id).await {
-        Ok(Some(image)) => image.snapshot_ids,
-        _ => Vec::new(),
-    };
-    let place = if region == cx.region { String::new() } else { format!(" in {region}") };
-    let fate = match ec2.deregister_image(ami_id, &snapshots).await {
-        Ok(()) => format!("deregistered{place}, snapshots deleted: {snapshots:?}"),
-        Err(err) => format!("could not be deregistered{place} ({err}); deregister it by hand"),
-    };
-    cx.reporter.event(Event::CleanedUp { step: step_id, what: &format!("{ami_id}: {fate}") });
-    LeftAmi { ami_id: ami_id.to_string(), fate }
-}
-
-/// An image's id and its snapshots' ids: what its tags go on.
-pub fn image_and_snapshots(image: &Image) -> Vec<String> {
-    std::iter::once(image.id.clone()).chain(image.snapshot_ids.iter().cloned()).collect()
-}
-
-/// The step's tags, and the fingerprint, on the AMI and every one of its snapshots; and the
-/// lifecycle policy's deprecation time on the AMI and its copies.
-pub struct TagImage;
-
-#[async_trait]
-impl<'a> Stage<ImageRun<'a>> for TagImage {
-    fn name(&self) -> &'static str {
-        "tagging"
-    }
-
-    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
-        let tags = step_tags(cx, &made.run);
-        cx.ec2.create_tags(&image_and_snapshots(&made.image), &tags).await?;
-        // The record describes the image as it is now, without asking EC2 again.
-        made.image.add_tags(&tags);
-        // Copies get the same tags where they are (CopyImage and ami_regions do not copy them).
-        for (region, copy) in &made.copies {
-            cx.ec2
-                .in_region(region)
-                .create_tags(&image_and_snapshots(copy), &tags)
-                .await
-                .map_err(|err| err.in_region(region))?;
-        }
-        // The lifecycle policy's deprecation, set now in EC2 for the image and its copies: EC2
-        // hides it when the time comes, whether or not paw runs then.
-        let policy = cx.workflow.param.lifecycle.with_step(&made.run.step.param)?;
-        if let Some(days) = policy.deprecate_after_days {
-            // EC2 takes a time in the future.
-            let at = chrono::Utc::now() + chrono::Duration::days(days as i64) + chrono::Duration::minutes(1);
-            let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            cx.ec2.deprecate_image(&made.image.id, &at).await?;
-            for (region, copy) in &made.copies {
-                cx.ec2.in_region(region).deprecate_image(&copy.id, &at).await.map_err(|err| err.in_region(region))?;
-            }
-        }
-        Ok(Next::Continue)
-    }
-}
-
-/// The tags of the step's AMI and its snapshots: the step's, and its inputs' fingerprint.
-pub fn step_tags(cx: &Services<'_>, run: &StepRun<'_>) -> Vec<(String, String)> {
-    let mut tags = ami::ami_tags(cx.workflow, run.step, &run.source);
-    ami::set_tag(&mut tags, ami::FINGERPRINT_TAG, &run.fingerprint.digest);
-    tags
-}
-
 /// The step's image tests (`image_tests`), on the image just recorded, under the step's lease
 /// (the journal knows each test's instance): its children wait for the verdict. Failed, the image
 /// is marked so, and deregistered unless `--keep-failed`; the step fails.
@@ -782,8 +495,8 @@ pub struct TestImage<'a> {
 
 #[async_trait]
 impl<'a> Stage<ImageRun<'a>> for TestImage<'_> {
-    fn name(&self) -> &'static str {
-        "testing the image"
+    fn id(&self) -> StageId {
+        StageId::TestImage
     }
 
     async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
@@ -810,8 +523,8 @@ pub struct Distribute;
 
 #[async_trait]
 impl<'a> Stage<ImageRun<'a>> for Distribute {
-    fn name(&self) -> &'static str {
-        "distributing"
+    fn id(&self) -> StageId {
+        StageId::Distribute
     }
 
     async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
@@ -826,27 +539,5 @@ impl<'a> Stage<ImageRun<'a>> for Distribute {
         let progress = |what: &str| cx.reporter.event(Event::Notice { step: step_id, what });
         let results = change::distribute::distribute(&cx.executor().telling(&progress), &record, &targets).await?;
         change::distribute::failure(&record, &results).map_or(Ok(Next::Continue), |error| Err(error.into()))
-    }
-}
-
-/// The AMI in the catalog; from here on it is kept.
-pub struct Record;
-
-#[async_trait]
-impl<'a> Stage<ImageRun<'a>> for Record {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
-
-    async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
-        let run = &made.run;
-        let mut record = ImageRecord::of_image(cx.workflow, run.step, &run.source, cx.region, &made.image);
-        record.fingerprint = Some(run.fingerprint.digest.clone());
-        record.fingerprint_inputs = Some(run.fingerprint.inputs.clone());
-        record.from_instance = run.from_instance.clone();
-        record.copies = made.copies.iter().map(|(region, copy)| (region.clone(), copy.id.clone())).collect();
-        cx.catalog.record(&record).await?;
-        made.run.recorded = Some(record);
-        Ok(Next::Continue)
     }
 }

@@ -10,17 +10,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::stages::{Next, Services, Stage, StepRun, run_stages};
+use super::pipeline::{Next, Stage, StageId, StepRun, run_stages};
+use super::services::Services;
 use super::*;
 use crate::catalog::conformance::sample_record;
 use crate::catalog::dead_runs_lock;
 use crate::catalog::{
     BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
-    RunLock, SqliteCatalog,
+    SqliteCatalog,
 };
 use crate::ec2::{BaseAmiQuery, Ec2, Image, ImageState};
 use crate::packer::{BuildOutput, BuildRequest, Packer};
 use crate::plan;
+use crate::run_lock::RunLock;
 use crate::workflow::Workflow;
 
 const REGION: &str = "us-east-1";
@@ -149,8 +151,8 @@ impl Ec2 for FakeEc2 {
         Ok(())
     }
 
-    async fn instance_state(&self, _: &str) -> Result<Option<String>> {
-        Ok(Some("stopped".into()))
+    async fn instance_state(&self, _: &str) -> Result<Option<crate::ec2::InstanceState>> {
+        Ok(Some(crate::ec2::InstanceState::Stopped))
     }
 
     async fn delete_tags(&self, resource_ids: &[String], _: &[&str]) -> Result<()> {
@@ -538,6 +540,7 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// A stage that notes when it runs and when it is cleaned up, and fails when told to.
 struct Noting<'a> {
+    /// What the log calls it (a stage's id is its kind, and these are all of one).
     name: &'static str,
     fails: bool,
     log: &'a Mutex<Vec<String>>,
@@ -545,8 +548,8 @@ struct Noting<'a> {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for Noting<'_> {
-    fn name(&self) -> &'static str {
-        self.name
+    fn id(&self) -> StageId {
+        StageId::DryRun
     }
 
     async fn run(&self, _: &Services<'_>, _: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -592,8 +595,8 @@ struct Interrupt<'a>(&'a CancellationToken);
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for Interrupt<'_> {
-    fn name(&self) -> &'static str {
-        "interrupt"
+    fn id(&self) -> StageId {
+        StageId::DryRun
     }
 
     async fn run(&self, _: &Services<'_>, _: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -638,7 +641,7 @@ async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_r
     assert!(!fixture.ec2.has(made));
     let lines = fixture.reporter.lines("step1");
     let recording = lines.iter().position(|line| line == "recording").unwrap();
-    assert_eq!(lines[recording + 1], format!("cleanup {made}: deregistered, snapshots deleted: [\"snap-{made}\"]"));
+    assert_eq!(lines[recording + 1], format!("cleanup {made}: deregistered, snapshots deleted: snap-{made}"));
     assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("deregister {made}")]);
     assert_eq!(outcomes[1].outcome.name(), "skipped");
 }
@@ -807,7 +810,7 @@ async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
     assert_eq!(fixture.catalog.begin_build(&entry).await.unwrap(), None);
     let left = fixture.ec2.make(&entry.ami_name);
 
-    let found = lease::recover(&fixture.cx()).await.unwrap();
+    let found = recover::recover(&fixture.cx()).await.unwrap();
     assert_eq!(found.len(), 1);
     assert!(found[0].stale.as_ref().unwrap().ends_with("is gone"), "{found:?}");
     assert_eq!(
@@ -841,7 +844,7 @@ async fn a_dead_runs_ami_is_deregistered_when_the_inputs_changed() {
     });
     fixture.catalog.begin_build(&entry).await.unwrap();
     let left = fixture.ec2.make(&entry.ami_name);
-    lease::recover(&fixture.cx()).await.unwrap();
+    recover::recover(&fixture.cx()).await.unwrap();
     assert!(!fixture.ec2.has(&left.id));
     assert_eq!(fixture.catalog.get(&entry.workflow_id, "step1").await.unwrap(), None);
     assert!(!lock.exists(), "the dead run's lock file goes once it is settled");
@@ -855,7 +858,7 @@ async fn a_held_step_is_waited_for_and_then_used() {
     let lock = RunLock::take("waited-for").unwrap();
     let entry = held_entry(&fixture, lock.path());
     fixture.catalog.begin_build(&entry).await.unwrap();
-    let found = lease::recover(&fixture.cx()).await.unwrap();
+    let found = recover::recover(&fixture.cx()).await.unwrap();
     assert!(found[0].stale.is_none());
     assert!(fixture.ec2.calls().is_empty(), "a live run's resources are left alone");
 

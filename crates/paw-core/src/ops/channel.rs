@@ -3,7 +3,7 @@
 //! parameter, every change is published there too.
 
 use crate::catalog::{
-    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Verdict, check_channel_name,
+    Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, Line, Standing, Verdict, check_channel_name,
 };
 use crate::change::distribute;
 use crate::change::{Action, ChannelMove, Plan};
@@ -52,7 +52,7 @@ pub async fn plan_set(
         Verdict::Passed => None,
         _ if !tested => None,
         Verdict::Untested => Some("has not been tested".to_string()),
-        Verdict::Failed => Some(format!("failed its test {}", failed_test(record))),
+        Verdict::Failed => Some(format!("failed its test {}", record.failed_test())),
     };
     if let Some(why) = &not_passed
         && !overriding
@@ -252,52 +252,32 @@ pub async fn newest_available(catalog: &dyn Catalog, line: &Line, step_id: &str)
 
 /// Only an available image may be pointed at, or resolved (through `channel`, when one).
 pub fn usable(record: &ImageRecord, channel: Option<&str>) -> Result<()> {
-    match record.status {
-        ImageStatus::Available => Ok(()),
-        ImageStatus::Revoked => Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "{} of step \"{}\" (workflow {}{}) is revoked: {}",
-                record.ami_id,
-                record.step_id,
-                record.workflow_id,
-                channel.map(|channel| format!(", channel {channel}")).unwrap_or_default(),
-                record.revoked_reason.as_deref().unwrap_or("no reason given")
-            ),
-        )
-        .help(match channel {
-            Some(channel) => format!(
-                "point the channel at another image (`paw channel set {channel} {0} --workflow-id ID`, or `paw channel \
-                 rollback {channel} {0}`), or restore this one with `paw images restore {0}`",
-                record.step_id
-            ),
-            None => format!(
-                "use another image of the step, or restore this one with `paw images restore {}`",
-                record.step_id
-            ),
-        })),
-        ImageStatus::Failed => Err(Error::new(
-            ErrorKind::Usage,
-            format!("{} of step \"{}\" failed its tests: {}", record.ami_id, record.step_id, failed_test(record)),
-        )
-        .help(format!(
-            "use another image of the step, or fix what failed and test it again: `paw test {} --workflow-id {}`",
-            record.step_id, record.workflow_id
-        ))),
-        ImageStatus::Deregistered | ImageStatus::Disabled => Err(Error::new(
-            ErrorKind::Usage,
-            format!("{} of step \"{}\" is {}", record.ami_id, record.step_id, record.status.as_str()),
-        )
-        .help("point the channel at an available image")),
-    }
-}
-
-/// The test an image failed last, and its log: what errors and reports name.
-pub fn failed_test(record: &ImageRecord) -> String {
-    match record.tests.last().and_then(|run| run.failure()) {
-        Some(test) => format!("{} (log: {})", test.name, test.log),
-        None => "no test failed".into(),
-    }
+    let standing = record.standing();
+    let step = &record.step_id;
+    let help = match (&standing, channel) {
+        (Standing::Available, _) => return Ok(()),
+        (Standing::Revoked { .. }, Some(channel)) => format!(
+            "point the channel at another image (`paw channel set {channel} {step} --workflow-id ID`, or `paw channel \
+             rollback {channel} {step}`), or restore this one with `paw images restore {step}`"
+        ),
+        (Standing::Revoked { .. }, None) => {
+            format!("use another image of the step, or restore this one with `paw images restore {step}`")
+        }
+        (Standing::Failed { .. }, _) => format!(
+            "use another image of the step, or fix what failed and test it again: `paw test {step} --workflow-id {}`",
+            record.workflow_id
+        ),
+        (Standing::Disabled | Standing::Deregistered { .. }, _) => "point the channel at an available image".into(),
+    };
+    let through = channel.map(|channel| format!(", channel {channel}")).unwrap_or_default();
+    Err(Error::new(
+        ErrorKind::Usage,
+        format!(
+            "{} of step \"{step}\" (workflow {}{through}) cannot be used: {standing}",
+            record.ami_id, record.workflow_id
+        ),
+    )
+    .help(help))
 }
 
 fn unknown_channel(line: &Line, channel: &str, step_id: &str) -> Error {

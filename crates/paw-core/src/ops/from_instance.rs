@@ -8,8 +8,12 @@ use async_trait::async_trait;
 
 use crate::ami;
 use crate::catalog::ImageRecord;
+use crate::ec2::InstanceState;
+use crate::engine::Services;
 use crate::engine::events::{LeftAmi, StepFailure};
-use crate::engine::stages::{self, Finished, ImageRun, NameFree, Next, Record, Services, Stage, StepRun, run_pipeline};
+use crate::engine::pipeline::{Finished, ImageRun, Next, Stage, StageId, StepRun};
+use crate::engine::recording::{Record, step_tags};
+use crate::engine::stages::{self, NameFree, run_pipeline};
 use crate::error::{Error, ErrorKind, Result};
 use crate::source;
 use crate::workflow::Step;
@@ -47,8 +51,8 @@ struct Limits;
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for Limits {
-    fn name(&self) -> &'static str {
-        "checking EC2's limits"
+    fn id(&self) -> StageId {
+        StageId::CheckLimits
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
@@ -63,14 +67,14 @@ struct InstanceStopped<'a> {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for InstanceStopped<'_> {
-    fn name(&self) -> &'static str {
-        "checking the instance"
+    fn id(&self) -> StageId {
+        StageId::CheckInstance
     }
 
     async fn run(&self, cx: &Services<'_>, _run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         let instance_id = self.instance_id;
-        match cx.ec2.instance_state(instance_id).await?.as_deref() {
-            Some("stopped") => Ok(Next::Continue),
+        match cx.ec2.instance_state(instance_id).await? {
+            Some(InstanceState::Stopped) => Ok(Next::Continue),
             None => Err(Error::new(ErrorKind::Usage, format!("there is no instance {instance_id} in {}", cx.region))
                 .help("check the instance id and the region")
                 .into()),
@@ -91,12 +95,12 @@ struct CreateImage<'a> {
 
 #[async_trait]
 impl<'a> Stage<StepRun<'a>> for CreateImage<'_> {
-    fn name(&self) -> &'static str {
-        "creating the AMI"
+    fn id(&self) -> StageId {
+        StageId::CreateImage
     }
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
-        let tags = stages::step_tags(cx, run);
+        let tags = step_tags(cx, run);
         let ami_id = cx.ec2.create_image(self.instance_id, &run.ami_name, &tags).await?;
         // This run's from here on, whatever the look-up says: cleanup deregisters it unless recorded.
         run.made.push((cx.region.to_string(), ami_id));
@@ -116,15 +120,15 @@ struct TagSnapshots {
 
 #[async_trait]
 impl<'a> Stage<ImageRun<'a>> for TagSnapshots {
-    fn name(&self) -> &'static str {
-        "waiting for the AMI"
+    fn id(&self) -> StageId {
+        StageId::WaitForImage
     }
 
     async fn run(&self, cx: &Services<'_>, made: &mut ImageRun<'a>) -> Result<Next, StepFailure> {
         let Some(timeout) = self.wait else { return Ok(Next::Continue) };
         let image = cx.ec2.wait_until_available(&made.image.id, timeout).await?;
         if !image.snapshot_ids.is_empty() {
-            cx.ec2.create_tags(&image.snapshot_ids, &stages::step_tags(cx, &made.run)).await?;
+            cx.ec2.create_tags(&image.snapshot_ids, &step_tags(cx, &made.run)).await?;
         }
         Ok(Next::Continue)
     }

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::prune::{Inventory, used_by_another_line};
 use crate::catalog::{
-    CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, InFlight, LEASE_TTL_ENV, Line, RunLock, lease_ttl,
-    now_create_at, now_unix, this_host,
+    CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, InFlight, LEASE_TTL_ENV, Line, lease_ttl, now_create_at,
+    now_unix, this_host,
 };
 use crate::change::DeleteRequest;
 use crate::change::Executor;
@@ -20,6 +20,7 @@ use crate::config::LifecyclePolicy;
 use crate::ec2::{Ec2, Image, ImageState, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::PackerResources;
+use crate::run_lock::RunLock;
 use crate::workflow::Workflow;
 
 /// What the policy says is due for an image.

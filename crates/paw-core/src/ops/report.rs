@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Verdict, now_create_at};
+use crate::catalog::{Catalog, ImageRecord, Line, Standing, Verdict, now_create_at};
 use crate::ec2::{Ec2, deprecation_times};
 use crate::error::Result;
 use crate::workflow::Workflow;
@@ -174,22 +174,14 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
         let step_has_tests = !step.image_tests()?.is_empty();
         for record in records {
             let mut reasons = Vec::new();
-            let status = match record.status {
-                ImageStatus::Deregistered => "deregistered",
-                ImageStatus::Disabled => {
-                    reasons.push("disabled by the lifecycle policy".into());
-                    "disabled"
+            let standing = record.standing();
+            let status = match &standing {
+                Standing::Deregistered { .. } => standing.name(),
+                Standing::Disabled | Standing::Revoked { .. } | Standing::Failed { .. } => {
+                    reasons.push(standing.to_string());
+                    standing.name()
                 }
-                ImageStatus::Revoked => {
-                    reasons.extend(record.revoked_reason.clone());
-                    "revoked"
-                }
-                ImageStatus::Failed => {
-                    // Which test, why and its log: the tests' badge says it.
-                    reasons.push("failed its tests".into());
-                    "failed"
-                }
-                ImageStatus::Available => {
+                Standing::Available => {
                     if let Some(parent_status) =
                         statuses.get(&record.base_ami_id).filter(|status| **status != "available")
                     {

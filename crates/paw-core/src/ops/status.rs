@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::channel;
-use crate::catalog::{Catalog, ImageRecord, ImageStatus, Verdict, own_record};
+use crate::catalog::{Catalog, ImageRecord, ImageStatus, Standing, Verdict, own_record};
 use crate::ec2::{Ec2, Image, deprecation_times};
 use crate::error::Result;
 use crate::fingerprint;
@@ -61,24 +60,16 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         let record = own_record(catalog, workflow, &step.id).await?;
         let (state, reasons) = match &record {
             None => (State::Missing, vec!["no image in the catalog".to_string()]),
-            Some(record) if record.status == ImageStatus::Deregistered => {
-                let why = match record.verdict() {
-                    Verdict::Failed => format!(" after it failed its test {}", channel::failed_test(record)),
-                    _ => String::new(),
-                };
-                (State::Missing, vec![format!("{} was deregistered{why}", record.ami_id)])
-            }
-            Some(record) if record.status == ImageStatus::Failed => {
-                let mut reasons = vec![format!("failed its test {}", channel::failed_test(record))];
-                reasons.extend(record.tests.last().and_then(|run| run.failure()).and_then(|test| test.reason.clone()));
-                (State::Failed, reasons)
-            }
-            Some(record) if record.status == ImageStatus::Revoked => {
-                (State::Revoked, vec![record.revoked_reason.clone().unwrap_or_else(|| "revoked".into())])
-            }
-            Some(record) if record.status == ImageStatus::Disabled => {
-                (State::Revoked, vec!["disabled by the lifecycle policy".to_string()])
-            }
+            Some(record) if record.status != ImageStatus::Available => match record.standing() {
+                standing @ Standing::Deregistered { .. } => {
+                    (State::Missing, vec![format!("{} was {standing}", record.ami_id)])
+                }
+                Standing::Failed { test, why } => {
+                    let failed = Standing::Failed { test, why: None }.to_string();
+                    (State::Failed, std::iter::once(failed).chain(why).collect())
+                }
+                standing => (State::Revoked, vec![standing.to_string()]),
+            },
             Some(record) => {
                 let mut reasons = Vec::new();
                 match &step.parent {

@@ -138,7 +138,7 @@ impl PackerBinary {
             .stderr(errors)
             .process_group(0);
         if let Some(lock) = request.run_lock {
-            crate::catalog::RunLock::pass_to(lock, &mut command);
+            crate::run_lock::RunLock::pass_to(lock, &mut command);
         }
         command.spawn().map_err(|err| self.cannot_run(err))
     }
@@ -348,7 +348,7 @@ pub struct BuildRequest<'a> {
     /// Variables for packer's environment (region, profile, credentials); never printed.
     pub env: &'a [(String, String)],
     pub log_path: &'a Path,
-    /// The run's lock (catalog::RunLock), which packer's processes inherit and hold while they
+    /// The run's lock (run_lock::RunLock), which packer's processes inherit and hold while they
     /// run: it tells another paw on this machine that the run is alive, packer cleaning up after
     /// paw died included.
     pub run_lock: Option<&'a std::fs::File>,

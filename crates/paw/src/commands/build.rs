@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use paw_core::catalog::TestRun;
 use paw_core::engine::image_tests::Tester;
-use paw_core::engine::lease::{self, Found};
-use paw_core::engine::{
-    self, BuildOptions, Engine, Outcome, Reporter, SkipReason, StepOutcome, Summary, VariantReporter,
-};
+use paw_core::engine::recover::{self, Found};
+use paw_core::engine::{self, BuildOptions, BuildRun, Outcome, SkipReason, StepOutcome, Summary, VariantReporter};
 use paw_core::ops::test::Tested;
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep, Rebuild};
+use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -37,29 +36,16 @@ pub async fn plan<'a>(
     let region = cx.region().await?;
     let mut plans = Vec::new();
     for workflow in cx.workflows()? {
-        let steps = workflow.select(ids)?;
+        let steps = plan::select(workflow, ids, rebuild)?;
         let planned = plan::plan(workflow, catalog.as_ref(), region, &steps, rebuild).await?;
         plans.push((workflow.variant.as_deref(), planned));
     }
     Ok(Plan { plans, detailed_exitcode })
 }
 
-/// Each planned step, as `paw plan --json` and the `run_started` event list them.
-fn planned_json(variant: Option<&str>, planned: &PlannedStep<'_>) -> Value {
-    json!({
-        "step_id": planned.step.id,
-        "variant": variant,
-        "action": planned.action.name(),
-        "reason": planned.reason(),
-        "fingerprint": planned.fingerprint.as_ref().map(|fingerprint| &fingerprint.digest),
-        "source_ami_id": planned.source.as_ref().map(|source| &source.id),
-    })
-}
-
 impl Report for Plan<'_> {
     fn json(&self) -> Value {
-        let steps =
-            self.plans.iter().flat_map(|(variant, plan)| plan.iter().map(|planned| planned_json(*variant, planned)));
+        let steps = self.plans.iter().flat_map(|(variant, plan)| plan.iter().map(|planned| planned.json(*variant)));
         json!(steps.collect::<Vec<_>>())
     }
 
@@ -92,63 +78,29 @@ pub async fn build(
     options: BuildOptions,
     verbose: bool,
 ) -> paw_core::Result<Built> {
-    let workflows = cx.workflows()?;
-    // Before anything is settled or built.
-    for workflow in workflows {
-        rebuild.check(workflow, &workflow.select(ids)?)?;
-    }
-    let packer = locate_packer()?;
+    // What the environment says, before anything talks to AWS.
     let lease_ttl = paw_core::catalog::lease_ttl()?;
+    let packer = locate_packer()?;
     let region = cx.region().await?;
     let ec2 = cx.ec2(None).await?;
-    let catalog = cx.catalog().await?;
-
     let cancel = CancellationToken::new();
     // `--packer-debug` asks questions on the terminal: it gets packer's lines.
     let reporter = run_reporter(cx, ids, verbose || options.packer_debug, &cancel)?;
-    // One reporter for the run: each variant's names its steps `<variant>/<step>`.
-    let reporters: Vec<Box<dyn Reporter + '_>> =
-        workflows.iter().map(|workflow| VariantReporter::of(reporter.as_ref(), workflow.variant.as_deref())).collect();
-    let engines: Vec<Engine<'_>> = workflows
-        .iter()
-        .zip(&reporters)
-        .map(|(workflow, reporter)| Engine {
-            cx: engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel },
-            packer: &packer,
-            packer_env: paw_aws::packer_env(&workflow.param, region),
-            lease_ttl,
-        })
-        .collect();
-    let mut plans = Vec::new();
-    for engine in &engines {
-        let workflow = engine.cx.workflow;
-        // What interrupted runs left is settled first: an adopted AMI changes the plan.
-        if !options.dry_run {
-            lease::recover(&engine.cx).await?;
-        }
-        let plan = plan::plan(workflow, catalog, region, &workflow.select(ids)?, rebuild).await?;
-        engine::check_replacements(workflow, &plan, &options)?;
-        plans.push(plan);
-    }
-    let runs: Vec<(&Engine<'_>, &[PlannedStep<'_>])> =
-        engines.iter().zip(&plans).map(|(engine, plan)| (engine, plan.as_slice())).collect();
-    if let Some(events) = &cx.output.events {
-        let steps = runs.iter().flat_map(|(engine, plan)| {
-            plan.iter().map(|planned| planned_json(engine.cx.workflow.variant.as_deref(), planned))
-        });
-        let ids: Vec<&str> = workflows.iter().map(|workflow| workflow.param.workflow_id.as_str()).collect();
-        let run = json!({"workflow_name": workflows[0].name, "workflow_ids": ids, "region": region,
-            "dry_run": options.dry_run, "steps": steps.collect::<Vec<_>>()});
-        events.emit("run_started", None, run);
-    }
-    let outcomes: Vec<StepOutcome> = engine::run_variants(&runs, options).await?.into_iter().flatten().collect();
-    let built = Built(outcomes);
-    if let Some(events) = &cx.output.events {
-        let mut summary = json!(Summary::of(&built.0));
-        summary["steps"] = built.json();
-        summary["ok"] = json!(built.error().is_none());
-        events.emit("summary", None, summary);
-    }
+    let run = BuildRun {
+        workflows: cx.workflows()?,
+        steps: ids,
+        rebuild,
+        options,
+        region,
+        ec2: &ec2,
+        catalog: cx.catalog().await?,
+        packer: &packer,
+        packer_env: &|workflow: &Workflow| paw_aws::packer_env(&workflow.param, region),
+        reporter: reporter.as_ref(),
+        cancel: &cancel,
+        lease_ttl,
+    };
+    let built = Built(engine::build(&run).await?);
     if let Some(ci) = cx.output.ci {
         ci.finish(&built.0, region)
             .map_err(|err| Error::new(ErrorKind::Io, format!("cannot write the CI outputs: {err}")))?;
@@ -253,7 +205,7 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
         let reporter = VariantReporter::of(&reporter, workflow.variant.as_deref());
         let context =
             engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel };
-        found.extend(lease::recover(&context).await?);
+        found.extend(recover::recover(&context).await?);
     }
     Ok(Recovered(found))
 }
@@ -296,44 +248,7 @@ impl Report for Recovered {
 
 impl Report for Built {
     fn json(&self) -> Value {
-        let report: Vec<_> = self
-            .0
-            .iter()
-            .map(|step| {
-                let mut entry =
-                    json!({"step_id": step.step_id, "variant": step.variant, "result": step.outcome.name()});
-                match &step.outcome {
-                    Outcome::Built { ami, packer_time, paw_time, attempt, instance_type, tests } => {
-                        entry["ami_id"] = json!(ami.id);
-                        entry["packer_seconds"] = json!(packer_time.as_secs_f64());
-                        entry["paw_seconds"] = json!(paw_time.as_secs_f64());
-                        entry["attempt"] = json!(attempt);
-                        entry["instance_type"] = json!(instance_type);
-                        entry["tests"] = json!(tests);
-                    }
-                    Outcome::UpToDate { ami, tests } => {
-                        entry["ami_id"] = json!(ami.id);
-                        entry["tests"] = json!(tests);
-                    }
-                    Outcome::Reused { ami, from } => {
-                        entry["ami_id"] = json!(ami.id);
-                        entry["reused_from"] = json!(from);
-                    }
-                    Outcome::Failed { error, amis } => {
-                        entry["error"] = json!(error.to_string());
-                        entry["amis"] = json!(
-                            amis.iter()
-                                .map(|left| json!({"ami_id": left.ami_id, "fate": left.fate}))
-                                .collect::<Vec<_>>()
-                        );
-                    }
-                    Outcome::Skipped(reason) => entry["reason"] = json!(reason.to_string()),
-                    Outcome::DryRun | Outcome::Manual => {}
-                }
-                entry
-            })
-            .collect();
-        json!(report)
+        json!(self.0.iter().map(StepOutcome::json).collect::<Vec<_>>())
     }
 
     fn text(&self) -> String {
