@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::blocking::off_the_task;
 use crate::config::STEP_PARAM_FILE;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{Step, Workflow};
@@ -73,7 +74,14 @@ impl Fingerprint {
     }
 }
 
-pub fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fingerprint> {
+/// The fingerprint of the step's inputs from `source_ami_id`, computed off the async task (it
+/// reads and hashes files).
+pub async fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fingerprint> {
+    let (workflow, step, source) = (workflow.clone(), step.clone(), source_ami_id.to_string());
+    off_the_task(move || compute(&workflow, &step, &source)).await
+}
+
+fn compute(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fingerprint> {
     let mut inputs = BTreeMap::new();
     for (relative, path) in step_files(step)?.into_iter().filter(|(relative, _)| !is_test_file(relative)) {
         inputs.insert(relative, file_hash(&path)?);
@@ -243,7 +251,7 @@ mod tests {
 
     fn fp(dir: &Path, source: &str) -> Fingerprint {
         let workflow = Workflow::load(dir).unwrap();
-        fingerprint(&workflow, &workflow.steps()[0], source).unwrap()
+        compute(&workflow, &workflow.steps()[0], source).unwrap()
     }
 
     #[test]
@@ -316,7 +324,7 @@ mod tests {
         let dir = workflow_dir();
         std::fs::remove_file(dir.path().join("common/setup.sh")).unwrap();
         let workflow = Workflow::load(dir.path()).unwrap();
-        let err = fingerprint(&workflow, &workflow.steps()[0], "ami-1").unwrap_err();
+        let err = compute(&workflow, &workflow.steps()[0], "ami-1").unwrap_err();
         assert_eq!(err.message, "the input \"../common/*.sh\" of step \"s\" matches no file");
     }
 
@@ -338,7 +346,7 @@ mod tests {
         let workflow = Workflow::load(dir.path()).unwrap();
         assert_eq!(tests_digest(&step()).unwrap(), None);
         assert!(step().image_tests().unwrap().is_empty());
-        let before = fingerprint(&workflow, &step(), "ami-1").unwrap();
+        let before = compute(&workflow, &step(), "ami-1").unwrap();
 
         std::fs::create_dir_all(step_dir.join("tests/templates")).unwrap();
         std::fs::write(step_dir.join("tests/templates/boot.pkr.hcl"), "build {}").unwrap();
@@ -354,14 +362,14 @@ mod tests {
             [("boot", crate::workflow::TestKind::Template), ("tags.sh", crate::workflow::TestKind::Local)]
         );
         let first = tests_digest(&step()).unwrap().expect("a digest with tests");
-        assert_eq!(fingerprint(&workflow, &step(), "ami-1").unwrap(), before);
+        assert_eq!(compute(&workflow, &step(), "ami-1").unwrap(), before);
 
         std::fs::write(step_dir.join("tests/tags.sh"), "exit 1").unwrap();
         let step_param = r#"{"step_id": "s", "inputs": ["../common/*.sh"], "test_timeout_minutes": 5}"#;
         std::fs::write(step_dir.join(STEP_PARAM_FILE), step_param).unwrap();
         assert_ne!(tests_digest(&step()).unwrap().unwrap(), first);
         let workflow = Workflow::load(dir.path()).unwrap();
-        assert_eq!(fingerprint(&workflow, &step(), "ami-1").unwrap().digest, before.digest);
+        assert_eq!(compute(&workflow, &step(), "ami-1").unwrap().digest, before.digest);
         assert_eq!(step().param.test_timeout, std::time::Duration::from_secs(300));
 
         std::fs::write(step_dir.join(STEP_PARAM_FILE), r#"{"step_id": "s", "test_timeout_minutes": 0}"#).unwrap();

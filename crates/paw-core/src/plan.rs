@@ -217,7 +217,7 @@ pub async fn plan<'a>(
                 (Action::Build { reason, replaces: existing }, None)
             }
             Some(source) => {
-                let fingerprint = fingerprint::fingerprint(workflow, step, &source.id)?;
+                let fingerprint = fingerprint::fingerprint(workflow, step, &source.id).await?;
                 let action = if rebuild.wants(step) {
                     Action::Build { reason: REBUILD_REASON.into(), replaces: existing }
                 } else {
@@ -345,7 +345,7 @@ mod tests {
         let steps: Vec<&Step> = workflow.steps().iter().collect();
         let mut source = "ami-root".to_string();
         for step in steps {
-            let fingerprint = fingerprint::fingerprint(workflow, step, &source).unwrap();
+            let fingerprint = fingerprint::fingerprint(workflow, step, &source).await.unwrap();
             let ami = format!("ami-{}-{}", workflow.param.workflow_id, step.id);
             let mut record =
                 sample_record(&workflow.param.workflow_id, &step.id, &ami, &crate::catalog::now_create_at());
@@ -486,7 +486,7 @@ mod tests {
         };
         let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
         let workflow = with(r#""aws_tags": {"team": "a"}, "build_note": "x""#);
-        let first = fingerprint::fingerprint(&workflow, &workflow.steps()[0], "ami-root").unwrap();
+        let first = fingerprint::fingerprint(&workflow, &workflow.steps()[0], "ami-root").await.unwrap();
         assert!(first.v1_digest.is_some(), "the first fingerprints counted aws_tags");
         // An image paw 0.1 recorded, whose fingerprint counted aws_tags: up to date, not rebuilt.
         record_all(&workflow, &catalog).await;

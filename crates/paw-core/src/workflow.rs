@@ -415,8 +415,8 @@ mod tests {
         assert!(workflow.select(&["nope".into()]).is_err());
     }
 
-    #[test]
-    fn variants_set_keys_over_the_file_and_each_has_its_own_workflow_id() {
+    #[tokio::test]
+    async fn variants_set_keys_over_the_file_and_each_has_its_own_workflow_id() {
         let dir = write_workflow(&[("s", "s", None)]);
         let param = dir.path().join(WORKFLOW_PARAM_FILE);
         let with_variants = |variants: &str| {
@@ -449,10 +449,10 @@ mod tests {
         assert_eq!(renamed.param.workflow_id, "ci-7-arm64");
 
         // The list of variants is not an input: adding one changes no other variant's fingerprint.
-        let before = crate::fingerprint::fingerprint(&all[0], &all[0].steps()[0], "ami-1").unwrap();
+        let before = crate::fingerprint::fingerprint(&all[0], &all[0].steps()[0], "ami-1").await.unwrap();
         with_variants(r#"{"amd64": {"root_base_ami_id": "ami-1"}, "riscv": {"root_base_ami_id": "ami-3"}}"#);
         let after = Workflow::load_variants(dir.path(), &[], Some("amd64")).unwrap();
-        assert_eq!(crate::fingerprint::fingerprint(&after[0], &after[0].steps()[0], "ami-1").unwrap(), before);
+        assert_eq!(crate::fingerprint::fingerprint(&after[0], &after[0].steps()[0], "ami-1").await.unwrap(), before);
 
         let err = Workflow::load_variants(dir.path(), &[], Some("arm64")).unwrap_err();
         assert_eq!(

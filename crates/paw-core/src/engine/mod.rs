@@ -190,7 +190,7 @@ impl Engine<'_> {
             self.cx.reporter.event(Event::Stage { step: &step.id, stage: StageId::Validate });
             let _lock = StepLock::acquire(step).await?;
             image_tests::validate_templates(self.cx.workflow, self.packer, step, &source, self.cx.region).await?;
-            let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region)?;
+            let prepared = render::prepare_step(self.cx.workflow, step, source, self.cx.region).await?;
             self.packer.validate(&step.dir, &prepared.var_files(), prepared.hcl.requires_plugins).await
         }))
         .buffered(jobs.max(1));
@@ -257,7 +257,7 @@ impl Engine<'_> {
         // The plan's fingerprint, or, when the parent is built in this run, one from its new AMI.
         let fingerprint = match &planned.fingerprint {
             Some(fingerprint) => fingerprint.clone(),
-            None => stages::inputs_fingerprint(self.cx.workflow, step, &source).await?,
+            None => crate::fingerprint::fingerprint(self.cx.workflow, step, &source.id).await?,
         };
         let (mut attempt, mut earlier_amis) = (1, Vec::new());
         loop {

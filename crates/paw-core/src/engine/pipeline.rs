@@ -31,7 +31,7 @@ pub struct StepRun<'a> {
     /// The source is the AMI the parent got in this run: known to be available.
     pub source_is_fresh: bool,
     pub ami_name: String,
-    /// The step's inputs, from this source (`inputs_fingerprint`: computed once per step).
+    /// The step's inputs, from this source (`fingerprint::fingerprint`: computed once per step).
     pub fingerprint: Fingerprint,
     /// This workflow's AMI of the step that `--force` replaces.
     pub replaces: Option<&'a ImageRecord>,

@@ -167,7 +167,7 @@ async fn adoptable(
         Some(step) if cx.workflow.param.workflow_id == entry.workflow_id => step,
         _ => return refuse("its step is not in this workflow folder, so its inputs cannot be checked"),
     };
-    let now = fingerprint::fingerprint(cx.workflow, step, &entry.source_ami_id)?;
+    let now = fingerprint::fingerprint(cx.workflow, step, &entry.source_ami_id).await?;
     if !now.matches(build.fingerprint.as_deref()) {
         return refuse("the step's inputs changed since");
     }

@@ -20,23 +20,13 @@ use super::pipeline::{
 use super::recording::{Record, TagImage};
 use super::recover;
 use super::services::Services;
-use crate::ami::{self, AmiRef};
-use crate::blocking::off_the_task;
+use crate::ami;
 use crate::catalog::PackerRun;
 use crate::change;
 use crate::ec2::{self, Image, ImageState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fingerprint::{self, Fingerprint};
 use crate::packer::{BuildRequest, Packer};
 use crate::render::{self, StepLock};
-use crate::workflow::{Step, Workflow};
-
-/// The fingerprint of a step's inputs from `source`, computed off the async task (it reads and
-/// hashes files).
-pub async fn inputs_fingerprint(workflow: &Workflow, step: &Step, source: &AmiRef) -> Result<Fingerprint> {
-    let (workflow, step, source) = (workflow.clone(), step.clone(), source.id.clone());
-    off_the_task(move || fingerprint::fingerprint(&workflow, &step, &source)).await
-}
 
 /// A step's pipeline: the stages up to its AMI, the AMI found in EC2 (`find_made_image`), the
 /// stages after it; then every stage that ran is cleaned up, last first, whatever happened.
@@ -244,9 +234,7 @@ impl<'a> Stage<StepRun<'a>> for Render {
 
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         run.render_lock = Some(StepLock::acquire(run.step).await?);
-        let (workflow, step, source, region) =
-            (cx.workflow.clone(), run.step.clone(), run.source.clone(), cx.region.to_string());
-        let prepared = off_the_task(move || render::prepare_step(&workflow, &step, source, &region)).await?;
+        let prepared = render::prepare_step(cx.workflow, run.step, run.source.clone(), cx.region).await?;
         run.prepared = Some(prepared);
         Ok(Next::Continue)
     }

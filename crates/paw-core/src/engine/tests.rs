@@ -568,7 +568,7 @@ async fn stages_that_ran_are_cleaned_up_in_reverse_order_when_done_on_failure_an
     let fixture = Fixture::new("chain");
     let step = fixture.workflow.step("step1").unwrap();
     let log = Mutex::new(Vec::new());
-    let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step, ROOT_AMI).unwrap();
+    let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step, ROOT_AMI).await.unwrap();
     let mut run = StepRun::new(&fixture.workflow, step, AmiRef::placeholder("x"), fingerprint);
     // Done: each stage's cleanup runs all the same (a lease is released, a lock let go).
     let [a, b] = ["a", "b"].map(|name| Noting { name, fails: false, log: &log });
@@ -801,7 +801,7 @@ async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
     let step1 = fixture.workflow.step("step1").unwrap();
     let lock = dead_runs_lock("adopted");
     let mut entry = held_entry(&fixture, &lock);
-    let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).unwrap();
+    let fingerprint = crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).await.unwrap();
     entry.build = Some(crate::catalog::PackerRun {
         started_at: (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339(),
         fingerprint: Some(fingerprint.digest.clone()),
@@ -868,7 +868,8 @@ async fn a_held_step_is_waited_for_and_then_used() {
         let image = fixture.ec2.make(&entry.ami_name);
         let mut record = sample_record(&entry.workflow_id, "step1", &image.id, &crate::catalog::now_create_at());
         let step1 = fixture.workflow.step("step1").unwrap();
-        record.fingerprint = Some(crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).unwrap().digest);
+        record.fingerprint =
+            Some(crate::fingerprint::fingerprint(&fixture.workflow, step1, ROOT_AMI).await.unwrap().digest);
         fixture.catalog.record(&record).await.unwrap();
         fixture.catalog.end_build(&entry).await.unwrap();
         image.id

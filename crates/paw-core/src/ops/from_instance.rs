@@ -26,7 +26,7 @@ pub async fn image_from_instance(
 ) -> Result<ImageRecord> {
     let source = source::recorded_source(cx.workflow, cx.catalog, step).await?;
     // The inputs' fingerprint is recorded so that a later change of a template step's inputs shows.
-    let fingerprint = stages::inputs_fingerprint(cx.workflow, step, &source).await?;
+    let fingerprint = crate::fingerprint::fingerprint(cx.workflow, step, &source.id).await?;
     let mut run = StepRun::new(cx.workflow, step, source, fingerprint);
     run.from_instance = Some(instance_id.to_string());
     let stopped = InstanceStopped { instance_id };

@@ -190,7 +190,7 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
                     if step.parent.is_none() && record.base_ami_id != workflow.param.root_base_ami_id {
                         reasons.push(format!("the root base AMI is now {}", workflow.param.root_base_ami_id));
                     }
-                    if super::status::changed_inputs(workflow, step, &record)?.is_some() {
+                    if super::status::changed_inputs(workflow, step, &record).await?.is_some() {
                         reasons.push("its inputs changed".to_string());
                     }
                     if reasons.is_empty() { "available" } else { "stale" }

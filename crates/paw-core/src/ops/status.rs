@@ -88,7 +88,7 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
                     },
                     None => reasons.extend(root_reasons(workflow, &record.base_ami_id, newest_root.as_ref())),
                 }
-                if let Some(changed) = changed_inputs(workflow, step, record)? {
+                if let Some(changed) = changed_inputs(workflow, step, record).await? {
                     reasons.push(format!("inputs changed: {changed}"));
                 }
                 let untested = record.verdict() == Verdict::Untested && !step.image_tests()?.is_empty();
@@ -117,11 +117,11 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
 
 /// What changed among the step's inputs since the image was made from them (on the same parent),
 /// or None when nothing did. An image made by hand from an instance is not made from its inputs.
-pub fn changed_inputs(workflow: &Workflow, step: &Step, record: &ImageRecord) -> Result<Option<String>> {
+pub async fn changed_inputs(workflow: &Workflow, step: &Step, record: &ImageRecord) -> Result<Option<String>> {
     if step.manual || record.from_instance.is_some() {
         return Ok(None);
     }
-    let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id)?;
+    let now = fingerprint::fingerprint(workflow, step, &record.base_ami_id).await?;
     if now.matches(record.fingerprint.as_deref()) {
         return Ok(None);
     }

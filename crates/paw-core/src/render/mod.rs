@@ -345,8 +345,14 @@ impl Prepared {
     }
 }
 
-/// Everything up to packer: EC2's limits, render, write, HCL check.
-pub fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region: &str) -> Result<Prepared> {
+/// Everything up to packer: EC2's limits, render, write, HCL check; off the async task (it reads,
+/// renders and writes files).
+pub async fn prepare_step(workflow: &Workflow, step: &Step, source: AmiRef, aws_region: &str) -> Result<Prepared> {
+    let (workflow, step, region) = (workflow.clone(), step.clone(), aws_region.to_string());
+    crate::blocking::off_the_task(move || prepare(&workflow, &step, source, &region)).await
+}
+
+fn prepare(workflow: &Workflow, step: &Step, source: AmiRef, aws_region: &str) -> Result<Prepared> {
     ami::check_limits(workflow, step, &source)?;
     let files = render_step(workflow, step, &source, aws_region)?;
     write_rendered(step, &files)?;

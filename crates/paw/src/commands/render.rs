@@ -31,7 +31,7 @@ async fn prepare_all(
         let source = source::render_source(workflow, catalog.as_ref(), step).await?;
         // Not while a build in this folder has rendered the step and its packer has not read it yet.
         let _lock = render::StepLock::acquire(step).await?;
-        prepared.push((label, Some(render::prepare_step(workflow, step, source, region)?)));
+        prepared.push((label, Some(render::prepare_step(workflow, step, source, region).await?)));
     }
     Ok(prepared)
 }
