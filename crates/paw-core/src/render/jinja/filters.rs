@@ -1,0 +1,439 @@
+//! Filters that follow Jinja2's code.
+
+use super::*;
+
+/// `dictsort(case_sensitive=False, by="key", reverse=False)`: a list of `(key, value)` tuples.
+pub(super) fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [case_sensitive, by, reverse] = params(&args, &kwargs, ["case_sensitive", "by", "reverse"])?;
+    let mut named: Vec<(&str, Value)> = vec![("case_sensitive", Value::from(opt_bool(case_sensitive)))];
+    named.push(("reverse", Value::from(opt_bool(reverse))));
+    if let Some(by) = by {
+        named.push(("by", by));
+    }
+    let sorted = minijinja::filters::dictsort(value, Kwargs::from_iter(named))?;
+    let pairs: Vec<Value> = sorted
+        .try_iter()?
+        .map(|pair| Value::from(Tuple::from(pair.try_iter().into_iter().flatten().collect::<Vec<_>>())))
+        .collect();
+    Ok(Value::from(pairs))
+}
+
+/// `groupby(attribute, default=None, case_sensitive=False)`: `(grouper, list)` tuples.
+pub(super) fn groupby(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [attribute, default, case_sensitive] = params(&args, &kwargs, ["attribute", "default", "case_sensitive"])?;
+    let attribute = attribute.ok_or_else(|| Error::from(ErrorKind::MissingArgument))?;
+    let mut named: Vec<(&str, Value)> = vec![("case_sensitive", Value::from(opt_bool(case_sensitive)))];
+    if let Some(default) = default {
+        named.push(("default", default));
+    }
+    let attribute = attribute.as_str().map(str::to_string).unwrap_or_else(|| attribute.to_string());
+    let groups = minijinja::filters::groupby(value, Some(&attribute), Kwargs::from_iter(named))?;
+    let groups: Vec<Value> = groups
+        .try_iter()?
+        .map(|group| {
+            let grouper = group.get_attr("grouper")?;
+            let list = group.get_attr("list")?;
+            Ok(Value::from_object(Group { grouper, list }))
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Value::from(groups))
+}
+
+/// `filesizeformat(binary=False)`.
+pub(super) fn filesizeformat(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let [binary] = params(&args, &kwargs, ["binary"])?;
+    let bytes = python_float_of(value).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "not a number"))?;
+    let (base, prefixes) = if opt_bool(binary) {
+        (1024.0, ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"])
+    } else {
+        (1000.0, ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"])
+    };
+    if bytes == 1.0 {
+        return Ok("1 Byte".into());
+    }
+    if bytes < base {
+        return Ok(format!("{} Bytes", bytes.trunc() as i64));
+    }
+    let mut unit = base;
+    for (index, prefix) in prefixes.iter().enumerate() {
+        unit = base.powi(index as i32 + 2);
+        if bytes < unit {
+            return Ok(format!("{:.1} {prefix}", base * bytes / unit));
+        }
+    }
+    Ok(format!("{:.1} {}", base * bytes / unit, prefixes[prefixes.len() - 1]))
+}
+
+/// Python's `float(x)` of a number, a bool or a string; None where Python raises.
+pub(super) fn python_float_of(value: &Value) -> Option<f64> {
+    match value.kind() {
+        ValueKind::Bool => Some(if value.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::Number => f64::try_from(value.clone()).ok(),
+        ValueKind::String => {
+            let text = value.as_str()?.trim();
+            let plain = text.replace('_', "");
+            let valid = !text.starts_with('_') && !text.ends_with('_') && !text.contains("__");
+            let lower = plain.to_ascii_lowercase();
+            let digits = lower.trim_start_matches(['+', '-']);
+            let word = matches!(digits, "inf" | "infinity" | "nan");
+            let numeric = digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'));
+            (valid && (word || numeric)).then(|| plain.parse().ok()).flatten()
+        }
+        _ => None,
+    }
+}
+
+/// Python's `int(text, base)` (base 0 or 2 to 36); None where Python raises, an error where its
+/// integer would not fit in 128 bits.
+pub(super) fn python_int_of_str(text: &str, base: u32) -> Result<Option<i128>, Error> {
+    if base != 0 && !(2..=36).contains(&base) {
+        return Ok(None);
+    }
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let prefixed = |prefix: &str| lower.strip_prefix(prefix).map(str::to_string);
+    let (base, digits) = match base {
+        0 => match (prefixed("0x"), prefixed("0o"), prefixed("0b")) {
+            (Some(rest), _, _) => (16, rest),
+            (_, Some(rest), _) => (8, rest),
+            (_, _, Some(rest)) => (2, rest),
+            _ if lower.len() > 1 && lower.starts_with('0') && lower.trim_start_matches('0').is_empty() => (10, lower),
+            _ if lower.starts_with('0') && lower.len() > 1 => return Ok(None),
+            _ => (10, lower),
+        },
+        16 => (16, prefixed("0x").unwrap_or(lower)),
+        8 => (8, prefixed("0o").unwrap_or(lower)),
+        2 => (2, prefixed("0b").unwrap_or(lower)),
+        base => (base, lower),
+    };
+    let digits = digits.strip_prefix('_').unwrap_or(&digits);
+    let misplaced = digits.is_empty() || digits.ends_with('_') || digits.contains("__");
+    let digits = digits.replace('_', "");
+    if misplaced || !digits.chars().all(|c| c.is_digit(base)) {
+        return Ok(None);
+    }
+    let magnitude = i128::from_str_radix(&digits, base).map_err(|_| big_integer())?;
+    Ok(Some(if negative { -magnitude } else { magnitude }))
+}
+
+/// Python's integers have no bound; paw's stop at 128 bits and refuse what lies beyond.
+pub(super) fn big_integer() -> Error {
+    Error::new(ErrorKind::InvalidOperation, "paw does not support integers beyond 128 bits (Jinja2's have no bound)")
+}
+
+/// An integral float as an integer, as Python's `int(x)` (Python: any size; paw: 128 bits).
+pub(super) fn float_to_int(float: f64) -> Result<i128, Error> {
+    let truncated = float.trunc();
+    if truncated.abs() >= 2f64.powi(127) {
+        return Err(big_integer());
+    }
+    Ok(truncated as i128)
+}
+
+/// `float(default=0.0)`.
+pub(super) fn float(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [default] = params(&args, &kwargs, ["default"])?;
+    Ok(python_float_of(value).map(Value::from).unwrap_or_else(|| default.unwrap_or(Value::from(0.0))))
+}
+
+/// `int(default=0, base=10)`: `int(text, base)`, else `int(float(value))`, else the default
+/// (a base Python refuses is such a failure too).
+pub(super) fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [default, base] = params(&args, &kwargs, ["default", "base"])?;
+    let base = match base {
+        None => Some(10),
+        Some(base) => python_index(&base).ok().filter(|&base| base == 0 || (2..=36).contains(&base)),
+    };
+    let parsed = match (value.kind(), base) {
+        (ValueKind::String, Some(base)) => {
+            python_int_of_str(value.as_str().unwrap_or_default(), base as u32)?.map(Value::from)
+        }
+        (ValueKind::Number, _) if value.is_integer() => Some(value.clone()),
+        (ValueKind::Bool, _) => Some(Value::from(i64::from(value.is_true()))),
+        _ => None,
+    };
+    if let Some(parsed) = parsed {
+        return Ok(parsed);
+    }
+    match python_float_of(value).filter(|float| float.is_finite()) {
+        Some(float) => Ok(Value::from(float_to_int(float)?)),
+        None => Ok(default.unwrap_or(Value::from(0))),
+    }
+}
+
+/// Python's `str.splitlines()`: every line boundary Python knows, the ends dropped.
+pub(super) fn python_splitlines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((index, c)) = chars.next() {
+        let boundary =
+            matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}');
+        if boundary {
+            lines.push(&text[start..index]);
+            start = index + c.len_utf8();
+            if c == '\r' && chars.peek().is_some_and(|(_, next)| *next == '\n') {
+                chars.next();
+                start += 1;
+            }
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
+pub(super) fn indent(value: String, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let [width, first, blank] = params(&args, &kwargs, ["width", "first", "blank"])?;
+    let indentation = match &width {
+        Some(width) if width.as_str().is_some() => width.as_str().unwrap_or_default().to_string(),
+        width => repeated("indent", " ", opt_int(width.clone(), 4)?)?,
+    };
+    let text = format!("{value}\n");
+    let lines = python_splitlines(&text);
+    ensure_size("indent", (lines.len() as u128 + 1) * indentation.len() as u128 + text.len() as u128)?;
+    let mut out = if opt_bool(blank) {
+        lines.join(&format!("\n{indentation}"))
+    } else {
+        let (head, rest) = lines.split_first().map_or(("", &[][..]), |(head, rest)| (*head, rest));
+        let mut out = head.to_string();
+        if !rest.is_empty() {
+            let indented: Vec<String> = rest
+                .iter()
+                .map(|line| if line.is_empty() { String::new() } else { format!("{indentation}{line}") })
+                .collect();
+            out.push('\n');
+            out.push_str(&indented.join("\n"));
+        }
+        out
+    };
+    if opt_bool(first) {
+        out.insert_str(0, &indentation);
+    }
+    Ok(out)
+}
+
+/// `pprint`: Python's `pprint.pformat`, which is `repr` with sorted dicts while it fits in 80
+/// columns; longer values it breaks over lines by rules paw does not reproduce.
+pub(super) fn pprint(value: &Value) -> Result<String, Error> {
+    let text = repr_with(value, true);
+    if text.chars().count() > 80 {
+        return Err(unsupported("filter", "pprint", "values longer than 80 characters are laid out by pprint's rules"));
+    }
+    Ok(text)
+}
+
+/// `tojson(indent=None)`: `json.dumps(value, sort_keys=True)`, ASCII only, with `<`, `>`, `&`
+/// and `'` escaped for HTML.
+pub(super) fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [indent] = params(&args, &kwargs, ["indent"])?;
+    let indent = indent.map(|indent| opt_int(Some(indent), 0)).transpose()?;
+    let mut out = String::new();
+    python_json(value, indent.map(|width| width.max(0) as usize), 0, &mut out)?;
+    let out = out.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
+    Ok(Value::from_safe_string(out))
+}
+
+pub(super) fn python_json(value: &Value, indent: Option<usize>, depth: usize, out: &mut String) -> Result<(), Error> {
+    let newline = |out: &mut String, depth: usize| -> Result<(), Error> {
+        if let Some(width) = indent {
+            ensure_size("tojson", out.len() as u128 + width as u128 * depth as u128)?;
+            out.push('\n');
+            out.push_str(&" ".repeat(width * depth));
+        }
+        Ok(())
+    };
+    let separator = if indent.is_some() { "," } else { ", " };
+    match value.kind() {
+        ValueKind::None => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number if value.is_integer() => out.push_str(&value.to_string()),
+        ValueKind::Number => {
+            let float = f64::try_from(value.clone()).unwrap_or(f64::NAN);
+            out.push_str(match python_float(float).as_str() {
+                "nan" => "NaN",
+                "inf" => "Infinity",
+                "-inf" => "-Infinity",
+                _ => "",
+            });
+            if float.is_finite() {
+                out.push_str(&python_float(float));
+            }
+        }
+        ValueKind::String => json_string(value.as_str().unwrap_or_default(), out),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = value.try_iter()?.collect();
+            if items.is_empty() {
+                out.push_str("[]");
+                return Ok(());
+            }
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(separator);
+                }
+                newline(out, depth + 1)?;
+                python_json(item, indent, depth + 1, out)?;
+            }
+            newline(out, depth)?;
+            out.push(']');
+        }
+        ValueKind::Map => {
+            let mut keys: Vec<Value> = value.try_iter()?.collect();
+            if keys.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            keys.sort();
+            out.push('{');
+            for (index, key) in keys.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(separator);
+                }
+                newline(out, depth + 1)?;
+                json_string(&python_str(key), out);
+                out.push_str(": ");
+                python_json(&value.get_item(key)?, indent, depth + 1, out)?;
+            }
+            newline(out, depth)?;
+            out.push('}');
+        }
+        kind => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("Object of type {kind} is not JSON serializable"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii`: `\u00e9`, surrogate pairs).
+pub(super) fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `truncate(length=255, killwords=False, end="...", leeway=5)`.
+pub(super) fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let [length, killwords, end, leeway] = params(&args, &kwargs, ["length", "killwords", "end", "leeway"])?;
+    let text = python_str(value);
+    let length = opt_int(length, 255)?.max(0) as usize;
+    let end = end.map_or_else(|| "...".to_string(), |end| python_str(&end));
+    let leeway = opt_int(leeway, 5)?.max(0) as usize;
+    let chars: Vec<char> = text.chars().collect();
+    let end_len = end.chars().count();
+    if length < end_len {
+        return Err(Error::new(ErrorKind::InvalidOperation, format!("expected length >= {end_len}, got {length}")));
+    }
+    if chars.len() <= length + leeway {
+        return Ok(text);
+    }
+    let kept: String = chars[..length - end_len].iter().collect();
+    if opt_bool(killwords) {
+        return Ok(format!("{kept}{end}"));
+    }
+    // Jinja2: `s[: length - len(end)].rsplit(" ", 1)[0]`.
+    let kept = kept.rsplit_once(' ').map_or(kept.as_str(), |(head, _)| head);
+    Ok(format!("{kept}{end}"))
+}
+
+/// `urlencode`: a string quoted with `/` kept; a dict or pairs as a query string (spaces as `+`).
+pub(super) fn urlencode(value: &Value) -> Result<String, Error> {
+    let pairs: Vec<(Value, Value)> = match value.kind() {
+        ValueKind::Map => {
+            value.try_iter()?.map(|key| value.get_item(&key).map(|item| (key, item))).collect::<Result<_, _>>()?
+        }
+        ValueKind::Seq | ValueKind::Iterable => value
+            .try_iter()?
+            .map(|pair| Ok((pair.get_item_by_index(0)?, pair.get_item_by_index(1)?)))
+            .collect::<Result<_, Error>>()?,
+        _ => return Ok(url_quote(&python_str(value), false)),
+    };
+    let encoded: Vec<String> = pairs
+        .iter()
+        .map(|(key, item)| format!("{}={}", url_quote(&python_str(key), true), url_quote(&python_str(item), true)))
+        .collect();
+    Ok(encoded.join("&"))
+}
+
+/// Python's `urllib.parse.quote_from_bytes`, safe `/` unless for a query string.
+pub(super) fn url_quote(text: &str, for_query: bool) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(byte as char),
+            b'/' if !for_query => out.push('/'),
+            b' ' if for_query => out.push('+'),
+            _ => {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// markupsafe's `escape`.
+pub(super) fn markup_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `xmlattr(autospace=True)`: `key="value"` pairs, escaped; None and undefined values left out.
+pub(super) fn xmlattr(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [autospace] = params(&args, &kwargs, ["autospace"])?;
+    let mut attributes = Vec::new();
+    for key in value.try_iter()? {
+        let item = value.get_item(&key)?;
+        if item.is_none() || item.is_undefined() {
+            continue;
+        }
+        let key = python_str(&key);
+        if key.chars().any(|c| c.is_whitespace() || matches!(c, '/' | '>' | '=')) {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("Invalid character in attribute name: {key:?}"),
+            ));
+        }
+        attributes.push(format!("{}=\"{}\"", markup_escape(&key), markup_escape(&python_str(&item))));
+    }
+    let mut out = attributes.join(" ");
+    if autospace.is_none_or(|autospace| autospace.is_true()) && !out.is_empty() {
+        out.insert(0, ' ');
+    }
+    Ok(Value::from_safe_string(out))
+}
