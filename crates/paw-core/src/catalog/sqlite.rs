@@ -33,9 +33,93 @@ const IN_MEMORY: &str = ":memory:";
 /// How long a paw process waits for another that holds the catalog's lock.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The images table's columns as they are now, in order: each migration that added one added it at
+/// the end, so the table of any version holds a prefix of them (a rebuild copies them by name).
+const IMAGE_COLUMNS: [(&str, &str); 24] = [
+    ("workflow_id", "TEXT NOT NULL"),
+    ("step_id", "TEXT NOT NULL"),
+    ("ami_id", "TEXT NOT NULL"),
+    ("ami_name", "TEXT NOT NULL"),
+    ("create_at", "TEXT NOT NULL"),
+    ("aws_console_url", "TEXT NOT NULL"),
+    ("base_ami_id", "TEXT NOT NULL"),
+    ("base_ami_name", "TEXT NOT NULL"),
+    ("root_base_ami_id", "TEXT NOT NULL"),
+    ("root_base_ami_name", "TEXT NOT NULL"),
+    ("details", "TEXT NOT NULL"),
+    ("metadata", "TEXT NOT NULL"),
+    ("region", "TEXT NOT NULL"),
+    ("status", "TEXT NOT NULL"),
+    ("fingerprint", "TEXT"),
+    ("reused_from", "TEXT"),
+    ("fingerprint_inputs", "TEXT"),
+    ("from_instance", "TEXT"),
+    ("revoked_reason", "TEXT"),
+    ("revoked_at", "TEXT"),
+    ("copies", "TEXT"),
+    ("workflow_name", "TEXT"),
+    ("variant", "TEXT"),
+    ("tests", "TEXT"),
+];
+
+/// The images table's indexes: (name, the column they order by `create_at` within).
+const IMAGE_INDEXES: [(&str, &str); 5] = [
+    ("images_by_step", "step_id"),
+    ("images_by_fingerprint", "fingerprint"),
+    ("images_by_ami", "ami_id"),
+    ("images_by_base", "base_ami_id"),
+    ("images_by_name", "workflow_name"),
+];
+
+/// One schema migration.
+enum Migration {
+    Sql(&'static str),
+    /// The images table made again with the first `columns` of `IMAGE_COLUMNS`, its rows copied
+    /// (the first `copied` columns, those the old table has), a status CHECK that allows `statuses`
+    /// (SQLite cannot change a CHECK in place), and the indexes of the columns it has; then `then`.
+    RebuildImages {
+        columns: usize,
+        copied: usize,
+        statuses: &'static [&'static str],
+        then: &'static str,
+    },
+}
+
+impl Migration {
+    fn sql(&self) -> String {
+        let (columns, copied, statuses, then) = match self {
+            Migration::Sql(sql) => return sql.to_string(),
+            Migration::RebuildImages { columns, copied, statuses, then } => (*columns, *copied, *statuses, *then),
+        };
+        let statuses: Vec<String> = statuses.iter().map(|status| format!("'{status}'")).collect();
+        let definitions: Vec<String> = IMAGE_COLUMNS[..columns]
+            .iter()
+            .map(|(name, kind)| match *name {
+                "status" => format!("{name} {kind} CHECK (status IN ({}))", statuses.join(", ")),
+                _ => format!("{name} {kind}"),
+            })
+            .collect();
+        let kept: Vec<&str> = IMAGE_COLUMNS[..copied].iter().map(|(name, _)| *name).collect();
+        let kept = kept.join(", ");
+        let mut sql = format!(
+            "CREATE TABLE images_new ({}, PRIMARY KEY (workflow_id, step_id));
+            INSERT INTO images_new ({kept}) SELECT {kept} FROM images;
+            DROP TABLE images;
+            ALTER TABLE images_new RENAME TO images;",
+            definitions.join(", ")
+        );
+        let has = |column: &str| IMAGE_COLUMNS[..columns].iter().any(|(name, _)| *name == column);
+        for (index, column) in IMAGE_INDEXES.iter().filter(|(_, column)| has(column)) {
+            sql.push_str(&format!("CREATE INDEX {index} ON images ({column}, create_at);"));
+        }
+        sql + then
+    }
+}
+
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE images (
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(
+        "CREATE TABLE images (
         workflow_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
         ami_id TEXT NOT NULL,
@@ -56,59 +140,38 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX images_by_step ON images (step_id, create_at);
     CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);",
-    "ALTER TABLE images ADD COLUMN fingerprint_inputs TEXT;",
-    "ALTER TABLE images ADD COLUMN from_instance TEXT;",
+    ),
+    Migration::Sql("ALTER TABLE images ADD COLUMN fingerprint_inputs TEXT;"),
+    Migration::Sql("ALTER TABLE images ADD COLUMN from_instance TEXT;"),
     // The build journal: one entry per step being built (catalog::journal), as JSON.
-    "CREATE TABLE builds (
+    Migration::Sql(
+        "CREATE TABLE builds (
         workflow_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
         run_id TEXT NOT NULL,
         entry TEXT NOT NULL,
         PRIMARY KEY (workflow_id, step_id)
     );",
-    // Revocation (a status SQLite's CHECK must allow: the table is rebuilt), lineage's indexes,
-    // and channels.
-    "CREATE TABLE images_v5 (
-        workflow_id TEXT NOT NULL,
-        step_id TEXT NOT NULL,
-        ami_id TEXT NOT NULL,
-        ami_name TEXT NOT NULL,
-        create_at TEXT NOT NULL,
-        aws_console_url TEXT NOT NULL,
-        base_ami_id TEXT NOT NULL,
-        base_ami_name TEXT NOT NULL,
-        root_base_ami_id TEXT NOT NULL,
-        root_base_ami_name TEXT NOT NULL,
-        details TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        region TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered', 'revoked')),
-        fingerprint TEXT,
-        reused_from TEXT,
-        fingerprint_inputs TEXT,
-        from_instance TEXT,
-        revoked_reason TEXT,
-        revoked_at TEXT,
-        PRIMARY KEY (workflow_id, step_id)
-    );
-    INSERT INTO images_v5 SELECT *, NULL, NULL FROM images;
-    DROP TABLE images;
-    ALTER TABLE images_v5 RENAME TO images;
-    CREATE INDEX images_by_step ON images (step_id, create_at);
-    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
-    CREATE INDEX images_by_ami ON images (ami_id, create_at);
-    CREATE INDEX images_by_base ON images (base_ami_id, create_at);
-    CREATE TABLE channels (
-        channel TEXT NOT NULL,
-        step_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        entry TEXT NOT NULL,
-        PRIMARY KEY (channel, step_id, seq)
-    );",
-    "ALTER TABLE images ADD COLUMN copies TEXT;",
+    ),
+    // Revocation (its reason and time, and a status the CHECK must allow), lineage's indexes, and
+    // channels.
+    Migration::RebuildImages {
+        columns: 20,
+        copied: 18,
+        statuses: &["available", "deregistered", "revoked"],
+        then: "CREATE TABLE channels (
+            channel TEXT NOT NULL,
+            step_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            entry TEXT NOT NULL,
+            PRIMARY KEY (channel, step_id, seq)
+        );",
+    },
+    Migration::Sql("ALTER TABLE images ADD COLUMN copies TEXT;"),
     // Workflow names and variants: lines of images. A channel is keyed by its line's pointer
     // (`ChannelEntry::pointer`), which holds the channel and the step.
-    "ALTER TABLE images ADD COLUMN workflow_name TEXT;
+    Migration::Sql(
+        "ALTER TABLE images ADD COLUMN workflow_name TEXT;
     ALTER TABLE images ADD COLUMN variant TEXT;
     CREATE INDEX images_by_name ON images (workflow_name, create_at);
     CREATE TABLE channels_v7 (
@@ -120,87 +183,21 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO channels_v7 SELECT channel || '#' || step_id, seq, entry FROM channels;
     DROP TABLE channels;
     ALTER TABLE channels_v7 RENAME TO channels;",
-    // `disabled` (the lifecycle policy's), a status SQLite's CHECK must allow: the table is rebuilt.
-    "CREATE TABLE images_v8 (
-        workflow_id TEXT NOT NULL,
-        step_id TEXT NOT NULL,
-        ami_id TEXT NOT NULL,
-        ami_name TEXT NOT NULL,
-        create_at TEXT NOT NULL,
-        aws_console_url TEXT NOT NULL,
-        base_ami_id TEXT NOT NULL,
-        base_ami_name TEXT NOT NULL,
-        root_base_ami_id TEXT NOT NULL,
-        root_base_ami_name TEXT NOT NULL,
-        details TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        region TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered', 'revoked', 'disabled')),
-        fingerprint TEXT,
-        reused_from TEXT,
-        fingerprint_inputs TEXT,
-        from_instance TEXT,
-        revoked_reason TEXT,
-        revoked_at TEXT,
-        copies TEXT,
-        workflow_name TEXT,
-        variant TEXT,
-        PRIMARY KEY (workflow_id, step_id)
-    );
-    INSERT INTO images_v8 (workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id,
-        base_ami_name, root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint,
-        reused_from, fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant)
-    SELECT workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id, base_ami_name,
-        root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint, reused_from,
-        fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant FROM images;
-    DROP TABLE images;
-    ALTER TABLE images_v8 RENAME TO images;
-    CREATE INDEX images_by_step ON images (step_id, create_at);
-    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
-    CREATE INDEX images_by_ami ON images (ami_id, create_at);
-    CREATE INDEX images_by_base ON images (base_ami_id, create_at);
-    CREATE INDEX images_by_name ON images (workflow_name, create_at);",
+    ),
+    // `disabled` (the lifecycle policy's).
+    Migration::RebuildImages {
+        columns: 23,
+        copied: 23,
+        statuses: &["available", "deregistered", "revoked", "disabled"],
+        then: "",
+    },
     // `failed` (an image that failed its tests, kept), and the images' test history.
-    "CREATE TABLE images_v9 (
-        workflow_id TEXT NOT NULL,
-        step_id TEXT NOT NULL,
-        ami_id TEXT NOT NULL,
-        ami_name TEXT NOT NULL,
-        create_at TEXT NOT NULL,
-        aws_console_url TEXT NOT NULL,
-        base_ami_id TEXT NOT NULL,
-        base_ami_name TEXT NOT NULL,
-        root_base_ami_id TEXT NOT NULL,
-        root_base_ami_name TEXT NOT NULL,
-        details TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        region TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('available', 'deregistered', 'revoked', 'disabled', 'failed')),
-        fingerprint TEXT,
-        reused_from TEXT,
-        fingerprint_inputs TEXT,
-        from_instance TEXT,
-        revoked_reason TEXT,
-        revoked_at TEXT,
-        copies TEXT,
-        workflow_name TEXT,
-        variant TEXT,
-        tests TEXT,
-        PRIMARY KEY (workflow_id, step_id)
-    );
-    INSERT INTO images_v9 (workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id,
-        base_ami_name, root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint,
-        reused_from, fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant)
-    SELECT workflow_id, step_id, ami_id, ami_name, create_at, aws_console_url, base_ami_id, base_ami_name,
-        root_base_ami_id, root_base_ami_name, details, metadata, region, status, fingerprint, reused_from,
-        fingerprint_inputs, from_instance, revoked_reason, revoked_at, copies, workflow_name, variant FROM images;
-    DROP TABLE images;
-    ALTER TABLE images_v9 RENAME TO images;
-    CREATE INDEX images_by_step ON images (step_id, create_at);
-    CREATE INDEX images_by_fingerprint ON images (fingerprint, create_at);
-    CREATE INDEX images_by_ami ON images (ami_id, create_at);
-    CREATE INDEX images_by_base ON images (base_ami_id, create_at);
-    CREATE INDEX images_by_name ON images (workflow_name, create_at);",
+    Migration::RebuildImages {
+        columns: 24,
+        copied: 23,
+        statuses: &["available", "deregistered", "revoked", "disabled", "failed"],
+        then: "",
+    },
 ];
 
 impl SqliteCatalog {
@@ -297,7 +294,7 @@ fn apply_migrations(connection: &mut Connection, path: &Path) -> Result<()> {
         .help("upgrade paw"));
     }
     for migration in &MIGRATIONS[applied..] {
-        transaction.execute_batch(migration).map_err(fail)?;
+        transaction.execute_batch(&migration.sql()).map_err(fail)?;
     }
     transaction.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(fail)?;
     transaction.commit().map_err(fail)
@@ -732,7 +729,7 @@ mod tests {
         let path = dir.path().join("catalog.sqlite");
         let connection = Connection::open(&path).unwrap();
         for migration in &MIGRATIONS[..6] {
-            connection.execute_batch(migration).unwrap();
+            connection.execute_batch(&migration.sql()).unwrap();
         }
         connection.pragma_update(None, "user_version", 6).unwrap();
         let mut record =

@@ -1,0 +1,87 @@
+//! The `"lifecycle"` block: a retention policy, in workflow_param.json and per step.
+
+use super::*;
+
+/// A retention policy (`paw lifecycle`): in workflow_param.json for every step, and in a
+/// step_param.json for that step, key by key over the workflow's. Ages count from the image's
+/// creation, in days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecyclePolicy {
+    /// Each step's newest available images kept whatever their age (1 or more).
+    pub keep: Option<u64>,
+    /// EC2's deprecation (hidden from describe-images but for its owner; still launchable).
+    pub deprecate_after_days: Option<u64>,
+    /// DisableImage: no new launches; the catalog says `disabled`.
+    pub disable_after_days: Option<u64>,
+    /// Deregistered, its record kept as `deregistered`.
+    pub delete_after_days: Option<u64>,
+    /// With delete: the snapshots too.
+    pub delete_snapshots: Option<bool>,
+    /// An image launched this recently (EC2's lastLaunchedTime) is kept as it is.
+    pub protect_launched_within_days: Option<u64>,
+}
+
+pub const LIFECYCLE: &str = "lifecycle";
+
+impl LifecyclePolicy {
+    pub(super) fn of(file: &JsonFile) -> Result<LifecyclePolicy> {
+        let Some(value) = file.object.get(LIFECYCLE).filter(|value| !value.is_null()) else {
+            return Ok(LifecyclePolicy::default());
+        };
+        let wrong = |what: String| {
+            file.key_error(LIFECYCLE, format!("\"{LIFECYCLE}\" {what}")).help(
+                "write e.g. \"lifecycle\": {\"keep\": 3, \"deprecate_after_days\": 30, \"disable_after_days\": 90, \
+                 \"delete_after_days\": 180, \"delete_snapshots\": true, \"protect_launched_within_days\": 14}",
+            )
+        };
+        let policy: LifecyclePolicy =
+            serde_json::from_value(value.clone()).map_err(|err| wrong(format!("is not a policy: {err}")))?;
+        policy.check().map_err(wrong)?;
+        Ok(policy)
+    }
+
+    /// This policy with `step`'s keys over it; the result is checked again, at the step's file.
+    pub fn with_step(&self, step: &StepParam) -> Result<LifecyclePolicy> {
+        let own = step.lifecycle;
+        let merged = LifecyclePolicy {
+            keep: own.keep.or(self.keep),
+            deprecate_after_days: own.deprecate_after_days.or(self.deprecate_after_days),
+            disable_after_days: own.disable_after_days.or(self.disable_after_days),
+            delete_after_days: own.delete_after_days.or(self.delete_after_days),
+            delete_snapshots: own.delete_snapshots.or(self.delete_snapshots),
+            protect_launched_within_days: own.protect_launched_within_days.or(self.protect_launched_within_days),
+        };
+        merged.check().map_err(|what| {
+            step.json()
+                .key_error(LIFECYCLE, format!("with workflow_param.json's \"{LIFECYCLE}\", this step's {what}"))
+                .help("an image is deprecated, then disabled, then deleted: the days must not go down")
+        })?;
+        Ok(merged)
+    }
+
+    /// Whether it says to do anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.deprecate_after_days.is_none() && self.disable_after_days.is_none() && self.delete_after_days.is_none()
+    }
+
+    /// `keep` of at least 1, and deprecate, disable and delete in that order.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.keep == Some(0) {
+            return Err("has \"keep\": 0, which would leave a step without an image".into());
+        }
+        let steps = [
+            ("deprecate_after_days", self.deprecate_after_days),
+            ("disable_after_days", self.disable_after_days),
+            ("delete_after_days", self.delete_after_days),
+        ];
+        let set: Vec<(&str, u64)> = steps.iter().filter_map(|(name, days)| Some((*name, (*days)?))).collect();
+        for pair in set.windows(2) {
+            let ((earlier, before), (later, after)) = (pair[0], pair[1]);
+            if after < before {
+                return Err(format!("has \"{later}\": {after}, before \"{earlier}\": {before}"));
+            }
+        }
+        Ok(())
+    }
+}
