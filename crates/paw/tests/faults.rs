@@ -242,6 +242,33 @@ fn operations_round(catalog: &str, faults: &[(&str, &str)]) -> Vec<String> {
     assert_eq!(actions, ["deleted", "set"], "one entry each, though answers were lost");
     let again = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &[&["-w", "wf"][..], &forced].concat());
     assert!(again.stderr.contains("is already deregistered, in every place"), "{}", again.stderr);
+
+    // A channel set twice and rolled back, the lifecycle applied, and the catalog migrated to a
+    // table of its own: every write through the faults, each done once, and nothing left to do.
+    through("wf-2", &["channel", "set", "staging", "step1"]);
+    through("wf-4", &["channel", "set", "staging", "step1"]);
+    through("wf-2", &["channel", "rollback", "staging", "step1", "--reason", "faults"]);
+    let history =
+        paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &["-w", "wf", "channel", "history", "staging", "step1", "--json"]);
+    let actions: Vec<Value> =
+        history.success().json().as_array().unwrap().iter().map(|entry| entry["action"].clone()).collect();
+    assert_eq!(actions, ["rollback", "set", "set"], "{context}");
+    paw.edit(
+        "wf/workflow_param.json",
+        "\"instance_type\"",
+        r#""lifecycle": {"deprecate_after_days": 0}, "instance_type""#,
+    );
+    through("wf-2", &["lifecycle", "apply", "--yes"]);
+    let plan = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &["-w", "wf", "lifecycle", "plan", "--json"]);
+    let plan = plan.success().json();
+    let due: Vec<&Value> =
+        plan.as_array().unwrap().iter().filter(|d| d["action"] != "keep" && d["done"] != true).collect();
+    assert!(due.is_empty(), "every action of the policy done once: {due:#?}\n{context}");
+    let migrate = ["catalog", "migrate", "--from", catalog, "--to", "dynamodb:paw-migrated", "--json"];
+    let copied = through("wf-2", &migrate).json();
+    let again = paw.run_with(&[("PAW_WORKFLOW_ID", "wf-2")], &[&["-w", "wf"][..], &migrate].concat());
+    let again = again.success().json();
+    assert_eq!((again["copied"].as_u64(), &again["already_there"]), (Some(0), &copied["copied"]), "{context}");
     network.faults()
 }
 
