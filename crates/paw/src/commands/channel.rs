@@ -2,7 +2,7 @@
 
 use paw_core::catalog::{ChannelAction, ChannelEntry, ImageRecord};
 use paw_core::change::distribute;
-use paw_core::change::{Action, Executor, Plan};
+use paw_core::change::{Executor, Plan};
 use paw_core::config::DistributionTarget;
 use paw_core::ec2::Place;
 use paw_core::ops::channel::{self, Change, Stores};
@@ -11,11 +11,10 @@ use serde_json::{Value, json};
 
 use super::images::find_record;
 use crate::context::Context;
-use crate::output::{Report, plan_table, table};
+use crate::output::{Planned, Report, table};
 
-/// What `channel set` and `rollback` did (the entry written, and the one moved from), or would do.
+/// What `channel set` and `rollback` did: the entry written, and the one moved from.
 pub enum Moved {
-    Planned(Vec<Action>),
     Set(Box<ChannelEntry>),
     RolledBack { from: Box<ChannelEntry>, to: Box<ChannelEntry> },
 }
@@ -28,7 +27,7 @@ pub async fn set(
     ssm_parameter: Option<String>,
     change: Change,
     dry_run: bool,
-) -> paw_core::Result<Moved> {
+) -> paw_core::Result<Box<dyn Report>> {
     let record = find_record(cx, step).await?;
     let ec2 = cx.ec2(Some(&record.region)).await?;
     let change = Change { by: cx.caller().await?, ..change };
@@ -41,9 +40,9 @@ pub async fn set(
     };
     let plan = channel::plan_set(stores, &cx.line()?, name, &record, ssm_parameter, &change, tested).await?;
     if dry_run {
-        return Ok(Moved::Planned(plan.actions));
+        return Ok(Box::new(Planned(plan.actions)));
     }
-    Ok(Moved::Set(Box::new(apply(cx, &ec2, &record.region, &change, &plan, name, step).await?)))
+    Ok(Box::new(Moved::Set(Box::new(apply(cx, &ec2, &record.region, &change, &plan, name, step).await?))))
 }
 
 /// Applies a channel's plan; returns the entry it wrote (the channel's current one).
@@ -65,7 +64,6 @@ async fn apply(
 impl Report for Moved {
     fn json(&self) -> Value {
         match self {
-            Moved::Planned(actions) => json!({"dry_run": true, "actions": actions}),
             Moved::Set(entry) => json!(entry),
             Moved::RolledBack { from, to } => json!({"from": from, "to": to}),
         }
@@ -73,7 +71,6 @@ impl Report for Moved {
 
     fn text(&self) -> String {
         let entry = match self {
-            Moved::Planned(actions) => return format!("{}\ndry run: nothing was changed", plan_table(actions)),
             Moved::RolledBack { from, to } => {
                 return format!(
                     "channel {} of step {}: {} → {} (workflow {})",
@@ -171,7 +168,7 @@ pub async fn rollback(
     step: &str,
     reason: Option<String>,
     dry_run: bool,
-) -> paw_core::Result<Moved> {
+) -> paw_core::Result<Box<dyn Report>> {
     let ec2 = cx.ec2(None).await?;
     let region = cx.region().await?;
     let change = Change { by: cx.caller().await?, reason, force: false };
@@ -179,10 +176,10 @@ pub async fn rollback(
     let stores = Stores { catalog: cx.catalog().await?, ec2: &ec2, distribution: &targets };
     let (from, plan) = channel::plan_rollback(stores, &cx.line()?, name, step, &change, region).await?;
     if dry_run {
-        return Ok(Moved::Planned(plan.actions));
+        return Ok(Box::new(Planned(plan.actions)));
     }
     let to = apply(cx, &ec2, region, &change, &plan, name, step).await?;
-    Ok(Moved::RolledBack { from: Box::new(from), to: Box::new(to) })
+    Ok(Box::new(Moved::RolledBack { from: Box::new(from), to: Box::new(to) }))
 }
 
 pub struct Resolved {

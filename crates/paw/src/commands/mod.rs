@@ -165,14 +165,14 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         Command::Report { html, all_workflows } => Box::new(report::report(cx, html, all_workflows).await?),
         Command::Channel(ChannelCommand::Set { channel: name, step, ssm_parameter, reason, force, dry_run }) => {
             let change = Change { by: String::new(), reason, force };
-            Box::new(channel::set(cx, &name, &step, ssm_parameter, change, dry_run).await?)
+            channel::set(cx, &name, &step, ssm_parameter, change, dry_run).await?
         }
         Command::Channel(ChannelCommand::List) => Box::new(channel::list(cx).await?),
         Command::Channel(ChannelCommand::History { channel: name, step }) => {
             Box::new(channel::history(cx, &name, &step).await?)
         }
         Command::Channel(ChannelCommand::Rollback { channel: name, step, reason, dry_run }) => {
-            Box::new(channel::rollback(cx, &name, &step, reason, dry_run).await?)
+            channel::rollback(cx, &name, &step, reason, dry_run).await?
         }
         Command::Resolve { step, channel: name, region, account } => {
             Box::new(channel::resolve(cx, &step, name, region.as_deref(), account.as_deref()).await?)

@@ -189,7 +189,8 @@ pub(super) fn python_splitlines(text: &str) -> Vec<&str> {
 }
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
-pub(super) fn indent(value: String, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+pub(super) fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let value = text_of("indent", value)?;
     let [width, first, blank] = params(&args, &kwargs, ["width", "first", "blank"])?;
     let indentation = match &width {
         Some(width) if width.as_str().is_some() => width.as_str().unwrap_or_default().to_string(),
@@ -341,6 +342,9 @@ pub(super) fn json_string(text: &str, out: &mut String) {
 /// `truncate(length=255, killwords=False, end="...", leeway=5)`.
 pub(super) fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
     let [length, killwords, end, leeway] = params(&args, &kwargs, ["length", "killwords", "end", "leeway"])?;
+    if matches!(value.kind(), ValueKind::Number | ValueKind::Bool | ValueKind::None) {
+        return Err(no_len(value));
+    }
     let text = python_str(value);
     let length = opt_int(length, 255)?.max(0) as usize;
     let end = end.map_or_else(|| "...".to_string(), |end| python_str(&end));
@@ -370,7 +374,16 @@ pub(super) fn urlencode(value: &Value) -> Result<String, Error> {
         }
         ValueKind::Seq | ValueKind::Iterable => value
             .try_iter()?
-            .map(|pair| Ok((pair.get_item_by_index(0)?, pair.get_item_by_index(1)?)))
+            .map(|pair| match pair.len() {
+                Some(2) => Ok((pair.get_item_by_index(0)?, pair.get_item_by_index(1)?)),
+                _ => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "urlencode takes (key, value) pairs, not {} (Jinja2 raises ValueError here)",
+                        python_str(&pair)
+                    ),
+                )),
+            })
             .collect::<Result<_, Error>>()?,
         _ => return Ok(url_quote(&python_str(value), false)),
     };
@@ -416,6 +429,15 @@ pub(super) fn markup_escape(text: &str) -> String {
 /// `xmlattr(autospace=True)`: `key="value"` pairs, escaped; None and undefined values left out.
 pub(super) fn xmlattr(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let [autospace] = params(&args, &kwargs, ["autospace"])?;
+    if value.kind() != ValueKind::Map {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "xmlattr takes a dict, not {} (Jinja2 raises AttributeError here)",
+                super::compare::type_name(value)
+            ),
+        ));
+    }
     let mut attributes = Vec::new();
     for key in value.try_iter()? {
         let item = value.get_item(&key)?;
@@ -436,4 +458,27 @@ pub(super) fn xmlattr(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resul
         out.insert(0, ' ');
     }
     Ok(Value::from_safe_string(out))
+}
+
+/// The string a filter that works on text gets: Jinja2's string filters take `str`, and raise on
+/// anything else where Python would (an undefined value stays paw's undefined error).
+pub(super) fn text_of(filter: &str, value: &Value) -> Result<String, Error> {
+    match value.kind() {
+        ValueKind::String => Ok(value.as_str().unwrap_or_default().to_string()),
+        ValueKind::Undefined => {
+            Err(Error::new(ErrorKind::UndefinedError, format!("the value `{filter}` is given is undefined")))
+        }
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{filter} takes a string, not {} (Jinja2 raises here)", super::compare::type_name(value)),
+        )),
+    }
+}
+
+/// Python's `len()` of a value that has none.
+fn no_len(value: &Value) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("a {} has no length (Jinja2 raises TypeError here)", super::compare::type_name(value)),
+    )
 }

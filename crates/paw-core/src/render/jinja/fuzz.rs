@@ -152,7 +152,7 @@ const EXTREMES: [&str; 7] = ["-1", "0", "9223372036854775807", "10 ** 18", "none
 const OPERATORS: [&str; 13] = ["+", "-", "*", "/", "//", "%", "**", "~", "in", "==", "<", "and", "or"];
 
 /// splitmix64: a seeded generator, so every run makes the same cases.
-struct Random(u64);
+pub(super) struct Random(pub(super) u64);
 
 impl Random {
     fn next(&mut self) -> u64 {
@@ -172,7 +172,7 @@ impl Random {
     }
 }
 
-fn builtins(kind: &str) -> Vec<String> {
+pub(super) fn builtins(kind: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jinja/expected.json");
     let generated: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     generated["jinja2"][kind].as_array().unwrap().iter().map(|name| name.as_str().unwrap().to_string()).collect()
@@ -190,7 +190,7 @@ fn arguments(random: &mut Random) -> String {
     format!("({})", arguments.join(", "))
 }
 
-fn case(random: &mut Random, filters: &[&str], tests: &[&str], globals: &[&str]) -> String {
+pub(super) fn case(random: &mut Random, filters: &[&str], tests: &[&str], globals: &[&str]) -> String {
     let value = random.pick(&VALUES);
     match random.below(7) {
         0 => format!("{{{{ {value} | {} }}}}", random.pick(filters)),
@@ -206,7 +206,7 @@ fn case(random: &mut Random, filters: &[&str], tests: &[&str], globals: &[&str])
     }
 }
 
-fn as_strs(names: &[String]) -> Vec<&str> {
+pub(super) fn as_strs(names: &[String]) -> Vec<&str> {
     names.iter().map(String::as_str).collect()
 }
 

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Tuple, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
+mod compare;
+#[cfg(test)]
+mod differential;
 mod filters;
 #[cfg(test)]
 mod fuzz;
@@ -109,6 +112,17 @@ pub fn environment() -> Environment<'static> {
         }
         Ok(value)
     });
+    env.add_function(compare::COMPARE_FUNCTION, compare::compare_chain);
+    for (names, op) in
+        [(["lt", "lessthan"], "<"), (["le", "le"], "<="), (["gt", "greaterthan"], ">"), (["ge", "ge"], ">=")]
+    {
+        for name in names {
+            env.add_test(name, move |value: &Value, other: &Value| compare::compare(value, op, other));
+        }
+    }
+    env.add_test("even", |value: &Value| compare::remainder_is(value, &Value::from(2), 0));
+    env.add_test("odd", |value: &Value| compare::remainder_is(value, &Value::from(2), 1));
+    env.add_test("divisibleby", |value: &Value, by: &Value| compare::remainder_is(value, by, 0));
     // Jinja2: whatever `iter()` takes: strings, lists, dicts, and its Undefined; not none.
     env.add_test("iterable", |value: &Value| value.is_undefined() || value.try_iter().is_ok() && !value.is_none());
     // Jinja2: whatever has __call__; its Undefined has one, and methods are callable.

@@ -1,8 +1,9 @@
 //! What Jinja2 reads differently from minijinja, settled on a template's source before minijinja
 //! compiles it: Jinja2's newline normalisation, a syntax error of Jinja2's that minijinja lets
-//! through (chained tests), and two constructs rewritten in place so that they evaluate as in
-//! Jinja2 (`for` over none, `with` values seen from outside). A rewrite stays on its lines, so
-//! errors still point at the template's own lines.
+//! through (chained tests), and three constructs rewritten in place so that they evaluate as in
+//! Jinja2 (`for` over none, `with` values seen from outside, ordering comparisons that Python
+//! refuses: `compare.rs`). A rewrite stays on its lines, so errors still point at the template's
+//! own lines.
 
 use std::collections::BTreeSet;
 
@@ -43,6 +44,9 @@ pub fn prepare(source: &str) -> Result<String, Refusal> {
     };
     let mut edits = Vec::new();
     visit(std::slice::from_ref(&template), &source, &mut edits)?;
+    for expr in expressions(std::slice::from_ref(&template)) {
+        rewrite_comparisons(expr, &source, &mut edits);
+    }
     Ok(apply(source, edits))
 }
 
@@ -154,6 +158,105 @@ fn visit(statements: &[ast::Stmt], source: &str, edits: &mut Vec<Edit>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Every expression of the statements, those of nested statements too.
+fn expressions<'s, 'a>(statements: &'s [ast::Stmt<'a>]) -> Vec<&'s ast::Expr<'a>> {
+    let mut found = Vec::new();
+    for statement in statements {
+        let (exprs, bodies): (Vec<&ast::Expr>, Vec<&[ast::Stmt]>) = match statement {
+            ast::Stmt::Template(template) => (Vec::new(), vec![&template.children]),
+            ast::Stmt::EmitExpr(emit) => (vec![&emit.expr], Vec::new()),
+            ast::Stmt::ForLoop(for_loop) => (
+                std::iter::once(&for_loop.iter).chain(&for_loop.filter_expr).collect(),
+                vec![&for_loop.body, &for_loop.else_body],
+            ),
+            ast::Stmt::IfCond(cond) => (vec![&cond.expr], vec![&cond.true_body, &cond.false_body]),
+            ast::Stmt::WithBlock(with) => (with.assignments.iter().map(|(_, value)| value).collect(), vec![&with.body]),
+            ast::Stmt::Set(set) => (vec![&set.expr], Vec::new()),
+            ast::Stmt::SetBlock(set) => (set.filter.iter().collect(), vec![&set.body]),
+            ast::Stmt::AutoEscape(block) => (Vec::new(), vec![&block.body]),
+            ast::Stmt::FilterBlock(block) => (vec![&block.filter], vec![&block.body]),
+            ast::Stmt::Block(block) => (Vec::new(), vec![&block.body]),
+            ast::Stmt::Macro(definition) => (definition.defaults.iter().collect(), vec![&definition.body]),
+            ast::Stmt::CallBlock(call) => (
+                std::iter::once(&call.call.expr).chain(call_args(&call.call.args)).collect(),
+                vec![&call.macro_decl.body],
+            ),
+            ast::Stmt::Do(call) => {
+                (std::iter::once(&call.call.expr).chain(call_args(&call.call.args)).collect(), Vec::new())
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        found.extend(exprs);
+        for body in bodies {
+            found.extend(expressions(body));
+        }
+    }
+    found
+}
+
+fn call_args<'e, 'a>(args: &'e [ast::CallArg<'a>]) -> impl Iterator<Item = &'e ast::Expr<'a>> {
+    args.iter().map(|arg| match arg {
+        ast::CallArg::Pos(expr)
+        | ast::CallArg::Kwarg(_, expr)
+        | ast::CallArg::PosSplat(expr)
+        | ast::CallArg::KwargSplat(expr) => expr,
+    })
+}
+
+/// Each ordering comparison and `in` in `expr` (`a < b`, `a not in b`, or a chain `a < b <= c`)
+/// becomes a call of
+/// `compare::COMPARE_FUNCTION`, which orders as Python does and raises where it raises. Only the
+/// text around the operands changes: the name before the first, the operators, the `)` after the
+/// last; parentheses around an operand stay with it.
+fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
+    // `a not in b` is `not (a in b)` to the parser, and `not in` in the source: the call takes it
+    // from the source, so the negation stays.
+    let ordering = |op: &ast::BinOpKind| {
+        matches!(
+            op,
+            ast::BinOpKind::Lt | ast::BinOpKind::Lte | ast::BinOpKind::Gt | ast::BinOpKind::Gte | ast::BinOpKind::In
+        )
+    };
+    let operands: Option<Vec<&ast::Expr>> = match expr {
+        ast::Expr::BinOp(op) if ordering(&op.op) => Some(vec![&op.left, &op.right]),
+        ast::Expr::Compare(compare) => {
+            Some(std::iter::once(&compare.expr).chain(compare.ops.iter().map(|op| &op.expr)).collect())
+        }
+        _ => None,
+    };
+    if let Some(operands) = operands {
+        let extents: Vec<(usize, usize)> = operands.iter().map(|operand| extent(operand)).collect();
+        let mut start = extents[0].0;
+        let mut end = extents[extents.len() - 1].1;
+        for pair in extents.windows(2) {
+            let (gap_start, gap_end) = (pair[0].1, pair[1].0);
+            let gap = &source[gap_start..gap_end];
+            let around = |c: char| matches!(c, ')' | '(') || c.is_whitespace();
+            let op_start = gap.find(|c: char| !around(c)).unwrap_or(0);
+            let op_end = gap.rfind(|c: char| !around(c)).map_or(gap.len(), |at| at + 1);
+            let op = gap[op_start..op_end].split_whitespace().collect::<Vec<_>>().join(" ");
+            edits.push(Edit { start: gap_start + op_start, end: gap_start + op_end, text: format!(", \"{op}\",") });
+            // Parentheses around the first operand open before it, around the last close after it.
+            if pair[0] == extents[0] {
+                for _ in gap[..op_start].matches(')') {
+                    start = source[..start].trim_end().strip_suffix('(').map_or(start, str::len);
+                }
+            }
+            if pair[1] == extents[extents.len() - 1] {
+                for _ in gap[op_end..].matches('(') {
+                    let rest = source[end..].trim_start();
+                    end = rest.strip_prefix(')').map_or(end, |after| source.len() - after.len());
+                }
+            }
+        }
+        edits.push(Edit { start, end: start, text: format!("{}(", super::compare::COMPARE_FUNCTION) });
+        edits.push(Edit { start: end, end, text: ")".into() });
+    }
+    for child in children(expr) {
+        rewrite_comparisons(child, source, edits);
+    }
 }
 
 /// Jinja2 evaluates every value of `{% with a=1, c=b %}` before it binds any name, so `c` gets
@@ -288,6 +391,21 @@ mod tests {
         assert!(on_render_stack(elifs(MAX_NESTING + 1)).unwrap_err().message.contains("`elif`"));
         let sum = format!("{{{{ 1{} }}}}", " + 1".repeat(MAX_NESTING));
         assert!(on_render_stack(sum).unwrap_err().message.contains("one tag"));
+    }
+
+    #[test]
+    fn ordering_comparisons_call_python_s_order() {
+        assert_eq!(prepare("{{ a < b }}").unwrap(), "{{ __paw_compare(a , \"<\", b) }}");
+        assert_eq!(
+            prepare("{{ (a) <= (b|length) }}{% if 1 < x >= 2 %}{% endif %}").unwrap(),
+            "{{ __paw_compare((a) , \"<=\", (b|length)) }}{% if __paw_compare(1 , \"<\", x , \">=\", 2) %}{% endif %}"
+        );
+        assert_eq!(
+            prepare("{{ not (a > b) < c == d }}").unwrap(),
+            "{{ not __paw_compare((__paw_compare(a , \">\", b)) , \"<\", c , \"==\", d) }}"
+        );
+        assert_eq!(prepare("{{ a == b }}").unwrap(), "{{ a == b }}", "equality never raises");
+        assert_eq!(prepare("{{ c not  in d }}").unwrap(), "{{ __paw_compare(c , \"not in\", d) }}");
     }
 
     #[test]

@@ -1,0 +1,206 @@
+//! Ordering as Python has it. minijinja orders any two values (none before numbers, numbers before
+//! strings, ...); Python raises `TypeError` for `none < 1`, `{} < {}` or `"3" >= 1`, and so does
+//! Jinja2. The source pass (`syntax.rs`) turns each `<`, `<=`, `>`, `>=` of a template into a call
+//! of `COMPARE_FUNCTION`, and the tests `lt`, `le`, `gt`, `ge`, `lessthan` and `greaterthan` compare
+//! here too, so a template that Jinja2 stops is stopped at its line.
+
+use std::cmp::Ordering;
+
+use minijinja::value::{Rest, ValueKind};
+use minijinja::{Error, ErrorKind, Value};
+
+/// The function every ordering comparison (or chain of them) of a template calls:
+/// `__paw_compare(a, "<", b, "<=", c)`.
+pub const COMPARE_FUNCTION: &str = "__paw_compare";
+
+/// A chain of comparisons as Python evaluates it: each pair in turn, stopping at the first that
+/// is false.
+pub fn compare_chain(args: Rest<Value>) -> Result<bool, Error> {
+    let args = args.0;
+    let mut at = 0;
+    while at + 2 < args.len() {
+        let op =
+            args[at + 1].as_str().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "a comparison's operator"))?;
+        if !compare(&args[at], op, &args[at + 2])? {
+            return Ok(false);
+        }
+        at += 2;
+    }
+    Ok(true)
+}
+
+/// `left OP right` for one of `<`, `<=`, `>`, `>=`, `==`, `!=`, `in`, `not in`; an error where
+/// Python raises.
+pub fn compare(left: &Value, op: &str, right: &Value) -> Result<bool, Error> {
+    let order = match op {
+        "==" => return Ok(left == right),
+        "!=" => return Ok(left != right),
+        "in" => return contains(right, left),
+        "not in" => return contains(right, left).map(|found| !found),
+        _ => ordering(left, right)?,
+    };
+    Ok(match op {
+        "<" => order == Ordering::Less,
+        "<=" => order != Ordering::Greater,
+        ">" => order == Ordering::Greater,
+        _ => order != Ordering::Less,
+    })
+}
+
+/// `needle in haystack` as Python has it: a substring of a string (a string only), an item of a
+/// list, a key of a dict; anything else is Python's `TypeError`.
+fn contains(haystack: &Value, needle: &Value) -> Result<bool, Error> {
+    match haystack.kind() {
+        ValueKind::String => match needle.as_str() {
+            Some(needle) => Ok(haystack.as_str().unwrap_or_default().contains(needle)),
+            None => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "'in <string>' takes a string on its left, not {} (Jinja2 raises TypeError here)",
+                    type_name(needle)
+                ),
+            )),
+        },
+        ValueKind::Seq | ValueKind::Iterable => Ok(haystack.try_iter()?.any(|item| item == *needle)),
+        ValueKind::Map => Ok(haystack.try_iter()?.any(|key| key == *needle)),
+        ValueKind::Undefined => Err(Error::from(ErrorKind::UndefinedError)),
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a {} holds nothing to look in (Jinja2 raises TypeError here)", type_name(haystack)),
+        )),
+    }
+}
+
+/// Python's order of two values: numbers (bools are numbers) with numbers, strings with strings,
+/// sequences with sequences (item by item); anything else is Python's `TypeError`.
+fn ordering(left: &Value, right: &Value) -> Result<Ordering, Error> {
+    match (number(left), number(right)) {
+        (Some(Number::Int(a)), Some(Number::Int(b))) => return Ok(a.cmp(&b)),
+        (Some(a), Some(b)) => return Ok(a.float().partial_cmp(&b.float()).unwrap_or(Ordering::Equal)),
+        (Some(_), None) | (None, Some(_)) => return Err(cannot_compare(left, right)),
+        (None, None) => {}
+    }
+    match (left.kind(), right.kind()) {
+        (ValueKind::String, ValueKind::String) => Ok(left.as_str().cmp(&right.as_str())),
+        (ValueKind::Seq, ValueKind::Seq) => {
+            let (a, b) = (left.try_iter()?.collect::<Vec<_>>(), right.try_iter()?.collect::<Vec<_>>());
+            for (x, y) in a.iter().zip(&b) {
+                if x != y {
+                    return ordering(x, y);
+                }
+            }
+            Ok(a.len().cmp(&b.len()))
+        }
+        _ => Err(cannot_compare(left, right)),
+    }
+}
+
+/// A number as Python orders it: ints (bools among them) exactly, against floats as floats.
+#[derive(Clone, Copy)]
+enum Number {
+    Int(i128),
+    Float(f64),
+}
+
+impl Number {
+    fn float(self) -> f64 {
+        match self {
+            Number::Int(int) => int as f64,
+            Number::Float(float) => float,
+        }
+    }
+}
+
+fn number(value: &Value) -> Option<Number> {
+    match value.kind() {
+        ValueKind::Bool => Some(Number::Int(i128::from(value.is_true()))),
+        ValueKind::Number if value.is_integer() => i128::try_from(value.clone()).ok().map(Number::Int),
+        ValueKind::Number => f64::try_from(value.clone()).ok().map(Number::Float),
+        _ => None,
+    }
+}
+
+/// `value % by == 0` (or `== 1`: `odd`) as Jinja2's tests `even`, `odd` and `divisibleby`
+/// compute it: numbers only, where Python's `%` on anything else raises (or, on a string, formats
+/// it, which paw does not).
+pub fn remainder_is(value: &Value, by: &Value, wanted: i128) -> Result<bool, Error> {
+    let (Some(a), Some(b)) = (number(value), number(by)) else {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "cannot take {} modulo {} (Jinja2 raises TypeError here, or formats a string)",
+                type_name(value),
+                type_name(by)
+            ),
+        ));
+    };
+    let by_zero = || Error::new(ErrorKind::InvalidOperation, "modulo by zero (Jinja2 raises ZeroDivisionError here)");
+    match (a, b) {
+        (Number::Int(a), Number::Int(b)) => {
+            // Python's remainder takes the divisor's sign.
+            let rem = a.checked_rem_euclid(b).ok_or_else(by_zero)?;
+            Ok(if b < 0 && rem != 0 { rem + b } else { rem } == wanted)
+        }
+        (_, b) if b.float() == 0.0 => Err(by_zero()),
+        (a, b) => {
+            let (a, b) = (a.float(), b.float());
+            Ok(a - b * (a / b).floor() == wanted as f64)
+        }
+    }
+}
+
+fn cannot_compare(left: &Value, right: &Value) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("cannot compare {} with {} (Jinja2 raises TypeError here)", type_name(left), type_name(right)),
+    )
+}
+
+/// A value's type as paw's messages name it: none, bool, int, float, string, list, dict, undefined.
+pub fn type_name(value: &Value) -> &'static str {
+    match value.kind() {
+        ValueKind::Undefined => "undefined",
+        ValueKind::None => "none",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if value.is_integer() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "string",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq => "list",
+        ValueKind::Map => "dict",
+        ValueKind::Iterable => "iterator",
+        _ => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn python_orders_what_it_can_and_raises_for_the_rest() {
+        let v = |value: serde_json::Value| Value::from(minijinja::value::Serde(value));
+        assert!(compare(&v(json!(1)), "<", &v(json!(2.5))).unwrap());
+        assert!(compare(&v(json!(true)), ">=", &v(json!(1))).unwrap());
+        assert!(compare(&v(json!("abc")), "<", &v(json!("abd"))).unwrap());
+        assert!(compare(&v(json!([1, 2])), "<", &v(json!([1, 2, 0]))).unwrap());
+        assert!(!compare(&v(json!([1, 3])), "<=", &v(json!([1, 2, 9]))).unwrap());
+        assert!(compare(&Value::from(()), "==", &Value::from(())).unwrap());
+        for (left, right, said) in [
+            (Value::from(()), v(json!(1)), "cannot compare none with int"),
+            (v(json!({})), v(json!({"a": 1})), "cannot compare dict with dict"),
+            (v(json!("3")), v(json!({"a": 1})), "cannot compare string with dict"),
+            (v(json!([])), Value::from(()), "cannot compare list with none"),
+            (v(json!([1])), v(json!(["a"])), "cannot compare int with string"),
+        ] {
+            let err = compare(&left, ">=", &right).unwrap_err();
+            assert!(err.to_string().contains(said), "{err}");
+            assert!(err.to_string().contains("(Jinja2 raises TypeError here)"), "{err}");
+        }
+        let chain = |args: Vec<Value>| compare_chain(Rest(args));
+        assert!(chain(vec![v(json!(1)), v(json!("<")), v(json!(2)), v(json!("<")), v(json!(3))]).unwrap());
+        // Python stops at the first false pair: `1 > 2 < none` is False, not a TypeError.
+        assert!(!chain(vec![v(json!(1)), v(json!(">")), v(json!(2)), v(json!("<")), Value::from(())]).unwrap());
+    }
+}
