@@ -62,6 +62,12 @@ fn contains(haystack: &Value, needle: &Value) -> Result<bool, Error> {
             )),
         },
         ValueKind::Seq | ValueKind::Iterable => Ok(haystack.try_iter()?.any(|item| item == *needle)),
+        // A dict's keys are hashed: a dict is no key (Python's "unhashable type"; a list is not
+        // either, but paw cannot tell one from a tuple, which is).
+        ValueKind::Map if needle.kind() == ValueKind::Map => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a {} cannot be a dict's key (Jinja2 raises TypeError here)", type_name(needle)),
+        )),
         ValueKind::Map => Ok(haystack.try_iter()?.any(|key| key == *needle)),
         ValueKind::Undefined => Err(Error::from(ErrorKind::UndefinedError)),
         _ => Err(Error::new(

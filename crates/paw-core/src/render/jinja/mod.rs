@@ -73,7 +73,12 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("attr", |_: Rest<Value>| -> Result<Value, Error> {
         Err(unsupported("filter", "attr", "use `value.name` or `value[\"name\"]`"))
     });
-    env.add_function("cycler", |items: Rest<Value>| Value::from_object(Cycler { items: items.0, position: 0.into() }));
+    env.add_function("cycler", |items: Rest<Value>| {
+        if items.0.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidOperation, "cycler: at least one item has to be provided"));
+        }
+        Ok(Value::from_object(Cycler { items: items.0, position: 0.into() }))
+    });
     env.add_function("joiner", minijinja_contrib::globals::joiner);
     env.add_filter("center", |value: String, args: Rest<Value>, kwargs: Kwargs| {
         let [width] = params(&args, &kwargs, ["width"])?;
