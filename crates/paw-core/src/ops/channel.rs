@@ -326,3 +326,27 @@ pub fn publications(
     }
     Ok(publications)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::conformance::sample_record;
+    use crate::change::distribute::tests::workflow;
+
+    #[test]
+    fn a_channel_is_published_to_the_copy_in_each_place_of_a_target() {
+        let block = r#"[{"region": "eu-west-1", "accounts": ["222222222222"], "copy_to_accounts": true,
+            "role_arn": "arn:aws:iam::{account}:role/r", "ssm_parameter": "/i/{name}/{variant}/{step}/{channel}/{account}/{region}"}]"#;
+        let (_dir, workflow) = workflow(block);
+        let target = &workflow.param.distribution[0];
+        let mut record = sample_record("w", "b", "ami-b", "2026-01-01T00:00:00.000000+0000");
+        let line = Line { name: "web".into(), variant: Some("arm64".into()) };
+        let refused = publications(&[target], &line, "prod", &record).unwrap_err();
+        assert!(refused.message.contains("has no copy in eu-west-1 of account 222222222222"), "{refused}");
+        let in_222 = Place { account: Some("222222222222".into()), region: "eu-west-1".into() };
+        record.copies.insert(in_222.key(), "ami-222".into());
+        let published = publications(&[target], &line, "prod", &record).unwrap();
+        assert_eq!(published[0].parameter, "/i/web/arm64/b/prod/222222222222/eu-west-1");
+        assert_eq!((published[0].ami_id.as_str(), &published[0].place), ("ami-222", &in_222));
+    }
+}
