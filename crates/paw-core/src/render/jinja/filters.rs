@@ -189,8 +189,8 @@ pub(super) fn python_splitlines(text: &str) -> Vec<&str> {
 }
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
-pub(super) fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
-    let value = text_of("indent", value)?;
+pub(super) fn indent(state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let value = text_of(state, "indent", value)?;
     let [width, first, blank] = params(&args, &kwargs, ["width", "first", "blank"])?;
     let indentation = match &width {
         Some(width) if width.as_str().is_some() => width.as_str().unwrap_or_default().to_string(),
@@ -461,18 +461,23 @@ pub(super) fn xmlattr(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resul
 }
 
 /// The string a filter that works on text gets: Jinja2's string filters take `str`, and raise on
-/// anything else where Python would (an undefined value stays paw's undefined error).
-pub(super) fn text_of(filter: &str, value: &Value) -> Result<String, Error> {
+/// anything else where Python would. An undefined value is refused as minijinja refuses it, naming
+/// the undefined name.
+pub(super) fn text_of(state: &State, filter: &str, value: &Value) -> Result<String, Error> {
     match value.kind() {
         ValueKind::String => Ok(value.as_str().unwrap_or_default().to_string()),
-        ValueKind::Undefined => {
-            Err(Error::new(ErrorKind::UndefinedError, format!("the value `{filter}` is given is undefined")))
-        }
+        ValueKind::Undefined => not_undefined(state, value).map(|()| String::new()),
         _ => Err(Error::new(
             ErrorKind::InvalidOperation,
             format!("{filter} takes a string, not {} (Jinja2 raises here)", super::compare::type_name(value)),
         )),
     }
+}
+
+/// minijinja's own refusal of an undefined value where a concrete one is needed (it names the
+/// undefined name); Ok for any other value.
+pub(super) fn not_undefined(state: &State, value: &Value) -> Result<(), Error> {
+    <std::borrow::Cow<'_, str> as minijinja::value::ArgType>::from_state_and_value(Some(state), Some(value)).map(|_| ())
 }
 
 /// Python's `len()` of a value that has none.

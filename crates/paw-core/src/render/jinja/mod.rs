@@ -95,6 +95,17 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("format", format);
     env.add_filter("groupby", groupby);
     env.add_filter("indent", indent);
+    // Jinja2 makes text of the value first (`str()`: Python's form of a float, `-1e+300`).
+    for (name, change) in [
+        ("capitalize", python_capitalize as fn(&str) -> String),
+        ("lower", |text: &str| text.to_lowercase()),
+        ("upper", |text: &str| text.to_uppercase()),
+    ] {
+        env.add_filter(name, move |state: &State, value: &Value| -> Result<String, Error> {
+            not_undefined(state, value)?;
+            Ok(change(&python_str(value)))
+        });
+    }
     env.add_filter("int", int);
     env.add_filter("items", |value: &Value| dict_view("dict_items", value));
     env.add_filter("pprint", pprint);
@@ -139,6 +150,15 @@ pub fn environment() -> Environment<'static> {
         value.is_undefined() || matches!(value.kind(), ValueKind::String | ValueKind::Seq | ValueKind::Map)
     });
     env
+}
+
+/// Python's `str.capitalize`: the first character upper case, the rest lower case.
+fn python_capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        None => String::new(),
+    }
 }
 
 fn unsupported(what: &str, name: &str, why: &str) -> Error {
