@@ -1,17 +1,29 @@
-//! Ordering as Python has it. minijinja orders any two values (none before numbers, numbers before
-//! strings, ...); Python raises `TypeError` for `none < 1`, `{} < {}` or `"3" >= 1`, and so does
-//! Jinja2. The source pass (`syntax.rs`) turns each `<`, `<=`, `>`, `>=` of a template into a call
-//! of `COMPARE_FUNCTION`, and the tests `lt`, `le`, `gt`, `ge`, `lessthan` and `greaterthan` compare
-//! here too, so a template that Jinja2 stops is stopped at its line.
+//! Operators as Python has them. minijinja orders any two values (none before numbers, numbers
+//! before strings, ...); Python raises `TypeError` for `none < 1`, `{} < {}` or `"3" >= 1`, and so
+//! does Jinja2. And minijinja's `~` writes a float in all its digits, where Python's `str()` writes
+//! `1e+300`. The source pass (`syntax.rs`) turns each `<`, `<=`, `>`, `>=`, `in` and `~` of a
+//! template into a call of a function here, and the tests `lt`, `le`, `gt`, `ge`, `lessthan`,
+//! `greaterthan`, `even`, `odd` and `divisibleby` use the same rules, so a template that Jinja2
+//! stops is stopped at its line.
 
 use std::cmp::Ordering;
 
 use minijinja::value::{Rest, ValueKind};
-use minijinja::{Error, ErrorKind, Value};
+use minijinja::{Error, ErrorKind, State, Value};
 
 /// The function every ordering comparison (or chain of them) of a template calls:
 /// `__paw_compare(a, "<", b, "<=", c)`.
 pub const COMPARE_FUNCTION: &str = "__paw_compare";
+
+/// The function every `~` of a template calls: `__paw_concat(a, b)`.
+pub const CONCAT_FUNCTION: &str = "__paw_concat";
+
+/// `a ~ b`: the text of both, as Jinja2 makes it (`str()`); an undefined one is refused by name.
+pub fn concat(state: &State, left: &Value, right: &Value) -> Result<Value, Error> {
+    super::filters::not_undefined(state, left)?;
+    super::filters::not_undefined(state, right)?;
+    Ok(Value::from(format!("{}{}", super::python_str(left), super::python_str(right))))
+}
 
 /// A chain of comparisons as Python evaluates it: each pair in turn, stopping at the first that
 /// is false.

@@ -129,6 +129,7 @@ pub fn environment() -> Environment<'static> {
         Ok(value)
     });
     env.add_function(compare::COMPARE_FUNCTION, compare::compare_chain);
+    env.add_function(compare::CONCAT_FUNCTION, compare::concat);
     for (names, op) in
         [(["lt", "lessthan"], "<"), (["le", "le"], "<="), (["gt", "greaterthan"], ">"), (["ge", "ge"], ">=")]
     {

@@ -1,9 +1,9 @@
 //! What Jinja2 reads differently from minijinja, settled on a template's source before minijinja
 //! compiles it: Jinja2's newline normalisation, a syntax error of Jinja2's that minijinja lets
 //! through (chained tests), and three constructs rewritten in place so that they evaluate as in
-//! Jinja2 (`for` over none, `with` values seen from outside, ordering comparisons that Python
-//! refuses: `compare.rs`). A rewrite stays on its lines, so errors still point at the template's
-//! own lines.
+//! Jinja2 (`for` over none, `with` values seen from outside, and the operators whose rules differ:
+//! ordering, `in` and `~`, see `compare.rs`). A rewrite stays on its lines, so errors still point
+//! at the template's own lines.
 
 use std::collections::BTreeSet;
 
@@ -205,8 +205,9 @@ fn call_args<'e, 'a>(args: &'e [ast::CallArg<'a>]) -> impl Iterator<Item = &'e a
     })
 }
 
-/// Each ordering comparison and `in` in `expr` (`a < b`, `a not in b`, or a chain `a < b <= c`)
-/// becomes a call of
+/// Each `~` in `expr` becomes a call of `compare::CONCAT_FUNCTION`, which makes text of its
+/// operands as Python's `str()` does (`1e+300`, not 300 digits). Each ordering comparison and `in`
+/// (`a < b`, `a not in b`, or a chain `a < b <= c`) becomes a call of
 /// `compare::COMPARE_FUNCTION`, which orders as Python does and raises where it raises. Only the
 /// text around the operands changes: the name before the first, the operators, the `)` after the
 /// last; parentheses around an operand stay with it.
@@ -219,14 +220,21 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
             ast::BinOpKind::Lt | ast::BinOpKind::Lte | ast::BinOpKind::Gt | ast::BinOpKind::Gte | ast::BinOpKind::In
         )
     };
-    let operands: Option<Vec<&ast::Expr>> = match expr {
-        ast::Expr::BinOp(op) if ordering(&op.op) => Some(vec![&op.left, &op.right]),
-        ast::Expr::Compare(compare) => {
-            Some(std::iter::once(&compare.expr).chain(compare.ops.iter().map(|op| &op.expr)).collect())
+    use super::compare::{COMPARE_FUNCTION, CONCAT_FUNCTION};
+    // The function, its operands, and whether it takes the operators between them.
+    let call: Option<(&str, Vec<&ast::Expr>, bool)> = match expr {
+        ast::Expr::BinOp(op) if ordering(&op.op) => Some((COMPARE_FUNCTION, vec![&op.left, &op.right], true)),
+        ast::Expr::Compare(compare) => Some((
+            COMPARE_FUNCTION,
+            std::iter::once(&compare.expr).chain(compare.ops.iter().map(|op| &op.expr)).collect(),
+            true,
+        )),
+        ast::Expr::BinOp(op) if matches!(op.op, ast::BinOpKind::Concat) => {
+            Some((CONCAT_FUNCTION, vec![&op.left, &op.right], false))
         }
         _ => None,
     };
-    if let Some(operands) = operands {
+    if let Some((function, operands, with_ops)) = call {
         let extents: Vec<(usize, usize)> = operands.iter().map(|operand| extent(operand)).collect();
         let mut start = extents[0].0;
         let mut end = extents[extents.len() - 1].1;
@@ -237,7 +245,8 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
             let op_start = gap.find(|c: char| !around(c)).unwrap_or(0);
             let op_end = gap.rfind(|c: char| !around(c)).map_or(gap.len(), |at| at + 1);
             let op = gap[op_start..op_end].split_whitespace().collect::<Vec<_>>().join(" ");
-            edits.push(Edit { start: gap_start + op_start, end: gap_start + op_end, text: format!(", \"{op}\",") });
+            let text = if with_ops { format!(", \"{op}\",") } else { ",".to_string() };
+            edits.push(Edit { start: gap_start + op_start, end: gap_start + op_end, text });
             // Parentheses around the first operand open before it, around the last close after it.
             if pair[0] == extents[0] {
                 for _ in gap[..op_start].matches(')') {
@@ -251,7 +260,7 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
                 }
             }
         }
-        edits.push(Edit { start, end: start, text: format!("{}(", super::compare::COMPARE_FUNCTION) });
+        edits.push(Edit { start, end: start, text: format!("{function}(") });
         edits.push(Edit { start: end, end, text: ")".into() });
     }
     for child in children(expr) {
@@ -405,6 +414,7 @@ mod tests {
             "{{ not __paw_compare((__paw_compare(a , \">\", b)) , \"<\", c , \"==\", d) }}"
         );
         assert_eq!(prepare("{{ a == b }}").unwrap(), "{{ a == b }}", "equality never raises");
+        assert_eq!(prepare("{{ a~b ~ (c) }}").unwrap(), "{{ __paw_concat(__paw_concat(a,b) , (c)) }}");
         assert_eq!(prepare("{{ c not  in d }}").unwrap(), "{{ __paw_compare(c , \"not in\", d) }}");
     }
 
