@@ -3,6 +3,8 @@
 //! copies no tags) at once, then waited for. Planned from what each place has of it already, so
 //! a run that stopped is finished, and a second run does nothing.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 use super::{Action, CopyOrder, Executor, Plan};
@@ -105,11 +107,13 @@ pub async fn gather(ec2: &dyn Ec2, record: &ImageRecord, destinations: &[Destina
 /// share of the original with that account, which lets it copy, and the share's withdrawal: it
 /// then owns its copy), and the launch permissions of accounts that share the build account's
 /// copy. A region EC2 does not know refuses the plan.
-pub fn decide(inventory: &CopyInventory) -> Plan {
+pub fn decide(inventory: &CopyInventory) -> CopyPlan {
     let record = &inventory.record;
     let home = Place::region(&record.region);
     let mut plan = Plan::default();
+    let mut of_destination = Vec::new();
     for (Destination { place, kms_key_id, share_with }, found) in &inventory.found {
+        let first = plan.actions.len();
         let order = |unfinished: Option<String>| {
             Action::Copy(CopyOrder {
                 workflow_id: record.workflow_id.clone(),
@@ -156,8 +160,16 @@ pub fn decide(inventory: &CopyInventory) -> Plan {
                 None => plan.actions.push(order(None)),
             },
         }
+        of_destination.push(first..plan.actions.len());
     }
-    plan
+    CopyPlan { plan, of_destination }
+}
+
+/// A copy's plan, and which of its actions are each destination's (in the inventory's order).
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    pub plan: Plan,
+    of_destination: Vec<Range<usize>>,
 }
 
 /// What became of one destination.
@@ -202,35 +214,25 @@ impl std::fmt::Display for CopyResult {
 
 /// Applies the plan, each destination on its own (one that fails is reported, and the others
 /// still complete), and says what became of each from what the catalog then records.
-pub async fn apply(executor: &Executor<'_>, inventory: &CopyInventory, plan: &Plan) -> Result<Vec<Copied>> {
-    let outcomes = executor.apply_each(plan).await?;
+pub async fn apply(executor: &Executor<'_>, inventory: &CopyInventory, decided: &CopyPlan) -> Result<Vec<Copied>> {
+    let outcomes = executor.apply_each(&decided.plan).await?;
     let record = &inventory.record;
     let now = executor.catalog.get(&record.workflow_id, &record.step_id).await?.unwrap_or_else(|| record.clone());
-    let home = Place::region(&record.region);
     let mut results = Vec::new();
-    for (Destination { place, share_with, .. }, found) in &inventory.found {
-        // The actions of this destination: its copy, and the shares of the original (another
-        // account's place) or of the image there.
-        let mine = |action: &Action| match action {
-            Action::Copy(order) => order.place == *place,
-            Action::Share { place: at, accounts, .. } => {
-                at == place || (at == &home && place.account.as_ref().is_some_and(|account| accounts.contains(account)))
-            }
-            _ => false,
-        };
-        let errors: Vec<String> = plan
-            .actions
+    for ((Destination { place, share_with, .. }, found), mine) in inventory.found.iter().zip(&decided.of_destination) {
+        let errors: Vec<String> = outcomes[mine.clone()]
             .iter()
-            .zip(&outcomes)
-            .filter(|(action, _)| mine(action))
-            .filter_map(|(_, outcome)| outcome.as_ref().err().map(ToString::to_string))
+            .filter_map(|outcome| outcome.as_ref().err().map(ToString::to_string))
             .collect();
-        let copied = plan.actions.iter().any(|action| matches!(action, Action::Copy(order) if order.place == *place));
-        let result = match () {
-            _ if !errors.is_empty() => CopyResult::Failed,
-            _ if copied => CopyResult::Copied,
-            _ if !share_with.is_empty() => CopyResult::Shared,
-            _ => CopyResult::AlreadyThere,
+        let copied = decided.plan.actions[mine.clone()].iter().any(|action| matches!(action, Action::Copy(_)));
+        let result = if !errors.is_empty() {
+            CopyResult::Failed
+        } else if copied {
+            CopyResult::Copied
+        } else if !share_with.is_empty() {
+            CopyResult::Shared
+        } else {
+            CopyResult::AlreadyThere
         };
         let ami_id = match found {
             Found::Original { .. } => Some(record.ami_id.clone()),
@@ -278,7 +280,7 @@ mod tests {
             (in_222, Found::Missing),
             (shared_home.clone(), Found::Original { launchers: Vec::new() }),
         ];
-        let plan = decide(&inventory(found));
+        let plan = decide(&inventory(found)).plan;
         let said: Vec<(&str, String, String)> = plan.actions.iter().map(Action::describe).collect();
         assert_eq!(
             said,
@@ -292,9 +294,9 @@ mod tests {
         );
         assert!(plan.check().is_ok());
         let granted = Found::Original { launchers: vec!["444444444444".into()] };
-        assert!(decide(&inventory(vec![(shared_home, granted)])).actions.is_empty(), "shared already");
+        assert!(decide(&inventory(vec![(shared_home, granted)])).plan.actions.is_empty(), "shared already");
 
-        let refused = decide(&inventory(vec![(Destination::region("mars-1"), Found::NoSuchRegion)]));
+        let refused = decide(&inventory(vec![(Destination::region("mars-1"), Found::NoSuchRegion)])).plan;
         let err = refused.check().unwrap_err();
         assert_eq!(err.message, "\"mars-1\" is not an EC2 region; nothing was changed");
     }

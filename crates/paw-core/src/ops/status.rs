@@ -60,16 +60,15 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
         let record = own_record(catalog, workflow, &step.id).await?;
         let (state, reasons) = match &record {
             None => (State::Missing, vec!["no image in the catalog".to_string()]),
-            Some(record) if record.status != ImageStatus::Available => match record.standing() {
-                standing @ Standing::Deregistered { .. } => {
-                    (State::Missing, vec![format!("{} was {standing}", record.ami_id)])
+            Some(record) if record.status != ImageStatus::Available => {
+                let standing = record.standing();
+                let said = standing.to_string();
+                match standing {
+                    Standing::Deregistered { .. } => (State::Missing, vec![format!("{} was {said}", record.ami_id)]),
+                    Standing::Failed { why, .. } => (State::Failed, std::iter::once(said).chain(why).collect()),
+                    _ => (State::Revoked, vec![said]),
                 }
-                Standing::Failed { test, why } => {
-                    let failed = Standing::Failed { test, why: None }.to_string();
-                    (State::Failed, std::iter::once(failed).chain(why).collect())
-                }
-                standing => (State::Revoked, vec![standing.to_string()]),
-            },
+            }
             Some(record) => {
                 let mut reasons = Vec::new();
                 match &step.parent {

@@ -5,7 +5,7 @@ use paw_core::catalog::ImageRecord;
 use paw_core::change::copy::{self, Copied, CopyResult, Destination};
 use paw_core::change::share::{self, ShareRequest, Shared};
 use paw_core::change::{Executor, distribute};
-use paw_core::ec2::{Ec2, Place};
+use paw_core::ec2::Place;
 use paw_core::ops::channel;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
@@ -50,15 +50,15 @@ async fn copy_to(
 ) -> paw_core::Result<Box<dyn Report>> {
     let ec2 = cx.ec2(Some(&record.region)).await?;
     let inventory = copy::gather(&ec2, record, destinations).await?;
-    let plan = copy::decide(&inventory);
-    plan.check()?;
+    let decided = copy::decide(&inventory);
+    decided.plan.check()?;
     if dry_run {
-        return Ok(Box::new(Planned(plan.actions)));
+        return Ok(Box::new(Planned(decided.plan.actions)));
     }
     let by = cx.caller().await?;
     let progress = |line: &str| eprintln!("paw: {line}");
     let executor = Executor::new(cx.catalog().await?, &ec2, &record.region, &by).telling(&progress);
-    Ok(Box::new(Copies(copy::apply(&executor, &inventory, &plan).await?)))
+    Ok(Box::new(Copies(copy::apply(&executor, &inventory, &decided).await?)))
 }
 
 impl Report for Copies {
@@ -112,7 +112,7 @@ pub async fn share(
         return Ok(Box::new(Planned(plan.actions)));
     }
     let by = cx.caller().await?;
-    let executor = Executor::new(cx.catalog().await?, &ec2 as &dyn Ec2, &record.region, &by);
+    let executor = Executor::new(cx.catalog().await?, &ec2, &record.region, &by);
     Ok(Box::new(Shares(share::apply(&executor, &held, &plan).await?)))
 }
 

@@ -238,7 +238,8 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
         let extents: Vec<(usize, usize)> = operands.iter().map(|operand| extent(operand)).collect();
         let mut start = extents[0].0;
         let mut end = extents[extents.len() - 1].1;
-        for pair in extents.windows(2) {
+        let last = extents.len() - 2;
+        for (index, pair) in extents.windows(2).enumerate() {
             let (gap_start, gap_end) = (pair[0].1, pair[1].0);
             let gap = &source[gap_start..gap_end];
             let around = |c: char| matches!(c, ')' | '(') || c.is_whitespace();
@@ -248,12 +249,12 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
             let text = if with_ops { format!(", \"{op}\",") } else { ",".to_string() };
             edits.push(Edit { start: gap_start + op_start, end: gap_start + op_end, text });
             // Parentheses around the first operand open before it, around the last close after it.
-            if pair[0] == extents[0] {
+            if index == 0 {
                 for _ in gap[..op_start].matches(')') {
                     start = source[..start].trim_end().strip_suffix('(').map_or(start, str::len);
                 }
             }
-            if pair[1] == extents[extents.len() - 1] {
+            if index == last {
                 for _ in gap[op_end..].matches('(') {
                     let rest = source[end..].trim_start();
                     end = rest.strip_prefix(')').map_or(end, |after| source.len() - after.len());
