@@ -18,6 +18,117 @@ pub const COMPARE_FUNCTION: &str = "__paw_compare";
 /// The function every `~` of a template calls: `__paw_concat(a, b)`.
 pub const CONCAT_FUNCTION: &str = "__paw_concat";
 
+/// The function every `+`, `*` and `**` of a template calls: `__paw_arithmetic(a, "*", b)`.
+pub const ARITHMETIC_FUNCTION: &str = "__paw_arithmetic";
+
+/// `a + b`, `a * b` and `a ** b` as Python computes them: numbers with numbers (ints exactly,
+/// within 128 bits), strings and lists (or tuples) joined, a string or a list repeated an int's
+/// number of times; anything else raises.
+pub fn arithmetic(state: &State, left: &Value, op: &str, right: &Value) -> Result<Value, Error> {
+    super::filters::not_undefined(state, left)?;
+    super::filters::not_undefined(state, right)?;
+    let type_error = || {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot compute {} {op} {} (Jinja2 raises TypeError here)", type_name(left), type_name(right)),
+        )
+    };
+    match (number(left), number(right), op) {
+        (Some(Number::Int(a)), Some(Number::Int(b)), "+") => {
+            a.checked_add(b).map(Value::from).ok_or_else(super::filters::big_integer)
+        }
+        (Some(a), Some(b), "+") => Ok(Value::from(a.float() + b.float())),
+        (None, None, "+") => join(left, right).ok_or_else(type_error)?,
+        (Some(Number::Int(a)), Some(Number::Int(b)), "*") => {
+            a.checked_mul(b).map(Value::from).ok_or_else(super::filters::big_integer)
+        }
+        (Some(Number::Int(a)), Some(Number::Int(b)), _) if b >= 0 => u32::try_from(b)
+            .ok()
+            .and_then(|b| a.checked_pow(b))
+            .map(Value::from)
+            .ok_or_else(super::filters::big_integer),
+        (Some(a), Some(b), "*") => Ok(Value::from(a.float() * b.float())),
+        (Some(a), Some(b), _) => {
+            let (a, b) = (a.float(), b.float());
+            if a == 0.0 && b < 0.0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "0.0 cannot be raised to a negative power (Jinja2 raises ZeroDivisionError here)",
+                ));
+            }
+            if a < 0.0 && b.fract() != 0.0 && b.is_finite() {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "paw does not support complex numbers (a negative number to a fractional power)",
+                ));
+            }
+            let power = a.powf(b);
+            if power.is_infinite() && a.is_finite() && b.is_finite() {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "the power is too large for a float (Jinja2 raises OverflowError here)",
+                ));
+            }
+            Ok(Value::from(power))
+        }
+        (None, Some(Number::Int(times)), "*") => repeat(left, times).ok_or_else(type_error)?,
+        (Some(Number::Int(times)), None, "*") => repeat(right, times).ok_or_else(type_error)?,
+        _ => Err(type_error()),
+    }
+}
+
+/// Two strings, two lists or two tuples one after the other, within paw's size limit; None for
+/// any other pair (a range joins nothing in Python).
+fn join(left: &Value, right: &Value) -> Option<Result<Value, Error>> {
+    if let (Some(a), Some(b)) = (left.as_str(), right.as_str()) {
+        // markupsafe: a safe string joined to a plain one escapes the plain one.
+        let (safe, escape) = (left.is_safe() || right.is_safe(), |value: &Value, text: &str| {
+            if value.is_safe() { text.to_string() } else { super::markup_escape(text) }
+        });
+        let (a, b) = if safe { (escape(left, a), escape(right, b)) } else { (a.to_string(), b.to_string()) };
+        let joined = super::ensure_size("+", a.len() as u128 + b.len() as u128).map(|()| format!("{a}{b}"));
+        return Some(joined.map(|text| if safe { Value::from_safe_string(text) } else { Value::from(text) }));
+    }
+    let sequence =
+        |value: &Value| value.kind() == ValueKind::Seq && value.downcast_object_ref::<super::PyRange>().is_none();
+    if !(sequence(left) && sequence(right) && left.is_tuple() == right.is_tuple()) {
+        return None;
+    }
+    let items = left.try_iter().and_then(|a| right.try_iter().map(|b| a.chain(b).collect::<Vec<_>>()));
+    Some(items.and_then(|items| {
+        super::ensure_size("+", (items.len() * std::mem::size_of::<Value>()) as u128)?;
+        Ok(if left.is_tuple() { Value::from(minijinja::value::Tuple::from(items)) } else { Value::from(items) })
+    }))
+}
+
+/// A string or a list `times` times (none for a count below one), within paw's size limit; None
+/// for any other value.
+fn repeat(value: &Value, times: i128) -> Option<Result<Value, Error>> {
+    if i64::try_from(times).is_err() {
+        let overflow = "cannot fit 'int' into an index-sized integer (Jinja2 raises OverflowError here)";
+        return Some(Err(Error::new(ErrorKind::InvalidOperation, overflow)));
+    }
+    let times = times.clamp(0, i128::from(u32::MAX)) as usize;
+    let bytes = |unit: usize| super::ensure_size("*", unit as u128 * times as u128);
+    if let Some(text) = value.as_str() {
+        let repeated = bytes(text.len()).map(|()| text.repeat(times));
+        return Some(
+            repeated.map(|text| if value.is_safe() { Value::from_safe_string(text) } else { Value::from(text) }),
+        );
+    }
+    if value.kind() != ValueKind::Seq || value.downcast_object_ref::<super::PyRange>().is_some() {
+        return None;
+    }
+    let items: Vec<Value> = match value.try_iter() {
+        Ok(items) => items.collect(),
+        Err(err) => return Some(Err(err)),
+    };
+    Some(bytes(items.len() * std::mem::size_of::<Value>()).map(|()| {
+        let repeated: Vec<Value> = items.iter().cloned().cycle().take(items.len() * times).collect();
+        if value.is_tuple() { Value::from(minijinja::value::Tuple::from(repeated)) } else { Value::from(repeated) }
+    }))
+}
+
 /// `a ~ b`: the text of both, as Jinja2 makes it (`str()`); an undefined one is refused by name.
 pub fn concat(state: &State, left: &Value, right: &Value) -> Result<Value, Error> {
     super::filters::not_undefined(state, left)?;
@@ -74,13 +185,10 @@ fn contains(haystack: &Value, needle: &Value) -> Result<bool, Error> {
             )),
         },
         ValueKind::Seq | ValueKind::Iterable => Ok(haystack.try_iter()?.any(|item| item == *needle)),
-        // A dict's keys are hashed: a dict is no key (Python's "unhashable type"; a list is not
-        // either, but paw cannot tell one from a tuple, which is).
-        ValueKind::Map if needle.kind() == ValueKind::Map => Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!("a {} cannot be a dict's key (Jinja2 raises TypeError here)", type_name(needle)),
-        )),
-        ValueKind::Map => Ok(haystack.try_iter()?.any(|key| key == *needle)),
+        ValueKind::Map => {
+            hashable(needle)?;
+            Ok(haystack.try_iter()?.any(|key| key == *needle))
+        }
         ValueKind::Undefined => Err(Error::from(ErrorKind::UndefinedError)),
         _ => Err(Error::new(
             ErrorKind::InvalidOperation,
@@ -89,9 +197,31 @@ fn contains(haystack: &Value, needle: &Value) -> Result<bool, Error> {
     }
 }
 
+/// Python's `TypeError: unhashable type` for a value used as a dict's key: a list, a dict, or a
+/// tuple holding one.
+pub fn hashable(value: &Value) -> Result<(), Error> {
+    if value.downcast_object_ref::<super::PyRange>().is_some() {
+        return Ok(());
+    }
+    match value.kind() {
+        ValueKind::Seq if value.is_tuple() => value.try_iter()?.try_for_each(|item| hashable(&item)),
+        ValueKind::Seq | ValueKind::Map => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a {} cannot be a dict's key (Jinja2 raises TypeError here)", type_name(value)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Python's `sorted`, `min` and `max` compare neighbours: where Python cannot order two of the
+/// values, they raise `TypeError` (and one value is never compared).
+pub fn check_orderable(values: &[Value]) -> Result<(), Error> {
+    values.windows(2).try_for_each(|pair| ordering(&pair[0], &pair[1]).map(drop))
+}
+
 /// Python's order of two values: numbers (bools are numbers) with numbers, strings with strings,
 /// sequences with sequences (item by item); anything else is Python's `TypeError`.
-fn ordering(left: &Value, right: &Value) -> Result<Ordering, Error> {
+pub fn ordering(left: &Value, right: &Value) -> Result<Ordering, Error> {
     match (number(left), number(right)) {
         (Some(Number::Int(a)), Some(Number::Int(b))) => return Ok(a.cmp(&b)),
         (Some(a), Some(b)) => return Ok(a.float().partial_cmp(&b.float()).unwrap_or(Ordering::Equal)),
@@ -100,7 +230,11 @@ fn ordering(left: &Value, right: &Value) -> Result<Ordering, Error> {
     }
     match (left.kind(), right.kind()) {
         (ValueKind::String, ValueKind::String) => Ok(left.as_str().cmp(&right.as_str())),
-        (ValueKind::Seq, ValueKind::Seq) => {
+        (ValueKind::Seq, ValueKind::Seq)
+            if left.is_tuple() == right.is_tuple()
+                && left.downcast_object_ref::<super::PyRange>().is_none()
+                && right.downcast_object_ref::<super::PyRange>().is_none() =>
+        {
             let (a, b) = (left.try_iter()?.collect::<Vec<_>>(), right.try_iter()?.collect::<Vec<_>>());
             for (x, y) in a.iter().zip(&b) {
                 if x != y {
@@ -143,13 +277,15 @@ fn number(value: &Value) -> Option<Number> {
 /// it, which paw does not).
 pub fn remainder_is(value: &Value, by: &Value, wanted: i128) -> Result<bool, Error> {
     let (Some(a), Some(b)) = (number(value), number(by)) else {
+        if value.kind() == ValueKind::String {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "paw does not support Python's `%` on a string (it formats the string): test a number",
+            ));
+        }
         return Err(Error::new(
             ErrorKind::InvalidOperation,
-            format!(
-                "cannot take {} modulo {} (Jinja2 raises TypeError here, or formats a string)",
-                type_name(value),
-                type_name(by)
-            ),
+            format!("cannot take {} modulo {} (Jinja2 raises TypeError here)", type_name(value), type_name(by)),
         ));
     };
     let by_zero = || Error::new(ErrorKind::InvalidOperation, "modulo by zero (Jinja2 raises ZeroDivisionError here)");
@@ -162,7 +298,10 @@ pub fn remainder_is(value: &Value, by: &Value, wanted: i128) -> Result<bool, Err
         (_, b) if b.float() == 0.0 => Err(by_zero()),
         (a, b) => {
             let (a, b) = (a.float(), b.float());
-            Ok(a - b * (a / b).floor() == wanted as f64)
+            // Python's float remainder: the exact `fmod`, moved to the divisor's sign.
+            let rem = a % b;
+            let rem = if rem != 0.0 && (rem < 0.0) != (b < 0.0) { rem + b } else { rem };
+            Ok(rem == wanted as f64)
         }
     }
 }

@@ -8,6 +8,9 @@ pub(super) fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resu
     let mut named: Vec<(&str, Value)> = vec![("case_sensitive", Value::from(opt_bool(case_sensitive)))];
     named.push(("reverse", Value::from(opt_bool(reverse))));
     if let Some(by) = by {
+        if !matches!(by.as_str(), Some("key" | "value")) {
+            return Err(Error::new(ErrorKind::InvalidOperation, r#"You can only sort by either "key" or "value""#));
+        }
         named.push(("by", by));
     }
     let sorted = minijinja::filters::dictsort(value, Kwargs::from_iter(named))?;
@@ -18,25 +21,256 @@ pub(super) fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resu
     Ok(Value::from(pairs))
 }
 
-/// `groupby(attribute, default=None, case_sensitive=False)`: `(grouper, list)` tuples.
+/// `groupby(attribute, default=None, case_sensitive=False)`: `(grouper, list)` tuples, sorted by
+/// grouper, as Jinja2 makes them (`sorted`, then `itertools.groupby`).
 pub(super) fn groupby(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let [attribute, default, case_sensitive] = params(&args, &kwargs, ["attribute", "default", "case_sensitive"])?;
     let attribute = attribute.ok_or_else(|| Error::from(ErrorKind::MissingArgument))?;
-    let mut named: Vec<(&str, Value)> = vec![("case_sensitive", Value::from(opt_bool(case_sensitive)))];
-    if let Some(default) = default {
-        named.push(("default", default));
+    let default = default.filter(|default| !default.is_none());
+    let case_sensitive = opt_bool(case_sensitive);
+    // Jinja2 sorts and groups by the lower-cased grouper, and names a group by its first item's.
+    let fold = |grouper: &Value| match grouper.as_str() {
+        Some(text) if !case_sensitive => Value::from(text.to_lowercase()),
+        _ => grouper.clone(),
+    };
+    not_none(&value)?;
+    let mut keyed = Vec::new();
+    for item in value.try_iter()? {
+        // An attribute of None is the item itself (Jinja2's `make_attrgetter`).
+        let found = if attribute.is_none() { Ok(item.clone()) } else { attribute_of(&item, &attribute) };
+        let grouper = match (found, &default) {
+            (Ok(grouper), _) => grouper,
+            (Err(_), Some(default)) => default.clone(),
+            (Err(err), None) => return Err(err),
+        };
+        keyed.push((fold(&grouper), grouper, item));
     }
-    let attribute = attribute.as_str().map(str::to_string).unwrap_or_else(|| attribute.to_string());
-    let groups = minijinja::filters::groupby(value, Some(&attribute), Kwargs::from_iter(named))?;
-    let groups: Vec<Value> = groups
+    let keys: Vec<Value> = keyed.iter().map(|(key, _, _)| key.clone()).collect();
+    super::compare::check_orderable(&keys)?;
+    keyed.sort_by(|a, b| super::compare::ordering(&a.0, &b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut groups: Vec<(Value, Value, Vec<Value>)> = Vec::new();
+    for (key, grouper, item) in keyed {
+        match groups.last_mut() {
+            Some((last, _, items)) if *last == key => items.push(item),
+            _ => groups.push((key, grouper, vec![item])),
+        }
+    }
+    let groups =
+        groups.into_iter().map(|(_, grouper, items)| Value::from_object(Group { grouper, list: Value::from(items) }));
+    Ok(Value::from(groups.collect::<Vec<_>>()))
+}
+
+/// `replace(old, new, count=None)`: Python's `str.replace` on the text of each (`soft_str`).
+pub(super) fn replace(state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [old, new, count] = params(&args, &kwargs, ["old", "new", "count"])?;
+    let (Some(old), Some(new)) = (old, new) else { return Err(Error::from(ErrorKind::MissingArgument)) };
+    let (text, old, new) = (str_of(state, value)?, str_of(state, &old)?, str_of(state, &new)?);
+    let count = count.filter(|count| !count.is_none()).map(|count| python_index(&count)).transpose()?;
+    let replaced = match count {
+        Some(count) if count >= 0 => {
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            ensure_size("replace", text.len() as u128 + new.len() as u128 * count.min(text.len() + 1) as u128)?;
+            text.replacen(&old, &new, count)
+        }
+        _ => {
+            ensure_size("replace", text.len() as u128 + new.len() as u128 * (text.len() as u128 + 1))?;
+            text.replace(&old, &new)
+        }
+    };
+    Ok(Value::from(replaced))
+}
+
+/// `sum(attribute=None, start=0)`.
+pub(super) fn sum(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [attribute, start] = params(&args, &kwargs, ["attribute", "start"])?;
+    if start.as_ref().is_some_and(|start| start.kind() == ValueKind::String) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "sum() can't sum strings (Jinja2 raises TypeError here): use join",
+        ));
+    }
+    let keys: Vec<Value> = keyed_items(state, &value, attribute, false)?.into_iter().map(|(key, _)| key).collect();
+    minijinja::filters::sum(state, Value::from(keys), None, start, Kwargs::from_iter::<[(&str, Value); 0]>([]))
+}
+
+/// `join(d="", attribute=None)`: the separator and the items made text as Python's `str()` does.
+pub(super) fn join(state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [separator, attribute] = params(&args, &kwargs, ["d", "attribute"])?;
+    let separator = separator.map(|separator| str_of(state, &separator)).transpose()?.unwrap_or_default();
+    let mut joined = String::new();
+    for (index, (key, _)) in keyed_items(state, value, attribute, false)?.into_iter().enumerate() {
+        if index > 0 {
+            joined.push_str(&separator);
+        }
+        joined.push_str(&str_of(state, &key)?);
+        ensure_size("join", joined.len() as u128)?;
+    }
+    Ok(Value::from(joined))
+}
+
+/// `sort(reverse=False, case_sensitive=False, attribute=None)`: a stable sort by Python's order,
+/// which raises where two keys cannot be ordered.
+pub(super) fn sort(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [reverse, case_sensitive, attribute] = params(&args, &kwargs, ["reverse", "case_sensitive", "attribute"])?;
+    // Python's `sorted(reverse=...)` takes an int that fits a C int.
+    let reverse = match reverse {
+        None => false,
+        Some(reverse) => {
+            i32::try_from(python_index(&reverse)?).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "Python int too large to convert to C int (Jinja2 raises OverflowError here)",
+                )
+            })? != 0
+        }
+    };
+    let mut keyed = keyed_items(state, &value, attribute, !opt_bool(case_sensitive))?;
+    super::compare::check_orderable(&keyed.iter().map(|(key, _)| key.clone()).collect::<Vec<_>>())?;
+    keyed.sort_by(|a, b| {
+        let order = super::compare::ordering(&a.0, &b.0).unwrap_or(std::cmp::Ordering::Equal);
+        if reverse { order.reverse() } else { order }
+    });
+    Ok(Value::from(keyed.into_iter().map(|(_, item)| item).collect::<Vec<_>>()))
+}
+
+/// `min` and `max` (`case_sensitive=False, attribute=None`): the first item whose key is least
+/// (`wanted` Less) or greatest; an empty sequence gives Jinja2's undefined.
+pub(super) fn extreme(
+    state: &State,
+    value: Value,
+    args: Rest<Value>,
+    kwargs: Kwargs,
+    wanted: std::cmp::Ordering,
+) -> Result<Value, Error> {
+    let [case_sensitive, attribute] = params(&args, &kwargs, ["case_sensitive", "attribute"])?;
+    let keyed = keyed_items(state, &value, attribute, !opt_bool(case_sensitive))?;
+    super::compare::check_orderable(&keyed.iter().map(|(key, _)| key.clone()).collect::<Vec<_>>())?;
+    let mut best: Option<&(Value, Value)> = None;
+    for pair in &keyed {
+        if best.is_none_or(|best| super::compare::ordering(&pair.0, &best.0).ok() == Some(wanted)) {
+            best = Some(pair);
+        }
+    }
+    Ok(best.map_or(Value::UNDEFINED, |(_, item)| item.clone()))
+}
+
+/// `unique(case_sensitive=False, attribute=None)`: the items whose key was not seen before.
+pub(super) fn unique(state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [case_sensitive, attribute] = params(&args, &kwargs, ["case_sensitive", "attribute"])?;
+    let mut seen: Vec<Value> = Vec::new();
+    let mut kept = Vec::new();
+    for (key, item) in keyed_items(state, &value, attribute, !opt_bool(case_sensitive))? {
+        super::compare::hashable(&key)?;
+        if !seen.contains(&key) {
+            seen.push(key);
+            kept.push(item);
+        }
+    }
+    Ok(Value::from(kept))
+}
+
+/// The items of an iterable, each with the key Jinja2 sorts, compares, sums or joins it by: the
+/// item itself or its `attribute=` (`make_attrgetter`), lower case where `fold` is set and it is a
+/// string (Jinja2's `ignore_case`).
+pub(super) fn keyed_items(
+    state: &State,
+    value: &Value,
+    attribute: Option<Value>,
+    fold: bool,
+) -> Result<Vec<(Value, Value)>, Error> {
+    not_undefined(state, value)?;
+    not_none(value)?;
+    let attribute = attribute.filter(|attribute| !attribute.is_none());
+    if let Some(attribute) = &attribute {
+        not_undefined(state, attribute)?;
+    }
+    value
         .try_iter()?
-        .map(|group| {
-            let grouper = group.get_attr("grouper")?;
-            let list = group.get_attr("list")?;
-            Ok(Value::from_object(Group { grouper, list }))
+        .map(|item| {
+            let key = match &attribute {
+                Some(attribute) => attribute_of(&item, attribute)?,
+                None => item.clone(),
+            };
+            let key = match key.as_str() {
+                Some(text) if fold => Value::from(text.to_lowercase()),
+                _ => key,
+            };
+            Ok((key, item))
         })
-        .collect::<Result<_, Error>>()?;
-    Ok(Value::from(groups))
+        .collect()
+}
+
+/// `map(attribute=...)` refuses an item without the attribute (unless a `default` is given); the
+/// rest is minijinja's.
+pub(super) fn map(state: &mut State, value: Value, args: Rest<ValueOrKwargs>) -> Result<Vec<Value>, Error> {
+    let args = args.into_values();
+    if let Some(kwargs) = args.last().filter(|last| last.is_kwargs())
+        && kwargs.get_attr("default").is_ok_and(|default| default.is_undefined())
+        && let Ok(attribute) = kwargs.get_attr("attribute")
+        && !attribute.is_undefined()
+    {
+        keyed_items(state, &value, Some(attribute), false)?;
+    }
+    let args = args.iter().map(|arg| ValueOrKwargs::from_value(Some(arg))).collect::<Result<_, _>>()?;
+    minijinja::filters::map(state, value, Rest(args))
+}
+
+/// What Jinja2's `attribute=` argument picks from an item (its `make_attrgetter`): a dotted path
+/// whose parts of digits index, or an index. Where the item has none, Jinja2 gets its Undefined,
+/// which raises where it is compared or added and prints nothing elsewhere; paw refuses it by
+/// name (one of the README's documented differences).
+pub(super) fn attribute_of(item: &Value, attribute: &Value) -> Result<Value, Error> {
+    let parts: Vec<Value> = match attribute.as_str() {
+        Some(path) => path
+            .split('.')
+            .map(|part| match part.parse::<u64>() {
+                Ok(index) if part.bytes().all(|byte| byte.is_ascii_digit()) => Value::from(index),
+                _ => Value::from(part),
+            })
+            .collect(),
+        None => vec![attribute.clone()],
+    };
+    let mut found = item.clone();
+    for part in &parts {
+        // Python indexes a string or a sequence by an int only (a bool is one).
+        let indexable = matches!(found.kind(), ValueKind::String | ValueKind::Seq | ValueKind::Iterable);
+        let index = part.is_integer() || part.kind() == ValueKind::Bool;
+        let part = if part.kind() == ValueKind::Bool { Value::from(i64::from(part.is_true())) } else { part.clone() };
+        let looked_up = if indexable && !index { None } else { found.get_item(&part).ok() };
+        found = looked_up.filter(|value| !value.is_undefined()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UndefinedError,
+                format!("an item ({}) has no {}", super::compare::type_name(item), python_repr(attribute)),
+            )
+        })?;
+    }
+    Ok(found)
+}
+
+/// `trim(chars=None)`: Python's `str.strip`, of whitespace or of the given characters.
+pub(super) fn trim(state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let [chars] = params(&args, &kwargs, ["chars"])?;
+    let text = str_of(state, value)?;
+    let trimmed = match chars.filter(|chars| !chars.is_none()) {
+        None => text.trim(),
+        Some(chars) => {
+            let chars: Vec<char> = chars
+                .as_str()
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "trim's characters must be a string, not {} (Jinja2 raises TypeError here)",
+                            super::compare::type_name(&chars)
+                        ),
+                    )
+                })?
+                .chars()
+                .collect();
+            text.trim_matches(chars.as_slice())
+        }
+    };
+    Ok(Value::from(trimmed))
 }
 
 /// `filesizeformat(binary=False)`.
@@ -52,16 +286,18 @@ pub(super) fn filesizeformat(value: &Value, args: Rest<Value>, kwargs: Kwargs) -
         return Ok("1 Byte".into());
     }
     if bytes < base {
-        return Ok(format!("{} Bytes", bytes.trunc() as i64));
+        return Ok(format!("{} Bytes", float_to_int(bytes.trunc())?));
     }
+    // Python's `f"{x:.1f}"`: `nan` and `inf` in lower case.
+    let one_decimal = |x: f64| if x.is_finite() { format!("{x:.1}") } else { python_float(x) };
     let mut unit = base;
     for (index, prefix) in prefixes.iter().enumerate() {
         unit = base.powi(index as i32 + 2);
         if bytes < unit {
-            return Ok(format!("{:.1} {prefix}", base * bytes / unit));
+            return Ok(format!("{} {prefix}", one_decimal(base * bytes / unit)));
         }
     }
-    Ok(format!("{:.1} {}", base * bytes / unit, prefixes[prefixes.len() - 1]))
+    Ok(format!("{} {}", one_decimal(base * bytes / unit), prefixes[prefixes.len() - 1]))
 }
 
 /// Python's `float(x)` of a number, a bool or a string; None where Python raises.
@@ -135,15 +371,17 @@ pub(super) fn float_to_int(float: f64) -> Result<i128, Error> {
 }
 
 /// `float(default=0.0)`.
-pub(super) fn float(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+pub(super) fn float(state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let [default] = params(&args, &kwargs, ["default"])?;
+    not_undefined(state, value)?;
     Ok(python_float_of(value).map(Value::from).unwrap_or_else(|| default.unwrap_or(Value::from(0.0))))
 }
 
 /// `int(default=0, base=10)`: `int(text, base)`, else `int(float(value))`, else the default
 /// (a base Python refuses is such a failure too).
-pub(super) fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+pub(super) fn int(state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let [default, base] = params(&args, &kwargs, ["default", "base"])?;
+    not_undefined(state, value)?;
     let base = match base {
         None => Some(10),
         Some(base) => python_index(&base).ok().filter(|&base| base == 0 || (2..=36).contains(&base)),
@@ -234,23 +472,44 @@ pub(super) fn pprint(value: &Value) -> Result<String, Error> {
 /// and `'` escaped for HTML.
 pub(super) fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let [indent] = params(&args, &kwargs, ["indent"])?;
-    let indent = indent.map(|indent| opt_int(Some(indent), 0)).transpose()?;
+    // Python's json: an int indents by that many spaces, a string by itself; anything else raises.
+    let indent = match indent.filter(|indent| !indent.is_none()) {
+        None => None,
+        Some(indent) if indent.as_str().is_some() => Some(indent.as_str().unwrap_or_default().to_string()),
+        Some(indent) => match python_index(&indent) {
+            Ok(width) if value.kind() == ValueKind::String => Some(" ".repeat(width.clamp(0, 64) as usize)),
+            Ok(width) => {
+                // Python makes the indent string first (`" " * indent`).
+                ensure_size("tojson's indent", width.max(0) as u128)?;
+                Some(" ".repeat(width.max(0) as usize))
+            }
+            // Python's json writes a string before it looks at the indent.
+            Err(_) if value.kind() == ValueKind::String => None,
+            Err(err) => return Err(err),
+        },
+    };
     let mut out = String::new();
-    python_json(value, indent.map(|width| width.max(0) as usize), 0, &mut out)?;
+    python_json(value, indent.as_deref(), 0, &mut out)?;
     let out = out.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
     Ok(Value::from_safe_string(out))
 }
 
-pub(super) fn python_json(value: &Value, indent: Option<usize>, depth: usize, out: &mut String) -> Result<(), Error> {
+pub(super) fn python_json(value: &Value, indent: Option<&str>, depth: usize, out: &mut String) -> Result<(), Error> {
     let newline = |out: &mut String, depth: usize| -> Result<(), Error> {
-        if let Some(width) = indent {
-            ensure_size("tojson", out.len() as u128 + width as u128 * depth as u128)?;
+        if let Some(unit) = indent {
+            ensure_size("tojson", out.len() as u128 + unit.len() as u128 * depth as u128)?;
             out.push('\n');
-            out.push_str(&" ".repeat(width * depth));
+            out.push_str(&unit.repeat(depth));
         }
         Ok(())
     };
     let separator = if indent.is_some() { "," } else { ", " };
+    if value.downcast_object_ref::<PyRange>().is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "Object of type range is not JSON serializable (Jinja2 raises TypeError here)",
+        ));
+    }
     match value.kind() {
         ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
@@ -346,17 +605,54 @@ pub(super) fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resu
         return Err(no_len(value));
     }
     let text = python_str(value);
-    let length = opt_int(length, 255)?.max(0) as usize;
-    let end = end.map_or_else(|| "...".to_string(), |end| python_str(&end));
-    let leeway = opt_int(leeway, 5)?.max(0) as usize;
     let chars: Vec<char> = text.chars().collect();
-    let end_len = end.chars().count();
-    if length < end_len {
-        return Err(Error::new(ErrorKind::InvalidOperation, format!("expected length >= {end_len}, got {length}")));
+    // `len(s)`: a list's or a dict's is its items'.
+    let len = match value.kind() {
+        ValueKind::Seq | ValueKind::Map => value.len().unwrap_or(0),
+        _ => chars.len(),
+    };
+    let end = end.unwrap_or(Value::from("..."));
+    let end_len = match end.kind() {
+        ValueKind::String => end.as_str().unwrap_or_default().chars().count(),
+        ValueKind::Seq | ValueKind::Map => end.len().unwrap_or(0),
+        _ => return Err(no_len(&end)),
+    };
+    // Jinja2 asserts `length >= len(end)` and `leeway >= 0`, then compares `len(s) <= length +
+    // leeway` (a float length passes all three); only then does it slice by the length.
+    let length = length.unwrap_or(Value::from(255));
+    let number = |value: &Value| match value.kind() {
+        ValueKind::Number | ValueKind::Bool => Ok(python_float_of(value).unwrap_or(f64::NAN)),
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot compare {} with int (Jinja2 raises TypeError here)", super::compare::type_name(value)),
+        )),
+    };
+    let assertion = |what: &str, wanted: usize, got: &Value| {
+        Error::new(ErrorKind::InvalidOperation, format!("expected {what} >= {wanted}, got {}", python_str(got)))
+    };
+    if number(&length)? < end_len as f64 {
+        return Err(assertion("length", end_len, &length));
     }
-    if chars.len() <= length + leeway {
+    let leeway = leeway.unwrap_or(Value::from(5));
+    if number(&leeway)? < 0.0 {
+        return Err(assertion("leeway", 0, &leeway));
+    }
+    if len as f64 <= number(&length)? + number(&leeway)? {
         return Ok(text);
     }
+    if len != chars.len() {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("truncate cuts text, not a {} (Jinja2 raises here)", super::compare::type_name(value)),
+        ));
+    }
+    let length = python_index(&length)? as usize;
+    let Some(end) = end.as_str() else {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot add a {} to a string (Jinja2 raises TypeError here)", super::compare::type_name(&end)),
+        ));
+    };
     let kept: String = chars[..length - end_len].iter().collect();
     if opt_bool(killwords) {
         return Ok(format!("{kept}{end}"));
@@ -472,6 +768,24 @@ pub(super) fn text_of(state: &State, filter: &str, value: &Value) -> Result<Stri
             format!("{filter} takes a string, not {} (Jinja2 raises here)", super::compare::type_name(value)),
         )),
     }
+}
+
+/// The text Jinja2's string filters make of a value (`soft_str`: Python's `str()`); an undefined
+/// value is refused by name.
+pub(super) fn str_of(state: &State, value: &Value) -> Result<String, Error> {
+    not_undefined(state, value)?;
+    Ok(python_str(value))
+}
+
+/// Python's `TypeError` where none is iterated (minijinja iterates it as empty).
+pub(super) fn not_none(value: &Value) -> Result<(), Error> {
+    if value.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "'NoneType' object is not iterable (Jinja2 raises TypeError here)",
+        ));
+    }
+    Ok(())
 }
 
 /// minijinja's own refusal of an undefined value where a concrete one is needed (it names the

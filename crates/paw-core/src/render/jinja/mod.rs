@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Tuple, ValueKind};
+use minijinja::value::{ArgType, Enumerator, Kwargs, Object, ObjectRepr, Rest, Tuple, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
 mod compare;
@@ -79,10 +79,27 @@ pub fn environment() -> Environment<'static> {
         }
         Ok(Value::from_object(Cycler { items: items.0, position: 0.into() }))
     });
+    // Jinja2: `namespace(mapping, **values)`, as `dict()` takes them.
+    env.add_function("namespace", |state: &State, args: Rest<Value>, kwargs: Kwargs| {
+        let (dict, values) = dict_arguments(state, "namespace", &args, &kwargs)?;
+        let mut merged: Vec<(String, Value)> = Vec::new();
+        if let Some(dict) = dict {
+            for key in dict.try_iter()? {
+                merged.push((python_str(&key), dict.get_item(&key)?));
+            }
+        }
+        merged.extend(values.into_iter().map(|(name, value)| (name.to_string(), value)));
+        minijinja::functions::namespace(Some(ValueOrKwargs::from_value(Some(&Value::from(Kwargs::from_iter(merged))))?))
+    });
+    env.add_function("dict", |state: &State, args: Rest<Value>, kwargs: Kwargs| {
+        let (dict, values) = dict_arguments(state, "dict", &args, &kwargs)?;
+        minijinja::functions::dict(dict, Kwargs::from_iter(values))
+    });
+    env.add_function("range", |args: Rest<Value>| Ok::<_, Error>(Value::from_object(PyRange::new(&args)?)));
     env.add_function("joiner", minijinja_contrib::globals::joiner);
-    env.add_filter("center", |value: String, args: Rest<Value>, kwargs: Kwargs| {
+    env.add_filter("center", |state: &State, value: &Value, args: Rest<Value>, kwargs: Kwargs| {
         let [width] = params(&args, &kwargs, ["width"])?;
-        center(&value, opt_int(width, 80)?, ' ')
+        center(&str_of(state, value)?, opt_int(width, 80)?, ' ')
     });
     env.add_filter("dictsort", dictsort);
     env.add_filter("filesizeformat", filesizeformat);
@@ -95,41 +112,83 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("format", format);
     env.add_filter("groupby", groupby);
     env.add_filter("indent", indent);
-    // Jinja2 makes text of the value first (`str()`: Python's form of a float, `-1e+300`).
+    // Jinja2's string filters make text of the value first (`soft_str`: Python's `str()`, so a
+    // float reads `-1e+300`).
     for (name, change) in [
         ("capitalize", python_capitalize as fn(&str) -> String),
-        ("lower", |text: &str| text.to_lowercase()),
-        ("upper", |text: &str| text.to_uppercase()),
+        ("lower", str::to_lowercase),
+        ("upper", str::to_uppercase),
+        ("title", |text: &str| minijinja::filters::title(text.into())),
+        ("string", str::to_string),
     ] {
-        env.add_filter(name, move |state: &State, value: &Value| -> Result<String, Error> {
-            not_undefined(state, value)?;
-            Ok(change(&python_str(value)))
-        });
+        env.add_filter(name, move |state: &State, value: &Value| Ok::<_, Error>(change(&str_of(state, value)?)));
     }
+    env.add_filter("safe", |state: &State, value: &Value| {
+        Ok::<_, Error>(Value::from_safe_string(str_of(state, value)?))
+    });
+    env.add_filter("trim", trim);
     env.add_filter("int", int);
     env.add_filter("items", |value: &Value| dict_view("dict_items", value));
     env.add_filter("pprint", pprint);
-    env.add_filter("striptags", minijinja_contrib::filters::striptags);
+    env.add_filter("striptags", |state: &State, value: &Value| {
+        Ok::<_, Error>(minijinja_contrib::filters::striptags(str_of(state, value)?))
+    });
     env.add_filter("tojson", tojson);
     env.add_filter("truncate", truncate);
     env.add_filter("urlencode", urlencode);
-    env.add_filter("wordcount", |value: String| {
+    env.add_filter("wordcount", |state: &State, value: &Value| -> Result<usize, Error> {
+        let value = str_of(state, value)?;
         let words = value.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|word| !word.is_empty());
-        words.count()
+        Ok(words.count())
     });
     env.add_filter("xmlattr", xmlattr);
-    add_positional_filters(&mut env);
-    env.add_filter(syntax::ITERABLE_FILTER, |value: Value| {
-        if value.is_none() {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                "'NoneType' object is not iterable (a loop over none)",
-            ));
+    env.add_filter("sort", sort);
+    env.add_filter("unique", unique);
+    env.add_filter("min", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        extreme(state, value, args, kwargs, std::cmp::Ordering::Less)
+    });
+    env.add_filter("max", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        extreme(state, value, args, kwargs, std::cmp::Ordering::Greater)
+    });
+    env.add_filter("sum", sum);
+    env.add_filter("replace", replace);
+    env.add_filter("list", |state: &State, value: Value| {
+        not_undefined(state, &value)?;
+        not_none(&value)?;
+        minijinja::filters::list(state, value)
+    });
+    env.add_filter("join", join);
+    env.add_filter("map", map);
+    env.add_filter(syntax::ITERABLE_FILTER, |value: Value| not_none(&value).map(|()| value));
+    // Python's `abs` and `round` take a bool as the int it is.
+    let int_of_bool =
+        |value: Value| if value.kind() == ValueKind::Bool { Value::from(i64::from(value.is_true())) } else { value };
+    env.add_filter("abs", move |value: Value| minijinja::filters::abs(int_of_bool(value)));
+    // `round(x, None)` is an int in Python.
+    // (minijinja reads an explicit none as no argument, so the arguments come as they are).
+    env.add_filter("round", move |value: Value, args: Rest<Value>, kwargs: Kwargs| {
+        let [precision, method] = params(&args, &kwargs, ["precision", "method"])?;
+        let method = method
+            .map(|method| {
+                method.as_str().map(str::to_string).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, "method must be 'common', 'ceil' or 'floor'")
+                })
+            })
+            .transpose()?;
+        let to_int = precision.as_ref().is_some_and(Value::is_none);
+        let precision = precision.filter(|precision| !precision.is_none()).map(|p| python_index(&p)).transpose()?;
+        let precision = precision.map(|p| i32::try_from(p).unwrap_or(if p < 0 { i32::MIN } else { i32::MAX }));
+        let none = Kwargs::from_iter::<[(&str, Value); 0]>([]);
+        let rounded = minijinja::filters::round(int_of_bool(value), precision, method.as_deref(), none)?;
+        match f64::try_from(rounded.clone()) {
+            Ok(float) if to_int && !rounded.is_integer() => float_to_int(float).map(Value::from),
+            _ => Ok(rounded),
         }
-        Ok(value)
     });
     env.add_function(compare::COMPARE_FUNCTION, compare::compare_chain);
     env.add_function(compare::CONCAT_FUNCTION, compare::concat);
+    env.add_function(compare::ARITHMETIC_FUNCTION, compare::arithmetic);
+    env.add_test("in", |value: &Value, container: &Value| compare::compare(value, "in", container));
     for (names, op) in
         [(["lt", "lessthan"], "<"), (["le", "le"], "<="), (["gt", "greaterthan"], ">"), (["ge", "ge"], ">=")]
     {
@@ -137,9 +196,32 @@ pub fn environment() -> Environment<'static> {
             env.add_test(name, move |value: &Value, other: &Value| compare::compare(value, op, other));
         }
     }
+    // Jinja2: `value is other`, Python's identity. None, True and False are one object each, and
+    // CPython keeps one object for each int from -5 to 256; whether two equal strings or other
+    // numbers are one depends on CPython's interning.
+    env.add_test("sameas", |value: &Value, other: &Value| {
+        let singleton =
+            |value: &Value| matches!(value.kind(), ValueKind::None | ValueKind::Bool | ValueKind::Undefined);
+        let small_int =
+            |value: &Value| value.is_integer() && value.as_i64().is_some_and(|int| (-5..=256).contains(&int));
+        if singleton(value) || singleton(other) || small_int(value) && small_int(other) {
+            return Ok(value.kind() == other.kind() && value.is_integer() == other.is_integer() && value == other);
+        }
+        Err(unsupported("test", "sameas", "on strings and most numbers, Python's answer depends on its interning"))
+    });
     env.add_test("even", |value: &Value| compare::remainder_is(value, &Value::from(2), 0));
     env.add_test("odd", |value: &Value| compare::remainder_is(value, &Value::from(2), 1));
     env.add_test("divisibleby", |value: &Value, by: &Value| compare::remainder_is(value, by, 0));
+    // Jinja2: `str(value).islower()`, `.isupper()`: some cased letter, and none of the other case.
+    env.add_test("lower", |value: &Value| python_is_case(&python_str(value), char::is_lowercase, char::is_uppercase));
+    env.add_test("upper", |value: &Value| python_is_case(&python_str(value), char::is_uppercase, char::is_lowercase));
+    // Jinja2: `value in env.filters`; a list or a dict is no key ("unhashable").
+    env.add_test("filter", |state: &State, value: &Value| {
+        compare::hashable(value).map(|()| value.as_str().is_some_and(|name| minijinja::tests::is_filter(state, name)))
+    });
+    env.add_test("test", |state: &State, value: &Value| {
+        compare::hashable(value).map(|()| value.as_str().is_some_and(|name| minijinja::tests::is_test(state, name)))
+    });
     // Jinja2: whatever `iter()` takes: strings, lists, dicts, and its Undefined; not none.
     env.add_test("iterable", |value: &Value| value.is_undefined() || value.try_iter().is_ok() && !value.is_none());
     // Jinja2: whatever has __call__; its Undefined has one, and methods are callable.
@@ -162,8 +244,49 @@ fn python_capitalize(text: &str) -> String {
     }
 }
 
+fn python_is_case(text: &str, this: fn(char) -> bool, other: fn(char) -> bool) -> bool {
+    text.chars().any(this) && !text.chars().any(other)
+}
+
 fn unsupported(what: &str, name: &str, why: &str) -> Error {
     Error::new(ErrorKind::InvalidOperation, format!("paw does not support Jinja2's `{name}` {what}: {why}"))
+}
+
+/// A dict given as an argument, and keyword arguments in their order.
+type DictArguments<'k> = (Option<Value>, Vec<(&'k str, Value)>);
+
+/// The arguments of `dict()` and `namespace()`: at most one dict (minijinja reads none or an
+/// undefined value as none given; Python raises), then keywords, in their order.
+fn dict_arguments<'k>(
+    state: &State,
+    function: &str,
+    args: &[Value],
+    kwargs: &'k Kwargs,
+) -> Result<DictArguments<'k>, Error> {
+    let dict = match args {
+        [] => None,
+        [dict] => {
+            not_undefined(state, dict)?;
+            if dict.kind() != ValueKind::Map {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "paw does not support {function}() of a {}: give it a dict and keywords",
+                        compare::type_name(dict)
+                    ),
+                ));
+            }
+            Some(dict.clone())
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::TooManyArguments,
+                format!("{function}() takes at most one dict (Jinja2 raises TypeError here)"),
+            ));
+        }
+    };
+    let values = kwargs.args().map(|name| Ok((name, kwargs.get(name)?))).collect::<Result<_, Error>>()?;
+    Ok((dict, values))
 }
 
 /// Binds a filter's positional and keyword arguments to its parameters, as Python does.
@@ -173,11 +296,15 @@ fn params<const N: usize>(args: &[Value], kwargs: &Kwargs, names: [&str; N]) -> 
     }
     let mut bound: [Option<Value>; N] = std::array::from_fn(|index| args.get(index).cloned());
     for (index, name) in names.iter().enumerate() {
-        if let Some(value) = kwargs.get::<Option<Value>>(name)? {
-            if bound[index].is_some() {
-                return Err(Error::new(ErrorKind::InvalidOperation, format!("got multiple values for `{name}`")));
+        if kwargs.has(name) && bound[index].is_some() {
+            return Err(Error::new(ErrorKind::InvalidOperation, format!("got multiple values for `{name}`")));
+        }
+        // An undefined value stays (minijinja's `Option` would read it as none given).
+        if kwargs.has(name) {
+            let value: Value = kwargs.get(name)?;
+            if !value.is_none() {
+                bound[index] = Some(value);
             }
-            bound[index] = Some(value);
         }
     }
     kwargs.assert_all_used()?;
@@ -218,29 +345,6 @@ fn repeated(what: &str, text: &str, times: i64) -> Result<String, Error> {
     Ok(text.repeat(times as usize))
 }
 
-fn named<const N: usize>(names: [&'static str; N], bound: [Option<Value>; N]) -> Kwargs {
-    Kwargs::from_iter(names.into_iter().zip(bound).filter_map(|(name, value)| value.map(|value| (name, value))))
-}
-
-/// minijinja's filters that take keyword arguments only, where Jinja2 also takes them by
-/// position (`sort(true)`, `unique(false, "name")`).
-fn add_positional_filters(env: &mut Environment<'static>) {
-    const SORT: [&str; 3] = ["reverse", "case_sensitive", "attribute"];
-    const UNIQUE: [&str; 2] = ["case_sensitive", "attribute"];
-    env.add_filter("sort", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
-        minijinja::filters::sort(state, value, named(SORT, params(&args, &kwargs, SORT)?))
-    });
-    env.add_filter("unique", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
-        minijinja::filters::unique(state, value, named(UNIQUE, params(&args, &kwargs, UNIQUE)?))
-    });
-    env.add_filter("min", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
-        minijinja::filters::min(state, value, named(UNIQUE, params(&args, &kwargs, UNIQUE)?))
-    });
-    env.add_filter("max", |state: &State, value: Value, args: Rest<Value>, kwargs: Kwargs| {
-        minijinja::filters::max(state, value, named(UNIQUE, params(&args, &kwargs, UNIQUE)?))
-    });
-}
-
 fn opt_bool(value: Option<Value>) -> bool {
     value.is_some_and(|value| value.is_true())
 }
@@ -260,6 +364,33 @@ mod tests {
         );
         assert_eq!(python_str(&Value::from("plain")), "plain");
         assert_eq!(python_str(&Value::from(Tuple::from([Value::from(1)]))), "(1,)");
+    }
+
+    fn render(template: &str) -> Result<String, String> {
+        crate::render::render_template_with(std::path::Path::new("t.pkr.hcl"), template, Value::UNDEFINED)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn namespaces_and_dicts_take_a_dict_and_keywords() {
+        let counted = "{% set ns = namespace({'a': 1}, b=2) %}{% for x in [1, 2] %}{% set ns.a = ns.a + x %}{% endfor %}{{ ns.a }},{{ ns.b }}";
+        assert_eq!(render(counted).unwrap(), "4,2");
+        assert_eq!(render("{{ dict({'z': 1}, b=2, a=3) }}").unwrap(), "{'z': 1, 'b': 2, 'a': 3}");
+        assert!(
+            render("{% set ns = namespace() %}{{ ns }}")
+                .unwrap_err()
+                .contains("paw does not support a namespace used as a value")
+        );
+        assert!(render("{{ dict(none) }}").unwrap_err().contains("dict() of a none"));
+    }
+
+    #[test]
+    fn ranges_print_and_index_as_python_s() {
+        assert_eq!(
+            render("{{ range(3) }} {{ range(1, 9, 3)[-1] }} {{ range(5, 0, -2)|list }}").unwrap(),
+            "range(0, 3) 7 [5, 3, 1]"
+        );
+        assert!(render("{{ range(3)|tojson }}").unwrap_err().contains("not JSON serializable"));
     }
 
     #[test]

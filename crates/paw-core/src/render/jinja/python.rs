@@ -7,6 +7,7 @@ use super::*;
 pub fn python_str(value: &Value) -> String {
     match value.as_str() {
         Some(text) => text.to_string(),
+        None if value.is_undefined() => String::new(),
         None => python_repr(value),
     }
 }
@@ -20,12 +21,15 @@ pub(super) fn repr_with(value: &Value, sort_dicts: bool) -> String {
     let items = |value: &Value| -> Vec<String> {
         value.try_iter().into_iter().flatten().map(|item| repr_with(&item, sort_dicts)).collect()
     };
+    if let Some(range) = value.downcast_object_ref::<PyRange>() {
+        return range.to_string();
+    }
     if let Some(view) = value.downcast_object_ref::<DictView>() {
         let inner: Vec<String> = view.items.iter().map(|item| repr_with(item, sort_dicts)).collect();
         return format!("{}([{}])", view.kind, inner.join(", "));
     }
     match value.kind() {
-        ValueKind::Undefined => String::new(),
+        ValueKind::Undefined => "Undefined".into(),
         ValueKind::None => "None".into(),
         ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
         ValueKind::Number if value.is_integer() => value.to_string(),
@@ -174,6 +178,84 @@ impl Object for Group {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Seq(2)
+    }
+}
+
+/// Python's `range(start, stop, step)`: a sequence that prints as `range(0, 3)`, and is not
+/// JSON (Jinja2's `tojson` raises on it). Its items are computed, never stored.
+#[derive(Debug)]
+pub(super) struct PyRange {
+    start: i64,
+    stop: i64,
+    step: i64,
+}
+
+impl PyRange {
+    /// `range(stop)`, `range(start, stop)` or `range(start, stop, step)`: ints (bools are ints),
+    /// the step not zero.
+    pub(super) fn new(args: &[Value]) -> Result<PyRange, Error> {
+        let ints = args
+            .iter()
+            .map(|arg| match python_index(arg) {
+                Err(_) if arg.is_integer() => {
+                    Err(Error::new(ErrorKind::InvalidOperation, "paw does not support a range past 64-bit integers"))
+                }
+                index => index,
+            })
+            .collect::<Result<Vec<i64>, Error>>()?;
+        let (start, stop, step) = match ints[..] {
+            [stop] => (0, stop, 1),
+            [start, stop] => (start, stop, 1),
+            [start, stop, step] => (start, stop, step),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("range expected 1 to 3 arguments, got {} (Jinja2 raises TypeError here)", args.len()),
+                ));
+            }
+        };
+        if step == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "range() arg 3 must not be zero (Jinja2 raises ValueError here)",
+            ));
+        }
+        Ok(PyRange { start, stop, step })
+    }
+
+    fn len(&self) -> usize {
+        let (start, stop, step) = (i128::from(self.start), i128::from(self.stop), i128::from(self.step));
+        let span = if step > 0 { stop - start } else { start - stop };
+        let len = (span + step.abs() - 1).div_euclid(step.abs());
+        len.clamp(0, i128::from(u32::MAX) * i128::from(u32::MAX)) as usize
+    }
+}
+
+impl std::fmt::Display for PyRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.step {
+            1 => write!(f, "range({}, {})", self.start, self.stop),
+            step => write!(f, "range({}, {}, {step})", self.start, self.stop),
+        }
+    }
+}
+
+impl Object for PyRange {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let index = usize::try_from(key.as_i64()?).ok().filter(|&index| index < self.len())?;
+        Some(Value::from(i128::from(self.start) + index as i128 * i128::from(self.step)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.len())
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.as_ref(), f)
     }
 }
 

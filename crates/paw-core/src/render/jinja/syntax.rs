@@ -42,11 +42,15 @@ pub fn prepare(source: &str) -> Result<String, Refusal> {
     let Ok(template) = machinery::parse(&source, "<template>", SyntaxConfig::default()) else {
         return Ok(source);
     };
+    refuse_namespace_values(std::slice::from_ref(&template))?;
+    for expr in expressions(std::slice::from_ref(&template)) {
+        refuse_repeated_keywords(expr)?;
+    }
     let mut edits = Vec::new();
-    visit(std::slice::from_ref(&template), &source, &mut edits)?;
     for expr in expressions(std::slice::from_ref(&template)) {
         rewrite_comparisons(expr, &source, &mut edits);
     }
+    visit(std::slice::from_ref(&template), &source, &mut edits)?;
     Ok(apply(source, edits))
 }
 
@@ -145,7 +149,8 @@ fn visit(statements: &[ast::Stmt], source: &str, edits: &mut Vec<Edit>) -> Resul
                 visit(&cond.false_body, source, edits)?;
             }
             ast::Stmt::WithBlock(with) => {
-                edits.extend(reorder_with(with, source)?);
+                let reordered = reorder_with(with, source, edits)?;
+                edits.extend(reordered);
                 visit(&with.body, source, edits)?;
             }
             ast::Stmt::SetBlock(set) => visit(&set.body, source, edits)?,
@@ -205,7 +210,8 @@ fn call_args<'e, 'a>(args: &'e [ast::CallArg<'a>]) -> impl Iterator<Item = &'e a
     })
 }
 
-/// Each `~` in `expr` becomes a call of `compare::CONCAT_FUNCTION`, which makes text of its
+/// Each `+`, `*` and `**` becomes a call of `compare::ARITHMETIC_FUNCTION`, which refuses what
+/// Python refuses (`"a" * 0.5`, a float's overflow). Each `~` in `expr` becomes a call of `compare::CONCAT_FUNCTION`, which makes text of its
 /// operands as Python's `str()` does (`1e+300`, not 300 digits). Each ordering comparison and `in`
 /// (`a < b`, `a not in b`, or a chain `a < b <= c`) becomes a call of
 /// `compare::COMPARE_FUNCTION`, which orders as Python does and raises where it raises. Only the
@@ -220,7 +226,7 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
             ast::BinOpKind::Lt | ast::BinOpKind::Lte | ast::BinOpKind::Gt | ast::BinOpKind::Gte | ast::BinOpKind::In
         )
     };
-    use super::compare::{COMPARE_FUNCTION, CONCAT_FUNCTION};
+    use super::compare::{ARITHMETIC_FUNCTION, COMPARE_FUNCTION, CONCAT_FUNCTION};
     // The function, its operands, and whether it takes the operators between them.
     let call: Option<(&str, Vec<&ast::Expr>, bool)> = match expr {
         ast::Expr::BinOp(op) if ordering(&op.op) => Some((COMPARE_FUNCTION, vec![&op.left, &op.right], true)),
@@ -231,6 +237,9 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
         )),
         ast::Expr::BinOp(op) if matches!(op.op, ast::BinOpKind::Concat) => {
             Some((CONCAT_FUNCTION, vec![&op.left, &op.right], false))
+        }
+        ast::Expr::BinOp(op) if matches!(op.op, ast::BinOpKind::Add | ast::BinOpKind::Mul | ast::BinOpKind::Pow) => {
+            Some((ARITHMETIC_FUNCTION, vec![&op.left, &op.right], true))
         }
         _ => None,
     };
@@ -269,11 +278,137 @@ fn rewrite_comparisons(expr: &ast::Expr, source: &str, edits: &mut Vec<Edit>) {
     }
 }
 
+/// Jinja2: "keyword argument repeated" (Python's syntax error) where a call of a function or a
+/// macro names a keyword twice; minijinja keeps the last, as Jinja2 does for filters and tests.
+fn refuse_repeated_keywords(expr: &ast::Expr) -> Result<(), Refusal> {
+    let args = match expr {
+        ast::Expr::Call(call) => call.args.as_slice(),
+        _ => &[],
+    };
+    let mut seen = BTreeSet::new();
+    for arg in args {
+        if let ast::CallArg::Kwarg(name, value) = arg
+            && !seen.insert(*name)
+        {
+            return Err(Refusal {
+                line: usize::from(value.span().start_line),
+                message: format!("keyword argument repeated: {name} (Jinja2's syntax error)"),
+                help: "give each keyword once",
+            });
+        }
+    }
+    children(expr).into_iter().try_for_each(refuse_repeated_keywords)
+}
+
+/// Jinja2's namespace is no dict: it prints as `<Namespace {...}>`, and iterating it, sorting it
+/// or taking its length raise; minijinja's is a dict in all of these. So a namespace is refused
+/// anywhere but where it is made into a name (`{% set ns = namespace() %}`), read or set by
+/// attribute (`ns.count`), or passed to a macro.
+fn refuse_namespace_values(statements: &[ast::Stmt]) -> Result<(), Refusal> {
+    let is_namespace_call = |expr: &ast::Expr| matches!(expr, ast::Expr::Call(call) if matches!(&call.expr, ast::Expr::Var(var) if var.id == "namespace"));
+    let mut names = BTreeSet::new();
+    let mut bindings = Vec::new();
+    collect_namespace_bindings(statements, &is_namespace_call, &mut names, &mut bindings);
+    for expr in expressions(statements) {
+        let bound = bindings.iter().any(|binding| std::ptr::eq(*binding, expr));
+        check_namespace_use(expr, bound, &names, &is_namespace_call)?;
+    }
+    Ok(())
+}
+
+/// The names `{% set name = namespace(...) %}` binds, and those calls.
+fn collect_namespace_bindings<'s, 'a>(
+    statements: &'s [ast::Stmt<'a>],
+    is_namespace_call: &dyn Fn(&ast::Expr) -> bool,
+    names: &mut BTreeSet<&'a str>,
+    bindings: &mut Vec<&'s ast::Expr<'a>>,
+) {
+    for statement in statements {
+        match statement {
+            ast::Stmt::Set(set) if is_namespace_call(&set.expr) => {
+                if let ast::Expr::Var(var) = &set.target {
+                    names.insert(var.id);
+                    bindings.push(&set.expr);
+                }
+            }
+            ast::Stmt::Template(template) => {
+                collect_namespace_bindings(&template.children, is_namespace_call, names, bindings)
+            }
+            ast::Stmt::ForLoop(for_loop) => {
+                collect_namespace_bindings(&for_loop.body, is_namespace_call, names, bindings);
+                collect_namespace_bindings(&for_loop.else_body, is_namespace_call, names, bindings);
+            }
+            ast::Stmt::IfCond(cond) => {
+                collect_namespace_bindings(&cond.true_body, is_namespace_call, names, bindings);
+                collect_namespace_bindings(&cond.false_body, is_namespace_call, names, bindings);
+            }
+            ast::Stmt::WithBlock(with) => collect_namespace_bindings(&with.body, is_namespace_call, names, bindings),
+            ast::Stmt::Block(block) => collect_namespace_bindings(&block.body, is_namespace_call, names, bindings),
+            ast::Stmt::Macro(definition) => {
+                collect_namespace_bindings(&definition.body, is_namespace_call, names, bindings)
+            }
+            ast::Stmt::CallBlock(call) => {
+                collect_namespace_bindings(&call.macro_decl.body, is_namespace_call, names, bindings)
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_namespace_use(
+    expr: &ast::Expr,
+    bound: bool,
+    names: &BTreeSet<&str>,
+    is_namespace_call: &dyn Fn(&ast::Expr) -> bool,
+) -> Result<(), Refusal> {
+    let refusal = |expr: &ast::Expr| {
+        Refusal {
+        line: usize::from(expr.span().start_line),
+        message: "paw does not support a namespace used as a value: Jinja2's namespace is no dict, and prints, iterates and sorts unlike one".into(),
+        help: "name it once (`{% set ns = namespace(count=0) %}`), then read and set its attributes (`ns.count`)",
+    }
+    };
+    let namespace =
+        |expr: &ast::Expr| matches!(expr, ast::Expr::Var(var) if names.contains(var.id)) || is_namespace_call(expr);
+    // A namespace has attributes, not a dict's methods.
+    if let ast::Expr::Call(call) = expr
+        && let ast::Expr::GetAttr(get) = &call.expr
+        && namespace(&get.expr)
+    {
+        return Err(refusal(expr));
+    }
+    // What a namespace may be used for: its own attribute, an argument of a (macro's) call.
+    let allowed: Vec<&ast::Expr> = match expr {
+        ast::Expr::GetAttr(get) if namespace(&get.expr) => vec![&get.expr],
+        ast::Expr::Call(call) if !is_namespace_call(expr) => {
+            call_args(&call.args).filter(|arg| matches!(arg, ast::Expr::Var(_)) && namespace(arg)).collect()
+        }
+        _ => Vec::new(),
+    };
+    if !bound && namespace(expr) && matches!(expr, ast::Expr::Var(_)) || !bound && is_namespace_call(expr) {
+        return Err(refusal(expr));
+    }
+    for child in children(expr) {
+        if allowed.iter().any(|allowed| std::ptr::eq(*allowed, child)) {
+            // The namespace itself is fine here; a call's own arguments are still checked.
+            if let ast::Expr::Call(call) = child {
+                for arg in call_args(&call.args) {
+                    check_namespace_use(arg, false, names, is_namespace_call)?;
+                }
+            }
+            continue;
+        }
+        check_namespace_use(child, false, names, is_namespace_call)?;
+    }
+    Ok(())
+}
+
 /// Jinja2 evaluates every value of `{% with a=1, c=b %}` before it binds any name, so `c` gets
 /// the outer `b`; minijinja binds them one after another. Putting each value before the
 /// assignments that bind the names it reads gives Jinja2's result; values that read each other's
 /// names (`a=b, b=a`) have no such order and are refused.
-fn reorder_with(with: &ast::WithBlock, source: &str) -> Result<Option<Edit>, Refusal> {
+/// The edits already made inside the assignments move with them.
+fn reorder_with(with: &ast::WithBlock, source: &str, edits: &mut Vec<Edit>) -> Result<Option<Edit>, Refusal> {
     let assignments = &with.assignments;
     let binds: Vec<BTreeSet<&str>> = assignments.iter().map(|(target, _)| names(target)).collect();
     let reads: Vec<BTreeSet<&str>> = assignments.iter().map(|(_, value)| names(value)).collect();
@@ -296,9 +431,14 @@ fn reorder_with(with: &ast::WithBlock, source: &str) -> Result<Option<Edit>, Ref
     if order.iter().copied().eq(0..assignments.len()) {
         return Ok(None);
     }
-    let text_of = |index: usize| {
+    let mut text_of = |index: usize| {
         let (target, value) = &assignments[index];
-        &source[extent(target).0..extent(value).1]
+        let (start, end) = (extent(target).0, extent(value).1);
+        let (inside, outside): (Vec<Edit>, Vec<Edit>) =
+            edits.drain(..).partition(|edit| start <= edit.start && edit.end <= end);
+        *edits = outside;
+        let inside = inside.into_iter().map(|edit| Edit { start: edit.start - start, end: edit.end - start, ..edit });
+        apply(source[start..end].to_string(), inside.collect())
     };
     let start = extent(&assignments[0].0).0;
     let end = extent(&assignments[assignments.len() - 1].1).1;
