@@ -51,7 +51,10 @@ pub async fn vpc(config: &SdkConfig, name: Option<&str>, default_vpc: bool) -> R
         .map_err(|err| aws_error("ec2:DescribeVpcs", err))?;
     let found = output.vpcs().first().and_then(|vpc| vpc.vpc_id()).map(str::to_string);
     found.ok_or_else(|| {
-        let what = if default_vpc { "no default VPC".to_string() } else { format!("no VPC named {name:?}") };
+        let what = match name {
+            Some(name) if !default_vpc => format!("no VPC named \"{name}\""),
+            _ => "no default VPC".to_string(),
+        };
         Error::new(ErrorKind::Config, what).help(
             "set vpc_name in workflow_param.json to the Name tag of a VPC of this region (`aws ec2 describe-vpcs`)",
         )

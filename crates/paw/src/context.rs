@@ -322,12 +322,10 @@ impl Context {
     }
 
     /// The catalog for reading only: render and plan never create or change one, so a catalog
-    /// that does not exist yet reads as an empty one.
+    /// that does not exist yet reads as an empty one, quietly (the first build creates it; a step
+    /// whose parent it lacks says so itself).
     pub async fn catalog_for_reading(&self) -> Result<Box<dyn Catalog>> {
-        let stand_in = |uri: String| -> Result<Box<dyn Catalog>> {
-            eprintln!("paw: the catalog {uri} does not exist yet: it reads as empty");
-            Ok(Box::new(SqliteCatalog::stand_in(&uri)?))
-        };
+        let stand_in = |uri: String| -> Result<Box<dyn Catalog>> { Ok(Box::new(SqliteCatalog::stand_in(&uri)?)) };
         match self.catalog_uri()? {
             CatalogUri::Sqlite(path) if path.exists() && !path.is_file() => {
                 Err(Error::new(ErrorKind::Usage, format!("the catalog sqlite:{} is not a file", path.display()))

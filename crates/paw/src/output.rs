@@ -54,6 +54,11 @@ pub fn print(report: &dyn Report, output: &RunOutput) {
     }
 }
 
+/// A count and its noun, singular for one: "1 step", "3 steps".
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
+}
+
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
     // Fit a terminal's width; a terminal too narrow to say (or none) gets the table as it is.

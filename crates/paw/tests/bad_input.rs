@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::harness::Paw;
+use crate::harness::{Paw, debug_form};
 
 struct Case {
     name: &'static str,
@@ -547,6 +547,9 @@ fn every_bad_input_gets_one_clear_error_and_changes_nothing() {
             if !run.stderr.contains(expected) {
                 problems.push(format!("stderr lacks {expected:?}"));
             }
+        }
+        if let Some(slip) = debug_form(&run.stderr) {
+            problems.push(format!("not words: {slip}"));
         }
         if run.stderr.lines().filter(|line| line.starts_with("error:")).count() != 1 || run.stderr.contains("panicked")
         {

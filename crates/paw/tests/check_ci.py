@@ -3,6 +3,8 @@
 events SCHEMA FILE: every line of FILE is an event valid under SCHEMA; prints the types seen as JSON.
 commands FILE...: every `paw ...` a CI file (GitHub workflow or .gitlab-ci.yml) runs, as JSON lists
   of the subcommand words and the options it passes, for the test to check against `paw --help`.
+action-step FILE ID: the shell script of the step ID of the composite action FILE, with its `env`,
+  as JSON, for the test to run it as the runner would.
 """
 
 import json
@@ -64,8 +66,16 @@ def commands(paths):
     print(json.dumps(found))
 
 
+def action_step(path, step_id):
+    steps = yaml.safe_load(open(path))["runs"]["steps"]
+    step = next(step for step in steps if step.get("id") == step_id)
+    print(json.dumps({"run": step["run"], "env": step.get("env", {})}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "events":
         events(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "action-step":
+        action_step(sys.argv[2], sys.argv[3])
     else:
         commands(sys.argv[2:])

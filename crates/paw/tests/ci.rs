@@ -184,6 +184,75 @@ fn the_example_pipelines_run_commands_paw_has() {
 }
 
 #[test]
+fn the_action_and_the_example_pipelines_follow_github_s_and_gitlab_s_schemas() {
+    let checker = examples_dir().join("../.venv/bin/check-jsonschema");
+    assert!(checker.is_file(), "no check-jsonschema in the virtualenv: run scripts/setup");
+    for (schema, file) in [
+        ("vendor.github-actions", "../action.yml"),
+        ("vendor.github-workflows", "ci/github-workflow.yml"),
+        ("vendor.gitlab-ci", "ci/gitlab-ci.yml"),
+    ] {
+        let output = std::process::Command::new(&checker)
+            .args(["--builtin-schema", schema])
+            .arg(examples_dir().join(file))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{file} against {schema}: {}", String::from_utf8_lossy(&output.stdout));
+    }
+}
+
+/// The action's install step, run as a runner runs it, against a release folder made here: it
+/// puts the archive's paw on PATH and says its version, and refuses an archive whose sum differs.
+#[test]
+fn the_action_installs_a_release_checked_against_its_sums() {
+    let step = check_ci(&["action-step", examples_dir().join("../action.yml").to_str().unwrap(), "install"]);
+    let paw = Paw::new();
+    // The archive the action picks on this machine.
+    let name = format!("paw-0.1.0-{}-unknown-linux-musl", std::env::consts::ARCH);
+    let (release, runner) = (paw.path("release"), paw.path("runner"));
+    std::fs::create_dir_all(release.join(&name)).unwrap();
+    std::fs::create_dir_all(&runner).unwrap();
+    let binary = assert_cmd::cargo::cargo_bin!("paw");
+    std::fs::copy(binary, release.join(&name).join("paw")).unwrap();
+    let sh = |script: &str| {
+        let status = std::process::Command::new("sh").args(["-c", script]).current_dir(&release).status().unwrap();
+        assert!(status.success(), "{script}");
+    };
+    sh(&format!("tar -czf {name}.tar.gz {name} && sha256sum {name}.tar.gz > SHA256SUMS"));
+    let install = |env_dir: &str| {
+        let (path_file, output_file) =
+            (runner.join(format!("{env_dir}.path")), runner.join(format!("{env_dir}.output")));
+        let output = std::process::Command::new("bash")
+            .args(["-c", step["run"].as_str().unwrap()])
+            .env("PAW_VERSION", "v0.1.0")
+            .env("PAW_REPOSITORY", "OWNER/paw")
+            .env("PAW_RELEASE_URL", format!("file://{}", release.display()))
+            .env("RUNNER_TEMP", runner.join(env_dir))
+            .env("GITHUB_PATH", &path_file)
+            .env("GITHUB_OUTPUT", &output_file)
+            .output()
+            .unwrap();
+        let read = |file: &Path| std::fs::read_to_string(file).unwrap_or_default();
+        (output, read(&path_file), read(&output_file))
+    };
+    let (output, path, outputs) = install("good");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let on_path = Path::new(path.trim()).join("paw");
+    assert!(on_path.is_file(), "{path}");
+    let version =
+        String::from_utf8(std::process::Command::new(&on_path).arg("--version").output().unwrap().stdout).unwrap();
+    assert_eq!(outputs.trim(), format!("paw-version={}", version.trim()));
+    assert!(step["env"]["PAW_REPOSITORY"].as_str().unwrap().contains("github.action_repository"));
+
+    // A changed archive: its sum no longer matches, and nothing reaches PATH.
+    sh(&format!("echo tampered >> {name}.tar.gz"));
+    let (output, path, _) = install("tampered");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("FAILED"), "{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(path, "");
+}
+
+#[test]
 fn the_matrix_job_run_three_times_at_once_builds_each_step_once() {
     let emulator = Emulator::start();
     let paw = emulator.configure(Paw::example("chain"));

@@ -2,7 +2,7 @@
 //! line, never the SDK's Debug dump.
 
 use crate::emulator::Emulator;
-use crate::harness::{Paw, Run};
+use crate::harness::{Paw, Run, debug_form};
 
 const FIND: &[&str] = &["-w", "wf", "base-ami", "find", "--name", "ubuntu*"];
 
@@ -121,6 +121,13 @@ fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
         assert!(stdout.contains(check), "{check}\n{stdout}");
     }
     assert!(!stdout.contains('✗'), "{stdout}");
+    // What a newcomer reads first is words: no debug form, no "1 steps".
+    for args in [&["-w", "wf", "doctor"][..], &["-w", "wf", "plan"], &["-w", "wf", "status"]] {
+        let run = paw.run(args);
+        for text in [&run.stdout, &run.stderr] {
+            assert_eq!(debug_form(text), None, "paw {}", args.join(" "));
+        }
+    }
 
     paw.edit("wf/workflow_param.json", "default/public/1", "default/public/9");
     let run = paw.run(&["-w", "wf", "doctor", "--json"]);
@@ -134,4 +141,10 @@ fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
     assert!(text.contains("✗ subnet: no subnet named \"default/public/9\" in vpc-"), "{text}");
     assert!(text.contains("\n    fix: set subnet_name in workflow_param.json"), "{text}");
     assert!(run.stderr.contains("error: 1 of 11 checks failed: subnet"), "{}", run.stderr);
+
+    paw.edit("wf/workflow_param.json", "\"is_default_vpc\": \"true\"", "\"is_default_vpc\": \"false\"");
+    paw.edit("wf/workflow_param.json", "\"vpc_name\": \"default\"", "\"vpc_name\": \"no-such-vpc\"");
+    let text = paw.run(&["-w", "wf", "doctor"]).stdout;
+    assert!(text.contains("✗ VPC: no VPC named \"no-such-vpc\""), "{text}");
+    assert_eq!(debug_form(&text), None);
 }

@@ -52,6 +52,25 @@ impl Run {
     }
 }
 
+/// What in a text paw shows a user is not words: Rust's debug form of a value (`Some("x")`,
+/// `Ok(..)`, a path's `PathBuf`) or a plural after one ("1 steps"). None where there is none.
+pub fn debug_form(text: &str) -> Option<String> {
+    if let Some(slip) = ["Some(", "Ok(", "Err(", "PathBuf", "\\\""].iter().find(|slip| text.contains(*slip)) {
+        return Some(format!("{slip:?} in {text:?}"));
+    }
+    let words: Vec<&str> =
+        text.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | ':')).collect();
+    words.windows(2).find_map(|pair| {
+        let noun = pair[1];
+        let plural = noun.len() > 2
+            && noun.ends_with('s')
+            && !noun.ends_with("ss")
+            && !noun.ends_with("us")
+            && noun.chars().all(|c| c.is_ascii_lowercase());
+        (pair[0] == "1" && plural).then(|| format!("\"1 {noun}\" in {text:?}"))
+    })
+}
+
 /// A `--dry-run --json` plan's actions, each as (action, place).
 pub fn planned_actions(plan: &serde_json::Value) -> Vec<(String, String)> {
     let actions = plan["actions"].as_array().unwrap_or_else(|| panic!("not a plan: {plan:#}"));

@@ -30,8 +30,9 @@ pub async fn update(workflow: &Workflow, ec2: &dyn Ec2, dry_run: bool) -> Result
         Error::new(
             ErrorKind::Usage,
             format!(
-                "no available AMI matches root_base_ami_filter (name \"{}\", owners {:?})",
-                query.name_pattern, query.owners
+                "no available AMI matches root_base_ami_filter (name \"{}\", owners {})",
+                query.name_pattern,
+                query.owners.join(", ")
             ),
         )
         .at(param.json().key_location(ROOT_BASE_AMI_FILTER))

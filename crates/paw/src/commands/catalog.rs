@@ -8,7 +8,7 @@ use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
 use crate::context::Context;
-use crate::output::{Report, table};
+use crate::output::{Report, plural, table};
 
 pub struct Migrated {
     plan: MigratePlan,
@@ -165,10 +165,10 @@ impl Report for Adoption {
             }
             Adoption::Done { line, adopted } => {
                 let mut text = format!(
-                    "adopted {} records into {line} ({} already its), and {} channel entries",
-                    adopted.records.len(),
+                    "adopted {} into {line} ({} already its), and {}",
+                    plural(adopted.records.len(), "record", "records"),
                     adopted.already,
-                    adopted.channel_entries
+                    plural(adopted.channel_entries, "channel entry", "channel entries")
                 );
                 for (channel, step_id) in &adopted.channels_left {
                     text.push_str(&format!(

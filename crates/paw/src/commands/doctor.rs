@@ -11,7 +11,7 @@ use paw_core::{Error, ErrorKind, render};
 use serde_json::{Value, json};
 
 use crate::context::Context;
-use crate::output::Report;
+use crate::output::{Report, plural};
 
 pub struct Check {
     name: String,
@@ -51,8 +51,12 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
         "workflow folder",
         workflows.as_ref().map_err(Clone::clone).map(|workflows| {
             let w = &workflows[0];
-            let variants = if workflows.len() > 1 { format!(", {} variants", workflows.len()) } else { String::new() };
-            format!("{} ({} steps{variants}), name {}", w.root.display(), w.steps().len(), w.name)
+            let variants = if workflows.len() > 1 {
+                format!(", {}", plural(workflows.len(), "variant", "variants"))
+            } else {
+                String::new()
+            };
+            format!("{} ({}{variants}), name {}", w.root.display(), plural(w.steps().len(), "step", "steps"), w.name)
         }),
     );
     let Ok([workflow, ..]) = workflows else { return Ok(doctor) };
@@ -69,7 +73,7 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
             render::check_hcl(&files, &paw_core::ami::output_ami_name(workflow, step))?.requires_plugins;
         Ok::<_, Error>(count + 1)
     });
-    doctor.check("templates render", rendered.map(|count| format!("{count} steps, HCL ok")));
+    doctor.check("templates render", rendered.map(|count| format!("{}, HCL ok", plural(count, "step", "steps"))));
     let packer = match PackerBinary::locate() {
         None => Err(Error::new(ErrorKind::Usage, "no packer on PATH or in PAW_PACKER")),
         Some(packer) => match packer.version().await {
@@ -112,9 +116,11 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     }
     let catalog = match cx.catalog_for_reading().await {
         Ok(catalog) => match (catalog.schema().await, catalog.list_workflow(&workflow.param.workflow_id).await) {
-            (Ok(schema), Ok(records)) => {
-                Ok(format!("{}, {schema} ({} records of this workflow)", catalog.uri(), records.len()))
-            }
+            (Ok(schema), Ok(records)) => Ok(format!(
+                "{}, {schema} ({} of this workflow)",
+                catalog.uri(),
+                plural(records.len(), "record", "records")
+            )),
             (Err(err), _) | (_, Err(err)) => Err(err),
         },
         Err(err) => Err(err),

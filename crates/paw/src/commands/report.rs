@@ -8,7 +8,7 @@ use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
 use crate::context::Context;
-use crate::output::Report;
+use crate::output::{Report, plural};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html");
 
@@ -56,10 +56,10 @@ impl Report for Page {
     fn text(&self) -> String {
         match &self.written_to {
             Some(path) => format!(
-                "wrote {} ({} steps, {} images); open it in a browser",
+                "wrote {} ({}, {}); open it in a browser",
                 path.display(),
-                self.data.steps.len(),
-                self.data.image_count
+                plural(self.data.steps.len(), "step", "steps"),
+                plural(self.data.image_count, "image", "images")
             ),
             None => self.html.clone(),
         }
