@@ -89,8 +89,7 @@ fn join(left: &Value, right: &Value) -> Option<Result<Value, Error>> {
         let joined = super::ensure_size("+", a.len() as u128 + b.len() as u128).map(|()| format!("{a}{b}"));
         return Some(joined.map(|text| if safe { Value::from_safe_string(text) } else { Value::from(text) }));
     }
-    let sequence =
-        |value: &Value| value.kind() == ValueKind::Seq && value.downcast_object_ref::<super::PyRange>().is_none();
+    let sequence = |value: &Value| value.kind() == ValueKind::Seq && !super::is_range(value);
     if !(sequence(left) && sequence(right) && left.is_tuple() == right.is_tuple()) {
         return None;
     }
@@ -116,7 +115,7 @@ fn repeat(value: &Value, times: i128) -> Option<Result<Value, Error>> {
             repeated.map(|text| if value.is_safe() { Value::from_safe_string(text) } else { Value::from(text) }),
         );
     }
-    if value.kind() != ValueKind::Seq || value.downcast_object_ref::<super::PyRange>().is_some() {
+    if value.kind() != ValueKind::Seq || super::is_range(value) {
         return None;
     }
     let items: Vec<Value> = match value.try_iter() {
@@ -200,7 +199,7 @@ fn contains(haystack: &Value, needle: &Value) -> Result<bool, Error> {
 /// Python's `TypeError: unhashable type` for a value used as a dict's key: a list, a dict, or a
 /// tuple holding one.
 pub fn hashable(value: &Value) -> Result<(), Error> {
-    if value.downcast_object_ref::<super::PyRange>().is_some() {
+    if super::is_range(value) {
         return Ok(());
     }
     match value.kind() {
@@ -215,8 +214,12 @@ pub fn hashable(value: &Value) -> Result<(), Error> {
 
 /// Python's `sorted`, `min` and `max` compare neighbours: where Python cannot order two of the
 /// values, they raise `TypeError` (and one value is never compared).
-pub fn check_orderable(values: &[Value]) -> Result<(), Error> {
-    values.windows(2).try_for_each(|pair| ordering(&pair[0], &pair[1]).map(drop))
+pub fn check_orderable<'v>(values: impl IntoIterator<Item = &'v Value>) -> Result<(), Error> {
+    let mut values = values.into_iter().peekable();
+    while let (Some(value), Some(next)) = (values.next(), values.peek()) {
+        ordering(value, next)?;
+    }
+    Ok(())
 }
 
 /// Python's order of two values: numbers (bools are numbers) with numbers, strings with strings,
@@ -231,9 +234,7 @@ pub fn ordering(left: &Value, right: &Value) -> Result<Ordering, Error> {
     match (left.kind(), right.kind()) {
         (ValueKind::String, ValueKind::String) => Ok(left.as_str().cmp(&right.as_str())),
         (ValueKind::Seq, ValueKind::Seq)
-            if left.is_tuple() == right.is_tuple()
-                && left.downcast_object_ref::<super::PyRange>().is_none()
-                && right.downcast_object_ref::<super::PyRange>().is_none() =>
+            if left.is_tuple() == right.is_tuple() && !super::is_range(left) && !super::is_range(right) =>
         {
             let (a, b) = (left.try_iter()?.collect::<Vec<_>>(), right.try_iter()?.collect::<Vec<_>>());
             for (x, y) in a.iter().zip(&b) {

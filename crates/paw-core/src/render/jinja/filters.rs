@@ -45,8 +45,7 @@ pub(super) fn groupby(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result
         };
         keyed.push((fold(&grouper), grouper, item));
     }
-    let keys: Vec<Value> = keyed.iter().map(|(key, _, _)| key.clone()).collect();
-    super::compare::check_orderable(&keys)?;
+    super::compare::check_orderable(keyed.iter().map(|(key, _, _)| key))?;
     keyed.sort_by(|a, b| super::compare::ordering(&a.0, &b.0).unwrap_or(std::cmp::Ordering::Equal));
     let mut groups: Vec<(Value, Value, Vec<Value>)> = Vec::new();
     for (key, grouper, item) in keyed {
@@ -125,7 +124,7 @@ pub(super) fn sort(state: &State, value: Value, args: Rest<Value>, kwargs: Kwarg
         }
     };
     let mut keyed = keyed_items(state, &value, attribute, !opt_bool(case_sensitive))?;
-    super::compare::check_orderable(&keyed.iter().map(|(key, _)| key.clone()).collect::<Vec<_>>())?;
+    super::compare::check_orderable(keyed.iter().map(|(key, _)| key))?;
     keyed.sort_by(|a, b| {
         let order = super::compare::ordering(&a.0, &b.0).unwrap_or(std::cmp::Ordering::Equal);
         if reverse { order.reverse() } else { order }
@@ -144,7 +143,7 @@ pub(super) fn extreme(
 ) -> Result<Value, Error> {
     let [case_sensitive, attribute] = params(&args, &kwargs, ["case_sensitive", "attribute"])?;
     let keyed = keyed_items(state, &value, attribute, !opt_bool(case_sensitive))?;
-    super::compare::check_orderable(&keyed.iter().map(|(key, _)| key.clone()).collect::<Vec<_>>())?;
+    super::compare::check_orderable(keyed.iter().map(|(key, _)| key))?;
     let mut best: Option<&(Value, Value)> = None;
     for pair in &keyed {
         if best.is_none_or(|best| super::compare::ordering(&pair.0, &best.0).ok() == Some(wanted)) {
@@ -504,7 +503,7 @@ pub(super) fn python_json(value: &Value, indent: Option<&str>, depth: usize, out
         Ok(())
     };
     let separator = if indent.is_some() { "," } else { ", " };
-    if value.downcast_object_ref::<PyRange>().is_some() {
+    if is_range(value) {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
             "Object of type range is not JSON serializable (Jinja2 raises TypeError here)",

@@ -296,11 +296,11 @@ fn params<const N: usize>(args: &[Value], kwargs: &Kwargs, names: [&str; N]) -> 
     }
     let mut bound: [Option<Value>; N] = std::array::from_fn(|index| args.get(index).cloned());
     for (index, name) in names.iter().enumerate() {
-        if kwargs.has(name) && bound[index].is_some() {
-            return Err(Error::new(ErrorKind::InvalidOperation, format!("got multiple values for `{name}`")));
-        }
-        // An undefined value stays (minijinja's `Option` would read it as none given).
         if kwargs.has(name) {
+            if bound[index].is_some() {
+                return Err(Error::new(ErrorKind::InvalidOperation, format!("got multiple values for `{name}`")));
+            }
+            // An undefined value stays (minijinja's `Option` would read it as none given).
             let value: Value = kwargs.get(name)?;
             if !value.is_none() {
                 bound[index] = Some(value);

@@ -181,6 +181,11 @@ impl Object for Group {
     }
 }
 
+/// Whether a value is a `range()`.
+pub(super) fn is_range(value: &Value) -> bool {
+    value.downcast_object_ref::<PyRange>().is_some()
+}
+
 /// Python's `range(start, stop, step)`: a sequence that prints as `range(0, 3)`, and is not
 /// JSON (Jinja2's `tojson` raises on it). Its items are computed, never stored.
 #[derive(Debug)]

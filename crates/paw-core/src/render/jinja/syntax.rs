@@ -133,72 +133,68 @@ fn apply(mut source: String, mut edits: Vec<Edit>) -> String {
     source
 }
 
+/// The edits of the statements themselves: a `for` loop's iterable passes through
+/// `ITERABLE_FILTER`, a `with`'s assignments are put in Jinja2's order.
 fn visit(statements: &[ast::Stmt], source: &str, edits: &mut Vec<Edit>) -> Result<(), Refusal> {
-    for statement in statements {
+    for statement in every_statement(statements) {
         match statement {
-            ast::Stmt::Template(template) => visit(&template.children, source, edits)?,
             ast::Stmt::ForLoop(for_loop) => {
                 let (start, end) = extent(&for_loop.iter);
                 edits.push(Edit { start, end: start, text: "(".into() });
                 edits.push(Edit { start: end, end, text: format!(")|{ITERABLE_FILTER}") });
-                visit(&for_loop.body, source, edits)?;
-                visit(&for_loop.else_body, source, edits)?;
-            }
-            ast::Stmt::IfCond(cond) => {
-                visit(&cond.true_body, source, edits)?;
-                visit(&cond.false_body, source, edits)?;
             }
             ast::Stmt::WithBlock(with) => {
                 let reordered = reorder_with(with, source, edits)?;
                 edits.extend(reordered);
-                visit(&with.body, source, edits)?;
             }
-            ast::Stmt::SetBlock(set) => visit(&set.body, source, edits)?,
-            ast::Stmt::AutoEscape(block) => visit(&block.body, source, edits)?,
-            ast::Stmt::FilterBlock(block) => visit(&block.body, source, edits)?,
-            ast::Stmt::Block(block) => visit(&block.body, source, edits)?,
-            ast::Stmt::Macro(definition) => visit(&definition.body, source, edits)?,
-            ast::Stmt::CallBlock(call) => visit(&call.macro_decl.body, source, edits)?,
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Every expression of the statements, those of nested statements too.
-fn expressions<'s, 'a>(statements: &'s [ast::Stmt<'a>]) -> Vec<&'s ast::Expr<'a>> {
+/// A statement's own expressions, and the bodies of statements it holds.
+fn parts<'s, 'a>(statement: &'s ast::Stmt<'a>) -> (Vec<&'s ast::Expr<'a>>, Vec<&'s [ast::Stmt<'a>]>) {
+    match statement {
+        ast::Stmt::Template(template) => (Vec::new(), vec![&template.children]),
+        ast::Stmt::EmitExpr(emit) => (vec![&emit.expr], Vec::new()),
+        ast::Stmt::ForLoop(for_loop) => (
+            std::iter::once(&for_loop.iter).chain(&for_loop.filter_expr).collect(),
+            vec![&for_loop.body, &for_loop.else_body],
+        ),
+        ast::Stmt::IfCond(cond) => (vec![&cond.expr], vec![&cond.true_body, &cond.false_body]),
+        ast::Stmt::WithBlock(with) => (with.assignments.iter().map(|(_, value)| value).collect(), vec![&with.body]),
+        ast::Stmt::Set(set) => (vec![&set.expr], Vec::new()),
+        ast::Stmt::SetBlock(set) => (set.filter.iter().collect(), vec![&set.body]),
+        ast::Stmt::AutoEscape(block) => (Vec::new(), vec![&block.body]),
+        ast::Stmt::FilterBlock(block) => (vec![&block.filter], vec![&block.body]),
+        ast::Stmt::Block(block) => (Vec::new(), vec![&block.body]),
+        ast::Stmt::Macro(definition) => (definition.defaults.iter().collect(), vec![&definition.body]),
+        ast::Stmt::CallBlock(call) => {
+            (std::iter::once(&call.call.expr).chain(call_args(&call.call.args)).collect(), vec![&call.macro_decl.body])
+        }
+        ast::Stmt::Do(call) => {
+            (std::iter::once(&call.call.expr).chain(call_args(&call.call.args)).collect(), Vec::new())
+        }
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+/// Every statement, those nested in others' bodies too, each before the ones it holds.
+fn every_statement<'s, 'a>(statements: &'s [ast::Stmt<'a>]) -> Vec<&'s ast::Stmt<'a>> {
     let mut found = Vec::new();
     for statement in statements {
-        let (exprs, bodies): (Vec<&ast::Expr>, Vec<&[ast::Stmt]>) = match statement {
-            ast::Stmt::Template(template) => (Vec::new(), vec![&template.children]),
-            ast::Stmt::EmitExpr(emit) => (vec![&emit.expr], Vec::new()),
-            ast::Stmt::ForLoop(for_loop) => (
-                std::iter::once(&for_loop.iter).chain(&for_loop.filter_expr).collect(),
-                vec![&for_loop.body, &for_loop.else_body],
-            ),
-            ast::Stmt::IfCond(cond) => (vec![&cond.expr], vec![&cond.true_body, &cond.false_body]),
-            ast::Stmt::WithBlock(with) => (with.assignments.iter().map(|(_, value)| value).collect(), vec![&with.body]),
-            ast::Stmt::Set(set) => (vec![&set.expr], Vec::new()),
-            ast::Stmt::SetBlock(set) => (set.filter.iter().collect(), vec![&set.body]),
-            ast::Stmt::AutoEscape(block) => (Vec::new(), vec![&block.body]),
-            ast::Stmt::FilterBlock(block) => (vec![&block.filter], vec![&block.body]),
-            ast::Stmt::Block(block) => (Vec::new(), vec![&block.body]),
-            ast::Stmt::Macro(definition) => (definition.defaults.iter().collect(), vec![&definition.body]),
-            ast::Stmt::CallBlock(call) => (
-                std::iter::once(&call.call.expr).chain(call_args(&call.call.args)).collect(),
-                vec![&call.macro_decl.body],
-            ),
-            ast::Stmt::Do(call) => {
-                (std::iter::once(&call.call.expr).chain(call_args(&call.call.args)).collect(), Vec::new())
-            }
-            _ => (Vec::new(), Vec::new()),
-        };
-        found.extend(exprs);
-        for body in bodies {
-            found.extend(expressions(body));
+        found.push(statement);
+        for body in parts(statement).1 {
+            found.extend(every_statement(body));
         }
     }
     found
+}
+
+/// Every expression of the statements, those of nested statements too.
+fn expressions<'s, 'a>(statements: &'s [ast::Stmt<'a>]) -> Vec<&'s ast::Expr<'a>> {
+    every_statement(statements).into_iter().flat_map(|statement| parts(statement).0).collect()
 }
 
 fn call_args<'e, 'a>(args: &'e [ast::CallArg<'a>]) -> impl Iterator<Item = &'e ast::Expr<'a>> {
@@ -306,53 +302,23 @@ fn refuse_repeated_keywords(expr: &ast::Expr) -> Result<(), Refusal> {
 /// attribute (`ns.count`), or passed to a macro.
 fn refuse_namespace_values(statements: &[ast::Stmt]) -> Result<(), Refusal> {
     let is_namespace_call = |expr: &ast::Expr| matches!(expr, ast::Expr::Call(call) if matches!(&call.expr, ast::Expr::Var(var) if var.id == "namespace"));
+    // The names `{% set name = namespace(...) %}` binds, and those calls.
     let mut names = BTreeSet::new();
     let mut bindings = Vec::new();
-    collect_namespace_bindings(statements, &is_namespace_call, &mut names, &mut bindings);
+    for statement in every_statement(statements) {
+        if let ast::Stmt::Set(set) = statement
+            && is_namespace_call(&set.expr)
+            && let ast::Expr::Var(var) = &set.target
+        {
+            names.insert(var.id);
+            bindings.push(&set.expr);
+        }
+    }
     for expr in expressions(statements) {
         let bound = bindings.iter().any(|binding| std::ptr::eq(*binding, expr));
         check_namespace_use(expr, bound, &names, &is_namespace_call)?;
     }
     Ok(())
-}
-
-/// The names `{% set name = namespace(...) %}` binds, and those calls.
-fn collect_namespace_bindings<'s, 'a>(
-    statements: &'s [ast::Stmt<'a>],
-    is_namespace_call: &dyn Fn(&ast::Expr) -> bool,
-    names: &mut BTreeSet<&'a str>,
-    bindings: &mut Vec<&'s ast::Expr<'a>>,
-) {
-    for statement in statements {
-        match statement {
-            ast::Stmt::Set(set) if is_namespace_call(&set.expr) => {
-                if let ast::Expr::Var(var) = &set.target {
-                    names.insert(var.id);
-                    bindings.push(&set.expr);
-                }
-            }
-            ast::Stmt::Template(template) => {
-                collect_namespace_bindings(&template.children, is_namespace_call, names, bindings)
-            }
-            ast::Stmt::ForLoop(for_loop) => {
-                collect_namespace_bindings(&for_loop.body, is_namespace_call, names, bindings);
-                collect_namespace_bindings(&for_loop.else_body, is_namespace_call, names, bindings);
-            }
-            ast::Stmt::IfCond(cond) => {
-                collect_namespace_bindings(&cond.true_body, is_namespace_call, names, bindings);
-                collect_namespace_bindings(&cond.false_body, is_namespace_call, names, bindings);
-            }
-            ast::Stmt::WithBlock(with) => collect_namespace_bindings(&with.body, is_namespace_call, names, bindings),
-            ast::Stmt::Block(block) => collect_namespace_bindings(&block.body, is_namespace_call, names, bindings),
-            ast::Stmt::Macro(definition) => {
-                collect_namespace_bindings(&definition.body, is_namespace_call, names, bindings)
-            }
-            ast::Stmt::CallBlock(call) => {
-                collect_namespace_bindings(&call.macro_decl.body, is_namespace_call, names, bindings)
-            }
-            _ => {}
-        }
-    }
 }
 
 fn check_namespace_use(
@@ -557,6 +523,13 @@ mod tests {
         assert_eq!(prepare("{{ a == b }}").unwrap(), "{{ a == b }}", "equality never raises");
         assert_eq!(prepare("{{ a~b ~ (c) }}").unwrap(), "{{ __paw_concat(__paw_concat(a,b) , (c)) }}");
         assert_eq!(prepare("{{ c not  in d }}").unwrap(), "{{ __paw_compare(c , \"not in\", d) }}");
+    }
+
+    #[test]
+    fn a_namespace_may_be_named_inside_any_block() {
+        let template = "{% filter upper %}{% set ns = namespace(a=1) %}{{ ns.a }}{% endfilter %}";
+        assert!(prepare(template).is_ok());
+        assert!(prepare("{% filter upper %}{{ namespace(a=1) }}{% endfilter %}").is_err());
     }
 
     #[test]
