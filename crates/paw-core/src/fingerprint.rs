@@ -191,14 +191,15 @@ fn declared_inputs(step: &Step) -> Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// step_param.json's hash: of its keys but `"lifecycle"` (what becomes of the image later) and
-/// `"test_timeout_minutes"` (how long its tests may take), as
+/// step_param.json's hash: of its keys but `"lifecycle"` (what becomes of the image later),
+/// `"test_timeout_minutes"` (how long its tests may take) and `"$schema"` (for editors), as
 /// canonical JSON; so neither a policy, nor a comment, nor key order changes the image. (The
 /// first fingerprints hashed the file as any other: `v1_digest`.)
 fn step_param_hash(step: &Step) -> String {
     let mut keys = step.param.json().object.clone();
     keys.shift_remove(crate::config::LIFECYCLE);
     keys.shift_remove(crate::config::TEST_TIMEOUT);
+    keys.shift_remove(crate::config::SCHEMA_KEY);
     params_hash(keys)
 }
 

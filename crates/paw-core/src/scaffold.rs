@@ -15,6 +15,11 @@ const FILES: [(&str, &str); 8] = [
     ("step1/templates/.pkrvars.hcl", include_str!("../scaffold/step1/templates/.pkrvars.hcl")),
 ];
 
+/// The files' schemas, beside them, for the `$schema` keys the scaffold's files hold: an editor
+/// finds them offline, and they are the schemas of the paw that wrote them.
+const WORKFLOW_PARAM_SCHEMA_FILE: &str = ".schema/workflow_param.schema.json";
+const STEP_PARAM_SCHEMA_FILE: &str = ".schema/step_param.schema.json";
+
 /// Writes the scaffold into `dir`, which must be new or empty: nothing is ever overwritten.
 pub fn init(dir: &Path) -> Result<Vec<String>> {
     if let Ok(mut entries) = std::fs::read_dir(dir)
@@ -27,14 +32,21 @@ pub fn init(dir: &Path) -> Result<Vec<String>> {
         .in_file(dir)
         .help("name a new folder, e.g. `paw init workflow`"));
     }
-    for (name, text) in FILES {
+    let schemas = [
+        (WORKFLOW_PARAM_SCHEMA_FILE, crate::config::workflow_param_schema()),
+        (STEP_PARAM_SCHEMA_FILE, crate::config::step_param_schema()),
+    ]
+    .map(|(name, schema)| (name, serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n"));
+    let files: Vec<(&str, String)> =
+        FILES.iter().map(|(name, text)| (*name, text.to_string())).chain(schemas).collect();
+    for (name, text) in &files {
         let path = dir.join(name);
         let parent = path.parent().expect("scaffold files are in a folder");
         std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the folder", err))?;
         std::fs::write(&path, text).map_err(|err| Error::io(&path, "write", err))?;
     }
     set_executable(&dir.join("step1/zero_deps_script.py"))?;
-    Ok(FILES.iter().map(|(name, _)| name.to_string()).collect())
+    Ok(files.into_iter().map(|(name, _)| name.to_string()).collect())
 }
 
 fn set_executable(path: &Path) -> Result<()> {

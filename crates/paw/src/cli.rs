@@ -17,7 +17,7 @@ pub struct Cli {
     pub json: bool,
 
     /// Where AMIs are recorded: sqlite:PATH or dynamodb:TABLE [default: "catalog" in
-    /// workflow_param.json, else sqlite:<workflow>/.paw/catalog.sqlite]
+    /// workflow_param.json, else sqlite:WORKFLOW/.paw/catalog.sqlite]
     #[arg(long, global = true, env = "PAW_CATALOG", value_name = "URI")]
     pub catalog: Option<CatalogUri>,
 
@@ -42,7 +42,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAW_CI", value_enum, value_name = "SYSTEM")]
     pub ci: Option<CiArg>,
 
-    /// Set a key of workflow_param.json for this run, over the file and PAW_PARAM_<KEY>: VALUE is
+    /// Set a key of workflow_param.json for this run, over the file and PAW_PARAM_KEY: VALUE is
     /// JSON, else a string (e.g. --param instance_size=large). Counted in the fingerprint.
     #[arg(long = "param", global = true, value_name = "KEY=VALUE")]
     pub params: Vec<String>,
@@ -204,7 +204,11 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print paw's man page (roff): `paw man > /usr/local/share/man/man1/paw.1`.
-    Man,
+    Man {
+        /// Every command and option as Markdown instead: the book's command reference.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Create a new workflow folder with one step, in the seed's layout.
     Init {
         /// The folder to create; it must be new or empty.
@@ -214,7 +218,7 @@ pub enum Command {
     Import {
         /// The folder with the project's *.pkr.hcl files; it is not changed.
         packer_dir: PathBuf,
-        /// The workflow folder to create; it must be new or empty [default: ./<project folder's name>-workflow]
+        /// The workflow folder to create; it must be new or empty [default: ./PROJECT-workflow, after the project folder]
         #[arg(long, value_name = "DIR")]
         into: Option<PathBuf>,
     },

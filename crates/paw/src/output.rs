@@ -43,14 +43,25 @@ pub trait Report {
 /// the event stream.
 pub fn print(report: &dyn Report, output: &RunOutput) {
     if output.json {
-        println!("{}", serde_json::to_string_pretty(&report.json()).expect("JSON values serialise"));
+        print_line(&serde_json::to_string_pretty(&report.json()).expect("JSON values serialise"));
     } else {
         let text = report.text();
         match (text.is_empty(), output.events.is_some()) {
             (true, _) => {}
             (false, true) => eprintln!("{}", text.trim_end()),
-            (false, false) => println!("{}", text.trim_end()),
+            (false, false) => print_line(text.trim_end()),
         }
+    }
+}
+
+/// Writes a line to stdout. A reader that has gone (`paw man --markdown | head`) is no error of
+/// paw's, and the rest is dropped; any other failure to write is.
+fn print_line(text: &str) {
+    use std::io::Write;
+    if let Err(err) = writeln!(std::io::stdout().lock(), "{text}")
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        panic!("cannot write to stdout: {err}");
     }
 }
 
@@ -337,7 +348,7 @@ impl TextReporter {
         if self.to_stderr {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            print_line(&line);
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod aws;
 mod bad_input;
+mod book;
 mod ci;
 mod distribution;
 mod dynamodb;
@@ -21,4 +22,5 @@ mod policies;
 mod recovery;
 mod regions;
 mod report;
+mod schemas;
 mod snapshots;

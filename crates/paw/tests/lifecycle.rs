@@ -260,7 +260,7 @@ fn prune_keeps_the_newest_the_channels_and_their_ancestors() {
     assert_eq!(deleted_by(&dry), [&Value::from(doomed.clone())]);
     assert!(emulator.ec2().image(&doomed).is_some(), "a dry run changes nothing");
     let text = cli.run(&["images", "prune", "--keep", "1", "--delete-snapshots", "--dry-run"]);
-    let said = "1 image(s) would be deleted (dry run); snapshots would be freed: 15 GiB";
+    let said = "1 image would be deleted (dry run); snapshots would be freed: 15 GiB";
     assert!(text.success().stdout.contains(said), "{}", text.stdout);
     let young = cli.json(&["images", "prune", "--keep", "1", "--older-than", "1", "--dry-run"]);
     assert!(young.as_array().unwrap().iter().all(|decision| decision["action"] == "kept"), "{young:#}");
@@ -278,7 +278,7 @@ fn prune_keeps_the_newest_the_channels_and_their_ancestors() {
     cli.fails(&["images", "prune", "--keep", "1"], "without confirmation");
     cli.fails(&["images", "prune", "--keep", "0", "--yes"], "--keep 0 would delete every image");
     let run = cli.run(&["images", "prune", "--keep", "1", "--delete-snapshots", "--yes"]);
-    assert!(run.success().stdout.contains("1 image(s) deleted; snapshots freed: 15 GiB"), "{}", run.stdout);
+    assert!(run.success().stdout.contains("1 image deleted; snapshots freed: 15 GiB"), "{}", run.stdout);
     assert!(emulator.ec2().image(&doomed).is_none());
     assert!(snapshots.iter().all(|snapshot| emulator.ec2().snapshot(snapshot).is_none()));
     assert_eq!(cli.json(&["--workflow-id", "wf-2", "images", "show", "step3"])["status"], "deregistered");

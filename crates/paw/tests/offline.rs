@@ -287,3 +287,37 @@ fn import_makes_a_workflow_of_a_plain_packer_project() {
     assert!(none.code == 2 && none.stderr.contains("no *.pkr.hcl file"), "{}", none.stderr);
     assert!(!paw.path("other").exists());
 }
+
+#[test]
+fn a_reader_that_stops_reading_is_no_crash() {
+    let mut child = Paw::new()
+        .command(&["man", "--markdown"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Quiet where nothing is wrong: on a new workflow, whose catalog does not exist yet, the commands
+/// that only read write nothing to stderr, so that `2>&1` into a JSON reader stays JSON; and
+/// steps, render and plan create no catalog.
+#[test]
+fn reading_commands_on_a_new_workflow_write_nothing_to_stderr() {
+    let paw = Paw::example("chain");
+    let quiet = |args: &[&str]| {
+        let run = paw.run(&[&["-w", "wf"][..], args].concat());
+        assert_eq!(run.code, 0, "paw {args:?}: {}", run.stderr);
+        assert!(run.stderr.is_empty(), "paw {args:?} wrote to stderr: {}", run.stderr);
+    };
+    for args in [&["steps"][..], &["render"], &["plan"], &["--json", "plan"]] {
+        quiet(args);
+    }
+    assert!(!paw.path("wf/.paw/catalog.sqlite").exists(), "reading creates no catalog");
+    for args in [&["images", "list"][..], &["--json", "channel", "list"]] {
+        quiet(args);
+    }
+}

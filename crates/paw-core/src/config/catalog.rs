@@ -23,8 +23,8 @@ pub(super) struct CatalogParam {
     pub(super) access: CatalogAccess,
 }
 
-/// The object form of `"catalog"`.
-#[derive(serde::Deserialize)]
+/// The object form of `"catalog"`: a DynamoDB catalog in an account (and region) of its own.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CatalogObject {
     uri: String,

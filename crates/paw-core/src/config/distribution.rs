@@ -7,7 +7,7 @@ use super::*;
 pub const DISTRIBUTION: &str = "distribution";
 
 /// One target of the distribution block: a region, of the build account or of other accounts.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DistributionTarget {
     pub region: String,

@@ -5,10 +5,11 @@ use super::*;
 /// A retention policy (`paw lifecycle`): in workflow_param.json for every step, and in a
 /// step_param.json for that step, key by key over the workflow's. Ages count from the image's
 /// creation, in days.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LifecyclePolicy {
     /// Each step's newest available images kept whatever their age (1 or more).
+    #[schemars(range(min = 1))]
     pub keep: Option<u64>,
     /// EC2's deprecation (hidden from describe-images but for its owner; still launchable).
     pub deprecate_after_days: Option<u64>,

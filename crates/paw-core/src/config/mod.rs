@@ -18,12 +18,14 @@ pub const STEP_PARAM_FILE: &str = "step_param.json";
 mod catalog;
 mod distribution;
 mod lifecycle;
+mod schema;
 mod step;
 mod workflow;
 
 pub use catalog::*;
 pub use distribution::*;
 pub use lifecycle::*;
+pub use schema::*;
 pub use step::*;
 pub use workflow::*;
 

@@ -155,13 +155,20 @@ impl WorkflowParam {
                 .key_error("is_default_vpc", format!("\"is_default_vpc\" is \"{flag}\""))
                 .help("write \"true\" or \"false\" (a string, as the seed expects)"));
         }
+        let session_token = file.optional_string("aws_session_token")?.map(Secret);
         let credentials =
             match (file.optional_string("aws_access_key_id")?, file.optional_string("aws_secret_access_key")?) {
-                (Some(access_key_id), Some(secret)) => Some(StaticCredentials {
-                    access_key_id,
-                    secret_access_key: Secret(secret),
-                    session_token: file.optional_string("aws_session_token")?.map(Secret),
-                }),
+                (Some(access_key_id), Some(secret)) => {
+                    Some(StaticCredentials { access_key_id, secret_access_key: Secret(secret), session_token })
+                }
+                (None, None) if session_token.is_some() => {
+                    return Err(file
+                        .key_error(
+                            "aws_session_token",
+                            "aws_session_token is given without aws_access_key_id and aws_secret_access_key",
+                        )
+                        .help("give all three, or better none: use a profile or the environment"));
+                }
                 (None, None) => None,
                 (Some(_), None) | (None, Some(_)) => {
                     return Err(file
@@ -258,11 +265,12 @@ pub(super) const KEYS_NO_VARIANT_SETS: [&str; 10] = [
     "aws_session_token",
 ];
 
-/// workflow_param.json's keys that never decide an image: the run's id, who runs it (profile,
+/// workflow_param.json's keys that never decide an image: the run's id, the editor's schema, who runs it (profile,
 /// credentials) and where it is recorded, which differ between teammates and runs; the root base
 /// AMI's filter (what it resolves to, root_base_ami_id, is an input).
-pub(super) const KEYS_NOT_DECIDING_IMAGES: [&str; 7] = [
+pub(super) const KEYS_NOT_DECIDING_IMAGES: [&str; 8] = [
     "workflow_id",
+    SCHEMA_KEY,
     "profile_name",
     "aws_access_key_id",
     "aws_secret_access_key",

@@ -213,7 +213,7 @@ pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::
             return Ok(planned);
         }
         let snapshots = if options.delete_snapshots { " and their snapshots" } else { "" };
-        if !confirm(&format!("deregister {} image(s){snapshots}", doomed.len()))? {
+        if !confirm(&format!("deregister {}{snapshots}", crate::output::plural(doomed.len(), "image", "images")))? {
             return Ok(Pruned::default());
         }
     }
@@ -242,9 +242,9 @@ impl Report for Pruned {
         let (deleted, freed) =
             if self.dry_run { ("would be deleted (dry run)", "would be freed") } else { ("deleted", "freed") };
         format!(
-            "{}\n{} image(s) {deleted}; snapshots {freed}: {} GiB",
+            "{}\n{} {deleted}; snapshots {freed}: {} GiB",
             table(&["STEP", "AMI", "WORKFLOW", "ACTION", "WHY"], rows),
-            self.deleted_amis().len(),
+            crate::output::plural(self.deleted_amis().len(), "image", "images"),
             self.snapshot_gib_freed
         )
     }

@@ -89,7 +89,8 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Packer(PackerCommand::Version) => Box::new(packer::version().await?),
         Command::Completions { shell } => Box::new(steps::completions(shell)),
-        Command::Man => Box::new(steps::man()?),
+        Command::Man { markdown: false } => Box::new(steps::man()?),
+        Command::Man { markdown: true } => Box::new(steps::command_reference()),
         Command::Steps => Box::new(steps::steps(cx)?),
         Command::Render { steps } => Box::new(render::render(cx, &steps).await?),
         Command::Validate { steps } => Box::new(render::validate(cx, &steps).await?),

@@ -156,6 +156,30 @@ pub fn completions(shell: clap_complete::Shell) -> Text {
     Text(String::from_utf8_lossy(&script).into_owned())
 }
 
+/// Every command and option as Markdown: the book's `reference/commands.md`, which a test keeps
+/// equal to this.
+pub fn command_reference() -> Text {
+    let options = clap_markdown::MarkdownOptions::new().title("Command reference".to_string()).show_footer(false);
+    // Built first, so that each subcommand has the global options it refers to (`--events`
+    // conflicts with `--json`); building names subcommands `paw-images-list`, so their own names
+    // are given back, and clap's `help` subcommands are left out.
+    let mut command = for_each_command(crate::cli::command(), &|command| command.disable_help_subcommand(true));
+    command.build();
+    let command = for_each_command(command, &|command| {
+        let name = command.get_name().to_string();
+        command.display_name(name)
+    });
+    Text(clap_markdown::help_markdown_command_custom(&command, &options))
+}
+
+/// `command` and each of its subcommands, at any depth, changed by `change`.
+fn for_each_command(command: clap::Command, change: &dyn Fn(clap::Command) -> clap::Command) -> clap::Command {
+    let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_string()).collect();
+    let command =
+        names.iter().fold(command, |command, name| command.mut_subcommand(name, |sub| for_each_command(sub, change)));
+    change(command)
+}
+
 pub fn man() -> paw_core::Result<Text> {
     let mut page = Vec::new();
     clap_mangen::Man::new(crate::cli::command())
