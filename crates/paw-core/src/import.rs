@@ -11,6 +11,7 @@ use hcl::eval::{Context, Evaluate};
 use serde_json::{Map, Value, json};
 
 use crate::ami::AMI_BUILDERS;
+use crate::config::{SCHEMA_KEY, STEP_PARAM_SCHEMA_REF, WORKFLOW_PARAM_SCHEMA_REF, schema_files};
 use crate::error::{Error, ErrorKind, Result};
 use crate::render::wrapped_in_raw;
 
@@ -237,6 +238,7 @@ impl Plan {
         self.files.push(("templates/.paw.pkrvars.hcl".into(), VALUES.as_bytes().to_vec(), None));
         self.changes.push("added templates/.paw.pkrvars.hcl: their values, from paw".into());
         let mut param = Map::new();
+        param.insert(SCHEMA_KEY.into(), json!(WORKFLOW_PARAM_SCHEMA_REF));
         param.insert("workflow_id".into(), json!(format!("{step_id}-1")));
         if let Some(region) = &self.region {
             param.insert("region_name".into(), json!(region));
@@ -266,14 +268,14 @@ impl Plan {
             param.insert("root_base_ami_filter".into(), filter.clone());
         }
         let param = serde_json::to_string_pretty(&Value::Object(param)).expect("JSON serialises") + "\n";
-        let step_param = serde_json::to_string_pretty(&json!({"step_id": step_id, "previous_step_id": null}))
-            .expect("JSON serialises")
-            + "\n";
+        let step_param = json!({SCHEMA_KEY: STEP_PARAM_SCHEMA_REF, "step_id": step_id, "previous_step_id": null});
+        let step_param = serde_json::to_string_pretty(&step_param).expect("JSON serialises") + "\n";
         let mut written = vec![
             ("workflow_param.json".to_string(), param.into_bytes(), None),
             (format!("{step_id}/step_param.json"), step_param.into_bytes(), None),
         ];
         written.extend(self.files.into_iter().map(|(path, bytes, mode)| (format!("{step_id}/{path}"), bytes, mode)));
+        written.extend(schema_files().map(|(path, text)| (path.to_string(), text.into_bytes(), None)));
         // The folder whole, or nothing: a failure leaves no partial workflow behind.
         if let Some(parent) = into.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| Error::io(parent, "create the folder", err))?;
@@ -344,6 +346,13 @@ mod tests {
         assert_eq!(param["root_base_ami_id"], PLACEHOLDER_AMI);
         assert_eq!(param["root_base_ami_filter"], json!({"name": "ubuntu/images/*22.04*", "owners": ["099720109477"]}));
         assert!(imported.changes.iter().any(|change| change.contains("`paw base-ami update` sets it")));
+        assert_eq!(param[SCHEMA_KEY], WORKFLOW_PARAM_SCHEMA_REF, "editors find the schema, as after paw init");
+        let step: Value =
+            serde_json::from_str(&std::fs::read_to_string(into.join("base-image/step_param.json")).unwrap()).unwrap();
+        assert_eq!(step[SCHEMA_KEY], STEP_PARAM_SCHEMA_REF);
+        for (path, text) in schema_files() {
+            assert_eq!(std::fs::read_to_string(into.join(path)).unwrap(), text);
+        }
         let left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -15,11 +15,6 @@ const FILES: [(&str, &str); 8] = [
     ("step1/templates/.pkrvars.hcl", include_str!("../scaffold/step1/templates/.pkrvars.hcl")),
 ];
 
-/// The files' schemas, beside them, for the `$schema` keys the scaffold's files hold: an editor
-/// finds them offline, and they are the schemas of the paw that wrote them.
-const WORKFLOW_PARAM_SCHEMA_FILE: &str = ".schema/workflow_param.schema.json";
-const STEP_PARAM_SCHEMA_FILE: &str = ".schema/step_param.schema.json";
-
 /// Writes the scaffold into `dir`, which must be new or empty: nothing is ever overwritten.
 pub fn init(dir: &Path) -> Result<Vec<String>> {
     if let Ok(mut entries) = std::fs::read_dir(dir)
@@ -32,13 +27,9 @@ pub fn init(dir: &Path) -> Result<Vec<String>> {
         .in_file(dir)
         .help("name a new folder, e.g. `paw init workflow`"));
     }
-    let schemas = [
-        (WORKFLOW_PARAM_SCHEMA_FILE, crate::config::workflow_param_schema()),
-        (STEP_PARAM_SCHEMA_FILE, crate::config::step_param_schema()),
-    ]
-    .map(|(name, schema)| (name, serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n"));
+    // The files name the schemas (`$schema`), which are written beside them.
     let files: Vec<(&str, String)> =
-        FILES.iter().map(|(name, text)| (*name, text.to_string())).chain(schemas).collect();
+        FILES.iter().map(|(name, text)| (*name, text.to_string())).chain(crate::config::schema_files()).collect();
     for (name, text) in &files {
         let path = dir.join(name);
         let parent = path.parent().expect("scaffold files are in a folder");

@@ -112,7 +112,7 @@ fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
         "✓ region: us-east-1",
         "✓ credentials: the environment (AWS_ACCESS_KEY_ID); account ",
         "✓ EC2: ami-785db401 (",
-        "✓ catalog: sqlite:wf/.paw/catalog.sqlite, not created yet (the first build creates it) (0 records",
+        "✓ catalog: sqlite:wf/.paw/catalog.sqlite, not created yet, the first build creates it (0 records",
         "✓ VPC: vpc-",
         "✓ subnet: subnet-",
         "✓ security group: sg-",

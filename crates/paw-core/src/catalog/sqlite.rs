@@ -371,7 +371,7 @@ impl Store {
 
     fn schema(&self) -> Result<String> {
         if self.path == Path::new(IN_MEMORY) {
-            return Ok("not created yet (the first build creates it)".into());
+            return Ok("not created yet, the first build creates it".into());
         }
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let version: i64 = connection

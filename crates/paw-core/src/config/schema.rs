@@ -113,6 +113,19 @@ enum CatalogSetting {
     Object(CatalogObject),
 }
 
+/// Where a workflow folder keeps the schemas (`paw init`, `paw import`), and what its parameter
+/// files' `$schema` say: found offline, and the schemas of the paw that wrote them.
+pub const WORKFLOW_PARAM_SCHEMA_FILE: &str = ".schema/workflow_param.schema.json";
+pub const STEP_PARAM_SCHEMA_FILE: &str = ".schema/step_param.schema.json";
+pub const WORKFLOW_PARAM_SCHEMA_REF: &str = "./.schema/workflow_param.schema.json";
+pub const STEP_PARAM_SCHEMA_REF: &str = "../.schema/step_param.schema.json";
+
+/// The schemas' files for a workflow folder: each path and its text.
+pub fn schema_files() -> [(&'static str, String); 2] {
+    [(WORKFLOW_PARAM_SCHEMA_FILE, workflow_param_schema()), (STEP_PARAM_SCHEMA_FILE, step_param_schema())]
+        .map(|(path, schema)| (path, serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n"))
+}
+
 /// workflow_param.json's schema. A variant takes the file's keys but those `KEYS_NO_VARIANT_SETS`
 /// names, and its name is a plain name, as `variants` checks.
 pub fn workflow_param_schema() -> serde_json::Value {
