@@ -141,6 +141,8 @@ fn redacted(text: &str) -> String {
         (r"\b(ami|snap|i|vol|vpc|subnet|sg|lt)-[0-9a-f]{8,17}\b", "[..]"),
         (r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d{4}|Z)?", "[..]"),
         (r"\b\d+\.\d s\b", "[..]"),
+        // A date alone, as a table's column has it (not inside a workflow id such as paw-2024-06-13-…).
+        (r"(\s)\d{4}-\d\d-\d\d(\s)", "${1}[..]${2}"),
         (r"\b[0-9]*[a-f][0-9a-f]{11,63}\b", "[..]"),
         (r"[\w.-]+@[\w.-]+ \(arn:", "[..] (arn:"),
     ];
