@@ -15,6 +15,10 @@
 6. Images shared across accounts (see share_images_across_accounts): EC2 lets an account that an
    AMI's launch permission names (or `all`) describe it by id and copy it; moto looks only in the
    caller's own account, so CopyImage in a target account fails with InvalidAMIID.NotFound.
+7. Who uses an image (see add_image_usage), which moto does not implement: DescribeImageReferences
+   from the emulator's instances, launch template versions and SSM parameters, with paging; image
+   usage reports (Create, Describe, DescribeEntries, Delete) from other accounts' instances and
+   launch templates, each report `pending` for a moment before `available`.
 
 Usage: python moto_server.py PORT_FILE — binds a free port on 127.0.0.1, writes it to PORT_FILE once
 the server answers, and serves until killed.
@@ -180,6 +184,176 @@ def share_images_across_accounts():
     amis.AmiBackend.describe_images = describe_images
 
 
+def add_image_usage():
+    """7. As the EC2 API reference shapes them: DescribeImageReferences (1 to 10 ImageIds, ResourceTypes or
+    IncludeAllResourceTypes, the options state-name and version-depth, MaxResults and NextToken),
+    answered from this account's instances (not terminated, unless state-name says otherwise),
+    launch template versions (the newest version-depth of each, 20 by default) and SSM parameters
+    (the newest value; Image Builder is not emulated, so no recipe ever refers to an image); and
+    Create/Describe/Delete image usage reports: per other account (AccountIds, or every account the
+    launch permission names), the count of its instances and launch templates that use the image
+    in the image's region, `pending` for REPORT_PENDING_SECONDS, then `available`."""
+    import datetime
+    import uuid
+
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.responses.amis import AmisResponse
+    from moto.core.responses import ActionResult
+    from moto.ssm.models import ssm_backends
+
+    pending_seconds = float(os.environ.get("REPORT_PENDING_SECONDS", "0.5"))
+    reports = {}
+    instance_types = ("ec2:Instance", "ec2:LaunchTemplate", "ssm:Parameter", "imagebuilder:ImageRecipe",
+                      "imagebuilder:ContainerRecipe")
+
+    def options(requested, resource_type, name, default):
+        for request in requested or []:
+            if request.get("ResourceType") == resource_type:
+                for option in request.get("ResourceTypeOptions") or []:
+                    if option.get("OptionName") == name:
+                        return option.get("OptionValues") or default
+        return default
+
+    def live_instances(backend, states=None):
+        for reservation in list(backend.reservations.values()):
+            for instance in reservation.instances:
+                if (instance.state in states) if states else instance.state != "terminated":
+                    yield instance
+
+    def templates_using(backend, image_ids, depth):
+        for template in list(backend.launch_templates.values()):
+            for version in template.versions[-depth:]:
+                if version.image_id in image_ids:
+                    yield template, version
+
+    def references(backend, image_ids, requested, every_type):
+        region, account = backend.region_name, backend.account_id
+        types = set(instance_types) if every_type else {r.get("ResourceType") for r in requested or []}
+        found = []
+        if "ec2:Instance" in types:
+            states = options(requested, "ec2:Instance", "state-name", None)
+            for instance in live_instances(backend, states):
+                if instance.image_id in image_ids:
+                    found.append((instance.image_id, "ec2:Instance",
+                                  f"arn:aws:ec2:{region}:{account}:instance/{instance.id}"))
+        if "ec2:LaunchTemplate" in types:
+            depth = int(options(requested, "ec2:LaunchTemplate", "version-depth", ["20"])[0])
+            seen = set()
+            for template, version in templates_using(backend, image_ids, depth):
+                if (version.image_id, template.id) not in seen:
+                    seen.add((version.image_id, template.id))
+                    found.append((version.image_id, "ec2:LaunchTemplate",
+                                  f"arn:aws:ec2:{region}:{account}:launch-template/{template.id}"))
+        if "ssm:Parameter" in types:
+            parameters = ssm_backends[account][region]._parameters
+            for name, versions in list(dict.items(parameters)):
+                if versions and versions[-1].value in image_ids:
+                    found.append((versions[-1].value, "ssm:Parameter",
+                                  f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"))
+        return [{"ImageId": image, "ResourceType": kind, "Arn": arn} for image, kind, arn in sorted(found)]
+
+    def page(response, items):
+        start = int(response._get_param("NextToken") or 0)
+        size = int(response._get_param("MaxResults") or 1000)
+        rest = items[start + size:]
+        return items[start:start + size], (str(start + size) if rest else None)
+
+    def describe_image_references(self):
+        self.error_on_dryrun()
+        image_ids = self._get_param("ImageIds", [])
+        requested = self._get_param("ResourceTypes", [])
+        every_type = str(self._get_param("IncludeAllResourceTypes", False)).lower() == "true"
+        if not image_ids or not (requested or every_type):
+            raise EC2ClientError("InvalidParameterCombination",
+                                 "ImageIds and either IncludeAllResourceTypes or ResourceTypes are required")
+        if len(image_ids) > 10:
+            raise EC2ClientError("InvalidParameterValue", "ImageIds takes at most 10 image ids")
+        for image_id in image_ids:
+            if image_id not in self.ec2_backend.amis:
+                raise EC2ClientError("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist")
+        items, token = page(self, references(self.ec2_backend, set(image_ids), requested, every_type))
+        return ActionResult({"ImageReferences": items, "NextToken": token})
+
+    def usage_entries(backend, image, accounts, requested):
+        entries = []
+        depth = int(options(requested, "ec2:LaunchTemplate", "version-depth", ["20"])[0])
+        for account in accounts:
+            there = ec2_backends[account][backend.region_name]
+            counts = {
+                "ec2:Instance": sum(1 for i in live_instances(there) if i.image_id == image.id),
+                "ec2:LaunchTemplate": len({t.id for t, _ in templates_using(there, {image.id}, depth)}),
+            }
+            for kind in [r.get("ResourceType") for r in requested or []]:
+                if counts.get(kind):
+                    entries.append({"ResourceType": kind, "UsageCount": counts[kind], "AccountId": account,
+                                    "ImageId": image.id})
+        return entries
+
+    def create_image_usage_report(self):
+        self.error_on_dryrun()
+        image_id = self._get_param("ImageId")
+        image = self.ec2_backend.amis.get(image_id)
+        if image is None or image.owner_id != self.ec2_backend.account_id:
+            raise EC2ClientError("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist")
+        requested = self._get_param("ResourceTypes", [])
+        if not requested:
+            raise EC2ClientError("MissingParameter", "The request must contain the parameter ResourceTypes")
+        accounts = self._get_param("AccountIds", []) or [
+            permission["UserId"] for permission in image.launch_permissions if "UserId" in permission
+        ]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        report_id = "amiur-" + uuid.uuid4().hex[:17]
+        reports[report_id] = {
+            "owner": (self.ec2_backend.account_id, self.ec2_backend.region_name),
+            "ready_at": time.time() + pending_seconds,
+            "report": {"ImageId": image_id, "ReportId": report_id, "AccountIds": accounts,
+                       "ResourceTypes": [{"ResourceType": r.get("ResourceType")} for r in requested],
+                       "CreationTime": now, "ExpirationTime": now + datetime.timedelta(days=30)},
+            "entries": [dict(entry, ReportId=report_id, ReportCreationTime=now)
+                        for entry in usage_entries(self.ec2_backend, image, accounts, requested)],
+        }
+        return ActionResult({"ReportId": report_id})
+
+    def own_reports(response):
+        mine = (response.ec2_backend.account_id, response.ec2_backend.region_name)
+        report_ids = response._get_param("ReportIds", [])
+        image_ids = response._get_param("ImageIds", [])
+        for report_id, held in list(reports.items()):
+            if held["owner"] != mine:
+                continue
+            if (report_ids and report_id not in report_ids) or (image_ids and held["report"]["ImageId"] not in image_ids):
+                continue
+            yield held
+
+    def describe_image_usage_reports(self):
+        self.error_on_dryrun()
+        found = []
+        for held in own_reports(self):
+            state = "available" if time.time() >= held["ready_at"] else "pending"
+            found.append(dict(held["report"], State=state))
+        items, token = page(self, found)
+        return ActionResult({"ImageUsageReports": items, "NextToken": token})
+
+    def describe_image_usage_report_entries(self):
+        self.error_on_dryrun()
+        found = [entry for held in own_reports(self) if time.time() >= held["ready_at"] for entry in held["entries"]]
+        items, token = page(self, found)
+        return ActionResult({"ImageUsageReportEntries": items, "NextToken": token})
+
+    def delete_image_usage_report(self):
+        self.error_on_dryrun()
+        report_id = self._get_param("ReportId")
+        held = reports.get(report_id)
+        if held is None or held["owner"] != (self.ec2_backend.account_id, self.ec2_backend.region_name):
+            raise EC2ClientError("InvalidImageUsageReportId.NotFound", f"The report '{report_id}' does not exist")
+        del reports[report_id]
+        return ActionResult({"Return": True})
+
+    for handler in (describe_image_references, create_image_usage_report, describe_image_usage_reports,
+                    describe_image_usage_report_entries, delete_image_usage_report):
+        setattr(AmisResponse, handler.__name__, handler)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -193,6 +367,7 @@ def main():
     keep_ami_names_unique()
     add_image_lifecycle()
     share_images_across_accounts()
+    add_image_usage()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableDescription,
 };
 use paw_core::catalog::{
-    self, BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records,
-    TestRun,
+    self, BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Override, Recorded,
+    Records, TestRun,
 };
 use paw_core::{Error, ErrorKind, Result};
 
@@ -287,6 +287,49 @@ impl DynamoCatalog {
         Ok(output.item)
     }
 
+    /// Writes back one history attribute (JSON text, as the seed's layout keeps nested values)
+    /// and the status, as `change` makes them from the record (None: nothing to write), on the
+    /// condition that nobody changed the attribute meanwhile; false when others kept changing it.
+    async fn rewrite_history(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        attribute: &str,
+        change: &(dyn Fn(&ImageRecord) -> Option<(String, ImageStatus)> + Sync),
+    ) -> Result<bool> {
+        for _ in 0..5 {
+            let Some(item) = self.get_item(workflow_id, step_id).await? else {
+                return Err(catalog::missing_record(workflow_id, step_id));
+            };
+            let record = from_item(&self.table, &item)?;
+            let Some((text, status)) = change(&record) else { return Ok(true) };
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key(workflow_id, step_id)))
+                .update_expression("SET #history = :history, #status = :status")
+                .expression_attribute_names("#history", attribute)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":history", AttributeValue::S(text))
+                .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+            let request = match item.get(attribute).and_then(|old| old.as_s().ok()) {
+                Some(old) => request
+                    .condition_expression("#history = :old")
+                    .expression_attribute_values(":old", AttributeValue::S(old.clone())),
+                None => {
+                    request.condition_expression("attribute_exists(workflow_id) AND attribute_not_exists(#history)")
+                }
+            };
+            match request.send().await {
+                Ok(_) => return Ok(true),
+                Err(err) if is_condition_failure(&err) => continue,
+                Err(err) => return Err(aws_error("dynamodb:UpdateItem", err)),
+            }
+        }
+        Ok(false)
+    }
+
     fn update_record(&self, workflow_id: &str, step_id: &str) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
@@ -481,39 +524,13 @@ impl Records for DynamoCatalog {
         run: &TestRun,
         status: Option<ImageStatus>,
     ) -> Result<()> {
-        // The history is one attribute of JSON text, as the seed's layout keeps nested values: it
-        // is read and written back on the condition that nobody changed it meanwhile.
-        for _ in 0..5 {
-            let Some(item) = self.get_item(workflow_id, step_id).await? else {
-                return Err(catalog::missing_record(workflow_id, step_id));
-            };
-            let record = from_item(&self.table, &item)?;
+        let appended = |record: &ImageRecord| {
             let mut tests = record.tests.clone();
             tests.push(run.clone());
-            let status = status.unwrap_or(record.status);
-            let request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key(workflow_id, step_id)))
-                .update_expression("SET tests = :tests, #status = :status")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(
-                    ":tests",
-                    AttributeValue::S(serde_json::to_string(&tests).expect("tests serialise")),
-                )
-                .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
-            let request = match item.get("tests").and_then(|old| old.as_s().ok()) {
-                Some(old) => request
-                    .condition_expression("tests = :old")
-                    .expression_attribute_values(":old", AttributeValue::S(old.clone())),
-                None => request.condition_expression("attribute_exists(workflow_id) AND attribute_not_exists(tests)"),
-            };
-            match request.send().await {
-                Ok(_) => return Ok(()),
-                Err(err) if is_condition_failure(&err) => continue,
-                Err(err) => return Err(aws_error("dynamodb:UpdateItem", err)),
-            }
+            Some((serde_json::to_string(&tests).expect("tests serialise"), status.unwrap_or(record.status)))
+        };
+        if self.rewrite_history(workflow_id, step_id, "tests", &appended).await? {
+            return Ok(());
         }
         Err(Error::new(
             ErrorKind::Catalog,
@@ -522,6 +539,22 @@ impl Records for DynamoCatalog {
             ),
         )
         .help("other paw runs are testing the same image: run `paw test` again when they are done"))
+    }
+
+    async fn add_override(&self, workflow_id: &str, step_id: &str, entry: &Override) -> Result<()> {
+        let appended = |record: &ImageRecord| {
+            let mut record = record.clone();
+            let text = |record: &ImageRecord| serde_json::to_string(&record.overrides).expect("overrides serialise");
+            record.note_override(entry).then(|| (text(&record), record.status))
+        };
+        if self.rewrite_history(workflow_id, step_id, "overrides", &appended).await? {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Catalog,
+            format!("the overrides of step \"{step_id}\" of workflow \"{workflow_id}\" kept changing under this write"),
+        )
+        .help("run the command again"))
     }
 
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {

@@ -10,10 +10,14 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use crate::accounts::SharedReach;
 use crate::aws_error;
 use aws_sdk_ec2::types::{
-    Filter, ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType,
-    SnapshotAttributeName, Tag, TagSpecification,
+    Filter, ImageAttributeName, ImageReferenceOptionName, ImageReferenceResourceType, ImageUsageResourceTypeRequest,
+    LaunchPermission, LaunchPermissionModifications, OperationType, ResourceType, ResourceTypeOption,
+    ResourceTypeRequest, SnapshotAttributeName, Tag, TagSpecification,
 };
-use paw_core::ec2::{BaseAmiQuery, Ec2, Image, ImageState, InstanceState, LaunchPermissions};
+use paw_core::ec2::{
+    AccountUse, BaseAmiQuery, Ec2, Image, ImageReference, ImageState, ImageUser, InstanceState, LaunchPermissions,
+    ReportState, TemplateVersion,
+};
 use paw_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
@@ -107,6 +111,23 @@ fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
     }
 }
 
+/// A new request's ClientToken: the SDK's retries of it repeat it, so a retry whose first answer
+/// was lost makes nothing a second time.
+fn client_token() -> String {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("paw-{}-{}", std::process::id(), since_epoch.as_nanos())
+}
+
+/// The instance states in which an instance uses its image: all but terminated.
+const USING_STATES: [&str; 5] = ["pending", "running", "shutting-down", "stopping", "stopped"];
+
+/// The resource id at the end of an ARN (`…:instance/i-1` → `i-1`; an SSM parameter's ARN holds
+/// its name without the leading slash, which the name has when it is a path).
+fn arn_resource(arn: &str, prefix: &str) -> Option<String> {
+    let (_, resource) = arn.split_once(&format!(":{prefix}/"))?;
+    Some(resource.to_string())
+}
+
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
@@ -148,8 +169,7 @@ impl Ec2 for AwsEc2 {
         name: &str,
         kms_key_id: Option<&str>,
     ) -> Result<String> {
-        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let token = format!("paw-{}-{}", std::process::id(), since_epoch.as_nanos());
+        let token = client_token();
         // A key of this region (and account): a copy made without one is encrypted, if at all,
         // with the default aws/ebs key, which cannot be shared with another account.
         let encryption =
@@ -213,14 +233,13 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions> {
-        let output = self
-            .client
-            .describe_image_attribute()
-            .image_id(image_id)
-            .attribute(ImageAttributeName::LaunchPermission)
-            .send()
-            .await
-            .map_err(|err| aws_error("ec2:DescribeImageAttribute", err))?;
+        let request = self.client.describe_image_attribute().image_id(image_id);
+        let output = match request.attribute(ImageAttributeName::LaunchPermission).send().await {
+            Ok(output) => output,
+            // An image that is gone: nobody may launch it.
+            Err(err) if is_gone(&err) => return Ok(LaunchPermissions::default()),
+            Err(err) => return Err(aws_error("ec2:DescribeImageAttribute", err)),
+        };
         let mut permissions = LaunchPermissions::default();
         for permission in output.launch_permissions() {
             if let Some(account) = permission.user_id() {
@@ -499,5 +518,178 @@ impl Ec2 for AwsEc2 {
         self.describe_image(image_id)
             .await?
             .ok_or_else(|| Error::new(ErrorKind::Aws, format!("{image_id} is available but cannot be described")))
+    }
+
+    async fn image_references(&self, image_ids: &[String]) -> Result<Vec<ImageReference>> {
+        let instances = ResourceTypeRequest::builder()
+            .resource_type(ImageReferenceResourceType::Ec2Instance)
+            .resource_type_options(
+                ResourceTypeOption::builder()
+                    .option_name(ImageReferenceOptionName::StateName)
+                    .set_option_values(Some(USING_STATES.iter().map(ToString::to_string).collect()))
+                    .build(),
+            )
+            .build();
+        let mut found: Vec<(String, String, String)> = Vec::new();
+        // DescribeImageReferences takes at most 10 image ids a request. An id EC2 does not know
+        // (an image gone) fails its whole request: those are asked again id by id, and a gone
+        // image has no users.
+        let mut batches: Vec<Vec<String>> = image_ids.chunks(10).map(<[String]>::to_vec).collect();
+        while let Some(ids) = batches.pop() {
+            let mut pages = self
+                .client
+                .describe_image_references()
+                .set_image_ids(Some(ids.clone()))
+                .include_all_resource_types(true)
+                .resource_types(instances.clone())
+                .into_paginator()
+                .send();
+            let mut read = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(page) => page,
+                    Err(err) if is_not_found(&err) && ids.len() > 1 => {
+                        batches.extend(ids.iter().map(|id| vec![id.clone()]));
+                        read.clear();
+                        break;
+                    }
+                    Err(err) if is_not_found(&err) => break,
+                    Err(err) => return Err(aws_error("ec2:DescribeImageReferences", err)),
+                };
+                for reference in page.image_references() {
+                    let kind = reference.resource_type().map_or("", |kind| kind.as_str()).to_string();
+                    let image_id = reference.image_id().unwrap_or_default().to_string();
+                    read.push((image_id, kind, reference.arn().unwrap_or_default().to_string()));
+                }
+            }
+            found.extend(read);
+        }
+        let instance_ids: Vec<String> = found
+            .iter()
+            .filter(|(_, kind, _)| kind == "ec2:Instance")
+            .filter_map(|(_, _, arn)| arn_resource(arn, "instance"))
+            .collect();
+        let states = self.instance_states(&instance_ids).await?;
+        let mut references = Vec::new();
+        for (image_id, kind, arn) in found {
+            let resource = |prefix: &str| arn_resource(&arn, prefix);
+            let user = match (kind.as_str(), resource("instance"), resource("launch-template"), resource("parameter")) {
+                ("ec2:Instance", Some(id), ..) => {
+                    let state = states.iter().find(|(known, _)| *known == id).map(|(_, state)| state.clone());
+                    ImageUser::Instance { id, state: state.unwrap_or_else(|| "unknown".into()) }
+                }
+                ("ec2:LaunchTemplate", _, Some(id), _) => {
+                    let versions = self.template_versions_naming(&id, &image_id).await?;
+                    ImageUser::LaunchTemplate { id, versions }
+                }
+                ("ssm:Parameter", .., Some(name)) => {
+                    let name = if name.contains('/') { format!("/{name}") } else { name };
+                    ImageUser::SsmParameter { name, channel: None }
+                }
+                ("imagebuilder:ImageRecipe" | "imagebuilder:ContainerRecipe", ..) => ImageUser::ImageRecipe { arn },
+                _ => ImageUser::Other { resource_type: kind, arn },
+            };
+            references.push(ImageReference { image_id, user });
+        }
+        Ok(references)
+    }
+
+    async fn create_usage_report(&self, image_id: &str, accounts: &[String]) -> Result<String> {
+        let kind = |name: &str| ImageUsageResourceTypeRequest::builder().resource_type(name).build();
+        let token = client_token();
+        let output = self
+            .client
+            .create_image_usage_report()
+            .image_id(image_id)
+            .client_token(token)
+            .resource_types(kind("ec2:Instance"))
+            .resource_types(kind("ec2:LaunchTemplate"))
+            .set_account_ids((!accounts.is_empty()).then(|| accounts.to_vec()))
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:CreateImageUsageReport", err))?;
+        output
+            .report_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::new(ErrorKind::Aws, "ec2:CreateImageUsageReport returned no report id"))
+    }
+
+    async fn usage_report_state(&self, report_id: &str) -> Result<ReportState> {
+        let output = self
+            .client
+            .describe_image_usage_reports()
+            .report_ids(report_id)
+            .send()
+            .await
+            .map_err(|err| aws_error("ec2:DescribeImageUsageReports", err))?;
+        let Some(report) = output.image_usage_reports().first() else {
+            return Ok(ReportState::Failed(format!("EC2 no longer knows the usage report {report_id}")));
+        };
+        Ok(match report.state() {
+            Some("available") => ReportState::Available,
+            Some("pending") | None => ReportState::Pending,
+            Some(other) => ReportState::Failed(report.state_reason().unwrap_or(other).to_string()),
+        })
+    }
+
+    async fn usage_report_entries(&self, report_id: &str) -> Result<Vec<AccountUse>> {
+        let mut pages = self.client.describe_image_usage_report_entries().report_ids(report_id).into_paginator().send();
+        let mut entries = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| aws_error("ec2:DescribeImageUsageReportEntries", err))?;
+            entries.extend(page.image_usage_report_entries().iter().map(|entry| AccountUse {
+                account: entry.account_id().unwrap_or_default().to_string(),
+                resource_type: entry.resource_type().unwrap_or_default().to_string(),
+                count: entry.usage_count().unwrap_or_default(),
+            }));
+        }
+        Ok(entries)
+    }
+
+    async fn delete_usage_report(&self, report_id: &str) -> Result<()> {
+        match self.client.delete_image_usage_report().report_id(report_id).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(aws_error("ec2:DeleteImageUsageReport", err)),
+        }
+    }
+}
+
+impl AwsEc2 {
+    /// Each instance's state, 100 ids a request; an instance gone meanwhile is left out.
+    async fn instance_states(&self, instance_ids: &[String]) -> Result<Vec<(String, String)>> {
+        let mut states = Vec::new();
+        for ids in instance_ids.chunks(100) {
+            let output = match self.client.describe_instances().set_instance_ids(Some(ids.to_vec())).send().await {
+                Ok(output) => output,
+                Err(err) if is_not_found(&err) => continue,
+                Err(err) => return Err(aws_error("ec2:DescribeInstances", err)),
+            };
+            for instance in output.reservations().iter().flat_map(|reservation| reservation.instances()) {
+                let state = instance.state().and_then(|state| state.name()).map_or("unknown", |name| name.as_str());
+                states.push((instance.instance_id().unwrap_or_default().to_string(), state.to_string()));
+            }
+        }
+        Ok(states)
+    }
+
+    /// The launch template's versions whose ImageId is the image, marked $Default and $Latest.
+    async fn template_versions_naming(&self, template_id: &str, image_id: &str) -> Result<Vec<TemplateVersion>> {
+        let mut pages =
+            self.client.describe_launch_template_versions().launch_template_id(template_id).into_paginator().send();
+        let mut all = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| aws_error("ec2:DescribeLaunchTemplateVersions", err))?;
+            all.extend(page.launch_template_versions().iter().map(|version| {
+                let named = version.launch_template_data().and_then(|data| data.image_id()) == Some(image_id);
+                (version.version_number().unwrap_or_default(), version.default_version().unwrap_or(false), named)
+            }));
+        }
+        let latest = all.iter().map(|(number, ..)| *number).max().unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter(|(_, _, named)| *named)
+            .map(|(number, default, _)| TemplateVersion { number, default, latest: number == latest })
+            .collect())
     }
 }

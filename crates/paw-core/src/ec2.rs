@@ -248,6 +248,87 @@ pub struct LaunchPermissions {
     pub organization_arns: Vec<String>,
 }
 
+/// A resource that refers to an image, as DescribeImageReferences names it, with what paw reads of
+/// it besides: an instance's state, and which of a launch template's versions name the image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageUser {
+    Instance {
+        id: String,
+        state: String,
+    },
+    LaunchTemplate {
+        id: String,
+        versions: Vec<TemplateVersion>,
+    },
+    /// With the channel it publishes, where it is one of paw's channel parameters.
+    SsmParameter {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
+    ImageRecipe {
+        arn: String,
+    },
+    /// Another account that launches the image shared with it: how many of its instances and
+    /// launch templates use it (an image usage report).
+    Account {
+        id: String,
+        instances: i64,
+        launch_templates: i64,
+    },
+    /// A resource type paw does not know yet, by its ARN.
+    Other {
+        resource_type: String,
+        arn: String,
+    },
+}
+
+/// A launch template's version that names the image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TemplateVersion {
+    pub number: i64,
+    pub default: bool,
+    pub latest: bool,
+}
+
+impl std::fmt::Display for TemplateVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "version {}", self.number)?;
+        match (self.default, self.latest) {
+            (true, true) => f.write_str(" ($Default, $Latest)"),
+            (true, false) => f.write_str(" ($Default)"),
+            (false, true) => f.write_str(" ($Latest)"),
+            (false, false) => Ok(()),
+        }
+    }
+}
+
+/// One user of one image (`image_id`, as the region holding it names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReference {
+    pub image_id: String,
+    pub user: ImageUser,
+}
+
+/// Another account's use of a shared image, from an image usage report: how many of its resources
+/// of one type (`ec2:Instance`, `ec2:LaunchTemplate`) use it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountUse {
+    pub account: String,
+    pub resource_type: String,
+    pub count: i64,
+}
+
+/// Where an image usage report is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportState {
+    Pending,
+    Available,
+    /// EC2 could not make it: why.
+    Failed(String),
+}
+
 /// The filters of the seed's root base AMI finder (`paw base-ami find`), and of a workflow's
 /// `root_base_ami_filter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,7 +373,8 @@ pub trait Ec2: Send + Sync {
     /// Adds (or removes) create-volume permission on a snapshot for accounts.
     async fn set_create_volume_permission(&self, snapshot_id: &str, accounts: &[String], remove: bool) -> Result<()>;
 
-    /// Who may launch the image besides its owner (DescribeImageAttribute launchPermission).
+    /// Who may launch the image besides its owner (DescribeImageAttribute launchPermission); no
+    /// one for an image that is gone.
     async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions>;
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>>;
@@ -348,6 +430,23 @@ pub trait Ec2: Send + Sync {
 
     /// Waits until the image is available, at most `timeout`.
     async fn wait_until_available(&self, image_id: &str, timeout: std::time::Duration) -> Result<Image>;
+
+    /// What refers to each of these images here: DescribeImageReferences (it takes 10 ids a
+    /// request; every page read), instances with their state, launch templates with the versions
+    /// that name the image.
+    async fn image_references(&self, image_ids: &[String]) -> Result<Vec<ImageReference>>;
+
+    /// CreateImageUsageReport of instances and launch templates of the accounts that may launch
+    /// the image (or of `accounts`); returns the report's id.
+    async fn create_usage_report(&self, image_id: &str, accounts: &[String]) -> Result<String>;
+
+    async fn usage_report_state(&self, report_id: &str) -> Result<ReportState>;
+
+    /// The report's entries: each account's count of resources of a type that use the image.
+    async fn usage_report_entries(&self, report_id: &str) -> Result<Vec<AccountUse>>;
+
+    /// DeleteImageUsageReport; a report that is gone is deleted.
+    async fn delete_usage_report(&self, report_id: &str) -> Result<()>;
 }
 
 /// How long a new AMI may stay unknown to DescribeImages: EC2 is eventually consistent, and an AMI

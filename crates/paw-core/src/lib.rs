@@ -27,3 +27,8 @@ pub mod ssm;
 pub mod workflow;
 
 pub use error::{Error, ErrorKind, Location, Result};
+
+/// A count and its noun, singular for one: "1 step", "3 steps".
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
+}

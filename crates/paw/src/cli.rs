@@ -238,6 +238,16 @@ pub enum ImagesCommand {
     },
     /// Show one step's AMI record.
     Show { step: String },
+    /// Who uses the step's image (or --ami ID, an image the catalog records), in every region and
+    /// account it has a copy: instances, launch templates ($Default, $Latest), SSM parameters
+    /// (paw's channels marked), Image Builder recipes, and other accounts that launch it shared.
+    Usage {
+        #[arg(required_unless_present = "ami")]
+        step: Option<String>,
+        /// The image by its AMI id instead of its step.
+        #[arg(long, value_name = "ID", conflicts_with = "step")]
+        ami: Option<String>,
+    },
     /// Create the step's AMI from a stopped EC2 instance, and record it.
     FromInstance {
         step: String,
@@ -261,8 +271,9 @@ pub enum ImagesCommand {
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Delete a channel's image, or a protected one, all the same: its protection is lifted,
-        /// and each channel that pointed at it records the deletion (needs --reason).
+        /// Delete a channel's image, a protected one, or one in use (or whose users are not
+        /// known), all the same: its protection is lifted, and each channel that pointed at it
+        /// records the deletion (needs --reason).
         #[arg(long, requires = "reason")]
         force: bool,
         /// Why, kept in the history of each channel that pointed at it.
@@ -308,6 +319,10 @@ pub enum ImagesCommand {
         /// Revoke every image built on it too, directly or not.
         #[arg(long)]
         cascade: bool,
+        /// Revoke it all the same while something uses it (or who does is not known): the records
+        /// keep who did with the reason.
+        #[arg(long)]
+        force: bool,
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,

@@ -65,10 +65,7 @@ fn print_line(text: &str) {
     }
 }
 
-/// A count and its noun, singular for one: "1 step", "3 steps".
-pub fn plural(count: usize, one: &str, many: &str) -> String {
-    if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
-}
+pub use paw_core::plural;
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();

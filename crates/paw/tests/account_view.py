@@ -6,21 +6,10 @@ ACCOUNT through STS AssumeRole, as paw does."""
 import json
 import sys
 
-import boto3
+from as_account import client
 
 endpoint, account, region, *parameters = sys.argv[1:]
-base = dict(endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
-credentials = boto3.client("sts", region_name="us-east-1", **base).assume_role(
-    RoleArn=f"arn:aws:iam::{account}:role/paw-test-view", RoleSessionName="paw-test-view"
-)["Credentials"]
-acting = dict(
-    endpoint_url=endpoint,
-    region_name=region,
-    aws_access_key_id=credentials["AccessKeyId"],
-    aws_secret_access_key=credentials["SecretAccessKey"],
-    aws_session_token=credentials["SessionToken"],
-)
-ec2 = boto3.client("ec2", **acting)
+ec2 = client("ec2", endpoint, account, region)
 images = [
     {
         "id": image["ImageId"],
@@ -33,13 +22,13 @@ images = [
     }
     for image in ec2.describe_images(Owners=["self"])["Images"]
 ]
-ssm = boto3.client("ssm", **acting)
+ssm = client("ssm", endpoint, account, region)
 values = {}
 for name in parameters:
     try:
         values[name] = ssm.get_parameter(Name=name)["Parameter"]["Value"]
     except ssm.exceptions.ParameterNotFound:
         values[name] = None
-tables = boto3.client("dynamodb", **acting).list_tables()["TableNames"]
-print(json.dumps({"account": boto3.client("sts", **acting).get_caller_identity()["Account"], "images": images,
+tables = client("dynamodb", endpoint, account, region).list_tables()["TableNames"]
+print(json.dumps({"account": client("sts", endpoint, account, region).get_caller_identity()["Account"], "images": images,
                   "parameters": values, "tables": tables}))

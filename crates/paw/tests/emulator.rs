@@ -127,6 +127,27 @@ impl Emulator {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
+    /// An instance of `image_id` that `account` launches in `region` (tests/run_instance_as.py): its id.
+    pub fn run_instance_as(&self, account: &str, region: &str, image_id: &str) -> String {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_instance_as.py"))
+            .args([&self.endpoint, account, region, image_id])
+            .output()
+            .expect("run_instance_as.py runs");
+        assert!(output.status.success(), "run_instance_as.py: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    /// An SSM parameter holding an image id (DataType aws:ec2:image), as another team's would.
+    pub fn put_image_parameter(&self, name: &str, image_id: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let client = aws_sdk_ssm::Client::new(&self.sdk_config().await);
+            let request = client.put_parameter().name(name).value(image_id).data_type("aws:ec2:image");
+            request.r#type(aws_sdk_ssm::types::ParameterType::String).overwrite(true).send().await.unwrap();
+        });
+    }
+
     /// A KMS key with `alias` in `account` and `region` (tests/make_key.py): its id.
     pub fn make_kms_key(&self, account: &str, region: &str, alias: &str) -> String {
         let output = Command::new(repo_root().join(".venv/bin/python"))
@@ -299,6 +320,23 @@ impl Ec2 {
             let request = self.client.disable_image_deregistration_protection().image_id(image_id);
             self.runtime.block_on(request.send()).unwrap();
         }
+    }
+
+    /// A launch template whose version 1, its default, names `default_image`, and whose version 2
+    /// (its latest) names `latest_image`: its id.
+    pub fn launch_template(&self, name: &str, default_image: &str, latest_image: &str) -> String {
+        let data = |image: &str| aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(image).build();
+        let request =
+            self.client.create_launch_template().launch_template_name(name).launch_template_data(data(default_image));
+        let output = self.runtime.block_on(request.send()).unwrap();
+        let id = output.launch_template().unwrap().launch_template_id().unwrap().to_string();
+        let version = self
+            .client
+            .create_launch_template_version()
+            .launch_template_id(&id)
+            .launch_template_data(data(latest_image));
+        self.runtime.block_on(version.send()).unwrap();
+        id
     }
 
     pub fn stop_instance(&self, instance_id: &str) {

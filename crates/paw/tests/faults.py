@@ -26,6 +26,8 @@ is one of, as real AWS and real networks fail:
   delay     1 to 3 s, then the request is carried out
   drop      the connection is closed before the request is carried out
   lost      the request is carried out, then the connection is closed without its answer
+  deny      403: EC2 UnauthorizedOperation; DynamoDB and SSM AccessDeniedException (the credentials
+            lack the permission; never drawn unless FAULT_KINDS names it)
 """
 
 import hashlib
@@ -109,6 +111,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer_error(json, 400 if json else 503, "throttle")
         if fault == "error":
             return self.answer_error(json, 500, "error")
+        if fault == "deny":
+            return self.answer_error(json, 403, "deny")
         if fault == "drop":
             self.close_connection = True
             return
@@ -182,11 +186,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def answer_error(self, json, status, kind):
         """An error in the service's own shape: JSON (DynamoDB, SSM) or EC2's XML."""
         if json:
-            code = "ThrottlingException" if kind == "throttle" else "InternalServerError"
+            code = {"throttle": "ThrottlingException", "deny": "AccessDeniedException"}.get(kind, "InternalServerError")
             body = ('{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":"injected %s"}' % (code, kind)).encode()
             content_type = "application/x-amz-json-1.0"
         else:
-            code = {"throttle": "RequestLimitExceeded", "lag": "InvalidAMIID.NotFound"}.get(kind, "InternalError")
+            code = {"throttle": "RequestLimitExceeded", "lag": "InvalidAMIID.NotFound", "deny": "UnauthorizedOperation"}.get(
+                kind, "InternalError"
+            )
             body = (
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>%s</Code>"
                 "<Message>injected %s</Message></Error></Errors><RequestID>fault</RequestID></Response>" % (code, kind)

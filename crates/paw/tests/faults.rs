@@ -332,6 +332,70 @@ fn a_call_that_fails_through_every_attempt_says_how() {
     }
 }
 
+/// Who uses an image, asked through a network that denies, throttles, loses or fails every
+/// DescribeImageReferences: no answer reads as "unused". The lifecycle keeps each old image and says
+/// why, apply and prune retire nothing, delete refuses; healed, the policy retires them.
+#[test]
+fn no_image_is_retired_on_a_usage_answer_denied_throttled_lost_or_failed() {
+    let emulator = Emulator::start();
+    let paw = emulator.configure(Paw::example("chain"));
+    paw.edit(
+        "wf/workflow_param.json",
+        "\"instance_type\"",
+        r#""lifecycle": {"keep": 1, "delete_after_days": 0}, "instance_type""#,
+    );
+    for generation in 1..=2 {
+        paw.write("wf/step1/notes.txt", &format!("generation {generation}"));
+        paw.run(&["-w", "wf", "--workflow-id", &format!("gen-{generation}"), "build"]).success();
+    }
+    let ami = |step: &str| {
+        let shown = paw.run(&["-w", "wf", "--workflow-id", "gen-1", "images", "show", step, "--json"]);
+        shown.success().json()["ami_id"].as_str().unwrap().to_string()
+    };
+    let old = [ami("step1"), ami("step2"), ami("step3")];
+    let ec2 = emulator.ec2();
+    for (kind, said) in [
+        ("deny", "UnauthorizedOperation: injected deny"),
+        ("throttle", "RequestLimitExceeded: injected throttle"),
+        ("lost", "AWS did not answer"),
+        ("error", "InternalError: injected error"),
+    ] {
+        let always = [
+            ("FAULT_RATE", "1"),
+            ("FAULT_MAX_IN_A_ROW", "99"),
+            ("FAULT_KINDS", kind),
+            ("FAULT_ACTIONS", "^DescribeImageReferences$"),
+        ];
+        let network = FaultyNetwork::start_with(&emulator.endpoint, &always);
+        // Two attempts a call: the SDK's backoff between five would only make the test slow.
+        let env = [("AWS_ENDPOINT_URL", network.endpoint.as_str()), ("AWS_MAX_ATTEMPTS", "2")];
+        let plan = paw.run_with(&env, &["-w", "wf", "lifecycle", "plan", "--json"]).success().json();
+        for ami in &old {
+            let decision = plan.as_array().unwrap().iter().find(|decision| decision["ami_id"] == ami.as_str()).unwrap();
+            let reason = decision["reason"].as_str().unwrap();
+            assert_eq!(decision["action"], "keep", "{kind}: {decision:#}");
+            assert!(reason.starts_with("usage unknown: us-east-1: ec2:DescribeImageReferences failed: "), "{reason}");
+            assert!(reason.contains(said), "{kind}: {reason}");
+        }
+        paw.run_with(&env, &["-w", "wf", "lifecycle", "apply", "--yes"]).success();
+        let pruned = paw.run_with(&env, &["-w", "wf", "images", "prune", "--keep", "1", "--yes", "--json"]);
+        assert!(crate::lifecycle::deleted_by(&pruned.success().json()).is_empty(), "{kind}: {}", pruned.stdout);
+        let refused = paw.run_with(&env, &["-w", "wf", "--workflow-id", "gen-1", "images", "delete", "step3", "--yes"]);
+        assert_eq!(refused.code, 2, "{kind}: {}", refused.stderr);
+        assert!(refused.stderr.contains(&format!("who uses {} is not known", old[2])), "{}", refused.stderr);
+        assert!(refused.stderr.contains("give it ec2:DescribeImageReferences"), "{}", refused.stderr);
+        for ami in &old {
+            assert_eq!(ec2.image_state(ami).as_deref(), Some("available"), "{kind}: {ami} is kept");
+        }
+        assert!(network.faults().iter().all(|fault| fault == &format!("{kind} ec2 DescribeImageReferences")));
+    }
+    // Healed, the network lets the policy retire them.
+    paw.run(&["-w", "wf", "lifecycle", "apply", "--yes"]).success();
+    for ami in &old {
+        assert_eq!(ec2.image_state(ami), None, "{ami} is retired");
+    }
+}
+
 /// A stand-in packer: `packer build` fails with `line` as packer's error, `times` times (a count
 /// kept in the folder), then the real packer runs; every other command is the real packer's.
 fn failing_packer(paw: &Paw, line: &str, times: u32) -> String {

@@ -112,6 +112,7 @@ fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
         "✓ region: us-east-1",
         "✓ credentials: the environment (AWS_ACCESS_KEY_ID); account ",
         "✓ EC2: ami-785db401 (",
+        "✓ image usage: ec2:DescribeImageReferences answers",
         "✓ catalog: sqlite:wf/.paw/catalog.sqlite, not created yet, the first build creates it (0 records",
         "✓ VPC: vpc-",
         "✓ subnet: subnet-",
@@ -140,7 +141,17 @@ fn doctor_is_green_on_a_ready_machine_and_names_what_is_missing() {
     let text = paw.run(&["-w", "wf", "doctor"]).stdout;
     assert!(text.contains("✗ subnet: no subnet named \"default/public/9\" in vpc-"), "{text}");
     assert!(text.contains("\n    fix: set subnet_name in workflow_param.json"), "{text}");
-    assert!(run.stderr.contains("error: 1 of 11 checks failed: subnet"), "{}", run.stderr);
+    assert!(run.stderr.contains("error: 1 of 12 checks failed: subnet"), "{}", run.stderr);
+
+    // Credentials that may not ask who uses an image: said, with the permission to add.
+    let denied = [("FAULT_RATE", "1"), ("FAULT_KINDS", "deny"), ("FAULT_ACTIONS", "^DescribeImageReferences$")];
+    let network = crate::faults::FaultyNetwork::start_with(&emulator.endpoint, &denied);
+    let text = paw.run_with(&[("AWS_ENDPOINT_URL", &network.endpoint)], &["-w", "wf", "doctor"]).stdout;
+    assert!(
+        text.contains("✗ image usage: ec2:DescribeImageReferences failed: UnauthorizedOperation: injected deny: paw keeps every image it cannot tell unused"),
+        "{text}"
+    );
+    assert!(text.contains("fix: the AWS credentials in use lack the permission ec2:DescribeImageReferences"), "{text}");
 
     paw.edit("wf/workflow_param.json", "\"is_default_vpc\": \"true\"", "\"is_default_vpc\": \"false\"");
     paw.edit("wf/workflow_param.json", "\"vpc_name\": \"default\"", "\"vpc_name\": \"no-such-vpc\"");

@@ -24,3 +24,4 @@ mod regions;
 mod report;
 mod schemas;
 mod snapshots;
+mod usage;

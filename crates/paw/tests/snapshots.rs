@@ -11,6 +11,7 @@ fn redacted() -> insta::Settings {
     settings.add_filter(r"snap-[0-9a-f]{8,17}", "snap-[id]");
     settings.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:?\d{2}|Z)?", "[time]");
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[fingerprint]");
+    settings.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "[time]");
     settings.set_prepend_module_to_snapshot(false);
     settings
 }

@@ -43,6 +43,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         revoked_reason: None,
         revoked_at: None,
         tests: Vec::new(),
+        overrides: Vec::new(),
     }
 }
 
@@ -277,7 +278,7 @@ pub fn sample_test_run(name: &str, passed: bool) -> TestRun {
 }
 
 /// An image's test history: appended in order, with the status set in the same write, by racing
-/// writers without a run lost; refused for a record that is not there.
+/// writers without a run lost; refused for a record that is not there. Its forced retirements too.
 pub async fn tests(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
     let workflow_id = format!("{prefix}-tested");
     catalog
@@ -312,6 +313,23 @@ pub async fn tests(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
     assert!(names.contains(&"a") && names.contains(&"b"));
     assert_eq!((passed.status, passed.verdict()), (ImageStatus::Available, Verdict::Passed));
     let missing = catalog.add_test_run(&format!("{prefix}-missing"), "x", &first, None).await.unwrap_err();
+    assert_eq!(missing.to_string(), super::missing_record(&format!("{prefix}-missing"), "x").to_string());
+
+    // Forced retirements: appended, the status left alone, a repeated write once.
+    let forced = |reason: &str| super::Override {
+        at: "2026-03-02T00:00:00.000000+0000".into(),
+        by: "me@host".into(),
+        action: "delete".into(),
+        reason: reason.into(),
+        usage: "in use by 1 instance".into(),
+    };
+    for entry in [forced("CVE"), forced("CVE"), forced("replaced")] {
+        catalog.add_override(&workflow_id, "base", &entry).await.unwrap();
+    }
+    let overridden = other.get(&workflow_id, "base").await.unwrap().unwrap();
+    assert_eq!(overridden.overrides, [forced("CVE"), forced("replaced")]);
+    assert_eq!((overridden.status, overridden.tests.len()), (ImageStatus::Available, 4));
+    let missing = catalog.add_override(&format!("{prefix}-missing"), "x", &forced("CVE")).await.unwrap_err();
     assert_eq!(missing.to_string(), super::missing_record(&format!("{prefix}-missing"), "x").to_string());
 }
 

@@ -29,7 +29,7 @@ pub(crate) use journal::dead_runs_lock;
 pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, lease_ttl, now_unix, this_host, this_user, who};
 pub use line::Line;
 pub use migrate::{MigratePlan, apply_migration, plan_migration};
-pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, console_url, now_create_at};
+pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, Override, console_url, now_create_at};
 pub use sqlite::SqliteCatalog;
 pub use standing::Standing;
 pub use test_run::{TestKind, TestResult, TestRun, Verdict};
@@ -129,6 +129,10 @@ pub trait Records: Send + Sync {
         run: &TestRun,
         status: Option<ImageStatus>,
     ) -> Result<()>;
+
+    /// Appends a forced retirement to the record's overrides, unless its newest one is the same
+    /// (a write repeated after its answer was lost). A missing record is `missing_record`'s error.
+    async fn add_override(&self, workflow_id: &str, step_id: &str, entry: &Override) -> Result<()>;
 
     /// Marks a record deregistered; it stays for history.
     async fn mark_deregistered(&self, workflow_id: &str, step_id: &str) -> Result<()> {

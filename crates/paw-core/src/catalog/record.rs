@@ -106,6 +106,24 @@ pub struct ImageRecord {
     /// The image's test history, oldest first (`TestRun`): the latest run is its verdict.
     #[serde(default, deserialize_with = "json_or_text", skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestRun>,
+    /// Retirements done with `--force` while something used the image, oldest first.
+    #[serde(default, deserialize_with = "json_or_text", skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Override>,
+}
+
+/// A retirement done all the same (`--force --reason`) while something used the image, or while
+/// who did was not known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    /// When, in the catalog's `create_at` format.
+    pub at: String,
+    /// `user@host`.
+    pub by: String,
+    /// `delete` or `revoke`.
+    pub action: String,
+    pub reason: String,
+    /// Who used it then, or why that was not known.
+    pub usage: String,
 }
 
 /// A JSON value, or a string holding one (as the catalogs store nested values).
@@ -154,6 +172,7 @@ impl ImageRecord {
             revoked_reason: None,
             revoked_at: None,
             tests: Vec::new(),
+            overrides: Vec::new(),
         }
     }
 
@@ -200,6 +219,19 @@ impl ImageRecord {
     /// The AMI this record's was built on.
     pub fn base_source(&self) -> AmiRef {
         AmiRef { id: self.base_ami_id.clone(), name: self.base_ami_name.clone() }
+    }
+
+    /// Appends the override, unless the newest one says the same (a repeated write); whether it
+    /// did.
+    pub fn note_override(&mut self, entry: &Override) -> bool {
+        let same = |newest: &Override| {
+            (&newest.action, &newest.reason, &newest.usage) == (&entry.action, &entry.reason, &entry.usage)
+        };
+        if self.overrides.last().is_some_and(same) {
+            return false;
+        }
+        self.overrides.push(entry.clone());
+        true
     }
 
     /// This record's AMI as the source of a child step.

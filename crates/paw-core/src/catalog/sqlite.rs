@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Recorded, Records, TestRun,
+    BuildJournal, Catalog, ChannelEntry, Channels, ImageRecord, ImageStatus, InFlight, Line, Override, Recorded,
+    Records, TestRun,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -35,7 +36,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The images table's columns as they are now, in order: each migration that added one added it at
 /// the end, so the table of any version holds a prefix of them (a rebuild copies them by name).
-const IMAGE_COLUMNS: [(&str, &str); 24] = [
+const IMAGE_COLUMNS: [(&str, &str); 25] = [
     ("workflow_id", "TEXT NOT NULL"),
     ("step_id", "TEXT NOT NULL"),
     ("ami_id", "TEXT NOT NULL"),
@@ -60,6 +61,7 @@ const IMAGE_COLUMNS: [(&str, &str); 24] = [
     ("workflow_name", "TEXT"),
     ("variant", "TEXT"),
     ("tests", "TEXT"),
+    ("overrides", "TEXT"),
 ];
 
 /// The images table's indexes: (name, the column they order by `create_at` within).
@@ -198,6 +200,8 @@ const MIGRATIONS: &[Migration] = &[
         statuses: &["available", "deregistered", "revoked", "disabled", "failed"],
         then: "",
     },
+    // Retirements forced while the image was in use.
+    Migration::Sql("ALTER TABLE images ADD COLUMN overrides TEXT;"),
 ];
 
 impl SqliteCatalog {
@@ -464,27 +468,42 @@ impl Store {
     }
 
     fn add_test_run(&self, workflow_id: &str, step_id: &str, run: &TestRun, status: Option<ImageStatus>) -> Result<()> {
+        self.rewrite(workflow_id, step_id, &|mut record| {
+            record.tests.push(run.clone());
+            let status = status.unwrap_or(record.status).as_str();
+            Some((
+                "UPDATE images SET tests = ?3, status = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
+                vec![stored_json(&record.tests), status.to_string()],
+            ))
+        })
+    }
+
+    /// Reads the record and writes back what `change` makes of it (an UPDATE whose ?1 and ?2 are
+    /// the key, and its other values; None: nothing to write), as one step for every process
+    /// (IMMEDIATE). A missing record is `missing_record`'s error.
+    fn rewrite(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        change: &dyn Fn(ImageRecord) -> Option<(&'static str, Vec<String>)>,
+    ) -> Result<()> {
         let mut connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let fail = |err| sqlite_error(&self.path, err);
-        // IMMEDIATE: the history read and the one written back are one step for every process.
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
         let sql = "SELECT * FROM images WHERE workflow_id = ?1 AND step_id = ?2";
         let existing = transaction.query_row(sql, [workflow_id, step_id], row_attributes).optional().map_err(fail)?;
         let Some(existing) = existing else { return Err(super::missing_record(workflow_id, step_id)) };
-        let mut record = ImageRecord::from_attributes(existing, &self.uri)?;
-        record.tests.push(run.clone());
-        transaction
-            .execute(
-                "UPDATE images SET tests = ?3, status = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
-                rusqlite::params![
-                    workflow_id,
-                    step_id,
-                    stored_json(&record.tests),
-                    status.unwrap_or(record.status).as_str()
-                ],
-            )
-            .map_err(fail)?;
+        let Some((update, values)) = change(ImageRecord::from_attributes(existing, &self.uri)?) else { return Ok(()) };
+        let key = [workflow_id.to_string(), step_id.to_string()];
+        transaction.execute(update, rusqlite::params_from_iter(key.iter().chain(&values))).map_err(fail)?;
         transaction.commit().map_err(fail)
+    }
+
+    fn add_override(&self, workflow_id: &str, step_id: &str, entry: &Override) -> Result<()> {
+        self.rewrite(workflow_id, step_id, &|mut record| {
+            let update = "UPDATE images SET overrides = ?3 WHERE workflow_id = ?1 AND step_id = ?2";
+            record.note_override(entry).then(|| (update, vec![stored_json(&record.overrides)]))
+        })
     }
 
     fn add_channel_entry(&self, entry: &ChannelEntry) -> Result<bool> {
@@ -598,6 +617,11 @@ impl Records for SqliteCatalog {
     ) -> Result<()> {
         let (workflow_id, step_id, run) = (workflow_id.to_string(), step_id.to_string(), run.clone());
         self.blocking(move |store| store.add_test_run(&workflow_id, &step_id, &run, status)).await
+    }
+
+    async fn add_override(&self, workflow_id: &str, step_id: &str, entry: &Override) -> Result<()> {
+        let (workflow_id, step_id, entry) = (workflow_id.to_string(), step_id.to_string(), entry.clone());
+        self.blocking(move |store| store.add_override(&workflow_id, &step_id, &entry)).await
     }
 
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {

@@ -78,6 +78,15 @@ pub enum Action {
         organization_arns: Vec<String>,
         remove: bool,
     },
+    /// The record keeps a retirement forced while the image was in use (or who used it was not
+    /// known): the action, the reason and the usage; who and when are taken when it is written.
+    NoteOverride {
+        workflow_id: String,
+        step_id: String,
+        retirement: String,
+        reason: String,
+        usage: String,
+    },
     /// The channel's history gets an entry saying its image was deleted, by whom and why: it
     /// points at nothing until set again.
     ClearChannel {
@@ -149,6 +158,11 @@ impl Action {
                     false => ("share", place.to_string(), format!("{ami_id} with {whom}")),
                 }
             }
+            Action::NoteOverride { workflow_id, step_id, retirement, usage, .. } => (
+                "note override",
+                "catalog".into(),
+                format!("step {step_id} of workflow {workflow_id}: {retirement} while {usage}"),
+            ),
             Action::ClearChannel { line, channel, step_id, ami_id, .. } => {
                 ("clear channel", "catalog".into(), format!("{channel} of step {step_id} ({line}), was {ami_id}"))
             }

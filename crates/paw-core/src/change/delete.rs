@@ -5,6 +5,7 @@
 //! reason, and then its protection is lifted, every copy goes and the channel says so.
 
 use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageRecord, ImageStatus, InFlight, now_unix, this_host};
+use crate::change::usage::{self, Sharing, Target, Usage};
 use crate::change::{Action, Executor, Plan};
 use crate::ec2::{Ec2, Image, Place, ec2_in};
 use crate::error::Result;
@@ -13,8 +14,11 @@ use crate::error::Result;
 #[derive(Debug, Clone, Default)]
 pub struct DeleteRequest {
     pub delete_snapshots: bool,
-    /// `--force --reason`: delete a channel's image, or a protected one, all the same.
+    /// `--force --reason`: delete a channel's image, or a protected one, or one in use, all the
+    /// same.
     pub forced_because: Option<String>,
+    /// A lifecycle policy deletes it while in use (`retire_in_use`).
+    pub retire_in_use: bool,
 }
 
 /// What deleting decides from, read before anything is decided.
@@ -30,23 +34,27 @@ pub struct Inventory {
     pub copies: Vec<(Place, String, Option<Image>)>,
     /// Builds of its step that another live run holds now (a dead run's is `paw recover`'s).
     pub building: Vec<InFlight>,
+    /// Who uses it, in every place.
+    pub usage: Usage,
 }
 
 impl Inventory {
     /// Reads what deleting `records` (one AMI; `records[0]`'s copies) decides from: the catalog's
-    /// other records of it, channels and leases, and each copy as EC2 describes it where it is.
+    /// other records of it, channels and leases, each copy as EC2 describes it where it is, and
+    /// who uses it (unless `usage` was read already, with other images', in fewer requests).
     pub async fn gather(
         catalog: &dyn Catalog,
         ec2: &dyn Ec2,
         region: &str,
         records: &[ImageRecord],
+        usage: Option<Usage>,
     ) -> Result<Inventory> {
         let record = &records[0];
         let same = |other: &ImageRecord| {
             records.iter().any(|ours| ours.workflow_id == other.workflow_id && ours.step_id == other.step_id)
         };
         let others = catalog.records_of(record).await?.into_iter().filter(|other| !same(other)).collect();
-        let channels = crate::catalog::current_entries(catalog, None)
+        let channels: Vec<ChannelEntry> = crate::catalog::current_entries(catalog, None)
             .await?
             .into_iter()
             .filter(|entry| entry.ami_id == record.ami_id && entry.action != ChannelAction::Deleted)
@@ -57,6 +65,17 @@ impl Inventory {
             let image = regional.describe_image(&ami_id).await.map_err(|err| err.in_region(&key))?;
             copies.push((Place::parse(&key), ami_id, image));
         }
+        // Who uses the copies that are there.
+        let usage = match usage {
+            Some(usage) => usage,
+            None => {
+                let there = copies.iter().filter(|(.., image)| image.is_some());
+                let copies = there.map(|(place, ami_id, _)| (place.key(), ami_id.clone())).collect();
+                let target = Target { ami_id: record.ami_id.clone(), copies };
+                let mut read = usage::gather(ec2, region, &[target], Sharing::AskEc2, &channels).await;
+                read.remove(&record.ami_id).unwrap_or_default()
+            }
+        };
         let (host, pid) = (this_host(), std::process::id());
         let mut building = Vec::new();
         for record in records {
@@ -67,7 +86,7 @@ impl Inventory {
                 entry.step_id == record.step_id && !ours && entry.stale_because(now_unix(), &host).is_none()
             }));
         }
-        Ok(Inventory { records: records.to_vec(), others, channels, copies, building })
+        Ok(Inventory { records: records.to_vec(), others, channels, copies, building, usage })
     }
 }
 
@@ -97,6 +116,9 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
         );
     }
     let forced = request.forced_because.as_deref();
+    if forced.is_none() && !request.retire_in_use {
+        refuse_in_use(&mut plan, &record.ami_id, &inventory.usage, "paw images delete STEP --force --reason TEXT");
+    }
     for entry in &inventory.channels {
         let line = entry.line().map_or("no line".into(), |line| line.to_string());
         if forced.is_none() || entry.line().is_none() {
@@ -121,6 +143,16 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
         }
     }
 
+    // A deletion forced while the image is in use is noted on its records first.
+    if let (Some(reason), Some(usage)) = (forced, inventory.usage.holds()) {
+        plan.actions.extend(inventory.records.iter().map(|record| Action::NoteOverride {
+            workflow_id: record.workflow_id.clone(),
+            step_id: record.step_id.clone(),
+            retirement: "delete".into(),
+            reason: reason.to_string(),
+            usage: usage.clone(),
+        }));
+    }
     let home = Place::region(&record.region);
     // The copies elsewhere first: the record lists each until it is gone.
     let mut copies: Vec<&(Place, String, Option<Image>)> = inventory.copies.iter().collect();
@@ -159,6 +191,25 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
     plan
 }
 
+/// Refuses a plan that retires an image something uses, or whose usage is unknown, saying who or
+/// why; `forced` is the command that does it all the same.
+pub fn refuse_in_use(plan: &mut Plan, ami_id: &str, usage: &Usage, forced: &str) {
+    let Some(why) = usage.holds() else { return };
+    let help = match !usage.in_use() {
+        true => format!(
+            "paw reads who uses an image before it retires one: give it ec2:DescribeImageReferences (and, for \
+             shared images, ec2:CreateImageUsageReport, ec2:DescribeImageUsageReports, \
+             ec2:DescribeImageUsageReportEntries, ec2:DeleteImageUsageReport), and run it again; or `{forced}`"
+        ),
+        false => format!("move its users to another image first (`paw images usage` lists them), or `{forced}`"),
+    };
+    let reason = match !usage.in_use() {
+        true => format!("who uses {ami_id} is not known, so it is not retired: {}", usage.unknown.join("; ")),
+        false => format!("{ami_id} is {why}"),
+    };
+    plan.refuse(reason, help);
+}
+
 /// Plans and applies the deletion of `records`' image (one AMI, reused by them all) in every
 /// place; returns the actions done. `ec2` is the workflow's region's (`region`).
 pub async fn delete_image(
@@ -166,7 +217,7 @@ pub async fn delete_image(
     records: &[ImageRecord],
     request: &DeleteRequest,
 ) -> Result<Vec<Action>> {
-    let inventory = Inventory::gather(executor.catalog, executor.ec2, executor.region, records).await?;
+    let inventory = Inventory::gather(executor.catalog, executor.ec2, executor.region, records, None).await?;
     executor.apply(&decide(&inventory, request)).await
 }
 
@@ -224,20 +275,21 @@ mod tests {
             others: Vec::new(),
             channels: vec![channel],
             building: Vec::new(),
+            usage: Usage::default(),
         }
     }
 
     #[test]
     fn a_channels_image_is_refused_before_anything_and_forced_goes_everywhere() {
         let inventory = pinned();
-        let plan = decide(&inventory, &DeleteRequest { delete_snapshots: true, forced_because: None });
+        let plan = decide(&inventory, &DeleteRequest { delete_snapshots: true, ..DeleteRequest::default() });
         assert_eq!(plan.refusals.len(), 1, "{plan:#?}");
         assert!(plan.refusals[0].reason.contains("channel prod of step \"app\" (app) points at ami-d001"));
         let err = plan.check().unwrap_err();
         assert!(err.message.ends_with("nothing was changed"), "{err}");
         assert!(err.help.unwrap().contains("--force --reason TEXT"));
 
-        let forced = DeleteRequest { delete_snapshots: true, forced_because: Some("CVE".into()) };
+        let forced = DeleteRequest { delete_snapshots: true, forced_because: Some("CVE".into()), retire_in_use: false };
         let plan = decide(&inventory, &forced);
         assert!(plan.refusals.is_empty(), "{plan:#?}");
         let verbs: Vec<String> = plan
@@ -289,5 +341,36 @@ mod tests {
         let plan = decide(&inventory, &DeleteRequest::default());
         let verbs: Vec<&str> = plan.actions.iter().map(|action| action.describe().0).collect();
         assert_eq!(verbs, ["forget copy", "forget copy", "deregister", "mark deregistered"]);
+    }
+
+    #[test]
+    fn an_image_in_use_or_of_unknown_use_is_refused_unless_forced() {
+        let mut inventory = pinned();
+        inventory.channels.clear();
+        inventory.copies[0].2 = image("ami-d001", false);
+        let instance = crate::ec2::ImageUser::Instance { id: "i-1".into(), state: "running".into() };
+        inventory.usage.users.push(usage::Use {
+            place: Place::region("us-east-1"),
+            ami_id: "ami-d001".into(),
+            user: instance,
+        });
+        let plan = decide(&inventory, &DeleteRequest::default());
+        assert_eq!(plan.refusals.len(), 1, "{plan:#?}");
+        assert_eq!(plan.refusals[0].reason, "ami-d001 is in use by 1 instance");
+        assert!(plan.refusals[0].help.contains("paw images usage"), "{}", plan.refusals[0].help);
+        let forced = DeleteRequest { forced_because: Some("replaced".into()), ..DeleteRequest::default() };
+        let plan = decide(&inventory, &forced);
+        assert!(plan.refusals.is_empty());
+        assert_eq!(
+            plan.actions[0].describe(),
+            ("note override", "catalog".into(), "step app of workflow wf: delete while in use by 1 instance".into()),
+            "noted before anything goes"
+        );
+
+        inventory.usage =
+            Usage { users: vec![], unknown: vec!["us-east-1: ec2:DescribeImageReferences failed: denied".into()] };
+        let plan = decide(&inventory, &DeleteRequest::default());
+        assert!(plan.refusals[0].reason.starts_with("who uses ami-d001 is not known"), "{:?}", plan.refusals);
+        assert!(plan.refusals[0].help.contains("ec2:DescribeImageReferences"));
     }
 }

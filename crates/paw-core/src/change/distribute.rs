@@ -6,6 +6,8 @@
 
 use super::Executor;
 use super::copy::{self, Copied, CopyResult, Destination};
+use std::collections::BTreeMap;
+
 use crate::catalog::ImageRecord;
 use crate::config::DistributionTarget;
 use crate::ec2::Place;
@@ -85,6 +87,17 @@ pub fn destinations(targets: &[&DistributionTarget]) -> Vec<Destination> {
         }
     }
     destinations
+}
+
+/// The places where the distribution block shares the build account's copy (place key → the
+/// accounts that launch it): what a plan of many images knows of sharing without asking EC2.
+pub fn shared_places(targets: &[DistributionTarget]) -> BTreeMap<String, Vec<String>> {
+    let targets: Vec<&DistributionTarget> = targets.iter().collect();
+    destinations(&targets)
+        .into_iter()
+        .filter(|destination| !destination.share_with.is_empty())
+        .map(|destination| (destination.place.key(), destination.share_with))
+        .collect()
 }
 
 /// Distributes the record's image (the executor's home region is its region) to the targets:

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Action, ChannelMove, CopyOrder, Plan};
-use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, append_entry, now_create_at};
+use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, Override, append_entry, now_create_at};
 use crate::ec2::{self, Ec2, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ssm::Ssm;
@@ -101,6 +101,16 @@ impl<'a> Executor<'a> {
             }
             Action::Tag { place, ami_id, key, value: None } => {
                 self.at(place).delete_tags(std::slice::from_ref(ami_id), &[key.as_str()]).await
+            }
+            Action::NoteOverride { workflow_id, step_id, retirement, reason, usage } => {
+                let entry = Override {
+                    at: now_create_at(),
+                    by: self.by.to_string(),
+                    action: retirement.clone(),
+                    reason: reason.clone(),
+                    usage: usage.clone(),
+                };
+                self.catalog.add_override(workflow_id, step_id, &entry).await
             }
             Action::SetStatus { workflow_id, step_id, status, reason } => {
                 let Some(record) = self.catalog.get(workflow_id, step_id).await? else { return Ok(()) };

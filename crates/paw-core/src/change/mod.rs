@@ -18,6 +18,7 @@ pub mod distribute;
 mod executor;
 mod plan;
 pub mod share;
+pub mod usage;
 
 pub use action::{Action, ChannelMove, CopyOrder};
 pub use delete::{DeleteRequest, delete_image};

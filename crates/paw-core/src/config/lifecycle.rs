@@ -21,6 +21,57 @@ pub struct LifecyclePolicy {
     pub delete_snapshots: Option<bool>,
     /// An image launched this recently (EC2's lastLaunchedTime) is kept as it is.
     pub protect_launched_within_days: Option<u64>,
+    /// The actions taken on an image all the same when something uses it (or who does is not
+    /// known), e.g. `["deprecate"]`; by default none: an image in use is kept.
+    pub retire_in_use: Option<RetireInUse>,
+}
+
+/// An action of the policy's that retires an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Retiring {
+    Deprecate,
+    Disable,
+    Delete,
+}
+
+/// `"retire_in_use"`: which of the retiring actions an image in use gets all the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(from = "Vec<Retiring>", into = "Vec<Retiring>")]
+#[schemars(with = "Vec<Retiring>")]
+pub struct RetireInUse {
+    pub deprecate: bool,
+    pub disable: bool,
+    pub delete: bool,
+}
+
+impl RetireInUse {
+    pub fn allows(&self, action: Retiring) -> bool {
+        match action {
+            Retiring::Deprecate => self.deprecate,
+            Retiring::Disable => self.disable,
+            Retiring::Delete => self.delete,
+        }
+    }
+}
+
+impl From<Vec<Retiring>> for RetireInUse {
+    fn from(actions: Vec<Retiring>) -> RetireInUse {
+        RetireInUse {
+            deprecate: actions.contains(&Retiring::Deprecate),
+            disable: actions.contains(&Retiring::Disable),
+            delete: actions.contains(&Retiring::Delete),
+        }
+    }
+}
+
+impl From<RetireInUse> for Vec<Retiring> {
+    fn from(allowed: RetireInUse) -> Vec<Retiring> {
+        [Retiring::Deprecate, Retiring::Disable, Retiring::Delete]
+            .into_iter()
+            .filter(|one| allowed.allows(*one))
+            .collect()
+    }
 }
 
 pub const LIFECYCLE: &str = "lifecycle";
@@ -33,7 +84,7 @@ impl LifecyclePolicy {
         let wrong = |what: String| {
             file.key_error(LIFECYCLE, format!("\"{LIFECYCLE}\" {what}")).help(
                 "write e.g. \"lifecycle\": {\"keep\": 3, \"deprecate_after_days\": 30, \"disable_after_days\": 90, \
-                 \"delete_after_days\": 180, \"delete_snapshots\": true, \"protect_launched_within_days\": 14}",
+                 \"delete_after_days\": 180, \"delete_snapshots\": true, \"protect_launched_within_days\": 14, \"retire_in_use\": [\"deprecate\"]}",
             )
         };
         let policy: LifecyclePolicy =
@@ -52,6 +103,7 @@ impl LifecyclePolicy {
             delete_after_days: own.delete_after_days.or(self.delete_after_days),
             delete_snapshots: own.delete_snapshots.or(self.delete_snapshots),
             protect_launched_within_days: own.protect_launched_within_days.or(self.protect_launched_within_days),
+            retire_in_use: own.retire_in_use.or(self.retire_in_use),
         };
         merged.check().map_err(|what| {
             step.json()

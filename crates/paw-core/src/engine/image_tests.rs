@@ -339,7 +339,7 @@ pub async fn record_verdict(
         OnFailure::Deregister => {
             let mut failed_record = record.clone();
             failed_record.status = ImageStatus::Failed;
-            let request = change::DeleteRequest { delete_snapshots: true, forced_because: None };
+            let request = change::DeleteRequest { delete_snapshots: true, ..change::DeleteRequest::default() };
             let done = change::delete_image(&cx.executor(), std::slice::from_ref(&failed_record), &request).await?;
             format!("deregistered{} (--keep-failed keeps it)", change::delete::snapshots_said(&done))
         }

@@ -313,7 +313,8 @@ impl<'a> Stage<StepRun<'a>> for ReplaceOld {
             cx.catalog.mark_deregistered(&old.workflow_id, &old.step_id).await?;
             format!("--force: dropped the reuse of {} (it stays, for workflow {owner})", old.ami_id)
         } else {
-            let request = change::DeleteRequest { delete_snapshots: self.delete_snapshots, forced_because: None };
+            let request =
+                change::DeleteRequest { delete_snapshots: self.delete_snapshots, ..change::DeleteRequest::default() };
             let done = change::delete_image(&cx.executor(), std::slice::from_ref(old), &request).await?;
             format!("--force: deregistered {} (inputs changed){}", old.ami_id, change::delete::snapshots_said(&done))
         };

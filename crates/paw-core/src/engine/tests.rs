@@ -109,8 +109,9 @@ impl Ec2 for FakeEc2 {
         unimplemented!("the engine's unit tests share nothing")
     }
 
+    /// The engine's images are shared with no one.
     async fn launch_permissions(&self, _: &str) -> Result<crate::ec2::LaunchPermissions> {
-        unimplemented!("the engine's unit tests share nothing")
+        Ok(crate::ec2::LaunchPermissions::default())
     }
 
     async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
@@ -191,6 +192,27 @@ impl Ec2 for FakeEc2 {
 
     async fn wait_until_available(&self, image_id: &str, _: std::time::Duration) -> Result<Image> {
         Ok(self.describe_image(image_id).await?.expect("the image exists"))
+    }
+
+    /// Nothing uses the engine's images.
+    async fn image_references(&self, _: &[String]) -> Result<Vec<crate::ec2::ImageReference>> {
+        Ok(Vec::new())
+    }
+
+    async fn create_usage_report(&self, _: &str, _: &[String]) -> Result<String> {
+        unimplemented!("the engine's unit tests share nothing")
+    }
+
+    async fn usage_report_state(&self, _: &str) -> Result<crate::ec2::ReportState> {
+        unimplemented!("the engine's unit tests share nothing")
+    }
+
+    async fn usage_report_entries(&self, _: &str) -> Result<Vec<crate::ec2::AccountUse>> {
+        unimplemented!("the engine's unit tests share nothing")
+    }
+
+    async fn delete_usage_report(&self, _: &str) -> Result<()> {
+        unimplemented!("the engine's unit tests share nothing")
     }
 }
 
@@ -437,6 +459,9 @@ impl Records for LosingAnswers {
         status: Option<ImageStatus>,
     ) -> Result<()> {
         self.inner.add_test_run(workflow_id, step_id, run, status).await
+    }
+    async fn add_override(&self, workflow_id: &str, step_id: &str, entry: &crate::catalog::Override) -> Result<()> {
+        self.inner.add_override(workflow_id, step_id, entry).await
     }
     async fn step_ids(&self) -> Result<Option<Vec<String>>> {
         self.inner.step_ids().await

@@ -16,7 +16,9 @@ use crate::catalog::{
 };
 use crate::change::DeleteRequest;
 use crate::change::Executor;
-use crate::config::LifecyclePolicy;
+use crate::change::distribute::shared_places;
+use crate::change::usage::{self, Sharing, Target, Usage};
+use crate::config::{LifecyclePolicy, Retiring};
 use crate::ec2::{Ec2, Image, ImageState, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 use crate::packer::PackerResources;
@@ -34,6 +36,16 @@ pub enum Due {
 }
 
 impl Due {
+    /// The retiring action it is; None for keep.
+    fn retiring(self) -> Option<Retiring> {
+        match self {
+            Due::Keep => None,
+            Due::Deprecate => Some(Retiring::Deprecate),
+            Due::Disable => Some(Retiring::Disable),
+            Due::Delete => Some(Retiring::Delete),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Due::Keep => "keep",
@@ -62,10 +74,18 @@ pub struct Decision {
     pub last_launched_time: Option<String>,
     /// With delete: its snapshots go too.
     pub delete_snapshots: bool,
+    /// Who uses it (read for the images due for an action): what kept it, or what its policy
+    /// retires it in spite of (`retire_in_use`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Its policy retires it while in use (`retire_in_use`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_use_allowed: bool,
 }
 
 /// Every image of the line's steps and what its step's policy says is due, in step order, newest
-/// first. Changes nothing.
+/// first; an image due for an action that something uses, or whose usage is unknown, is kept
+/// (unless its policy's `retire_in_use` takes that action all the same). Changes nothing.
 pub async fn plan(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -> Result<Vec<Decision>> {
     let now = chrono::Utc::now();
     let line = Line::of(workflow);
@@ -109,9 +129,67 @@ pub async fn plan(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -> 
             deprecation_time: image.and_then(|image| image.deprecation_time.clone()),
             last_launched_time: image.and_then(|image| image.last_launched_time.clone()),
             delete_snapshots: policies.get(&record.step_id).and_then(|policy| policy.delete_snapshots).unwrap_or(false),
+            usage: None,
+            in_use_allowed: false,
         });
     }
+    respect_usage(workflow, catalog, ec2, &inventory, &policies, &mut decisions).await?;
     Ok(decisions)
+}
+
+/// Reads who uses the images due for an action (batched: `usage::gather`; the accounts each place
+/// shares with are the distribution block's), and keeps those in use, or of unknown use, unless
+/// their policy's `retire_in_use` says otherwise.
+async fn respect_usage(
+    workflow: &Workflow,
+    catalog: &dyn Catalog,
+    ec2: &dyn Ec2,
+    inventory: &Inventory,
+    policies: &HashMap<String, LifecyclePolicy>,
+    decisions: &mut [Decision],
+) -> Result<()> {
+    let due = |decision: &Decision| decision.action != Due::Keep && !decision.done;
+    let records: Vec<&ImageRecord> = inventory
+        .images
+        .iter()
+        .filter(|(ami_id, _)| decisions.iter().any(|decision| decision.ami_id == *ami_id && due(decision)))
+        .map(|(_, records)| &records[0])
+        .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
+    let images: Vec<Target> = records.iter().map(|record| Target::from(*record)).collect();
+    let shared = shared_places(&workflow.param.distribution);
+    let channels = crate::catalog::current_entries(catalog, None).await?;
+    let region = records[0].region.clone();
+    let mut usage = usage::gather(ec2, &region, &images, Sharing::Known(&shared), &channels).await;
+    // Kept for its users, an image can be rebuilt: its ancestors are kept too.
+    let mut kept: HashMap<String, String> = HashMap::new();
+    for decision in decisions.iter_mut().filter(|decision| due(decision)) {
+        let Some(read) = usage.remove(&decision.ami_id) else { continue };
+        if let Some(why) = read.holds() {
+            let policy = policies.get(&decision.step_id).copied().unwrap_or_default();
+            let allowed = decision
+                .action
+                .retiring()
+                .is_some_and(|action| policy.retire_in_use.is_some_and(|retire_in_use| retire_in_use.allows(action)));
+            match allowed {
+                true => decision.in_use_allowed = true,
+                false => {
+                    kept.insert(decision.ami_id.clone(), why.clone());
+                    (decision.action, decision.reason) = (Due::Keep, why);
+                }
+            }
+        }
+        decision.usage = Some(read);
+    }
+    inventory.keep_depended_on(&mut kept);
+    for decision in decisions.iter_mut().filter(|decision| due(decision)) {
+        if let Some(reason) = kept.get(&decision.ami_id) {
+            (decision.action, decision.reason) = (Due::Keep, reason.clone());
+        }
+    }
+    Ok(())
 }
 
 /// An AMI of the inventory and every record of it.
@@ -248,7 +326,11 @@ async fn carry_out(
                 }
             }
             Due::Delete => {
-                let request = DeleteRequest { delete_snapshots: decision.delete_snapshots, forced_because: None };
+                let request = DeleteRequest {
+                    delete_snapshots: decision.delete_snapshots,
+                    forced_because: None,
+                    retire_in_use: decision.in_use_allowed,
+                };
                 let records: Vec<ImageRecord> =
                     records.iter().filter(|record| record.status != ImageStatus::Deregistered).cloned().collect();
                 let executor = Executor::new(catalog, ec2, &record.region, "paw lifecycle apply");

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::catalog::{CREATE_AT_FORMAT, Catalog, ImageRecord, ImageStatus, Line};
 use crate::change::Executor;
 use crate::change::delete::{self, DeleteRequest};
+use crate::change::usage::{self, Sharing, Target, Usage};
 use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
@@ -90,21 +91,34 @@ pub async fn prune(
     }
     let line = Line::of(workflow);
     let inventory = Inventory::gather(workflow, &line, catalog).await?;
-    let kept = decide(&inventory, options, chrono::Utc::now());
-    let mut pruned = Pruned { dry_run: options.dry_run, ..Pruned::default() };
-    for (ami_id, records) in &inventory.images {
-        let kept = match kept.get(ami_id) {
+    let decided = decide(&inventory, options, chrono::Utc::now());
+    let mut kept: HashMap<&str, String> = HashMap::new();
+    for (ami_id, _) in &inventory.images {
+        let reason = match decided.get(ami_id) {
             Some(reason) => Some(reason.clone()),
             None => used_by_another_line(catalog, &line, ami_id).await?,
         };
-        let (action, reason) = match kept {
+        kept.extend(reason.map(|reason| (ami_id.as_str(), reason)));
+    }
+    // Who uses the images to delete, read for all of them at once.
+    let doomed: Vec<Target> = inventory
+        .images
+        .iter()
+        .filter(|(ami_id, _)| !kept.contains_key(ami_id.as_str()))
+        .map(|(_, records)| Target::from(&records[0]))
+        .collect();
+    let channels = crate::catalog::current_entries(catalog, None).await?;
+    let mut usage = usage::gather(ec2, region, &doomed, Sharing::AskEc2, &channels).await;
+    let mut pruned = Pruned { dry_run: options.dry_run, ..Pruned::default() };
+    for (ami_id, records) in &inventory.images {
+        let (action, reason) = match kept.remove(ami_id.as_str()) {
             Some(reason) => (PruneAction::Kept, reason),
-            None => match delete(ec2, region, catalog, records, options).await? {
+            None => match delete(ec2, region, catalog, records, usage.remove(ami_id), options).await? {
                 Ok(gib) => {
                     pruned.snapshot_gib_freed += gib;
                     (PruneAction::Deleted, format!("older than the newest {} and nothing depends on it", options.keep))
                 }
-                // Its deletion is refused (protected by hand, a build of its step running): kept.
+                // Its deletion is refused (in use, protected by hand, a build of its step running): kept.
                 Err(refused) => (PruneAction::Kept, refused),
             },
         };
@@ -238,17 +252,18 @@ pub(super) async fn used_by_another_line(catalog: &dyn Catalog, line: &Line, ami
 }
 
 /// Deletes the AMI in every place (their snapshots too, when asked) and marks its records, as one
-/// plan (`delete`); returns the GiB of snapshots deleted, or why the plan is refused (nothing
+/// plan (`delete`), knowing who uses it (`usage`, read with the other images'); returns the GiB of snapshots deleted, or why the plan is refused (nothing
 /// changed). A dry run only plans. `ec2` is `region`'s.
 async fn delete(
     ec2: &dyn Ec2,
     region: &str,
     catalog: &dyn Catalog,
     records: &[ImageRecord],
+    usage: Option<Usage>,
     options: PruneOptions,
 ) -> Result<std::result::Result<u64, String>> {
-    let request = DeleteRequest { delete_snapshots: options.delete_snapshots, forced_because: None };
-    let inventory = delete::Inventory::gather(catalog, ec2, region, records).await?;
+    let request = DeleteRequest { delete_snapshots: options.delete_snapshots, ..DeleteRequest::default() };
+    let inventory = delete::Inventory::gather(catalog, ec2, region, records, usage).await?;
     let plan = delete::decide(&inventory, &request);
     if let Some(refused) = plan.refusals.first() {
         return Ok(Err(refused.reason.clone()));

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, ImageRecord, Line, Standing, Verdict, now_create_at};
-use crate::ec2::{Ec2, deprecation_times};
+use crate::change::usage::{self, Seen, Target};
+use crate::ec2::{Ec2, Image};
 use crate::error::Result;
 use crate::workflow::Workflow;
 
@@ -66,6 +67,9 @@ pub struct ReportImage {
     pub deprecation_time: Option<String>,
     /// Its tests' verdict; None when its step has no tests and it was never tested.
     pub tests: Option<ReportTests>,
+    /// Who uses it, and when it was last seen in use (read when paw can ask EC2; not for a
+    /// deregistered image).
+    pub usage: Option<Seen>,
 }
 
 /// An image's latest test verdict, as the report's badge shows it.
@@ -117,13 +121,28 @@ pub async fn report(
         steps.extend(variant_steps(workflow, catalog, all_workflows).await?);
     }
     // The lifecycle policy's deprecation times, as EC2 has them (in one request per 100 images),
-    // when paw can ask EC2: the report itself needs only the catalog.
-    if let Some(ec2) = ec2 {
-        let ids: Vec<String> =
-            steps.iter().flat_map(|step| step.images.iter().map(|image| image.ami_id.clone())).collect();
-        let deprecations = deprecation_times(ec2, &ids).await?;
+    // and who uses each image (one request per 10 images per place), when paw can ask EC2: the
+    // report itself needs only the catalog.
+    if let (Some(ec2), Some(workflow)) = (ec2, workflows.first()) {
+        let images = || steps.iter().flat_map(|step| &step.images);
+        let ids: Vec<String> = images().map(|image| image.ami_id.clone()).collect();
+        let described: HashMap<String, Image> =
+            ec2.describe_images(&ids).await?.into_iter().map(|image| (image.id.clone(), image)).collect();
+        let mut targets: Vec<Target> = Vec::new();
+        for image in images().filter(|image| image.status != "deregistered") {
+            if targets.iter().any(|target| target.ami_id == image.ami_id) {
+                continue;
+            }
+            let own = std::iter::once((image.region.clone(), image.ami_id.clone()));
+            let copies = own.chain(image.copies.iter().map(|(place, id)| (place.clone(), id.clone())));
+            targets.push(Target { ami_id: image.ami_id.clone(), copies: copies.collect() });
+        }
+        let usage = usage::of_workflow(ec2, workflow, catalog, &targets).await?;
         for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {
-            image.deprecation_time = deprecations.get(&image.ami_id).cloned();
+            let found = described.get(&image.ami_id);
+            image.deprecation_time = found.and_then(|found| found.deprecation_time.clone());
+            let launched = found.and_then(|found| found.last_launched_time.as_deref());
+            image.usage = usage.get(&image.ami_id).map(|read| read.seen(launched));
         }
     }
     let mut anchored = std::collections::HashSet::new();
@@ -202,6 +221,7 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
             }
             images.push(ReportImage {
                 tests: ReportTests::of(&record, step_has_tests),
+                usage: None,
                 fingerprint: record.fingerprint.as_ref().map(|digest| digest.chars().take(12).collect()),
                 channels: channels.get(&record.ami_id).cloned().unwrap_or_default(),
                 base_in_report: false,

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::lineage;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line};
+use crate::change::delete::refuse_in_use;
+use crate::change::usage::{self, Sharing, Target, Usage};
 use crate::change::{Action, Plan};
 use crate::ec2::{Ec2, Image, ImageState, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
@@ -23,12 +25,13 @@ pub struct Changed {
     pub status: &'static str,
 }
 
-/// One image as revoking or restoring decides from it: its records, and each copy as EC2 describes
-/// it where it is (None: gone).
+/// One image as revoking or restoring decides from it: its records, each copy as EC2 describes
+/// it where it is (None: gone), and (revoking) who uses it.
 #[derive(Debug, Clone)]
 pub struct ImageInventory {
     pub records: Vec<ImageRecord>,
     pub copies: Vec<(Place, String, Option<Image>)>,
+    pub usage: Usage,
 }
 
 impl ImageInventory {
@@ -39,7 +42,7 @@ impl ImageInventory {
             let image = ec2_in(ec2, region, &key).describe_image(&ami_id).await.map_err(|err| err.in_region(&key))?;
             copies.push((Place::parse(&key), ami_id, image));
         }
-        Ok(ImageInventory { records, copies })
+        Ok(ImageInventory { records, copies, usage: Usage::default() })
     }
 }
 
@@ -80,17 +83,40 @@ pub async fn gather_revocation(
             images.push(ImageInventory::gather(ec2, &record.region, records).await?);
         }
     }
+    // Who uses them, read for all of them at once.
+    let channels = crate::catalog::current_entries(catalog, None).await?;
+    let firsts: Vec<Target> = images.iter().map(|image| Target::from(&image.records[0])).collect();
+    let mut usage = usage::gather(ec2, &record.region, &firsts, Sharing::AskEc2, &channels).await;
+    for image in &mut images {
+        image.usage = usage.remove(&image.records[0].ami_id).unwrap_or_default();
+    }
     Ok(images)
 }
 
 /// The plan of a revocation: every copy of each image disabled (unless it is) and tagged with the
-/// reason, then every record revoked. Pure.
-pub fn decide_revocation(images: &[ImageInventory], reason: &str) -> Plan {
+/// reason, then every record revoked. An image in use (or whose usage is unknown) refuses it,
+/// unless `forced`: then its records note the override first. Pure.
+pub fn decide_revocation(images: &[ImageInventory], reason: &str, forced: bool) -> Plan {
     let mut plan = Plan::default();
     if reason.trim().is_empty() {
         plan.refuse("the reason is empty", "say why, e.g. --reason \"CVE-2026-1234 in openssl\"");
     }
     for image in images {
+        let ami_id = &image.records[0].ami_id;
+        match image.usage.holds() {
+            Some(_) if !forced => {
+                refuse_in_use(&mut plan, ami_id, &image.usage, "paw images revoke STEP --reason TEXT --force")
+            }
+            // Forced: its records note it first.
+            Some(usage) => plan.actions.extend(image.records.iter().map(|record| Action::NoteOverride {
+                workflow_id: record.workflow_id.clone(),
+                step_id: record.step_id.clone(),
+                retirement: "revoke".into(),
+                reason: reason.to_string(),
+                usage: usage.clone(),
+            })),
+            None => {}
+        }
         for (place, ami_id, described) in &image.copies {
             let Some(described) = described else { continue };
             let (place, ami_id) = (place.clone(), ami_id.clone());
@@ -191,8 +217,9 @@ mod tests {
                 copy("222222222222:eu-west-1", "ami-2", ImageState::Disabled),
                 (Place::region("us-west-2"), "ami-gone".into(), None),
             ],
+            usage: Usage::default(),
         };
-        let plan = decide_revocation(std::slice::from_ref(&image), "CVE");
+        let plan = decide_revocation(std::slice::from_ref(&image), "CVE", false);
         let said: Vec<String> = plan
             .actions
             .iter()
@@ -217,7 +244,7 @@ mod tests {
             [("ami-1", "revoked"); 2]
         );
         assert!(
-            decide_revocation(std::slice::from_ref(&image), " ")
+            decide_revocation(std::slice::from_ref(&image), " ", false)
                 .check()
                 .unwrap_err()
                 .message
@@ -227,5 +254,35 @@ mod tests {
         let restored = decide_restoration(&image);
         let verbs: Vec<&str> = restored.actions.iter().map(|action| action.describe().0).collect();
         assert_eq!(verbs, ["untag", "enable", "untag", "set status", "set status"]);
+    }
+
+    #[test]
+    fn an_image_in_use_is_revoked_only_with_force_and_its_records_say_so() {
+        let instance = crate::ec2::ImageUser::Instance { id: "i-1".into(), state: "running".into() };
+        let image = ImageInventory {
+            records: vec![sample_record("wf", "app", "ami-1", "2026-01-01T00:00:00.000000+0000")],
+            copies: vec![copy("us-east-1", "ami-1", ImageState::Available)],
+            usage: Usage {
+                users: vec![usage::Use { place: Place::region("us-east-1"), ami_id: "ami-1".into(), user: instance }],
+                unknown: Vec::new(),
+            },
+        };
+        let refused = decide_revocation(std::slice::from_ref(&image), "CVE", false).check().unwrap_err();
+        assert!(refused.message.starts_with("ami-1 is in use by 1 instance"), "{refused}");
+        assert!(refused.help.unwrap().contains("--force"));
+
+        let forced = decide_revocation(std::slice::from_ref(&image), "CVE", true);
+        assert!(forced.refusals.is_empty());
+        let said: Vec<String> = forced.actions.iter().map(|action| action.describe().2).collect();
+        assert_eq!(
+            said,
+            [
+                "step app of workflow wf: revoke while in use by 1 instance",
+                "ami-1",
+                "ami-1 paw:revoked=CVE",
+                "step app of workflow wf: revoked"
+            ],
+            "the override noted first"
+        );
     }
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Standing, Verdict, own_record};
-use crate::ec2::{Ec2, Image, deprecation_times};
+use crate::change::usage::{self, Seen, Target};
+use crate::ec2::{Ec2, Image};
 use crate::error::Result;
 use crate::fingerprint;
 use crate::workflow::{Step, Workflow};
@@ -46,6 +47,8 @@ pub struct StepStatus {
     pub reasons: Vec<String>,
     /// When EC2 deprecates (or deprecated) the image: the lifecycle policy's, set at build time.
     pub deprecation_time: Option<String>,
+    /// Who uses the image, and when it was last seen in use; None when there is no image.
+    pub usage: Option<Seen>,
 }
 
 /// Every step of the workflow, in build order.
@@ -56,6 +59,7 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
     };
     let mut states: HashMap<&str, (State, Option<String>)> = HashMap::new();
     let mut report = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
     for step in workflow.steps() {
         let record = own_record(catalog, workflow, &step.id).await?;
         let (state, reasons) = match &record {
@@ -102,14 +106,22 @@ pub async fn status(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -
                 (state, reasons)
             }
         };
+        targets.extend(record.iter().filter(|record| record.status != ImageStatus::Deregistered).map(Target::from));
         let ami_id = record.map(|record| record.ami_id);
         states.insert(&step.id, (state, ami_id.clone()));
-        report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons, deprecation_time: None });
+        let deprecation_time = None;
+        report.push(StepStatus { step_id: step.id.clone(), ami_id, state, reasons, deprecation_time, usage: None });
     }
     let ids: Vec<String> = report.iter().filter_map(|step| step.ami_id.clone()).collect();
-    let deprecations = deprecation_times(ec2, &ids).await?;
+    let described: HashMap<String, Image> =
+        ec2.describe_images(&ids).await?.into_iter().map(|image| (image.id.clone(), image)).collect();
+    let mut usage = usage::of_workflow(ec2, workflow, catalog, &targets).await?;
     for step in &mut report {
-        step.deprecation_time = step.ami_id.as_ref().and_then(|ami| deprecations.get(ami).cloned());
+        let Some(ami_id) = &step.ami_id else { continue };
+        let image = described.get(ami_id);
+        step.deprecation_time = image.and_then(|image| image.deprecation_time.clone());
+        let launched = image.and_then(|image| image.last_launched_time.as_deref());
+        step.usage = usage.remove(ami_id).map(|read| read.seen(launched));
     }
     Ok(report)
 }

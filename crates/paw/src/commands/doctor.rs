@@ -102,7 +102,8 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     };
     if config.is_some() {
         let root = &workflow.param.root_base_ami_id;
-        let image = match cx.ec2(None).await {
+        let ec2 = cx.ec2(None).await;
+        let image = match &ec2 {
             Ok(ec2) => ec2.describe_image(root).await.and_then(|image| match image {
                 Some(image) if image.state == ImageState::Available => {
                     Ok(format!("{root} ({}) is available", image.name))
@@ -110,9 +111,21 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
                 _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))
                     .help("set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them")),
             }),
-            Err(err) => Err(err),
+            Err(err) => Err(err.clone()),
         };
         doctor.check("EC2", image);
+        if let Ok(ec2) = &ec2 {
+            // Retiring an image asks who uses it first; without the answer, nothing is retired.
+            let usage = ec2.image_references(std::slice::from_ref(root)).await.map(|_| {
+                "ec2:DescribeImageReferences answers: delete, prune, revoke and the lifecycle see who uses an image"
+                    .to_string()
+            });
+            let usage = usage.map_err(|err| Error {
+                message: format!("{}: paw keeps every image it cannot tell unused", err.message),
+                ..err
+            });
+            doctor.check("image usage", usage);
+        }
     }
     let catalog = match cx.catalog_for_reading().await {
         Ok(catalog) => match (catalog.schema().await, catalog.list_workflow(&workflow.param.workflow_id).await) {

@@ -4,8 +4,9 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use paw_core::catalog::ImageRecord;
+use paw_core::change::usage::{self, Sharing, Usage};
 use paw_core::change::{self, Action, DeleteRequest, Executor};
-use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image};
+use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image, ImageUser};
 use paw_core::{Error, ErrorKind, engine, ops};
 use serde_json::{Value, json};
 
@@ -92,27 +93,129 @@ pub(super) async fn find_record(cx: &Context, step: &str) -> paw_core::Result<Im
     })
 }
 
-pub struct Shown(ImageRecord);
+/// `paw images show`: the record, and who uses its image (unless it is deregistered).
+pub struct Shown {
+    record: ImageRecord,
+    usage: Option<Usage>,
+}
 
 pub async fn show(cx: &Context, step: &str) -> paw_core::Result<Shown> {
-    Ok(Shown(find_record(cx, step).await?))
+    let record = find_record(cx, step).await?;
+    let usage = match record.status {
+        paw_core::catalog::ImageStatus::Deregistered => None,
+        _ => Some(read_usage(cx, &record).await?),
+    };
+    Ok(Shown { record, usage })
+}
+
+/// Who uses the record's image, in every place; what cannot be read is its `unknown`.
+async fn read_usage(cx: &Context, record: &ImageRecord) -> paw_core::Result<Usage> {
+    let catalog = cx.catalog().await?;
+    let channels = paw_core::catalog::current_entries(catalog, None).await?;
+    let read = match cx.ec2(Some(&record.region)).await {
+        Ok(ec2) => usage::gather(&ec2, &record.region, &[record.into()], Sharing::AskEc2, &channels).await,
+        Err(err) => [(record.ami_id.clone(), Usage { users: Vec::new(), unknown: vec![err.message] })].into(),
+    };
+    Ok(read.get(&record.ami_id).cloned().unwrap_or_default())
 }
 
 impl Report for Shown {
     fn json(&self) -> Value {
-        self.0.to_json()
+        let mut shown = self.record.to_json();
+        if let Some(usage) = &self.usage {
+            shown["usage"] = json!(usage);
+        }
+        shown
     }
 
     fn text(&self) -> String {
-        let rows = self
-            .0
+        let mut rows: Vec<Vec<String>> = self
+            .record
             .to_json()
             .as_object()
             .expect("a record is an object")
             .iter()
             .map(|(key, value)| vec![key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_string)])
             .collect();
+        if let Some(usage) = &self.usage {
+            rows.push(vec!["usage".into(), usage.said()]);
+        }
         table(&["FIELD", "VALUE"], rows)
+    }
+}
+
+/// `paw images usage`: one image's users, in every place.
+pub struct UsageShown {
+    ami_id: String,
+    usage: Usage,
+}
+
+pub async fn usage(cx: &Context, step: Option<&str>, ami: Option<&str>) -> paw_core::Result<UsageShown> {
+    let catalog = cx.catalog().await?;
+    let record = match (step, ami) {
+        (Some(step), _) => find_record(cx, step).await?,
+        (None, Some(ami_id)) => catalog.find_by_ami(ami_id).await?.into_iter().next().ok_or_else(|| {
+            Error::new(ErrorKind::Usage, format!("no record of {ami_id} in {}", catalog.uri()))
+                .help("paw reads the usage of the images it recorded: `paw images list` shows them")
+        })?,
+        (None, None) => unreachable!("clap requires a step or --ami"),
+    };
+    Ok(UsageShown { usage: read_usage(cx, &record).await?, ami_id: record.ami_id })
+}
+
+impl Report for UsageShown {
+    fn json(&self) -> Value {
+        let mut shown = json!(self.usage);
+        shown["ami_id"] = json!(self.ami_id);
+        shown["unknown"] = json!(self.usage.unknown);
+        shown
+    }
+
+    fn text(&self) -> String {
+        let mut lines = Vec::new();
+        if self.usage.users.is_empty() && self.usage.unknown.is_empty() {
+            lines.push(format!("nothing uses {}", self.ami_id));
+        }
+        if !self.usage.users.is_empty() {
+            let rows = self.usage.users.iter().map(|one| {
+                let (kind, user, detail) = match &one.user {
+                    ImageUser::Instance { id, state } => ("instance", id.clone(), state.clone()),
+                    ImageUser::LaunchTemplate { id, versions } => {
+                        let versions: Vec<String> = versions.iter().map(ToString::to_string).collect();
+                        ("launch template", id.clone(), versions.join(", "))
+                    }
+                    ImageUser::SsmParameter { name, channel } => {
+                        let detail = channel.as_ref().map_or(String::new(), |channel| format!("channel {channel}"));
+                        ("SSM parameter", name.clone(), detail)
+                    }
+                    ImageUser::ImageRecipe { arn } => ("Image Builder recipe", arn.clone(), String::new()),
+                    ImageUser::Account { id, instances, launch_templates } => (
+                        "account",
+                        id.clone(),
+                        format!(
+                            "{}, {}",
+                            crate::output::plural(*instances as usize, "instance", "instances"),
+                            crate::output::plural(*launch_templates as usize, "launch template", "launch templates")
+                        ),
+                    ),
+                    ImageUser::Other { resource_type, arn } => ("other", arn.clone(), resource_type.clone()),
+                };
+                vec![one.place.key(), one.ami_id.clone(), kind.to_string(), user, detail]
+            });
+            lines.push(table(&["PLACE", "AMI", "KIND", "USER", "DETAIL"], rows.collect()));
+        }
+        for unknown in &self.usage.unknown {
+            lines.push(format!("unknown: {unknown}"));
+        }
+        lines.join("\n")
+    }
+
+    /// Users that could not be read in every place make the answer incomplete: a failure.
+    fn error(&self) -> Option<Error> {
+        (!self.usage.unknown.is_empty()).then(|| {
+            Error::new(ErrorKind::Aws, format!("who uses {} is not known in every place", self.ami_id))
+                .help("each `unknown:` line says why; `paw doctor` checks the permissions")
+        })
     }
 }
 
@@ -195,7 +298,7 @@ pub async fn delete(
     let ec2 = cx.ec2(Some(&record.region)).await?;
     let catalog = cx.catalog().await?;
     let records = std::slice::from_ref(&record);
-    let inventory = change::delete::Inventory::gather(catalog, &ec2, &record.region, records).await?;
+    let inventory = change::delete::Inventory::gather(catalog, &ec2, &record.region, records, None).await?;
     let plan = change::delete::decide(&inventory, &request);
     plan.check()?;
     if plan.actions.is_empty() {

@@ -106,14 +106,25 @@ impl Report for Status {
                 if deprecations {
                     row.push(step.deprecation_time.clone().unwrap_or_else(|| "-".into()));
                 }
-                row.push(step.reasons.join("; "));
+                let (users, last) = match &step.usage {
+                    Some(seen) => (
+                        seen.users.map_or("unknown".to_string(), |users| users.to_string()),
+                        match (seen.users, &seen.last_seen_in_use) {
+                            (Some(1..), _) => "now".to_string(),
+                            (_, Some(at)) => at.chars().take(16).collect::<String>().replace('T', " "),
+                            (_, None) => "never".to_string(),
+                        },
+                    ),
+                    None => ("-".to_string(), "-".to_string()),
+                };
+                row.extend([users, last, step.reasons.join("; ")]);
                 row
             })
             .collect();
         let header: &[&str] = if deprecations {
-            &["STEP", "AMI", "STATE", "DEPRECATED FROM", "WHY"]
+            &["STEP", "AMI", "STATE", "DEPRECATED FROM", "USERS", "LAST IN USE", "WHY"]
         } else {
-            &["STEP", "AMI", "STATE", "WHY"]
+            &["STEP", "AMI", "STATE", "USERS", "LAST IN USE", "WHY"]
         };
         table(header, rows)
     }
@@ -137,7 +148,8 @@ pub async fn lifecycle_apply(cx: &Context, yes: bool) -> paw_core::Result<Lifecy
     if !yes {
         let decisions = policy::plan(cx.workflow()?, catalog, &ec2).await?;
         let due = decisions.iter().filter(|decision| decision.action != Due::Keep && !decision.done).count();
-        let what = format!("carry out {due} lifecycle action(s) (`paw lifecycle plan` lists them)");
+        let actions = crate::output::plural(due, "lifecycle action", "lifecycle actions");
+        let what = format!("carry out {actions} (`paw lifecycle plan` lists them)");
         if due > 0 && !confirm(&what)? {
             return Ok(LifecyclePlan { decisions: Vec::new(), applied: true, held_by: None });
         }
@@ -262,6 +274,7 @@ pub async fn revoke(
     step: &str,
     reason: &str,
     cascade: bool,
+    force: bool,
     dry_run: bool,
     yes: bool,
 ) -> paw_core::Result<Revoked> {
@@ -269,7 +282,7 @@ pub async fn revoke(
     let ec2 = cx.ec2(Some(&record.region)).await?;
     let catalog = cx.catalog().await?;
     let images = revoke::gather_revocation(&ec2, catalog, &cx.line()?, &record, cascade).await?;
-    let plan = revoke::decide_revocation(&images, reason);
+    let plan = revoke::decide_revocation(&images, reason, force);
     plan.check()?;
     let what = format!(
         "revoke {} of step {step}{} (it is disabled in EC2)",

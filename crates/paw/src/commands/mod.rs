@@ -134,12 +134,16 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Images(ImagesCommand::List { step, limit }) => Box::new(images::list(cx, step, limit).await?),
         Command::Images(ImagesCommand::Show { step }) => Box::new(images::show(cx, &step).await?),
+        Command::Images(ImagesCommand::Usage { step, ami }) => {
+            Box::new(images::usage(cx, step.as_deref(), ami.as_deref()).await?)
+        }
         Command::Images(ImagesCommand::FromInstance { step, instance_id, no_wait, timeout }) => {
             let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
             Box::new(images::from_instance(cx, &step, &instance_id, wait).await?)
         }
         Command::Images(ImagesCommand::Delete { step, delete_snapshots, dry_run, force: _, reason, yes }) => {
-            let request = paw_core::change::DeleteRequest { delete_snapshots, forced_because: reason };
+            let request =
+                paw_core::change::DeleteRequest { delete_snapshots, forced_because: reason, retire_in_use: false };
             Box::new(images::delete(cx, &step, request, dry_run, yes).await?)
         }
         Command::Images(ImagesCommand::Lineage { step, descendants }) => {
@@ -149,8 +153,8 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             let options = PruneOptions { keep, older_than_days: older_than, delete_snapshots, dry_run };
             Box::new(lifecycle::prune(cx, options, yes).await?)
         }
-        Command::Images(ImagesCommand::Revoke { step, reason, cascade, dry_run, yes }) => {
-            Box::new(lifecycle::revoke(cx, &step, &reason, cascade, dry_run, yes).await?)
+        Command::Images(ImagesCommand::Revoke { step, reason, cascade, force, dry_run, yes }) => {
+            Box::new(lifecycle::revoke(cx, &step, &reason, cascade, force, dry_run, yes).await?)
         }
         Command::Images(ImagesCommand::Restore { step, dry_run }) => {
             Box::new(lifecycle::restore(cx, &step, dry_run).await?)

@@ -169,7 +169,15 @@ pub fn command_reference() -> Text {
         let name = command.get_name().to_string();
         command.display_name(name)
     });
-    Text(clap_markdown::help_markdown_command_custom(&command, &options))
+    let markdown = clap_markdown::help_markdown_command_custom(&command, &options);
+    // A built subcommand's usage already names its parents (`paw images list`), and clap-markdown
+    // puts them before it again: `paw images paw images list`.
+    let lines =
+        markdown.lines().map(|line| match line.strip_prefix("**Usage:** `").and_then(|usage| usage.find(" paw ")) {
+            Some(at) => format!("**Usage:** `{}", &line["**Usage:** `".len() + at + 1..]),
+            None => line.to_string(),
+        });
+    Text(lines.map(|line| line + "\n").collect())
 }
 
 /// `command` and each of its subcommands, at any depth, changed by `change`.
