@@ -339,6 +339,10 @@ impl Ec2 {
         id
     }
 
+    pub fn terminate_instance(&self, instance_id: &str) {
+        self.runtime.block_on(self.client.terminate_instances().instance_ids(instance_id).send()).unwrap();
+    }
+
     pub fn stop_instance(&self, instance_id: &str) {
         self.runtime.block_on(self.client.stop_instances().instance_ids(instance_id).send()).unwrap();
         let output = self.runtime.block_on(self.client.describe_instances().instance_ids(instance_id).send()).unwrap();

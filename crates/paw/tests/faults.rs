@@ -334,7 +334,8 @@ fn a_call_that_fails_through_every_attempt_says_how() {
 
 /// Who uses an image, asked through a network that denies, throttles, loses or fails every
 /// DescribeImageReferences: no answer reads as "unused". The lifecycle keeps each old image and says
-/// why, apply and prune retire nothing, delete refuses; healed, the policy retires them.
+/// why, apply and prune retire nothing, delete refuses; healed, an image in use keeps its
+/// ancestors, and once nothing uses them the policy retires them.
 #[test]
 fn no_image_is_retired_on_a_usage_answer_denied_throttled_lost_or_failed() {
     let emulator = Emulator::start();
@@ -389,7 +390,20 @@ fn no_image_is_retired_on_a_usage_answer_denied_throttled_lost_or_failed() {
         }
         assert!(network.faults().iter().all(|fault| fault == &format!("{kind} ec2 DescribeImageReferences")));
     }
-    // Healed, the network lets the policy retire them.
+    // Healed: an instance of the last image keeps it, and its ancestors with it, so that it can be
+    // rebuilt; once it is gone, the policy retires them.
+    let instance = ec2.run_instance(&old[2]);
+    let plan = paw.run(&["-w", "wf", "lifecycle", "plan", "--json"]).success().json();
+    let reasons: Vec<&str> = old
+        .iter()
+        .map(|ami| {
+            let decision = plan.as_array().unwrap().iter().find(|decision| decision["ami_id"] == ami.as_str()).unwrap();
+            decision["reason"].as_str().unwrap()
+        })
+        .collect();
+    let (ancestor_of_2, ancestor_of_3) = (format!("ancestor of {}", old[1]), format!("ancestor of {}", old[2]));
+    assert_eq!(reasons, [ancestor_of_2.as_str(), ancestor_of_3.as_str(), "in use by 1 instance"], "{plan:#}");
+    ec2.terminate_instance(&instance);
     paw.run(&["-w", "wf", "lifecycle", "apply", "--yes"]).success();
     for ami in &old {
         assert_eq!(ec2.image_state(ami), None, "{ami} is retired");
