@@ -1,6 +1,5 @@
 //! What paw needs from EC2, as a trait: paw-aws implements it on the AWS SDK.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -77,10 +76,10 @@ impl std::fmt::Display for InstanceState {
     }
 }
 
-/// An AMI as EC2 describes it.
 /// How soon a deprecation time counts as come (`Image::deprecated_since`).
 const DEPRECATED_WITHIN: chrono::Duration = chrono::Duration::minutes(5);
 
+/// An AMI as EC2 describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
     pub id: String,
@@ -455,13 +454,6 @@ const DESCRIBED_WITHIN: Duration = Duration::from_secs(60);
 
 /// EC2's description of an AMI just made, asked again with backoff and jitter while EC2 does not
 /// know it yet; None when it still does not at the deadline.
-/// When EC2 deprecates (or deprecated) each of these images that it deprecates at all, by AMI id:
-/// one request per 100 images.
-pub async fn deprecation_times(ec2: &dyn Ec2, image_ids: &[String]) -> Result<HashMap<String, String>> {
-    let images = ec2.describe_images(image_ids).await?;
-    Ok(images.into_iter().filter_map(|image| Some((image.id, image.deprecation_time?))).collect())
-}
-
 pub async fn describe_new(ec2: &dyn Ec2, ami_id: &str) -> Result<Option<Image>> {
     let deadline = Instant::now() + DESCRIBED_WITHIN;
     let mut pause = Duration::from_millis(250);
