@@ -108,6 +108,9 @@ fn has_index(table: &TableDescription, name: &str) -> bool {
     table.global_secondary_indexes().iter().any(|index| index.index_name() == Some(name))
 }
 
+/// A history attribute's new JSON text, and the status to write with it, if any.
+type HistoryWrite = (String, Option<ImageStatus>);
+
 impl DynamoCatalog {
     /// The table when it exists, as it is: for reading, nothing is created or changed.
     pub async fn open_existing(config: &aws_config::SdkConfig, table: &str) -> Result<Option<DynamoCatalog>> {
@@ -287,15 +290,16 @@ impl DynamoCatalog {
         Ok(output.item)
     }
 
-    /// Writes back one history attribute (JSON text, as the seed's layout keeps nested values)
-    /// and the status, as `change` makes them from the record (None: nothing to write), on the
-    /// condition that nobody changed the attribute meanwhile; false when others kept changing it.
+    /// Writes back one history attribute (JSON text, as the seed's layout keeps nested values),
+    /// and the status when one is given, as `change` makes them from the record (None: nothing to
+    /// write), on the condition that nobody changed the attribute meanwhile; false when others
+    /// kept changing it. A status not given is left as it is, not written back as it was read.
     async fn rewrite_history(
         &self,
         workflow_id: &str,
         step_id: &str,
         attribute: &str,
-        change: &(dyn Fn(&ImageRecord) -> Option<(String, ImageStatus)> + Sync),
+        change: &(dyn Fn(&ImageRecord) -> Option<HistoryWrite> + Sync),
     ) -> Result<bool> {
         for _ in 0..5 {
             let Some(item) = self.get_item(workflow_id, step_id).await? else {
@@ -308,11 +312,15 @@ impl DynamoCatalog {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(item_key(workflow_id, step_id)))
-                .update_expression("SET #history = :history, #status = :status")
                 .expression_attribute_names("#history", attribute)
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":history", AttributeValue::S(text))
-                .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+                .expression_attribute_values(":history", AttributeValue::S(text));
+            let request = match status {
+                Some(status) => request
+                    .update_expression("SET #history = :history, #status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", AttributeValue::S(status.as_str().into())),
+                None => request.update_expression("SET #history = :history"),
+            };
             let request = match item.get(attribute).and_then(|old| old.as_s().ok()) {
                 Some(old) => request
                     .condition_expression("#history = :old")
@@ -527,7 +535,7 @@ impl Records for DynamoCatalog {
         let appended = |record: &ImageRecord| {
             let mut tests = record.tests.clone();
             tests.push(run.clone());
-            Some((serde_json::to_string(&tests).expect("tests serialise"), status.unwrap_or(record.status)))
+            Some((serde_json::to_string(&tests).expect("tests serialise"), status))
         };
         if self.rewrite_history(workflow_id, step_id, "tests", &appended).await? {
             return Ok(());
@@ -544,8 +552,8 @@ impl Records for DynamoCatalog {
     async fn add_override(&self, workflow_id: &str, step_id: &str, entry: &Override) -> Result<()> {
         let appended = |record: &ImageRecord| {
             let mut record = record.clone();
-            let text = |record: &ImageRecord| serde_json::to_string(&record.overrides).expect("overrides serialise");
-            record.note_override(entry).then(|| (text(&record), record.status))
+            let noted = record.note_override(entry);
+            noted.then(|| (serde_json::to_string(&record.overrides).expect("overrides serialise"), None))
         };
         if self.rewrite_history(workflow_id, step_id, "overrides", &appended).await? {
             return Ok(());

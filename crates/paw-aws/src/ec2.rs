@@ -656,7 +656,8 @@ impl Ec2 for AwsEc2 {
 }
 
 impl AwsEc2 {
-    /// Each instance's state, 100 ids a request; an instance gone meanwhile is left out.
+    /// Each instance's state, 100 ids a request; a request that names an instance gone meanwhile
+    /// is left out (its instances' states read `unknown`: the state only describes a user).
     async fn instance_states(&self, instance_ids: &[String]) -> Result<Vec<(String, String)>> {
         let mut states = Vec::new();
         for ids in instance_ids.chunks(100) {

@@ -114,28 +114,28 @@ impl Emulator {
 }
 
 impl Emulator {
-    /// What `account` sees in `region` (tests/account_view.py, acting there through AssumeRole):
-    /// the images it owns, and the values of the SSM parameters named.
-    pub fn account_view(&self, account: &str, region: &str, parameters: &[&str]) -> serde_json::Value {
+    /// Runs a helper script of tests/ that acts as `account` in `region` (through AssumeRole, as
+    /// paw does): its output.
+    fn as_account(&self, script: &str, account: &str, region: &str, args: &[&str]) -> String {
         let output = Command::new(repo_root().join(".venv/bin/python"))
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/account_view.py"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script))
             .args([&self.endpoint, account, region])
-            .args(parameters)
+            .args(args)
             .output()
-            .expect("account_view.py runs");
-        assert!(output.status.success(), "account_view.py: {}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice(&output.stdout).unwrap()
+            .unwrap_or_else(|err| panic!("{script} runs: {err}"));
+        assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    /// What `account` sees in `region` (tests/account_view.py): the images it owns, and the values
+    /// of the SSM parameters named.
+    pub fn account_view(&self, account: &str, region: &str, parameters: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.as_account("account_view.py", account, region, parameters)).unwrap()
     }
 
     /// An instance of `image_id` that `account` launches in `region` (tests/run_instance_as.py): its id.
     pub fn run_instance_as(&self, account: &str, region: &str, image_id: &str) -> String {
-        let output = Command::new(repo_root().join(".venv/bin/python"))
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_instance_as.py"))
-            .args([&self.endpoint, account, region, image_id])
-            .output()
-            .expect("run_instance_as.py runs");
-        assert!(output.status.success(), "run_instance_as.py: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
+        self.as_account("run_instance_as.py", account, region, &[image_id])
     }
 
     /// An SSM parameter holding an image id (DataType aws:ec2:image), as another team's would.
@@ -150,13 +150,7 @@ impl Emulator {
 
     /// A KMS key with `alias` in `account` and `region` (tests/make_key.py): its id.
     pub fn make_kms_key(&self, account: &str, region: &str, alias: &str) -> String {
-        let output = Command::new(repo_root().join(".venv/bin/python"))
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_key.py"))
-            .args([&self.endpoint, account, region, alias])
-            .output()
-            .expect("make_key.py runs");
-        assert!(output.status.success(), "make_key.py: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
+        self.as_account("make_key.py", account, region, &[alias])
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) use journal::dead_runs_lock;
 pub use journal::{HOST_ENV, InFlight, LEASE_TTL_ENV, PackerRun, lease_ttl, now_unix, this_host, this_user, who};
 pub use line::Line;
 pub use migrate::{MigratePlan, apply_migration, plan_migration};
-pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, Override, console_url, now_create_at};
+pub use record::{CREATE_AT_FORMAT, ImageRecord, ImageStatus, Override, console_url, every_copy, now_create_at};
 pub use sqlite::SqliteCatalog;
 pub use standing::Standing;
 pub use test_run::{TestKind, TestResult, TestRun, Verdict};

@@ -126,6 +126,13 @@ pub struct Override {
     pub usage: String,
 }
 
+/// An AMI in `region` and its `copies`: (place, AMI id), its own region first.
+pub fn every_copy(region: &str, ami_id: &str, copies: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    std::iter::once((region.to_string(), ami_id.to_string()))
+        .chain(copies.iter().map(|(place, copy)| (place.clone(), copy.clone())))
+        .collect()
+}
+
 /// A JSON value, or a string holding one (as the catalogs store nested values).
 fn json_or_text<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
     match Value::deserialize(deserializer)? {
@@ -206,9 +213,7 @@ impl ImageRecord {
 
     /// The AMI and its copies: (region, AMI id), its own region first.
     pub fn every_copy(&self) -> Vec<(String, String)> {
-        std::iter::once((self.region.clone(), self.ami_id.clone()))
-            .chain(self.copies.iter().map(|(region, ami_id)| (region.clone(), ami_id.clone())))
-            .collect()
+        every_copy(&self.region, &self.ami_id, &self.copies)
     }
 
     /// The line it belongs to; None before `paw catalog adopt`, for records older than names.

@@ -116,8 +116,9 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
         );
     }
     let forced = request.forced_because.as_deref();
-    if forced.is_none() && !request.retire_in_use {
-        refuse_in_use(&mut plan, &record.ami_id, &inventory.usage, "paw images delete STEP --force --reason TEXT");
+    if !request.retire_in_use {
+        let forced_command = "paw images delete STEP --force --reason TEXT";
+        check_usage(&mut plan, &inventory.records, &inventory.usage, "delete", forced, forced_command);
     }
     for entry in &inventory.channels {
         let line = entry.line().map_or("no line".into(), |line| line.to_string());
@@ -143,16 +144,6 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
         }
     }
 
-    // A deletion forced while the image is in use is noted on its records first.
-    if let (Some(reason), Some(usage)) = (forced, inventory.usage.holds()) {
-        plan.actions.extend(inventory.records.iter().map(|record| Action::NoteOverride {
-            workflow_id: record.workflow_id.clone(),
-            step_id: record.step_id.clone(),
-            retirement: "delete".into(),
-            reason: reason.to_string(),
-            usage: usage.clone(),
-        }));
-    }
     let home = Place::region(&record.region);
     // The copies elsewhere first: the record lists each until it is gone.
     let mut copies: Vec<&(Place, String, Option<Image>)> = inventory.copies.iter().collect();
@@ -191,23 +182,46 @@ pub fn decide(inventory: &Inventory, request: &DeleteRequest) -> Plan {
     plan
 }
 
-/// Refuses a plan that retires an image something uses, or whose usage is unknown, saying who or
-/// why; `forced` is the command that does it all the same.
-pub fn refuse_in_use(plan: &mut Plan, ami_id: &str, usage: &Usage, forced: &str) {
+/// The usage precondition of retiring `records`' image (`retirement`: delete, revoke): one that
+/// something uses, or whose usage is unknown, refuses the plan, saying who or why, unless it is
+/// forced (with the reason): then each record notes the override before anything else is done.
+/// `forced_command` is the command that does it all the same.
+pub fn check_usage(
+    plan: &mut Plan,
+    records: &[ImageRecord],
+    usage: &Usage,
+    retirement: &str,
+    forced: Option<&str>,
+    forced_command: &str,
+) {
     let Some(why) = usage.holds() else { return };
-    let help = match !usage.in_use() {
-        true => format!(
-            "paw reads who uses an image before it retires one: give it ec2:DescribeImageReferences (and, for \
-             shared images, ec2:CreateImageUsageReport, ec2:DescribeImageUsageReports, \
-             ec2:DescribeImageUsageReportEntries, ec2:DeleteImageUsageReport), and run it again; or `{forced}`"
-        ),
-        false => format!("move its users to another image first (`paw images usage` lists them), or `{forced}`"),
+    let Some(reason) = forced else {
+        let ami_id = &records[0].ami_id;
+        let (refusal, help) = match usage.in_use() {
+            true => (
+                format!("{ami_id} is {why}"),
+                format!("move its users to another image first (`paw images usage` lists them), or `{forced_command}`"),
+            ),
+            false => (
+                format!("who uses {ami_id} is not known, so it is not retired: {}", usage.unknown.join("; ")),
+                format!(
+                    "paw reads who uses an image before it retires one: give it ec2:DescribeImageReferences (and, \
+                     for shared images, ec2:CreateImageUsageReport, ec2:DescribeImageUsageReports, \
+                     ec2:DescribeImageUsageReportEntries, ec2:DeleteImageUsageReport), and run it again; or \
+                     `{forced_command}`"
+                ),
+            ),
+        };
+        plan.refuse(refusal, help);
+        return;
     };
-    let reason = match !usage.in_use() {
-        true => format!("who uses {ami_id} is not known, so it is not retired: {}", usage.unknown.join("; ")),
-        false => format!("{ami_id} is {why}"),
-    };
-    plan.refuse(reason, help);
+    plan.actions.extend(records.iter().map(|record| Action::NoteOverride {
+        workflow_id: record.workflow_id.clone(),
+        step_id: record.step_id.clone(),
+        retirement: retirement.to_string(),
+        reason: reason.to_string(),
+        usage: why.clone(),
+    }));
 }
 
 /// Plans and applies the deletion of `records`' image (one AMI, reused by them all) in every

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRecord, Line, Standing, Verdict, now_create_at};
+use crate::catalog::{Catalog, ImageRecord, Line, Standing, Verdict, every_copy, now_create_at};
 use crate::change::usage::{self, Seen, Target};
 use crate::ec2::{Ec2, Image};
 use crate::error::Result;
@@ -133,9 +133,8 @@ pub async fn report(
             if targets.iter().any(|target| target.ami_id == image.ami_id) {
                 continue;
             }
-            let own = std::iter::once((image.region.clone(), image.ami_id.clone()));
-            let copies = own.chain(image.copies.iter().map(|(place, id)| (place.clone(), id.clone())));
-            targets.push(Target { ami_id: image.ami_id.clone(), copies: copies.collect() });
+            let copies = every_copy(&image.region, &image.ami_id, &image.copies);
+            targets.push(Target { ami_id: image.ami_id.clone(), copies });
         }
         let usage = usage::of_workflow(ec2, workflow, catalog, &targets).await?;
         for image in steps.iter_mut().flat_map(|step| step.images.iter_mut()) {

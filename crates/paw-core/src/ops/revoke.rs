@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::lineage;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line};
-use crate::change::delete::refuse_in_use;
+use crate::change::delete::check_usage;
 use crate::change::usage::{self, Sharing, Target, Usage};
 use crate::change::{Action, Plan};
 use crate::ec2::{Ec2, Image, ImageState, Place, ec2_in};
@@ -102,21 +102,8 @@ pub fn decide_revocation(images: &[ImageInventory], reason: &str, forced: bool) 
         plan.refuse("the reason is empty", "say why, e.g. --reason \"CVE-2026-1234 in openssl\"");
     }
     for image in images {
-        let ami_id = &image.records[0].ami_id;
-        match image.usage.holds() {
-            Some(_) if !forced => {
-                refuse_in_use(&mut plan, ami_id, &image.usage, "paw images revoke STEP --reason TEXT --force")
-            }
-            // Forced: its records note it first.
-            Some(usage) => plan.actions.extend(image.records.iter().map(|record| Action::NoteOverride {
-                workflow_id: record.workflow_id.clone(),
-                step_id: record.step_id.clone(),
-                retirement: "revoke".into(),
-                reason: reason.to_string(),
-                usage: usage.clone(),
-            })),
-            None => {}
-        }
+        let forced_command = "paw images revoke STEP --reason TEXT --force";
+        check_usage(&mut plan, &image.records, &image.usage, "revoke", forced.then_some(reason), forced_command);
         for (place, ami_id, described) in &image.copies {
             let Some(described) = described else { continue };
             let (place, ami_id) = (place.clone(), ami_id.clone());
