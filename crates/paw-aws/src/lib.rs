@@ -1,9 +1,11 @@
-//! paw's AWS side: region and credential resolution, EC2 and DynamoDB, on the AWS SDK for Rust.
+//! paw's AWS side: region and credential resolution, EC2, DynamoDB, SSM and EventBridge, on the
+//! AWS SDK for Rust.
 
 pub mod accounts;
 pub mod doctor;
 pub mod dynamodb;
 pub mod ec2;
+pub mod eventbridge;
 pub mod profiles;
 pub mod region;
 pub mod ssm;

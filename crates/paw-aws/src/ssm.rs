@@ -47,4 +47,12 @@ impl Ssm for AwsSsm {
             .map_err(|err| aws_error("ssm:PutParameter", err))?;
         Ok(())
     }
+
+    async fn parameter_value(&self, name: &str) -> Result<Option<String>> {
+        match self.client.get_parameter().name(name).send().await {
+            Ok(output) => Ok(output.parameter.and_then(|parameter| parameter.value)),
+            Err(err) if err.as_service_error().is_some_and(|err| err.is_parameter_not_found()) => Ok(None),
+            Err(err) => Err(aws_error("ssm:GetParameter", err)),
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Limit,
     /// The packer process failed or could not be run.
     Packer,
+    /// An upstream probe failed, timed out or could not be run.
+    Probe,
     /// The catalog could not be read or written.
     Catalog,
     /// An AWS call failed.
@@ -49,7 +51,12 @@ impl ErrorKind {
             | ErrorKind::Validation
             | ErrorKind::Limit
             | ErrorKind::Usage => 2,
-            ErrorKind::Packer | ErrorKind::Catalog | ErrorKind::Aws | ErrorKind::Io | ErrorKind::TestFailed => 1,
+            ErrorKind::Packer
+            | ErrorKind::Probe
+            | ErrorKind::Catalog
+            | ErrorKind::Aws
+            | ErrorKind::Io
+            | ErrorKind::TestFailed => 1,
             ErrorKind::Internal => INTERNAL_ERROR_EXIT_CODE,
         }
     }

@@ -3,13 +3,15 @@
 //! Inputs, each hashed on its own so that a change can be named:
 //! - every file of the step folder (path, executable bit, content), except the rendered outputs,
 //!   `.paw/`, the image tests (`tests/`: `tests_digest` hashes them on their own), and what the
-//!   step's `.gitignore` files ignore; step_param.json by its keys but `lifecycle` and
-//!   `test_timeout_minutes`, as canonical JSON;
+//!   step's `.gitignore` files ignore; step_param.json by its keys but `lifecycle`,
+//!   `test_timeout_minutes` and `upstream`, as canonical JSON;
 //! - the files outside the folder that step_param.json's `"inputs"` globs match;
 //! - workflow_param.json's keys but those that cannot change the image: `workflow_id`, `name`,
 //!   `aws_tags` (applied after the build), who runs it and where it is recorded (`profile_name`, the
-//!   credential keys, `catalog`), `root_base_ami_filter`, `fingerprint_ignore` and the keys it names;
-//!   as canonical JSON (key order does not matter);
+//!   credential keys, `catalog`), `root_base_ami_filter`, `root_base_ami` (what it resolved to
+//!   counts, as root_base_ami_id and root_base_ami_name), `fingerprint_ignore` and the keys it
+//!   names; as canonical JSON (key order does not matter);
+//! - what each upstream probe of the step (`"upstream"`) printed in this run, named `probe:PATH`;
 //! - the resolved source AMI id.
 //!
 //! A `"lifecycle"` policy, in either file, is never an input: it says what becomes of the image.
@@ -29,6 +31,8 @@ use crate::workflow::{Step, Workflow};
 
 pub const SOURCE_AMI_INPUT: &str = "source_ami";
 pub const WORKFLOW_PARAM_INPUT: &str = "workflow_param.json";
+/// An upstream probe's input: `probe:` and its path as written, its output's hash.
+pub const PROBE_INPUT_PREFIX: &str = "probe:";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
@@ -82,6 +86,7 @@ pub async fn fingerprint(workflow: &Workflow, step: &Step, source_ami_id: &str) 
 }
 
 fn compute(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fingerprint> {
+    workflow.param.check_base_known()?;
     let mut inputs = BTreeMap::new();
     for (relative, path) in step_files(step)?.into_iter().filter(|(relative, _)| !is_test_file(relative)) {
         inputs.insert(relative, file_hash(&path)?);
@@ -89,10 +94,15 @@ fn compute(workflow: &Workflow, step: &Step, source_ami_id: &str) -> Result<Fing
     for (relative, path) in declared_inputs(step)? {
         inputs.insert(format!("inputs:{relative}"), file_hash(&path)?);
     }
+    for probe in &step.param.upstream {
+        let output = workflow.probe_output(step, probe)?;
+        inputs
+            .insert(format!("{PROBE_INPUT_PREFIX}{}", probe.run), blake3::hash(output.as_bytes()).to_hex().to_string());
+    }
     inputs.insert(SOURCE_AMI_INPUT.into(), source_ami_id.to_string());
     let mut v1_inputs = inputs.clone();
     inputs.insert(STEP_PARAM_FILE.into(), step_param_hash(step));
-    inputs.insert(WORKFLOW_PARAM_INPUT.into(), params_hash(workflow.param.keys_deciding_images()));
+    inputs.insert(WORKFLOW_PARAM_INPUT.into(), workflow_param_input(&workflow.param));
     v1_inputs.insert(WORKFLOW_PARAM_INPUT.into(), params_hash(workflow.param.keys_deciding_images_v1()));
     let mut fingerprint = Fingerprint::from_inputs(inputs);
     let v1 = Fingerprint::from_inputs(v1_inputs);
@@ -119,6 +129,11 @@ pub fn tests_digest(step: &Step) -> Result<Option<String>> {
         inputs.insert(relative, file_hash(&path)?);
     }
     Ok(Some(Fingerprint::from_inputs(inputs).digest))
+}
+
+/// The workflow_param.json input: the hash of the keys that decide images.
+pub fn workflow_param_input(param: &crate::config::WorkflowParam) -> String {
+    params_hash(param.keys_deciding_images())
 }
 
 fn params_hash(params: serde_json::Map<String, Value>) -> String {
@@ -200,6 +215,8 @@ fn step_param_hash(step: &Step) -> String {
     keys.shift_remove(crate::config::LIFECYCLE);
     keys.shift_remove(crate::config::TEST_TIMEOUT);
     keys.shift_remove(crate::config::SCHEMA_KEY);
+    // The probes count by what they print (`probe:` inputs), not by how they are run.
+    keys.shift_remove(crate::config::UPSTREAM);
     params_hash(keys)
 }
 

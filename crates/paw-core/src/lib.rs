@@ -1,5 +1,6 @@
 //! paw's core, in the order data flows: workflow folders and their params (`config`, `workflow`,
-//! `json`), what each step's AMI is (`ami`, `source`), its templates (`render`), its inputs
+//! `json`), what moves under them from outside (`upstream`), what each step's AMI is (`ami`,
+//! `source`), its templates (`render`), its inputs
 //! (`fingerprint`), what to do (`plan`), doing it (`build`, with `packer`), the images afterwards
 //! (`ops`), and where they are recorded (`catalog`). No AWS SDK in here: EC2 and the catalog are
 //! reached through traits.
@@ -16,14 +17,17 @@ pub mod files;
 pub mod fingerprint;
 pub mod import;
 pub mod json;
+pub mod notify;
 pub mod ops;
 pub mod packer;
 pub mod plan;
+pub mod process;
 pub mod render;
 pub mod run_lock;
 pub mod scaffold;
 pub mod source;
 pub mod ssm;
+pub mod upstream;
 pub mod workflow;
 
 pub use error::{Error, ErrorKind, Location, Result};

@@ -8,7 +8,7 @@ use crate::ami::AmiRef;
 use crate::catalog::{Catalog, ImageRecord, ImageStatus, Line, Standing, Verdict, own_record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::source::{recorded_source, root_source};
+use crate::source::{base_moved, recorded_source, root_source};
 use crate::workflow::{Step, Workflow};
 
 #[derive(Debug, Clone)]
@@ -152,7 +152,7 @@ impl PlannedStep<'_> {
 }
 
 /// For an up-to-date (or reused) image of a step with tests: untested (the build tests it), or
-/// tested by other tests than the step's now (`paw test` runs them again; nothing is rebuilt).
+/// tested by other tests than the step's now (the build runs them again; nothing is rebuilt).
 fn tests_note(step: &Step, action: &Action) -> Result<Option<String>> {
     // A reused image passed its tests (`decide`), perhaps other tests than the step's now.
     let (Action::UpToDate { record } | Action::Reuse { record }) = action else { return Ok(None) };
@@ -163,7 +163,7 @@ fn tests_note(step: &Step, action: &Action) -> Result<Option<String>> {
     Ok(match record.tests.last() {
         None => Some("untested: the build runs its tests before its children use it".into()),
         Some(run) if run.tests_digest != digest => {
-            Some(format!("its tests changed since they last ran (`paw test {}` runs them again)", step.id))
+            Some("its tests changed since they last ran: the build runs them again".to_string())
         }
         Some(_) => None,
     })
@@ -251,9 +251,7 @@ async fn decide(
             return Ok(Action::UpToDate { record });
         }
         let reason = match &record.fingerprint_inputs {
-            Some(inputs) => {
-                format!("changed since {}: {}", record.ami_id, fingerprint.changed_since(inputs).join(", "))
-            }
+            Some(_) => changed_reason(workflow, step, fingerprint, &record, &record.ami_id),
             None => format!("{} has no recorded fingerprint to compare with", record.ami_id),
         };
         return Ok(Action::Build { reason, replaces: Some(record) });
@@ -280,8 +278,7 @@ async fn decide(
     let previous = previous.into_iter().find(|record| record.fingerprint_inputs.is_some());
     let reason = match previous {
         Some(record) => {
-            let changed = fingerprint.changed_since(record.fingerprint_inputs.as_ref().expect("found with inputs"));
-            if changed.is_empty() {
+            if fingerprint.changed_since(record.fingerprint_inputs.as_ref().expect("found with inputs")).is_empty() {
                 // Same inputs, but that image is not there to use.
                 let failed = match record.verdict() {
                     Verdict::Failed => " after it failed its tests",
@@ -289,12 +286,42 @@ async fn decide(
                 };
                 format!("{} of workflow {} is {}{failed}", record.ami_id, record.workflow_id, record.status.as_str())
             } else {
-                format!("changed since {} of workflow {}: {}", record.ami_id, record.workflow_id, changed.join(", "))
+                let since = format!("{} of workflow {}", record.ami_id, record.workflow_id);
+                changed_reason(workflow, step, fingerprint, &record, &since)
             }
         }
         None => "no AMI yet".into(),
     };
     Ok(Action::Build { reason, replaces: None })
+}
+
+/// Which inputs changed since an image (`since`; its `record` has inputs); a first step's moved
+/// base is said first, in its own words (`base_moved`).
+fn changed_reason(
+    workflow: &Workflow,
+    step: &Step,
+    fingerprint: &Fingerprint,
+    record: &ImageRecord,
+    since: &str,
+) -> String {
+    let inputs = record.fingerprint_inputs.as_ref().expect("a record with inputs");
+    let mut changed = fingerprint.changed_since(inputs);
+    let built_on = inputs.get(fingerprint::SOURCE_AMI_INPUT);
+    let moved = built_on.filter(|_| step.parent.is_none()).and_then(|built_on| base_moved(workflow, built_on));
+    let (Some(moved), Some(built_on)) = (moved, built_on) else {
+        return format!("changed since {since}: {}", changed.join(", "));
+    };
+    changed.retain(|input| input != fingerprint::SOURCE_AMI_INPUT);
+    // A followed base's id and name count among workflow_param.json's keys: the same keys with
+    // the old base is no other change.
+    if workflow.param.followed_base.is_some() {
+        let mut before = workflow.param.clone();
+        before.follow(built_on.clone(), record.root_base_ami_name.clone());
+        if inputs.get(fingerprint::WORKFLOW_PARAM_INPUT) == Some(&fingerprint::workflow_param_input(&before)) {
+            changed.retain(|input| input != fingerprint::WORKFLOW_PARAM_INPUT);
+        }
+    }
+    if changed.is_empty() { moved } else { format!("{moved}; changed since {since}: {}", changed.join(", ")) }
 }
 
 #[cfg(test)]
@@ -404,6 +431,38 @@ mod tests {
         let steps: Vec<&Step> = workflow.steps().iter().collect();
         let planned = plan(&workflow, &catalog, "eu-west-1", &steps, &Rebuild::Nothing).await.unwrap();
         assert_eq!(planned[0].action.name(), "build");
+    }
+
+    /// A followed base that moved: the first step says so in those words, its child is rebuilt
+    /// under it, and an unread base is never planned from.
+    #[tokio::test]
+    async fn a_moved_base_is_named_and_rebuilds_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        write_workflow(dir.path(), "w1");
+        let catalog = SqliteCatalog::stand_in("sqlite:test").unwrap();
+        record_all(&Workflow::load(dir.path()).unwrap(), &catalog).await;
+        std::fs::write(
+            dir.path().join(WORKFLOW_PARAM_FILE),
+            r#"{"workflow_id": "w1", "root_base_ami": {"ssm_parameter": "/base/current"}}"#,
+        )
+        .unwrap();
+        let mut workflow = Workflow::load(dir.path()).unwrap();
+        let steps: Vec<&Step> = workflow.steps().iter().collect();
+        let err = plan(&workflow, &catalog, "us-east-1", &steps, &Rebuild::Nothing).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Internal, "{err:?}");
+
+        workflow.param.follow("ami-root".into(), "root".into());
+        assert_eq!(actions(&workflow, &catalog).await[0].0, "up-to-date", "the same base, read from a parameter");
+        workflow.param.follow("ami-new".into(), "root-2".into());
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(got[0].1, "base moved: ami-root → ami-new (the SSM parameter /base/current)");
+        assert_eq!(got[1], ("build".into(), "the parent step a is rebuilt".into()));
+        std::fs::write(dir.path().join("a/templates/.pkr.hcl"), "build { }").unwrap();
+        let got = actions(&workflow, &catalog).await;
+        assert_eq!(
+            got[0].1,
+            "base moved: ami-root → ami-new (the SSM parameter /base/current); changed since ami-w1-a: templates/.pkr.hcl"
+        );
     }
 
     /// A step with tests reuses only an image that passed them; a kept image that failed is never

@@ -74,6 +74,20 @@ pub async fn recorded_source(workflow: &Workflow, catalog: &dyn Catalog, step: &
     }
 }
 
+/// Why a first step's image, built on `built_on`, is not on the root base AMI now: what plan,
+/// status and the report say.
+pub fn base_moved(workflow: &Workflow, built_on: &str) -> Option<String> {
+    let param = &workflow.param;
+    if built_on == param.root_base_ami_id {
+        return None;
+    }
+    let from = match &param.followed_base {
+        Some(followed) => format!(" ({})", followed.source),
+        None => " (root_base_ami_id)".to_string(),
+    };
+    Some(format!("base moved: {built_on} → {}{from}", param.root_base_ami_id))
+}
+
 pub fn root_source(workflow: &Workflow) -> AmiRef {
     AmiRef { id: workflow.param.root_base_ami_id.clone(), name: workflow.param.root_base_ami_name.clone() }
 }

@@ -14,4 +14,7 @@ pub trait Ssm: Send + Sync {
     /// Sets the parameter to the AMI id, as DataType `aws:ec2:image` (AWS then checks that the
     /// AMI exists), overwriting its value; its history keeps the old ones.
     async fn put_image_parameter(&self, name: &str, ami_id: &str) -> Result<()>;
+
+    /// The parameter's value (GetParameter), None when there is no such parameter.
+    async fn parameter_value(&self, name: &str) -> Result<Option<String>>;
 }

@@ -94,6 +94,9 @@ pub struct Workflow {
     pub variant: Option<String>,
     /// In build order: parents first, siblings by step id.
     steps: Vec<Step>,
+    /// What each upstream probe of its steps printed in this run, by the probe's path
+    /// (`upstream::run_probes`); None until they ran.
+    probe_outputs: Option<BTreeMap<PathBuf, String>>,
 }
 
 impl Workflow {
@@ -136,7 +139,7 @@ impl Workflow {
             Some(name) => name.clone(),
             None => folder_name(root, &param)?,
         };
-        let mut workflow = Workflow { root: root.to_path_buf(), param, name, variant, steps };
+        let mut workflow = Workflow { root: root.to_path_buf(), param, name, variant, steps, probe_outputs: None };
         let workflow_id = workflow.param.workflow_id.clone();
         workflow.set_workflow_id(&workflow_id);
         Ok(workflow)
@@ -194,6 +197,20 @@ impl Workflow {
 
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    pub fn set_probe_outputs(&mut self, outputs: BTreeMap<PathBuf, String>) {
+        self.probe_outputs = Some(outputs);
+    }
+
+    /// What the step's probe printed in this run; an internal error when the probes did not run:
+    /// nothing is fingerprinted from an upstream that was not read.
+    pub fn probe_output(&self, step: &Step, probe: &config::Probe) -> Result<&str> {
+        let path = crate::upstream::probe_path(step, probe);
+        let output = self.probe_outputs.as_ref().and_then(|outputs| outputs.get(&path));
+        output.map(String::as_str).ok_or_else(|| {
+            Error::bug(format!("the upstream probe {} of step \"{}\" did not run in this run", probe.run, step.id))
+        })
     }
 
     pub fn step(&self, id: &str) -> Option<&Step> {

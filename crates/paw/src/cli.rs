@@ -74,8 +74,8 @@ pub enum Command {
         /// match, and so their descendants.
         #[arg(long, num_args = 0.., value_name = "STEP")]
         rebuild: Option<Vec<String>>,
-        /// Exit 0 when there is nothing to build or reuse, 2 when there is, 1 on an error (as
-        /// Terraform's `plan -detailed-exitcode`).
+        /// Exit 0 when there is nothing to build, reuse or test, 2 when there is, 1 on an error
+        /// (as Terraform's `plan -detailed-exitcode`).
         #[arg(long)]
         detailed_exitcode: bool,
     },
@@ -192,6 +192,9 @@ pub enum Command {
     /// The catalog itself.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Notifications: the workflow_param.json's "notify" targets.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Check, one line each, what a build needs: the workflow, its templates, packer, the region,
     /// credentials, EC2, the catalog, and the VPC, subnet, security group and instance profile it names.
     Doctor,
@@ -442,6 +445,13 @@ pub enum CatalogCommand {
         /// Workflow ids whose records to assign.
         workflow_ids: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send one sample notice (detail-type paw.notify.test) to each target; exit 1 when one
+    /// could not be delivered.
+    Test,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use paw_aws::accounts::{Access, Reach, SharedReach};
 use paw_aws::dynamodb::DynamoCatalog;
 use paw_aws::ec2::AwsEc2;
+use paw_aws::eventbridge::EventBridgeTarget;
 use paw_aws::ssm::AwsSsm;
 use paw_core::catalog::{Catalog, CatalogUri, Line, SqliteCatalog};
 use paw_core::config::{ParamOverride, WORKFLOW_PARAM_FILE};
+use paw_core::notify::{Delivery, NoticeTarget, Notifier};
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
@@ -20,6 +22,7 @@ use crate::ci::CiSystem;
 use crate::cli::{Cli, Command, EventsFormat};
 use crate::events::EventStream;
 use crate::output::RunOutput;
+use crate::webhook::WebhookTarget;
 
 pub struct Context {
     /// Where output goes: JSON or text, the event stream, the CI system.
@@ -35,9 +38,12 @@ pub struct Context {
     name: Option<String>,
     /// `--variant` / PAW_VARIANT.
     variant: Option<String>,
+    /// The workflows with their upstream read, once per run.
+    with_upstream: OnceCell<Vec<Workflow>>,
     region: OnceCell<String>,
     sdk_config: OnceCell<aws_config::SdkConfig>,
     catalog: OnceCell<Box<dyn Catalog>>,
+    notifier: OnceCell<Notifier>,
 }
 
 impl Context {
@@ -91,9 +97,11 @@ impl Context {
             workflow_id,
             name: cli.name.clone().filter(|name| !name.is_empty()),
             variant: variant.map(str::to_string),
+            with_upstream: OnceCell::new(),
             region: OnceCell::new(),
             sdk_config: OnceCell::new(),
             catalog: OnceCell::new(),
+            notifier: OnceCell::new(),
         }
     }
 
@@ -113,6 +121,33 @@ impl Context {
     /// The workflow once per variant chosen (once when it has none).
     pub fn workflows(&self) -> Result<&[Workflow]> {
         self.workflows.as_deref().map_err(Clone::clone)
+    }
+
+    /// The workflows as `workflows` gives them, with what moves under them read once per run
+    /// (`upstream`): the root base AMI of those whose base follows a source, and what the steps'
+    /// upstream probes print. What plans, builds, renders, tests and reports work from. Without a
+    /// followed base, AWS is not asked.
+    pub async fn workflows_with_upstream(&self) -> Result<&[Workflow]> {
+        let workflows = self
+            .with_upstream
+            .get_or_try_init(|| async {
+                let mut workflows = self.workflows()?.to_vec();
+                if workflows.iter().any(|workflow| workflow.param.followed_base.is_some()) {
+                    let (ec2, ssm) = (self.ec2(None).await?, self.ssm().await?);
+                    paw_core::upstream::follow_bases(&mut workflows, &ec2, &ssm).await?;
+                }
+                paw_core::upstream::run_probes(&mut workflows).await?;
+                Ok::<_, Error>(workflows)
+            })
+            .await?;
+        Ok(workflows)
+    }
+
+    /// The workflow, as one (`workflow`), with its upstream read (`workflows_with_upstream`).
+    pub async fn workflow_with_upstream(&self) -> Result<&Workflow> {
+        let workflow = self.workflow()?;
+        let read = self.workflows_with_upstream().await?;
+        Ok(read.iter().find(|read| read.variant == workflow.variant).expect("the same workflows"))
     }
 
     /// The workflow when one is named with -w or is at the default place; for commands that work
@@ -272,6 +307,40 @@ impl Context {
     /// SSM Parameter Store in the workflow's region; it reaches the distribution block's accounts.
     pub async fn ssm(&self) -> Result<AwsSsm> {
         Ok(AwsSsm::reaching(self.sdk_config().await?, self.reach()?))
+    }
+
+    /// Where this run's notices go: the workflow's `"notify"` targets (variants share them), made
+    /// once; no targets without a workflow. A webhook's secret that is not set is an error here,
+    /// before anything is done.
+    pub async fn notifier(&self) -> Result<&Notifier> {
+        self.notifier
+            .get_or_try_init(|| async {
+                let Some(workflow) = self.optional_workflow()? else { return Ok(Notifier::none()) };
+                let mut targets: Vec<Box<dyn NoticeTarget>> = Vec::new();
+                for target in &workflow.param.notify {
+                    if target.eventbridge_bus.is_some() {
+                        targets.push(Box::new(EventBridgeTarget::new(self.sdk_config().await?, target)));
+                        continue;
+                    }
+                    let webhook = WebhookTarget::new(target).map_err(|what| {
+                        Error::new(ErrorKind::Config, what)
+                            .at(workflow.param.json().key_location(paw_core::config::NOTIFY))
+                            .help("export the secret in the variable, or leave out secret_env for unsigned posts")
+                    })?;
+                    targets.push(Box::new(webhook));
+                }
+                Ok::<_, Error>(Notifier::new(targets))
+            })
+            .await
+    }
+
+    /// Delivers what commands noted and did not deliver themselves (the build delivers its own
+    /// before its summary): what became of each target's.
+    pub async fn deliver_notices(&self) -> Vec<Delivery> {
+        match self.notifier.get() {
+            Some(notifier) => notifier.deliver().await,
+            None => Vec::new(),
+        }
     }
 
     /// Without --catalog, the workflow says where its catalog is, so there must be one.

@@ -8,6 +8,7 @@ mod events;
 mod install;
 mod output;
 mod signals;
+mod webhook;
 
 fn main() {
     std::process::exit(commands::run(cli::parse()));

@@ -10,6 +10,7 @@ use paw_core::ami::AmiRef;
 use paw_core::catalog::{TestKind, TestResult};
 use paw_core::engine::pipeline::StageId;
 use paw_core::engine::{Event, SkipReason, event_line};
+use paw_core::notify::Notice;
 use paw_core::{Error, ErrorKind};
 use serde_json::json;
 
@@ -26,14 +27,14 @@ fn run_check_ci(args: &[&str]) -> std::process::Output {
 }
 
 /// `run_check_ci`'s answer, which must succeed.
-fn check_ci(args: &[&str]) -> Value {
+pub fn check_ci(args: &[&str]) -> Value {
     let output = run_check_ci(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "check_ci.py {args:?} failed: {stderr}");
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn schema() -> PathBuf {
+pub fn schema() -> PathBuf {
     examples_dir().join("../schema/events-v1.json")
 }
 
@@ -161,8 +162,10 @@ fn gitlab_ci_gets_sections_and_a_dotenv_file() {
 #[test]
 fn the_example_pipelines_run_commands_paw_has() {
     let ci = examples_dir().join("ci");
-    let files = [ci.join("github-workflow.yml"), ci.join("gitlab-ci.yml")];
-    let found = check_ci(&["commands", files[0].to_str().unwrap(), files[1].to_str().unwrap()]);
+    let files = [ci.join("github-workflow.yml"), ci.join("github-nightly.yml"), ci.join("gitlab-ci.yml")];
+    let mut args = vec!["commands"];
+    args.extend(files.iter().map(|file| file.to_str().unwrap()));
+    let found = check_ci(&args);
     let found = found.as_array().unwrap();
     assert!(found.len() >= 8, "{found:#?}");
     let paw = Paw::new();
@@ -190,6 +193,7 @@ fn the_action_and_the_example_pipelines_follow_github_s_and_gitlab_s_schemas() {
     for (schema, file) in [
         ("vendor.github-actions", "../action.yml"),
         ("vendor.github-workflows", "ci/github-workflow.yml"),
+        ("vendor.github-workflows", "ci/github-nightly.yml"),
         ("vendor.gitlab-ci", "ci/gitlab-ci.yml"),
     ] {
         let output = std::process::Command::new(&checker)
@@ -353,6 +357,29 @@ fn every_event_type_follows_the_schema() {
     let summary = json!({"built": 1, "reused": 0, "up_to_date": 0, "failed": 0, "skipped": 0, "manual": 0,
         "ok": true, "steps": [{"step_id": "a", "variant": null, "result": "built"}]});
     lines.push(event_line("summary", None, summary));
+    // Notices' details are events of the schema too, with types of their own.
+    let record = paw_core::catalog::conformance::sample_record("w1", "a", "ami-0123456789abcdef0", "2026-12-06");
+    let channel_move = paw_core::change::ChannelMove {
+        line: paw_core::catalog::Line { name: "wf".into(), variant: None },
+        channel: "prod".into(),
+        step_id: "a".into(),
+        ami_id: "ami-0123456789abcdef0".into(),
+        workflow_id: "w1".into(),
+        kind: paw_core::catalog::ChannelAction::Set,
+        ssm_parameter: None,
+        reason: Some("release".into()),
+    };
+    let workflow_dir = tempfile::tempdir().unwrap();
+    copy_tree(&examples_dir().join("chain"), workflow_dir.path());
+    let workflow = paw_core::workflow::Workflow::load(workflow_dir.path()).unwrap();
+    for notice in [
+        Notice::image_revoked(&record, Some("CVE-2026-1")),
+        Notice::image_retired(&record, "deregistered"),
+        channel_move.notice("us-east-1"),
+        Notice::sample(&workflow, "us-east-1"),
+    ] {
+        lines.push(notice.detail.to_string());
+    }
     assert!(lines[0].contains(r#""step":"a","variant":"amd64""#), "{}", lines[0]);
 
     let dir = tempfile::tempdir().unwrap();

@@ -114,15 +114,26 @@ fn a_build_tests_every_new_image_and_records_the_verdict() {
     assert_eq!(record(&cli, "runtime")["tests"].as_array().unwrap().len(), 1);
     cli.fails(&["test", "nowhere"], "no step \"nowhere\"");
 
-    // A changed test is no input of the image: nothing is rebuilt; plan says the tests changed.
+    // A changed test is no input of the image: nothing is rebuilt; plan says the tests changed,
+    // and the build runs them again, on that image only.
     paw.edit("wf/web/tests/image-env", "set -eu", "set -eu\necho changed");
     let plan = cli.json(&["plan"]);
     assert!(plan.as_array().unwrap().iter().all(|step| step["action"] == "up-to-date"), "{plan:#}");
     let web_reason = plan[2]["reason"].as_str().unwrap();
-    assert!(web_reason.contains("its tests changed since they last ran (`paw test web` runs them again)"), "{plan:#}");
+    assert!(web_reason.contains("its tests changed since they last ran: the build runs them again"), "{plan:#}");
     let run = cli.run(&["build"]);
     assert!(run.success().stdout.contains("0 built, 0 reused, 4 up-to-date"), "{}", run.stdout);
-    assert!(!run.stdout.contains("=== testing"), "up-to-date tested images are not tested again: {}", run.stdout);
+    assert_eq!(record(&cli, "web")["tests"].as_array().unwrap().len(), 3, "tested again");
+    assert_eq!(record(&cli, "base")["tests"].as_array().unwrap().len(), 2, "its tests did not change");
+    let again = cli.run(&["build"]);
+    assert_eq!(record(&cli, "web")["tests"].as_array().unwrap().len(), 3, "not again: {}", again.stdout);
+    // Another run reuses the images, and tests again the one whose tests changed since.
+    paw.edit("wf/web/tests/image-env", "echo changed", "echo changed again");
+    let reused = cli.run(&["--workflow-id", "w2", "build"]);
+    assert!(reused.success().stdout.contains("0 built, 4 reused"), "{}", reused.stdout);
+    let tests_of = |step: &str| cli.json(&["--workflow-id", "w2", "images", "show", step])["tests"].clone();
+    assert_eq!(tests_of("web").as_array().unwrap().len(), 4, "its history, and a run of the changed tests");
+    assert_eq!(tests_of("base").as_array().unwrap().len(), 2, "its tests did not change");
     assert_nothing_left(&emulator, &cli);
 }
 

@@ -326,7 +326,7 @@ fn base_ami_update_follows_the_filter() {
     assert!(after.contains("// Canonical's Ubuntu 16.04 image"), "comments stay");
     assert!(cli.run(&["base-ami", "update"]).success().stdout.starts_with("already newest"));
     let status = cli.json(&["status"]);
-    assert!(status[0]["reasons"][0].as_str().unwrap().starts_with("root base AMI changed"), "{status:#}");
+    assert!(status[0]["reasons"][0].as_str().unwrap().starts_with("base moved: "), "{status:#}");
     assert_eq!(cli.json(&["plan"])[0]["action"], "build");
 
     paw.edit("wf/workflow_param.json", r#""owners": ["099720109477"]"#, r#""owners": "099720109477""#);

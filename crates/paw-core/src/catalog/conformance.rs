@@ -31,6 +31,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         base_ami_name: "base".into(),
         root_base_ami_id: "ami-root".into(),
         root_base_ami_name: "root".into(),
+        root_base_ami_from: None,
         details: json!({"id": ami_id, "tags": {"b": "1", "a": "2"}, "data": {"ImageId": ami_id, "Nested": [1, null]}}),
         metadata: json!({"what": "it's \"quoted\"", "n": 1}).as_object().unwrap().clone(),
         region: "us-east-1".into(),

@@ -73,6 +73,10 @@ pub struct ImageRecord {
     pub base_ami_name: String,
     pub root_base_ami_id: String,
     pub root_base_ami_name: String,
+    /// Where root_base_ami_id was read from, when the base follows a source: workflow_param.json's
+    /// `"root_base_ami"` as written (`{"ssm_parameter": NAME}`, `{"filter": ...}`).
+    #[serde(default, deserialize_with = "optional_json_or_text", skip_serializing_if = "Option::is_none")]
+    pub root_base_ami_from: Option<Value>,
     /// The image as EC2 described it: `{"id", "name", ..., "tags": {...}, "data": {...}}`.
     #[serde(deserialize_with = "json_or_text")]
     pub details: Value,
@@ -167,6 +171,7 @@ impl ImageRecord {
             base_ami_name: source.name.clone(),
             root_base_ami_id: workflow.param.root_base_ami_id.clone(),
             root_base_ami_name: workflow.param.root_base_ami_name.clone(),
+            root_base_ami_from: workflow.param.followed_base.as_ref().map(|followed| followed.written.clone()),
             details: image.details(),
             metadata: step.param.metadata.clone(),
             region: region.to_string(),

@@ -36,7 +36,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The images table's columns as they are now, in order: each migration that added one added it at
 /// the end, so the table of any version holds a prefix of them (a rebuild copies them by name).
-const IMAGE_COLUMNS: [(&str, &str); 25] = [
+const IMAGE_COLUMNS: [(&str, &str); 26] = [
     ("workflow_id", "TEXT NOT NULL"),
     ("step_id", "TEXT NOT NULL"),
     ("ami_id", "TEXT NOT NULL"),
@@ -62,6 +62,7 @@ const IMAGE_COLUMNS: [(&str, &str); 25] = [
     ("variant", "TEXT"),
     ("tests", "TEXT"),
     ("overrides", "TEXT"),
+    ("root_base_ami_from", "TEXT"),
 ];
 
 /// The images table's indexes: (name, the column they order by `create_at` within).
@@ -202,6 +203,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     // Retirements forced while the image was in use.
     Migration::Sql("ALTER TABLE images ADD COLUMN overrides TEXT;"),
+    // Where a root base AMI that follows its source was read from.
+    Migration::Sql("ALTER TABLE images ADD COLUMN root_base_ami_from TEXT;"),
 ];
 
 impl SqliteCatalog {

@@ -14,7 +14,7 @@ pub struct TestRun {
     /// `paw build` or `paw test`, and who ran it (`user@host`).
     pub by: String,
     /// The hash of the step's `tests/` folder the run used: when it differs from the folder's
-    /// now, the tests changed since (`paw plan` says so; `paw test` runs them again).
+    /// now, the tests changed since (`paw plan` says so; the build and `paw test` run them again).
     pub tests_digest: String,
     pub results: Vec<TestResult>,
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::catalog::{ChannelAction, ImageStatus, Line};
 use crate::ec2::Place;
+use crate::notify::{Notice, NoticeKind};
 
 /// One change, to one thing in one place. In JSON `{"action": "deregister", ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -183,6 +184,17 @@ pub struct ChannelMove {
     /// The channel's own SSM parameter, published with it.
     pub ssm_parameter: Option<String>,
     pub reason: Option<String>,
+}
+
+impl ChannelMove {
+    /// Its notice (`paw.channel.moved`): the line's channel of the step now points at the image.
+    pub fn notice(&self, region: &str) -> Notice {
+        let ChannelMove { line, channel, step_id, ami_id, workflow_id, kind, reason, .. } = self;
+        let fields = serde_json::json!({"channel": channel, "ami_id": ami_id, "action": kind, "reason": reason});
+        let names = Some((line.name.as_str(), workflow_id.as_str()));
+        let (step, variant) = (Some(step_id.as_str()), line.variant.as_deref());
+        Notice::of_image(NoticeKind::ChannelMoved, "channel_moved", names, step, variant, region, fields)
+    }
 }
 
 /// A copy of a recorded image made in another place: CopyImage there (for another account's

@@ -6,6 +6,7 @@ use super::{Action, ChannelMove, CopyOrder, Plan};
 use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, Override, append_entry, now_create_at};
 use crate::ec2::{self, Ec2, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
+use crate::notify::{Notice, Notifier};
 use crate::ssm::Ssm;
 
 /// How long a copy may take to become available.
@@ -23,13 +24,15 @@ pub struct Executor<'a> {
     ssm: Option<&'a dyn Ssm>,
     /// Told what a long action (a copy) is doing.
     progress: &'a (dyn Fn(&str) + Sync),
+    /// Notes the channels moved and the images revoked and retired (`notify`).
+    notifier: Option<&'a Notifier>,
 }
 
 fn quiet(_: &str) {}
 
 impl<'a> Executor<'a> {
     pub fn new(catalog: &'a dyn Catalog, ec2: &'a dyn Ec2, region: &'a str, by: &'a str) -> Executor<'a> {
-        Executor { catalog, ec2, region, by, ssm: None, progress: &quiet }
+        Executor { catalog, ec2, region, by, ssm: None, progress: &quiet, notifier: None }
     }
 
     /// Parameter Store too: for plans that publish a channel.
@@ -40,6 +43,17 @@ impl<'a> Executor<'a> {
     /// Tells `progress` what a long action is doing.
     pub fn telling(self, progress: &'a (dyn Fn(&str) + Sync)) -> Executor<'a> {
         Executor { progress, ..self }
+    }
+
+    /// Notes what people hear of (a channel moved, an image revoked or retired) on `notifier`.
+    pub fn notifying(self, notifier: &'a Notifier) -> Executor<'a> {
+        Executor { notifier: Some(notifier), ..self }
+    }
+
+    fn note(&self, notice: impl FnOnce() -> Notice) {
+        if let Some(notifier) = self.notifier {
+            notifier.note(notice());
+        }
     }
 
     /// Checks the whole plan, then carries out each action in order; returns the actions done.
@@ -89,8 +103,9 @@ impl<'a> Executor<'a> {
             }
             Action::MarkDeregistered { workflow_id, step_id } => {
                 let record = self.catalog.get(workflow_id, step_id).await?;
-                if record.is_some_and(|record| record.status != ImageStatus::Deregistered) {
+                if let Some(record) = record.filter(|record| record.status != ImageStatus::Deregistered) {
                     self.catalog.mark_deregistered(workflow_id, step_id).await?;
+                    self.note(|| Notice::image_retired(&record, "deregistered"));
                 }
                 Ok(())
             }
@@ -119,25 +134,26 @@ impl<'a> Executor<'a> {
                 }
                 let at = now_create_at();
                 let revocation = reason.as_deref().map(|reason| (reason, at.as_str()));
-                self.catalog.set_status(workflow_id, step_id, *status, revocation).await
+                self.catalog.set_status(workflow_id, step_id, *status, revocation).await?;
+                match status {
+                    ImageStatus::Revoked => self.note(|| Notice::image_revoked(&record, reason.as_deref())),
+                    ImageStatus::Disabled => self.note(|| Notice::image_retired(&record, "disabled")),
+                    _ => {}
+                }
+                Ok(())
             }
-            Action::PointChannel(ChannelMove {
-                line,
-                channel,
-                step_id,
-                ami_id,
-                workflow_id,
-                kind,
-                ssm_parameter,
-                reason,
-            }) => {
+            Action::PointChannel(
+                channel_move @ ChannelMove { line, channel, step_id, ami_id, workflow_id, kind, ssm_parameter, reason },
+            ) => {
                 let make = |history: &[ChannelEntry]| ChannelEntry {
                     ami_id: ami_id.clone(),
                     workflow_id: workflow_id.clone(),
                     ssm_parameter: ssm_parameter.clone(),
                     ..ChannelEntry::next(line, channel, step_id, *kind, (self.by, reason.as_deref()), history)
                 };
-                append_entry(self.catalog, line, channel, step_id, make).await.map(|_| ())
+                append_entry(self.catalog, line, channel, step_id, make).await?;
+                self.note(|| channel_move.notice(self.region));
+                Ok(())
             }
             Action::PutParameter { place, name, ami_id } => {
                 let Some(ssm) = self.ssm else {

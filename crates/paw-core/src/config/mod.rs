@@ -1,6 +1,7 @@
 //! `workflow_param.json` and `step_param.json`: the keys paw knows are typed, every other key is kept
 //! in file order so that templates can use it (the seed needed subclassing for that). One file per
-//! parameter file and block: workflow.rs, step.rs, lifecycle.rs, distribution.rs, catalog.rs; here,
+//! parameter file and block: workflow.rs, step.rs, lifecycle.rs, distribution.rs, notify.rs,
+//! catalog.rs; here,
 //! what they share (the names paw accepts).
 
 use std::fmt;
@@ -18,6 +19,7 @@ pub const STEP_PARAM_FILE: &str = "step_param.json";
 mod catalog;
 mod distribution;
 mod lifecycle;
+mod notify;
 mod schema;
 mod step;
 mod workflow;
@@ -25,6 +27,7 @@ mod workflow;
 pub use catalog::*;
 pub use distribution::*;
 pub use lifecycle::*;
+pub use notify::*;
 pub use schema::*;
 pub use step::*;
 pub use workflow::*;
@@ -104,6 +107,84 @@ mod tests {
     }
 
     #[test]
+    fn a_followed_base_replaces_the_pinned_one_and_templates_see_what_it_read() {
+        let param = workflow_param(r#"{"workflow_id": "w1", "root_base_ami": {"ssm_parameter": "/vendor/current"}}"#);
+        let mut param = param.unwrap();
+        let followed = param.followed_base.clone().unwrap();
+        assert_eq!(followed.source, BaseSource::SsmParameter("/vendor/current".into()));
+        assert!(param.check_base_known().is_err(), "not read yet");
+        assert!(!param.keys_deciding_images().contains_key(ROOT_BASE_AMI), "what it reads counts, not where");
+        let pinned =
+            workflow_param(r#"{"workflow_id": "w1", "root_base_ami_id": "ami-9", "root_base_ami_name": "vendor/os"}"#);
+        param.follow("ami-9".into(), "vendor/os".into());
+        param.check_base_known().unwrap();
+        assert_eq!(param.keys_deciding_images(), pinned.unwrap().keys_deciding_images(), "the same base, pinned");
+        let value = param.template_value("eu-west-1");
+        assert_eq!((&value["root_base_ami_id"], &value["root_base_ami_name"]), (&"ami-9".into(), &"vendor/os".into()));
+
+        let filter = r#"{"workflow_id": "w1", "root_base_ami": {"filter": {"name": "os-*", "owners": ["self"]}}}"#;
+        assert!(matches!(workflow_param(filter).unwrap().followed_base.unwrap().source, BaseSource::Filter(_)));
+
+        for (text, message) in [
+            (
+                r#"{"workflow_id": "w", "root_base_ami": {"ssm_parameter": "/p"}, "root_base_ami_id": "ami-1"}"#,
+                "\"root_base_ami_id\" is given, and \"root_base_ami\" follows the SSM parameter /p",
+            ),
+            (r#"{"workflow_id": "w", "root_base_ami": {"ssm_parameter": 3}}"#, "not a parameter name"),
+            (
+                r#"{"workflow_id": "w", "root_base_ami": {"url": "x"}}"#,
+                "names neither one \"ssm_parameter\" nor one \"filter\"",
+            ),
+            (
+                r#"{"workflow_id": "w", "root_base_ami": {"filter": {"name": "x"}}}"#,
+                "has a \"filter\" that needs \"owners\"",
+            ),
+            (r#"{"workflow_id": "w", "root_base_ami": "ami-1"}"#, "\"root_base_ami\" must be a map"),
+        ] {
+            let err = workflow_param(text).unwrap_err();
+            assert!(err.message.contains(message), "{text}: {}", err.message);
+            assert!(err.location.is_some() && err.help.is_some(), "{text}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn notify_targets_are_a_bus_or_a_webhook_and_each_mistake_is_named() {
+        let with = |notify: &str| workflow_param(&MINIMAL.replace('}', &format!(r#", "notify": {notify}}}"#)));
+        let targets = with(
+            r#"[{"eventbridge_bus": "default"}, {"webhook": "https://h.example.org/p?t=1", "secret_env": "S", "format": "slack", "events": ["paw.build.failed"]}]"#,
+        )
+        .unwrap()
+        .notify;
+        assert_eq!(
+            (targets[0].name(), targets[1].name()),
+            ("eventbridge:default".into(), "webhook:https://h.example.org".into())
+        );
+        assert!(targets[0].wants(crate::notify::NoticeKind::ImageBuilt));
+        assert!(
+            !targets[1].wants(crate::notify::NoticeKind::ImageBuilt)
+                && targets[1].wants(crate::notify::NoticeKind::BuildFailed)
+        );
+        assert!(
+            with(r#"[{"webhook": "http://127.0.0.1:8080/x"}, {"webhook": "http://[::1]:9/"}]"#).is_ok(),
+            "http to this machine"
+        );
+        for (notify, message) in [
+            (r#"{"webhook": "https://x"}"#, "is not a list of targets"),
+            (r#"[{"webhook": "http://hooks.example.org/"}]"#, "over http: use https"),
+            (r#"[{"webhook": "https://x", "eventbridge_bus": "default"}]"#, "names both"),
+            (r#"[{"secret_env": "S"}]"#, "names neither"),
+            (r#"[{"eventbridge_bus": "default", "secret_env": "S"}]"#, "a webhook's secret_env or format"),
+            (r#"[{"webhook": "https://x", "secret_env": "MY-SECRET"}]"#, "not an environment variable's name"),
+            (r#"[{"webhook": "https://x", "events": ["paw.image.made"]}]"#, "paw does not send"),
+            (r#"[{"webhook": "https://x", "url": "y"}]"#, "unknown field `url`"),
+        ] {
+            let err = with(notify).unwrap_err();
+            assert!(err.message.contains(message), "{notify}: {}", err.message);
+            assert!(err.location.is_some() && err.help.is_some(), "{notify}: {err:?}");
+        }
+    }
+
+    #[test]
     fn secrets_are_not_in_debug_output() {
         let text = MINIMAL.replace('}', r#", "aws_access_key_id": "AKIA1", "aws_secret_access_key": "hunter2"}"#);
         let param = workflow_param(&text).unwrap();
@@ -135,6 +216,34 @@ mod tests {
         let value = step.template_value();
         assert_eq!(value["metadata"], serde_json::json!({}));
         assert_eq!(value["extra"], serde_json::json!([1]));
+    }
+
+    #[test]
+    fn upstream_probes_are_paths_or_objects_and_each_mistake_is_named() {
+        let load = |upstream: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(STEP_PARAM_FILE);
+            std::fs::write(&path, format!(r#"{{"step_id": "s", "upstream": {upstream}}}"#)).unwrap();
+            StepParam::load(&path)
+        };
+        let probes =
+            load(r#"["./a.sh", {"run": "../probes/b.sh", "timeout_seconds": 5, "aws": true}]"#).unwrap().upstream;
+        let second = Probe { run: "../probes/b.sh".into(), timeout: std::time::Duration::from_secs(5), aws: true };
+        assert_eq!(probes[1], second);
+        assert_eq!((probes[0].timeout.as_secs(), probes[0].aws), (60, false), "a minute, no AWS");
+        for (upstream, message) in [
+            (r#""./a.sh""#, "is not a list of probes"),
+            (r#"["/usr/bin/curl"]"#, "not a path relative to the step folder"),
+            (r#"[{"timeout_seconds": 5}]"#, "a probe without \"run\""),
+            (r#"[{"run": "./a.sh", "timeout_seconds": 0}]"#, "not a number of seconds from 1 to 600"),
+            (r#"[{"run": "./a.sh", "aws": "yes"}]"#, "not true or false"),
+            (r#"[{"run": "./a.sh", "env": {}}]"#, "unknown key \"env\""),
+            (r#"["./a.sh", "./a.sh"]"#, "names ./a.sh twice"),
+        ] {
+            let err = load(upstream).unwrap_err();
+            assert!(err.message.contains(message), "{upstream}: {}", err.message);
+            assert!(err.location.is_some() && err.help.is_some(), "{upstream}: {err:?}");
+        }
     }
 
     #[test]

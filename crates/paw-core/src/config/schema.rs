@@ -32,6 +32,9 @@ struct WorkflowParamFile {
     root_base_ami_name: String,
     /// Where `paw status` and `paw base-ami update` look for a newer root base AMI.
     root_base_ami_filter: Option<BaseAmiFilter>,
+    /// Where the root base AMI comes from, read at each run, instead of root_base_ami_id and
+    /// root_base_ami_name (paw sets them): an SSM parameter, or the newest AMI a filter matches.
+    root_base_ami: Option<FollowedBaseSetting>,
     region_name: Option<String>,
     profile_name: Option<String>,
     vpc_name: Option<String>,
@@ -57,6 +60,8 @@ struct WorkflowParamFile {
     variants: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
     lifecycle: Option<LifecyclePolicy>,
     distribution: Option<Vec<DistributionTarget>>,
+    /// Where notices go: EventBridge buses, webhooks.
+    notify: Option<Vec<NotifyTarget>>,
 }
 
 /// What step_param.json may hold; any other key is kept and reaches the templates.
@@ -81,6 +86,31 @@ struct StepParamFile {
     /// How long each image test may run (default 30).
     #[schemars(range(min = 1, max = 1440))]
     test_timeout_minutes: Option<u64>,
+    /// Executables run at plan time, relative to the step folder, whose output joins the
+    /// fingerprint: a package repository's Release digest, a vendor's latest version, a Git tag.
+    upstream: Option<Vec<ProbeSetting>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "a probe's two forms, for schemars; StepParam::load reads them")]
+enum ProbeSetting {
+    Path(#[schemars(regex(pattern = r"^[^/]"))] String),
+    Object(ProbeObject),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a probe's shape, for schemars")]
+struct ProbeObject {
+    /// The executable, relative to the step folder.
+    #[schemars(regex(pattern = r"^[^/]"))]
+    run: String,
+    /// How long it may run (default 60).
+    #[schemars(range(min = 1, max = 600))]
+    timeout_seconds: Option<u64>,
+    /// Whether it gets AWS credentials (default false).
+    aws: Option<bool>,
 }
 
 #[derive(JsonSchema)]
@@ -94,6 +124,30 @@ struct BaseAmiFilter {
     #[schemars(length(min = 1))]
     owners: Vec<String>,
     architecture: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "the key's two forms, for schemars; WorkflowParam::load reads it")]
+enum FollowedBaseSetting {
+    SsmParameter(SsmParameterSource),
+    Filter(FilterSource),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "the form's shape, for schemars")]
+struct SsmParameterSource {
+    /// A parameter holding an AMI id: /aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id
+    #[schemars(length(min = 1))]
+    ssm_parameter: String,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "the form's shape, for schemars")]
+struct FilterSource {
+    filter: BaseAmiFilter,
 }
 
 #[derive(JsonSchema)]
@@ -142,11 +196,15 @@ pub fn workflow_param_schema() -> serde_json::Value {
     });
     schema["properties"][VARIANTS]["propertyNames"] =
         serde_json::json!({"pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"});
-    // The root base AMI may be each variant's instead of the file's.
+    // The root base AMI may be each variant's instead of the file's, and pinned or followed, not both.
     let root_base_ami = ["root_base_ami_id", "root_base_ami_name"];
     let required = schema["required"].as_array_mut().expect("the file has required keys");
     required.retain(|key| !root_base_ami.contains(&key.as_str().unwrap_or_default()));
-    schema["anyOf"] = serde_json::json!([{"required": root_base_ami}, {"required": [VARIANTS]}]);
+    schema["anyOf"] =
+        serde_json::json!([{"required": root_base_ami}, {"required": [ROOT_BASE_AMI]}, {"required": [VARIANTS]}]);
+    let pinning = [root_base_ami[0], root_base_ami[1], ROOT_BASE_AMI_FILTER];
+    schema["allOf"] =
+        pinning.iter().map(|key| serde_json::json!({"not": {"required": [ROOT_BASE_AMI, key]}})).collect();
     schema
 }
 

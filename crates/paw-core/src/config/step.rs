@@ -1,4 +1,5 @@
-//! `step_param.json`: a step's parent, inputs, instance types, lifecycle and tests' timeout.
+//! `step_param.json`: a step's parent, inputs, upstream probes, instance types, lifecycle and
+//! tests' timeout.
 
 use super::*;
 
@@ -17,7 +18,73 @@ pub struct StepParam {
     pub lifecycle: LifecyclePolicy,
     /// `"test_timeout_minutes"`: how long each of the step's image tests may run (30 by default).
     pub test_timeout: std::time::Duration,
+    /// `"upstream"`: executables run at plan time whose output joins the fingerprint: what moves
+    /// outside the folder (a package repository's Release file, a vendor's latest version).
+    pub upstream: Vec<Probe>,
     file: JsonFile,
+}
+
+/// An upstream probe (`upstream::run_probes` runs it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The executable as written: a path relative to the step folder.
+    pub run: String,
+    pub timeout: std::time::Duration,
+    /// Whether it gets AWS credentials (the environment's and the profile's); not unless asked.
+    pub aws: bool,
+}
+
+pub const UPSTREAM: &str = "upstream";
+const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 60;
+
+/// `"upstream": ["./probes/apt-release.sh", {"run": "./probes/tag.sh", "timeout_seconds": 120, "aws": true}]`.
+fn upstream(file: &JsonFile) -> Result<Vec<Probe>> {
+    let example =
+        r#""upstream": ["./probes/apt-release.sh", {"run": "./probes/tag.sh", "timeout_seconds": 120, "aws": true}]"#;
+    let wrong =
+        |what: String| file.key_error(UPSTREAM, format!("\"{UPSTREAM}\" {what}")).help(format!("write e.g. {example}"));
+    let probes = match file.object.get(UPSTREAM) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(probes)) => probes,
+        Some(_) => return Err(wrong("is not a list of probes".into())),
+    };
+    let mut read = Vec::new();
+    for probe in probes {
+        let (run, timeout, aws) = match probe {
+            Value::String(run) => (run.clone(), None, None),
+            Value::Object(keys) => {
+                if let Some(unknown) =
+                    keys.keys().find(|key| !matches!(key.as_str(), "run" | "timeout_seconds" | "aws"))
+                {
+                    return Err(wrong(format!("has a probe with an unknown key \"{unknown}\"")));
+                }
+                let Some(Value::String(run)) = keys.get("run") else {
+                    return Err(wrong("has a probe without \"run\", the executable".into()));
+                };
+                (run.clone(), keys.get("timeout_seconds").filter(|value| !value.is_null()), keys.get("aws"))
+            }
+            other => return Err(wrong(format!("has {other}, neither a path nor a probe object"))),
+        };
+        if run.is_empty() || Path::new(&run).is_absolute() {
+            return Err(wrong(format!("has \"{run}\", not a path relative to the step folder")));
+        }
+        let seconds = match timeout {
+            None => DEFAULT_PROBE_TIMEOUT_SECONDS,
+            Some(value) => value.as_u64().filter(|seconds| (1..=600).contains(seconds)).ok_or_else(|| {
+                wrong(format!("gives {run} a timeout_seconds of {value}, not a number of seconds from 1 to 600"))
+            })?,
+        };
+        let aws = match aws {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(aws)) => *aws,
+            Some(other) => return Err(wrong(format!("gives {run} an \"aws\" of {other}, not true or false"))),
+        };
+        if read.iter().any(|probe: &Probe| probe.run == run) {
+            return Err(wrong(format!("names {run} twice")));
+        }
+        read.push(Probe { run, timeout: std::time::Duration::from_secs(seconds), aws });
+    }
+    Ok(read)
 }
 
 /// The step_param.json key of the image tests' timeout, in minutes: like `"lifecycle"`, it says
@@ -51,6 +118,7 @@ impl StepParam {
             instance_types: file.string_list("instance_types")?,
             lifecycle: LifecyclePolicy::of(&file)?,
             test_timeout: test_timeout(&file)?,
+            upstream: upstream(&file)?,
             file,
         })
     }

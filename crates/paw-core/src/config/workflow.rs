@@ -46,6 +46,36 @@ pub struct StaticCredentials {
     pub session_token: Option<Secret>,
 }
 
+/// Where a root base AMI that follows comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// A Parameter Store parameter that holds an AMI id, as AWS and OS vendors publish them.
+    SsmParameter(String),
+    /// The newest available AMI that matches.
+    Filter(BaseAmiQuery),
+}
+
+impl fmt::Display for BaseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseSource::SsmParameter(name) => write!(f, "the SSM parameter {name}"),
+            BaseSource::Filter(query) => {
+                write!(f, "the newest AMI named {} of {}", query.name_pattern, query.owners.join(", "))
+            }
+        }
+    }
+}
+
+/// A root base AMI that follows its source (`"root_base_ami"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedBase {
+    pub source: BaseSource,
+    /// `"root_base_ami"` as written, for the records.
+    pub written: Value,
+    /// Whether root_base_ami_id and root_base_ami_name hold what it resolved to in this run.
+    resolved: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkflowParam {
     pub path: PathBuf,
@@ -64,6 +94,10 @@ pub struct WorkflowParam {
     /// `"root_base_ami_filter": {"name": "...", "owners": [...], "architecture": "x86_64"}`: its
     /// newest available match is the current root base AMI (`paw status`, `paw base-ami update`).
     pub root_base_ami_filter: Option<BaseAmiQuery>,
+    /// `"root_base_ami": {"ssm_parameter": NAME}` or `{"filter": {...}}`: the root base AMI follows
+    /// it instead of being pinned; `source::follow_bases` reads it once per run into
+    /// root_base_ami_id and root_base_ami_name.
+    pub followed_base: Option<FollowedBase>,
     /// `"name"`: the line of images this workflow makes (checked by `check_workflow_name`); the
     /// folder's name when absent (`Workflow::name`).
     pub name: Option<String>,
@@ -75,6 +109,8 @@ pub struct WorkflowParam {
     pub lifecycle: LifecyclePolicy,
     /// `"distribution"`: where the images go after the build (regions, accounts, keys, SSM).
     pub distribution: Vec<DistributionTarget>,
+    /// `"notify"`: where notices go (EventBridge, webhooks).
+    pub notify: Vec<NotifyTarget>,
     file: JsonFile,
 }
 
@@ -136,10 +172,19 @@ impl WorkflowParam {
             file.set_from(key, value.clone(), origin);
         }
         let workflow_id = file.required_string("workflow_id", "paw-2024-06-13-12-00-00")?;
-        let root_base_ami_id = file.required_string("root_base_ami_id", "ami-0975ad60e5054592a")?;
-        let root_base_ami_name = file
-            .required_string("root_base_ami_name", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240607")?;
-        if !root_base_ami_id.starts_with("ami-") {
+        let followed_base = followed_base(&file)?;
+        let (root_base_ami_id, root_base_ami_name) = match &followed_base {
+            // What it resolves to is set for each run (`follow`).
+            Some(_) => (String::new(), String::new()),
+            None => (
+                file.required_string("root_base_ami_id", "ami-0975ad60e5054592a")?,
+                file.required_string(
+                    "root_base_ami_name",
+                    "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240607",
+                )?,
+            ),
+        };
+        if followed_base.is_none() && !root_base_ami_id.starts_with("ami-") {
             return Err(file
                 .key_error("root_base_ami_id", format!("\"root_base_ami_id\" is \"{root_base_ami_id}\", not an AMI id"))
                 .help("an AMI id looks like ami-0975ad60e5054592a; `paw base-ami find` lists them"));
@@ -192,11 +237,13 @@ impl WorkflowParam {
             catalog: catalog.uri,
             catalog_access: catalog.access,
             root_base_ami_filter: root_base_ami_filter(&file)?,
+            followed_base,
             name: workflow_name(&file)?,
             fingerprint_ignore: file.string_list(FINGERPRINT_IGNORE)?,
             variants: variants(&file)?,
             lifecycle: LifecyclePolicy::of(&file)?,
             distribution: DistributionTarget::list(&file)?,
+            notify: NotifyTarget::list(&file)?,
             file,
         })
     }
@@ -205,6 +252,10 @@ impl WorkflowParam {
     /// fields as null, and `aws_region`.
     pub fn template_value(&self, aws_region: &str) -> Map<String, Value> {
         let mut map = self.file.object.clone();
+        if self.followed_base.is_some() {
+            map.insert("root_base_ami_id".into(), Value::String(self.root_base_ami_id.clone()));
+            map.insert("root_base_ami_name".into(), Value::String(self.root_base_ami_name.clone()));
+        }
         for key in SEED_WORKFLOW_KEYS {
             map.entry(key).or_insert(Value::Null);
         }
@@ -220,6 +271,12 @@ impl WorkflowParam {
             KEYS_NOT_DECIDING_IMAGES_SINCE_V2.iter().copied().chain(self.fingerprint_ignore.iter().map(String::as_str))
         {
             map.shift_remove(key);
+        }
+        // What a followed base read counts as a pinned one does: following the same AMI changes
+        // no fingerprint.
+        if self.followed_base.is_some() {
+            map.insert("root_base_ami_id".into(), Value::String(self.root_base_ami_id.clone()));
+            map.insert("root_base_ami_name".into(), Value::String(self.root_base_ami_name.clone()));
         }
         map
     }
@@ -243,17 +300,40 @@ impl WorkflowParam {
     pub fn json(&self) -> &JsonFile {
         &self.file
     }
+
+    /// Sets the root base AMI a followed base resolved to in this run.
+    pub fn follow(&mut self, id: String, name: String) {
+        self.root_base_ami_id = id;
+        self.root_base_ami_name = name;
+        if let Some(followed) = &mut self.followed_base {
+            followed.resolved = true;
+        }
+    }
+
+    /// An internal error when the root base AMI follows a source not read in this run: nothing
+    /// may be named, built or fingerprinted from a base that is not known.
+    pub fn check_base_known(&self) -> Result<()> {
+        match &self.followed_base {
+            Some(followed) if !followed.resolved => {
+                Err(Error::bug(format!("the root base AMI follows {} and was not read in this run", followed.source)))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 pub const ROOT_BASE_AMI_FILTER: &str = "root_base_ami_filter";
+pub const ROOT_BASE_AMI: &str = "root_base_ami";
 pub const FINGERPRINT_IGNORE: &str = "fingerprint_ignore";
 pub const WORKFLOW_NAME: &str = "name";
 pub const VARIANTS: &str = "variants";
 
 /// Keys a variant may not set: they say which workflow, line and catalog it is, not what it builds.
-/// Nor where it runs and as whom: variants share one region, profile and catalog.
-pub(super) const KEYS_NO_VARIANT_SETS: [&str; 10] = [
+/// Nor where it runs and as whom, and who hears of it: variants share one region, profile, catalog
+/// and notify block.
+pub(super) const KEYS_NO_VARIANT_SETS: [&str; 11] = [
     "workflow_id",
+    NOTIFY,
     WORKFLOW_NAME,
     VARIANTS,
     "catalog",
@@ -281,7 +361,9 @@ pub(super) const KEYS_NOT_DECIDING_IMAGES: [&str; 8] = [
 
 /// Keys added after the first fingerprints, which those could not hold. Each variant's own keys
 /// are merged in, and count; the list of variants does not.
-pub(super) const KEYS_UNKNOWN_TO_V1: [&str; 5] = [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE, DISTRIBUTION];
+/// `root_base_ami` counts through what it resolves to: the root step's source AMI.
+pub(super) const KEYS_UNKNOWN_TO_V1: [&str; 7] =
+    [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE, DISTRIBUTION, ROOT_BASE_AMI, NOTIFY];
 
 /// Keys that decided an image in the first fingerprints and do not since: tags are applied after
 /// the build.
@@ -338,6 +420,12 @@ pub(super) fn root_base_ami_filter(file: &JsonFile) -> Result<Option<BaseAmiQuer
             "write e.g. \"{ROOT_BASE_AMI_FILTER}\": {ROOT_BASE_AMI_FILTER_EXAMPLE} (\"architecture\" is optional)"
         ))
     };
+    base_ami_query(&filter, wrong).map(Some)
+}
+
+/// A filter's keys: `name`, `owners`, and `architecture` if any; `wrong` makes the error of one
+/// that is not right.
+fn base_ami_query(filter: &Map<String, Value>, wrong: impl Fn(&str) -> Error) -> Result<BaseAmiQuery> {
     let name = match filter.get("name") {
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
         _ => return Err(wrong("needs \"name\", a name pattern")),
@@ -356,5 +444,44 @@ pub(super) fn root_base_ami_filter(file: &JsonFile) -> Result<Option<BaseAmiQuer
     if let Some(unknown) = filter.keys().find(|key| !matches!(key.as_str(), "name" | "owners" | "architecture")) {
         return Err(wrong(&format!("has an unknown key \"{unknown}\"")));
     }
-    Ok(Some(BaseAmiQuery { name_pattern: name, owners, architecture }))
+    Ok(BaseAmiQuery { name_pattern: name, owners, architecture })
+}
+
+/// A `root_base_ami` for the help of its errors: Canonical's current Ubuntu 22.04.
+pub const ROOT_BASE_AMI_EXAMPLE: &str =
+    r#"{"ssm_parameter": "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"}"#;
+
+/// `"root_base_ami"`: `{"ssm_parameter": NAME}` or `{"filter": {...}}`. It replaces
+/// root_base_ami_id and root_base_ami_name (paw sets them each run), and root_base_ami_filter
+/// (which only advises a pinned base).
+fn followed_base(file: &JsonFile) -> Result<Option<FollowedBase>> {
+    let Some(written) = file.object.get(ROOT_BASE_AMI).filter(|value| !value.is_null()).cloned() else {
+        return Ok(None);
+    };
+    let help = format!(
+        "write \"{ROOT_BASE_AMI}\": {ROOT_BASE_AMI_EXAMPLE}, or {{\"filter\": {ROOT_BASE_AMI_FILTER_EXAMPLE}}}"
+    );
+    let wrong = |what: &str| file.key_error(ROOT_BASE_AMI, format!("\"{ROOT_BASE_AMI}\" {what}")).help(help.clone());
+    let map = file.optional_map(ROOT_BASE_AMI).map_err(|err| err.help(help.clone()))?;
+    let source = match (map.len(), map.get("ssm_parameter"), map.get("filter")) {
+        (1, Some(Value::String(name)), _) if name.starts_with('/') || !name.contains('/') => {
+            BaseSource::SsmParameter(name.clone())
+        }
+        (1, Some(_), _) => return Err(wrong("has an \"ssm_parameter\" that is not a parameter name")),
+        (1, _, Some(Value::Object(filter))) => {
+            BaseSource::Filter(base_ami_query(filter, |what| wrong(&format!("has a \"filter\" that {what}")))?)
+        }
+        _ => return Err(wrong("names neither one \"ssm_parameter\" nor one \"filter\"")),
+    };
+    for pinning in ["root_base_ami_id", "root_base_ami_name", ROOT_BASE_AMI_FILTER] {
+        if file.object.get(pinning).is_some_and(|value| !value.is_null()) {
+            return Err(file
+                .key_error(pinning, format!("\"{pinning}\" is given, and \"{ROOT_BASE_AMI}\" follows {source}"))
+                .help(format!(
+                    "give one: leave out root_base_ami_id, root_base_ami_name and root_base_ami_filter to follow \
+                     (paw reads {ROOT_BASE_AMI} each run), or leave out {ROOT_BASE_AMI} to pin the base"
+                )));
+        }
+    }
+    Ok(Some(FollowedBase { source, written, resolved: false }))
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::pipeline::StageId;
 use crate::ami::AmiRef;
@@ -107,8 +107,8 @@ pub trait Reporter: Send + Sync {
 pub enum RunEvent<'a> {
     /// The run's plan, before any step starts: each planned step as `PlannedStep::json` gives it.
     Started { workflow_name: &'a str, workflow_ids: Vec<&'a str>, region: &'a str, dry_run: bool, steps: Vec<Value> },
-    /// Every step's outcome.
-    Finished { outcomes: &'a [StepOutcome] },
+    /// Every step's outcome, and what became of the notifications of the run.
+    Finished { outcomes: &'a [StepOutcome], deliveries: &'a [crate::notify::Delivery] },
 }
 
 impl RunEvent<'_> {
@@ -120,38 +120,26 @@ impl RunEvent<'_> {
                 json!({"workflow_name": workflow_name, "workflow_ids": workflow_ids, "region": region,
                     "dry_run": dry_run, "steps": steps}),
             ),
-            RunEvent::Finished { outcomes } => {
+            RunEvent::Finished { outcomes, deliveries } => {
                 let mut summary = json!(Summary::of(outcomes));
                 summary["steps"] = json!(outcomes.iter().map(StepOutcome::json).collect::<Vec<_>>());
                 summary["ok"] = json!(Summary::error(outcomes).is_none());
+                summary["notifications"] = json!(deliveries);
                 ("summary", summary)
             }
         }
     }
 }
 
-/// The version of the event stream's schema (`--events`): a field's meaning never changes within one.
-pub const EVENTS_VERSION: u64 = 1;
-
-/// One event of the stream, as a line: the schema's version `v`, the `type`, the `time` (RFC 3339,
-/// UTC), the `step` and `variant` of `label` (`variant/step` for a variant's; null for the run's
-/// own events), and the type's own `fields`.
+/// One event of the stream, as a line (`notify::event_record`): of `label`'s step (`variant/step`
+/// for a variant's; None for the run's own events), with the type's own `fields`.
 pub fn event_line(kind: &str, label: Option<&str>, fields: Value) -> String {
     let (variant, step) = match label.map(|label| label.split_once('/').ok_or(label)) {
         Some(Ok((variant, step))) => (Some(variant), Some(step)),
         Some(Err(step)) => (None, Some(step)),
         None => (None, None),
     };
-    let mut event = Map::new();
-    event.insert("v".into(), json!(EVENTS_VERSION));
-    event.insert("type".into(), json!(kind));
-    event.insert("time".into(), json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-    event.insert("step".into(), json!(step));
-    event.insert("variant".into(), json!(variant));
-    if let Value::Object(fields) = fields {
-        event.extend(fields);
-    }
-    Value::Object(event).to_string()
+    crate::notify::event_record(kind, step, variant, fields).to_string()
 }
 
 /// An error as events carry it: what, where (file, line, column), and what to do.

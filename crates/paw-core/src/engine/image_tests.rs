@@ -270,11 +270,11 @@ async fn run_local(
     let status = tokio::select! {
         status = child.wait() => status.map_err(|err| Error::io(&test.path, "wait for the test", err))?,
         () = tokio::time::sleep(timeout) => {
-            stop_group(&mut child).await;
+            crate::process::stop_group(&mut child).await;
             return Ok(Some(timed_out(timeout)));
         }
         () = cx.cancel.cancelled() => {
-            stop_group(&mut child).await;
+            crate::process::stop_group(&mut child).await;
             return Err(interrupted(&test.name));
         }
     };
@@ -284,17 +284,6 @@ async fn run_local(
     let last = last_lines(&std::fs::read_to_string(log).unwrap_or_default());
     let code = status.code().map_or_else(|| status.to_string(), |code| format!("exit status {code}"));
     Ok(Some(if last.is_empty() { code } else { format!("{code}\n{last}").trim_end().to_string() }))
-}
-
-/// Stops a test's whole process group: TERM, then KILL when it has not exited within 5 s.
-async fn stop_group(child: &mut tokio::process::Child) {
-    use nix::sys::signal::{Signal, killpg};
-    let Some(group) = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32)) else { return };
-    let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
 }
 
 /// What becomes of an image that failed its tests.

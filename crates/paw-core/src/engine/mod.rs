@@ -25,9 +25,9 @@ use tokio::sync::Semaphore;
 
 pub use events::{
     Event, LeftAmi, Outcome, Reporter, RunEvent, SkipReason, StepFailure, StepOutcome, Summary, VariantReporter,
-    event_line, variant_step,
+    error_record, event_line, variant_step,
 };
-pub use run::{BuildRun, build};
+pub use run::{BuildRun, RunEnd, build};
 pub use services::Services;
 
 use crate::ami::{self, AmiRef};
@@ -223,7 +223,7 @@ impl Engine<'_> {
         let step = planned.step;
         let result: std::result::Result<Outcome, StepFailure> = match &planned.action {
             Action::UpToDate { record } => self.up_to_date(step, record, options).await,
-            Action::Reuse { record } => self.reuse(planned, record, options).await.map_err(StepFailure::from),
+            Action::Reuse { record } => self.reuse(planned, record, options).await,
             Action::Manual => {
                 self.cx.reporter.event(Event::Manual { step: &step.id });
                 Ok(Outcome::Manual)
@@ -361,21 +361,25 @@ impl Engine<'_> {
             self.cx.ec2.create_tags(&image.ids_with_snapshots(), &differing).await?;
         }
         let keys: Vec<String> = differing.into_iter().map(|(key, _)| key).collect();
-        let tests = if options.dry_run { None } else { self.test_untested(step, record).await? };
+        let tests = if options.dry_run { None } else { self.test_when_due(step, record).await? };
         self.cx.reporter.event(Event::UpToDate { step: &step.id, ami_id: &record.ami_id, tags_set: &keys });
         Ok(Outcome::UpToDate { ami: record.as_source(), tests })
     }
 
     /// An up-to-date image that was never tested (its tests came later, its build was interrupted
-    /// during them, or `recover` adopted it) is tested before a child starts from it. It may be in
-    /// use, so a failure keeps it, marked failed.
-    async fn test_untested(
+    /// during them, or `recover` adopted it), or was tested by other tests than the step's now, is
+    /// tested before a child starts from it. It may be in use, so a failure keeps it, marked failed.
+    async fn test_when_due(
         &self,
         step: &Step,
         record: &ImageRecord,
     ) -> std::result::Result<Option<TestRun>, StepFailure> {
         let tests = step.image_tests()?;
-        if tests.is_empty() || record.verdict() != Verdict::Untested {
+        let tests_changed = || -> Result<bool> {
+            let digest = crate::fingerprint::tests_digest(step)?.unwrap_or_default();
+            Ok(record.tests.last().is_some_and(|run| run.tests_digest != digest))
+        };
+        if tests.is_empty() || (record.verdict() != Verdict::Untested && !tests_changed()?) {
             return Ok(None);
         }
         let tester = Tester::of_build(self.packer, &self.packer_env);
@@ -400,8 +404,14 @@ impl Engine<'_> {
         }
     }
 
-    /// Records another workflow's AMI for this one: no packer, no new AMI, no renaming.
-    async fn reuse(&self, planned: &PlannedStep<'_>, record: &ImageRecord, options: BuildOptions) -> Result<Outcome> {
+    /// Records another workflow's AMI for this one: no packer, no new AMI, no renaming. It passed
+    /// its tests (`plan::decide`); when the step's tests changed since, they run again on it.
+    async fn reuse(
+        &self,
+        planned: &PlannedStep<'_>,
+        record: &ImageRecord,
+        options: BuildOptions,
+    ) -> std::result::Result<Outcome, StepFailure> {
         let step = planned.step;
         self.check_still_there(step, record).await?;
         if !options.dry_run {
@@ -420,9 +430,10 @@ impl Engine<'_> {
                 // Another paw of this workflow reused it a moment before.
                 Recorded::Taken(existing) if existing.ami_id == reused.ami_id => {}
                 Recorded::Taken(existing) => {
-                    return Err(crate::catalog::conflict_error(&self.cx.catalog.uri(), &existing));
+                    return Err(crate::catalog::conflict_error(&self.cx.catalog.uri(), &existing).into());
                 }
             }
+            self.test_when_due(step, &reused).await?;
         }
         self.cx.reporter.event(Event::Reused { step: &step.id, ami_id: &record.ami_id, from: &record.workflow_id });
         Ok(Outcome::Reused { ami: record.as_source(), from: record.workflow_id.clone() })

@@ -4,12 +4,13 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::events::{Reporter, RunEvent, StepOutcome, VariantReporter};
+use super::events::{Event, Reporter, RunEvent, StepOutcome, Summary, VariantReporter};
 use super::services::Services;
 use super::{BuildOptions, Engine, check_replacements, recover, run_variants};
 use crate::catalog::Catalog;
 use crate::ec2::Ec2;
 use crate::error::Result;
+use crate::notify::{Delivery, Notice, NoticeKind, Notifier};
 use crate::packer::Packer;
 use crate::plan::{self, PlannedStep, Rebuild};
 use crate::workflow::Workflow;
@@ -33,10 +34,21 @@ pub struct BuildRun<'a> {
     pub cancel: &'a CancellationToken,
     /// How long a step's lease lasts unless renewed (`catalog::lease_ttl`), in seconds.
     pub lease_ttl: i64,
+    /// Where the run's notices go (the workflow's `"notify"`), delivered before its summary.
+    pub notifier: &'a Notifier,
 }
 
-/// Runs the build; returns every step's outcome, in each variant's build order.
-pub async fn build(run: &BuildRun<'_>) -> Result<Vec<StepOutcome>> {
+/// A run's end: every step's outcome, in each variant's build order, and what became of its
+/// notifications.
+pub struct RunEnd {
+    pub outcomes: Vec<StepOutcome>,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Runs the build, then delivers its notices.
+pub async fn build(run: &BuildRun<'_>) -> Result<RunEnd> {
+    let noting = Noting { inner: run.reporter, notifier: run.notifier, workflows: run.workflows, region: run.region };
+    let run = &BuildRun { reporter: &noting, ..*run };
     // Every step asked for exists, and --rebuild names some of them: before anything is settled.
     let mut selected = Vec::new();
     for workflow in run.workflows {
@@ -88,6 +100,52 @@ pub async fn build(run: &BuildRun<'_>) -> Result<Vec<StepOutcome>> {
     let runs: Vec<(&Engine<'_>, &[PlannedStep<'_>])> =
         engines.iter().zip(&plans).map(|(engine, plan)| (engine, plan.as_slice())).collect();
     let outcomes: Vec<StepOutcome> = run_variants(&runs, run.options).await?.into_iter().flatten().collect();
-    run.reporter.run_event(&RunEvent::Finished { outcomes: &outcomes });
-    Ok(outcomes)
+    if let Some(notice) = build_failed(run.workflows, run.region, &outcomes) {
+        run.notifier.note(notice);
+    }
+    let deliveries = run.notifier.deliver().await;
+    run.reporter.run_event(&RunEvent::Finished { outcomes: &outcomes, deliveries: &deliveries });
+    Ok(RunEnd { outcomes, deliveries })
+}
+
+/// The build's reporter, noting what its events say happened (an image built, a test failed)
+/// before passing each on.
+struct Noting<'a> {
+    inner: &'a dyn Reporter,
+    notifier: &'a Notifier,
+    workflows: &'a [Workflow],
+    region: &'a str,
+}
+
+impl Reporter for Noting<'_> {
+    fn event(&self, event: Event<'_>) {
+        let kind = match &event {
+            Event::Built { .. } => Some(NoticeKind::ImageBuilt),
+            Event::TestFinished { result, .. } if !result.passed => Some(NoticeKind::ImageTestFailed),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let (record_type, fields) = event.record();
+            // `variant/step`, or `step` without variants.
+            let (variant, step) = match event.step().split_once('/') {
+                Some((variant, step)) => (Some(variant), step),
+                None => (None, event.step()),
+            };
+            let workflow = self.workflows.iter().find(|workflow| workflow.variant.as_deref() == variant);
+            self.notifier.note(Notice::new(kind, record_type, workflow, Some(step), self.region, fields));
+        }
+        self.inner.event(event);
+    }
+
+    fn run_event(&self, event: &RunEvent<'_>) {
+        self.inner.run_event(event);
+    }
+}
+
+/// The notice of a build in which a step failed: the summary's record and the run's error.
+fn build_failed(workflows: &[Workflow], region: &str, outcomes: &[StepOutcome]) -> Option<Notice> {
+    let error = Summary::error(outcomes)?;
+    let mut fields = serde_json::json!(Summary::of(outcomes));
+    fields["error"] = super::events::error_record(&error);
+    Some(Notice::new(NoticeKind::BuildFailed, "summary", workflows.first(), None, region, fields))
 }

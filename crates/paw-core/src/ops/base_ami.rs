@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::{ROOT_BASE_AMI_FILTER, ROOT_BASE_AMI_FILTER_EXAMPLE};
+use crate::config::{ROOT_BASE_AMI, ROOT_BASE_AMI_FILTER, ROOT_BASE_AMI_FILTER_EXAMPLE};
 use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::Workflow;
@@ -21,6 +21,14 @@ pub struct BaseAmiUpdate {
 
 pub async fn update(workflow: &Workflow, ec2: &dyn Ec2, dry_run: bool) -> Result<BaseAmiUpdate> {
     let param = &workflow.param;
+    if let Some(followed) = &param.followed_base {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("the root base AMI follows {}: paw reads it at each run, there is nothing to update", followed.source),
+        )
+        .at(param.json().key_location(ROOT_BASE_AMI))
+        .help("to pin the base in a commit instead, replace root_base_ami with root_base_ami_id, root_base_ami_name and root_base_ami_filter"));
+    }
     let Some(query) = &param.root_base_ami_filter else {
         return Err(Error::new(ErrorKind::Usage, format!("workflow_param.json has no \"{ROOT_BASE_AMI_FILTER}\""))
             .in_file(&param.path)

@@ -21,6 +21,7 @@ use crate::change::usage::{self, Sharing, Target, Usage};
 use crate::config::{LifecyclePolicy, Retiring};
 use crate::ec2::{Ec2, Image, ImageState, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
+use crate::notify::{Notice, Notifier};
 use crate::packer::PackerResources;
 use crate::run_lock::RunLock;
 use crate::workflow::Workflow;
@@ -276,13 +277,14 @@ pub struct Applied {
 /// left. Each action is whole before the next starts, so an apply that stops (an error, a kill)
 /// leaves nothing half-done that the next one does not finish: running it again finds the rest
 /// done.
-pub async fn apply(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) -> Result<Applied> {
+/// Carries out what is due, noting each retirement on `notifier`.
+pub async fn apply(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2, notifier: &Notifier) -> Result<Applied> {
     let mut lease = match ApplyLease::take(catalog, &Line::of(workflow)).await? {
         Ok(lease) => lease,
         Err(holder) => return Ok(Applied { carried_out: Vec::new(), held_by: Some(holder.holder()) }),
     };
     let result = match plan(workflow, catalog, ec2).await {
-        Ok(decisions) => carry_out(catalog, ec2, &decisions, &mut lease).await,
+        Ok(decisions) => carry_out(catalog, ec2, notifier, &decisions, &mut lease).await,
         Err(err) => Err(err),
     };
     let released = lease.release(catalog).await;
@@ -294,6 +296,7 @@ pub async fn apply(workflow: &Workflow, catalog: &dyn Catalog, ec2: &dyn Ec2) ->
 async fn carry_out(
     catalog: &dyn Catalog,
     ec2: &dyn Ec2,
+    notifier: &Notifier,
     decisions: &[Decision],
     lease: &mut ApplyLease,
 ) -> Result<Vec<Decision>> {
@@ -323,6 +326,7 @@ async fn carry_out(
                 }
                 for record in records.iter().filter(|record| record.status == ImageStatus::Available) {
                     catalog.set_status(&record.workflow_id, &record.step_id, ImageStatus::Disabled, None).await?;
+                    notifier.note(Notice::image_retired(record, "disabled"));
                 }
             }
             Due::Delete => {
@@ -333,7 +337,7 @@ async fn carry_out(
                 };
                 let records: Vec<ImageRecord> =
                     records.iter().filter(|record| record.status != ImageStatus::Deregistered).cloned().collect();
-                let executor = Executor::new(catalog, ec2, &record.region, "paw lifecycle apply");
+                let executor = Executor::new(catalog, ec2, &record.region, "paw lifecycle apply").notifying(notifier);
                 crate::change::delete_image(&executor, &records, &request).await?;
             }
             Due::Keep => unreachable!("filtered out"),

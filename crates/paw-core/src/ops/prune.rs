@@ -17,6 +17,7 @@ use crate::change::delete::{self, DeleteRequest};
 use crate::change::usage::{self, Sharing, Target, Usage};
 use crate::ec2::Ec2;
 use crate::error::{Error, ErrorKind, Result};
+use crate::notify::Notifier;
 use crate::workflow::Workflow;
 
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +85,7 @@ pub async fn prune(
     ec2: &dyn Ec2,
     region: &str,
     options: PruneOptions,
+    notifier: &Notifier,
 ) -> Result<Pruned> {
     if options.keep == 0 {
         return Err(Error::new(ErrorKind::Usage, "--keep 0 would delete every image of every step")
@@ -113,7 +115,7 @@ pub async fn prune(
     for (ami_id, records) in &inventory.images {
         let (action, reason) = match kept.remove(ami_id.as_str()) {
             Some(reason) => (PruneAction::Kept, reason),
-            None => match delete(ec2, region, catalog, records, usage.remove(ami_id), options).await? {
+            None => match delete(ec2, region, catalog, records, usage.remove(ami_id), options, notifier).await? {
                 Ok(gib) => {
                     pruned.snapshot_gib_freed += gib;
                     (PruneAction::Deleted, format!("older than the newest {} and nothing depends on it", options.keep))
@@ -261,6 +263,7 @@ async fn delete(
     records: &[ImageRecord],
     usage: Option<Usage>,
     options: PruneOptions,
+    notifier: &Notifier,
 ) -> Result<std::result::Result<u64, String>> {
     let request = DeleteRequest { delete_snapshots: options.delete_snapshots, ..DeleteRequest::default() };
     let inventory = delete::Inventory::gather(catalog, ec2, region, records, usage).await?;
@@ -269,7 +272,7 @@ async fn delete(
         return Ok(Err(refused.reason.clone()));
     }
     if !options.dry_run {
-        Executor::new(catalog, ec2, region, "paw images prune").apply(&plan).await?;
+        Executor::new(catalog, ec2, region, "paw images prune").notifying(notifier).apply(&plan).await?;
     }
     let described = inventory.copies.iter().filter_map(|(_, _, image)| image.as_ref());
     Ok(Ok(if options.delete_snapshots { described.map(|image| snapshot_gib(&image.data)).sum() } else { 0 }))

@@ -205,8 +205,8 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
                     {
                         reasons.push(format!("its parent {} is {parent_status}", record.base_ami_id));
                     }
-                    if step.parent.is_none() && record.base_ami_id != workflow.param.root_base_ami_id {
-                        reasons.push(format!("the root base AMI is now {}", workflow.param.root_base_ami_id));
+                    if step.parent.is_none() {
+                        reasons.extend(crate::source::base_moved(workflow, &record.base_ami_id));
                     }
                     if super::status::changed_inputs(workflow, step, &record).await?.is_some() {
                         reasons.push("its inputs changed".to_string());

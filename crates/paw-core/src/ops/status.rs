@@ -146,12 +146,7 @@ pub async fn changed_inputs(workflow: &Workflow, step: &Step, record: &ImageReco
 fn root_reasons(workflow: &Workflow, base_ami_id: &str, newest: Option<&Image>) -> Vec<String> {
     let param = &workflow.param;
     let mut reasons = Vec::new();
-    if base_ami_id != param.root_base_ami_id {
-        reasons.push(format!(
-            "root base AMI changed: built on {base_ami_id}, root_base_ami_id is now {}",
-            param.root_base_ami_id
-        ));
-    }
+    reasons.extend(crate::source::base_moved(workflow, base_ami_id));
     if let Some(newest) = newest.filter(|newest| newest.id != base_ami_id && newest.id != param.root_base_ami_id) {
         reasons.push(format!(
             "root base superseded: {} ({}) is newer than {base_ami_id}; `paw base-ami update` moves to it",

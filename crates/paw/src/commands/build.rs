@@ -6,7 +6,9 @@ use std::sync::Arc;
 use paw_core::catalog::TestRun;
 use paw_core::engine::image_tests::Tester;
 use paw_core::engine::recover::{self, Found};
-use paw_core::engine::{self, BuildOptions, BuildRun, Outcome, SkipReason, StepOutcome, Summary, VariantReporter};
+use paw_core::engine::{
+    self, BuildOptions, BuildRun, Outcome, RunEnd, SkipReason, StepOutcome, Summary, VariantReporter,
+};
 use paw_core::ops::test::Tested;
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep, Rebuild};
@@ -22,7 +24,7 @@ use crate::signals;
 /// Each variant's plan (one, of no variant, without variants), in the file's order.
 pub struct Plan<'a> {
     plans: Vec<(Option<&'a str>, Vec<PlannedStep<'a>>)>,
-    /// `--detailed-exitcode`: exit 2 when a step is to be built or reused.
+    /// `--detailed-exitcode`: exit 2 when a step is to be built, reused or tested.
     detailed_exitcode: bool,
 }
 
@@ -35,7 +37,7 @@ pub async fn plan<'a>(
     let catalog = cx.catalog_for_reading().await?;
     let region = cx.region().await?;
     let mut plans = Vec::new();
-    for workflow in cx.workflows()? {
+    for workflow in cx.workflows_with_upstream().await? {
         let steps = plan::select(workflow, ids, rebuild)?;
         let planned = plan::plan(workflow, catalog.as_ref(), region, &steps, rebuild).await?;
         plans.push((workflow.variant.as_deref(), planned));
@@ -50,11 +52,10 @@ impl Report for Plan<'_> {
     }
 
     fn exit_code(&self) -> i32 {
-        let changes = self
-            .plans
-            .iter()
-            .flat_map(|(_, plan)| plan)
-            .any(|planned| matches!(planned.action, plan::Action::Build { .. } | plan::Action::Reuse { .. }));
+        let changes = self.plans.iter().flat_map(|(_, plan)| plan).any(|planned| {
+            matches!(planned.action, plan::Action::Build { .. } | plan::Action::Reuse { .. })
+                || planned.tests_note.is_some()
+        });
         if self.detailed_exitcode && changes { 2 } else { 0 }
     }
 
@@ -69,7 +70,7 @@ impl Report for Plan<'_> {
     }
 }
 
-pub struct Built(Vec<StepOutcome>);
+pub struct Built(RunEnd);
 
 pub async fn build(
     cx: &Context,
@@ -87,7 +88,7 @@ pub async fn build(
     // `--packer-debug` asks questions on the terminal: it gets packer's lines.
     let reporter = run_reporter(cx, ids, verbose || options.packer_debug, &cancel)?;
     let run = BuildRun {
-        workflows: cx.workflows()?,
+        workflows: cx.workflows_with_upstream().await?,
         steps: ids,
         rebuild,
         options,
@@ -99,10 +100,11 @@ pub async fn build(
         reporter: reporter.as_ref(),
         cancel: &cancel,
         lease_ttl,
+        notifier: cx.notifier().await?,
     };
     let built = Built(engine::build(&run).await?);
     if let Some(ci) = cx.output.ci {
-        ci.finish(&built.0, region)
+        ci.finish(&built.0.outcomes, region)
             .map_err(|err| Error::new(ErrorKind::Io, format!("cannot write the CI outputs: {err}")))?;
     }
     Ok(built)
@@ -113,7 +115,7 @@ pub struct TestedImages(Vec<(Option<String>, Tested)>);
 
 /// `paw test`: the image tests of the steps' images, in each variant.
 pub async fn test(cx: &Context, ids: &[String], verbose: bool) -> paw_core::Result<TestedImages> {
-    let workflows = cx.workflows()?;
+    let workflows = cx.workflows_with_upstream().await?;
     let packer = locate_packer()?;
     let region = cx.region().await?;
     let ec2 = cx.ec2(None).await?;
@@ -198,7 +200,7 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
     let catalog = cx.catalog().await?;
     let cancel = CancellationToken::new();
     let mut found = Vec::new();
-    for workflow in cx.workflows()? {
+    for workflow in cx.workflows_with_upstream().await? {
         let labels: Vec<String> =
             workflow.steps().iter().map(|step| engine::variant_step(workflow.variant.as_deref(), &step.id)).collect();
         let reporter = BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, true);
@@ -248,13 +250,14 @@ impl Report for Recovered {
 
 impl Report for Built {
     fn json(&self) -> Value {
-        json!(self.0.iter().map(StepOutcome::json).collect::<Vec<_>>())
+        json!(self.0.outcomes.iter().map(StepOutcome::json).collect::<Vec<_>>())
     }
 
     fn text(&self) -> String {
         let dash = || "-".to_string();
         let rows = self
             .0
+            .outcomes
             .iter()
             .map(|step| {
                 let tests = match &step.outcome {
@@ -285,7 +288,7 @@ impl Report for Built {
             .collect();
         let mut lines = vec![table(&["STEP", "RESULT", "AMI", "TESTS", "PACKER (s)", "PAW (s)"], rows)];
         // What became of the AMIs that failed steps made: nothing is left in EC2 unsaid.
-        for step in &self.0 {
+        for step in &self.0.outcomes {
             if let Outcome::Failed { error, .. } = &step.outcome
                 && error.kind == ErrorKind::TestFailed
             {
@@ -297,10 +300,11 @@ impl Report for Built {
             }
         }
         // Manual steps still waiting for a person, and what waits for them.
-        for step in self.0.iter().filter(|step| matches!(step.outcome, Outcome::Manual)) {
+        for step in self.0.outcomes.iter().filter(|step| matches!(step.outcome, Outcome::Manual)) {
             let waiting = SkipReason::WaitsForManualStep(step.step_id.clone());
             let descendants: Vec<String> = self
                 .0
+                .outcomes
                 .iter()
                 .filter(|other| other.variant == step.variant)
                 .filter(|other| matches!(&other.outcome, Outcome::Skipped(reason) if reason == &waiting))
@@ -318,12 +322,14 @@ impl Report for Built {
                 step.step_id
             ));
         }
-        lines.push(Summary::of(&self.0).to_string());
+        // A notification that could not be delivered fails nothing, and is said.
+        lines.extend(self.0.deliveries.iter().filter_map(|delivery| delivery.failure()));
+        lines.push(Summary::of(&self.0.outcomes).to_string());
         lines.join("\n")
     }
 
     fn error(&self) -> Option<Error> {
-        Summary::error(&self.0)
+        Summary::error(&self.0.outcomes)
     }
 }
 

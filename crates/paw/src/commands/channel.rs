@@ -56,7 +56,8 @@ async fn apply(
     step: &str,
 ) -> paw_core::Result<ChannelEntry> {
     let (catalog, ssm) = (cx.catalog().await?, cx.ssm().await?);
-    Executor::new(catalog, ec2, region, &change.by).with_ssm(&ssm).apply(plan).await?;
+    let executor = Executor::new(catalog, ec2, region, &change.by).with_ssm(&ssm);
+    executor.notifying(cx.notifier().await?).apply(plan).await?;
     let history = catalog.channel_history(&cx.line()?, name, step).await?;
     ChannelEntry::current(&history).cloned().ok_or_else(|| Error::bug("a channel just set has no entry"))
 }

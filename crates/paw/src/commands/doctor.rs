@@ -2,7 +2,7 @@
 //! build needs them; a check that needs an earlier one that failed is not run.
 
 use paw_aws::doctor;
-use paw_core::ami::AmiRef;
+use paw_core::ami::{AmiRef, PLACEHOLDER_AMI_ID};
 use paw_core::change::distribute;
 use paw_core::ec2::{Ec2 as _, ImageState, Place};
 use paw_core::packer::PackerBinary;
@@ -61,7 +61,13 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
     );
     let Ok([workflow, ..]) = workflows else { return Ok(doctor) };
     let region = cx.region().await;
-    // Rendering needs a region name for the templates, not AWS: the placeholder AMI stands in for parents.
+    // Rendering needs a region name for the templates, not AWS: the placeholder AMI stands in for
+    // parents, and for a root base AMI that follows its source (read from AWS below).
+    let mut offline = workflow.clone();
+    if offline.param.followed_base.is_some() {
+        offline.param.follow(PLACEHOLDER_AMI_ID.into(), "paw-placeholder/root-base-ami-read-at-each-run".into());
+    }
+    let workflow = &offline;
     let mut requires_plugins = false;
     let rendered = workflow.steps().iter().filter(|step| !step.manual).try_fold(0, |count, step| {
         let source = match &step.parent {
@@ -101,20 +107,36 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
         }
     };
     if config.is_some() {
-        let root = &workflow.param.root_base_ami_id;
         let ec2 = cx.ec2(None).await;
-        let image = match &ec2 {
-            Ok(ec2) => ec2.describe_image(root).await.and_then(|image| match image {
-                Some(image) if image.state == ImageState::Available => {
-                    Ok(format!("{root} ({}) is available", image.name))
+        let (root, image) = match (&workflow.param.followed_base, &ec2) {
+            (_, Err(err)) => (None, Err(err.clone())),
+            // Reading it checks that it is an available AMI.
+            (Some(followed), Ok(_)) => match cx.workflows_with_upstream().await {
+                Ok([read, ..]) => {
+                    let param = &read.param;
+                    let said = format!(
+                        "{} ({}) is available: the root base AMI, from {}",
+                        param.root_base_ami_id, param.root_base_ami_name, followed.source
+                    );
+                    (Some(param.root_base_ami_id.clone()), Ok(said))
                 }
-                _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))
-                    .help("set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them")),
-            }),
-            Err(err) => Err(err.clone()),
+                Ok([]) => unreachable!("a workflow has been loaded"),
+                Err(err) => (None, Err(err)),
+            },
+            (None, Ok(ec2)) => {
+                let root = &workflow.param.root_base_ami_id;
+                let image = ec2.describe_image(root).await.and_then(|image| match image {
+                    Some(image) if image.state == ImageState::Available => {
+                        Ok(format!("{root} ({}) is available", image.name))
+                    }
+                    _ => Err(Error::new(ErrorKind::Config, format!("the root base AMI {root} is not available"))
+                        .help("set root_base_ami_id to an AMI of this region; `paw base-ami find` lists them")),
+                });
+                (Some(root.clone()), image)
+            }
         };
         doctor.check("EC2", image);
-        if let Ok(ec2) = &ec2 {
+        if let (Ok(ec2), Some(root)) = (&ec2, &root) {
             // Retiring an image asks who uses it first; without the answer, nothing is retired.
             let usage = ec2.image_references(std::slice::from_ref(root)).await.map(|_| {
                 "ec2:DescribeImageReferences answers: delete, prune, revoke and the lifecycle see who uses an image"

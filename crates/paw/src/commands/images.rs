@@ -239,7 +239,7 @@ pub async fn from_instance(
     instance_id: &str,
     wait: Option<Duration>,
 ) -> paw_core::Result<FromInstance> {
-    let workflow = cx.workflow()?;
+    let workflow = cx.workflow_with_upstream().await?;
     let step = workflow.select(&[step_id.to_string()])?[0];
     let ec2 = cx.ec2(None).await?;
     let catalog = cx.catalog().await?;
@@ -329,7 +329,7 @@ pub async fn delete(
         }
     }
     let by = cx.caller().await?;
-    let executor = Executor::new(catalog, &ec2, &record.region, &by);
+    let executor = Executor::new(catalog, &ec2, &record.region, &by).notifying(cx.notifier().await?);
     let done = executor.apply(&plan).await?;
     Ok(deleted(done, Outcome::Applied))
 }

@@ -3,6 +3,7 @@
 
 use paw_core::change::{Action, Executor, Plan};
 use paw_core::engine;
+use paw_core::notify::Notifier;
 use paw_core::ops::base_ami::{self, BaseAmiUpdate};
 use paw_core::ops::lifecycle::{self as policy, Decision, Due};
 use paw_core::ops::lineage::{self, LineageImage};
@@ -74,7 +75,7 @@ pub async fn status(cx: &Context) -> paw_core::Result<Status> {
     let catalog = cx.catalog().await?;
     let ec2 = cx.ec2(None).await?;
     let mut steps = Vec::new();
-    for workflow in cx.workflows()? {
+    for workflow in cx.workflows_with_upstream().await? {
         let statuses = status::status(workflow, catalog, &ec2).await?;
         steps.extend(statuses.into_iter().map(|step| (workflow.variant.clone(), step)));
     }
@@ -154,7 +155,7 @@ pub async fn lifecycle_apply(cx: &Context, yes: bool) -> paw_core::Result<Lifecy
             return Ok(LifecyclePlan { decisions: Vec::new(), applied: true, held_by: None });
         }
     }
-    let applied = policy::apply(cx.workflow()?, catalog, &ec2).await?;
+    let applied = policy::apply(cx.workflow()?, catalog, &ec2, cx.notifier().await?).await?;
     Ok(LifecyclePlan { decisions: applied.carried_out, applied: true, held_by: applied.held_by })
 }
 
@@ -216,10 +217,11 @@ pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::
     let catalog = cx.catalog().await?;
     let (ec2, region) = (cx.ec2(None).await?, cx.region().await?);
     if options.dry_run {
-        return prune::prune(workflow, catalog, &ec2, region, options).await;
+        return prune::prune(workflow, catalog, &ec2, region, options, &Notifier::none()).await;
     }
     if !yes {
-        let planned = prune::prune(workflow, catalog, &ec2, region, PruneOptions { dry_run: true, ..options }).await?;
+        let dry_run = PruneOptions { dry_run: true, ..options };
+        let planned = prune::prune(workflow, catalog, &ec2, region, dry_run, &Notifier::none()).await?;
         let doomed = planned.deleted_amis();
         if doomed.is_empty() {
             return Ok(planned);
@@ -229,7 +231,7 @@ pub async fn prune(cx: &Context, options: PruneOptions, yes: bool) -> paw_core::
             return Ok(Pruned::default());
         }
     }
-    prune::prune(workflow, catalog, &ec2, region, options).await
+    prune::prune(workflow, catalog, &ec2, region, options, cx.notifier().await?).await
 }
 
 impl Report for Pruned {
@@ -315,7 +317,7 @@ async fn applied(
     let changed = revoke::changed(&plan, images);
     if !dry_run {
         let by = cx.caller().await?;
-        Executor::new(cx.catalog().await?, ec2, region, &by).apply(&plan).await?;
+        Executor::new(cx.catalog().await?, ec2, region, &by).notifying(cx.notifier().await?).apply(&plan).await?;
     }
     Ok(Revoked { changed, actions: plan.actions, dry_run })
 }

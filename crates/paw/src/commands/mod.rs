@@ -7,6 +7,7 @@ mod channel;
 mod doctor;
 mod images;
 mod lifecycle;
+mod notify;
 mod packer;
 mod regions;
 mod render;
@@ -21,7 +22,8 @@ use paw_core::ops::channel::Change;
 use paw_core::ops::prune::PruneOptions;
 
 use crate::cli::{
-    BaseAmiCommand, CatalogCommand, ChannelCommand, Cli, Command, ImagesCommand, LifecycleCommand, PackerCommand,
+    BaseAmiCommand, CatalogCommand, ChannelCommand, Cli, Command, ImagesCommand, LifecycleCommand, NotifyCommand,
+    PackerCommand,
 };
 use crate::context::Context;
 use crate::output::{self, Report};
@@ -63,6 +65,11 @@ fn run_command(cli: Cli) -> i32 {
         output::print(report.as_ref(), &cx.output);
         report.error().map_or(Ok(report.exit_code()), Err)
     });
+    // What was done is told, whether the command then failed or not; a failed delivery is said,
+    // and changes no exit code.
+    for failure in runtime.block_on(cx.deliver_notices()).iter().filter_map(|delivery| delivery.failure()) {
+        eprintln!("warning: {failure}");
+    }
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -193,5 +200,6 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             Box::new(catalog::migrate(cx, &from, &to, steps, dry_run).await?)
         }
         Command::Catalog(CatalogCommand::Adopt { workflow_ids }) => Box::new(catalog::adopt(cx, workflow_ids).await?),
+        Command::Notify(NotifyCommand::Test) => Box::new(notify::test(cx).await?),
     })
 }

@@ -41,7 +41,7 @@ const MANUAL: &str = "a manual step (no templates/): nothing to render; `paw ima
 pub struct Rendered(Vec<(String, Option<Prepared>)>);
 
 pub async fn render(cx: &Context, ids: &[String]) -> paw_core::Result<Rendered> {
-    Ok(Rendered(prepare_all(cx, cx.workflow()?, ids).await?))
+    Ok(Rendered(prepare_all(cx, cx.workflow_with_upstream().await?, ids).await?))
 }
 
 fn file_names(prepared: &Prepared) -> Vec<String> {
@@ -89,7 +89,7 @@ pub async fn validate(cx: &Context, ids: &[String]) -> paw_core::Result<Validate
     }
     let mut steps = Vec::new();
     // A variant's files are checked before the next variant's replace them in the step folders.
-    for workflow in cx.workflows()? {
+    for workflow in cx.workflows_with_upstream().await? {
         let prepared_steps = prepare_all(cx, workflow, ids).await?;
         if let Some(packer) = &packer {
             let region = cx.region().await?;

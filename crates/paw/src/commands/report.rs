@@ -29,7 +29,7 @@ pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) ->
         }
     };
     let ec2 = ec2.as_ref().map(|ec2| ec2 as &dyn paw_core::ec2::Ec2);
-    let data = report::report(cx.workflows()?, cx.catalog().await?, ec2, all_workflows).await?;
+    let data = report::report(cx.workflows_with_upstream().await?, cx.catalog().await?, ec2, all_workflows).await?;
     let page = render(&data)?;
     if let Some(path) = &html {
         paw_core::files::write_whole(path, page.as_bytes(), None).map_err(|err| Error::io(path, "write", err))?;
