@@ -1,11 +1,12 @@
-//! paw's AWS side: region and credential resolution, EC2, DynamoDB, SSM and EventBridge, on the
-//! AWS SDK for Rust.
+//! paw's AWS side: region and credential resolution, EC2, DynamoDB, SSM, EventBridge and KMS
+//! signing, on the AWS SDK for Rust.
 
 pub mod accounts;
 pub mod doctor;
 pub mod dynamodb;
 pub mod ec2;
 pub mod eventbridge;
+pub mod kms;
 pub mod profiles;
 pub mod region;
 pub mod ssm;

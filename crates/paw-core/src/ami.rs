@@ -47,6 +47,9 @@ pub const VARIANT_TAG: &str = "paw:variant";
 /// The tag that holds a built AMI's fingerprint.
 pub const FINGERPRINT_TAG: &str = "paw:fingerprint";
 
+/// The tag that holds the sha256 of the AMI's provenance envelope (`provenance`).
+pub const PROVENANCE_TAG: &str = "paw:provenance";
+
 /// The tags of a step's AMI: the seed's, then `aws_tags`, then paw's own (which nothing overrides).
 pub fn ami_tags(workflow: &Workflow, step: &Step, source: &AmiRef) -> Vec<(String, String)> {
     let param = &workflow.param;
@@ -77,9 +80,11 @@ pub fn check_limits(workflow: &Workflow, step: &Step, source: &AmiRef) -> Result
             .at(json.key_location("root_base_ami_name"))
             .help("the name is <root_base_ami_name>/<workflow_id>/<step_id>: shorten or rename one of them")
     })?;
-    // The paw:fingerprint tag is added at build time; count it now so that it cannot tip the limit.
+    // The paw:fingerprint and paw:provenance tags are added at build time; count them now so that
+    // they cannot tip the limit.
     let mut tags = ami_tags(workflow, step, source);
     set_tag(&mut tags, FINGERPRINT_TAG, "");
+    set_tag(&mut tags, PROVENANCE_TAG, "");
     check_tags(&tags).map_err(|message| {
         Error::new(ErrorKind::Limit, format!("step \"{}\": {message}", step.id)).at(json.key_location("aws_tags")).help(
             format!(

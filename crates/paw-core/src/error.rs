@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Packer,
     /// An upstream probe failed, timed out or could not be run.
     Probe,
+    /// An image's provenance did not verify.
+    Unverified,
     /// The catalog could not be read or written.
     Catalog,
     /// An AWS call failed.
@@ -53,6 +55,7 @@ impl ErrorKind {
             | ErrorKind::Usage => 2,
             ErrorKind::Packer
             | ErrorKind::Probe
+            | ErrorKind::Unverified
             | ErrorKind::Catalog
             | ErrorKind::Aws
             | ErrorKind::Io

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod packer;
 pub mod plan;
 pub mod process;
+pub mod provenance;
 pub mod render;
 pub mod run_lock;
 pub mod scaffold;

@@ -192,6 +192,22 @@ pub enum Command {
     /// The catalog itself.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Check the step's image (or --ami ID's) against its signed statement: the signature, its
+    /// paw:provenance tag, the AMI and snapshots EC2 describes now; then each parent's statement,
+    /// down to the root base AMI. Exit 1 naming each check that fails.
+    Verify {
+        #[arg(required_unless_present = "ami")]
+        step: Option<String>,
+        /// The image by its AMI id instead of its step.
+        #[arg(long, value_name = "ID", conflicts_with = "step")]
+        ami: Option<String>,
+        /// Check the image alone, not its parents.
+        #[arg(long)]
+        no_chain: bool,
+        /// The public key (PEM) to verify with, instead of the workflow's signer's.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<std::path::PathBuf>,
+    },
     /// Notifications: the workflow_param.json's "notify" targets.
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -251,6 +267,10 @@ pub enum ImagesCommand {
         #[arg(long, value_name = "ID", conflicts_with = "step")]
         ami: Option<String>,
     },
+    /// The step's signed statement of what went into its image (a DSSE envelope of an in-toto
+    /// Statement with a SLSA Provenance predicate), and the public key that verifies it as PEM:
+    /// for any DSSE-aware verifier.
+    Provenance { step: String },
     /// Create the step's AMI from a stopped EC2 instance, and record it.
     FromInstance {
         step: String,

@@ -8,10 +8,12 @@ use paw_aws::accounts::{Access, Reach, SharedReach};
 use paw_aws::dynamodb::DynamoCatalog;
 use paw_aws::ec2::AwsEc2;
 use paw_aws::eventbridge::EventBridgeTarget;
+use paw_aws::kms::KmsSigner;
 use paw_aws::ssm::AwsSsm;
 use paw_core::catalog::{Catalog, CatalogUri, Line, SqliteCatalog};
 use paw_core::config::{ParamOverride, WORKFLOW_PARAM_FILE};
 use paw_core::notify::{Delivery, NoticeTarget, Notifier};
+use paw_core::provenance::{Ed25519Signer, Signer};
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
@@ -44,6 +46,7 @@ pub struct Context {
     sdk_config: OnceCell<aws_config::SdkConfig>,
     catalog: OnceCell<Box<dyn Catalog>>,
     notifier: OnceCell<Notifier>,
+    signer: OnceCell<Option<Box<dyn Signer>>>,
 }
 
 impl Context {
@@ -102,6 +105,7 @@ impl Context {
             sdk_config: OnceCell::new(),
             catalog: OnceCell::new(),
             notifier: OnceCell::new(),
+            signer: OnceCell::new(),
         }
     }
 
@@ -332,6 +336,36 @@ impl Context {
                 Ok::<_, Error>(Notifier::new(targets))
             })
             .await
+    }
+
+    /// What signs the images' statements: the workflow's `"provenance"` (a KMS key, or a local key
+    /// whose file an environment variable names), made once; None without one (unsigned). A key
+    /// file that cannot be read is an error here, before anything is built.
+    pub async fn signer(&self) -> Result<Option<&dyn Signer>> {
+        let signer = self
+            .signer
+            .get_or_try_init(|| async {
+                let Some(workflow) = self.optional_workflow()? else { return Ok(None) };
+                let Some(setting) = &workflow.param.provenance else { return Ok(None) };
+                let at = workflow.param.json().key_location(paw_core::config::PROVENANCE);
+                let signer: Box<dyn Signer> = match (&setting.kms_key, &setting.key_file_env) {
+                    (Some(key), _) => Box::new(KmsSigner::new(self.sdk_config().await?, key)),
+                    (None, Some(name)) => {
+                        let path = std::env::var(name).ok().filter(|path| !path.is_empty()).ok_or_else(|| {
+                            Error::new(ErrorKind::Config, format!("the signing key's variable {name} is not set"))
+                                .at(at.clone())
+                                .help(format!("export {name}=PATH of an Ed25519 PKCS#8 key file"))
+                        })?;
+                        let bytes = std::fs::read(&path)
+                            .map_err(|err| Error::io(Path::new(&path), "read the signing key", err))?;
+                        Box::new(Ed25519Signer::from_pkcs8(&bytes, &path).map_err(|err| err.at(at))?)
+                    }
+                    (None, None) => unreachable!("checked: a provenance block names a signer"),
+                };
+                Ok::<_, Error>(Some(signer))
+            })
+            .await?;
+        Ok(signer.as_deref())
     }
 
     /// Delivers what commands noted and did not deliver themselves (the build delivers its own

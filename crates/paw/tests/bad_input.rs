@@ -414,8 +414,8 @@ const CASES: &[Case] = &[
         args: VALIDATE,
         code: 2,
         expect: &[
-            "wf/workflow_param.json:15:5: step \"step1\": 57 tags on one AMI; EC2 allows at most 50",
-            "paw adds 9 tags of its own",
+            "wf/workflow_param.json:15:5: step \"step1\": 58 tags on one AMI; EC2 allows at most 50",
+            "paw adds 10 tags of its own",
         ],
     },
     Case {

@@ -152,6 +152,29 @@ impl Emulator {
     pub fn make_kms_key(&self, account: &str, region: &str, alias: &str) -> String {
         self.as_account("make_key.py", account, region, &[alias])
     }
+
+    /// A KMS signing key (ECC_NIST_P256, SIGN_VERIFY) with `alias` in the build account's us-east-1.
+    pub fn make_signing_key(&self, alias: &str) -> String {
+        self.as_account("make_key.py", "123456789012", "us-east-1", &[alias, "ECC_NIST_P256"])
+    }
+
+    /// Runs tests/tamper.py: what an attacker with write access does. Its output.
+    pub fn tamper(&self, args: &[&str]) -> String {
+        self.helper("tamper.py", args)
+    }
+
+    /// Runs a helper script of tests/ against this emulator (its endpoint the first argument),
+    /// which must succeed: its output.
+    pub fn helper(&self, script: &str, args: &[&str]) -> String {
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script))
+            .arg(&self.endpoint)
+            .args(args)
+            .output()
+            .unwrap_or_else(|err| panic!("{script} runs: {err}"));
+        assert!(output.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
 }
 
 impl Drop for Emulator {

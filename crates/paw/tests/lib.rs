@@ -20,6 +20,7 @@ mod packer_install;
 mod packer_output;
 mod plans;
 mod policies;
+mod provenance;
 mod recovery;
 mod regions;
 mod report;

@@ -46,14 +46,7 @@ impl Drop for Receiver {
 
 /// tests/event_queue.py against the emulator.
 fn event_queue(emulator: &Emulator, args: &[&str]) -> String {
-    let output = std::process::Command::new(crate::harness::examples_dir().join("../.venv/bin/python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/event_queue.py"))
-        .arg(&emulator.endpoint)
-        .args(args)
-        .output()
-        .expect("event_queue.py runs");
-    assert!(output.status.success(), "event_queue.py {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    emulator.helper("event_queue.py", args)
 }
 
 /// The events the rule put in the queue since the last call: (detail-type, detail).

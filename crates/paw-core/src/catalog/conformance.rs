@@ -45,6 +45,7 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         revoked_at: None,
         tests: Vec::new(),
         overrides: Vec::new(),
+        provenance: None,
     }
 }
 

@@ -113,6 +113,10 @@ pub struct ImageRecord {
     /// Retirements done with `--force` while something used the image, oldest first.
     #[serde(default, deserialize_with = "json_or_text", skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
+    /// What went into the image: its DSSE envelope (`provenance::Envelope`), as JSON text. The
+    /// AMI's `paw:provenance` tag holds its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 /// A retirement done all the same (`--force --reason`) while something used the image, or while
@@ -185,6 +189,7 @@ impl ImageRecord {
             revoked_at: None,
             tests: Vec::new(),
             overrides: Vec::new(),
+            provenance: None,
         }
     }
 

@@ -36,7 +36,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The images table's columns as they are now, in order: each migration that added one added it at
 /// the end, so the table of any version holds a prefix of them (a rebuild copies them by name).
-const IMAGE_COLUMNS: [(&str, &str); 26] = [
+const IMAGE_COLUMNS: [(&str, &str); 27] = [
     ("workflow_id", "TEXT NOT NULL"),
     ("step_id", "TEXT NOT NULL"),
     ("ami_id", "TEXT NOT NULL"),
@@ -63,6 +63,7 @@ const IMAGE_COLUMNS: [(&str, &str); 26] = [
     ("tests", "TEXT"),
     ("overrides", "TEXT"),
     ("root_base_ami_from", "TEXT"),
+    ("provenance", "TEXT"),
 ];
 
 /// The images table's indexes: (name, the column they order by `create_at` within).
@@ -205,6 +206,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql("ALTER TABLE images ADD COLUMN overrides TEXT;"),
     // Where a root base AMI that follows its source was read from.
     Migration::Sql("ALTER TABLE images ADD COLUMN root_base_ami_from TEXT;"),
+    // Each image's signed statement of what went into it.
+    Migration::Sql("ALTER TABLE images ADD COLUMN provenance TEXT;"),
 ];
 
 impl SqliteCatalog {

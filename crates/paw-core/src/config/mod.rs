@@ -1,7 +1,7 @@
 //! `workflow_param.json` and `step_param.json`: the keys paw knows are typed, every other key is kept
 //! in file order so that templates can use it (the seed needed subclassing for that). One file per
 //! parameter file and block: workflow.rs, step.rs, lifecycle.rs, distribution.rs, notify.rs,
-//! catalog.rs; here,
+//! provenance.rs, catalog.rs; here,
 //! what they share (the names paw accepts).
 
 use std::fmt;
@@ -20,6 +20,7 @@ mod catalog;
 mod distribution;
 mod lifecycle;
 mod notify;
+mod provenance;
 mod schema;
 mod step;
 mod workflow;
@@ -28,6 +29,7 @@ pub use catalog::*;
 pub use distribution::*;
 pub use lifecycle::*;
 pub use notify::*;
+pub use provenance::*;
 pub use schema::*;
 pub use step::*;
 pub use workflow::*;

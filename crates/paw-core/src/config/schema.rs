@@ -62,6 +62,8 @@ struct WorkflowParamFile {
     distribution: Option<Vec<DistributionTarget>>,
     /// Where notices go: EventBridge buses, webhooks.
     notify: Option<Vec<NotifyTarget>>,
+    /// What signs each image's statement of what went into it.
+    provenance: Option<ProvenanceSetting>,
 }
 
 /// What step_param.json may hold; any other key is kept and reaches the templates.

@@ -111,6 +111,8 @@ pub struct WorkflowParam {
     pub distribution: Vec<DistributionTarget>,
     /// `"notify"`: where notices go (EventBridge, webhooks).
     pub notify: Vec<NotifyTarget>,
+    /// `"provenance"`: what signs each image's statement; unsigned statements without it.
+    pub provenance: Option<ProvenanceSetting>,
     file: JsonFile,
 }
 
@@ -244,6 +246,7 @@ impl WorkflowParam {
             lifecycle: LifecyclePolicy::of(&file)?,
             distribution: DistributionTarget::list(&file)?,
             notify: NotifyTarget::list(&file)?,
+            provenance: ProvenanceSetting::of(&file)?,
             file,
         })
     }
@@ -331,9 +334,10 @@ pub const VARIANTS: &str = "variants";
 /// Keys a variant may not set: they say which workflow, line and catalog it is, not what it builds.
 /// Nor where it runs and as whom, and who hears of it: variants share one region, profile, catalog
 /// and notify block.
-pub(super) const KEYS_NO_VARIANT_SETS: [&str; 11] = [
+pub(super) const KEYS_NO_VARIANT_SETS: [&str; 12] = [
     "workflow_id",
     NOTIFY,
+    PROVENANCE,
     WORKFLOW_NAME,
     VARIANTS,
     "catalog",
@@ -362,8 +366,8 @@ pub(super) const KEYS_NOT_DECIDING_IMAGES: [&str; 8] = [
 /// Keys added after the first fingerprints, which those could not hold. Each variant's own keys
 /// are merged in, and count; the list of variants does not.
 /// `root_base_ami` counts through what it resolves to: the root step's source AMI.
-pub(super) const KEYS_UNKNOWN_TO_V1: [&str; 7] =
-    [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE, DISTRIBUTION, ROOT_BASE_AMI, NOTIFY];
+pub(super) const KEYS_UNKNOWN_TO_V1: [&str; 8] =
+    [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE, DISTRIBUTION, ROOT_BASE_AMI, NOTIFY, PROVENANCE];
 
 /// Keys that decided an image in the first fingerprints and do not since: tags are applied after
 /// the build.

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use super::events::StepFailure;
 use super::pipeline::{ImageRun, Next, Stage, StageId, StepRun};
 use super::services::Services;
-use crate::ami;
 use crate::catalog::ImageRecord;
+use crate::{ami, provenance};
 
 /// The step's tags, and the fingerprint, on the AMI and every one of its snapshots; and the
 /// lifecycle policy's deprecation time on the AMI and its copies.
@@ -71,8 +71,35 @@ impl<'a> Stage<ImageRun<'a>> for Record {
         record.fingerprint_inputs = Some(run.fingerprint.inputs.clone());
         record.from_instance = run.from_instance.clone();
         record.copies = made.copies.iter().map(|(region, copy)| (region.clone(), copy.id.clone())).collect();
+        // What went into it, sealed (signed when a signer is set; a signer that fails fails the
+        // step before anything uses the image), and its digest on the AMI and its snapshots.
+        let envelope = seal(cx, made).await?;
+        let digest = crate::provenance::sha256_hex(envelope.as_bytes());
+        cx.ec2.create_tags(&made.image.ids_with_snapshots(), &[(ami::PROVENANCE_TAG.into(), digest)]).await?;
+        record.provenance = Some(envelope);
         cx.catalog.record(&record).await?;
         made.run.recorded = Some(record);
         Ok(Next::Continue)
     }
+}
+
+/// The image's statement in its envelope, as text: its parent named by the digest of the parent's
+/// envelope, when the parent has one.
+async fn seal(cx: &Services<'_>, made: &ImageRun<'_>) -> crate::error::Result<String> {
+    let run = &made.run;
+    let parents = cx.catalog.find_by_ami(&run.source.id).await?;
+    let parent_envelope = parents.iter().find_map(|record| record.provenance.as_deref());
+    let finished_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let statement = provenance::statement(&provenance::Made {
+        identity: provenance::ImageIdentity::of(&made.image, cx.region),
+        workflow: cx.workflow,
+        step: run.step,
+        parent: (&run.source.id, parent_envelope.map(|envelope| provenance::sha256_hex(envelope.as_bytes()))),
+        fingerprint: Some(&run.fingerprint),
+        from_instance: run.from_instance.as_deref(),
+        builder_id: crate::catalog::who(),
+        started_on: made.image.creation_date.clone(),
+        finished_on,
+    });
+    Ok(provenance::Envelope::seal(&statement, cx.signer).await?.to_text())
 }

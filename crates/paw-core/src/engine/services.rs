@@ -7,6 +7,7 @@ use super::events::{Event, LeftAmi, Reporter};
 use crate::catalog::Catalog;
 use crate::change;
 use crate::ec2::Ec2;
+use crate::provenance::Signer;
 use crate::workflow::Workflow;
 
 /// What every stage may use: the workflow, where it builds, and the services it talks to (EC2,
@@ -18,6 +19,8 @@ pub struct Services<'a> {
     pub catalog: &'a dyn Catalog,
     pub reporter: &'a dyn Reporter,
     pub cancel: &'a CancellationToken,
+    /// What signs each recorded image's statement (`"provenance"`); unsigned without one.
+    pub signer: Option<&'a dyn Signer>,
 }
 
 impl Services<'_> {

@@ -538,6 +538,7 @@ impl Fixture {
             catalog: &self.catalog,
             reporter: &self.reporter,
             cancel: &self.cancel,
+            signer: None,
         }
     }
 
@@ -667,7 +668,8 @@ async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_r
     let lines = fixture.reporter.lines("step1");
     let recording = lines.iter().position(|line| line == "recording").unwrap();
     assert_eq!(lines[recording + 1], format!("cleanup {made}: deregistered, snapshots deleted: snap-{made}"));
-    assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("deregister {made}")]);
+    // The step's tags, then its statement's digest (the record that failed came after), then undone.
+    assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("tag {made}"), format!("deregister {made}")]);
     assert_eq!(outcomes[1].outcome.name(), "skipped");
 }
 
@@ -844,11 +846,18 @@ async fn a_dead_runs_ami_is_adopted_when_its_inputs_still_match() {
             "terminate i-left",
             "delete key pair packer_key",
             "delete security group packer_group",
+            &format!("tag {}", left.id),
             &format!("tag {}", left.id)
         ]
     );
     let record = fixture.catalog.get(&entry.workflow_id, "step1").await.unwrap().unwrap();
     assert_eq!((record.ami_id.as_str(), record.fingerprint.as_ref()), (left.id.as_str(), Some(&fingerprint.digest)));
+    let statement = crate::provenance::Envelope::parse(record.provenance.as_deref().unwrap()).unwrap().statement();
+    assert_eq!(
+        crate::provenance::parent_of(&statement.unwrap()),
+        Some((ROOT_AMI.to_string(), None)),
+        "adopted, sealed"
+    );
     assert!(fixture.catalog.builds_in_flight(&entry.workflow_id).await.unwrap().is_empty());
 
     let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);

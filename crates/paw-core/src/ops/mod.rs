@@ -1,6 +1,6 @@
 //! Operations on images outside a build, each in its own module: from-instance, lineage, status
 //! (staleness), test (image tests), prune (retention), lifecycle (policies), revoke and restore,
-//! channels, base-ami update. Each acts on an image's copies in every region and account. What the
+//! channels, base-ami update, verify (provenance). Each acts on an image's copies in every region and account. What the
 //! build does to images too (delete, copy, share, distribute) is `change`'s, below both.
 
 pub mod base_ami;
@@ -13,5 +13,6 @@ pub mod report;
 pub mod revoke;
 pub mod status;
 pub mod test;
+pub mod verify;
 
 pub use from_instance::image_from_instance;

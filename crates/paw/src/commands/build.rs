@@ -101,6 +101,7 @@ pub async fn build(
         cancel: &cancel,
         lease_ttl,
         notifier: cx.notifier().await?,
+        signer: cx.signer().await?,
     };
     let built = Built(engine::build(&run).await?);
     if let Some(ci) = cx.output.ci {
@@ -125,8 +126,10 @@ pub async fn test(cx: &Context, ids: &[String], verbose: bool) -> paw_core::Resu
     let mut tested = Vec::new();
     for workflow in workflows {
         let reporter = VariantReporter::of(reporter.as_ref(), workflow.variant.as_deref());
+        // Tests record verdicts, not images: nothing to sign.
+        let reporter = reporter.as_ref();
         let services =
-            engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel };
+            engine::Services { workflow, region, ec2: &ec2, catalog, reporter, cancel: &cancel, signer: None };
         let env = paw_aws::packer_env(&workflow.param, region);
         let tester = Tester { packer: &packer, env: &env, by: format!("paw test ({})", cx.caller().await?) };
         let steps = workflow.select(ids)?;
@@ -205,8 +208,15 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
             workflow.steps().iter().map(|step| engine::variant_step(workflow.variant.as_deref(), &step.id)).collect();
         let reporter = BuildReporter::choose(labels.iter().map(String::as_str), &cx.output, true);
         let reporter = VariantReporter::of(&reporter, workflow.variant.as_deref());
-        let context =
-            engine::Services { workflow, region, ec2: &ec2, catalog, reporter: reporter.as_ref(), cancel: &cancel };
+        let context = engine::Services {
+            workflow,
+            region,
+            ec2: &ec2,
+            catalog,
+            reporter: reporter.as_ref(),
+            cancel: &cancel,
+            signer: cx.signer().await?,
+        };
         found.extend(recover::recover(&context).await?);
     }
     Ok(Recovered(found))

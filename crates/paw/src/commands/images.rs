@@ -81,6 +81,19 @@ impl Report for Records {
 }
 
 /// The record of one step, or an error saying how to make one.
+/// The record of a command's image: its step's (this workflow's), or an AMI's (`--ami ID`).
+pub(super) async fn step_or_ami(cx: &Context, step: Option<&str>, ami: Option<&str>) -> paw_core::Result<ImageRecord> {
+    let catalog = cx.catalog().await?;
+    match (step, ami) {
+        (Some(step), _) => find_record(cx, step).await,
+        (None, Some(ami_id)) => catalog.find_by_ami(ami_id).await?.into_iter().next().ok_or_else(|| {
+            Error::new(ErrorKind::Usage, format!("no record of {ami_id} in {}", catalog.uri()))
+                .help("paw knows the images it recorded: `paw images list` shows them")
+        }),
+        (None, None) => unreachable!("clap requires a step or --ami"),
+    }
+}
+
 pub(super) async fn find_record(cx: &Context, step: &str) -> paw_core::Result<ImageRecord> {
     let workflow_id = cx.workflow_id()?;
     let catalog = cx.catalog().await?;
@@ -151,15 +164,7 @@ pub struct UsageShown {
 }
 
 pub async fn usage(cx: &Context, step: Option<&str>, ami: Option<&str>) -> paw_core::Result<UsageShown> {
-    let catalog = cx.catalog().await?;
-    let record = match (step, ami) {
-        (Some(step), _) => find_record(cx, step).await?,
-        (None, Some(ami_id)) => catalog.find_by_ami(ami_id).await?.into_iter().next().ok_or_else(|| {
-            Error::new(ErrorKind::Usage, format!("no record of {ami_id} in {}", catalog.uri()))
-                .help("paw reads the usage of the images it recorded: `paw images list` shows them")
-        })?,
-        (None, None) => unreachable!("clap requires a step or --ami"),
-    };
+    let record = step_or_ami(cx, step, ami).await?;
     Ok(UsageShown { usage: read_usage(cx, &record).await?, ami_id: record.ami_id })
 }
 
@@ -251,6 +256,7 @@ pub async fn from_instance(
         catalog,
         reporter: &Quiet,
         cancel: &cancel,
+        signer: cx.signer().await?,
     };
     let record = ops::image_from_instance(&stages_cx, step, instance_id, wait).await?;
     Ok(FromInstance { record, instance_id: instance_id.to_string(), catalog: catalog.uri(), waited: wait.is_some() })

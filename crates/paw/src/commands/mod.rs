@@ -13,6 +13,7 @@ mod regions;
 mod render;
 mod report;
 mod steps;
+mod verify;
 
 use paw_core::engine::BuildOptions;
 use paw_core::plan::Rebuild;
@@ -201,5 +202,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
         }
         Command::Catalog(CatalogCommand::Adopt { workflow_ids }) => Box::new(catalog::adopt(cx, workflow_ids).await?),
         Command::Notify(NotifyCommand::Test) => Box::new(notify::test(cx).await?),
+        Command::Verify { step, ami, no_chain, public_key } => {
+            Box::new(verify::verify(cx, step.as_deref(), ami.as_deref(), !no_chain, public_key.as_deref()).await?)
+        }
+        Command::Images(ImagesCommand::Provenance { step }) => Box::new(verify::provenance(cx, &step).await?),
     })
 }

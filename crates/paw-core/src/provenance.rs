@@ -1,0 +1,406 @@
+//! Provenance: what went into an image, as an in-toto Statement v1 with a SLSA Provenance v1
+//! predicate, sealed in a DSSE envelope that a key signs (a local Ed25519 key here; KMS in
+//! paw-aws, through `Signer`). Each statement names its parent's statement by digest, so that a
+//! verifier can walk an image's lineage down to the root base AMI.
+
+use async_trait::async_trait;
+use aws_lc_rs::signature::{self, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ec2::Image;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::Fingerprint;
+use crate::workflow::{Step, Workflow};
+
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// What a paw step's build is, for a verifier's policy.
+pub const BUILD_TYPE: &str = "https://github.com/paw/paw/build-types/step/v1";
+
+/// The sha256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec()
+}
+
+/// The sha256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha256(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// What identifies an AMI beyond its tags, which anyone who may tag can change: its id, region,
+/// owner, snapshots and creation date. A statement's subject is its digest; an AMI swapped for
+/// another, or a snapshot swapped under it, no longer matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageIdentity {
+    pub id: String,
+    pub region: String,
+    pub owner: String,
+    pub snapshot_ids: Vec<String>,
+    pub creation_date: String,
+}
+
+impl ImageIdentity {
+    pub fn of(image: &Image, region: &str) -> ImageIdentity {
+        let mut snapshot_ids = image.snapshot_ids.clone();
+        snapshot_ids.sort();
+        let owner = image.data.get("OwnerId").and_then(Value::as_str).unwrap_or_default().to_string();
+        ImageIdentity {
+            id: image.id.clone(),
+            region: region.to_string(),
+            owner,
+            snapshot_ids,
+            creation_date: image.creation_date.clone(),
+        }
+    }
+
+    /// The sha256 of its canonical JSON (fields in this order, snapshots sorted).
+    pub fn digest(&self) -> String {
+        sha256_hex(serde_json::to_string(self).expect("an identity serialises").as_bytes())
+    }
+
+    /// The statement's subject: the AMI by account, region and id.
+    pub fn subject(&self) -> Value {
+        json!({"name": format!("ec2:{}:{}:{}", self.region, self.owner, self.id), "digest": {"sha256": self.digest()}})
+    }
+}
+
+/// The name of a statement's parent in its resolved dependencies.
+pub const PARENT_DEPENDENCY: &str = "parent_image";
+
+/// What a statement says of an image paw recorded.
+pub struct Made<'a> {
+    pub identity: ImageIdentity,
+    pub workflow: &'a Workflow,
+    pub step: &'a Step,
+    /// The AMI it was made from, and the sha256 of that AMI's envelope when it has one (none for
+    /// the root base AMI, which paw did not make).
+    pub parent: (&'a str, Option<String>),
+    pub fingerprint: Option<&'a Fingerprint>,
+    /// The instance a person made it from (`paw images from-instance`), not packer.
+    pub from_instance: Option<&'a str>,
+    pub builder_id: String,
+    pub started_on: String,
+    pub finished_on: String,
+}
+
+/// The image's in-toto Statement v1, with a SLSA Provenance v1 predicate.
+pub fn statement(made: &Made<'_>) -> Value {
+    let workflow = made.workflow;
+    let (parent_ami, parent_statement) = &made.parent;
+    let mut parent = json!({"name": PARENT_DEPENDENCY, "uri": format!("ec2:{}::{parent_ami}", made.identity.region)});
+    if let Some(digest) = parent_statement {
+        parent["digest"] = json!({"sha256": digest});
+    }
+    let mut dependencies =
+        vec![parent, json!({"name": "paw", "uri": format!("pkg:cargo/paw@{}", env!("CARGO_PKG_VERSION"))})];
+    if let Some(fingerprint) = made.fingerprint {
+        dependencies.extend(
+            fingerprint
+                .inputs
+                .iter()
+                .map(|(name, value)| json!({"name": format!("input:{name}"), "digest": {"blake3": value}})),
+        );
+    }
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [made.identity.subject()],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "step_id": made.step.id,
+                    "workflow_id": workflow.param.workflow_id,
+                    "workflow_name": workflow.name,
+                    "variant": workflow.variant,
+                    "parameters": workflow.param.keys_deciding_images(),
+                },
+                "internalParameters": {
+                    "fingerprint": made.fingerprint.map(|fingerprint| &fingerprint.digest),
+                    "from_instance": made.from_instance,
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": {"id": made.builder_id},
+                "metadata": {
+                    "invocationId": format!("{}/{}", workflow.param.workflow_id, made.step.id),
+                    "startedOn": made.started_on,
+                    "finishedOn": made.finished_on,
+                },
+            },
+        },
+    })
+}
+
+/// The parent a statement names: its AMI id, and the sha256 of its envelope when it had one.
+pub fn parent_of(statement: &Value) -> Option<(String, Option<String>)> {
+    let dependencies = statement.pointer("/predicate/buildDefinition/resolvedDependencies")?.as_array()?;
+    let parent = dependencies.iter().find(|dependency| dependency["name"] == PARENT_DEPENDENCY)?;
+    let ami = parent["uri"].as_str()?.rsplit(':').next()?.to_string();
+    Some((ami, parent.pointer("/digest/sha256").and_then(Value::as_str).map(str::to_string)))
+}
+
+/// The subject digest a statement names.
+pub fn subject_digest(statement: &Value) -> Option<&str> {
+    statement.pointer("/subject/0/digest/sha256").and_then(Value::as_str)
+}
+
+/// DSSE's pre-authentication encoding of a payload: what is signed.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut message = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
+    message.extend_from_slice(payload);
+    message
+}
+
+/// A DSSE envelope, as DSSE's JSON has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// The statement's JSON, in base64.
+    pub payload: String,
+    pub payload_type: String,
+    /// None when no signer is set: the statement is written all the same, marked unsigned.
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeSignature {
+    pub keyid: String,
+    /// The signature over `pae`, in base64.
+    pub sig: String,
+}
+
+impl Envelope {
+    /// The statement, sealed: signed by `signer`, or unsigned without one. A signer that fails
+    /// is an error: unsigned is never silent.
+    pub async fn seal(statement: &Value, signer: Option<&dyn Signer>) -> Result<Envelope> {
+        let payload = serde_json::to_vec(statement).expect("a statement serialises");
+        let mut signatures = Vec::new();
+        if let Some(signer) = signer {
+            let sig = signer.sign(&pae(PAYLOAD_TYPE, &payload)).await?;
+            signatures.push(EnvelopeSignature { keyid: signer.key_id(), sig: BASE64.encode(sig) });
+        }
+        Ok(Envelope { payload: BASE64.encode(payload), payload_type: PAYLOAD_TYPE.into(), signatures })
+    }
+
+    /// The envelope as stored: its JSON text.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("an envelope serialises")
+    }
+
+    /// An envelope from its stored text.
+    pub fn parse(text: &str) -> std::result::Result<Envelope, String> {
+        serde_json::from_str(text).map_err(|err| format!("the envelope is not DSSE JSON: {err}"))
+    }
+
+    /// The statement it carries.
+    pub fn statement(&self) -> std::result::Result<Value, String> {
+        let payload = BASE64.decode(&self.payload).map_err(|err| format!("the payload is not base64: {err}"))?;
+        serde_json::from_slice(&payload).map_err(|err| format!("the payload is not a statement: {err}"))
+    }
+
+    /// Whether `key` signed it (one of its signatures verifies).
+    pub fn verify(&self, key: &PublicKey) -> std::result::Result<(), String> {
+        if self.signatures.is_empty() {
+            return Err("it is unsigned".into());
+        }
+        let payload = BASE64.decode(&self.payload).map_err(|err| format!("the payload is not base64: {err}"))?;
+        let message = pae(&self.payload_type, &payload);
+        let verified = self
+            .signatures
+            .iter()
+            .filter_map(|signature| BASE64.decode(&signature.sig).ok())
+            .any(|sig| key.verifies(&message, &sig));
+        if verified { Ok(()) } else { Err("no signature verifies with the key".into()) }
+    }
+}
+
+/// What signs statements: a local key, or a KMS key (paw-aws).
+#[async_trait]
+pub trait Signer: Send + Sync {
+    /// The key's name in the envelope (`keyid`): the KMS key's ARN, or the local key's digest.
+    fn key_id(&self) -> String;
+
+    /// The signature of `message`.
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+
+    /// The public key that verifies its signatures.
+    async fn public_key(&self) -> Result<PublicKey>;
+}
+
+/// How a public key verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum KeyAlgorithm {
+    Ed25519,
+    /// ECDSA P-256 with SHA-256, the signature DER-encoded (as KMS gives it).
+    EcdsaP256Sha256,
+}
+
+/// A public key, as a SubjectPublicKeyInfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub algorithm: KeyAlgorithm,
+    pub spki_der: Vec<u8>,
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo, before its 32 key bytes (RFC 8410).
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+/// The DER prefix of an ECDSA P-256 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1), before its
+/// 65-byte uncompressed point (RFC 5480).
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+impl PublicKey {
+    fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
+        // Both keys' SPKIs end with the raw key: Ed25519's 32 bytes, P-256's 65-byte point.
+        let (algorithm, raw_len): (&dyn signature::VerificationAlgorithm, usize) = match self.algorithm {
+            KeyAlgorithm::Ed25519 => (&signature::ED25519, 32),
+            KeyAlgorithm::EcdsaP256Sha256 => (&signature::ECDSA_P256_SHA256_ASN1, 65),
+        };
+        let Some(raw) = self.spki_der.len().checked_sub(raw_len).map(|at| &self.spki_der[at..]) else { return false };
+        signature::UnparsedPublicKey::new(algorithm, raw).verify(message, sig).is_ok()
+    }
+
+    /// A public key from its PEM (a SubjectPublicKeyInfo: Ed25519, or ECDSA P-256).
+    pub fn from_pem(pem: &str) -> std::result::Result<PublicKey, String> {
+        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        let spki_der = BASE64.decode(body.trim()).map_err(|err| format!("it is not PEM: {err}"))?;
+        PublicKey::from_spki(spki_der)
+    }
+
+    /// A public key from its SubjectPublicKeyInfo (DER): Ed25519, or ECDSA P-256.
+    pub fn from_spki(spki_der: Vec<u8>) -> std::result::Result<PublicKey, String> {
+        let algorithm = match spki_der.len() {
+            44 if spki_der.starts_with(&ED25519_SPKI_PREFIX) => KeyAlgorithm::Ed25519,
+            91 if spki_der.starts_with(&P256_SPKI_PREFIX) => KeyAlgorithm::EcdsaP256Sha256,
+            _ => return Err("it is neither an Ed25519 nor an ECDSA P-256 public key".into()),
+        };
+        Ok(PublicKey { algorithm, spki_der })
+    }
+
+    /// The key as PEM, for any DSSE-aware verifier.
+    pub fn pem(&self) -> String {
+        let body = BASE64.encode(&self.spki_der);
+        let lines: Vec<&str> =
+            body.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).expect("base64 is ASCII")).collect();
+        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+    }
+}
+
+/// A local Ed25519 key, from a PKCS#8 file (PEM or DER).
+pub struct Ed25519Signer {
+    key: signature::Ed25519KeyPair,
+}
+
+impl Ed25519Signer {
+    /// The key in `text` (a file's content); `origin` names the file in errors.
+    pub fn from_pkcs8(bytes: &[u8], origin: &str) -> Result<Ed25519Signer> {
+        let der = match std::str::from_utf8(bytes).ok().filter(|text| text.contains("-----BEGIN")) {
+            Some(pem) => {
+                let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+                BASE64.decode(body.trim()).map_err(|err| key_error(origin, &format!("its PEM is not base64: {err}")))?
+            }
+            None => bytes.to_vec(),
+        };
+        let key = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+            .map_err(|err| key_error(origin, &format!("it is not an Ed25519 PKCS#8 key ({err})")))?;
+        Ok(Ed25519Signer { key })
+    }
+
+    fn spki(&self) -> Vec<u8> {
+        let mut spki = ED25519_SPKI_PREFIX.to_vec();
+        spki.extend_from_slice(self.key.public_key().as_ref());
+        spki
+    }
+}
+
+fn key_error(origin: &str, what: &str) -> Error {
+    Error::new(ErrorKind::Config, format!("the signing key {origin}: {what}"))
+        .help("make one with `openssl genpkey -algorithm ed25519 -out key.pem`")
+}
+
+#[async_trait]
+impl Signer for Ed25519Signer {
+    fn key_id(&self) -> String {
+        format!("sha256:{}", sha256_hex(&self.spki()))
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.key.sign(message).as_ref().to_vec())
+    }
+
+    async fn public_key(&self) -> Result<PublicKey> {
+        Ok(PublicKey { algorithm: KeyAlgorithm::Ed25519, spki_der: self.spki() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generated() -> Ed25519Signer {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        Ed25519Signer::from_pkcs8(pkcs8.as_ref(), "test").unwrap()
+    }
+
+    #[test]
+    fn pae_is_dsse_s() {
+        // DSSE's own example (protocol.md).
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sealed_statement_verifies_and_any_change_does_not() {
+        let signer = generated();
+        let key = signer.public_key().await.unwrap();
+        let statement = json!({"_type": STATEMENT_TYPE, "subject": [], "predicateType": PREDICATE_TYPE});
+        let envelope = Envelope::seal(&statement, Some(&signer)).await.unwrap();
+        envelope.verify(&key).unwrap();
+        assert_eq!(envelope.statement().unwrap(), statement);
+        assert_eq!(Envelope::parse(&envelope.to_text()).unwrap(), envelope);
+
+        let mut changed = envelope.clone();
+        changed.payload = BASE64.encode(serde_json::to_vec(&json!({"_type": "forged"})).unwrap());
+        assert_eq!(changed.verify(&key).unwrap_err(), "no signature verifies with the key");
+        let other = generated().public_key().await.unwrap();
+        assert!(envelope.verify(&other).is_err(), "another key");
+        let unsigned = Envelope::seal(&statement, None).await.unwrap();
+        assert_eq!(unsigned.verify(&key).unwrap_err(), "it is unsigned");
+        assert!(key.pem().starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "{}", key.pem());
+        assert_eq!(PublicKey::from_pem(&key.pem()).unwrap(), key);
+    }
+
+    #[test]
+    fn an_image_s_identity_changes_with_its_snapshots_not_their_order() {
+        let mut image = Image::available("ami-1");
+        image.snapshot_ids = vec!["snap-2".into(), "snap-1".into()];
+        image.data = json!({"OwnerId": "123456789012"});
+        let identity = ImageIdentity::of(&image, "us-east-1");
+        image.snapshot_ids.reverse();
+        assert_eq!(ImageIdentity::of(&image, "us-east-1").digest(), identity.digest());
+        image.snapshot_ids[0] = "snap-3".into();
+        assert_ne!(ImageIdentity::of(&image, "us-east-1").digest(), identity.digest());
+        assert_eq!(identity.subject()["name"], "ec2:us-east-1:123456789012:ami-1");
+    }
+
+    #[test]
+    fn a_key_that_is_not_ed25519_pkcs8_is_named() {
+        let err =
+            Ed25519Signer::from_pkcs8(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "/k.pem")
+                .err()
+                .unwrap();
+        assert!(err.message.starts_with("the signing key /k.pem: it is not an Ed25519 PKCS#8 key"), "{}", err.message);
+    }
+}
