@@ -198,6 +198,19 @@ impl Envelope {
         serde_json::from_str(text).map_err(|err| format!("the envelope is not DSSE JSON: {err}"))
     }
 
+    /// A stored envelope in a few words, for tables: who signed it, and its sha256 (the tag's).
+    pub fn describe(text: &str) -> String {
+        let digest = sha256_hex(text.as_bytes());
+        match Envelope::parse(text) {
+            Ok(envelope) if envelope.signatures.is_empty() => format!("unsigned statement (sha256 {digest})"),
+            Ok(envelope) => {
+                let keys: Vec<&str> = envelope.signatures.iter().map(|signature| signature.keyid.as_str()).collect();
+                format!("statement signed by {} (sha256 {digest})", keys.join(", "))
+            }
+            Err(problem) => format!("unreadable statement: {problem}"),
+        }
+    }
+
     /// The statement it carries.
     pub fn statement(&self) -> std::result::Result<Value, String> {
         let payload = BASE64.decode(&self.payload).map_err(|err| format!("the payload is not base64: {err}"))?;

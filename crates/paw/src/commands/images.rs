@@ -148,7 +148,15 @@ impl Report for Shown {
             .as_object()
             .expect("a record is an object")
             .iter()
-            .map(|(key, value)| vec![key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_string)])
+            .map(|(key, value)| {
+                let shown = match (key.as_str(), value.as_str()) {
+                    // The envelope is for verifiers (`paw images provenance`); people get who signed it.
+                    ("provenance", Some(envelope)) => paw_core::provenance::Envelope::describe(envelope),
+                    (_, Some(text)) => text.to_string(),
+                    (_, None) => value.to_string(),
+                };
+                vec![key.clone(), shown]
+            })
             .collect();
         if let Some(usage) = &self.usage {
             rows.push(vec!["usage".into(), usage.said()]);
