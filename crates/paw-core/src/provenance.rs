@@ -284,9 +284,7 @@ impl PublicKey {
 
     /// A public key from its PEM (a SubjectPublicKeyInfo: Ed25519, or ECDSA P-256).
     pub fn from_pem(pem: &str) -> std::result::Result<PublicKey, String> {
-        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
-        let spki_der = BASE64.decode(body.trim()).map_err(|err| format!("it is not PEM: {err}"))?;
-        PublicKey::from_spki(spki_der)
+        PublicKey::from_spki(pem_der(pem).map_err(|err| format!("it is not PEM: {err}"))?)
     }
 
     /// A public key from its SubjectPublicKeyInfo (DER): Ed25519, or ECDSA P-256.
@@ -317,10 +315,7 @@ impl Ed25519Signer {
     /// The key in `text` (a file's content); `origin` names the file in errors.
     pub fn from_pkcs8(bytes: &[u8], origin: &str) -> Result<Ed25519Signer> {
         let der = match std::str::from_utf8(bytes).ok().filter(|text| text.contains("-----BEGIN")) {
-            Some(pem) => {
-                let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
-                BASE64.decode(body.trim()).map_err(|err| key_error(origin, &format!("its PEM is not base64: {err}")))?
-            }
+            Some(pem) => pem_der(pem).map_err(|err| key_error(origin, &format!("its PEM is not base64: {err}")))?,
             None => bytes.to_vec(),
         };
         let key = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
@@ -333,6 +328,12 @@ impl Ed25519Signer {
         spki.extend_from_slice(self.key.public_key().as_ref());
         spki
     }
+}
+
+/// The DER a PEM block holds: its lines between the BEGIN and END lines, base64-decoded.
+fn pem_der(pem: &str) -> std::result::Result<Vec<u8>, base64::DecodeError> {
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    BASE64.decode(body.trim())
 }
 
 fn key_error(origin: &str, what: &str) -> Error {

@@ -49,6 +49,12 @@ fn check_short_name(name: &str, what: &str) -> std::result::Result<(), String> {
     ))
 }
 
+/// An environment variable's name as a block may give it (`secret_env`, `key_file_env`): letters,
+/// digits and '_'.
+fn is_env_var_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Letters, digits, '-', '_' and '.', starting with a letter or digit: safe in file names, AMI
 /// names, tags and catalog keys (step ids, workflow names, variants).
 pub fn is_plain_name(name: &str) -> bool {

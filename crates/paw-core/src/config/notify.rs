@@ -74,7 +74,7 @@ impl NotifyTarget {
             (None, Some(url)) => check_webhook_url(url)?,
         }
         if let Some(name) = &self.secret_env
-            && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            && !is_env_var_name(name)
         {
             return Err(format!("has a secret_env \"{name}\" that is not an environment variable's name"));
         }

@@ -33,7 +33,7 @@ impl ProvenanceSetting {
             (Some(_), Some(_)) => Err(wrong("names both a kms_key and a key_file_env: one signer".into())),
             (None, None) => Err(wrong("names neither a kms_key nor a key_file_env".into())),
             (Some(key), None) if key.is_empty() => Err(wrong("has an empty kms_key".into())),
-            (None, Some(name)) if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            (None, Some(name)) if !is_env_var_name(name) => {
                 Err(wrong(format!("has a key_file_env \"{name}\" that is not an environment variable's name")))
             }
             _ => Ok(Some(setting)),

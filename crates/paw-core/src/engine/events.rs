@@ -134,12 +134,19 @@ impl RunEvent<'_> {
 /// One event of the stream, as a line (`notify::event_record`): of `label`'s step (`variant/step`
 /// for a variant's; None for the run's own events), with the type's own `fields`.
 pub fn event_line(kind: &str, label: Option<&str>, fields: Value) -> String {
-    let (variant, step) = match label.map(|label| label.split_once('/').ok_or(label)) {
-        Some(Ok((variant, step))) => (Some(variant), Some(step)),
-        Some(Err(step)) => (None, Some(step)),
+    let (variant, step) = match label.map(split_label) {
+        Some((variant, step)) => (variant, Some(step)),
         None => (None, None),
     };
     crate::notify::event_record(kind, step, variant, fields).to_string()
+}
+
+/// A step's label (`variant_step`'s): its variant, if any, and its step.
+pub fn split_label(label: &str) -> (Option<&str>, &str) {
+    match label.split_once('/') {
+        Some((variant, step)) => (Some(variant), step),
+        None => (None, label),
+    }
 }
 
 /// An error as events carry it: what, where (file, line, column), and what to do.

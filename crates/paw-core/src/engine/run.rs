@@ -130,11 +130,7 @@ impl Reporter for Noting<'_> {
         };
         if let Some(kind) = kind {
             let (record_type, fields) = event.record();
-            // `variant/step`, or `step` without variants.
-            let (variant, step) = match event.step().split_once('/') {
-                Some((variant, step)) => (Some(variant), step),
-                None => (None, event.step()),
-            };
+            let (variant, step) = super::events::split_label(event.step());
             let workflow = self.workflows.iter().find(|workflow| workflow.variant.as_deref() == variant);
             self.notifier.note(Notice::new(kind, record_type, workflow, Some(step), self.region, fields));
         }
