@@ -16,6 +16,10 @@ fn main() {
         None => version.to_string(),
     };
     println!("cargo:rustc-env=PAW_VERSION={described}");
+    // Statements name paw's commit among what went into an image.
+    if let Some(commit) = git(&["rev-parse", "HEAD"]) {
+        println!("cargo:rustc-env=PAW_COMMIT={commit}");
+    }
     // A new commit (HEAD, or the branch it points at) makes a new version string.
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
         let git_dir = Path::new(&git_dir);

@@ -338,6 +338,23 @@ impl DynamoCatalog {
         Ok(false)
     }
 
+    /// Sets one attribute that holds a map (`copies`, `copy_provenance`), as JSON text.
+    async fn set_map(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        name: &str,
+        map: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let text = serde_json::to_string(map).expect("a map serialises");
+        let request = self
+            .update_record(workflow_id, step_id)
+            .update_expression("SET #map = :map")
+            .expression_attribute_names("#map", name)
+            .expression_attribute_values(":map", AttributeValue::S(text));
+        send_update(request, workflow_id, step_id).await
+    }
+
     fn update_record(&self, workflow_id: &str, step_id: &str) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
@@ -417,6 +434,9 @@ fn journal_item(entry: &InFlight) -> HashMap<String, AttributeValue> {
 
 /// A conditional write that found the condition false: what lets one of two racing paws win.
 /// Sends an `update_record`: a missing record is `missing_record`'s error.
+/// How much of a record's DynamoDB item its statement and SBOM may take (an item's limit is 400 KB).
+const MAX_PROVENANCE_BYTES: usize = 350_000;
+
 async fn send_update(request: UpdateItemFluentBuilder, workflow_id: &str, step_id: &str) -> Result<()> {
     match request.send().await {
         Ok(_) => Ok(()),
@@ -517,11 +537,41 @@ impl Records for DynamoCatalog {
     }
 
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
-        let text = serde_json::to_string(copies).expect("a map serialises");
-        let request = self
+        self.set_map(workflow_id, step_id, "copies", copies).await
+    }
+
+    async fn set_copy_provenance(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        statements: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.set_map(workflow_id, step_id, "copy_provenance", statements).await
+    }
+
+    async fn set_provenance(&self, workflow_id: &str, step_id: &str, envelope: &str, sbom: Option<&str>) -> Result<()> {
+        // DynamoDB keeps at most 400 KB an item; the rest of the record needs some of it.
+        let size = envelope.len() + sbom.map_or(0, str::len);
+        if size > MAX_PROVENANCE_BYTES {
+            return Err(Error::new(
+                ErrorKind::Catalog,
+                format!(
+                    "step \"{step_id}\"'s statement and SBOM are {} KB; a DynamoDB item keeps at most {} KB of them",
+                    size / 1000,
+                    MAX_PROVENANCE_BYTES / 1000
+                ),
+            )
+            .help("make the SBOM smaller (only the packages, without files), or use an SQLite catalog"));
+        }
+        let mut request = self
             .update_record(workflow_id, step_id)
-            .update_expression("SET copies = :copies")
-            .expression_attribute_values(":copies", AttributeValue::S(text));
+            .expression_attribute_values(":provenance", AttributeValue::S(envelope.into()));
+        request = match sbom {
+            Some(sbom) => request
+                .update_expression("SET provenance = :provenance, sbom = :sbom")
+                .expression_attribute_values(":sbom", AttributeValue::S(sbom.into())),
+            None => request.update_expression("SET provenance = :provenance REMOVE sbom"),
+        };
         send_update(request, workflow_id, step_id).await
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Inputs, each hashed on its own so that a change can be named:
 //! - every file of the step folder (path, executable bit, content), except the rendered outputs,
-//!   `.paw/`, the image tests (`tests/`: `tests_digest` hashes them on their own), and what the
-//!   step's `.gitignore` files ignore; step_param.json by its keys but `lifecycle`,
+//!   `.paw/`, the image tests (`tests/`: `tests_digest` hashes them on their own), the SBOM a
+//!   build leaves (`"sbom"`), and what the step's `.gitignore` files ignore; step_param.json by its keys but `lifecycle`,
 //!   `test_timeout_minutes` and `upstream`, as canonical JSON;
 //! - the files outside the folder that step_param.json's `"inputs"` globs match;
 //! - workflow_param.json's keys but those that cannot change the image: `workflow_id`, `name`,
@@ -163,7 +163,8 @@ fn step_files(step: &Step) -> Result<Vec<(String, PathBuf)>> {
             continue;
         }
         let relative = relative_name(entry.path().strip_prefix(&step.dir).expect("the walk stays in the folder"));
-        if !is_rendered_output(&relative) {
+        // The SBOM a build leaves in the folder says what the image is, and does not decide it.
+        if !is_rendered_output(&relative) && step.param.sbom.as_deref() != Some(relative.as_str()) {
             files.push((relative, entry.path().to_path_buf()));
         }
     }
@@ -335,6 +336,21 @@ mod tests {
             ["inputs:../common/setup.sh", "new.sh"]
         );
         assert_eq!(fp(root, "ami-2").changed_since(&fp(root, "ami-1").inputs), ["source_ami"]);
+    }
+
+    #[test]
+    fn the_sbom_a_build_leaves_is_no_input() {
+        let dir = workflow_dir();
+        let root = dir.path();
+        let step_param = root.join("s").join(STEP_PARAM_FILE);
+        let text = std::fs::read_to_string(&step_param).unwrap();
+        std::fs::write(&step_param, text.replacen('{', r#"{"sbom": "./out/sbom.json", "#, 1)).unwrap();
+        let before = fp(root, "ami-1");
+        std::fs::create_dir_all(root.join("s/out")).unwrap();
+        std::fs::write(root.join("s/out/sbom.json"), r#"{"spdxVersion": "SPDX-2.3"}"#).unwrap();
+        assert_eq!(fp(root, "ami-1").digest, before.digest);
+        std::fs::write(root.join("s/out/other.json"), "{}").unwrap();
+        assert_eq!(fp(root, "ami-1").changed_since(&before.inputs), ["out/other.json"], "only the SBOM is left out");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod process;
 pub mod provenance;
 pub mod render;
 pub mod run_lock;
+pub mod sbom;
 pub mod scaffold;
 pub mod source;
 pub mod ssm;

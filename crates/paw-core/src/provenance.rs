@@ -10,6 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::path::Path;
+
+use crate::catalog::TestRun;
 use crate::ec2::Image;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::Fingerprint;
@@ -20,6 +23,8 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// What a paw step's build is, for a verifier's policy.
 pub const BUILD_TYPE: &str = "https://github.com/paw/paw/build-types/step/v1";
+/// What a copy of an image to another region or account is.
+pub const COPY_BUILD_TYPE: &str = "https://github.com/paw/paw/build-types/copy/v1";
 
 /// The sha256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Vec<u8> {
@@ -28,7 +33,12 @@ pub fn sha256(bytes: &[u8]) -> Vec<u8> {
 
 /// The sha256 of `bytes`, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    sha256(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex(&sha256(bytes))
+}
+
+/// Bytes in lowercase hex, as digests are written.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// What identifies an AMI beyond its tags, which anyone who may tag can change: its id, region,
@@ -82,9 +92,37 @@ pub struct Made<'a> {
     pub fingerprint: Option<&'a Fingerprint>,
     /// The instance a person made it from (`paw images from-instance`), not packer.
     pub from_instance: Option<&'a str>,
-    pub builder_id: String,
+    /// The packer version that made it (`1.6.6`), when packer did.
+    pub packer: Option<String>,
+    /// The run that built it (its lease's id), when a build did.
+    pub run_id: Option<String>,
+    pub attester: &'a Attester<'a>,
     pub started_on: String,
     pub finished_on: String,
+    /// What the build left besides the image (`tests_byproduct`, `sbom_byproduct`).
+    pub byproducts: Vec<Value>,
+}
+
+/// What is the same in every statement a run writes, and what signs them.
+pub struct Attester<'a> {
+    /// None: the statements are written unsigned.
+    pub signer: Option<&'a dyn Signer>,
+    /// Who builds: the caller identity's ARN.
+    pub builder_id: String,
+    /// paw's own commit, when the binary was built from a git checkout.
+    pub paw_commit: Option<String>,
+    /// The workflow folder's git commit, when it is in a git work tree.
+    pub folder_commit: Option<String>,
+    /// The key a parent's chain of statements must verify with before a child is built on it
+    /// (`require_provenance`); None when it is not required.
+    pub required: Option<PublicKey>,
+}
+
+impl Attester<'static> {
+    /// For services that record no image (`paw test`): it never writes a statement.
+    pub const fn none() -> Attester<'static> {
+        Attester { signer: None, builder_id: String::new(), paw_commit: None, folder_commit: None, required: None }
+    }
 }
 
 /// The image's in-toto Statement v1, with a SLSA Provenance v1 predicate.
@@ -95,8 +133,17 @@ pub fn statement(made: &Made<'_>) -> Value {
     if let Some(digest) = parent_statement {
         parent["digest"] = json!({"sha256": digest});
     }
-    let mut dependencies =
-        vec![parent, json!({"name": "paw", "uri": format!("pkg:cargo/paw@{}", env!("CARGO_PKG_VERSION"))})];
+    let mut paw = json!({"name": "paw", "uri": format!("pkg:cargo/paw@{}", env!("CARGO_PKG_VERSION"))});
+    if let Some(commit) = &made.attester.paw_commit {
+        paw["digest"] = json!({"gitCommit": commit});
+    }
+    let mut dependencies = vec![parent, paw];
+    if let Some(version) = &made.packer {
+        dependencies.push(json!({"name": "packer", "uri": format!("pkg:generic/packer@{version}")}));
+    }
+    if let Some(commit) = &made.attester.folder_commit {
+        dependencies.push(json!({"name": "workflow_folder", "digest": {"gitCommit": commit}}));
+    }
     if let Some(fingerprint) = made.fingerprint {
         dependencies.extend(
             fingerprint
@@ -126,23 +173,107 @@ pub fn statement(made: &Made<'_>) -> Value {
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {
-                "builder": {"id": made.builder_id},
+                "builder": {"id": made.attester.builder_id},
                 "metadata": {
-                    "invocationId": format!("{}/{}", workflow.param.workflow_id, made.step.id),
+                    "invocationId": format!("{}/{}", workflow.param.workflow_id, made.run_id.as_deref().unwrap_or(&made.step.id)),
                     "startedOn": made.started_on,
                     "finishedOn": made.finished_on,
                 },
+                "byproducts": made.byproducts,
             },
         },
     })
 }
 
+/// The byproduct that says how the image's tests went in its build.
+pub fn tests_byproduct(run: &TestRun) -> Value {
+    let results: Vec<Value> =
+        run.results.iter().map(|result| json!({"name": result.name, "passed": result.passed})).collect();
+    json!({
+        "name": "tests",
+        "digest": {"blake3": run.tests_digest},
+        "annotations": {"passed": run.passed(), "at": run.at, "results": results},
+    })
+}
+
+/// The byproduct that names the image's SBOM (`sbom` in step_param.json) by its sha256.
+pub fn sbom_byproduct(name: &str, sbom: &[u8]) -> Value {
+    json!({"name": name, "digest": {"sha256": sha256_hex(sbom)}, "mediaType": "application/json"})
+}
+
+/// The commit checked out in `dir`'s git work tree, if it is in one (git may be missing: None).
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && !commit.is_empty()).then_some(commit)
+}
+
+/// The name of a copy's original in its statement's resolved dependencies.
+pub const ORIGINAL_DEPENDENCY: &str = "original_image";
+
+/// The statement of a copy (CopyImage to another region or account, packer's `ami_regions`): its
+/// subject the copy, its one dependency the original, named by the digest of the original's
+/// envelope.
+fn copy_statement(
+    copy: &ImageIdentity,
+    original: &ImageIdentity,
+    original_envelope: &str,
+    attester: &Attester<'_>,
+) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [copy.subject()],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": COPY_BUILD_TYPE,
+                "externalParameters": {"original": original.subject()["name"], "region": copy.region, "account": copy.owner},
+                "resolvedDependencies": [{
+                    "name": ORIGINAL_DEPENDENCY,
+                    "uri": original.subject()["name"],
+                    "digest": {"sha256": sha256_hex(original_envelope.as_bytes())},
+                }],
+            },
+            "runDetails": {
+                "builder": {"id": attester.builder_id},
+                "metadata": {"invocationId": format!("copy/{}/{}", original.id, copy.id), "finishedOn": now},
+            },
+        },
+    })
+}
+
+/// A copy's statement, sealed by the attester's signer: `copy` in `copy_region`, of `original` in
+/// `original_region`, whose envelope is `original_envelope`.
+pub async fn seal_copy(
+    copy: (&Image, &str),
+    original: (&Image, &str),
+    original_envelope: &str,
+    attester: &Attester<'_>,
+) -> Result<String> {
+    let (copy, original) = (ImageIdentity::of(copy.0, copy.1), ImageIdentity::of(original.0, original.1));
+    let statement = copy_statement(&copy, &original, original_envelope, attester);
+    Ok(Envelope::seal(&statement, attester.signer).await?.to_text())
+}
+
+/// The dependency a statement names by `name` (`PARENT_DEPENDENCY`, `ORIGINAL_DEPENDENCY`): its
+/// AMI id, and the sha256 of its envelope when it had one.
+pub fn dependency_of(statement: &Value, name: &str) -> Option<(String, Option<String>)> {
+    let dependencies = statement.pointer("/predicate/buildDefinition/resolvedDependencies")?.as_array()?;
+    let dependency = dependencies.iter().find(|dependency| dependency["name"] == name)?;
+    let ami = dependency["uri"].as_str()?.rsplit(':').next()?.to_string();
+    Some((ami, dependency.pointer("/digest/sha256").and_then(Value::as_str).map(str::to_string)))
+}
+
 /// The parent a statement names: its AMI id, and the sha256 of its envelope when it had one.
 pub fn parent_of(statement: &Value) -> Option<(String, Option<String>)> {
-    let dependencies = statement.pointer("/predicate/buildDefinition/resolvedDependencies")?.as_array()?;
-    let parent = dependencies.iter().find(|dependency| dependency["name"] == PARENT_DEPENDENCY)?;
-    let ami = parent["uri"].as_str()?.rsplit(':').next()?.to_string();
-    Some((ami, parent.pointer("/digest/sha256").and_then(Value::as_str).map(str::to_string)))
+    dependency_of(statement, PARENT_DEPENDENCY)
 }
 
 /// The subject digest a statement names.
@@ -252,6 +383,9 @@ pub enum KeyAlgorithm {
     Ed25519,
     /// ECDSA P-256 with SHA-256, the signature DER-encoded (as KMS gives it).
     EcdsaP256Sha256,
+    /// RSASSA-PSS with SHA-256 (MGF1 SHA-256, KMS's RSASSA_PSS_SHA_256: a 32-byte salt), 2048 to
+    /// 4096 bits.
+    RsaPssSha256,
 }
 
 /// A public key, as a SubjectPublicKeyInfo.
@@ -259,6 +393,16 @@ pub enum KeyAlgorithm {
 pub struct PublicKey {
     pub algorithm: KeyAlgorithm,
     pub spki_der: Vec<u8>,
+}
+
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyAlgorithm::Ed25519 => "Ed25519",
+            KeyAlgorithm::EcdsaP256Sha256 => "ECDSA P-256",
+            KeyAlgorithm::RsaPssSha256 => "RSASSA-PSS",
+        })
+    }
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo, before its 32 key bytes (RFC 8410).
@@ -271,15 +415,36 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
+/// The DER of the rsaEncryption OID (1.2.840.113549.1.1.1), which an RSA SubjectPublicKeyInfo's
+/// algorithm names (RFC 8017).
+const RSA_ENCRYPTION_OID: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// RSASSA-PSS with the longest salt the key allows: what some signers use (the emulator's KMS
+/// among them) where KMS itself salts with the digest's length. Either is PSS under the same key,
+/// and verifiers accept both (OpenSSL detects the length).
+const RSA_PSS_MAX_SALT: signature::RsaParameters =
+    signature::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(signature::RsaPssSaltLength::Max);
+
 impl PublicKey {
     fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
-        // Both keys' SPKIs end with the raw key: Ed25519's 32 bytes, P-256's 65-byte point.
-        let (algorithm, raw_len): (&dyn signature::VerificationAlgorithm, usize) = match self.algorithm {
-            KeyAlgorithm::Ed25519 => (&signature::ED25519, 32),
-            KeyAlgorithm::EcdsaP256Sha256 => (&signature::ECDSA_P256_SHA256_ASN1, 65),
+        // Ed25519's and P-256's SPKIs end with the raw key (32 bytes, a 65-byte point); RSA's is
+        // read whole.
+        let verifies = |algorithm: &'static dyn signature::VerificationAlgorithm, key: &[u8]| {
+            signature::UnparsedPublicKey::new(algorithm, key).verify(message, sig).is_ok()
         };
-        let Some(raw) = self.spki_der.len().checked_sub(raw_len).map(|at| &self.spki_der[at..]) else { return false };
-        signature::UnparsedPublicKey::new(algorithm, raw).verify(message, sig).is_ok()
+        match self.algorithm {
+            KeyAlgorithm::Ed25519 => verifies(&signature::ED25519, self.raw_key(32)),
+            KeyAlgorithm::EcdsaP256Sha256 => verifies(&signature::ECDSA_P256_SHA256_ASN1, self.raw_key(65)),
+            KeyAlgorithm::RsaPssSha256 => {
+                verifies(&signature::RSA_PSS_2048_8192_SHA256, &self.spki_der)
+                    || verifies(&RSA_PSS_MAX_SALT, &self.spki_der)
+            }
+        }
+    }
+
+    /// The last `len` bytes of the SPKI: the raw key of Ed25519 and P-256.
+    fn raw_key(&self, len: usize) -> &[u8] {
+        &self.spki_der[self.spki_der.len().saturating_sub(len)..]
     }
 
     /// A public key from its PEM (a SubjectPublicKeyInfo: Ed25519, or ECDSA P-256).
@@ -287,12 +452,20 @@ impl PublicKey {
         PublicKey::from_spki(pem_der(pem).map_err(|err| format!("it is not PEM: {err}"))?)
     }
 
-    /// A public key from its SubjectPublicKeyInfo (DER): Ed25519, or ECDSA P-256.
+    /// A public key from its SubjectPublicKeyInfo (DER): Ed25519, ECDSA P-256, or RSA (verified
+    /// as RSASSA-PSS).
     pub fn from_spki(spki_der: Vec<u8>) -> std::result::Result<PublicKey, String> {
+        // An RSA SPKI: SEQUENCE { SEQUENCE { rsaEncryption, NULL }, BIT STRING }, its OID right
+        // after the two SEQUENCE headers (4 and 2 bytes).
+        let names_rsa = spki_der.get(6..17).is_some_and(|oid| oid == RSA_ENCRYPTION_OID);
         let algorithm = match spki_der.len() {
             44 if spki_der.starts_with(&ED25519_SPKI_PREFIX) => KeyAlgorithm::Ed25519,
             91 if spki_der.starts_with(&P256_SPKI_PREFIX) => KeyAlgorithm::EcdsaP256Sha256,
-            _ => return Err("it is neither an Ed25519 nor an ECDSA P-256 public key".into()),
+            // 2048 to 4096 bits.
+            290..=560 if names_rsa => KeyAlgorithm::RsaPssSha256,
+            _ => {
+                return Err("it is neither an Ed25519, an ECDSA P-256 nor an RSA (2048 to 4096 bits) public key".into());
+            }
         };
         Ok(PublicKey { algorithm, spki_der })
     }
@@ -393,6 +566,25 @@ mod tests {
         let unsigned = Envelope::seal(&statement, None).await.unwrap();
         assert_eq!(unsigned.verify(&key).unwrap_err(), "it is unsigned");
         assert!(key.pem().starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "{}", key.pem());
+        assert_eq!(PublicKey::from_pem(&key.pem()).unwrap(), key);
+    }
+
+    #[test]
+    fn an_rsa_pss_signature_verifies_with_the_key_s_spki() {
+        use aws_lc_rs::encoding::AsDer;
+        let pair = signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let spki = pair.public_key().as_der().unwrap().as_ref().to_vec();
+        let key = PublicKey::from_spki(spki).unwrap();
+        assert_eq!(key.algorithm, KeyAlgorithm::RsaPssSha256);
+        let message = pae(PAYLOAD_TYPE, b"{}");
+        let mut sig = vec![0; pair.public_modulus_len()];
+        pair.sign(&signature::RSA_PSS_SHA256, &aws_lc_rs::rand::SystemRandom::new(), &message, &mut sig).unwrap();
+        assert!(key.verifies(&message, &sig));
+        assert!(!key.verifies(&pae(PAYLOAD_TYPE, b"[]"), &sig), "another message");
+        // The longest salt, as the emulator's KMS signs.
+        let longest = &const { signature::RSA_PSS_SHA256.with_pss_salt_length(signature::RsaPssSaltLength::Max) };
+        pair.sign(longest, &aws_lc_rs::rand::SystemRandom::new(), &message, &mut sig).unwrap();
+        assert!(key.verifies(&message, &sig), "a longest-salt signature");
         assert_eq!(PublicKey::from_pem(&key.pem()).unwrap(), key);
     }
 

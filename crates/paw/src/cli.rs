@@ -271,6 +271,18 @@ pub enum ImagesCommand {
     /// Statement with a SLSA Provenance predicate), and the public key that verifies it as PEM:
     /// for any DSSE-aware verifier.
     Provenance { step: String },
+    /// The SBOM the step's build left (`"sbom"` in step_param.json), as paw stored it beside the
+    /// image's statement.
+    Sbom { step: String },
+    /// The packages added, removed and changed from one of the step's images to another, each
+    /// named by its workflow id or AMI id; SPDX and CycloneDX JSON alike.
+    SbomDiff {
+        step: String,
+        /// The first image: a workflow id, or an AMI id.
+        first: String,
+        /// The second image: a workflow id, or an AMI id.
+        second: String,
+    },
     /// Create the step's AMI from a stopped EC2 instance, and record it.
     FromInstance {
         step: String,

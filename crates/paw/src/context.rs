@@ -13,7 +13,7 @@ use paw_aws::ssm::AwsSsm;
 use paw_core::catalog::{Catalog, CatalogUri, Line, SqliteCatalog};
 use paw_core::config::{ParamOverride, WORKFLOW_PARAM_FILE};
 use paw_core::notify::{Delivery, NoticeTarget, Notifier};
-use paw_core::provenance::{Ed25519Signer, Signer};
+use paw_core::provenance::{self, Attester, Ed25519Signer, PublicKey, Signer};
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
@@ -366,6 +366,29 @@ impl Context {
             })
             .await?;
         Ok(signer.as_deref())
+    }
+
+    /// What writes the images' statements: the signer, the AWS caller's ARN as who built them (a
+    /// statement names its builder: AWS not answering is an error), and paw's own commit; with
+    /// `require_provenance`, the signer's key that parents must verify with.
+    pub async fn attester(&self) -> Result<Attester<'_>> {
+        let signer = self.signer().await?;
+        let (_, builder_id) = paw_aws::doctor::caller(self.sdk_config().await?).await?;
+        let paw_commit = option_env!("PAW_COMMIT").map(str::to_string);
+        let folder_commit = self.optional_workflow()?.and_then(|workflow| provenance::git_commit(&workflow.root));
+        Ok(Attester { signer, builder_id, paw_commit, folder_commit, required: self.required_key().await? })
+    }
+
+    /// The key images must verify with when the workflow requires provenance
+    /// (`require_provenance`, which names a signer): the signer's; None when it does not.
+    pub async fn required_key(&self) -> Result<Option<PublicKey>> {
+        if !self.optional_workflow()?.is_some_and(|workflow| workflow.param.require_provenance) {
+            return Ok(None);
+        }
+        match self.signer().await? {
+            Some(signer) => Ok(Some(signer.public_key().await?)),
+            None => Ok(None),
+        }
     }
 
     /// Delivers what commands noted and did not deliver themselves (the build delivers its own

@@ -153,9 +153,10 @@ impl Emulator {
         self.as_account("make_key.py", account, region, &[alias])
     }
 
-    /// A KMS signing key (ECC_NIST_P256, SIGN_VERIFY) with `alias` in the build account's us-east-1.
-    pub fn make_signing_key(&self, alias: &str) -> String {
-        self.as_account("make_key.py", "123456789012", "us-east-1", &[alias, "ECC_NIST_P256"])
+    /// A KMS signing key (`spec`: ECC_NIST_P256, RSA_2048, ...; SIGN_VERIFY) with `alias` in the
+    /// build account's us-east-1.
+    pub fn make_signing_key(&self, alias: &str, spec: &str) -> String {
+        self.as_account("make_key.py", "123456789012", "us-east-1", &[alias, spec])
     }
 
     /// Runs tests/tamper.py: what an attacker with write access does. Its output.

@@ -11,7 +11,7 @@ import sys
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 exported = json.load(open(sys.argv[1]))
 envelope = exported["envelope"]
@@ -23,6 +23,11 @@ for signature in envelope["signatures"]:
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(base64.b64decode(signature["sig"]), pae)
+        elif isinstance(key, rsa.RSAPublicKey):
+            # KMS's RSASSA_PSS_SHA_256: MGF1 with SHA-256; the salt's length as the signer chose
+            # (KMS: the digest's; the emulator: the longest).
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+            key.verify(base64.b64decode(signature["sig"]), pae, pss, hashes.SHA256())
         else:
             key.verify(base64.b64decode(signature["sig"]), pae, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:

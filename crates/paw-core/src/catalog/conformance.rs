@@ -46,6 +46,8 @@ pub fn sample_record(workflow_id: &str, step_id: &str, ami_id: &str, create_at: 
         tests: Vec::new(),
         overrides: Vec::new(),
         provenance: None,
+        sbom: None,
+        copy_provenance: BTreeMap::new(),
     }
 }
 
@@ -142,6 +144,19 @@ pub async fn records(catalog: &dyn Records, other: &dyn Records, prefix: &str) {
         [("eu-west-1".to_string(), "ami-eu".to_string()), ("us-west-2".to_string(), "ami-w".to_string())].into();
     catalog.set_copies(&wf_b, "race", &copies).await.unwrap();
     assert_eq!(other.get(&wf_b, "race").await.unwrap().unwrap().copies, copies);
+    catalog
+        .set_provenance(&wf_b, "race", "{\"payload\":\"e30=\"}", Some("{\"spdxVersion\":\"SPDX-2.3\"}"))
+        .await
+        .unwrap();
+    let attested = other.get(&wf_b, "race").await.unwrap().unwrap();
+    assert_eq!(attested.provenance.as_deref(), Some("{\"payload\":\"e30=\"}"));
+    assert_eq!(attested.sbom.as_deref(), Some("{\"spdxVersion\":\"SPDX-2.3\"}"));
+    assert_eq!(attested.copies, copies, "the rest of the record is as it was");
+    let statements = BTreeMap::from([("eu-west-1".to_string(), "{\"payload\":\"e30=\"}".to_string())]);
+    catalog.set_copy_provenance(&wf_b, "race", &statements).await.unwrap();
+    assert_eq!(other.get(&wf_b, "race").await.unwrap().unwrap().copy_provenance, statements);
+    catalog.set_provenance(&wf_b, "race", "{}", None).await.unwrap();
+    assert_eq!(other.get(&wf_b, "race").await.unwrap().unwrap().sbom, None, "a statement without an SBOM drops it");
     check_missing_record(catalog, prefix).await;
     check_racing_writers(catalog, other, prefix).await;
     check_paging(catalog, other, prefix).await;
@@ -408,6 +423,10 @@ async fn check_missing_record(catalog: &dyn Records, prefix: &str) {
     let copies = BTreeMap::from([("eu-west-1".to_string(), "ami-copy".to_string())]);
     let copied = catalog.set_copies(&workflow_id, "nowhere", &copies).await.unwrap_err();
     assert_eq!(copied.to_string(), expected);
+    let attested = catalog.set_provenance(&workflow_id, "nowhere", "{}", None).await.unwrap_err();
+    assert_eq!(attested.to_string(), expected);
+    let attested = catalog.set_copy_provenance(&workflow_id, "nowhere", &copies).await.unwrap_err();
+    assert_eq!(attested.to_string(), expected);
     assert!(catalog.list_workflow(&workflow_id).await.unwrap().is_empty(), "nothing was created");
 }
 

@@ -120,6 +120,19 @@ pub trait Records: Send + Sync {
     /// `missing_record`'s error.
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()>;
 
+    /// Sets the record's copies' statements (place → envelope's text). A missing record is
+    /// `missing_record`'s error.
+    async fn set_copy_provenance(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        statements: &BTreeMap<String, String>,
+    ) -> Result<()>;
+
+    /// Sets the record's statement (its DSSE envelope's text) and the SBOM it names, once the
+    /// build has sealed it. A missing record is `missing_record`'s error.
+    async fn set_provenance(&self, workflow_id: &str, step_id: &str, envelope: &str, sbom: Option<&str>) -> Result<()>;
+
     /// Appends a run to the record's test history, and sets its status when `status` is given, in
     /// one atomic step for every process. A missing record is `missing_record`'s error.
     async fn add_test_run(

@@ -117,6 +117,14 @@ pub struct ImageRecord {
     /// AMI's `paw:provenance` tag holds its sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<String>,
+    /// The SBOM the build left (`"sbom"` in step_param.json), as the file's text: the statement
+    /// names its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<String>,
+    /// Each copy's own statement (place → its envelope's JSON text), naming this image's: the
+    /// copy's `paw:provenance` tag holds its sha256.
+    #[serde(default, deserialize_with = "json_or_text", skip_serializing_if = "BTreeMap::is_empty")]
+    pub copy_provenance: BTreeMap<String, String>,
 }
 
 /// A retirement done all the same (`--force --reason`) while something used the image, or while
@@ -190,6 +198,8 @@ impl ImageRecord {
             tests: Vec::new(),
             overrides: Vec::new(),
             provenance: None,
+            sbom: None,
+            copy_provenance: BTreeMap::new(),
         }
     }
 

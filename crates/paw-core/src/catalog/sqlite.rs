@@ -36,7 +36,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The images table's columns as they are now, in order: each migration that added one added it at
 /// the end, so the table of any version holds a prefix of them (a rebuild copies them by name).
-const IMAGE_COLUMNS: [(&str, &str); 27] = [
+const IMAGE_COLUMNS: [(&str, &str); 29] = [
     ("workflow_id", "TEXT NOT NULL"),
     ("step_id", "TEXT NOT NULL"),
     ("ami_id", "TEXT NOT NULL"),
@@ -64,6 +64,8 @@ const IMAGE_COLUMNS: [(&str, &str); 27] = [
     ("overrides", "TEXT"),
     ("root_base_ami_from", "TEXT"),
     ("provenance", "TEXT"),
+    ("sbom", "TEXT"),
+    ("copy_provenance", "TEXT"),
 ];
 
 /// The images table's indexes: (name, the column they order by `create_at` within).
@@ -208,6 +210,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql("ALTER TABLE images ADD COLUMN root_base_ami_from TEXT;"),
     // Each image's signed statement of what went into it.
     Migration::Sql("ALTER TABLE images ADD COLUMN provenance TEXT;"),
+    // The SBOM beside it.
+    Migration::Sql("ALTER TABLE images ADD COLUMN sbom TEXT;"),
+    // The copies' own statements.
+    Migration::Sql("ALTER TABLE images ADD COLUMN copy_provenance TEXT;"),
 ];
 
 impl SqliteCatalog {
@@ -459,12 +465,27 @@ impl Store {
         Ok(())
     }
 
-    fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
+    /// Sets one column that holds a map (`copies`, `copy_provenance`) of the record.
+    fn set_map(&self, workflow_id: &str, step_id: &str, column: &str, map: &BTreeMap<String, String>) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
         let changed = connection
             .execute(
-                "UPDATE images SET copies = ?3 WHERE workflow_id = ?1 AND step_id = ?2",
-                [workflow_id, step_id, &stored_json(copies)],
+                &format!("UPDATE images SET {column} = ?3 WHERE workflow_id = ?1 AND step_id = ?2"),
+                [workflow_id, step_id, &stored_json(map)],
+            )
+            .map_err(|err| sqlite_error(&self.path, err))?;
+        if changed == 0 {
+            return Err(super::missing_record(workflow_id, step_id));
+        }
+        Ok(())
+    }
+
+    fn set_provenance(&self, workflow_id: &str, step_id: &str, envelope: &str, sbom: Option<&str>) -> Result<()> {
+        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let changed = connection
+            .execute(
+                "UPDATE images SET provenance = ?3, sbom = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
+                rusqlite::params![workflow_id, step_id, envelope, sbom],
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         if changed == 0 {
@@ -611,7 +632,23 @@ impl Records for SqliteCatalog {
 
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         let (workflow_id, step_id, copies) = (workflow_id.to_string(), step_id.to_string(), copies.clone());
-        self.blocking(move |store| store.set_copies(&workflow_id, &step_id, &copies)).await
+        self.blocking(move |store| store.set_map(&workflow_id, &step_id, "copies", &copies)).await
+    }
+
+    async fn set_copy_provenance(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        statements: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (workflow_id, step_id, statements) = (workflow_id.to_string(), step_id.to_string(), statements.clone());
+        self.blocking(move |store| store.set_map(&workflow_id, &step_id, "copy_provenance", &statements)).await
+    }
+
+    async fn set_provenance(&self, workflow_id: &str, step_id: &str, envelope: &str, sbom: Option<&str>) -> Result<()> {
+        let (workflow_id, step_id) = (workflow_id.to_string(), step_id.to_string());
+        let (envelope, sbom) = (envelope.to_string(), sbom.map(str::to_string));
+        self.blocking(move |store| store.set_provenance(&workflow_id, &step_id, &envelope, sbom.as_deref())).await
     }
 
     async fn add_test_run(

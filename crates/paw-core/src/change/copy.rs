@@ -8,6 +8,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use super::{Action, CopyOrder, Executor, Plan};
+use crate::ami::PROVENANCE_TAG;
 use crate::catalog::ImageRecord;
 use crate::ec2::{self, Ec2, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
@@ -54,8 +55,9 @@ pub struct CopyInventory {
     pub found: Vec<(Destination, Found)>,
 }
 
-/// Reads the original (`ec2` is its region's) and, at each destination, its recorded copy or a
-/// copy a stopped run made and did not record (it has the original's name, which EC2 keeps
+/// Reads the original (`ec2` is its region's) and, at each destination, its recorded copy (done
+/// when available, tagged as the original, and with its own statement when the original has
+/// one) or a copy a stopped run made and did not record (it has the original's name, which EC2 keeps
 /// unique where it is).
 pub async fn gather(ec2: &dyn Ec2, record: &ImageRecord, destinations: &[Destination]) -> Result<CopyInventory> {
     let source = ec2.describe_image(&record.ami_id).await?.ok_or_else(|| {
@@ -84,7 +86,8 @@ pub async fn gather(ec2: &dyn Ec2, record: &ImageRecord, destinations: &[Destina
                 Some(ami_id) => match there.describe_image(ami_id).await? {
                     Some(copy)
                         if copy.state == ec2::ImageState::Available
-                            && source.tags.iter().all(|tag| copy.tags.contains(tag)) =>
+                            && source.tags.iter().all(|tag| tag.0 == PROVENANCE_TAG || copy.tags.contains(tag))
+                            && (record.provenance.is_none() || record.copy_provenance.contains_key(&place.key())) =>
                     {
                         Found::Done { ami_id: ami_id.clone(), launchers: launchers(ami_id).await? }
                     }

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use super::{Action, ChannelMove, CopyOrder, Plan};
+use crate::ami::PROVENANCE_TAG;
 use crate::catalog::{Catalog, ChannelAction, ChannelEntry, ImageStatus, Override, append_entry, now_create_at};
 use crate::ec2::{self, Ec2, Place, ec2_in};
 use crate::error::{Error, ErrorKind, Result};
 use crate::notify::{Notice, Notifier};
+use crate::provenance::{self, Attester};
 use crate::ssm::Ssm;
 
 /// How long a copy may take to become available.
@@ -26,13 +28,15 @@ pub struct Executor<'a> {
     progress: &'a (dyn Fn(&str) + Sync),
     /// Notes the channels moved and the images revoked and retired (`notify`).
     notifier: Option<&'a Notifier>,
+    /// Writes each copy's statement, naming its original's (`provenance`).
+    attester: Option<&'a Attester<'a>>,
 }
 
 fn quiet(_: &str) {}
 
 impl<'a> Executor<'a> {
     pub fn new(catalog: &'a dyn Catalog, ec2: &'a dyn Ec2, region: &'a str, by: &'a str) -> Executor<'a> {
-        Executor { catalog, ec2, region, by, ssm: None, progress: &quiet, notifier: None }
+        Executor { catalog, ec2, region, by, ssm: None, progress: &quiet, notifier: None, attester: None }
     }
 
     /// Parameter Store too: for plans that publish a channel.
@@ -48,6 +52,11 @@ impl<'a> Executor<'a> {
     /// Notes what people hear of (a channel moved, an image revoked or retired) on `notifier`.
     pub fn notifying(self, notifier: &'a Notifier) -> Executor<'a> {
         Executor { notifier: Some(notifier), ..self }
+    }
+
+    /// Gives each copy it makes a statement of its own, naming its original's.
+    pub fn attesting(self, attester: &'a Attester<'a>) -> Executor<'a> {
+        Executor { attester: Some(attester), ..self }
     }
 
     fn note(&self, notice: impl FnOnce() -> Notice) {
@@ -98,6 +107,10 @@ impl<'a> Executor<'a> {
                 let mut copies = record.copies.clone();
                 if copies.remove(&place.key()).is_some() {
                     self.catalog.set_copies(workflow_id, step_id, &copies).await?;
+                }
+                let mut statements = record.copy_provenance.clone();
+                if statements.remove(&place.key()).is_some() {
+                    self.catalog.set_copy_provenance(workflow_id, step_id, &statements).await?;
                 }
                 Ok(())
             }
@@ -211,7 +224,11 @@ impl<'a> Executor<'a> {
         // Recorded before it is waited for: a paw stopped meanwhile leaves the copy known.
         self.record_copy(order, Some(&ami_id)).await?;
         (self.progress)(&format!("{place}: {original} copied as {ami_id}; waiting until it is available"));
-        if let Err(err) = finish_copy(&*destination, &ami_id, &source).await {
+        let finished = match finish_copy(&*destination, &ami_id, &source).await {
+            Ok(copy) => self.attest_copy(order, &source, &copy).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = finished {
             // A copy that cannot be finished is deregistered again, and no longer recorded.
             let snapshots = destination.describe_image(&ami_id).await.ok().flatten().map(|copy| copy.snapshot_ids);
             let undone = match destination.deregister_image(&ami_id, &snapshots.unwrap_or_default()).await {
@@ -232,7 +249,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Every record of the copied image lists its copy at the order's place (or, with None, no
-    /// longer does).
+    /// longer does, nor its statement).
     async fn record_copy(&self, order: &CopyOrder, ami_id: Option<&str>) -> Result<()> {
         let Some(record) = self.catalog.get(&order.workflow_id, &order.step_id).await? else { return Ok(()) };
         for same in self.catalog.records_of(&record).await? {
@@ -244,6 +261,32 @@ impl<'a> Executor<'a> {
             if copies != same.copies {
                 self.catalog.set_copies(&same.workflow_id, &same.step_id, &copies).await?;
             }
+            // A copy undone takes its statement with it.
+            let mut statements = same.copy_provenance.clone();
+            if ami_id.is_none() && statements.remove(&order.place.key()).is_some() {
+                self.catalog.set_copy_provenance(&same.workflow_id, &same.step_id, &statements).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The copy's own statement, naming its original's, when the executor attests and the
+    /// original has one: sealed, tagged on the copy and its snapshots, and kept with every record
+    /// of the image.
+    async fn attest_copy(&self, order: &CopyOrder, source: &ec2::Image, copy: &ec2::Image) -> Result<()> {
+        let Some(attester) = self.attester else { return Ok(()) };
+        let Some(record) = self.catalog.get(&order.workflow_id, &order.step_id).await? else { return Ok(()) };
+        let Some(original_envelope) = &record.provenance else { return Ok(()) };
+        let place = order.place.key();
+        let envelope =
+            provenance::seal_copy((copy, &order.place.region), (source, self.region), original_envelope, attester)
+                .await?;
+        let tag = [(PROVENANCE_TAG.to_string(), provenance::sha256_hex(envelope.as_bytes()))];
+        self.at(&order.place).create_tags(&copy.ids_with_snapshots(), &tag).await?;
+        for same in self.catalog.records_of(&record).await? {
+            let mut statements = same.copy_provenance.clone();
+            statements.insert(place.clone(), envelope.clone());
+            self.catalog.set_copy_provenance(&same.workflow_id, &same.step_id, &statements).await?;
         }
         Ok(())
     }
@@ -256,17 +299,19 @@ impl<'a> Executor<'a> {
 /// A copy made: tagged as soon as EC2 knows it, deprecated when the original is (the lifecycle
 /// policy's time, while it is to come: EC2 takes no past time), waited for, then its snapshots
 /// tagged too.
-async fn finish_copy(destination: &dyn Ec2, ami_id: &str, source: &ec2::Image) -> Result<()> {
+async fn finish_copy(destination: &dyn Ec2, ami_id: &str, source: &ec2::Image) -> Result<ec2::Image> {
     if ec2::describe_new(destination, ami_id).await?.is_none() {
         return Err(Error::new(ErrorKind::Aws, format!("{ami_id} was made, but EC2 does not describe it")));
     }
-    destination.create_tags(&[ami_id.to_string()], &source.tags).await?;
+    // The original's statement is not the copy's: the copy gets its own (`attest_copy`).
+    let tags: Vec<(String, String)> = source.tags.iter().filter(|(name, _)| name != PROVENANCE_TAG).cloned().collect();
+    destination.create_tags(&[ami_id.to_string()], &tags).await?;
     if let Some(at) = source.deprecation_time.as_ref().filter(|_| source.deprecated_since().is_none()) {
         destination.deprecate_image(ami_id, at).await?;
     }
     let copy = destination.wait_until_available(ami_id, COPY_WAIT).await?;
-    if copy.snapshot_ids.is_empty() {
-        return Ok(());
+    if !copy.snapshot_ids.is_empty() {
+        destination.create_tags(&copy.snapshot_ids, &tags).await?;
     }
-    destination.create_tags(&copy.snapshot_ids, &source.tags).await
+    Ok(copy)
 }

@@ -255,6 +255,32 @@ mod tests {
     }
 
     #[test]
+    fn an_sbom_is_a_file_inside_the_step_folder_and_required_provenance_needs_a_signer() {
+        let load = |sbom: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(STEP_PARAM_FILE);
+            std::fs::write(&path, format!(r#"{{"step_id": "s", "sbom": {sbom}}}"#)).unwrap();
+            StepParam::load(&path)
+        };
+        assert_eq!(load(r#""./out/sbom.cdx.json""#).unwrap().sbom.as_deref(), Some("out/sbom.cdx.json"));
+        for sbom in [r#""/tmp/sbom.json""#, r#""../sbom.json""#, r#""""#, r#"".""#] {
+            let err = load(sbom).unwrap_err();
+            assert!(err.message.contains("not a file's path inside the step folder"), "{sbom}: {}", err.message);
+            assert!(err.location.is_some() && err.help.is_some(), "{sbom}: {err:?}");
+        }
+
+        let with = |keys: &str| workflow_param(&MINIMAL.replace('}', &format!(", {keys}}}")));
+        let signed = r#""provenance": {"kms_key": "alias/k"}"#;
+        assert!(with(&format!(r#"{signed}, "require_provenance": true"#)).unwrap().require_provenance);
+        assert!(!with(signed).unwrap().require_provenance, "not unless asked");
+        let err = with(r#""require_provenance": true"#).unwrap_err();
+        assert!(err.message.contains("but no \"provenance\" signs the statements"), "{}", err.message);
+        assert!(err.location.is_some() && err.help.is_some(), "{err:?}");
+        let err = with(&format!(r#"{signed}, "require_provenance": "yes""#)).unwrap_err();
+        assert!(err.message.contains("not true or false"), "{}", err.message);
+    }
+
+    #[test]
     fn a_lifecycle_policy_is_checked_at_its_line_and_a_step_adds_its_keys() {
         let policy = |text: &str| {
             workflow_param(&MINIMAL.replace(

@@ -6,11 +6,36 @@ use super::*;
 /// input of the fingerprint.
 pub const PROVENANCE: &str = "provenance";
 
+/// workflow_param.json's key that makes verified statements a condition: a channel set, and a child
+/// built on its parent, refuse an image whose chain does not verify.
+pub const REQUIRE_PROVENANCE: &str = "require_provenance";
+
+/// `"require_provenance": true`, which needs a signer (`"provenance"`): unsigned statements never
+/// verify.
+pub(super) fn require_provenance(file: &JsonFile, signer: Option<&ProvenanceSetting>) -> Result<bool> {
+    let required = match file.object.get(REQUIRE_PROVENANCE) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(required)) => *required,
+        Some(other) => {
+            return Err(file
+                .key_error(REQUIRE_PROVENANCE, format!("\"{REQUIRE_PROVENANCE}\" is {other}, not true or false"))
+                .help(format!("write \"{REQUIRE_PROVENANCE}\": true")));
+        }
+    };
+    if required && signer.is_none() {
+        return Err(file
+            .key_error(REQUIRE_PROVENANCE, format!("\"{REQUIRE_PROVENANCE}\" is true, but no \"{PROVENANCE}\" signs the statements"))
+            .help("add \"provenance\": {\"kms_key\": \"alias/paw-provenance\"} (or {\"key_file_env\": ...}): unsigned statements never verify"));
+    }
+    Ok(required)
+}
+
 /// The signer of the statements: a KMS key, or a local Ed25519 key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceSetting {
-    /// A KMS key of the build's region (id, ARN or alias), ECC_NIST_P256, SIGN_VERIFY: `kms:Sign`.
+    /// A KMS key of the build's region (id, ARN or alias), SIGN_VERIFY, ECC_NIST_P256 (ECDSA) or
+    /// RSA_2048 to RSA_4096 (RSASSA-PSS): `kms:Sign`.
     #[serde(default)]
     pub kms_key: Option<String>,
     /// The environment variable that holds the path of an Ed25519 PKCS#8 key file (PEM or DER).

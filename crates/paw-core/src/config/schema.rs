@@ -64,6 +64,9 @@ struct WorkflowParamFile {
     notify: Option<Vec<NotifyTarget>>,
     /// What signs each image's statement of what went into it.
     provenance: Option<ProvenanceSetting>,
+    /// A channel set, and a child's build, refuse an image whose chain of statements does not
+    /// verify; needs "provenance".
+    require_provenance: Option<bool>,
 }
 
 /// What step_param.json may hold; any other key is kept and reaches the templates.
@@ -91,6 +94,9 @@ struct StepParamFile {
     /// Executables run at plan time, relative to the step folder, whose output joins the
     /// fingerprint: a package repository's Release digest, a vendor's latest version, a Git tag.
     upstream: Option<Vec<ProbeSetting>>,
+    /// The SBOM (SPDX or CycloneDX JSON) the step's provisioners leave in the step folder, by its
+    /// path there: stored with the image's statement, its sha256 among the statement's byproducts.
+    sbom: Option<String>,
 }
 
 #[derive(JsonSchema)]

@@ -1,5 +1,7 @@
-//! `step_param.json`: a step's parent, inputs, upstream probes, instance types, lifecycle and
-//! tests' timeout.
+//! `step_param.json`: a step's parent, inputs, upstream probes, instance types, lifecycle,
+//! tests' timeout and SBOM.
+
+use std::path::Component;
 
 use super::*;
 
@@ -21,7 +23,33 @@ pub struct StepParam {
     /// `"upstream"`: executables run at plan time whose output joins the fingerprint: what moves
     /// outside the folder (a package repository's Release file, a vendor's latest version).
     pub upstream: Vec<Probe>,
+    /// `"sbom"`: the file, relative to the step folder, that the step's provisioners leave there
+    /// (SPDX or CycloneDX JSON): stored with the image's statement. Not an input of the fingerprint.
+    pub sbom: Option<String>,
     file: JsonFile,
+}
+
+pub const SBOM: &str = "sbom";
+
+/// `"sbom": "sbom.spdx.json"`: a file in the step folder.
+fn sbom(file: &JsonFile) -> Result<Option<String>> {
+    let Some(name) = file.optional_string(SBOM)? else { return Ok(None) };
+    let path = Path::new(&name);
+    let inside = path.components().all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+    // As the fingerprint names the folder's files: `/`-separated, without `./`.
+    let normal: Vec<String> = path
+        .components()
+        .filter_map(|part| match part {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    if !inside || normal.is_empty() {
+        return Err(file
+            .key_error(SBOM, format!("\"{SBOM}\" is \"{name}\", not a file's path inside the step folder"))
+            .help(format!("write e.g. \"{SBOM}\": \"sbom.spdx.json\", where the step's provisioners leave it")));
+    }
+    Ok(Some(normal.join("/")))
 }
 
 /// An upstream probe (`upstream::run_probes` runs it).
@@ -119,6 +147,7 @@ impl StepParam {
             lifecycle: LifecyclePolicy::of(&file)?,
             test_timeout: test_timeout(&file)?,
             upstream: upstream(&file)?,
+            sbom: sbom(&file)?,
             file,
         })
     }

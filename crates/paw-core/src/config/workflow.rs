@@ -113,6 +113,9 @@ pub struct WorkflowParam {
     pub notify: Vec<NotifyTarget>,
     /// `"provenance"`: what signs each image's statement; unsigned statements without it.
     pub provenance: Option<ProvenanceSetting>,
+    /// `"require_provenance"`: a channel set and a child's build refuse an image whose chain of
+    /// statements does not verify.
+    pub require_provenance: bool,
     file: JsonFile,
 }
 
@@ -227,6 +230,7 @@ impl WorkflowParam {
                 }
             };
         let catalog = CatalogParam::of(&file)?;
+        let provenance = ProvenanceSetting::of(&file)?;
         Ok(WorkflowParam {
             path: path.to_path_buf(),
             workflow_id,
@@ -246,7 +250,8 @@ impl WorkflowParam {
             lifecycle: LifecyclePolicy::of(&file)?,
             distribution: DistributionTarget::list(&file)?,
             notify: NotifyTarget::list(&file)?,
-            provenance: ProvenanceSetting::of(&file)?,
+            require_provenance: require_provenance(&file, provenance.as_ref())?,
+            provenance,
             file,
         })
     }
@@ -334,10 +339,11 @@ pub const VARIANTS: &str = "variants";
 /// Keys a variant may not set: they say which workflow, line and catalog it is, not what it builds.
 /// Nor where it runs and as whom, and who hears of it: variants share one region, profile, catalog
 /// and notify block.
-pub(super) const KEYS_NO_VARIANT_SETS: [&str; 12] = [
+pub(super) const KEYS_NO_VARIANT_SETS: [&str; 13] = [
     "workflow_id",
     NOTIFY,
     PROVENANCE,
+    REQUIRE_PROVENANCE,
     WORKFLOW_NAME,
     VARIANTS,
     "catalog",
@@ -366,8 +372,17 @@ pub(super) const KEYS_NOT_DECIDING_IMAGES: [&str; 8] = [
 /// Keys added after the first fingerprints, which those could not hold. Each variant's own keys
 /// are merged in, and count; the list of variants does not.
 /// `root_base_ami` counts through what it resolves to: the root step's source AMI.
-pub(super) const KEYS_UNKNOWN_TO_V1: [&str; 8] =
-    [WORKFLOW_NAME, FINGERPRINT_IGNORE, VARIANTS, LIFECYCLE, DISTRIBUTION, ROOT_BASE_AMI, NOTIFY, PROVENANCE];
+pub(super) const KEYS_UNKNOWN_TO_V1: [&str; 9] = [
+    WORKFLOW_NAME,
+    FINGERPRINT_IGNORE,
+    VARIANTS,
+    LIFECYCLE,
+    DISTRIBUTION,
+    ROOT_BASE_AMI,
+    NOTIFY,
+    PROVENANCE,
+    REQUIRE_PROVENANCE,
+];
 
 /// Keys that decided an image in the first fingerprints and do not since: tags are applied after
 /// the build.

@@ -320,19 +320,12 @@ pub async fn record_verdict(
         tag_verdict(cx, record, "passed").await?;
         return Ok(());
     };
-    let fate = match on_failure {
-        OnFailure::Keep => {
-            tag_verdict(cx, record, "failed").await?;
-            "kept (failed: never a source, never reused)".to_string()
-        }
-        OnFailure::Deregister => {
-            let mut failed_record = record.clone();
-            failed_record.status = ImageStatus::Failed;
-            let request = change::DeleteRequest { delete_snapshots: true, ..change::DeleteRequest::default() };
-            let done = change::delete_image(&cx.executor(), std::slice::from_ref(&failed_record), &request).await?;
-            format!("deregistered{} (--keep-failed keeps it)", change::delete::snapshots_said(&done))
-        }
-    };
+    if on_failure == OnFailure::Keep {
+        tag_verdict(cx, record, "failed").await?;
+    }
+    let mut failed_record = record.clone();
+    failed_record.status = status.unwrap_or(record.status);
+    let fate = withdraw(cx, &failed_record, on_failure).await?;
     let others = run.results.iter().filter(|result| !result.passed).count() - 1;
     let also = if others > 0 { format!(" (and {others} more)") } else { String::new() };
     let mut error =
@@ -345,6 +338,26 @@ pub async fn record_verdict(
         error: Box::new(error),
         amis: vec![LeftAmi { ami_id: record.ami_id.clone(), fate }],
         transient: None,
+    })
+}
+
+/// What becomes of a recorded image the build failed (its tests, its statement): kept, marked
+/// failed (`--keep-failed`), or deregistered with its snapshots and copies. Its fate, in words.
+pub async fn withdraw(cx: &Services<'_>, record: &ImageRecord, on_failure: OnFailure) -> Result<String> {
+    Ok(match on_failure {
+        OnFailure::Keep => {
+            if record.status == ImageStatus::Available {
+                cx.catalog.set_status(&record.workflow_id, &record.step_id, ImageStatus::Failed, None).await?;
+            }
+            "kept (failed: never a source, never reused)".to_string()
+        }
+        OnFailure::Deregister => {
+            let mut failed_record = record.clone();
+            failed_record.status = ImageStatus::Failed;
+            let request = change::DeleteRequest { delete_snapshots: true, ..change::DeleteRequest::default() };
+            let done = change::delete_image(&cx.executor(), std::slice::from_ref(&failed_record), &request).await?;
+            format!("deregistered{} (--keep-failed keeps it)", change::delete::snapshots_said(&done))
+        }
     })
 }
 

@@ -160,6 +160,11 @@ impl Lease {
 
     /// Notes a resource that a line of packer's output names; written at the next renewal, which
     /// it hastens.
+    /// The run's id on the step: this attempt's, in the journal and in the image's statement.
+    pub fn run_id(&self) -> String {
+        self.entry.lock().expect("the lease's entry is not poisoned").run_id.clone()
+    }
+
     pub fn note_packer_line(&self, line: &str) {
         if self.entry.lock().expect("the lease lock is not poisoned").resources.note(line) {
             self.changed.notify_one();

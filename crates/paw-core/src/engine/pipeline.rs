@@ -53,6 +53,9 @@ pub struct StepRun<'a> {
     /// Set once the AMI is in the catalog: from then on nothing undoes it.
     pub recorded: Option<ImageRecord>,
     pub packer_time: Duration,
+    /// When packer started, and its version: for the statement, and to tell this build's SBOM
+    /// from one an earlier build left. None when no packer made the AMI.
+    pub packer_started: Option<(std::time::SystemTime, String)>,
 }
 
 impl<'a> StepRun<'a> {
@@ -73,6 +76,7 @@ impl<'a> StepRun<'a> {
             made: Vec::new(),
             recorded: None,
             packer_time: Duration::ZERO,
+            packer_started: None,
         }
     }
 
@@ -142,6 +146,7 @@ pub enum StageId {
     Validate,
     TakeLease,
     SourceAvailable,
+    ParentVerified,
     Render,
     NameFree,
     DryRun,
@@ -151,6 +156,7 @@ pub enum StageId {
     TagImage,
     Record,
     TestImage,
+    Attest,
     Distribute,
     /// `paw images from-instance`'s own.
     CheckLimits,
@@ -165,6 +171,7 @@ impl StageId {
             StageId::Validate => "validating",
             StageId::TakeLease => "taking the step's lease",
             StageId::SourceAvailable => "checking the source AMI",
+            StageId::ParentVerified => "verifying the parent's statement",
             StageId::Render => "rendering",
             StageId::NameFree => "checking the AMI name",
             StageId::DryRun => "dry run",
@@ -174,6 +181,7 @@ impl StageId {
             StageId::TagImage => "tagging",
             StageId::Record => "recording",
             StageId::TestImage => "testing the image",
+            StageId::Attest => "signing its statement",
             StageId::Distribute => "distributing",
             StageId::CheckLimits => "checking EC2's limits",
             StageId::CheckInstance => "checking the instance",

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use super::events::Event;
+use super::image_tests::OnFailure;
 use super::pipeline::{ImageRun, StepRun, run_stages};
-use super::recording::{Record, TagImage};
+use super::recording::{Attest, Record, TagImage};
 use super::services::Services;
 use crate::ami::AmiRef;
 use crate::catalog::{self, ImageStatus, InFlight, PackerRun, Verdict};
@@ -193,7 +194,8 @@ async fn adopt(
     let source = AmiRef { id: entry.source_ami_id.clone(), name: entry.source_ami_name.clone() };
     let ami_id = image.id.clone();
     let mut made = ImageRun { run: StepRun::new(cx.workflow, step, source, fingerprint), image, copies, tests: None };
-    run_stages(cx, &[&TagImage, &Record], &mut made).await.map_err(|failure| *failure.error)?;
+    let attest = Attest { on_failure: OnFailure::Deregister };
+    run_stages(cx, &[&TagImage, &Record, &attest], &mut made).await.map_err(|failure| *failure.error)?;
     let what = format!("adopted {ami_id} left by an interrupted run (its inputs still match)");
     cx.reporter.event(Event::Notice { step: &entry.step_id, what: &what });
     Ok(())

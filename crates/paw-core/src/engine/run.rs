@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::notify::{Delivery, Notice, NoticeKind, Notifier};
 use crate::packer::Packer;
 use crate::plan::{self, PlannedStep, Rebuild};
-use crate::provenance::Signer;
+use crate::provenance::Attester;
 use crate::workflow::Workflow;
 
 /// A build asked for, and what it works with: the binary's one call.
@@ -37,8 +37,8 @@ pub struct BuildRun<'a> {
     pub lease_ttl: i64,
     /// Where the run's notices go (the workflow's `"notify"`), delivered before its summary.
     pub notifier: &'a Notifier,
-    /// What signs each image's statement (`"provenance"`); unsigned without one.
-    pub signer: Option<&'a dyn Signer>,
+    /// What writes each image's statement, and signs it (`"provenance"`).
+    pub attester: &'a Attester<'a>,
 }
 
 /// A run's end: every step's outcome, in each variant's build order, and what became of its
@@ -71,7 +71,7 @@ pub async fn build(run: &BuildRun<'_>) -> Result<RunEnd> {
                 catalog: run.catalog,
                 reporter: reporter.as_ref(),
                 cancel: run.cancel,
-                signer: run.signer,
+                attester: run.attester,
             },
             packer: run.packer,
             packer_env: (run.packer_env)(workflow),

@@ -7,7 +7,7 @@ use super::events::{Event, LeftAmi, Reporter};
 use crate::catalog::Catalog;
 use crate::change;
 use crate::ec2::Ec2;
-use crate::provenance::Signer;
+use crate::provenance::Attester;
 use crate::workflow::Workflow;
 
 /// What every stage may use: the workflow, where it builds, and the services it talks to (EC2,
@@ -19,14 +19,14 @@ pub struct Services<'a> {
     pub catalog: &'a dyn Catalog,
     pub reporter: &'a dyn Reporter,
     pub cancel: &'a CancellationToken,
-    /// What signs each recorded image's statement (`"provenance"`); unsigned without one.
-    pub signer: Option<&'a dyn Signer>,
+    /// What writes each recorded image's statement, and signs it (`"provenance"`).
+    pub attester: &'a Attester<'a>,
 }
 
 impl Services<'_> {
     /// The executor of the plans a build makes outside its stages (replacing an image, a failed test's).
     pub fn executor(&self) -> change::Executor<'_> {
-        change::Executor::new(self.catalog, self.ec2, self.region, "paw build")
+        change::Executor::new(self.catalog, self.ec2, self.region, "paw build").attesting(self.attester)
     }
 
     /// Deregisters an AMI this run made but did not record, in its region, with its snapshots.

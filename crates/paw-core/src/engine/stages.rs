@@ -17,7 +17,7 @@ use super::lease::{Lease, Taken};
 use super::pipeline::{
     Finished, ImageRun, Next, Stage, StageId, StepRun, enter, finish, keeping, run_list, run_stages,
 };
-use super::recording::{Record, TagImage};
+use super::recording::{Attest, Record, TagImage};
 use super::recover;
 use super::services::Services;
 use crate::ami;
@@ -125,10 +125,11 @@ impl<'a> BuildStages<'a> {
         let tester = Tester::of_build(self.packer, self.packer_env);
         let on_failure = if self.keep_failed { OnFailure::Keep } else { OnFailure::Deregister };
         let test = TestImage { tester: &tester, on_failure };
-        let before: [&dyn Stage<StepRun<'a>>; 6] =
-            [&take_lease, &SourceAvailable, &Render, &NameFree, &replace, &packer];
+        let attest = Attest { on_failure };
+        let before: [&dyn Stage<StepRun<'a>>; 7] =
+            [&take_lease, &SourceAvailable, &ParentVerified, &Render, &NameFree, &replace, &packer];
         // ... then find_made_image, then:
-        let after: [&dyn Stage<ImageRun<'a>>; 4] = [&TagImage, &Record, &test, &Distribute];
+        let after: [&dyn Stage<ImageRun<'a>>; 5] = [&TagImage, &Record, &test, &attest, &Distribute];
         run_pipeline(cx, &before, &after, run).await
     }
 
@@ -218,6 +219,34 @@ impl<'a> Stage<StepRun<'a>> for SourceAvailable {
             Some(parent) => format!("the parent's AMI is gone: rebuild it with `paw build {parent}`"),
         });
         Err(error.into())
+    }
+}
+
+/// `require_provenance`: the parent's image, and its chain down to the root base AMI, verify with
+/// the workflow's key before anything is built on it. (A parent built in this run was attested by
+/// it a moment ago.)
+pub struct ParentVerified;
+
+#[async_trait]
+impl<'a> Stage<StepRun<'a>> for ParentVerified {
+    fn id(&self) -> StageId {
+        StageId::ParentVerified
+    }
+
+    async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
+        let Some(key) = &cx.attester.required else { return Ok(Next::Continue) };
+        if run.step.parent.is_none() || run.source.is_placeholder() || run.source_is_fresh {
+            return Ok(Next::Continue);
+        }
+        let records = cx.catalog.find_by_ami(&run.source.id).await?;
+        let Some(parent) = records.iter().find(|record| record.provenance.is_some()).or(records.first()) else {
+            let what =
+                format!("step \"{}\" starts from {}, which the catalog does not hold", run.step.id, run.source.id);
+            return Err(Error::new(ErrorKind::Unverified, what).into());
+        };
+        let refused = format!("step \"{}\" is not built on its parent", run.step.id);
+        crate::ops::verify::require_verified(cx.catalog, cx.ec2, cx.region, parent, key, &refused).await?;
+        Ok(Next::Continue)
     }
 }
 
@@ -343,7 +372,7 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
     async fn run(&self, cx: &Services<'_>, run: &mut StepRun<'a>) -> Result<Next, StepFailure> {
         let (var_files, vars) = (run.prepared()?.var_files(), run.packer_vars());
         let step_id = run.step.id.clone();
-        let (started, started_at) = (Instant::now(), chrono::Utc::now());
+        let (started, started_at, started_on) = (Instant::now(), chrono::Utc::now(), std::time::SystemTime::now());
         let mut run_lock = None;
         if let Some(lease) = &run.lease {
             let fingerprint = Some(run.fingerprint.digest.clone());
@@ -370,7 +399,10 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
             log_path: self.log_path,
             run_lock: run_lock.as_ref(),
         };
-        let output = self.packer.build(&request, &on_line, cx.cancel).await?;
+        // packer's version (for the statement) is asked while packer builds: it costs no time.
+        let (version, output) =
+            tokio::join!(self.packer.version_text(), self.packer.build(&request, &on_line, cx.cancel));
+        let output = output?;
         run.packer_time = started.elapsed();
         run.made.extend(output.amis.iter().cloned());
         if let Some(failure) = output.failure {
@@ -380,6 +412,7 @@ impl<'a> Stage<StepRun<'a>> for PackerBuild<'_> {
             let amis = unreported_images(cx, &run.ami_name, &reported, started_at).await;
             return Err(StepFailure { error: Box::new(failure), amis, transient: output.transient });
         }
+        run.packer_started = Some((started_on, version?));
         if !run.made.iter().any(|(region, _)| region.as_str() == cx.region) {
             let images = cx.ec2.images_named(&run.ami_name).await?;
             let image = adopt_unreported(cx, run, images, started_at, self.log_path)?;

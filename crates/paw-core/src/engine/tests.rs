@@ -26,6 +26,8 @@ use crate::run_lock::RunLock;
 use crate::workflow::Workflow;
 
 const REGION: &str = "us-east-1";
+/// Statements written unsigned.
+static UNSIGNED: crate::provenance::Attester<'static> = crate::provenance::Attester::none();
 const ROOT_AMI: &str = "ami-785db401";
 
 #[derive(Default)]
@@ -285,6 +287,10 @@ impl Packer for FakePacker<'_> {
         "packer build .".into()
     }
 
+    async fn version_text(&self) -> Result<String> {
+        Ok("1.6.6".into())
+    }
+
     async fn validate(&self, step_dir: &Path, _: &[PathBuf], _: bool) -> Result<()> {
         match self.behaviour(step_dir) {
             Behaviour::Invalid => Err(Error::new(ErrorKind::Validation, "packer validate failed").in_file(step_dir)),
@@ -451,6 +457,17 @@ impl Records for LosingAnswers {
     async fn set_copies(&self, workflow_id: &str, step_id: &str, copies: &BTreeMap<String, String>) -> Result<()> {
         self.inner.set_copies(workflow_id, step_id, copies).await
     }
+    async fn set_provenance(&self, workflow_id: &str, step_id: &str, envelope: &str, sbom: Option<&str>) -> Result<()> {
+        self.inner.set_provenance(workflow_id, step_id, envelope, sbom).await
+    }
+    async fn set_copy_provenance(
+        &self,
+        workflow_id: &str,
+        step_id: &str,
+        statements: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.inner.set_copy_provenance(workflow_id, step_id, statements).await
+    }
     async fn add_test_run(
         &self,
         workflow_id: &str,
@@ -538,7 +555,7 @@ impl Fixture {
             catalog: &self.catalog,
             reporter: &self.reporter,
             cancel: &self.cancel,
-            signer: None,
+            attester: &UNSIGNED,
         }
     }
 
@@ -668,8 +685,8 @@ async fn an_ami_that_cannot_be_recorded_is_deregistered_after_the_later_stages_r
     let lines = fixture.reporter.lines("step1");
     let recording = lines.iter().position(|line| line == "recording").unwrap();
     assert_eq!(lines[recording + 1], format!("cleanup {made}: deregistered, snapshots deleted: snap-{made}"));
-    // The step's tags, then its statement's digest (the record that failed came after), then undone.
-    assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("tag {made}"), format!("deregister {made}")]);
+    // The step's tags, then the record that failed (nothing attested), then undone.
+    assert_eq!(fixture.ec2.calls(), [format!("tag {made}"), format!("deregister {made}")]);
     assert_eq!(outcomes[1].outcome.name(), "skipped");
 }
 
@@ -934,4 +951,59 @@ async fn an_interrupt_ends_the_wait_for_a_held_step() {
     assert!(packer.builds.lock().unwrap().is_empty());
     assert_eq!(fixture.catalog.builds_in_flight(&entry.workflow_id).await.unwrap(), [entry]);
     lock.release();
+}
+
+/// A signer whose key service is down.
+struct DownSigner;
+
+#[async_trait]
+impl crate::provenance::Signer for DownSigner {
+    fn key_id(&self) -> String {
+        "arn:aws:kms:us-east-1:123456789012:key/down".into()
+    }
+    async fn sign(&self, _: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::new(ErrorKind::Aws, "kms:Sign failed: the service is unavailable"))
+    }
+    async fn public_key(&self) -> Result<crate::provenance::PublicKey> {
+        Err(Error::new(ErrorKind::Aws, "kms:GetPublicKey failed"))
+    }
+}
+
+/// A statement that cannot be signed fails its step after the image was recorded: the image is
+/// withdrawn (deregistered, its record says so), and nothing is built on it.
+#[tokio::test]
+async fn an_image_whose_statement_cannot_be_signed_is_withdrawn() {
+    let fixture = Fixture::new("chain");
+    let plan = fixture.plan().await;
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    let attester = crate::provenance::Attester { signer: Some(&DownSigner), ..crate::provenance::Attester::none() };
+    let cx = Services { attester: &attester, ..fixture.cx() };
+    let engine = Engine { cx, packer: &packer, packer_env: Vec::new(), lease_ttl: 60 };
+    let outcomes = engine.run(&plan, RETRIES).await.unwrap();
+    let Outcome::Failed { error, amis } = &outcomes[0].outcome else { panic!("{:?}", outcomes[0].outcome) };
+    assert!(error.message.contains("kms:Sign failed"), "{error}");
+    assert!(amis[0].fate.starts_with("deregistered"), "{amis:?}");
+    assert!(!fixture.ec2.has(&amis[0].ami_id));
+    let record = fixture.catalog.get(&fixture.workflow.param.workflow_id, "step1").await.unwrap().unwrap();
+    assert_eq!((record.status, record.provenance), (ImageStatus::Deregistered, None));
+    assert_eq!(outcomes[1].outcome.name(), "skipped");
+}
+
+/// A built image's statement names its parent's by digest, and the packer that made it.
+#[tokio::test]
+async fn a_built_image_s_statement_names_its_parent_s_and_its_packer() {
+    let fixture = Fixture::new("chain");
+    let packer = FakePacker::new(&fixture.ec2, &fixture.cancel, &[]);
+    fixture.build(&packer, false).await.unwrap();
+    let workflow_id = &fixture.workflow.param.workflow_id;
+    let step1 = fixture.catalog.get(workflow_id, "step1").await.unwrap().unwrap();
+    let step2 = fixture.catalog.get(workflow_id, "step2").await.unwrap().unwrap();
+    let envelope = crate::provenance::Envelope::parse(step2.provenance.as_deref().unwrap()).unwrap();
+    let statement = envelope.statement().unwrap();
+    let parent_digest = crate::provenance::sha256_hex(step1.provenance.as_deref().unwrap().as_bytes());
+    assert_eq!(crate::provenance::parent_of(&statement), Some((step1.ami_id.clone(), Some(parent_digest))));
+    let dependencies = statement.pointer("/predicate/buildDefinition/resolvedDependencies").unwrap();
+    let uris: Vec<&str> = dependencies.as_array().unwrap().iter().filter_map(|dep| dep["uri"].as_str()).collect();
+    assert!(uris.contains(&"pkg:generic/packer@1.6.6"), "{uris:?}");
+    assert_eq!(statement.pointer("/predicate/runDetails/byproducts").unwrap(), &serde_json::json!([]), "no tests");
 }

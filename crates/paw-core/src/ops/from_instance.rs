@@ -11,8 +11,9 @@ use crate::catalog::ImageRecord;
 use crate::ec2::InstanceState;
 use crate::engine::Services;
 use crate::engine::events::{LeftAmi, StepFailure};
+use crate::engine::image_tests::OnFailure;
 use crate::engine::pipeline::{Finished, ImageRun, Next, Stage, StageId, StepRun};
-use crate::engine::recording::{Record, step_tags};
+use crate::engine::recording::{Attest, Record, step_tags};
 use crate::engine::stages::{self, NameFree, run_pipeline};
 use crate::error::{Error, ErrorKind, Result};
 use crate::source;
@@ -34,7 +35,8 @@ pub async fn image_from_instance(
     let tag_snapshots = TagSnapshots { wait };
     let before: [&dyn Stage<StepRun<'_>>; 4] = [&Limits, &stopped, &NameFree, &create];
     // ... then the AMI found in EC2, then:
-    let after: [&dyn Stage<ImageRun<'_>>; 2] = [&Record, &tag_snapshots];
+    let attest = Attest { on_failure: OnFailure::Deregister };
+    let after: [&dyn Stage<ImageRun<'_>>; 3] = [&Record, &tag_snapshots, &attest];
     let finished = run_pipeline(cx, &before, &after, run).await.map_err(|StepFailure { error, amis, .. }| {
         let fates: Vec<String> = amis.iter().map(|left| format!("{}: {}", left.ami_id, left.fate)).collect();
         if fates.is_empty() { *error } else { error.details(fates.join("\n")) }

@@ -11,6 +11,8 @@ use crate::catalog::{Catalog, ImageRecord, Line, Standing, Verdict, every_copy, 
 use crate::change::usage::{self, Seen, Target};
 use crate::ec2::{Ec2, Image};
 use crate::error::Result;
+use crate::ops::verify::Badge;
+use crate::provenance::PublicKey;
 use crate::workflow::Workflow;
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +72,17 @@ pub struct ReportImage {
     /// Who uses it, and when it was last seen in use (read when paw can ask EC2; not for a
     /// deregistered image).
     pub usage: Option<Seen>,
+    /// How its statement stands (`paw verify`), and the checks that failed; None for a
+    /// deregistered image.
+    pub provenance: Option<ReportProvenance>,
+}
+
+/// An image's statement, as the report's badge shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportProvenance {
+    pub badge: Badge,
+    /// The checks that failed along its chain.
+    pub problems: Vec<String>,
 }
 
 /// An image's latest test verdict, as the report's badge shows it.
@@ -110,15 +123,17 @@ impl ReportTests {
 /// An available image is stale when the step's inputs, on the same parent, no longer give its
 /// fingerprint; when its parent is stale, revoked or deregistered; or, for a first step, when
 /// the workflow's root base AMI changed.
+/// Each image's statement is checked, with its chain, with `key` when paw can ask EC2.
 pub async fn report(
     workflows: &[Workflow],
     catalog: &dyn Catalog,
     ec2: Option<&dyn Ec2>,
+    key: Option<&PublicKey>,
     all_workflows: bool,
 ) -> Result<ImageTree> {
     let mut steps = Vec::new();
     for workflow in workflows {
-        steps.extend(variant_steps(workflow, catalog, all_workflows).await?);
+        steps.extend(variant_steps(workflow, catalog, (ec2, key), all_workflows).await?);
     }
     // The lifecycle policy's deprecation times, as EC2 has them (in one request per 100 images),
     // and who uses each image (one request per 10 images per place), when paw can ask EC2: the
@@ -165,7 +180,12 @@ pub async fn report(
 }
 
 /// One workflow's (or variant's) steps, with their images.
-async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows: bool) -> Result<Vec<ReportStep>> {
+async fn variant_steps(
+    workflow: &Workflow,
+    catalog: &dyn Catalog,
+    (ec2, key): (Option<&dyn Ec2>, Option<&PublicKey>),
+    all_workflows: bool,
+) -> Result<Vec<ReportStep>> {
     let workflow_id = workflow.param.workflow_id.clone();
     let mut channels: HashMap<String, Vec<String>> = HashMap::new();
     let line = Line::of(workflow);
@@ -218,9 +238,17 @@ async fn variant_steps(workflow: &Workflow, catalog: &dyn Catalog, all_workflows
             if record.reused_from.is_none() || !statuses.contains_key(&record.ami_id) {
                 statuses.insert(record.ami_id.clone(), status);
             }
+            let provenance = match standing {
+                Standing::Deregistered { .. } => None,
+                _ => {
+                    let (badge, problems) = super::verify::badge(catalog, ec2, &record.region, &record, key).await?;
+                    Some(ReportProvenance { badge, problems })
+                }
+            };
             images.push(ReportImage {
                 tests: ReportTests::of(&record, step_has_tests),
                 usage: None,
+                provenance,
                 fingerprint: record.fingerprint.as_ref().map(|digest| digest.chars().take(12).collect()),
                 channels: channels.get(&record.ami_id).cloned().unwrap_or_default(),
                 base_in_report: false,

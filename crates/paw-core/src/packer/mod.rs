@@ -21,6 +21,9 @@ pub trait Packer: Send + Sync {
     /// The exact command `build` runs in the step folder, for `--dry-run`.
     fn build_command(&self, var_files: &[PathBuf], vars: &[(String, String)], debug: bool) -> String;
 
+    /// Its version, as `packer version` says it: `1.6.6`.
+    async fn version_text(&self) -> Result<String>;
+
     /// `packer validate` in the step folder with its var files (`packer init` first when the
     /// template requires plugins); packer's own message on failure.
     async fn validate(&self, step_dir: &Path, var_files: &[PathBuf], requires_plugins: bool) -> Result<()>;
@@ -95,8 +98,7 @@ impl PackerBinary {
 
     /// For messages: `packer 1.6.6`.
     pub async fn describe(&self) -> Result<String> {
-        let (major, minor, patch) = self.version().await?;
-        Ok(format!("packer {major}.{minor}.{patch}"))
+        Ok(format!("packer {}", self.version_text().await?))
     }
 
     async fn run_checked(&self, dir: &Path, args: &[OsString], what: &str) -> Result<()> {
@@ -146,6 +148,11 @@ impl PackerBinary {
 
 #[async_trait]
 impl Packer for PackerBinary {
+    async fn version_text(&self) -> Result<String> {
+        let (major, minor, patch) = self.version().await?;
+        Ok(format!("{major}.{minor}.{patch}"))
+    }
+
     async fn validate(&self, step_dir: &Path, var_files: &[PathBuf], requires_plugins: bool) -> Result<()> {
         if requires_plugins {
             // `packer init` exists from 1.7 on, as do `required_plugins` blocks.

@@ -12,6 +12,7 @@ use paw_core::engine::{
 use paw_core::ops::test::Tested;
 use paw_core::packer::PackerBinary;
 use paw_core::plan::{self, PlannedStep, Rebuild};
+use paw_core::provenance::Attester;
 use paw_core::workflow::Workflow;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
@@ -87,6 +88,7 @@ pub async fn build(
     let cancel = CancellationToken::new();
     // `--packer-debug` asks questions on the terminal: it gets packer's lines.
     let reporter = run_reporter(cx, ids, verbose || options.packer_debug, &cancel)?;
+    let attester = cx.attester().await?;
     let run = BuildRun {
         workflows: cx.workflows_with_upstream().await?,
         steps: ids,
@@ -101,7 +103,7 @@ pub async fn build(
         cancel: &cancel,
         lease_ttl,
         notifier: cx.notifier().await?,
-        signer: cx.signer().await?,
+        attester: &attester,
     };
     let built = Built(engine::build(&run).await?);
     if let Some(ci) = cx.output.ci {
@@ -128,8 +130,8 @@ pub async fn test(cx: &Context, ids: &[String], verbose: bool) -> paw_core::Resu
         let reporter = VariantReporter::of(reporter.as_ref(), workflow.variant.as_deref());
         // Tests record verdicts, not images: nothing to sign.
         let reporter = reporter.as_ref();
-        let services =
-            engine::Services { workflow, region, ec2: &ec2, catalog, reporter, cancel: &cancel, signer: None };
+        let attester = &Attester::none();
+        let services = engine::Services { workflow, region, ec2: &ec2, catalog, reporter, cancel: &cancel, attester };
         let env = paw_aws::packer_env(&workflow.param, region);
         let tester = Tester { packer: &packer, env: &env, by: format!("paw test ({})", cx.caller().await?) };
         let steps = workflow.select(ids)?;
@@ -202,6 +204,7 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
     let ec2 = cx.ec2(None).await?;
     let catalog = cx.catalog().await?;
     let cancel = CancellationToken::new();
+    let attester = cx.attester().await?;
     let mut found = Vec::new();
     for workflow in cx.workflows_with_upstream().await? {
         let labels: Vec<String> =
@@ -215,7 +218,7 @@ pub async fn recover(cx: &Context) -> paw_core::Result<Recovered> {
             catalog,
             reporter: reporter.as_ref(),
             cancel: &cancel,
-            signer: cx.signer().await?,
+            attester: &attester,
         };
         found.extend(recover::recover(&context).await?);
     }

@@ -6,6 +6,7 @@ use paw_core::change::{Executor, Plan};
 use paw_core::config::DistributionTarget;
 use paw_core::ec2::Place;
 use paw_core::ops::channel::{self, Change, Stores};
+use paw_core::ops::verify;
 use paw_core::{Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -30,6 +31,10 @@ pub async fn set(
 ) -> paw_core::Result<Box<dyn Report>> {
     let record = find_record(cx, step).await?;
     let ec2 = cx.ec2(Some(&record.region)).await?;
+    if let Some(key) = cx.required_key().await? {
+        let refused = format!("channel {name} is not set");
+        verify::require_verified(cx.catalog().await?, &ec2, &record.region, &record, &key, &refused).await?;
+    }
     let change = Change { by: cx.caller().await?, ..change };
     let targets = distribution_of(cx, step)?;
     let stores = Stores { catalog: cx.catalog().await?, ec2: &ec2, distribution: &targets };

@@ -161,6 +161,16 @@ pub async fn doctor(cx: &Context) -> paw_core::Result<Doctor> {
         Err(err) => Err(err),
     };
     doctor.check("catalog", catalog);
+    if workflow.param.provenance.is_some() {
+        // The key is read as a build reads it: a KMS key's public key says it may sign.
+        let signer = async {
+            let signer = cx.signer().await?.ok_or_else(|| Error::bug("a provenance block names a signer"))?;
+            let key = signer.public_key().await?;
+            let required = if workflow.param.require_provenance { "; required" } else { "" };
+            Ok(format!("statements signed by {} ({}){required}", signer.key_id(), key.algorithm))
+        };
+        doctor.check("provenance", signer.await);
+    }
     if let Some(config) = config {
         // Every place the distribution block acts in, with the credentials paw acts there with.
         let reach = cx.reach()?;

@@ -7,6 +7,7 @@ use paw_core::catalog::ImageRecord;
 use paw_core::change::usage::{self, Sharing, Usage};
 use paw_core::change::{self, Action, DeleteRequest, Executor};
 use paw_core::ec2::{BaseAmiQuery, Ec2 as _, Image, ImageUser};
+use paw_core::provenance::Envelope;
 use paw_core::{Error, ErrorKind, engine, ops};
 use serde_json::{Value, json};
 
@@ -150,8 +151,23 @@ impl Report for Shown {
             .iter()
             .map(|(key, value)| {
                 let shown = match (key.as_str(), value.as_str()) {
-                    // The envelope is for verifiers (`paw images provenance`); people get who signed it.
-                    ("provenance", Some(envelope)) => paw_core::provenance::Envelope::describe(envelope),
+                    // The envelopes are for verifiers (`paw images provenance`); people get who
+                    // signed them; the SBOM is `paw images sbom`'s.
+                    ("provenance", Some(envelope)) => Envelope::describe(envelope),
+                    ("copy_provenance", None) => value
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(place, envelope)| {
+                            format!("{place}: {}", Envelope::describe(envelope.as_str().unwrap_or("")))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    ("sbom", Some(sbom)) => format!(
+                        "{} bytes, sha256 {} (`paw images sbom` prints it)",
+                        sbom.len(),
+                        paw_core::provenance::sha256_hex(sbom.as_bytes())
+                    ),
                     (_, Some(text)) => text.to_string(),
                     (_, None) => value.to_string(),
                 };
@@ -264,7 +280,7 @@ pub async fn from_instance(
         catalog,
         reporter: &Quiet,
         cancel: &cancel,
-        signer: cx.signer().await?,
+        attester: &cx.attester().await?,
     };
     let record = ops::image_from_instance(&stages_cx, step, instance_id, wait).await?;
     Ok(FromInstance { record, instance_id: instance_id.to_string(), catalog: catalog.uri(), waited: wait.is_some() })

@@ -206,5 +206,9 @@ async fn dispatch(cx: &Context, command: Command) -> paw_core::Result<Box<dyn Re
             Box::new(verify::verify(cx, step.as_deref(), ami.as_deref(), !no_chain, public_key.as_deref()).await?)
         }
         Command::Images(ImagesCommand::Provenance { step }) => Box::new(verify::provenance(cx, &step).await?),
+        Command::Images(ImagesCommand::Sbom { step }) => Box::new(verify::sbom(cx, &step).await?),
+        Command::Images(ImagesCommand::SbomDiff { step, first, second }) => {
+            Box::new(verify::sbom_diff(cx, &step, &first, &second).await?)
+        }
     })
 }

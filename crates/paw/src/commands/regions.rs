@@ -57,7 +57,9 @@ async fn copy_to(
     }
     let by = cx.caller().await?;
     let progress = |line: &str| eprintln!("paw: {line}");
-    let executor = Executor::new(cx.catalog().await?, &ec2, &record.region, &by).telling(&progress);
+    let attester = cx.attester().await?;
+    let executor =
+        Executor::new(cx.catalog().await?, &ec2, &record.region, &by).telling(&progress).attesting(&attester);
     Ok(Box::new(Copies(copy::apply(&executor, &inventory, &decided).await?)))
 }
 

@@ -29,7 +29,19 @@ pub async fn report(cx: &Context, html: Option<PathBuf>, all_workflows: bool) ->
         }
     };
     let ec2 = ec2.as_ref().map(|ec2| ec2 as &dyn paw_core::ec2::Ec2);
-    let data = report::report(cx.workflows_with_upstream().await?, cx.catalog().await?, ec2, all_workflows).await?;
+    // The statements are checked with the workflow's signer's key, when it has one.
+    let key = match cx.signer().await? {
+        Some(signer) => match signer.public_key().await {
+            Ok(key) => Some(key),
+            Err(err) => {
+                eprintln!("paw: the report does not check the images' statements: {}", err.message);
+                None
+            }
+        },
+        None => None,
+    };
+    let workflows = cx.workflows_with_upstream().await?;
+    let data = report::report(workflows, cx.catalog().await?, ec2, key.as_ref(), all_workflows).await?;
     let page = render(&data)?;
     if let Some(path) = &html {
         paw_core::files::write_whole(path, page.as_bytes(), None).map_err(|err| Error::io(path, "write", err))?;
