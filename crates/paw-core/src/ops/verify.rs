@@ -96,8 +96,10 @@ async fn check_copies(ec2: &dyn Ec2, home_region: &str, record: &ImageRecord, ke
                 Some((original, _)) if original != record.ami_id => {
                     problems.push(format!("its statement names {original} as its original, not {}", record.ami_id))
                 }
-                Some(_) => problems
-                    .push(format!("its statement names another statement of {} than the catalog's", record.ami_id)),
+                Some(_) => problems.push(format!(
+                    "its statement names a statement of its original {} other than the one the catalog holds",
+                    record.ami_id
+                )),
                 None => problems.push("its statement names no original".into()),
             }
         }
