@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 
 use crate::catalog::TestRun;
-use crate::ec2::Image;
+use crate::ec2::{Ec2, Image};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::workflow::{Step, Workflow};
@@ -260,6 +260,13 @@ pub async fn seal_copy(
     let (copy, original) = (ImageIdentity::of(copy.0, copy.1), ImageIdentity::of(original.0, original.1));
     let statement = copy_statement(&copy, &original, original_envelope, attester);
     Ok(Envelope::seal(&statement, attester.signer).await?.to_text())
+}
+
+/// The envelope's sha256 as the `paw:provenance` tag of `image` and its snapshots (`ec2` is the
+/// image's region's): what `paw verify` compares with the stored envelope.
+pub async fn tag_image(ec2: &dyn Ec2, image: &Image, envelope: &str) -> Result<()> {
+    let tag = [(crate::ami::PROVENANCE_TAG.to_string(), sha256_hex(envelope.as_bytes()))];
+    ec2.create_tags(&image.ids_with_snapshots(), &tag).await
 }
 
 /// The dependency a statement names by `name` (`PARENT_DEPENDENCY`, `ORIGINAL_DEPENDENCY`): its

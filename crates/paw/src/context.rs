@@ -385,6 +385,11 @@ impl Context {
         if !self.optional_workflow()?.is_some_and(|workflow| workflow.param.require_provenance) {
             return Ok(None);
         }
+        self.signer_key().await
+    }
+
+    /// The public key of the workflow's signer; None without one.
+    pub async fn signer_key(&self) -> Result<Option<PublicKey>> {
         match self.signer().await? {
             Some(signer) => Ok(Some(signer.public_key().await?)),
             None => Ok(None),

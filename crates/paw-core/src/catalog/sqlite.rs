@@ -451,12 +451,19 @@ impl Store {
         revocation: Option<(&str, &str)>,
     ) -> Result<()> {
         let (reason, at) = revocation.filter(|_| status == ImageStatus::Revoked).unzip();
+        let set = "status = ?3, revoked_reason = ?4, revoked_at = ?5";
+        self.update(workflow_id, step_id, set, rusqlite::params![status.as_str(), reason, at])
+    }
+
+    /// Sets columns of the record (`set`: `COLUMN = ?3, ...`, the key being ?1 and ?2) to
+    /// `values`. A missing record is `missing_record`'s error.
+    fn update(&self, workflow_id: &str, step_id: &str, set: &str, values: &[&dyn rusqlite::ToSql]) -> Result<()> {
         let connection = self.connection.lock().expect("the catalog lock is not poisoned");
+        let key: [&dyn rusqlite::ToSql; 2] = [&workflow_id, &step_id];
         let changed = connection
             .execute(
-                "UPDATE images SET status = ?3, revoked_reason = ?4, revoked_at = ?5
-                 WHERE workflow_id = ?1 AND step_id = ?2",
-                rusqlite::params![workflow_id, step_id, status.as_str(), reason, at],
+                &format!("UPDATE images SET {set} WHERE workflow_id = ?1 AND step_id = ?2"),
+                rusqlite::params_from_iter(key.iter().chain(values)),
             )
             .map_err(|err| sqlite_error(&self.path, err))?;
         if changed == 0 {
@@ -467,31 +474,11 @@ impl Store {
 
     /// Sets one column that holds a map (`copies`, `copy_provenance`) of the record.
     fn set_map(&self, workflow_id: &str, step_id: &str, column: &str, map: &BTreeMap<String, String>) -> Result<()> {
-        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        let changed = connection
-            .execute(
-                &format!("UPDATE images SET {column} = ?3 WHERE workflow_id = ?1 AND step_id = ?2"),
-                [workflow_id, step_id, &stored_json(map)],
-            )
-            .map_err(|err| sqlite_error(&self.path, err))?;
-        if changed == 0 {
-            return Err(super::missing_record(workflow_id, step_id));
-        }
-        Ok(())
+        self.update(workflow_id, step_id, &format!("{column} = ?3"), rusqlite::params![stored_json(map)])
     }
 
     fn set_provenance(&self, workflow_id: &str, step_id: &str, envelope: &str, sbom: Option<&str>) -> Result<()> {
-        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        let changed = connection
-            .execute(
-                "UPDATE images SET provenance = ?3, sbom = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
-                rusqlite::params![workflow_id, step_id, envelope, sbom],
-            )
-            .map_err(|err| sqlite_error(&self.path, err))?;
-        if changed == 0 {
-            return Err(super::missing_record(workflow_id, step_id));
-        }
-        Ok(())
+        self.update(workflow_id, step_id, "provenance = ?3, sbom = ?4", rusqlite::params![envelope, sbom])
     }
 
     fn add_test_run(&self, workflow_id: &str, step_id: &str, run: &TestRun, status: Option<ImageStatus>) -> Result<()> {
@@ -549,17 +536,12 @@ impl Store {
     }
 
     fn set_line(&self, workflow_id: &str, step_id: &str, line: &Line) -> Result<()> {
-        let connection = self.connection.lock().expect("the catalog lock is not poisoned");
-        let changed = connection
-            .execute(
-                "UPDATE images SET workflow_name = ?3, variant = ?4 WHERE workflow_id = ?1 AND step_id = ?2",
-                rusqlite::params![workflow_id, step_id, line.name, line.variant],
-            )
-            .map_err(|err| sqlite_error(&self.path, err))?;
-        if changed == 0 {
-            return Err(super::missing_record(workflow_id, step_id));
-        }
-        Ok(())
+        self.update(
+            workflow_id,
+            step_id,
+            "workflow_name = ?3, variant = ?4",
+            rusqlite::params![line.name, line.variant],
+        )
     }
 }
 

@@ -281,8 +281,7 @@ impl<'a> Executor<'a> {
         let envelope =
             provenance::seal_copy((copy, &order.place.region), (source, self.region), original_envelope, attester)
                 .await?;
-        let tag = [(PROVENANCE_TAG.to_string(), provenance::sha256_hex(envelope.as_bytes()))];
-        self.at(&order.place).create_tags(&copy.ids_with_snapshots(), &tag).await?;
+        provenance::tag_image(&*self.at(&order.place), copy, &envelope).await?;
         for same in self.catalog.records_of(&record).await? {
             let mut statements = same.copy_provenance.clone();
             statements.insert(place.clone(), envelope.clone());

@@ -103,8 +103,7 @@ impl<'a> Stage<ImageRun<'a>> for Attest {
         let attested = async {
             let sbom = read_sbom(&made.run)?;
             let envelope = seal(cx, made, sbom.as_ref()).await?;
-            let digest = provenance::sha256_hex(envelope.as_bytes());
-            cx.ec2.create_tags(&made.image.ids_with_snapshots(), &[(ami::PROVENANCE_TAG.into(), digest)]).await?;
+            provenance::tag_image(cx.ec2, &made.image, &envelope).await?;
             let sbom = sbom.map(|(_, text)| text);
             cx.catalog.set_provenance(&record.workflow_id, &record.step_id, &envelope, sbom.as_deref()).await?;
             // packer's own copies (`ami_regions`), each with a statement naming this one.
@@ -112,9 +111,8 @@ impl<'a> Stage<ImageRun<'a>> for Attest {
             for (region, copy) in &made.copies {
                 let original = (&made.image, cx.region);
                 let sealed = provenance::seal_copy((copy, region), original, &envelope, cx.attester).await?;
-                let tag = [(ami::PROVENANCE_TAG.into(), provenance::sha256_hex(sealed.as_bytes()))];
                 let there = crate::ec2::ec2_in(cx.ec2, cx.region, region);
-                there.create_tags(&copy.ids_with_snapshots(), &tag).await.map_err(|err| err.in_region(region))?;
+                provenance::tag_image(&*there, copy, &sealed).await.map_err(|err| err.in_region(region))?;
                 statements.insert(region.clone(), sealed);
             }
             if !statements.is_empty() {

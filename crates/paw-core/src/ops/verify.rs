@@ -72,10 +72,9 @@ pub async fn verify(
             copy_in: None,
             problems,
         });
-        if checked.len() == 1 {
-            checked.extend(copies.iter().cloned());
-        }
     }
+    // The image's copies right after the image.
+    checked.splice(1..1, copies);
     Ok(checked)
 }
 

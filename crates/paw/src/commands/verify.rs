@@ -23,11 +23,10 @@ async fn public_key(cx: &Context, file: Option<&std::path::Path>) -> paw_core::R
                 .help("give the PEM `paw images provenance` prints (a SubjectPublicKeyInfo)")
         });
     }
-    match cx.signer().await? {
-        Some(signer) => signer.public_key().await,
-        None => Err(Error::new(ErrorKind::Usage, "no key to verify with: the workflow has no \"provenance\" signer")
-            .help("give the signer's public key with --public-key FILE, or add \"provenance\" to workflow_param.json")),
-    }
+    cx.signer_key().await?.ok_or_else(|| {
+        Error::new(ErrorKind::Usage, "no key to verify with: the workflow has no \"provenance\" signer")
+            .help("give the signer's public key with --public-key FILE, or add \"provenance\" to workflow_param.json")
+    })
 }
 
 pub async fn verify(
@@ -108,10 +107,7 @@ pub async fn provenance(cx: &Context, step: &str) -> paw_core::Result<Provenance
     })?;
     let envelope =
         Envelope::parse(&text).map_err(|what| Error::new(ErrorKind::Catalog, format!("{}: {what}", record.ami_id)))?;
-    let public_key = match cx.signer().await? {
-        Some(signer) => Some(signer.public_key().await?.pem()),
-        None => None,
-    };
+    let public_key = cx.signer_key().await?.map(|key| key.pem());
     Ok(Provenance { envelope, public_key })
 }
 
